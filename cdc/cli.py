@@ -1,0 +1,228 @@
+"""The ``cdc`` command line: thin commands over the settings tree and the library.
+
+Errors end a command with one ``cdc: error: ...`` line on stderr and a named exit code
+(`cdc.exits.ExitCode`); tracebacks are for bugs only. Progress goes to stderr, results to stdout, and
+``--json`` prints what a script would read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import click
+import orjson
+
+from cdc.devkafka.runner import KafkaRunnerError, LocalKafka, kafka_version, resolve_jars
+from cdc.exits import CliError, ExitCode
+from cdc.settings import Settings, SettingsError, load_settings
+from streams.admin import EnsureReport, KafkaUnavailableError, TopicAdminError, ensure_topics, open_admin
+from streams.topics import TopicCatalog
+
+
+@dataclass
+class _State:
+    config_file: Path | None
+    _settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(self.config_file)
+        return self._settings
+
+
+def _echo_json(value: Any) -> None:
+    click.echo(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode())
+
+
+def _progress(message: str) -> None:
+    click.echo(message, err=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="YAML settings file (else $CDC_CONFIG); CDC_* environment variables override it.",
+)
+@click.version_option(package_name="crm-cdc", prog_name="cdc")
+@click.pass_context
+def cli(ctx: click.Context, config_file: Path | None) -> None:
+    """Near-real-time HubSpot <-> Dynamics 365 sync through Kafka."""
+    ctx.obj = _State(config_file)
+
+
+# --- topics -------------------------------------------------------------------------------------
+
+
+@cli.group()
+def topics() -> None:
+    """The topic catalog: describe it, or make the cluster match it."""
+    # A short command reports a connection failure itself, in one line; aiokafka would log it twice more.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+
+
+@topics.command("describe")
+@click.option("--json", "as_json", is_flag=True, help="Print the catalog as a JSON list.")
+@click.pass_obj
+def topics_describe(state: _State, as_json: bool) -> None:
+    """Print every topic the daemon uses, with partitions, replication and configs."""
+    catalog = TopicCatalog.from_settings(state.settings.kafka)
+    if as_json:
+        _echo_json(catalog.as_json())
+        return
+    for spec in catalog:
+        config = ", ".join(f"{k}={v}" for k, v in sorted(spec.config.items()))
+        click.echo(f"{spec.name:<32} partitions={spec.partitions:<3} rf={spec.replication_factor}  {config}")
+        click.echo(f"{'':<32} {spec.description}")
+
+
+@topics.command("ensure")
+@click.option("--json", "as_json", is_flag=True, help="Print what was created, what existed and any drift.")
+@click.pass_obj
+def topics_ensure(state: _State, as_json: bool) -> None:
+    """Create the catalog's missing topics; fail (exit 3) when an existing topic drifts from it."""
+    kafka = state.settings.kafka
+    catalog = TopicCatalog.from_settings(kafka)
+
+    async def run() -> EnsureReport:
+        async with open_admin(kafka) as admin:
+            return await ensure_topics(admin, catalog)
+
+    report = asyncio.run(run())
+    if as_json:
+        _echo_json(report.as_json())
+    else:
+        for name in report.created:
+            click.echo(f"created  {name}")
+        for name in report.existing:
+            click.echo(f"{'drifted' if name in report.drifted else 'ok':<8} {name}")
+            for problem in report.drifted.get(name, []):
+                click.echo(f"         - {problem}")
+    if not report.ok:
+        raise CliError(
+            f"{len(report.drifted)} topic(s) differ from the catalog: "
+            + "; ".join(f"{name} {', '.join(problems)}" for name, problems in report.drifted.items())
+            + " (change the topic with kafka-configs/kafka-topics, or the catalog settings)",
+            ExitCode.DRIFT,
+        )
+
+
+# --- dev ----------------------------------------------------------------------------------------
+
+
+@cli.group()
+def dev() -> None:
+    """Local development helpers."""
+
+
+def _wait_for_signal(kafka: LocalKafka) -> None:
+    """Block until SIGINT/SIGTERM, or fail if the broker dies first."""
+    stop = threading.Event()
+
+    def handler(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while not stop.wait(1.0):
+            if not kafka.running:
+                raise CliError(f"the broker exited; last lines of its log:\n{kafka.log_tail(20)}")
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+@dev.command("kafka")
+@click.option("--port", type=int, help="PLAINTEXT port on 127.0.0.1 (default: a free one).")
+@click.option("--controller-port", type=int, help="KRaft controller port (default: a free one).")
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Keep the broker's data (and its ports) here across runs; default: a temporary folder.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print {bootstrap, pid, log, version} as JSON.")
+def dev_kafka(port: int | None, controller_port: int | None, data_dir: Path | None, as_json: bool) -> None:
+    """Run a real single-node Apache Kafka on loopback until Ctrl-C; prints its bootstrap address."""
+    kafka = LocalKafka(port=port, controller_port=controller_port, data_dir=data_dir, progress=_progress)
+    with kafka:
+        if as_json:
+            click.echo(
+                orjson.dumps(
+                    {
+                        "bootstrap": kafka.bootstrap,
+                        "pid": kafka.pid,
+                        "log": str(kafka.log_path),
+                        "version": kafka_version(),
+                    }
+                ).decode()
+            )
+        else:
+            click.echo(kafka.bootstrap)
+            _progress(f"log: {kafka.log_path}; Ctrl-C stops the broker")
+        sys.stdout.flush()
+        _wait_for_signal(kafka)
+        _progress("stopping Kafka ...")
+
+
+@dev.command("resolve-kafka")
+def dev_resolve_kafka() -> None:
+    """Resolve the Kafka broker's jars from Maven Central into the cache (done by `dev kafka` too)."""
+    click.echo(resolve_jars(progress=_progress))
+
+
+@cli.command()
+@click.option("--once", is_flag=True, help="Exit after the first pass instead of waiting for Ctrl-C.")
+@click.pass_obj
+def demo(state: _State, once: bool) -> None:
+    """Run the product end to end on an embedded local Kafka (and, as they land, the sandbox CRMs)."""
+    from cdc import demo as demo_run  # noqa: PLC0415 -- keeps `cdc --help` fast
+
+    logging.getLogger("aiokafka").setLevel(logging.ERROR)  # fresh topics log leader elections as warnings
+    _progress("starting a local Apache Kafka (first run: its jars are resolved from Maven Central) ...")
+    with LocalKafka(progress=_progress) as kafka:
+        settings = state.settings.kafka.model_copy(update={"bootstrap_servers": kafka.bootstrap})
+        click.echo(f"Kafka bootstrap: {kafka.bootstrap}")
+        demo_run.run(settings, click.echo)
+        demo_run.coming(click.echo)
+        if once:
+            return
+        click.echo("running; Ctrl-C stops everything")
+        _wait_for_signal(kafka)
+        _progress("stopping ...")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the command, turn known failures into one line and an exit code."""
+    try:
+        cli.main(args=argv, prog_name="cdc", standalone_mode=False)
+    except click.exceptions.Exit as done:
+        sys.exit(done.exit_code)
+    except click.ClickException as error:
+        error.show()
+        sys.exit(ExitCode.USAGE)
+    except (click.Abort, KeyboardInterrupt):
+        click.echo("cdc: interrupted", err=True)
+        sys.exit(130)
+    except SettingsError as error:
+        _fail(str(error), ExitCode.CONFIG)
+    except KafkaUnavailableError as error:
+        _fail(str(error), ExitCode.UNAVAILABLE)
+    except (KafkaRunnerError, TopicAdminError) as error:
+        _fail(str(error), ExitCode.FAILURE)
+    except CliError as error:
+        _fail(str(error), error.code)
+
+
+def _fail(message: str, code: ExitCode) -> None:
+    click.echo(f"cdc: error: {message}", err=True)
+    sys.exit(code)

@@ -1,0 +1,136 @@
+"""The one settings tree: built once in ``main`` from a YAML file and ``CDC_`` environment variables.
+
+Precedence, highest first: environment (``CDC_KAFKA__BOOTSTRAP_SERVERS``; ``__`` descends a level), then
+the YAML file (``--config FILE`` or ``CDC_CONFIG``), then the defaults. Anything wrong, including an
+unknown ``CDC_`` variable (a typo would otherwise be ignored silently), is one :class:`SettingsError`
+whose message names the setting, its environment variable and what to write instead.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from streams.config import KafkaSettings
+
+ENV_PREFIX = "CDC_"
+NESTING = "__"
+# Variables read outside this tree (the config file's path, the local Kafka runner's jar cache).
+OTHER_ENV = frozenset({"CDC_CONFIG", "CDC_KAFKA_CACHE"})
+
+
+class SettingsError(ValueError):
+    """The configuration is wrong; the message says where and how to fix it."""
+
+
+class LogSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["console", "json"] = Field(
+        default="console", description="console for people, json for log shippers."
+    )
+
+
+class Settings(BaseSettings):
+    """Everything the daemon can be told. Frozen: nothing changes it after start-up."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter=NESTING,
+        frozen=True,
+        extra="forbid",
+        case_sensitive=False,
+    )
+
+    kafka: KafkaSettings = KafkaSettings()
+    log: LogSettings = LogSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],  # noqa: ARG003 -- part of the hook's signature
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,  # noqa: ARG003 -- no .env files: one settings tree
+        file_secret_settings: PydanticBaseSettingsSource,  # noqa: ARG003
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The YAML file arrives as init values; the environment overrides it.
+        return env_settings, init_settings
+
+
+def _field_paths(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    for name, info in model.model_fields.items():
+        path = (*prefix, name)
+        yield path
+        annotation = info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            yield from _field_paths(annotation, path)
+
+
+def env_name(path: tuple[str | int, ...]) -> str:
+    return ENV_PREFIX + NESTING.join(str(part) for part in path).upper()
+
+
+def unknown_env(environ: Mapping[str, str]) -> list[str]:
+    """``CDC_`` variables that name no setting, each with a suggestion when one is close."""
+    known = {env_name(path) for path in _field_paths(Settings)} | OTHER_ENV
+    problems = []
+    for name in sorted(environ):
+        upper = name.upper()
+        if not upper.startswith(ENV_PREFIX) or upper in known:
+            continue
+        close = difflib.get_close_matches(upper, sorted(known), n=1, cutoff=0.75)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        problems.append(f"{name} is not a setting{hint}")
+    return problems
+
+
+def _describe(error: ValidationError, source_file: Path | None) -> str:
+    lines = []
+    for item in error.errors():
+        location = tuple(item["loc"])
+        dotted = ".".join(str(part) for part in location) or "settings"
+        where = f"{dotted} ({env_name(location)}"
+        where += f" or {source_file})" if source_file else ")"
+        got = item.get("input")
+        shown = "" if isinstance(got, dict) or got is None else f"; got {str(got)[:80]!r}"
+        if "password" in dotted or "secret" in dotted:
+            shown = ""  # never echo a secret back, even a wrong one
+        lines.append(f"{where}: {item['msg']}{shown}")
+    return "invalid settings: " + "; ".join(lines)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        loaded = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise SettingsError(f"config file {path} does not exist") from None
+    except yaml.YAMLError as error:
+        raise SettingsError(f"config file {path} is not valid YAML: {error}") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise SettingsError(f"config file {path} must hold a mapping at the top, not {type(loaded).__name__}")
+    return loaded
+
+
+def load_settings(config_file: Path | None = None) -> Settings:
+    """Build the settings tree from ``os.environ`` and the YAML file, or raise :class:`SettingsError`."""
+    if config_file is None and os.environ.get("CDC_CONFIG"):
+        config_file = Path(os.environ["CDC_CONFIG"])
+    problems = unknown_env(os.environ)
+    if problems:
+        raise SettingsError("; ".join(problems))
+    values = _read_yaml(config_file) if config_file else {}
+    try:
+        return Settings(**values)
+    except ValidationError as error:
+        raise SettingsError(_describe(error, config_file)) from None

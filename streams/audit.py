@@ -1,0 +1,67 @@
+"""Audit records: one per write (or deliberate non-write), on the `audit` topic.
+
+Key: the target record's key (the source's when nothing was written), so `cdc explain` reads one record's
+history from one partition. A privacy deletion's audit keeps no field values (``redacted``).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import ClassVar, Self
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+from streams.codec import Codec, Scalar, Versioned
+from streams.keys import RecordRef
+
+
+class AuditAction(StrEnum):
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+    LINK = "link"
+    UNLINK = "unlink"
+    SKIP = "skip"
+
+
+class FieldWrite(BaseModel):
+    """One field written: old -> new and the rule that chose the new value."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    field: str = Field(min_length=1, description="The target's field name.")
+    source_field: str | None = None
+    old: Scalar = None
+    new: Scalar = None
+    rule: str = Field(min_length=1, description="e.g. one_side_changed, step_order, newest, source_of_truth.")
+
+
+class AuditRecord(Versioned):
+    """What the sync engine did to one record, and why."""
+
+    SCHEMA: ClassVar[str] = "audit"
+
+    step: str = Field(min_length=1)
+    action: AuditAction
+    link_id: str | None = None
+    source: RecordRef
+    target: RecordRef | None = None
+    fields: tuple[FieldWrite, ...] = ()
+    reason: str | None = Field(default=None, description="Why a record was skipped or refused.")
+    source_event_ids: tuple[str, ...] = ()
+    dry_run: bool = False
+    redacted: bool = Field(default=False, description="A privacy deletion: no field values are kept.")
+    at: AwareDatetime
+
+    @model_validator(mode="after")
+    def _redacted_keeps_no_values(self) -> Self:
+        if self.redacted and any(f.old is not None or f.new is not None for f in self.fields):
+            raise ValueError("a redacted audit record keeps no field values")
+        return self
+
+    @property
+    def key(self) -> str:
+        return (self.target or self.source).key
+
+
+AUDIT_CODEC: Codec[AuditRecord] = Codec(AuditRecord)

@@ -1,0 +1,53 @@
+"""Shared fixtures: the session's real Kafka broker, per-test topic prefixes and group ids."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import uuid
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+import pytest
+
+from streams.config import KafkaSettings
+
+if TYPE_CHECKING:  # imported by pytest as a plugin below; importing it first would skip assert rewriting
+    from cdc.devkafka.pytest_plugin import KafkaBroker
+
+pytest_plugins = ["cdc.devkafka.pytest_plugin"]
+
+
+@pytest.fixture
+def unique() -> str:
+    """A short id that no other test uses: for topic prefixes and group ids."""
+    return uuid.uuid4().hex[:10]
+
+
+@pytest.fixture
+def kafka_settings(kafka_broker: KafkaBroker, unique: str) -> KafkaSettings:
+    """Settings for the session broker with a topic prefix of this test's own."""
+    return KafkaSettings(
+        bootstrap_servers=kafka_broker.bootstrap,
+        topic_prefix=f"t{unique}.",
+        partitions=3,
+        connect_timeout_s=30,
+    )
+
+
+@pytest.fixture
+async def _no_leaked_tasks() -> AsyncIterator[None]:
+    before = asyncio.all_tasks()
+    yield
+    await asyncio.sleep(0)
+    leaked = [t for t in asyncio.all_tasks() - before if t is not asyncio.current_task() and not t.done()]
+    for task in leaked:
+        task.cancel()
+    assert not leaked, f"the test left tasks running: {leaked}"
+
+
+@pytest.fixture(autouse=True)
+def _async_tests_leave_no_tasks(request: pytest.FixtureRequest) -> None:
+    """Fail an async test that leaves tasks running (an unowned task is a bug in the code under test)."""
+    if inspect.iscoroutinefunction(getattr(request, "function", None)):
+        request.getfixturevalue("_no_leaked_tasks")

@@ -1,0 +1,122 @@
+"""Settings: YAML then environment, one clear error for anything wrong, no secret in any repr."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from cdc.settings import Settings, SettingsError, load_settings, unknown_env
+from streams.config import KafkaSettings
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os  # noqa: PLC0415
+
+    for name in list(os.environ):
+        if name.upper().startswith("CDC_"):
+            monkeypatch.delenv(name)
+
+
+def test_defaults_need_no_configuration() -> None:
+    settings = load_settings()
+    assert settings.kafka.bootstrap_servers == "127.0.0.1:9092"
+    assert settings.kafka.topic_prefix == "crm."
+
+
+def test_environment_overrides_the_yaml_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "cdc.yaml"
+    config.write_text(
+        "kafka:\n  bootstrap_servers: kafka-a:9092\n  topic_prefix: prod.\nlog:\n  level: DEBUG\n"
+    )
+    monkeypatch.setenv("CDC_KAFKA__BOOTSTRAP_SERVERS", "kafka-b:9092")
+    settings = load_settings(config)
+    assert settings.kafka.bootstrap_servers == "kafka-b:9092"
+    assert settings.kafka.topic_prefix == "prod."
+    assert settings.log.level == "DEBUG"
+
+
+def test_config_file_can_come_from_cdc_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "cdc.yaml"
+    config.write_text("kafka:\n  partitions: 12\n")
+    monkeypatch.setenv("CDC_CONFIG", str(config))
+    assert load_settings().kafka.partitions == 12
+
+
+def test_a_misspelt_variable_is_an_error_with_a_suggestion(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CDC_KAFKA__BOOTSTRAPSERVERS", "x:1")
+    with pytest.raises(SettingsError, match="CDC_KAFKA__BOOTSTRAPSERVERS is not a setting; did you mean "
+                       "CDC_KAFKA__BOOTSTRAP_SERVERS\\?"):  # fmt: skip
+        load_settings()
+
+
+def test_unknown_env_ignores_other_programs_variables() -> None:
+    assert unknown_env({"PATH": "/bin", "KAFKA_BOOTSTRAP": "x", "CDC_KAFKA_CACHE": "/c"}) == []
+
+
+def test_a_wrong_value_names_the_setting_its_variable_and_the_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CDC_KAFKA__SECURITY_PROTOCOL", "TLS")
+    with pytest.raises(SettingsError) as raised:
+        load_settings()
+    message = str(raised.value)
+    assert "kafka.security_protocol (CDC_KAFKA__SECURITY_PROTOCOL)" in message
+    assert "'PLAINTEXT', 'SSL', 'SASL_PLAINTEXT' or 'SASL_SSL'" in message
+    assert "got 'TLS'" in message
+
+
+def test_yaml_problems_name_the_file(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("kafka: [unclosed\n")
+    with pytest.raises(SettingsError, match=f"config file {bad} is not valid YAML"):
+        load_settings(bad)
+    bad.write_text("- a list\n")
+    with pytest.raises(SettingsError, match="must hold a mapping at the top, not list"):
+        load_settings(bad)
+    bad.write_text("kafka:\n  partitons: 3\n")
+    with pytest.raises(SettingsError, match=r"kafka\.partitons .*Extra inputs are not permitted"):
+        load_settings(bad)
+    with pytest.raises(SettingsError, match="does not exist"):
+        load_settings(tmp_path / "missing.yaml")
+
+
+def test_sasl_needs_its_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CDC_KAFKA__SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("CDC_KAFKA__SASL_MECHANISM", "SCRAM-SHA-512")
+    with pytest.raises(SettingsError, match="needs sasl_mechanism, sasl_username and sasl_password"):
+        load_settings()
+
+
+def test_secrets_never_show_in_repr_or_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = "hunter2-very-secret"  # noqa: S105 -- a test value, to prove it never leaks
+    monkeypatch.setenv("CDC_KAFKA__SECURITY_PROTOCOL", "SASL_PLAINTEXT")
+    monkeypatch.setenv("CDC_KAFKA__SASL_MECHANISM", "PLAIN")
+    monkeypatch.setenv("CDC_KAFKA__SASL_USERNAME", "svc")
+    monkeypatch.setenv("CDC_KAFKA__SASL_PASSWORD", secret)
+    settings = load_settings()
+    assert secret not in repr(settings)
+    assert secret not in str(settings.model_dump())
+    assert settings.kafka.sasl_password is not None
+    assert settings.kafka.sasl_password.get_secret_value() == secret
+
+    monkeypatch.setenv("CDC_KAFKA__SSL_KEY_PASSWORD", secret)
+    monkeypatch.setenv("CDC_KAFKA__SSL_CERTFILE", "/nonexistent.pem")
+    with pytest.raises(SettingsError) as raised:
+        load_settings()
+    assert secret not in str(raised.value)
+
+
+def test_tls_files_must_exist(tmp_path: Path) -> None:
+    expected = re.escape("ssl_cafile '/nonexistent/ca.pem' is not a readable file")
+    with pytest.raises(ValueError, match=expected):
+        KafkaSettings(security_protocol="SSL", ssl_cafile=Path("/nonexistent/ca.pem"))
+    ca = tmp_path / "ca.pem"
+    ca.write_text("x")
+    assert KafkaSettings(security_protocol="SSL", ssl_cafile=ca).uses_ssl
+
+
+def test_settings_are_frozen() -> None:
+    settings = Settings()
+    with pytest.raises(ValueError, match="frozen"):
+        settings.kafka = KafkaSettings()  # type: ignore[misc]
