@@ -27,6 +27,8 @@ class Operation(StrEnum):
     RESTORE = "restore"
     ASSOCIATION = "association"
     PRIVACY_DELETION = "privacy_deletion"
+    OTHER = "other"
+    """A change type this version does not interpret (published as-is; see ``source_event_type``)."""
 
 
 class Origin(StrEnum):
@@ -86,6 +88,9 @@ class ChangeEvent(Versioned):
     source_event_id: str | None = Field(
         default=None,
         description="The source's id for the event (HubSpot eventId; not unique across deliveries).",
+    )
+    source_event_type: str | None = Field(
+        default=None, description="The source's own name for the change (HubSpot subscriptionType)."
     )
     source_version: str | None = Field(
         default=None, description="The source's row version (Dataverse versionnumber) or modification stamp."

@@ -61,6 +61,7 @@ def change_events(draw: st.DrawFn) -> ChangeEvent:
         changed_properties=draw(properties),
         record=draw(st.none() | properties),
         source_event_id=draw(st.none() | ids),
+        source_event_type=draw(st.none() | text),
         source_version=draw(st.none() | text),
         change_source=draw(st.none() | st.sampled_from(["CRM_UI", "INTEGRATION", "IMPORT", "API"])),
         source_app_id=draw(st.none() | ids),

@@ -1,0 +1,202 @@
+"""HubSpot webhook bodies -> change events: parsing and translation, no I/O.
+
+A body is a JSON array of event objects (webhooks API v3). Field names follow HubSpot's documentation
+and the payloads third parties captured: the type arrives as ``subscriptionType`` (or ``eventType`` in the
+docs' examples), ids are int64 (kept as strings: they exceed 2^31), ``occurredAt`` is epoch milliseconds.
+Legacy per-object types (``contact.propertyChange``) and the generic ones (``object.propertyChange`` with
+``objectTypeId``) map to the same events. An unknown type is not an error: it is published as
+``Operation.OTHER`` with its raw type, so nothing HubSpot sends is lost.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from streams.events import Association, ChangeEvent, Merge, Operation, Origin
+from streams.keys import SourceSystem
+
+# objectTypeId of generic `object.*` events -> our object type names (HubSpot's CRM object type ids).
+OBJECT_TYPE_IDS = {
+    "0-1": "contact",
+    "0-2": "company",
+    "0-3": "deal",
+    "0-5": "ticket",
+    "0-7": "product",
+    "0-8": "line_item",
+    "0-136": "lead",
+}
+ACTIONS = {
+    "creation": Operation.CREATE,
+    "propertyChange": Operation.UPDATE,
+    "deletion": Operation.DELETE,
+    "merge": Operation.MERGE,
+    "restore": Operation.RESTORE,
+    "associationChange": Operation.ASSOCIATION,
+    "privacyDeletion": Operation.PRIVACY_DELETION,
+}
+
+
+class WebhookBodyError(ValueError):
+    """The body is not HubSpot's documented shape; the message is short enough for a 400 answer."""
+
+
+def _id(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | str) or str(value) == "":
+        raise ValueError("must be an integer or a string id")
+    return str(value)
+
+
+class WebhookEvent(BaseModel):
+    """One event of a webhook body, as HubSpot sends it (unknown extra fields are kept, not refused)."""
+
+    model_config = ConfigDict(frozen=True, extra="allow", populate_by_name=True)
+
+    subscription_type: str = Field(alias="subscriptionType", min_length=1)
+    event_id: str = Field(alias="eventId")
+    portal_id: str = Field(alias="portalId")
+    occurred_at: int = Field(alias="occurredAt", ge=0)
+    app_id: str | None = Field(default=None, alias="appId")
+    subscription_id: str | None = Field(default=None, alias="subscriptionId")
+    attempt_number: int = Field(default=0, alias="attemptNumber")
+    object_id: str | None = Field(default=None, alias="objectId")
+    object_type_id: str | None = Field(default=None, alias="objectTypeId")
+    property_name: str | None = Field(default=None, alias="propertyName")
+    property_value: str | None = Field(default=None, alias="propertyValue")
+    change_source: str | None = Field(default=None, alias="changeSource")
+    source_id: str | None = Field(default=None, alias="sourceId")
+    primary_object_id: str | None = Field(default=None, alias="primaryObjectId")
+    merged_object_ids: tuple[str, ...] = Field(default=(), alias="mergedObjectIds")
+    new_object_id: str | None = Field(default=None, alias="newObjectId")
+    association_type: str | None = Field(default=None, alias="associationType")
+    from_object_id: str | None = Field(default=None, alias="fromObjectId")
+    to_object_id: str | None = Field(default=None, alias="toObjectId")
+    association_removed: bool = Field(default=False, alias="associationRemoved")
+    is_primary_association: bool = Field(default=False, alias="isPrimaryAssociation")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _event_type_is_an_alias(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "subscriptionType" not in data and "eventType" in data:
+            return {**data, "subscriptionType": data["eventType"]}
+        return data
+
+    @field_validator(
+        "event_id", "portal_id", "app_id", "subscription_id", "object_id", "primary_object_id",
+        "new_object_id", "from_object_id", "to_object_id", mode="before",
+    )  # fmt: skip
+    @classmethod
+    def _ids_are_strings(cls, value: Any) -> str | None:
+        return _id(value)
+
+    @field_validator("merged_object_ids", mode="before")
+    @classmethod
+    def _merged_ids_are_strings(cls, value: Any) -> tuple[str, ...]:
+        if not isinstance(value, list | tuple):
+            raise ValueError("must be a list of ids")
+        return tuple(str(_id(item)) for item in value)
+
+    @field_validator("property_value", "source_id", "change_source", mode="before")
+    @classmethod
+    def _scalars_as_text(cls, value: Any) -> str | None:
+        # propertyValue is a string in HubSpot's payloads; a number or bool from a proxy is still that value.
+        if value is None or isinstance(value, str):
+            return value
+        if isinstance(value, bool | int | float):
+            return orjson.dumps(value).decode()
+        raise ValueError("must be a string")
+
+
+def parse_body(body: bytes) -> list[WebhookEvent]:
+    """The events of one request, or :class:`WebhookBodyError` saying what is wrong."""
+    try:
+        raw = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise WebhookBodyError("body is not JSON") from None
+    if not isinstance(raw, list):
+        raise WebhookBodyError(f"body must be a JSON array of events, not {type(raw).__name__}")
+    events = []
+    for index, item in enumerate(raw):
+        if not isinstance(item, dict):
+            raise WebhookBodyError(f"event {index} is not a JSON object")
+        try:
+            events.append(WebhookEvent.model_validate(item))
+        except ValidationError as error:
+            first = error.errors()[0]
+            field = ".".join(str(part) for part in first["loc"]) or "event"
+            raise WebhookBodyError(f"event {index}: {field}: {first['msg']}") from None
+    return events
+
+
+@dataclass(frozen=True)
+class Translated:
+    event: ChangeEvent
+    known_type: bool
+
+
+def _split_type(event: WebhookEvent) -> tuple[str | None, str]:
+    """``contact.propertyChange`` -> (contact, propertyChange); generic types use ``objectTypeId``."""
+    prefix, _, action = event.subscription_type.partition(".")
+    if prefix == "object":
+        return OBJECT_TYPE_IDS.get(event.object_type_id or "", event.object_type_id), action
+    return (prefix or None), action
+
+
+def translate(event: WebhookEvent, received_at: datetime) -> Translated:
+    """One HubSpot webhook event as a change event keyed by the record it is about."""
+    object_type, action = _split_type(event)
+    operation = ACTIONS.get(action, Operation.OTHER)
+    object_id = event.object_id
+    merge = association = None
+    changed: dict[str, str | None] = {}
+    if operation is Operation.UPDATE and event.property_name:
+        changed[event.property_name] = event.property_value
+    elif operation is Operation.MERGE and event.primary_object_id:
+        merge = Merge(
+            primary_object_id=event.primary_object_id,
+            merged_object_ids=event.merged_object_ids,
+            new_object_id=event.new_object_id,
+        )
+        object_id = object_id or merge.surviving_id
+    elif operation is Operation.ASSOCIATION and event.association_type and event.to_object_id:
+        from_type, _, to_type = event.association_type.lower().partition("_to_")
+        object_type = object_type or from_type
+        object_id = event.from_object_id or object_id
+        association = Association(
+            to_object_type=to_type,
+            to_object_id=event.to_object_id,
+            category=event.association_type,
+            primary=event.is_primary_association,
+            removed=event.association_removed,
+        )
+    known = operation is not Operation.OTHER and object_type is not None and object_id is not None
+    if (operation is Operation.MERGE and merge is None) or (
+        operation is Operation.ASSOCIATION and association is None
+    ):
+        known, operation = False, Operation.OTHER
+    return Translated(
+        event=ChangeEvent(
+            source=SourceSystem.HUBSPOT,
+            tenant=event.portal_id,
+            object_type=object_type or "unknown",
+            object_id=object_id or f"event-{event.event_id}",
+            operation=operation,
+            origin=Origin.WEBHOOK,
+            changed_properties=dict(changed),
+            source_event_id=event.event_id,
+            source_event_type=event.subscription_type,
+            change_source=event.change_source,
+            source_app_id=event.source_id if event.change_source == "INTEGRATION" else None,
+            merge=merge,
+            association=association,
+            occurred_at=datetime.fromtimestamp(event.occurred_at / 1000, UTC),
+            received_at=received_at,
+        ),
+        known_type=known,
+    )
