@@ -201,6 +201,71 @@ def demo(state: _State, once: bool) -> None:
         _progress("stopping ...")
 
 
+@cli.command()
+@click.pass_obj
+def ingest(state: _State) -> None:
+    """Receive HubSpot webhooks and publish them to Kafka (answers 2xx only once Kafka acknowledged)."""
+    from cdc.ingest.service import run_ingest  # noqa: PLC0415 -- keeps `cdc --help` fast
+
+    settings = state.settings
+    logging.basicConfig(level=settings.log.level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await run_ingest(settings, stop, on_listening=lambda url: _progress(f"receiving webhooks at {url}"))
+
+    asyncio.run(run())
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Loopback address to listen on.")
+@click.option("--hubspot-port", type=int, default=0, help="HubSpot emulator port (default: a free one).")
+@click.option("--dataverse-port", type=int, default=0, help="Dataverse emulator port (default: a free one).")
+@click.option("--webhook-url", help="Where the HubSpot emulator posts webhooks (e.g. the ingest receiver).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for ids, tokens and fault dice.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON line of URLs and credentials.")
+def sandbox(
+    *, host: str, hubspot_port: int, dataverse_port: int, webhook_url: str | None, seed: int, as_json: bool
+) -> None:
+    """Run the local HubSpot and Dataverse emulators until Ctrl-C; prints their URLs and credentials."""
+    from cdc.sandbox.runner import run_sandbox  # noqa: PLC0415 -- keeps `cdc --help` fast
+
+    async def run() -> None:
+        async with run_sandbox(
+            host=host,
+            hubspot_port=hubspot_port,
+            dataverse_port=dataverse_port,
+            webhook_url=webhook_url,
+            seed=seed,
+        ) as box:
+            if as_json:
+                click.echo(orjson.dumps(box.info.as_json()).decode())
+            else:
+                hub, dv = box.info.hubspot, box.info.dataverse
+                click.echo(f"HubSpot   {hub.base_url}  token {hub.token}  app {hub.app_id}")
+                click.echo(f"Dataverse {dv.base_url}  authority {dv.authority}  client {dv.client_id}")
+                click.echo(f"          CA bundle {dv.ca_bundle}; admin APIs under /_admin; Ctrl-C stops")
+            sys.stdout.flush()
+            await _until_signal()
+
+    asyncio.run(run())
+
+
+async def _until_signal() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the command, turn known failures into one line and an exit code."""
     try:

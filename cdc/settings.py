@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from streams.config import KafkaSettings
@@ -39,6 +39,45 @@ class LogSettings(BaseModel):
     )
 
 
+class HubSpotSettings(BaseModel):
+    """The HubSpot portal and the app the daemon runs as."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    base_url: str = Field(default="https://api.hubapi.com", description="CRM API base URL.")
+    token: SecretStr | None = Field(default=None, description="Private-app (or OAuth) bearer token.")
+    app_id: int | None = Field(default=None, description="The app's id: webhooks of its own writes carry it.")
+    client_secret: SecretStr | None = Field(default=None, description="The app's client secret (signatures).")
+
+
+class IngestSettings(BaseModel):
+    """The webhook receiver (`cdc ingest`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, description="Larger bodies are answered 413.")
+    publish_deadline_s: float = Field(
+        default=4.0,
+        gt=0,
+        lt=5,
+        description="Kafka must acknowledge within this, else 503 (HubSpot waits 5 s).",
+    )
+    public_url: str | None = Field(
+        default=None, description="The webhook URL as HubSpot calls it, when a proxy changes scheme or host."
+    )
+    trust_forwarded_headers: bool = Field(
+        default=False, description="Take scheme and host from X-Forwarded-* (only behind a trusted proxy)."
+    )
+    allow_v1_v2_signatures: bool = Field(
+        default=True, description="Accept v1/v2 signatures when v3 is absent."
+    )
+    shutdown_grace_s: float = Field(
+        default=10.0, gt=0, description="In-flight requests may finish this long."
+    )
+
+
 class Settings(BaseSettings):
     """Everything the daemon can be told. Frozen: nothing changes it after start-up."""
 
@@ -51,6 +90,8 @@ class Settings(BaseSettings):
     )
 
     kafka: KafkaSettings = KafkaSettings()
+    hubspot: HubSpotSettings = HubSpotSettings()
+    ingest: IngestSettings = IngestSettings()
     log: LogSettings = LogSettings()
 
     @classmethod
@@ -120,6 +161,13 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if not isinstance(loaded, dict):
         raise SettingsError(f"config file {path} must hold a mapping at the top, not {type(loaded).__name__}")
     return loaded
+
+
+def require(value: object, path: str, command: str) -> None:
+    """Fail with the setting's name and variable when a command needs a setting that is not set."""
+    if value is None or value == "":
+        variable = env_name(tuple(path.split(".")))
+        raise SettingsError(f"{path} ({variable}) is required by `cdc {command}`")
 
 
 def load_settings(config_file: Path | None = None) -> Settings:

@@ -17,8 +17,8 @@ from cdc.sandbox.calls import CallCounter
 from cdc.sandbox.clock import Clock
 from cdc.sandbox.faults import Faults
 from cdc.sandbox.middleware import SandboxMiddleware
-from cdc.sandbox.serving import serve
 from cdc.sandbox.tls import make_local_tls
+from cdc.serving import serve
 
 
 def test_clock_moves_forward_only() -> None:

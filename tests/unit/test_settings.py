@@ -89,7 +89,7 @@ def test_sasl_needs_its_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_secrets_never_show_in_repr_or_errors(monkeypatch: pytest.MonkeyPatch) -> None:
-    secret = "hunter2-very-secret"  # noqa: S105 -- a test value, to prove it never leaks
+    secret = "hunter2-very-secret"
     monkeypatch.setenv("CDC_KAFKA__SECURITY_PROTOCOL", "SASL_PLAINTEXT")
     monkeypatch.setenv("CDC_KAFKA__SASL_MECHANISM", "PLAIN")
     monkeypatch.setenv("CDC_KAFKA__SASL_USERNAME", "svc")

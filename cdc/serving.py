@@ -35,7 +35,9 @@ class Served:
 
 def bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY on accepted connections only for TCP-typed sockets;
+    # without it every keep-alive response waits ~40 ms for Nagle and delayed ACKs.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     sock.listen(1024)
@@ -50,7 +52,8 @@ async def serve(
     host: str = "127.0.0.1",
     port: int = 0,
     tls: LocalTls | None = None,
-    name: str = "sandbox",
+    name: str = "http",
+    graceful_s: float = 5.0,
 ) -> AsyncIterator[Served]:
     """Run ``app`` until the block ends; yields its base URL once uvicorn accepts connections."""
     sock = bind(host, port)
@@ -62,7 +65,7 @@ async def serve(
         lifespan="on",
         ssl_certfile=str(tls.certfile) if tls else None,
         ssl_keyfile=str(tls.keyfile) if tls else None,
-        timeout_graceful_shutdown=5,
+        timeout_graceful_shutdown=max(1, round(graceful_s)),
     )
     server = _EmbeddedServer(config)
     task = asyncio.create_task(server.serve(sockets=[sock]), name=f"uvicorn-{name}")
@@ -78,5 +81,5 @@ async def serve(
     finally:
         server.should_exit = True
         with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.wait_for(task, 10)
+            await asyncio.wait_for(task, graceful_s + 5)
         sock.close()

@@ -1,0 +1,3 @@
+"""The daemon's HubSpot edge: request-signature checks (and, as they land, the API client)."""
+
+__all__: list[str] = []

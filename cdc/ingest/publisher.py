@@ -1,0 +1,86 @@
+"""Publishing change events to Kafka with a deadline: acknowledged by every replica, or an error.
+
+The webhook answers 2xx only after :meth:`ChangePublisher.publish` returns (guarantee 1); if Kafka is down
+or slower than the deadline it raises :class:`PublishUnavailableError` and the caller answers 503 so
+HubSpot retries. Events that were sent but not awaited may still land: duplicates are fine downstream,
+losses are not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from aiokafka.errors import KafkaError
+
+from cdc.metrics import Metrics, object_label
+from streams.clients import make_producer
+from streams.config import KafkaSettings
+from streams.events import CHANGE_CODEC, ChangeEvent
+from streams.keys import SourceSystem
+from streams.topics import TopicCatalog, TopicRole
+
+
+class PublishUnavailableError(RuntimeError):
+    """Kafka did not acknowledge the events within the deadline; retrying later is right."""
+
+
+class ChangePublisher:
+    """One idempotent ``acks=all`` producer for the change topics of both systems."""
+
+    def __init__(self, kafka: KafkaSettings, metrics: Metrics, *, deadline_s: float = 4.0) -> None:
+        catalog = TopicCatalog.from_settings(kafka)
+        self._topics = {
+            SourceSystem.HUBSPOT: catalog.name(TopicRole.CHANGES_HUBSPOT),
+            SourceSystem.DATAVERSE: catalog.name(TopicRole.CHANGES_DATAVERSE),
+        }
+        self._producer: Any = make_producer(kafka, linger_ms=2)
+        self._metrics = metrics
+        self._deadline_s = deadline_s
+        self._started = False
+
+    async def start(self) -> None:
+        await self._producer.start()
+        self._started = True
+
+    async def stop(self) -> None:
+        """Flush what is buffered and close; idempotent."""
+        if not self._started:
+            return
+        self._started = False
+        await self._producer.stop()
+
+    async def publish(self, events: Sequence[ChangeEvent]) -> None:
+        """Send every event and wait until Kafka acknowledged all of them, within the deadline."""
+        if not events:
+            return
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(self._deadline_s):
+                futures = [
+                    await self._producer.send(
+                        self._topics[event.source],
+                        CHANGE_CODEC.encode(event),
+                        key=event.key.encode(),
+                        headers=[CHANGE_CODEC.header],
+                    )
+                    for event in events
+                ]
+                await asyncio.gather(*futures)
+        except TimeoutError:
+            self._metrics.produce_failures.labels(reason="timeout").inc()
+            raise PublishUnavailableError(
+                f"Kafka did not acknowledge {len(events)} event(s) within {self._deadline_s:g}s"
+            ) from None
+        except KafkaError as error:
+            self._metrics.produce_failures.labels(reason=type(error).__name__).inc()
+            raise PublishUnavailableError(f"Kafka refused the events: {error}") from None
+        elapsed = time.perf_counter() - started
+        for system in {event.source for event in events}:
+            self._metrics.produce_seconds.labels(topic=self._topics[system]).observe(elapsed)
+        for event in events:
+            self._metrics.events_ingested.labels(
+                source=event.source, object=object_label(event.object_type)
+            ).inc()

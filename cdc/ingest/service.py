@@ -1,0 +1,97 @@
+"""`cdc ingest`: the webhook receiver's lifecycle.
+
+Start-up: the producer connects, then uvicorn binds and serves. Shutdown is numbered and bounded:
+
+1. close intake: new webhooks get 503 (HubSpot retries them), ``/readyz`` turns red;
+2. uvicorn stops accepting and lets in-flight requests finish (``ingest.shutdown_grace_s``);
+3. the producer flushes what is buffered and closes;
+4. one summary line is logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry
+
+from cdc.ingest.publisher import ChangePublisher
+from cdc.ingest.webhooks import Intake, ReceiverConfig, create_app
+from cdc.metrics import Metrics
+from cdc.serving import serve
+from cdc.settings import Settings, require
+from streams.admin import KafkaUnavailableError, describe, open_admin
+from streams.topics import TopicCatalog, TopicRole
+
+log = logging.getLogger("cdc.ingest")
+READY_CACHE_S = 5.0
+
+
+class KafkaReadiness:
+    """``/readyz``: Kafka answers and the change topics exist; cached briefly so probes stay cheap."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._kafka = settings.kafka
+        catalog = TopicCatalog.from_settings(settings.kafka)
+        self._topics = [catalog.name(TopicRole.CHANGES_HUBSPOT), catalog.name(TopicRole.CHANGES_DATAVERSE)]
+        self._checked_at = float("-inf")
+        self._ready = False
+
+    async def __call__(self) -> bool:
+        if time.monotonic() - self._checked_at < READY_CACHE_S:
+            return self._ready
+        try:
+            async with open_admin(self._kafka) as admin:
+                self._ready = set(self._topics) <= set(await describe(admin, self._topics))
+        except KafkaUnavailableError:
+            self._ready = False
+        self._checked_at = time.monotonic()
+        return self._ready
+
+
+async def run_ingest(
+    settings: Settings,
+    stop: asyncio.Event,
+    *,
+    metrics: Metrics | None = None,
+    on_listening: Callable[[str], None] = lambda _: None,
+) -> None:
+    """Serve webhooks until ``stop`` is set, then shut down in the documented order."""
+    require(settings.hubspot.client_secret, "hubspot.client_secret", "ingest")
+    assert settings.hubspot.client_secret is not None  # noqa: S101 -- checked by require() above
+    metrics = metrics or Metrics(CollectorRegistry())
+    config = ReceiverConfig(
+        client_secret=settings.hubspot.client_secret.get_secret_value(),
+        max_body_bytes=settings.ingest.max_body_bytes,
+        allow_v1_v2=settings.ingest.allow_v1_v2_signatures,
+        public_url=settings.ingest.public_url,
+        trust_forwarded_headers=settings.ingest.trust_forwarded_headers,
+    )
+    publisher = ChangePublisher(settings.kafka, metrics, deadline_s=settings.ingest.publish_deadline_s)
+    await publisher.start()
+    intake = Intake()
+    app = create_app(config, publisher, metrics, ready=KafkaReadiness(settings), intake=intake)
+    started = time.monotonic()
+    try:
+        async with serve(
+            app,
+            host=settings.ingest.host,
+            port=settings.ingest.port,
+            name="ingest",
+            graceful_s=settings.ingest.shutdown_grace_s,
+        ) as served:
+            on_listening(f"{served.base_url}/webhooks/hubspot")
+            await stop.wait()
+            intake.open = False  # 1. new webhooks get 503 from here on
+        # 2. leaving serve() waited for in-flight requests
+    finally:
+        await publisher.stop()  # 3. flush and close
+    answered = sum(
+        sample.value
+        for metric in metrics.webhook_requests.collect()
+        for sample in metric.samples
+        if sample.name.endswith("_total")
+    )
+    log.info("ingest stopped after %.0fs: %d webhook requests answered", time.monotonic() - started, answered)

@@ -1,0 +1,158 @@
+"""Admin routes under ``/_admin`` (JSON in and out; no token, not counted, no injected faults).
+
+Edits made here are "user" edits: they bump versions and land in change tracking like any write.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from pydantic import ValidationError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from cdc.sandbox.dataverse import errors
+from cdc.sandbox.dataverse.entities import write_row
+from cdc.sandbox.dataverse.metadata import create_key
+from cdc.sandbox.dataverse.odata import Prefer
+from cdc.sandbox.dataverse.records import render_row
+from cdc.sandbox.dataverse.tables import Table
+
+if TYPE_CHECKING:  # app.py imports this module
+    from cdc.sandbox.dataverse.app import DataverseSandbox
+
+__all__ = ["admin_routes"]
+
+
+def _error(status: int, message: str) -> Response:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+async def _json(request: Request) -> Any:
+    body = await request.body()
+    return orjson.loads(body) if body.strip() else {}
+
+
+def admin_routes(sandbox: DataverseSandbox) -> list[Route]:  # noqa: C901, PLR0915 -- one closure per route
+    store = sandbox.store
+
+    def table_of(request: Request) -> Table:
+        name = request.path_params["table"]
+        table = store.tables.get(name) or store.table_by_set(name)
+        if table is None:
+            raise errors.DataverseError(404, "", f"no table {name}")
+        return table
+
+    def shown(table: Table, row: Any) -> dict[str, Any]:
+        return render_row(store, table, row, None, Prefer())
+
+    async def state(_: Request) -> Response:
+        with store.lock:
+            counts = {name: len(store.rows(name)) for name in store.tables}
+        return JSONResponse(
+            {
+                "tenant_id": sandbox.tenant_id,
+                "client_id": sandbox.client_id,
+                "version": store.version,
+                "rows": counts,
+                "change_tracking_expiry_days": sandbox.change_tracking_expiry_days,
+                "protection": sandbox.protection.settings.model_dump(),
+                "faults": sandbox.faults.knobs.model_dump(),
+                "clock_offset_s": sandbox.clock.offset,
+            }
+        )
+
+    async def rows(request: Request) -> Response:
+        table = table_of(request)
+        if request.method == "GET":
+            with store.lock:
+                return JSONResponse({"value": [shown(table, r) for r in store.rows(table.logical_name)]})
+        body = await _json(request)
+        items = body.get("rows", [body]) if isinstance(body, dict) else body
+        with store.transaction():
+            created = [write_row(store, table, item, None, {}) for item in items]
+        return JSONResponse({"value": [shown(table, r) for r in created]}, status_code=201)
+
+    async def row(request: Request) -> Response:
+        table = table_of(request)
+        record_id = request.path_params["id"].lower()
+        body = await _json(request) if request.method == "PATCH" else None
+        with store.transaction():
+            found = store.get(table.logical_name, record_id)
+            if found is None:
+                raise errors.not_found(table.logical_name, record_id)
+            if request.method == "DELETE":
+                store.delete(table, found)
+                return Response(status_code=204)
+            if request.method == "PATCH":
+                found = write_row(store, table, body, found, {})
+            return JSONResponse(shown(table, found))
+
+    async def keys(request: Request) -> Response:
+        table = table_of(request)
+        body = await _json(request)
+        key = create_key(store, table, str(body["name"]), list(body["columns"]))
+        return JSONResponse({"name": key.name, "columns": list(key.columns)}, status_code=201)
+
+    async def calls(request: Request) -> Response:
+        if request.method == "DELETE":
+            sandbox.calls.reset()
+        return JSONResponse(sandbox.calls.snapshot())
+
+    async def faults(request: Request) -> Response:
+        if request.method == "PUT":
+            sandbox.faults.update(await _json(request))
+        return JSONResponse(sandbox.faults.knobs.model_dump())
+
+    async def protection(request: Request) -> Response:
+        if request.method == "PUT":
+            sandbox.protection.configure(await _json(request))
+        return JSONResponse(sandbox.protection.settings.model_dump())
+
+    async def clock(request: Request) -> Response:
+        body = await _json(request)
+        sandbox.clock.advance(float(body.get("seconds", 0)))
+        return JSONResponse({"offset_s": sandbox.clock.offset, "now": sandbox.clock.now().isoformat()})
+
+    async def tracking(request: Request) -> Response:
+        if request.method == "PUT":
+            days = float((await _json(request))["expiry_days"])
+            if not 0 <= days <= 365:  # noqa: PLR2004 -- the organization column's documented range
+                return _error(400, "expiry_days must be within 0..365")
+            sandbox.change_tracking_expiry_days = days
+        return JSONResponse({"expiry_days": sandbox.change_tracking_expiry_days})
+
+    async def token(request: Request) -> Response:
+        org = f"{request.url.scheme}://{request.url.netloc}"
+        return JSONResponse({"access_token": sandbox.issuer.issue_for_tests(org), "token_type": "Bearer"})
+
+    def guarded(handler: Any) -> Any:
+        async def run(request: Request) -> Response:
+            try:
+                response: Response = await handler(request)
+            except errors.DataverseError as error:
+                return JSONResponse({"error": error.message, "code": error.code}, status_code=error.status)
+            except (ValidationError, ValueError, KeyError, TypeError) as exc:
+                return _error(400, str(exc))
+            return response
+
+        return run
+
+    prefix = "/_admin"
+    table_routes = [
+        Route(f"{prefix}/tables/{{table}}/rows", guarded(rows), methods=["GET", "POST"]),
+        Route(f"{prefix}/tables/{{table}}/rows/{{id}}", guarded(row), methods=["GET", "PATCH", "DELETE"]),
+        Route(f"{prefix}/tables/{{table}}/keys", guarded(keys), methods=["POST"]),
+    ]
+    return [
+        Route(f"{prefix}/state", guarded(state), methods=["GET"]),
+        *table_routes,
+        Route(f"{prefix}/calls", guarded(calls), methods=["GET", "DELETE"]),
+        Route(f"{prefix}/faults", guarded(faults), methods=["GET", "PUT"]),
+        Route(f"{prefix}/protection", guarded(protection), methods=["GET", "PUT"]),
+        Route(f"{prefix}/clock/advance", guarded(clock), methods=["POST"]),
+        Route(f"{prefix}/change-tracking", guarded(tracking), methods=["GET", "PUT"]),
+        Route(f"{prefix}/token", guarded(token), methods=["POST"]),
+    ]

@@ -1,0 +1,252 @@
+"""The metadata API the daemon uses: ``EntityDefinitions``, their ``Attributes`` (list and create custom
+columns) and ``Keys`` (list and create alternate keys). Shapes follow EntityMetadata / AttributeMetadata /
+EntityKeyMetadata; only the members a client reads are filled. New keys are ``Active`` at once (a real
+org builds the index asynchronously).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from cdc.sandbox.dataverse import errors
+from cdc.sandbox.dataverse.context import ApiRequest, Outcome, json_outcome
+from cdc.sandbox.dataverse.odata import FilterSyntaxError, evaluate, parse_filter, parse_key, parse_select
+from cdc.sandbox.dataverse.store import Store
+from cdc.sandbox.dataverse.tables import Choice, Column, Key, Table, metadata_id
+
+__all__ = ["handle_metadata"]
+
+_PATH = re.compile(
+    r"^EntityDefinitions(?:\((?P<entity>[^)]*)\))?"
+    r"(?:/(?P<child>Attributes|Keys)(?:\((?P<item>[^)]*)\))?(?:/Microsoft\.Dynamics\.CRM\.(?P<cast>\w+))?)?$"
+)
+_TYPES = {
+    "String": "StringAttributeMetadata",
+    "Memo": "MemoAttributeMetadata",
+    "Integer": "IntegerAttributeMetadata",
+    "BigInt": "BigIntAttributeMetadata",
+    "Decimal": "DecimalAttributeMetadata",
+    "Double": "DoubleAttributeMetadata",
+    "Money": "MoneyAttributeMetadata",
+    "Boolean": "BooleanAttributeMetadata",
+    "DateTime": "DateTimeAttributeMetadata",
+    "Picklist": "PicklistAttributeMetadata",
+    "State": "StateAttributeMetadata",
+    "Status": "StatusAttributeMetadata",
+    "Lookup": "LookupAttributeMetadata",
+    "Customer": "LookupAttributeMetadata",
+    "Uniqueidentifier": "UniqueIdentifierAttributeMetadata",
+}
+_CREATABLE = {
+    v: k for k, v in _TYPES.items() if k not in {"State", "Status", "Lookup", "Customer", "Uniqueidentifier"}
+}
+_SCHEMA_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]*_[A-Za-z0-9_]+$")
+
+
+def _label(text: str) -> dict[str, Any]:
+    label = {"Label": text, "LanguageCode": 1033}
+    return {"LocalizedLabels": [label], "UserLocalizedLabel": label}
+
+
+def _entity(table: Table) -> dict[str, Any]:
+    return {
+        "MetadataId": metadata_id(table.logical_name),
+        "LogicalName": table.logical_name,
+        "SchemaName": table.logical_name.capitalize(),
+        "EntitySetName": table.entity_set,
+        "LogicalCollectionName": table.entity_set,
+        "PrimaryIdAttribute": table.primary_id,
+        "PrimaryNameAttribute": table.primary_name,
+        "ObjectTypeCode": table.object_type_code,
+        "ChangeTrackingEnabled": True,
+        "IsCustomEntity": False,
+        "DisplayName": _label(table.logical_name.capitalize()),
+    }
+
+
+def _options(choices: tuple[Choice, ...]) -> dict[str, Any]:
+    options = []
+    for choice in choices:
+        option: dict[str, Any] = {"Value": choice.value, "Label": _label(choice.label)}
+        if choice.state is not None:
+            option["State"] = choice.state
+        if choice.default_status is not None:
+            option["DefaultStatus"] = choice.default_status
+        options.append(option)
+    return {"Options": options}
+
+
+def _attribute(table: Table, column: Column, *, expand: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "@odata.type": f"#Microsoft.Dynamics.CRM.{_TYPES.get(column.kind, 'AttributeMetadata')}",
+        "MetadataId": metadata_id(table.logical_name, column.name),
+        "LogicalName": column.name,
+        "SchemaName": column.name if column.custom else column.name.capitalize(),
+        "EntityLogicalName": table.logical_name,
+        "AttributeType": column.kind,
+        "AttributeTypeName": {"Value": f"{column.kind}Type"},
+        "IsCustomAttribute": column.custom,
+        "IsPrimaryId": column.name == table.primary_id,
+        "IsPrimaryName": column.name == table.primary_name,
+        "IsValidForCreate": column.writable and column.kind != "Uniqueidentifier",
+        "IsValidForUpdate": column.writable and column.kind != "Uniqueidentifier",
+        "IsValidForRead": True,
+        "RequiredLevel": {"Value": "None", "CanBeChanged": True},
+        "DisplayName": _label(column.label or column.name),
+    }
+    if column.max_length is not None:
+        out["MaxLength"] = column.max_length
+    if column.is_lookup:
+        out["Targets"] = list(column.targets)
+    if column.kind == "DateTime":
+        out["Format"] = "DateOnly" if column.date_only else "DateAndTime"
+        out["DateTimeBehavior"] = {"Value": "DateOnly" if column.date_only else "UserLocal"}
+    if column.is_choice and expand:
+        out["OptionSet"] = _options(column.choices)
+    return out
+
+
+def _listing(request: ApiRequest, context: str, items: list[dict[str, Any]]) -> Outcome:
+    select = parse_select(request.query.get("$select"))
+    if request.query.get("$filter"):
+        try:
+            expression = parse_filter(request.query["$filter"])
+        except FilterSyntaxError as exc:
+            raise errors.query_error(str(exc)) from exc
+        items = [item for item in items if evaluate(expression, item)]
+    if select:
+        keep = {*select, "MetadataId", "@odata.type"}
+        items = [{k: v for k, v in item.items() if k in keep} for item in items]
+    return json_outcome(200, {"@odata.context": context, "value": items})
+
+
+def _table(store: Store, text: str | None) -> Table:
+    try:
+        key = parse_key(text or "")
+    except FilterSyntaxError as exc:
+        raise errors.bad_request(f"Invalid entity key '{text}'.", code="0x80060888") from exc
+    for table in store.tables.values():
+        if (isinstance(key, str) and key == metadata_id(table.logical_name)) or (
+            isinstance(key, dict) and key.get("LogicalName") == table.logical_name
+        ):
+            return table
+    raise errors.DataverseError(404, "0x80040217", f"Could not find entity with key {text}.")
+
+
+def _create_attribute(store: Store, table: Table, request: ApiRequest) -> Outcome:
+    body = request.json()
+    kind = _CREATABLE.get(str(body.get("@odata.type", "")).rsplit(".", 1)[-1])
+    schema = str(body.get("SchemaName", ""))
+    if kind is None:
+        raise errors.bad_request(f"Unsupported attribute type '{body.get('@odata.type')}'.")
+    if not _SCHEMA_NAME.match(schema):
+        raise errors.bad_request(
+            f"The schema name '{schema}' must start with a customization prefix and '_'."
+        )
+    name = schema.lower()
+    if name in table.columns:
+        raise errors.bad_request(
+            f"An attribute with the specified name {name} already exists in {table.logical_name}."
+        )
+    options = ((body.get("OptionSet") or {}).get("Options")) or []
+    choices = tuple(
+        Choice(
+            int(o["Value"]), ((o.get("Label") or {}).get("LocalizedLabels") or [{"Label": ""}])[0]["Label"]
+        )
+        for o in options
+    )
+    behavior = (body.get("DateTimeBehavior") or {}).get("Value")
+    labels = (body.get("DisplayName") or {}).get("LocalizedLabels") or [{"Label": schema}]
+    column = Column(
+        name,
+        kind,
+        label=str(labels[0].get("Label", schema)),
+        max_length=body.get("MaxLength") if kind in {"String", "Memo"} else None,
+        choices=choices,
+        date_only=behavior == "DateOnly" or body.get("Format") == "DateOnly",
+        custom=True,
+    )
+    store.add_column(table, column)
+    entity = f"{request.api}/EntityDefinitions({metadata_id(table.logical_name)})"
+    url = f"{entity}/Attributes({metadata_id(table.logical_name, name)})"
+    return Outcome(204, {"OData-Version": "4.0", "OData-EntityId": url})
+
+
+def _key(table: Table, key: Key) -> dict[str, Any]:
+    return {
+        "MetadataId": metadata_id(table.logical_name, "key", key.name),
+        "LogicalName": key.name,
+        "SchemaName": key.name,
+        "EntityLogicalName": table.logical_name,
+        "KeyAttributes": list(key.columns),
+        "EntityKeyIndexStatus": "Active",
+    }
+
+
+def create_key(store: Store, table: Table, name: str, columns: list[str]) -> Key:
+    if not columns or any(c not in table.columns or table.columns[c].is_lookup for c in columns):
+        raise errors.bad_request(f"Invalid key attributes {columns} for {table.logical_name}.")
+    if any(k.name == name for k in table.keys):
+        raise errors.bad_request(f"A key named {name} already exists on {table.logical_name}.")
+    key = Key(name.lower(), tuple(columns))
+    with store.lock:
+        seen: set[tuple[Any, ...]] = set()
+        for row in store.rows(table.logical_name):
+            values = tuple(row.values.get(c) for c in columns)
+            if None not in values and values in seen:
+                raise errors.duplicate_key(key.name, key.columns)
+            seen.add(values)
+        store.add_key(table, key)
+    return key
+
+
+def handle_metadata(store: Store, request: ApiRequest) -> Outcome:  # noqa: PLR0911 -- one answer per route
+    match = _PATH.match(request.path)
+    if match is None:
+        raise errors.DataverseError(
+            404, "0x8006088a", f"Resource not found for the segment '{request.path}'."
+        )
+    context = f"{request.api}/$metadata#EntityDefinitions"
+    if match.group("entity") is None:
+        if request.method != "GET" or match.group("child"):
+            raise errors.DataverseError(405, "0x80060888", "The requested method is not supported.")
+        return _listing(request, context, [_entity(t) for t in store.tables.values()])
+    table = _table(store, match.group("entity"))
+    child, item = match.group("child"), match.group("item")
+    expand = "OptionSet" in (request.query.get("$expand") or "")
+    if child is None:
+        return json_outcome(200, {"@odata.context": f"{context}/$entity", **_entity(table)})
+    if child == "Keys":
+        if request.method == "POST":
+            body = request.json()
+            key = create_key(
+                store, table, str(body.get("SchemaName", "")), list(body.get("KeyAttributes") or [])
+            )
+            entity = f"{request.api}/EntityDefinitions({metadata_id(table.logical_name)})"
+            url = f"{entity}/Keys({metadata_id(table.logical_name, 'key', key.name)})"
+            return Outcome(204, {"OData-Version": "4.0", "OData-EntityId": url})
+        return _listing(
+            request, f"{context}('{table.logical_name}')/Keys", [_key(table, k) for k in table.keys]
+        )
+    if request.method == "POST" and item is None:
+        return _create_attribute(store, table, request)
+    if item is None:
+        attributes = [_attribute(table, c, expand=expand) for c in table.columns.values()]
+        return _listing(request, f"{context}('{table.logical_name}')/Attributes", attributes)
+    item_key = parse_key(item)
+    name = item_key.get("LogicalName") if isinstance(item_key, dict) else None
+    column = next(
+        (
+            c
+            for c in table.columns.values()
+            if name == c.name or item_key == metadata_id(table.logical_name, c.name)
+        ),
+        None,
+    )
+    if column is None:
+        raise errors.DataverseError(404, "0x80040217", f"Could not find attribute with key {item}.")
+    payload = _attribute(table, column, expand=expand)
+    return json_outcome(
+        200, {"@odata.context": f"{context}('{table.logical_name}')/Attributes/$entity", **payload}
+    )

@@ -1,0 +1,259 @@
+"""Table and column definitions: the standard columns of contact, account, lead and opportunity (fact
+sheet §3), their choices, lookups and alternate keys, plus custom columns added through the metadata API.
+
+A :class:`Table` is mutable only through :class:`~cdc.sandbox.dataverse.store.Store`, which holds the lock.
+Metadata ids are uuid5 of the names, so they are the same in every run.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+
+__all__ = [
+    "READ_ONLY_TYPES",
+    "Choice",
+    "Column",
+    "Key",
+    "Table",
+    "metadata_id",
+    "standard_tables",
+]
+
+_NAMESPACE = uuid.UUID("6c1e2f1a-6f55-4f0e-9d51-2d7d3c0b9e10")
+READ_ONLY_TYPES = frozenset({"Uniqueidentifier", "BigInt"})
+
+
+def metadata_id(*names: str) -> str:
+    return str(uuid.uuid5(_NAMESPACE, "/".join(names)))
+
+
+@dataclass(frozen=True)
+class Choice:
+    value: int
+    label: str
+    state: int | None = None  # statuscode options belong to a statecode
+    default_status: int | None = None  # statecode options name their default statuscode
+
+
+@dataclass(frozen=True)
+class Column:
+    """``kind`` is the metadata ``AttributeType`` (String, Integer, Money, Picklist, Customer, ...)."""
+
+    name: str
+    kind: str
+    label: str = ""
+    max_length: int | None = None
+    choices: tuple[Choice, ...] = ()
+    targets: tuple[str, ...] = ()  # Lookup / Customer: target table logical names
+    date_only: bool = False
+    writable: bool = True
+    custom: bool = False
+
+    @property
+    def is_lookup(self) -> bool:
+        return self.kind in {"Lookup", "Customer"}
+
+    @property
+    def is_choice(self) -> bool:
+        return self.kind in {"Picklist", "State", "Status"}
+
+    @property
+    def read_name(self) -> str:
+        """How the column appears in rows: lookups as ``_x_value``."""
+        return f"_{self.name}_value" if self.is_lookup else self.name
+
+    def choice(self, value: int) -> Choice | None:
+        return next((c for c in self.choices if c.value == value), None)
+
+
+@dataclass(frozen=True)
+class Key:
+    """An alternate key; only tables with one accept ``entityset(col='v')`` addressing and upserts."""
+
+    name: str
+    columns: tuple[str, ...]
+
+
+@dataclass
+class Table:
+    logical_name: str
+    entity_set: str
+    primary_id: str
+    primary_name: str
+    object_type_code: int
+    columns: dict[str, Column] = field(default_factory=dict)
+    keys: list[Key] = field(default_factory=list)
+
+    def add(self, column: Column) -> None:
+        self.columns[column.name] = column
+
+    def navigation(self) -> dict[str, tuple[Column, str]]:
+        """``@odata.bind`` names: ``parentaccountid`` -> (column, account); Customer columns per target."""
+        nav: dict[str, tuple[Column, str]] = {}
+        for column in self.columns.values():
+            if column.kind == "Lookup":
+                nav[column.name] = (column, column.targets[0])
+            elif column.kind == "Customer":
+                for target in column.targets:
+                    nav[f"{column.name}_{target}"] = (column, target)
+        return nav
+
+    def by_read_name(self) -> dict[str, Column]:
+        return {c.read_name: c for c in self.columns.values()}
+
+    def find_key(self, names: set[str]) -> Key | None:
+        return next((k for k in self.keys if set(k.columns) == names), None)
+
+
+def _strings(*names: str, length: int = 100) -> list[Column]:
+    return [Column(n, "String", max_length=length) for n in names]
+
+
+_ADDRESS = [
+    *_strings("address1_line1", "address1_line2", "address1_line3", length=250),
+    *_strings("address1_city", "address1_country", length=80),
+    *_strings("address1_stateorprovince", length=50),
+    *_strings("address1_county", length=50),
+    *_strings("address1_postalcode", length=20),
+]
+
+
+def _state_status(states: list[tuple[int, str, int]], statuses: list[tuple[int, str, int]]) -> list[Column]:
+    return [
+        Column("statecode", "State", choices=tuple(Choice(v, lbl, default_status=d) for v, lbl, d in states)),
+        Column("statuscode", "Status", choices=tuple(Choice(v, lbl, state=s) for v, lbl, s in statuses)),
+    ]
+
+
+def _system() -> list[Column]:
+    return [
+        Column("createdon", "DateTime", writable=False),
+        Column("modifiedon", "DateTime", writable=False),
+        Column("versionnumber", "BigInt", writable=False),
+    ]
+
+
+def _picklist(name: str, *labels: str) -> Column:
+    return Column(name, "Picklist", choices=tuple(Choice(i, lbl) for i, lbl in enumerate(labels, start=1)))
+
+
+def _table(logical: str, entity_set: str, primary_name: str, code: int, columns: list[Column]) -> Table:
+    table = Table(logical, entity_set, f"{logical}id", primary_name, code)
+    table.add(Column(table.primary_id, "Uniqueidentifier"))
+    for column in columns:
+        table.add(column)
+    return table
+
+
+_ACTIVE = [(0, "Active", 1), (1, "Inactive", 2)]
+_ACTIVE_STATUS = [(1, "Active", 0), (2, "Inactive", 1)]
+
+
+def standard_tables() -> dict[str, Table]:
+    """A fresh set of the four tables, keyed by logical name."""
+    contact = _table(
+        "contact",
+        "contacts",
+        "fullname",
+        2,
+        [
+            Column("fullname", "String", max_length=160, writable=False),
+            *_strings("firstname", "lastname", "jobtitle", "emailaddress1", "emailaddress2", "mobilephone"),
+            Column("telephone1", "String", max_length=50),
+            *_ADDRESS,
+            Column("description", "Memo", max_length=2000),
+            Column("parentcustomerid", "Customer", targets=("account", "contact")),
+            _picklist("preferredcontactmethodcode", "Any", "Email", "Phone", "Fax", "Mail"),
+            Column("birthdate", "DateTime", date_only=True),
+            *_state_status(_ACTIVE, _ACTIVE_STATUS),
+            *_system(),
+        ],
+    )
+    account = _table(
+        "account",
+        "accounts",
+        "name",
+        1,
+        [
+            Column("name", "String", max_length=160),
+            *_strings("accountnumber", "emailaddress1", "fax"),
+            Column("telephone1", "String", max_length=50),
+            Column("websiteurl", "String", max_length=200),
+            *_ADDRESS,
+            Column("description", "Memo", max_length=2000),
+            Column("numberofemployees", "Integer"),
+            Column("revenue", "Money"),
+            _picklist(
+                "customertypecode",
+                *("Competitor", "Consultant", "Customer", "Investor", "Partner", "Influencer", "Press"),
+                *("Prospect", "Reseller", "Supplier", "Vendor", "Other"),
+            ),
+            _picklist("accountcategorycode", "Preferred Customer", "Standard"),
+            Column("primarycontactid", "Lookup", targets=("contact",)),
+            Column("parentaccountid", "Lookup", targets=("account",)),
+            *_state_status(_ACTIVE, _ACTIVE_STATUS),
+            *_system(),
+        ],
+    )
+    lead = _table(
+        "lead",
+        "leads",
+        "fullname",
+        4,
+        [
+            Column("fullname", "String", max_length=160, writable=False),
+            Column("subject", "String", max_length=300),
+            *_strings("firstname", "lastname", "jobtitle", "emailaddress1", "companyname", "mobilephone"),
+            Column("telephone1", "String", max_length=50),
+            Column("websiteurl", "String", max_length=200),
+            *_ADDRESS,
+            Column("description", "Memo", max_length=2000),
+            _picklist(
+                "leadsourcecode",
+                *("Advertisement", "Employee Referral", "External Referral", "Partner", "Public Relations"),
+                *("Seminar", "Trade Show", "Web", "Word of Mouth", "Other"),
+            ),
+            Column("parentaccountid", "Lookup", targets=("account",)),
+            Column("parentcontactid", "Lookup", targets=("contact",)),
+            Column("customerid", "Customer", targets=("account", "contact")),
+            *_state_status(
+                [(0, "Open", 1), (1, "Qualified", 3), (2, "Disqualified", 4)],
+                [
+                    *((1, "New", 0), (2, "Contacted", 0), (3, "Qualified", 1), (4, "Lost", 2)),
+                    *((5, "Cannot Contact", 2), (6, "No Longer Interested", 2), (7, "Canceled", 2)),
+                ],
+            ),
+            *_system(),
+        ],
+    )
+    opportunity = _table(
+        "opportunity",
+        "opportunities",
+        "name",
+        3,
+        [
+            Column("name", "String", max_length=300),
+            Column("description", "Memo", max_length=2000),
+            Column("estimatedvalue", "Money"),
+            Column("actualvalue", "Money"),
+            Column("estimatedclosedate", "DateTime", date_only=True),
+            Column("actualclosedate", "DateTime", date_only=True),
+            Column("closeprobability", "Integer"),
+            Column("customerid", "Customer", targets=("account", "contact")),
+            Column("parentaccountid", "Lookup", targets=("account",)),
+            Column("parentcontactid", "Lookup", targets=("contact",)),
+            *_state_status(
+                [(0, "Open", 1), (1, "Won", 3), (2, "Lost", 4)],
+                [
+                    (1, "In Progress", 0),
+                    (2, "On Hold", 0),
+                    (3, "Won", 1),
+                    (4, "Canceled", 2),
+                    (5, "Out-Sold", 2),
+                ],
+            ),
+            *_system(),
+        ],
+    )
+    return {t.logical_name: t for t in (contact, account, lead, opportunity)}

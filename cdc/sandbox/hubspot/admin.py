@@ -1,0 +1,250 @@
+"""Admin API under ``/_admin`` (JSON, no auth, never counted, delayed or failed).
+
+Routes:
+
+- ``GET  /_admin/info`` -- token, app id, portal id, client secret, webhook URL.
+- ``POST /_admin/seed`` -- ``{"contacts": [{...properties}], "companies": [...], "deals": [...]}``:
+  creates records without webhooks; answers their ids per type.
+- ``POST   /_admin/objects/{type}`` -- create as a user (``{"properties", "userId"?}``): ``CRM_UI``
+  webhooks.
+- ``GET    /_admin/objects/{type}`` -- every record of the type (``?archived=true`` for archived ones).
+- ``GET    /_admin/objects/{type}/{id}`` -- one record with all properties and history (archived too).
+- ``PATCH  /_admin/objects/{type}/{id}`` -- update as a user (``{"properties", "userId"?}``).
+- ``DELETE /_admin/objects/{type}/{id}`` -- archive as a user (``?userId=``).
+- ``POST   /_admin/objects/{type}/{id}/restore`` -- restore an archived record as a user.
+- ``POST   /_admin/objects/{type}/merge`` -- ``{"primaryObjectId", "objectIdToMerge", "userId"?}``.
+- ``POST   /_admin/associations`` -- ``{"fromType", "fromId", "toType", "toId", "primary"?, "userId"?}``.
+- ``POST   /_admin/associations/remove`` -- same body; removes every type between the two.
+- ``GET    /_admin/associations/{type}/{id}`` -- every association of a record, by target type.
+- ``GET    /_admin/webhooks`` / ``PUT`` -- ``{"url", "timeout_seconds", "retry_base_seconds",
+  "require_subscriptions"}``; GET also shows queue state and the dropped count.
+- ``GET    /_admin/webhooks/deliveries`` (``DELETE`` clears) -- every attempt: batch, attempt, status, error.
+- ``POST   /_admin/webhooks/drain`` -- waits (``?timeout=``) until nothing is queued, in flight or retrying.
+- ``GET    /_admin/calls`` (``DELETE`` resets) -- API calls per endpoint and per status.
+- ``GET    /_admin/faults`` / ``PUT`` -- the fault knobs (partial update; 400 on unknown knobs).
+- ``GET    /_admin/ratelimits`` / ``PUT`` -- ``{"burst", "window_ms", "daily", "search_per_second"}``,
+  ``null`` meaning unlimited; ``DELETE`` empties the counters.
+- ``POST   /_admin/clock/advance`` -- ``{"seconds"}``: moves the sandbox clock (rate windows, retries).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from cdc.sandbox.calls import CallCounter
+from cdc.sandbox.faults import Faults
+from cdc.sandbox.hubspot import errors
+from cdc.sandbox.hubspot.api import JSON, Context, error_response, json_object, path_type
+from cdc.sandbox.hubspot.associations import PRIMARY_OF
+from cdc.sandbox.hubspot.crm import create_with_associations
+from cdc.sandbox.hubspot.objects import OBJECT_TYPES, object_type
+from cdc.sandbox.hubspot.render import record_json
+from cdc.sandbox.hubspot.store import Actor, iso
+
+__all__ = ["admin_routes"]
+
+DEFAULT_USER = 9_000_001
+
+
+def admin_routes(ctx: Context, calls: CallCounter, faults: Faults) -> list[Route]:  # noqa: C901, PLR0915 -- one closure per route
+    store, dispatcher = ctx.store, ctx.dispatcher
+
+    def user(body: dict[str, Any] | None = None, request: Request | None = None) -> Actor:
+        raw = (body or {}).get("userId") or (request.query_params.get("userId") if request else None)
+        return Actor("CRM_UI", f"userId:{int(raw or DEFAULT_USER)}")
+
+    def full(record: Any) -> dict[str, Any]:
+        return {**record_json(store, record, everything=True), "propertiesWithHistory": record.history}
+
+    def guarded(handler: Any) -> Any:
+        async def run(request: Request) -> Response:
+            try:
+                response: Response = await handler(request)
+            except errors.HubSpotError as error:
+                return error_response(ctx, error)
+            except ValidationError as error:
+                return JSON({"status": "error", "message": str(error)}, 400)
+            return response
+
+        return run
+
+    async def info(_: Request) -> Response:
+        return JSON(
+            {
+                "token": ctx.token,
+                "appId": ctx.app_id,
+                "portalId": ctx.portal_id,
+                "clientSecret": dispatcher.client_secret,
+                "webhookUrl": ctx.subscriptions.target_url,
+            }
+        )
+
+    async def seed(request: Request) -> Response:
+        body = await json_object(request)
+        created: dict[str, list[str]] = {}
+        for name, items in body.items():
+            ot = object_type(name)
+            if ot is None or not isinstance(items, list):
+                raise errors.bad_request(f"Unknown object type {name}")
+            created[ot.name] = [store.create(ot, item, user(), emit=False).id for item in items]
+        return JSON(created, 201)
+
+    async def create(request: Request) -> Response:
+        ot, body = path_type(request), await json_object(request)
+        return JSON(full(create_with_associations(store, ot, body, user(body))), 201)
+
+    async def list_all(request: Request) -> Response:
+        ot = path_type(request)
+        archived = request.query_params.get("archived", "false") == "true"
+        return JSON({"results": [full(r) for r in store.all(ot, archived=archived)]})
+
+    async def read(request: Request) -> Response:
+        ot, object_id = path_type(request), request.path_params["objectId"]
+        record = store.get(ot, object_id) or store.get(ot, object_id, archived=True)
+        if record is None:
+            raise errors.object_not_found(object_id)
+        return JSON(full(record))
+
+    async def update(request: Request) -> Response:
+        ot, body = path_type(request), await json_object(request)
+        return JSON(
+            full(store.update(ot, request.path_params["objectId"], body.get("properties") or {}, user(body)))
+        )
+
+    async def delete(request: Request) -> Response:
+        ot = path_type(request)
+        if not store.archive(ot, request.path_params["objectId"], user(request=request)):
+            raise errors.object_not_found(request.path_params["objectId"])
+        return Response(status_code=204)
+
+    async def restore(request: Request) -> Response:
+        ot = path_type(request)
+        return JSON(full(store.restore(ot, request.path_params["objectId"], user(request=request))))
+
+    async def merge(request: Request) -> Response:
+        ot, body = path_type(request), await json_object(request)
+        merged = store.merge(
+            ot, str(body.get("primaryObjectId")), str(body.get("objectIdToMerge")), user(body)
+        )
+        return JSON(full(merged))
+
+    def pair(body: dict[str, Any]) -> tuple[Any, str, Any, str]:
+        source, target = object_type(str(body.get("fromType"))), object_type(str(body.get("toType")))
+        if source is None or target is None:
+            raise errors.bad_request("fromType and toType must be contacts, companies or deals")
+        return source, str(body.get("fromId")), target, str(body.get("toId"))
+
+    async def associate(request: Request) -> Response:
+        body = await json_object(request)
+        source, from_id, target, to_id = pair(body)
+        primary = PRIMARY_OF.get((source.name, target.name))
+        type_ids = [primary] if body.get("primary") and primary else []
+        store.associate(source, from_id, target, to_id, type_ids, user(body))
+        return JSON({"ok": True})
+
+    async def disassociate(request: Request) -> Response:
+        body = await json_object(request)
+        source, from_id, target, to_id = pair(body)
+        store.disassociate(source, from_id, target, to_id, None, user(body))
+        return JSON({"ok": True})
+
+    async def associations_of(request: Request) -> Response:
+        ot = path_type(request)
+        found = {
+            target.name: {
+                k: sorted(v)
+                for k, v in store.associations_of(ot, request.path_params["objectId"], target).items()
+            }
+            for target in OBJECT_TYPES.values()
+        }
+        return JSON(found)
+
+    async def webhooks(request: Request) -> Response:
+        if request.method == "PUT":
+            body = await json_object(request)
+            if "url" in body:
+                ctx.subscriptions.set_target(body["url"], iso(ctx.clock.epoch_ms()))
+            if "timeout_seconds" in body:
+                dispatcher.timeout_seconds = float(body["timeout_seconds"])
+            if "retry_base_seconds" in body:
+                dispatcher.retry_base_seconds = float(body["retry_base_seconds"])
+            if "require_subscriptions" in body:
+                ctx.subscriptions.require_subscriptions = bool(body["require_subscriptions"])
+            dispatcher.wake()
+        return JSON(
+            {
+                "url": ctx.subscriptions.target_url,
+                "timeout_seconds": dispatcher.timeout_seconds,
+                "retry_base_seconds": dispatcher.retry_base_seconds,
+                "require_subscriptions": ctx.subscriptions.require_subscriptions,
+                "dropped": dispatcher.dropped,
+                **dispatcher.state(),
+            }
+        )
+
+    async def deliveries(request: Request) -> Response:
+        if request.method == "DELETE":
+            dispatcher.log.clear()
+            return Response(status_code=204)
+        return JSON({"results": list(dispatcher.log)})
+
+    async def drain(request: Request) -> Response:
+        try:
+            await dispatcher.wait_idle(float(request.query_params.get("timeout", "30")))
+        except TimeoutError:
+            return JSON({"idle": False, **dispatcher.state()}, 504)
+        return JSON({"idle": True})
+
+    async def call_counts(request: Request) -> Response:
+        if request.method == "DELETE":
+            calls.reset()
+            return Response(status_code=204)
+        return JSON(calls.snapshot())
+
+    async def fault_knobs(request: Request) -> Response:
+        if request.method == "PUT":
+            faults.update(await json_object(request))
+        return JSON(faults.knobs.model_dump())
+
+    async def rate_limits(request: Request) -> Response:
+        if request.method == "PUT":
+            ctx.limiter.update(await json_object(request))
+        elif request.method == "DELETE":
+            ctx.limiter.reset()
+        return JSON(ctx.limiter.settings.model_dump())
+
+    async def advance(request: Request) -> Response:
+        seconds = (await json_object(request)).get("seconds")
+        if not isinstance(seconds, int | float) or seconds < 0:
+            raise errors.bad_request("seconds must be a non-negative number")
+        ctx.clock.advance(float(seconds))
+        dispatcher.wake()
+        return JSON({"offset": ctx.clock.offset, "now": ctx.clock.epoch_ms()})
+
+    table = [
+        ("/info", info, ["GET"]),
+        ("/seed", seed, ["POST"]),
+        ("/objects/{objectType}/merge", merge, ["POST"]),
+        ("/objects/{objectType}", create, ["POST"]),
+        ("/objects/{objectType}", list_all, ["GET"]),
+        ("/objects/{objectType}/{objectId}", read, ["GET"]),
+        ("/objects/{objectType}/{objectId}", update, ["PATCH"]),
+        ("/objects/{objectType}/{objectId}", delete, ["DELETE"]),
+        ("/objects/{objectType}/{objectId}/restore", restore, ["POST"]),
+        ("/associations", associate, ["POST"]),
+        ("/associations/remove", disassociate, ["POST"]),
+        ("/associations/{objectType}/{objectId}", associations_of, ["GET"]),
+        ("/webhooks", webhooks, ["GET", "PUT"]),
+        ("/webhooks/deliveries", deliveries, ["GET", "DELETE"]),
+        ("/webhooks/drain", drain, ["POST"]),
+        ("/calls", call_counts, ["GET", "DELETE"]),
+        ("/faults", fault_knobs, ["GET", "PUT"]),
+        ("/ratelimits", rate_limits, ["GET", "PUT", "DELETE"]),
+        ("/clock/advance", advance, ["POST"]),
+    ]
+    return [Route(f"/_admin{path}", guarded(handler), methods=methods) for path, handler, methods in table]

@@ -1,0 +1,125 @@
+"""What every public route shares: the portal context, bearer auth, rate limits, JSON in and out.
+
+Per API request, in order: the bearer token (401 in HubSpot's shape), the rate limiter (429 with its
+policy; headers on every counted answer), the JSON body (400 when it is not JSON), then the handler,
+whose :class:`HubSpotError` becomes HubSpot's error body. Correlation and request ids come from the
+seeded generator, so a replay with the same seed answers the same bodies.
+"""
+
+from __future__ import annotations
+
+import hmac
+import random
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from cdc.sandbox.clock import Clock
+from cdc.sandbox.hubspot import errors
+from cdc.sandbox.hubspot.objects import ObjectType, object_type
+from cdc.sandbox.hubspot.ratelimits import RateLimiter
+from cdc.sandbox.hubspot.store import Actor, Store
+from cdc.sandbox.hubspot.subscriptions import Subscriptions
+from cdc.sandbox.hubspot.webhooks import WebhookDispatcher
+
+__all__ = ["JSON", "Context", "Handler", "endpoint", "error_response", "json_body", "path_type"]
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+class JSON(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+@dataclass
+class Context:
+    """The portal behind the routes (one per :class:`HubSpotSandbox`)."""
+
+    store: Store
+    limiter: RateLimiter
+    subscriptions: Subscriptions
+    dispatcher: WebhookDispatcher
+    clock: Clock
+    token: str
+    app_id: int
+    portal_id: int
+    ids: random.Random
+
+    @property
+    def app_actor(self) -> Actor:
+        return Actor("INTEGRATION", str(self.app_id))
+
+    def uuid(self) -> str:
+        return str(uuid.UUID(int=self.ids.getrandbits(128), version=4))
+
+
+def error_response(
+    ctx: Context, error: errors.HubSpotError, headers: dict[str, str] | None = None
+) -> Response:
+    return JSON(
+        error.body(ctx.uuid(), ctx.uuid()), error.status, headers={**(headers or {}), **error.headers}
+    )
+
+
+def _token_of(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value:
+        return value.strip()
+    return request.query_params.get("hapikey")  # the webhooks settings API also takes a developer key
+
+
+def endpoint(ctx: Context, handler: Handler, *, search: bool = False) -> Handler:
+    async def run(request: Request) -> Response:
+        token = _token_of(request)
+        if token is None or not hmac.compare_digest(token.encode(), ctx.token.encode()):
+            return error_response(ctx, errors.unauthorized())
+        headers: dict[str, str] = {}
+        try:
+            headers = ctx.limiter.check(token, search=search)
+            response = await handler(request)
+        except errors.HubSpotError as error:
+            return error_response(ctx, error, headers)
+        response.headers.update(headers)
+        return response
+
+    return run
+
+
+async def json_body(request: Request) -> Any:
+    raw = await request.body()
+    try:
+        return orjson.loads(raw or b"null")
+    except orjson.JSONDecodeError:
+        raise errors.bad_request("Invalid input JSON on line 1") from None
+
+
+async def json_object(request: Request) -> dict[str, Any]:
+    body = await json_body(request)
+    if not isinstance(body, dict):
+        raise errors.bad_request("Invalid input: a JSON object is required")
+    return body
+
+
+def path_type(request: Request, key: str = "objectType") -> ObjectType:
+    name = request.path_params[key]
+    found = object_type(name)
+    if found is None:
+        raise errors.bad_request(f"Unable to infer object type from: {name}")
+    return found
+
+
+def query_list(request: Request, name: str) -> list[str] | None:
+    """``?properties=a,b&properties=c`` -> [a, b, c]; None when absent."""
+    values = request.query_params.getlist(name)
+    if not values:
+        return None
+    return [item for value in values for item in value.split(",") if item]

@@ -1,0 +1,131 @@
+"""The HubSpot emulator: one portal with one private app, as a starlette application.
+
+Credentials (token, client secret) and ids come from the seed unless given. The app's lifespan owns the
+webhook dispatcher task: it starts with the server and is cancelled (with its in-flight deliveries)
+when the server stops, so no task outlives the app. API routes pass through the shared
+:class:`SandboxMiddleware` (accounting, injected latency/429/503 in HubSpot's error shape); the admin API
+is described in :mod:`cdc.sandbox.hubspot.admin`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import uuid
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+
+from cdc.sandbox.calls import CallCounter
+from cdc.sandbox.clock import Clock
+from cdc.sandbox.faults import Faults
+from cdc.sandbox.hubspot import errors
+from cdc.sandbox.hubspot.admin import admin_routes
+from cdc.sandbox.hubspot.api import Context, error_response
+from cdc.sandbox.hubspot.associations_api import association_routes
+from cdc.sandbox.hubspot.crm import crm_routes
+from cdc.sandbox.hubspot.properties_api import property_routes
+from cdc.sandbox.hubspot.ratelimits import RateLimiter
+from cdc.sandbox.hubspot.store import Store, iso
+from cdc.sandbox.hubspot.subscriptions import Subscriptions
+from cdc.sandbox.hubspot.webhooks import WebhookDispatcher
+from cdc.sandbox.hubspot.webhooks_api import webhook_routes
+from cdc.sandbox.middleware import SandboxMiddleware
+
+__all__ = ["HubSpotSandbox"]
+
+
+def _uuid(rng: random.Random) -> str:
+    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+
+
+class HubSpotSandbox:
+    def __init__(
+        self,
+        *,
+        seed: int = 0,
+        clock: Clock | None = None,
+        portal_id: int = 62515,
+        app_id: int = 1160452,
+        token: str | None = None,
+        client_secret: str | None = None,
+        webhook_url: str | None = None,
+        retry_base_seconds: float = 1.0,
+    ) -> None:
+        rng = random.Random(seed)  # noqa: S311 -- sandbox credentials and ids, reproducible on purpose
+        self.clock = clock or Clock()
+        self.portal_id = portal_id
+        self.app_id = app_id
+        self.token = token or f"pat-na1-{_uuid(rng)}"
+        self.client_secret = client_secret or _uuid(rng)
+        self.calls = CallCounter()
+        self.faults = Faults(seed)
+        self.subscriptions = Subscriptions(first_id=rng.randrange(100_000, 900_000))
+        self.dispatcher = WebhookDispatcher(
+            clock=self.clock,
+            faults=self.faults,
+            subscriptions=self.subscriptions,
+            seed=rng.getrandbits(32),
+            client_secret=self.client_secret,
+            app_id=app_id,
+            portal_id=portal_id,
+            retry_base_seconds=retry_base_seconds,
+        )
+        self.store = Store(self.clock, random.Random(rng.getrandbits(32)), self.dispatcher.enqueue)  # noqa: S311 -- ids
+        self.limiter = RateLimiter(self.clock)
+        self.context = Context(
+            store=self.store,
+            limiter=self.limiter,
+            subscriptions=self.subscriptions,
+            dispatcher=self.dispatcher,
+            clock=self.clock,
+            token=self.token,
+            app_id=app_id,
+            portal_id=portal_id,
+            ids=random.Random(rng.getrandbits(32)),  # noqa: S311 -- correlation ids
+        )
+        self.set_webhook_url(webhook_url)
+        routes = [
+            *admin_routes(self.context, self.calls, self.faults),
+            *crm_routes(self.context),
+            *property_routes(self.context),
+            *association_routes(self.context),
+            *webhook_routes(self.context),
+        ]
+        self.app = Starlette(routes=routes, lifespan=self._lifespan)
+        self.app.add_middleware(
+            SandboxMiddleware,
+            router=self.app.router,
+            faults=self.faults,
+            calls=self.calls,
+            throttled=self._throttled,
+            unavailable=self._unavailable,
+        )
+
+    def set_webhook_url(self, url: str | None) -> None:
+        """Where webhooks go (the app's ``targetUrl``); None stops sending (events are dropped)."""
+        self.subscriptions.set_target(url, iso(self.clock.epoch_ms()))
+        self.dispatcher.wake()
+
+    async def wait_webhooks(self, limit_s: float = 30.0) -> None:
+        """Until every queued webhook is delivered, retried out, or given up."""
+        await self.dispatcher.wait_idle(limit_s)
+
+    def _throttled(self, _: Request) -> Response:
+        return error_response(self.context, errors.rate_limited("TEN_SECONDLY_ROLLING"))
+
+    def _unavailable(self, _: Request) -> Response:
+        return error_response(self.context, errors.unavailable())
+
+    @contextlib.asynccontextmanager
+    async def _lifespan(self, _: Starlette) -> AsyncIterator[None]:
+        task = asyncio.create_task(self.dispatcher.run(), name="hubspot-webhooks")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

@@ -1,0 +1,104 @@
+"""Run both emulators on loopback: HubSpot over HTTP, Dataverse (and its token endpoint) over HTTPS.
+
+`run_sandbox()` is what `cdc sandbox`, the demo, the end-to-end tests and the benchmarks use. The two
+emulators share one clock, so advancing it (token expiry, rate windows) moves both.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from collections.abc import AsyncIterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from cdc.sandbox.clock import Clock
+from cdc.sandbox.dataverse.app import DataverseSandbox
+from cdc.sandbox.hubspot.app import HubSpotSandbox
+from cdc.sandbox.tls import make_local_tls
+from cdc.serving import serve
+
+
+@dataclass(frozen=True)
+class HubSpotInfo:
+    base_url: str
+    token: str
+    app_id: int
+    client_secret: str
+    portal_id: int
+
+
+@dataclass(frozen=True)
+class DataverseInfo:
+    base_url: str
+    authority: str
+    tenant_id: str
+    client_id: str
+    client_secret: str
+    scope: str
+    ca_bundle: str
+
+
+@dataclass(frozen=True)
+class SandboxInfo:
+    """Where the emulators listen and the credentials they accept: what the daemon's settings need."""
+
+    hubspot: HubSpotInfo
+    dataverse: DataverseInfo
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    hubspot: HubSpotSandbox
+    dataverse: DataverseSandbox
+    info: SandboxInfo
+    clock: Clock
+
+
+@contextlib.asynccontextmanager
+async def run_sandbox(
+    *,
+    host: str = "127.0.0.1",
+    hubspot_port: int = 0,
+    dataverse_port: int = 0,
+    webhook_url: str | None = None,
+    seed: int = 0,
+    state_dir: Path | None = None,
+) -> AsyncIterator[Sandbox]:
+    """Serve both emulators until the block ends. ``state_dir`` keeps the CA bundle; else a temp dir."""
+    clock = Clock()
+    hubspot = HubSpotSandbox(seed=seed, clock=clock, webhook_url=webhook_url)
+    dataverse = DataverseSandbox(seed=seed, clock=clock)
+    with contextlib.ExitStack() as stack:
+        directory = state_dir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="cdc-sandbox-")))
+        tls = make_local_tls(directory / "tls")
+        async with (
+            serve(hubspot.app, host=host, port=hubspot_port, name="hubspot") as hubspot_served,
+            serve(
+                dataverse.app, host=host, port=dataverse_port, tls=tls, name="dataverse"
+            ) as dataverse_served,
+        ):
+            org = dataverse_served.base_url
+            info = SandboxInfo(
+                hubspot=HubSpotInfo(
+                    base_url=hubspot_served.base_url,
+                    token=hubspot.token,
+                    app_id=hubspot.app_id,
+                    client_secret=hubspot.client_secret,
+                    portal_id=hubspot.portal_id,
+                ),
+                dataverse=DataverseInfo(
+                    base_url=org,
+                    authority=f"{org}/{dataverse.tenant_id}",
+                    tenant_id=dataverse.tenant_id,
+                    client_id=dataverse.client_id,
+                    client_secret=dataverse.client_secret,
+                    scope=f"{org}/.default",
+                    ca_bundle=str(tls.ca_bundle),
+                ),
+            )
+            yield Sandbox(hubspot=hubspot, dataverse=dataverse, info=info, clock=clock)

@@ -1,0 +1,78 @@
+"""End to end over real sockets: a sandbox HubSpot change -> signed webhook -> `cdc ingest` -> Kafka."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from cdc.ingest.service import run_ingest
+from cdc.sandbox.runner import Sandbox, run_sandbox
+from cdc.settings import HubSpotSettings, IngestSettings, Settings
+from streams.admin import ensure_topics, open_admin
+from streams.config import KafkaSettings
+from streams.events import Operation
+from streams.topics import TopicCatalog
+from tests.kafka_reading import read_changes
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+
+def ingest_settings(kafka: KafkaSettings, box: Sandbox) -> Settings:
+    return Settings(
+        kafka=kafka,
+        hubspot=HubSpotSettings(
+            base_url=box.info.hubspot.base_url,
+            token=SecretStr(box.info.hubspot.token),
+            app_id=box.info.hubspot.app_id,
+            client_secret=SecretStr(box.info.hubspot.client_secret),
+        ),
+        ingest=IngestSettings(port=0),
+    )
+
+
+@pytest.fixture(autouse=True)
+def _no_stray_cdc_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [n for n in os.environ if n.startswith("CDC_")]:
+        monkeypatch.delenv(name)
+
+
+async def test_a_user_edit_in_hubspot_arrives_on_kafka_through_the_signed_webhook(
+    kafka_settings: KafkaSettings,
+) -> None:
+    async with open_admin(kafka_settings) as admin:
+        await ensure_topics(admin, TopicCatalog.from_settings(kafka_settings))
+    async with run_sandbox(seed=11) as box:
+        stop = asyncio.Event()
+        listening: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(
+                run_ingest(ingest_settings(kafka_settings, box), stop, on_listening=listening.set_result)
+            )
+            box.hubspot.set_webhook_url(await asyncio.wait_for(listening, 30))
+            async with httpx.AsyncClient(base_url=box.info.hubspot.base_url) as admin_api:
+                created = await admin_api.post(
+                    "/_admin/objects/contacts",
+                    json={"properties": {"email": "ada@example.com", "firstname": "Ada"}},
+                )
+                assert created.status_code in (200, 201), created.text
+                contact_id = created.json()["id"]
+                updated = await admin_api.patch(
+                    f"/_admin/objects/contacts/{contact_id}", json={"properties": {"firstname": "Augusta"}}
+                )
+                assert updated.status_code == 200, updated.text
+                await box.hubspot.wait_webhooks()
+                deliveries = (await admin_api.get("/_admin/webhooks/deliveries")).json()
+            stop.set()
+
+    events = [e for e in await read_changes(kafka_settings) if e.object_id == contact_id]
+    assert {e.key for e in events} == {f"hubspot/{box.info.hubspot.portal_id}/contact/{contact_id}"}
+    operations = {e.operation for e in events}
+    assert Operation.CREATE in operations
+    renamed = [e for e in events if e.changed_properties.get("firstname") == "Augusta"]
+    assert renamed, [e.changed_properties for e in events]
+    assert all(e.change_source == "CRM_UI" for e in events)
+    assert {attempt["status"] for attempt in deliveries["results"]} == {200}

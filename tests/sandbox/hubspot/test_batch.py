@@ -1,0 +1,148 @@
+"""Batch endpoints: at most 100 inputs, duplicate ids -> 400, 207 with per-input errors (fact sheet §3.2)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+BASE = "/crm/v3/objects/contacts/batch"
+
+
+async def post(client: httpx.AsyncClient, path: str, body: dict[str, Any]) -> httpx.Response:
+    return await client.post(f"{BASE}/{path}", json=body)
+
+
+async def seed(client: httpx.AsyncClient, n: int) -> list[str]:
+    inputs = [{"properties": {"email": f"p{i}@example.com", "firstname": f"P{i}"}} for i in range(n)]
+    response = await post(client, "create", {"inputs": inputs})
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["status"] == "COMPLETE"
+    assert {"startedAt", "completedAt", "results"} <= set(body)
+    assert "errors" not in body
+    return [r["id"] for r in body["results"]]
+
+
+async def test_batch_read_by_id_and_by_email_with_207_for_missing(client: httpx.AsyncClient) -> None:
+    ids = await seed(client, 3)
+    ok = await post(client, "read", {"properties": ["email"], "inputs": [{"id": i} for i in ids]})
+    assert ok.status_code == 200
+    assert [r["id"] for r in ok.json()["results"]] == ids
+    assert ok.json()["results"][0]["properties"]["email"] == "p0@example.com"
+
+    mixed = await post(
+        client,
+        "read",
+        {
+            "idProperty": "email",
+            "properties": ["firstname"],
+            "inputs": [{"id": "p1@example.com"}, {"id": "none@example.com"}],
+        },
+    )
+    assert mixed.status_code == 207
+    body = mixed.json()
+    assert [r["id"] for r in body["results"]] == [ids[1]]
+    assert body["numErrors"] == 1
+    assert body["errors"] == [
+        {
+            "status": "error",
+            "category": "OBJECT_NOT_FOUND",
+            "message": "Could not get some CONTACT objects, they may be deleted or not exist. "
+            "Check that ids are valid.",
+            "context": {"ids": ["none@example.com"]},
+        }
+    ]
+
+
+async def test_duplicate_ids_and_oversized_batches_are_400(client: httpx.AsyncClient) -> None:
+    ids = await seed(client, 1)
+    dup = await post(client, "read", {"inputs": [{"id": ids[0]}, {"id": ids[0]}]})
+    assert dup.status_code == 400
+    body = dup.json()
+    assert body["category"] == "VALIDATION_ERROR"
+    assert body["message"] == f"Duplicate IDs found in batch input: [{ids[0]}]. IDs must be unique"
+    assert body["context"] == {"ids": [ids[0]]}
+    too_many = await post(client, "create", {"inputs": [{"properties": {}} for _ in range(101)]})
+    assert too_many.status_code == 400
+    assert [r["id"] for r in (await client.get("/crm/v3/objects/contacts")).json()["results"]] == ids
+
+
+async def test_batch_create_without_trace_ids_fails_as_a_whole(client: httpx.AsyncClient) -> None:
+    inputs = [{"properties": {"email": "ok@example.com"}}, {"properties": {"bogus": "x"}}]
+    response = await post(client, "create", {"inputs": inputs})
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["code"] == "PROPERTY_DOESNT_EXIST"
+    assert (await client.get("/crm/v3/objects/contacts")).json()["results"] == []
+
+
+async def test_batch_create_with_trace_ids_is_207_per_input(client: httpx.AsyncClient) -> None:
+    await seed(client, 1)  # p0@example.com exists
+    inputs = [
+        {"properties": {"email": "new@example.com"}, "objectWriteTraceId": "t-ok"},
+        {"properties": {"bogus": "x"}, "objectWriteTraceId": "t-bad"},
+        {"properties": {"email": "p0@example.com"}, "objectWriteTraceId": "t-dup"},
+    ]
+    response = await post(client, "create", {"inputs": inputs})
+    assert response.status_code == 207
+    body = response.json()
+    assert [r["objectWriteTraceId"] for r in body["results"]] == ["t-ok"]
+    assert body["numErrors"] == 2
+    by_trace = {e["context"]["objectWriteTraceId"][0]: e for e in body["errors"]}
+    assert by_trace["t-bad"]["category"] == "VALIDATION_ERROR"
+    assert by_trace["t-bad"]["status"] == "error"
+    assert by_trace["t-dup"]["category"] == "CONFLICT"
+
+
+async def test_batch_update_with_unknown_ids_is_207(client: httpx.AsyncClient) -> None:
+    ids = await seed(client, 2)
+    inputs = [
+        {"id": ids[0], "properties": {"firstname": "X"}},
+        {"id": "123", "properties": {"firstname": "Y"}},
+    ]
+    response = await post(client, "update", {"inputs": inputs})
+    assert response.status_code == 207
+    body = response.json()
+    assert [(r["id"], r["properties"]["firstname"]) for r in body["results"]] == [(ids[0], "X")]
+    assert body["errors"][0]["category"] == "OBJECT_NOT_FOUND"
+    assert body["errors"][0]["context"] == {"ids": ["123"]}
+    bad = await post(client, "update", {"inputs": [{"id": ids[1], "properties": {"nope": "1"}}]})
+    assert bad.status_code == 400
+
+
+async def test_batch_upsert_by_email_reports_new(client: httpx.AsyncClient) -> None:
+    ids = await seed(client, 1)
+    inputs = [
+        {"id": "p0@example.com", "idProperty": "email", "properties": {"firstname": "Updated"}},
+        {"id": "fresh@example.com", "idProperty": "email", "properties": {"firstname": "Fresh"}},
+    ]
+    response = await post(client, "upsert", {"inputs": inputs})
+    assert response.status_code == 200
+    results = {r["properties"]["email"]: r for r in response.json()["results"]}
+    assert results["p0@example.com"]["new"] is False
+    assert results["p0@example.com"]["id"] == ids[0]
+    assert results["p0@example.com"]["properties"]["firstname"] == "Updated"
+    assert results["fresh@example.com"]["new"] is True
+    not_unique = await post(
+        client, "upsert", {"inputs": [{"id": "x", "idProperty": "firstname", "properties": {}}]}
+    )
+    assert not_unique.status_code == 400
+
+
+async def test_batch_archive(client: httpx.AsyncClient) -> None:
+    ids = await seed(client, 2)
+    assert (await post(client, "archive", {"inputs": [{"id": ids[0]}]})).status_code == 204
+    remaining = (await client.get("/crm/v3/objects/contacts")).json()["results"]
+    assert [r["id"] for r in remaining] == ids[1:]
+
+
+@pytest.mark.parametrize("kind", ["companies", "deals"])
+async def test_other_objects_batch_too(client: httpx.AsyncClient, kind: str) -> None:
+    name = "name" if kind == "companies" else "dealname"
+    response = await client.post(
+        f"/crm/v3/objects/{kind}/batch/create",
+        json={"inputs": [{"properties": {name: "A"}}, {"properties": {name: "B"}}]},
+    )
+    assert response.status_code == 201
+    assert [r["properties"][name] for r in response.json()["results"]] == ["A", "B"]
