@@ -101,5 +101,65 @@ class Metrics:
             registry=registry,
         )
 
+        # ingest: pollers (Dataverse change tracking, HubSpot reconciler); `table` is an entity set or
+        # object type from the configuration, so it is bounded.
+        self.poll_seconds = Histogram(
+            "cdc_poll_duration_seconds",
+            "One poll of one table, all pages.",
+            ["system", "table"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.poll_rows = Counter(
+            "cdc_poll_rows_total",
+            "Rows (or deleted entries) read by polls.",
+            ["system", "table"],
+            registry=registry,
+        )
+        self.poll_last_success = Gauge(
+            "cdc_poll_last_success_timestamp_seconds",
+            "When a table's last poll succeeded.",
+            ["system", "table"],
+            registry=registry,
+        )
+        self.checkpoint_age = Gauge(
+            "cdc_checkpoint_age_seconds",
+            "Age of a table's delta token (Dataverse) or cursor (HubSpot) against the source's expiry.",
+            ["system", "table"],
+            registry=registry,
+        )
+        self.delta_token_resets = Counter(
+            "cdc_delta_token_resets_total",
+            "Expired or invalid delta tokens answered by a fresh full pass.",
+            ["table"],
+            registry=registry,
+        )
+        # outbound API calls, per system and endpoint (a route template, never a record URL)
+        self.api_requests = Counter(
+            "cdc_api_requests_total",
+            "CRM API requests, by outcome status.",
+            ["system", "endpoint", "status"],
+            registry=registry,
+        )
+        self.api_seconds = Histogram(
+            "cdc_api_request_seconds",
+            "CRM API request latency.",
+            ["system", "endpoint"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.api_throttled = Counter(
+            "cdc_api_throttled_total",
+            "429 answers from a CRM API.",
+            ["system", "endpoint"],
+            registry=registry,
+        )
+        self.api_retries = Counter(
+            "cdc_api_retries_total",
+            "Requests retried after a throttle, 5xx or network error.",
+            ["system"],
+            registry=registry,
+        )
+
     def progress(self, component: str) -> None:
         self.last_progress.labels(component=component).set(time.time())

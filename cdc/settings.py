@@ -50,6 +50,47 @@ class HubSpotSettings(BaseModel):
     client_secret: SecretStr | None = Field(default=None, description="The app's client secret (signatures).")
 
 
+class DataverseSettings(BaseModel):
+    """The Dataverse (Dynamics 365) org and the app registration the daemon authenticates as."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    base_url: str | None = Field(default=None, description="Org URL, e.g. https://contoso.crm.dynamics.com.")
+    api_version: str = "v9.2"
+    tenant_id: str | None = None
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    authority: str | None = Field(
+        default=None, description="OAuth authority; default https://login.microsoftonline.com/<tenant_id>."
+    )
+    scope: str | None = Field(default=None, description="Token scope; default <base_url>/.default.")
+    ca_bundle: Path | None = Field(default=None, description="Extra CA bundle to trust (the sandbox's).")
+    request_timeout_s: float = Field(default=30.0, gt=0)
+
+
+class PollSettings(BaseModel):
+    """`cdc poll`: the Dataverse change-tracking poller and the HubSpot reconciler."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    dataverse_tables: tuple[str, ...] = Field(
+        default=("accounts", "contacts", "opportunities"), description="Entity sets to poll for changes."
+    )
+    dataverse_interval_s: float = Field(
+        default=2.0, gt=0, description="Delay between delta polls of a table."
+    )
+    dataverse_page_size: int = Field(default=5000, ge=1, le=5000, description="Prefer: odata.maxpagesize.")
+    hubspot_objects: tuple[str, ...] = Field(
+        default=("companies", "contacts", "deals"), description="Object types the reconciler pages."
+    )
+    hubspot_interval_s: float = Field(default=60.0, gt=0, description="Delay between reconciler passes.")
+    hubspot_lookback_s: float = Field(
+        default=300.0,
+        ge=0,
+        description="Each pass starts this far before the cursor: search lags behind writes.",
+    )
+
+
 class IngestSettings(BaseModel):
     """The webhook receiver (`cdc ingest`)."""
 
@@ -91,7 +132,9 @@ class Settings(BaseSettings):
 
     kafka: KafkaSettings = KafkaSettings()
     hubspot: HubSpotSettings = HubSpotSettings()
+    dataverse: DataverseSettings = DataverseSettings()
     ingest: IngestSettings = IngestSettings()
+    poll: PollSettings = PollSettings()
     log: LogSettings = LogSettings()
 
     @classmethod

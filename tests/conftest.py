@@ -8,7 +8,8 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
-import pytest
+import hypothesis  # noqa: F401 -- imported early: a late import at session end trips CPython 3.11.7's
+import pytest  # "AST constructor recursion depth mismatch" bug (gh-106905) in pytest's assertion rewriter
 
 from streams.config import KafkaSettings
 
