@@ -266,6 +266,34 @@ async def _until_signal() -> None:
             loop.remove_signal_handler(sig)
 
 
+@cli.group()
+def bench() -> None:
+    """Benchmarks against real processes, each with its baseline in the same run."""
+
+
+@bench.command("ingest")
+@click.option(
+    "--rates", default="2000,10000,30000", show_default=True, help="Target events/s, comma-separated."
+)
+@click.option("--seconds", type=float, default=5.0, show_default=True, help="Load per rate and repeat.")
+@click.option("--repeats", type=int, default=3, show_default=True)
+@click.option(
+    "--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), default=Path("bench/results")
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the JSON result instead of the table.")
+def bench_ingest(rates: str, seconds: float, repeats: int, out_dir: Path, as_json: bool) -> None:
+    """Webhook ingest: signed batches of 100 through `cdc ingest`, next to raw aiokafka produce."""
+    from cdc.bench.ingest import run_bench, table  # noqa: PLC0415 -- keeps `cdc --help` fast
+
+    try:
+        targets = [float(rate) for rate in rates.split(",") if rate.strip()]
+    except ValueError:
+        raise click.BadParameter(f"not a list of numbers: {rates!r}", param_hint="--rates") from None
+    result = run_bench(rates=targets, seconds=seconds, repeats=repeats, out_dir=out_dir, say=_progress)
+    click.echo(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() if as_json else table(result))
+    _progress(f"results: {result['path']}")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the command, turn known failures into one line and an exit code."""
     try:
