@@ -181,23 +181,29 @@ def dev_resolve_kafka() -> None:
 
 
 @cli.command()
-@click.option("--once", is_flag=True, help="Exit after the first pass instead of waiting for Ctrl-C.")
+@click.option(
+    "--once", is_flag=True, help="Make five edits, show them, and exit instead of running until Ctrl-C."
+)
 @click.pass_obj
 def demo(state: _State, once: bool) -> None:
-    """Run the product end to end on an embedded local Kafka (and, as they land, the sandbox CRMs)."""
+    """Run the product end to end on an embedded local Kafka and the sandbox CRMs."""
     from cdc import demo as demo_run  # noqa: PLC0415 -- keeps `cdc --help` fast
 
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("aiokafka").setLevel(logging.ERROR)  # fresh topics log leader elections as warnings
     _progress("starting a local Apache Kafka (first run: its jars are resolved from Maven Central) ...")
     with LocalKafka(progress=_progress) as kafka:
         settings = state.settings.kafka.model_copy(update={"bootstrap_servers": kafka.bootstrap})
         click.echo(f"Kafka bootstrap: {kafka.bootstrap}")
-        demo_run.run(settings, click.echo)
-        demo_run.coming(click.echo)
-        if once:
-            return
-        click.echo("running; Ctrl-C stops everything")
-        _wait_for_signal(kafka)
+
+        async def run() -> None:
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            await demo_run.run(settings, click.echo, once=once, stop=stop)
+
+        asyncio.run(run())
         _progress("stopping ...")
 
 
