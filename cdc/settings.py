@@ -48,6 +48,10 @@ class HubSpotSettings(BaseModel):
     token: SecretStr | None = Field(default=None, description="Private-app (or OAuth) bearer token.")
     app_id: int | None = Field(default=None, description="The app's id: webhooks of its own writes carry it.")
     client_secret: SecretStr | None = Field(default=None, description="The app's client secret (signatures).")
+    portal_id: str | None = Field(
+        default=None,
+        description="The portal (hub) id: the tenant in keys of reconciler events and checkpoints.",
+    )
 
 
 class DataverseSettings(BaseModel):
@@ -80,6 +84,10 @@ class PollSettings(BaseModel):
         default=2.0, gt=0, description="Delay between delta polls of a table."
     )
     dataverse_page_size: int = Field(default=5000, ge=1, le=5000, description="Prefer: odata.maxpagesize.")
+    dataverse_select: dict[str, tuple[str, ...]] = Field(
+        default_factory=dict,
+        description="Entity set -> columns to $select; a table not listed is read with all its columns.",
+    )
     hubspot_objects: tuple[str, ...] = Field(
         default=("companies", "contacts", "deals"), description="Object types the reconciler pages."
     )
@@ -88,6 +96,10 @@ class PollSettings(BaseModel):
         default=300.0,
         ge=0,
         description="Each pass starts this far before the cursor: search lags behind writes.",
+    )
+    hubspot_properties: dict[str, tuple[str, ...]] = Field(
+        default_factory=dict,
+        description="Properties the reconciler reads per object type; types not named get the defaults.",
     )
 
 

@@ -1,0 +1,127 @@
+"""The bearer token the Web API client sends: msal client credentials, cached and renewed by msal.
+
+msal is synchronous (``requests``), so every call runs in a worker thread (``asyncio.to_thread``). Its
+in-memory cache hands out the token until fewer than 5 minutes remain, then fetches a new one: that is
+the "renew before expiry". msal has no force-refresh for client credentials, so :meth:`invalidate` drops
+the cached access tokens instead (after a 401).
+
+msal gets its own ``requests.Session`` with ``trust_env=False``: on hosts where ``REQUESTS_CA_BUNDLE`` or
+``CURL_CA_BUNDLE`` are set, requests would otherwise let them override ``verify=`` (the sandbox's CA).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+from urllib.parse import urlsplit
+
+# msal ships no type information and pyproject.toml (not ours to edit) has no override for it.
+import msal  # type: ignore[import-untyped]
+import requests
+
+from cdc.dataverse.errors import FatalError
+from cdc.settings import DataverseSettings
+
+__all__ = ["DataverseAuthError", "TokenProvider"]
+
+_TOKEN_ENDPOINT = "token"  # noqa: S105 -- a metrics/endpoint label, not a secret
+
+
+class DataverseAuthError(FatalError):
+    """The identity provider refused the app (wrong secret, client or tenant) or is misconfigured."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(0, "auth", message, endpoint=_TOKEN_ENDPOINT)
+
+
+def _required(value: str | None, name: str) -> str:
+    if not value:
+        raise DataverseAuthError(f"dataverse.{name} (CDC_DATAVERSE__{name.upper()}) is required")
+    return value
+
+
+class TokenProvider:
+    """Client-credentials tokens for one Dataverse org; :meth:`close` releases msal's HTTP session."""
+
+    def __init__(self, settings: DataverseSettings) -> None:
+        self._base_url = _required(settings.base_url, "base_url").rstrip("/")
+        self._tenant_id = settings.tenant_id
+        self._client_id = _required(settings.client_id, "client_id")
+        if settings.client_secret is None or not settings.client_secret.get_secret_value():
+            raise DataverseAuthError("dataverse.client_secret (CDC_DATAVERSE__CLIENT_SECRET) is required")
+        self._secret = settings.client_secret
+        if settings.authority:
+            self._authority = settings.authority.rstrip("/")
+        else:
+            tenant = _required(settings.tenant_id, "tenant_id")
+            self._authority = f"https://login.microsoftonline.com/{tenant}"
+        self._scopes = [settings.scope or f"{self._base_url}/.default"]
+        self._session = requests.Session()
+        self._session.trust_env = False  # REQUESTS_CA_BUNDLE would override verify=, see module docstring
+        self._session.verify = str(settings.ca_bundle) if settings.ca_bundle else True
+        self._timeout = settings.request_timeout_s
+        self._app: Any = None
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def _application(self) -> Any:
+        with self._lock:
+            if self._app is None:
+                # The constructor fetches the OIDC discovery document: network I/O, so it runs here, in
+                # the worker thread. Instance discovery would call login.microsoftonline.com for any host
+                # msal does not know (the sandbox): it is skipped, the authority is configured explicitly.
+                self._app = msal.ConfidentialClientApplication(
+                    self._client_id,
+                    client_credential=self._secret.get_secret_value(),
+                    authority=self._authority,
+                    http_client=self._session,
+                    instance_discovery=False,
+                    timeout=self._timeout,
+                )
+            return self._app
+
+    def _acquire(self) -> str:
+        try:
+            result = self._application().acquire_token_for_client(scopes=self._scopes)
+        except ValueError as exc:  # bad authority or discovery document
+            raise DataverseAuthError(f"msal rejected authority {self._authority}: {exc}") from None
+        except requests.RequestException as exc:
+            raise DataverseAuthError(f"identity provider {self._authority} unreachable: {exc}") from None
+        token = result.get("access_token") if isinstance(result, dict) else None
+        if not token:
+            error = result.get("error", "unknown_error") if isinstance(result, dict) else "unknown_error"
+            description = result.get("error_description", "") if isinstance(result, dict) else ""
+            raise DataverseAuthError(
+                f"token request for client {self._client_id} refused by {self._authority}: "
+                f"{error}: {description.splitlines()[0] if description else ''}".rstrip(": ")
+            )
+        return str(token)
+
+    async def token(self) -> str:
+        """A valid access token: from msal's cache, or fetched when missing or within 5 minutes of expiry."""
+        return await asyncio.to_thread(self._acquire)
+
+    def _drop_cached(self) -> None:
+        with self._lock:
+            app = self._app
+        if app is None:
+            return
+        cache = app.token_cache
+        for item in list(cache.search(msal.TokenCache.CredentialType.ACCESS_TOKEN)):
+            cache.remove_at(item)
+
+    async def invalidate(self) -> None:
+        """Forget cached access tokens (the API refused one): the next :meth:`token` asks the provider."""
+        await asyncio.to_thread(self._drop_cached)
+
+    @property
+    def org_host(self) -> str:
+        return urlsplit(self._base_url).netloc.lower()
+
+    def close(self) -> None:
+        """Close msal's HTTP session (an open socket would be a ResourceWarning). Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._session.close()

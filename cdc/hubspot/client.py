@@ -1,0 +1,231 @@
+"""The HubSpot CRM API client: bearer auth, one retry policy, search's own rate limiter, metrics per route.
+
+Every call goes through :meth:`HubSpotClient._call`, in order: wait for the search limiter (search only),
+send, sort the answer with :func:`cdc.hubspot.errors.classify`, then either return the JSON, wait and send
+again (throttles always, as long as the limit asks; 5xx and network errors up to ``Backoff.attempts``
+times, exponentially with full jitter), or raise. Metrics carry the route template
+(``POST /crm/v3/objects/{type}/search``), never a record URL. Calls the sync engine will need (batch
+read/create/update/upsert) are one small method each on top of ``_call``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Self
+
+import aiohttp
+import orjson
+
+from cdc.hubspot.errors import FatalError, RetriableError, classify
+from cdc.metrics import Metrics
+
+__all__ = ["AssociatedRecord", "Backoff", "HubSpotClient", "SearchLimiter", "SearchPage"]
+
+log = logging.getLogger(__name__)
+SYSTEM = "hubspot"
+SEARCH = "POST /crm/v3/objects/{type}/search"
+ASSOCIATIONS_BATCH_READ = "POST /crm/v4/associations/{from}/{to}/batch/read"
+ASSOCIATIONS_READ_LIMIT = 1000
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Retries of 5xx and network errors: ``base_s * 2**n`` capped at ``cap_s``, full jitter."""
+
+    base_s: float = 0.5
+    cap_s: float = 30.0
+    attempts: int = 6
+    max_throttle_wait_s: float = 3600.0
+    """A throttle asking for longer than this is raised as RetriableError instead of slept through."""
+
+    def delay(self, attempt: int, rng: random.Random) -> float:
+        return rng.uniform(0, min(self.cap_s, self.base_s * 2**attempt))
+
+
+class SearchLimiter:
+    """At most ``per_second`` search requests in any rolling second (HubSpot: 5 per account, §3.5)."""
+
+    def __init__(self, per_second: int = 5, window_s: float = 1.05) -> None:
+        self._per_second, self._window_s = per_second, window_s
+        self._sent: deque[float] = deque()
+        self._lock = asyncio.Lock()
+
+    async def wait(self) -> None:
+        async with self._lock:
+            while True:
+                now = time.monotonic()
+                while self._sent and self._sent[0] <= now - self._window_s:
+                    self._sent.popleft()
+                if len(self._sent) < self._per_second:
+                    self._sent.append(now)
+                    return
+                await asyncio.sleep(self._sent[0] + self._window_s - now)
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    total: int
+    results: list[dict[str, Any]]
+    has_more: bool
+
+
+@dataclass(frozen=True)
+class AssociatedRecord:
+    to_id: str
+    type_ids: tuple[int, ...]
+    labels: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+
+
+class HubSpotClient:
+    """One HTTP session to one portal; use as ``async with HubSpotClient(...) as client``."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        metrics: Metrics,
+        backoff: Backoff | None = None,
+        search_limiter: SearchLimiter | None = None,
+        timeout_s: float = 30.0,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._base_url = base_url.rstrip("/")
+        self._token = token
+        self._metrics = metrics
+        self._backoff = backoff or Backoff()
+        self._limiter = search_limiter or SearchLimiter()
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._rng = rng or random.Random()  # noqa: S311 -- jitter, not cryptography
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> Self:
+        self._session = aiohttp.ClientSession(
+            headers={"Authorization": f"Bearer {self._token}", "Accept": "application/json"},
+            timeout=self._timeout,
+            json_serialize=lambda value: orjson.dumps(value).decode(),
+        )
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def search(self, object_type: str, body: Mapping[str, Any]) -> SearchPage:
+        """One page of ``POST /crm/v3/objects/{type}/search``."""
+        answer = await self._call("POST", SEARCH, f"/crm/v3/objects/{object_type}/search", body, search=True)
+        return SearchPage(
+            total=int(answer.get("total") or 0),
+            results=list(answer.get("results") or []),
+            has_more=bool((answer.get("paging") or {}).get("next")),
+        )
+
+    async def read_associations(
+        self, from_type: str, to_type: str, ids: Sequence[str]
+    ) -> dict[str, list[AssociatedRecord]]:
+        """Every association of ``ids`` to ``to_type`` (v4 batch read, following per-record paging).
+
+        Records that no longer exist (a 207's ``errors``) are left out: their deletion has its own event.
+        """
+        found: dict[str, list[AssociatedRecord]] = {record_id: [] for record_id in ids}
+        pending: list[dict[str, str]] = [{"id": record_id} for record_id in ids]
+        path = f"/crm/v4/associations/{from_type}/{to_type}/batch/read"
+        while pending:
+            chunk, pending = pending[:ASSOCIATIONS_READ_LIMIT], pending[ASSOCIATIONS_READ_LIMIT:]
+            answer = await self._call("POST", ASSOCIATIONS_BATCH_READ, path, {"inputs": chunk})
+            for result in answer.get("results") or []:
+                from_id = str((result.get("from") or {}).get("id"))
+                for item in result.get("to") or []:
+                    kinds = item.get("associationTypes") or []
+                    found.setdefault(from_id, []).append(
+                        AssociatedRecord(
+                            to_id=str(item.get("toObjectId")),
+                            type_ids=tuple(int(k["typeId"]) for k in kinds if "typeId" in k),
+                            labels=tuple(str(k["label"]) for k in kinds if k.get("label")),
+                            categories=tuple(str(k["category"]) for k in kinds if k.get("category")),
+                        )
+                    )
+                after = ((result.get("paging") or {}).get("next") or {}).get("after")
+                if after:
+                    pending.append({"id": from_id, "after": str(after)})
+        return found
+
+    async def _call(
+        self,
+        method: str,
+        template: str,
+        path: str,
+        body: Mapping[str, Any] | None = None,
+        *,
+        search: bool = False,
+    ) -> dict[str, Any]:
+        """Send until the answer is a success, a non-retriable error, or the retries are spent."""
+        if self._session is None:
+            raise RuntimeError("HubSpotClient is used outside its `async with` block")
+        failures = 0
+        while True:
+            if search:
+                await self._limiter.wait()
+            try:
+                return await self._send_once(method, template, path, body)
+            except RetriableError as error:
+                wait = error.retry_after
+                if error.throttled:
+                    if wait is None or wait > self._backoff.max_throttle_wait_s:
+                        raise
+                else:
+                    if failures >= self._backoff.attempts:
+                        raise
+                    wait = wait if wait is not None else self._backoff.delay(failures, self._rng)
+                    failures += 1
+                self._metrics.api_retries.labels(system=SYSTEM).inc()
+                log.warning("retrying %s in %.2fs: %s", template, wait, error)
+                await asyncio.sleep(wait)
+
+    async def _send_once(
+        self, method: str, template: str, path: str, body: Mapping[str, Any] | None
+    ) -> dict[str, Any]:
+        assert self._session is not None  # noqa: S101 -- checked by the caller; narrows the type
+        started = time.perf_counter()
+        status_label = "network_error"
+        try:
+            async with self._session.request(method, self._base_url + path, json=body) as response:
+                status_label = str(response.status)
+                raw = await response.read()
+                headers = dict(response.headers)
+                status = response.status
+        except (aiohttp.ClientError, TimeoutError) as error:
+            raise RetriableError(
+                f"HubSpot {template}: {type(error).__name__}: {error}", endpoint=template
+            ) from error
+        finally:
+            self._metrics.api_requests.labels(system=SYSTEM, endpoint=template, status=status_label).inc()
+            self._metrics.api_seconds.labels(system=SYSTEM, endpoint=template).observe(
+                time.perf_counter() - started
+            )
+        try:
+            answer: Any = orjson.loads(raw) if raw else {}
+        except orjson.JSONDecodeError:
+            answer = {"message": raw[:200].decode("utf-8", "replace")}
+        refused = classify(status, answer, headers, endpoint=template, now=datetime.now(UTC))
+        if refused is not None:
+            if status == 429:  # noqa: PLR2004
+                self._metrics.api_throttled.labels(system=SYSTEM, endpoint=template).inc()
+            raise refused
+        if not isinstance(answer, dict):
+            raise FatalError(
+                f"HubSpot {template} answered {status} with a non-object body", endpoint=template
+            )
+        return answer

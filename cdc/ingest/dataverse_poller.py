@@ -1,0 +1,262 @@
+"""The Dataverse change-tracking poller (part of ``cdc poll``): one task per table, one owner for all.
+
+Per table: the first run GETs the entity set with ``Prefer: odata.track-changes,odata.maxpagesize=N``
+(and the configured ``$select``), follows ``@odata.nextLink`` page by page, and keeps the final
+``@odata.deltaLink``; every ``poll.dataverse_interval_s`` it GETs that link for the rows changed since.
+
+Checkpoints (guarantee 1): each page's events and the link to read next go to Kafka in one transaction
+(:class:`TransactionalChangeWriter`, transactional id per tenant and table, so a second poller of the same
+table fences the first). Mid-pass the cursor is the page's ``@odata.nextLink``: its paging cookie fixes
+the pass's upper version, and the rows after the page's last version, so a restart reads exactly the pages
+not yet committed; rows written meanwhile move above that version and arrive with the next delta. At the
+end of a pass the cursor is the ``@odata.deltaLink``. A poll that finds nothing still commits the new
+delta link: a heartbeat, so a quiet table's token never ages toward the org's expiry.
+
+Tenant: the org host from ``dataverse.base_url`` (``contoso.crm.dynamics.com``; ``127.0.0.1:PORT`` for the
+sandbox), lower case. Object type: the table's logical name (``contacts`` -> ``contact``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TypeVar
+from urllib.parse import quote
+
+from cdc.dataverse import (
+    DataverseClient,
+    ExpiredDeltaTokenError,
+    FatalError,
+    RetriableError,
+    RetryPolicy,
+    TokenProvider,
+    entity_logical_name,
+    row_to_event,
+)
+from cdc.metrics import Metrics, object_label
+from cdc.settings import PollSettings, Settings
+from streams.checkpoint_store import TransactionalChangeWriter, read_checkpoints
+from streams.checkpoints import Checkpoint, CursorKind, checkpoint_key
+from streams.keys import SourceSystem
+
+__all__ = ["run_dataverse_poller"]
+
+log = logging.getLogger("cdc.poll.dataverse")
+T = TypeVar("T")
+COMPONENT = "dataverse_poller"
+COMMIT_TIMEOUT_S = 30.0
+CLOSE_TIMEOUT_S = 10.0
+PROGRESS_EVERY_S = 5.0
+MAX_TABLE_BACKOFF_S = 60.0
+
+
+async def _unless_stopped(stop: asyncio.Event, work: Awaitable[T]) -> tuple[bool, T | None]:
+    """Run ``work`` until done or until ``stop`` is set (then cancel it); ``(finished, result)``."""
+    job = asyncio.ensure_future(work)
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({job, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (job, stopping):
+            if not task.done():
+                task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(job, stopping, return_exceptions=True)
+    if job.done() and not job.cancelled():
+        return True, job.result()
+    return False, None
+
+
+@dataclass
+class _TablePoller:
+    table: str
+    tenant: str
+    poll: PollSettings
+    client: DataverseClient
+    writer: TransactionalChangeWriter
+    metrics: Metrics
+    stop: asyncio.Event
+    link: str | None = None
+    token_issued: float = field(default_factory=time.time)
+    pass_rows: int = 0
+    pass_pages: int = 0
+    pass_started: float = 0.0
+    last_progress_log: float = 0.0
+
+    @property
+    def object_type(self) -> str:
+        return entity_logical_name(self.table)
+
+    def initial_url(self) -> str:
+        columns = list(self.poll.dataverse_select.get(self.table, ()))
+        if columns and f"{self.object_type}id" not in columns:
+            columns.insert(0, f"{self.object_type}id")
+        query = f"?$select={quote(','.join(columns), safe=',')}" if columns else ""
+        return f"{self.client.api_root}/{self.table}{query}"
+
+    async def run(self) -> None:
+        """Poll until ``stop``; transient failures back off per table, fatal ones end the process."""
+        self.metrics.checkpoint_age.labels(system="dataverse", table=self.table).set_function(
+            lambda: max(0.0, time.time() - self.token_issued)
+        )
+        failures = 0
+        while not self.stop.is_set():
+            try:
+                delay = await self.step()
+                failures = 0
+            except ExpiredDeltaTokenError:
+                log.warning("dataverse %s: delta token expired or invalid; starting a full pass", self.table)
+                self.metrics.delta_token_resets.labels(table=self.table).inc()
+                self.link = None
+                continue
+            except RetriableError as error:
+                failures += 1
+                delay = min(MAX_TABLE_BACKOFF_S, self.poll.dataverse_interval_s * 2.0**failures)
+                log.warning("dataverse %s: poll failed (%s); next try in %.1fs", self.table, error, delay)
+            if delay > 0:
+                await _unless_stopped(self.stop, asyncio.sleep(delay))
+
+    async def step(self) -> float:
+        """Read and commit one page; the delay before the next step (0 while a pass has more pages)."""
+        if self.link is None:
+            self.link = self.initial_url()
+            log.info("dataverse %s: full change-tracking pass starts", self.table)
+        if self.pass_pages == 0:
+            self.pass_started = self.last_progress_log = time.monotonic()
+        prefer = f"odata.track-changes,odata.maxpagesize={self.poll.dataverse_page_size}"
+        finished, page = await _unless_stopped(
+            self.stop, self.client.get_json(self.link, endpoint=f"{self.table}:track", prefer=prefer)
+        )
+        if not finished or page is None:
+            return 0.0  # stopping: nothing of this page was committed
+        received = datetime.now(UTC)
+        entries = page.get("value") or []
+        events = [
+            row_to_event(entry, tenant=self.tenant, object_type=self.object_type, received_at=received)
+            for entry in entries
+        ]
+        next_link, delta_link = page.get("@odata.nextLink"), page.get("@odata.deltaLink")
+        cursor = next_link or delta_link
+        if not isinstance(cursor, str) or not cursor:
+            raise FatalError(200, "no-delta-link", f"change tracking is not enabled on {self.table}")
+        self.pass_rows += len(events)
+        checkpoint = Checkpoint(
+            source=SourceSystem.DATAVERSE,
+            tenant=self.tenant,
+            object_type=self.object_type,
+            kind=CursorKind.DELTA_LINK,
+            cursor=cursor,
+            updated_at=received,
+            events_published=self.pass_rows,
+        )
+        # Not interrupted by stop: a page whose transaction has begun finishes (or aborts on timeout).
+        await asyncio.wait_for(self.writer.commit(events, checkpoint), COMMIT_TIMEOUT_S)
+        self.link = cursor
+        self.pass_pages += 1
+        self._count(len(events))
+        if next_link:
+            self._log_progress()
+            return 0.0
+        self._finish_pass(received)
+        return self.poll.dataverse_interval_s
+
+    def _count(self, rows: int) -> None:
+        labels = {"system": "dataverse", "table": self.table}
+        self.metrics.poll_rows.labels(**labels).inc(rows)
+        self.metrics.events_ingested.labels(source="dataverse", object=object_label(self.object_type)).inc(
+            rows
+        )
+        self.metrics.progress(COMPONENT)
+
+    def _log_progress(self) -> None:
+        now = time.monotonic()
+        if now - self.last_progress_log < PROGRESS_EVERY_S:
+            return
+        self.last_progress_log = now
+        elapsed = now - self.pass_started
+        log.info(
+            "dataverse %s: %d rows in %d pages so far (%.0f rows/s)",
+            self.table,
+            self.pass_rows,
+            self.pass_pages,
+            self.pass_rows / elapsed if elapsed > 0 else 0.0,
+        )
+
+    def _finish_pass(self, received: datetime) -> None:
+        elapsed = time.monotonic() - self.pass_started
+        labels = {"system": "dataverse", "table": self.table}
+        self.metrics.poll_seconds.labels(**labels).observe(elapsed)
+        self.metrics.poll_last_success.labels(**labels).set(received.timestamp())
+        self.token_issued = received.timestamp()
+        if self.pass_pages > 1 or self.pass_rows:
+            log.info(
+                "dataverse %s: %d rows in %d pages, %.2fs",
+                self.table,
+                self.pass_rows,
+                self.pass_pages,
+                elapsed,
+            )
+        self.pass_rows = self.pass_pages = 0
+
+
+async def run_dataverse_poller(
+    settings: Settings,
+    stop: asyncio.Event,
+    *,
+    metrics: Metrics,
+    retry_policy: RetryPolicy | None = None,
+) -> None:
+    """Poll every configured table until ``stop`` is set. Raises a :class:`FatalError` (auth, config).
+
+    Start: credentials are checked first (a wrong secret fails here, before anything else runs), then
+    the checkpoints are read once, then one task per table runs under one ``asyncio.TaskGroup``.
+
+    Shutdown, in order, each step bounded:
+
+    1. stop fetching: an in-flight GET is cancelled (nothing of it was committed yet);
+    2. a page whose transaction has begun finishes it (at most ``COMMIT_TIMEOUT_S``; on timeout the broker
+       aborts it and the restart re-reads that page);
+    3. close each table's transactional producer (``CLOSE_TIMEOUT_S`` each);
+    4. close the HTTP session, then msal's HTTP session;
+    5. one summary log line.
+    """
+    started = time.monotonic()
+    tokens = TokenProvider(settings.dataverse)
+    client = DataverseClient(settings.dataverse, tokens, metrics, policy=retry_policy)
+    tenant = tokens.org_host
+    writers: list[TransactionalChangeWriter] = []
+    pollers: list[_TablePoller] = []
+    try:
+        await tokens.token()
+        await client.start()
+        checkpoints = await read_checkpoints(settings.kafka)
+        for table in settings.poll.dataverse_tables:
+            prefix = settings.kafka.topic_prefix
+            writer = TransactionalChangeWriter(settings.kafka, f"{prefix}cdc-poll-dataverse-{tenant}-{table}")
+            writers.append(writer)
+            await writer.start()
+            poller = _TablePoller(table, tenant, settings.poll, client, writer, metrics, stop)
+            resumed = checkpoints.get(checkpoint_key(SourceSystem.DATAVERSE, tenant, poller.object_type))
+            if resumed is not None:
+                poller.link = resumed.cursor
+                poller.token_issued = resumed.updated_at.timestamp()
+                log.info("dataverse %s: resuming from the checkpoint of %s", table, resumed.updated_at)
+            pollers.append(poller)
+        try:
+            async with asyncio.TaskGroup() as group:
+                for poller in pollers:
+                    group.create_task(poller.run(), name=f"dataverse-poll-{poller.table}")
+        except* FatalError as failures:
+            raise failures.exceptions[0] from None
+    finally:
+        for writer in writers:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(writer.stop(), CLOSE_TIMEOUT_S)
+        await client.close()
+        tokens.close()
+        log.info("dataverse poller stopped after %.0fs: %d tables", time.monotonic() - started, len(pollers))

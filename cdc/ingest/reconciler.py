@@ -1,0 +1,350 @@
+"""The HubSpot reconciler (part of `cdc poll`): catches what webhooks lost, and backfills history.
+
+Per configured object type, one loop pages the CRM search API by the last-modified property from the
+cursor in the ``checkpoints`` topic (``CursorKind.MODIFIED_SINCE``, ISO-8601), sorted ascending, and
+publishes an UPSERT change event with the full record (``origin=reconciler``, ``source_version`` = the
+last-modified value) for every record it has not already published at that version. Each page's events
+and the cursor after them are one Kafka transaction (transactional id per portal and object), so the
+cursor moves only with its events. Each pass starts ``poll.hubspot_lookback_s`` before the cursor, because
+search lags behind writes; the 10,000-result window is never met (see `cdc.hubspot.search`).
+
+Associations do not move last-modified. For every record a page holds (re-read records in the lookback
+included), the reconciler reads its associations to the other configured types (v4 batch read) and
+publishes ASSOCIATION events for the edges that differ from what it last published for that record:
+added or changed edges (``removed=False``) and, when it knows the earlier set, removed ones. Separate
+ASSOCIATION events rather than a list on the record event: they are the shape association webhooks
+already produce, so the sync engine has one path for both, and the record event's schema stays flat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from cdc.hubspot.client import AssociatedRecord, HubSpotClient
+from cdc.hubspot.errors import HubSpotApiError, RetriableError
+from cdc.hubspot.search import LAST_MODIFIED, MAX_PAGE, SearchPosition, next_position, parse_ms, search_body
+from cdc.metrics import Metrics, object_label
+from cdc.settings import Settings, SettingsError, require
+from streams.checkpoint_store import TransactionalChangeWriter, read_checkpoints
+from streams.checkpoints import Checkpoint, CursorKind, checkpoint_key
+from streams.events import Association, ChangeEvent, Operation, Origin
+from streams.keys import SourceSystem
+
+__all__ = ["DEFAULT_PROPERTIES", "check_options", "run_hubspot_reconciler"]
+
+log = logging.getLogger(__name__)
+SYSTEM = "hubspot"
+COMPONENT = "hubspot_reconciler"
+SINGULAR = {"contacts": "contact", "companies": "company", "deals": "deal"}
+PRIMARY_TYPE_IDS = frozenset({1, 2, 5, 6})
+SHUTDOWN_GRACE_S = 10.0
+DEFAULT_PROPERTIES: Mapping[str, tuple[str, ...]] = {
+    "contacts": (
+        "email", "firstname", "lastname", "phone", "mobilephone", "jobtitle", "company", "address", "city",
+        "state", "zip", "country", "website", "industry", "lifecyclestage", "hs_lead_status",
+        "hubspot_owner_id", "hubspotscore", "createdate",
+    ),
+    "companies": (
+        "name", "domain", "phone", "address", "address2", "city", "state", "zip", "country", "website",
+        "industry", "description", "lifecyclestage", "hubspot_owner_id", "createdate",
+    ),
+    "deals": (
+        "dealname", "amount", "closedate", "pipeline", "dealstage", "description", "hubspot_owner_id",
+        "createdate",
+    ),
+}  # fmt: skip
+"""The properties the default sync steps map (``reference/default_mappings.md``), per object type."""
+
+Edge = tuple[str, str, bool, int | None]  # (to type, to id, primary, association type id)
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _edge(to_type: str, item: AssociatedRecord) -> Edge:
+    primary = any(t in PRIMARY_TYPE_IDS for t in item.type_ids) or "Primary" in item.labels
+    plain = [t for t in item.type_ids if t not in PRIMARY_TYPE_IDS]
+    kinds = plain or list(item.type_ids)
+    return (to_type, item.to_id, primary, kinds[0] if kinds else None)
+
+
+@dataclass
+class _Memory:
+    """What this process last published per record, kept for records inside the lookback window."""
+
+    versions: dict[str, int] = field(default_factory=dict)
+    edges: dict[str, set[Edge]] = field(default_factory=dict)
+
+    def forget_before(self, ms: int) -> None:
+        for record_id in [r for r, v in self.versions.items() if v < ms]:
+            del self.versions[record_id]
+            self.edges.pop(record_id, None)
+
+
+@dataclass
+class _ObjectReconciler:
+    """One object type of one portal: its search loop, its writer, its cursor."""
+
+    obj: str
+    portal: str
+    others: tuple[str, ...]
+    properties: tuple[str, ...]
+    client: HubSpotClient
+    writer: TransactionalChangeWriter
+    metrics: Metrics
+    cursor_ms: int | None
+    interval_s: float
+    lookback_ms: int
+    page_size: int
+    memory: _Memory = field(default_factory=_Memory)
+
+    @property
+    def singular(self) -> str:
+        return SINGULAR[self.obj]
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Passes until ``stop``; a throttle or outage outlasting the client's retries waits for the next."""
+        while not stop.is_set():
+            wait = self.interval_s
+            try:
+                await self._pass(stop)
+            except RetriableError as error:
+                log.warning(
+                    "hubspot reconciler %s: pass interrupted, next in %.0fs: %s", self.obj, wait, error
+                )
+                wait = max(wait, error.retry_after or 0.0)
+            try:
+                await asyncio.wait_for(stop.wait(), wait)
+            except TimeoutError:
+                continue
+
+    async def _pass(self, stop: asyncio.Event) -> None:
+        started = time.monotonic()
+        backfill = self.cursor_ms is None
+        since = 0 if self.cursor_ms is None else max(0, self.cursor_ms - self.lookback_ms)
+        position: SearchPosition | None = SearchPosition(since)
+        total, read, published, pages = 0, 0, 0, 0
+        while position is not None and not stop.is_set():
+            body = search_body(LAST_MODIFIED[self.obj], position, self.properties, self.page_size)
+            page = await self.client.search(self.obj, body)
+            total = total or page.total
+            rows = [
+                (parse_ms(_modified(r, self.obj)) or position.since_ms, int(r["id"]), r) for r in page.results
+            ]
+            published += await self._publish([(ms, r) for ms, _, r in rows])
+            read, pages = read + len(rows), pages + 1
+            self.metrics.poll_rows.labels(system=SYSTEM, table=self.obj).inc(len(rows))
+            if backfill and rows:
+                log.info("hubspot backfill %s: %d of about %d records read", self.obj, read, total)
+            position = next_position(position, [(ms, i) for ms, i, _ in rows], page.has_more)
+        now = time.time()
+        self.metrics.poll_seconds.labels(system=SYSTEM, table=self.obj).observe(time.monotonic() - started)
+        self.metrics.poll_last_success.labels(system=SYSTEM, table=self.obj).set(now)
+        if self.cursor_ms is not None:
+            self.metrics.checkpoint_age.labels(system=SYSTEM, table=self.obj).set(now - self.cursor_ms / 1000)
+        self.metrics.progress(COMPONENT)
+        log.info(
+            "hubspot reconciler %s: pass read %d records in %d searches, published %d events",
+            self.obj, read, pages, published,
+        )  # fmt: skip
+
+    async def _publish(self, rows: Sequence[tuple[int, dict[str, Any]]]) -> int:
+        """One page: new record versions, association differences, and the cursor, in one transaction."""
+        if not rows:
+            return 0
+        received = datetime.now(UTC)
+        events = [
+            self._record_event(ms, r, received)
+            for ms, r in rows
+            if self.memory.versions.get(str(r["id"])) != ms
+        ]
+        current = await self._edges([str(r["id"]) for _, r in rows])
+        for record_id, edges in current.items():
+            events += self._association_events(record_id, edges, received)
+        newest = max(ms for ms, _ in rows)
+        cursor = newest if self.cursor_ms is None else max(self.cursor_ms, newest)
+        if events or cursor != self.cursor_ms:
+            checkpoint = Checkpoint(
+                source=SourceSystem.HUBSPOT, tenant=self.portal, object_type=self.singular,
+                kind=CursorKind.MODIFIED_SINCE, cursor=_iso(cursor), updated_at=received,
+                events_published=len(events),
+            )  # fmt: skip
+            await self.writer.commit(events, checkpoint)
+        for ms, r in rows:  # remembered only once Kafka holds them
+            self.memory.versions[str(r["id"])] = ms
+        for record_id, edges in current.items():
+            self.memory.edges[record_id] = edges
+        self.cursor_ms = cursor
+        self.memory.forget_before(cursor - self.lookback_ms)
+        if events:
+            self.metrics.events_ingested.labels(source=SYSTEM, object=object_label(self.singular)).inc(
+                len(events)
+            )
+        return len(events)
+
+    async def _edges(self, ids: list[str]) -> dict[str, set[Edge]]:
+        found: dict[str, set[Edge]] = {record_id: set() for record_id in ids}
+        for other in self.others:
+            for record_id, items in (await self.client.read_associations(self.obj, other, ids)).items():
+                found.setdefault(record_id, set()).update(_edge(SINGULAR[other], item) for item in items)
+        return found
+
+    def _record_event(self, ms: int, result: dict[str, Any], received: datetime) -> ChangeEvent:
+        properties = result.get("properties") or {}
+        return ChangeEvent(
+            source=SourceSystem.HUBSPOT, tenant=self.portal, object_type=self.singular,
+            object_id=str(result["id"]), operation=Operation.UPSERT, origin=Origin.RECONCILER,
+            record={str(k): (None if v is None else str(v)) for k, v in properties.items()},
+            source_version=_modified(result, self.obj),
+            occurred_at=datetime.fromtimestamp(ms / 1000, UTC), received_at=received,
+        )  # fmt: skip
+
+    def _association_events(self, record_id: str, edges: set[Edge], received: datetime) -> list[ChangeEvent]:
+        before = self.memory.edges.get(record_id)
+        added = sorted(edges - (before or set()), key=str)
+        gone = {(e[0], e[1]) for e in before or set()} - {(e[0], e[1]) for e in edges}
+        removed = sorted(e for e in before or set() if (e[0], e[1]) in gone)
+        return [
+            ChangeEvent(
+                source=SourceSystem.HUBSPOT,
+                tenant=self.portal,
+                object_type=self.singular,
+                object_id=record_id,
+                operation=Operation.ASSOCIATION,
+                origin=Origin.RECONCILER,
+                association=Association(
+                    to_object_type=to_type,
+                    to_object_id=to_id,
+                    association_type_id=type_id,
+                    category=f"{self.singular.upper()}_TO_{to_type.upper()}",
+                    primary=primary,
+                    removed=is_removed,
+                ),
+                occurred_at=received,
+                received_at=received,
+            )
+            for is_removed, group in ((False, added), (True, removed))
+            for to_type, to_id, primary, type_id in group
+        ]
+
+
+def _modified(result: Mapping[str, Any], obj: str) -> str | None:
+    value = (result.get("properties") or {}).get(LAST_MODIFIED[obj]) or result.get("updatedAt")
+    return None if value is None else str(value)
+
+
+async def _bounded(run: Any, stop: asyncio.Event, grace_s: float, obj: str) -> None:
+    """Run until it ends; once ``stop`` is set, give it ``grace_s`` to finish its page, then cancel it."""
+    task = asyncio.ensure_future(run)
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if not task.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(task), grace_s)
+            except TimeoutError:
+                log.warning("hubspot reconciler %s: still busy %.0fs after stop; cancelled", obj, grace_s)
+        if task.done():
+            task.result()
+    finally:
+        for pending in (task, stopped):
+            if not pending.done():
+                pending.cancel()
+                await asyncio.gather(pending, return_exceptions=True)
+
+
+def check_options(settings: Settings, page_size: int) -> dict[str, tuple[str, ...]]:
+    """The properties to read per object type, or SettingsError before anything is started."""
+    objects = settings.poll.hubspot_objects
+    unknown = sorted({*objects, *settings.poll.hubspot_properties} - set(SINGULAR))
+    if unknown:
+        raise SettingsError(
+            f"poll.hubspot_objects / poll.hubspot_properties: unsupported {unknown}; "
+            "the reconciler knows contacts, companies, deals"
+        )
+    chosen = {
+        obj: tuple(settings.poll.hubspot_properties.get(obj, DEFAULT_PROPERTIES[obj])) for obj in objects
+    }
+    for obj, names in chosen.items():
+        try:
+            search_body(LAST_MODIFIED[obj], SearchPosition(0, tie=True), names, page_size)
+        except ValueError as error:
+            raise SettingsError(f"poll.hubspot_properties.{obj}: {error}") from None
+    return chosen
+
+
+async def run_hubspot_reconciler(
+    settings: Settings,
+    stop: asyncio.Event,
+    *,
+    metrics: Metrics,
+    page_size: int = MAX_PAGE,
+    client: HubSpotClient | None = None,
+) -> None:
+    """Reconcile every configured object type until ``stop`` is set; raise on a fatal error.
+
+    One task per object type, all owned by one TaskGroup: a slow or throttled type never stalls the others
+    (search's shared 5/s limiter is the only thing they share); a fatal error (401, 403, a refused request,
+    Kafka fencing) ends them all and is raised as itself. Shutdown, in order, each step bounded:
+
+    1. ``stop`` is set: each loop stops fetching; a page in hand finishes publishing (step bound
+       ``SHUTDOWN_GRACE_S``; past it the pass is cancelled, its transaction aborted, no cursor moved);
+    2. each writer closes: its producer flushes and the open transaction, if any, is aborted;
+    3. the HTTP session closes;
+    4. one summary line is logged.
+    """
+    portal = settings.hubspot.portal_id
+    require(settings.hubspot.token, "hubspot.token", "poll")
+    require(portal, "hubspot.portal_id", "poll")
+    assert settings.hubspot.token is not None  # noqa: S101 -- checked just above
+    assert portal is not None  # noqa: S101 -- checked just above
+    objects = settings.poll.hubspot_objects
+    properties = check_options(settings, page_size)
+    checkpoints = await read_checkpoints(settings.kafka)
+    own_client = client or HubSpotClient(
+        settings.hubspot.base_url, settings.hubspot.token.get_secret_value(), metrics=metrics
+    )
+    reconcilers: list[_ObjectReconciler] = []
+    try:
+        async with own_client as http:
+            for obj in objects:
+                found = checkpoints.get(checkpoint_key(SourceSystem.HUBSPOT, portal, SINGULAR[obj]))
+                writer = TransactionalChangeWriter(
+                    settings.kafka, f"{settings.kafka.topic_prefix}cdc-reconciler-hubspot-{portal}-{obj}"
+                )
+                await writer.start()
+                reconcilers.append(
+                    _ObjectReconciler(
+                        obj=obj,
+                        portal=portal,
+                        others=tuple(o for o in objects if o != obj),
+                        properties=properties[obj],
+                        client=http,
+                        writer=writer,
+                        metrics=metrics,
+                        cursor_ms=parse_ms(found.cursor) if found else None,
+                        interval_s=settings.poll.hubspot_interval_s,
+                        lookback_ms=int(settings.poll.hubspot_lookback_s * 1000),
+                        page_size=page_size,
+                    )
+                )
+            try:
+                async with asyncio.TaskGroup() as tasks:
+                    for item in reconcilers:
+                        tasks.create_task(_bounded(item.run(stop), stop, SHUTDOWN_GRACE_S, item.obj))
+            except* HubSpotApiError as group:
+                raise group.exceptions[0] from None
+    finally:
+        for item in reconcilers:
+            await asyncio.wait_for(item.writer.stop(), SHUTDOWN_GRACE_S)
+        log.info(
+            "hubspot reconciler stopped: %s",
+            ", ".join(f"{r.obj} at {_iso(r.cursor_ms) if r.cursor_ms else 'start'}" for r in reconcilers),
+        )
