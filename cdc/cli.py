@@ -23,6 +23,7 @@ import orjson
 from cdc.devkafka.runner import KafkaRunnerError, LocalKafka, kafka_version, resolve_jars
 from cdc.exits import CliError, ExitCode
 from cdc.settings import Settings, SettingsError, load_settings
+from consumers.loader import ConfigError
 from streams.admin import EnsureReport, KafkaUnavailableError, TopicAdminError, ensure_topics, open_admin
 from streams.topics import TopicCatalog
 
@@ -227,6 +228,153 @@ def ingest(state: _State) -> None:
 
 
 @cli.command()
+@click.pass_obj
+def poll(state: _State) -> None:
+    """Poll Dataverse change tracking and reconcile HubSpot; replicas share the tables (one poller each)."""
+    from prometheus_client import CollectorRegistry  # noqa: PLC0415 -- keeps `cdc --help` fast
+
+    from cdc.dataverse import FatalError as DataverseFatal  # noqa: PLC0415
+    from cdc.hubspot.errors import HubSpotApiError  # noqa: PLC0415
+    from cdc.ingest.poll_service import MissingTopicsError, run_poll, stop_on_signals  # noqa: PLC0415
+    from cdc.metrics import Metrics  # noqa: PLC0415
+
+    settings = state.settings
+    logging.basicConfig(level=settings.log.level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        with stop_on_signals(stop):
+            await run_poll(
+                settings,
+                stop,
+                metrics=Metrics(CollectorRegistry()),
+                on_ready=lambda url: _progress(f"poll: metrics at {url}/metrics"),
+            )
+
+    try:
+        asyncio.run(run())
+    except MissingTopicsError as error:
+        raise CliError(str(error), ExitCode.DRIFT) from None
+    except (DataverseFatal, HubSpotApiError) as error:
+        raise CliError(f"{type(error).__name__}: {error}", ExitCode.CONFIG) from None
+
+
+@cli.command()
+@click.option("--dry-run", is_flag=True, help="Plan and audit the writes without performing them.")
+@click.option(
+    "--sync-config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Sync configuration YAML (default: sync.config, else the seeds' standard set-up).",
+)
+@click.pass_obj
+def sync(state: _State, dry_run: bool, sync_config: Path | None) -> None:
+    """Apply changes from Kafka to the other CRM by the configured sync steps."""
+    from cdc.sync_service import run_sync  # noqa: PLC0415 -- keeps `cdc --help` fast
+    from consumers.loader import load_config  # noqa: PLC0415
+
+    settings = state.settings
+    updates: dict[str, Any] = {}
+    if dry_run:
+        updates["dry_run"] = True
+    if sync_config is not None:
+        updates["config"] = sync_config
+    if updates:
+        settings = settings.model_copy(update={"sync": settings.sync.model_copy(update=updates)})
+    config = load_config(settings.sync.config)
+    logging.basicConfig(level=settings.log.level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await run_sync(
+            settings, stop, config=config, on_ready=lambda url: _progress(f"metrics at {url}/metrics")
+        )
+
+    asyncio.run(run())
+
+
+@cli.group("config")
+def config_group() -> None:
+    """The sync configuration."""
+
+
+@config_group.command("check")
+@click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the effective steps as JSON.")
+def config_check(file: Path | None, as_json: bool) -> None:
+    """Validate a sync configuration (the defaults when no FILE is given) and print its steps in order."""
+    from consumers.loader import describe, load_config  # noqa: PLC0415
+
+    config = load_config(file)
+    described = describe(config)
+    if as_json:
+        _echo_json(described)
+        return
+    for n, step in enumerate(described["steps"], start=1):
+        state = "on " if step["enabled"] else "off"
+        source, target = step["source"], step["target"]
+        click.echo(
+            f"{n}. [{state}] {step['name']}: {source['system']}.{source['object']} -> "
+            f"{target['system']}.{target['object']} ({len(step['fields'])} fields)"
+        )
+    click.echo(
+        f"ok: {sum(1 for s in described['steps'] if s['enabled'])} of {len(described['steps'])} steps enabled"
+    )
+
+
+@cli.command()
+@click.option(
+    "--dataverse", "create_columns", is_flag=True, help="Also create missing Dataverse columns (else listed)."
+)
+@click.option("--dry-run", is_flag=True, help="List what would be created; change nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print created/present/missing/problems per area.")
+@click.option(
+    "--sync-config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Sync configuration YAML (default: sync.config, else the seeds' standard set-up).",
+)
+@click.pass_obj
+def provision(
+    state: _State, create_columns: bool, dry_run: bool, as_json: bool, sync_config: Path | None
+) -> None:
+    """Create the HubSpot properties, webhook subscriptions and (--dataverse) Dataverse columns the sync
+    configuration needs; exit 3 while anything stays missing or wrong."""
+    from cdc.dataverse import DataverseApiError  # noqa: PLC0415 -- keeps `cdc --help` fast
+    from cdc.dataverse import RetriableError as DataverseRetriable  # noqa: PLC0415
+    from cdc.hubspot.errors import HubSpotApiError  # noqa: PLC0415
+    from cdc.hubspot.errors import RetriableError as HubSpotRetriable  # noqa: PLC0415
+    from cdc.provisioning import ProvisionError  # noqa: PLC0415
+    from cdc.provisioning import provision as provision_crms  # noqa: PLC0415
+    from consumers.loader import load_config  # noqa: PLC0415
+
+    settings = state.settings
+    config = load_config(sync_config or settings.sync.config)
+    try:
+        report = asyncio.run(
+            provision_crms(
+                settings, config, create_columns=create_columns, dry_run=dry_run, progress=_progress
+            )
+        )
+    except ProvisionError as error:
+        raise CliError(str(error), ExitCode.CONFIG) from None
+    except (HubSpotRetriable, DataverseRetriable) as error:
+        raise CliError(f"{type(error).__name__}: {error}", ExitCode.UNAVAILABLE) from None
+    except (HubSpotApiError, DataverseApiError) as error:
+        raise CliError(f"{type(error).__name__}: {error}", ExitCode.CONFIG) from None
+    if as_json:
+        _echo_json(report.as_json())
+    else:
+        click.echo(report.summary())
+    if not report.ok:
+        hint = "" if create_columns or not report.dataverse.missing else " (--dataverse creates the columns)"
+        raise CliError(
+            f"the CRMs lack what the sync configuration needs: {report.summary()}{hint}", ExitCode.DRIFT
+        )
+
+
+@cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Loopback address to listen on.")
 @click.option("--hubspot-port", type=int, default=0, help="HubSpot emulator port (default: a free one).")
 @click.option("--dataverse-port", type=int, default=0, help="Dataverse emulator port (default: a free one).")
@@ -320,6 +468,8 @@ def main(argv: list[str] | None = None) -> None:
         _fail(str(error), ExitCode.FAILURE)
     except CliError as error:
         _fail(str(error), error.code)
+    except ConfigError as error:
+        _fail(str(error), ExitCode.CONFIG)
 
 
 def _fail(message: str, code: ExitCode) -> None:

@@ -16,11 +16,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from pydantic import SecretStr
 
 from cdc.ingest.service import run_ingest
 from cdc.sandbox.runner import Sandbox, run_sandbox
-from cdc.settings import HubSpotSettings, IngestSettings, Settings
 from streams.admin import ensure_topics, open_admin
 from streams.clients import make_consumer
 from streams.codec import Position
@@ -133,16 +131,7 @@ async def run(kafka: KafkaSettings, say: Say, *, once: bool, stop: asyncio.Event
     )
     async with run_sandbox(seed=1) as box:
         say(f"sandbox HubSpot {box.info.hubspot.base_url}, Dataverse {box.info.dataverse.base_url}")
-        settings = Settings(
-            kafka=kafka,
-            hubspot=HubSpotSettings(
-                base_url=box.info.hubspot.base_url,
-                token=SecretStr(box.info.hubspot.token),
-                app_id=box.info.hubspot.app_id,
-                client_secret=SecretStr(box.info.hubspot.client_secret),
-            ),
-            ingest=IngestSettings(port=0),
-        )
+        settings = box.daemon_settings(kafka)
         listening: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         ingest_stop = asyncio.Event()
         async with asyncio.TaskGroup() as tasks:

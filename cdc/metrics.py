@@ -161,5 +161,63 @@ class Metrics:
             registry=registry,
         )
 
+        # sync: the router and the apply loop
+        self.sync_routed = Counter(
+            "cdc_sync_routed_total",
+            "Change events re-keyed to their pair on the work topic.",
+            registry=registry,
+        )
+        self.sync_writes = Counter(
+            "cdc_sync_writes_total",
+            "Records written to a CRM by the sync stage.",
+            ["target", "object", "operation", "outcome"],
+            registry=registry,
+        )
+        self.sync_latency = Histogram(
+            "cdc_sync_latency_seconds",
+            "End to end: the source change -> the write acknowledged by the other CRM, per step.",
+            ["step"],
+            buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0, 300.0),
+            registry=registry,
+        )
+        self.sync_conflicts = Counter(
+            "cdc_sync_conflicts_total",
+            "Fields changed on both sides since the last sync, by the rule that chose the winner.",
+            ["step", "rule"],
+            registry=registry,
+        )
+        self.sync_echoes = Counter(
+            "cdc_sync_echoes_suppressed_total",
+            "Changes that matched the last-synced fingerprints (our own writes coming back).",
+            registry=registry,
+        )
+        self.sync_skipped = Counter(
+            "cdc_sync_skipped_total",
+            "Records or fields not synced, by reason (not_in_sync_set, ambiguous_match, ...).",
+            ["step", "reason"],
+            registry=registry,
+        )
+        self.sync_deadletters = Counter(
+            "cdc_sync_deadletters_total",
+            "Events sent to the dead-letter topic, by step and reason.",
+            ["step", "reason"],
+            registry=registry,
+        )
+        self.sync_paused = Counter(
+            "cdc_sync_paused_total",
+            "Times the sync stage paused for a CRM system error (429, 5xx, timeout, auth).",
+            ["system"],
+            registry=registry,
+        )
+        self.sync_batch_seconds = Histogram(
+            "cdc_sync_batch_seconds",
+            "Time to apply one batch of work items (reads, plans, writes).",
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.links = Gauge(
+            "cdc_links", "Linked record pairs in this replica's link view.", ["object"], registry=registry
+        )
+
     def progress(self, component: str) -> None:
         self.last_progress.labels(component=component).set(time.time())

@@ -73,7 +73,12 @@ class DataverseSettings(BaseModel):
 
 
 class PollSettings(BaseModel):
-    """`cdc poll`: the Dataverse change-tracking poller and the HubSpot reconciler."""
+    """`cdc poll`: the Dataverse change-tracking poller and the HubSpot reconciler.
+
+    A part runs when its system is configured: Dataverse with ``dataverse.base_url`` and a table, HubSpot
+    with ``hubspot.token`` and an object type (an empty list turns a part off). Replicas share the tables
+    through the ``<prefix>poll`` consumer group (`cdc.ingest.leases`).
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -100,6 +105,21 @@ class PollSettings(BaseModel):
     hubspot_properties: dict[str, tuple[str, ...]] = Field(
         default_factory=dict,
         description="Properties the reconciler reads per object type; types not named get the defaults.",
+    )
+    host: str = Field(default="127.0.0.1", description="Where `cdc poll` serves /metrics, /healthz, /readyz.")
+    port: int = Field(default=8081, ge=0, le=65535, description="Its port (ingest has 8080).")
+    shutdown_grace_s: float = Field(
+        default=15.0,
+        gt=0,
+        description="A table being stopped (shutdown, or handed to another replica) may finish its page "
+        "this long before it is cancelled.",
+    )
+    lease_session_timeout_s: float = Field(
+        default=10.0,
+        ge=6,
+        le=300,
+        description="A replica that stops heart-beating this long loses its tables to the others "
+        "(brokers refuse under 6 s by default: group.min.session.timeout.ms).",
     )
 
 
@@ -131,6 +151,27 @@ class IngestSettings(BaseModel):
     )
 
 
+class SyncSettings(BaseModel):
+    """The sync role (`cdc sync`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    config: Path | None = Field(
+        default=None, description="Sync configuration YAML; default: the seeds' set-up."
+    )
+    group_prefix: str = Field(
+        default="cdc-", description="Consumer groups: <prefix>sync-route, <prefix>sync-apply."
+    )
+    batch_size: int = Field(
+        default=100, ge=1, le=1000, description="Work items per batch (HubSpot batches take 100)."
+    )
+    batch_wait_ms: int = Field(default=5, ge=0, le=1000, description="How long a batch waits to fill.")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8082, ge=0, le=65535, description="/metrics, /healthz, /readyz.")
+    dry_run: bool = Field(default=False, description="Plan and audit writes without performing them.")
+    shutdown_grace_s: float = Field(default=10.0, gt=0)
+
+
 class Settings(BaseSettings):
     """Everything the daemon can be told. Frozen: nothing changes it after start-up."""
 
@@ -147,6 +188,7 @@ class Settings(BaseSettings):
     dataverse: DataverseSettings = DataverseSettings()
     ingest: IngestSettings = IngestSettings()
     poll: PollSettings = PollSettings()
+    sync: SyncSettings = SyncSettings()
     log: LogSettings = LogSettings()
 
     @classmethod

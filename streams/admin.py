@@ -101,6 +101,9 @@ async def describe(admin: AIOKafkaAdminClient, names: Sequence[str]) -> dict[str
     }
 
 
+DESCRIBE_RETRIES = 10
+
+
 async def ensure_topics(admin: AIOKafkaAdminClient, catalog: TopicCatalog) -> EnsureReport:
     """Create the catalog's missing topics; describe the rest and report drift."""
     report = EnsureReport()
@@ -124,6 +127,13 @@ async def ensure_topics(admin: AIOKafkaAdminClient, catalog: TopicCatalog) -> En
                 )
     to_check = [spec for spec in catalog if spec.name not in report.created]
     actual = await describe(admin, [spec.name for spec in to_check]) if to_check else {}
+    for _ in range(DESCRIBE_RETRIES):
+        # A topic created a moment ago (by us or another replica) may not be in every broker's metadata yet.
+        unseen = [spec.name for spec in to_check if spec.name not in actual]
+        if not unseen:
+            break
+        await asyncio.sleep(0.2)
+        actual.update(await describe(admin, unseen))
     for spec in to_check:
         if spec.name not in actual:
             raise TopicAdminError(f"topic {spec.name} was reported to exist but cannot be described")

@@ -4,24 +4,40 @@ Guarantee 1 for pollers: a cursor moves only with the events it covers. :class:`
 puts a batch of change events and the checkpoint after them into one Kafka transaction, so a reader with
 ``read_committed`` sees both or neither; a crash before the commit re-reads from the old cursor (a
 duplicate at worst, never a loss). Its transactional id is per poller and table: a second poller for the
-same table fences the first (its next commit fails with ``ProducerFenced``), so two pollers never move one
-cursor.
+same table fences the first (its next commit fails with :class:`WriterFencedError`), so two pollers never
+move one cursor. Whoever takes a table over starts its writer *before* it reads the checkpoint: starting
+fences the earlier writer and aborts its open transaction, so the checkpoint read afterwards is final.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
 from aiokafka import TopicPartition
+from aiokafka.errors import InvalidProducerEpoch, ProducerFenced
 
 from streams.checkpoints import CHECKPOINT_CODEC, Checkpoint
 from streams.clients import make_consumer, make_producer
 from streams.codec import Position
 from streams.config import KafkaSettings
 from streams.events import CHANGE_CODEC, ChangeEvent
-from streams.keys import SourceSystem
 from streams.topics import TopicCatalog, TopicRole
+
+__all__ = ["TransactionalChangeWriter", "WriterFencedError", "read_checkpoints"]
+
+
+class WriterFencedError(RuntimeError):
+    """A newer writer with the same transactional id started: this one can never commit again.
+
+    Not a failure of the process: another poller owns the table now. Stop polling it; its transaction was
+    aborted, so nothing of it is visible to ``read_committed`` readers.
+    """
+
+    def __init__(self, transactional_id: str) -> None:
+        super().__init__(f"transactional id {transactional_id!r} was taken over by a newer writer")
+        self.transactional_id = transactional_id
 
 
 async def read_checkpoints(kafka: KafkaSettings) -> dict[str, Checkpoint]:
@@ -54,16 +70,15 @@ class TransactionalChangeWriter:
     """Change events plus the checkpoint that covers them, committed as one Kafka transaction."""
 
     def __init__(self, kafka: KafkaSettings, transactional_id: str) -> None:
-        catalog = TopicCatalog.from_settings(kafka)
-        self._changes = {
-            SourceSystem.HUBSPOT: catalog.name(TopicRole.CHANGES_HUBSPOT),
-            SourceSystem.DATAVERSE: catalog.name(TopicRole.CHANGES_DATAVERSE),
-        }
-        self._checkpoints = catalog.name(TopicRole.CHECKPOINTS)
+        self._catalog = TopicCatalog.from_settings(kafka)
+        self._checkpoints = self._catalog.name(TopicRole.CHECKPOINTS)
+        self.transactional_id = transactional_id
         self._producer: Any = make_producer(kafka, transactional_id=transactional_id)
         self._started = False
+        self._fenced = False
 
     async def start(self) -> None:
+        """Connect and register the transactional id: from here on, any earlier writer of it is fenced."""
         await self._producer.start()
         self._started = True
 
@@ -75,18 +90,37 @@ class TransactionalChangeWriter:
         await self._producer.stop()
 
     async def commit(self, events: Sequence[ChangeEvent], checkpoint: Checkpoint) -> None:
-        """Publish ``events`` and ``checkpoint`` atomically; returns once the transaction is committed."""
-        async with self._producer.transaction():
-            for event in events:
-                await self._producer.send(
-                    self._changes[event.source],
-                    CHANGE_CODEC.encode(event),
-                    key=event.key.encode(),
-                    headers=[CHANGE_CODEC.header],
+        """Publish ``events`` and ``checkpoint`` atomically; returns once the transaction is committed.
+
+        Raises :class:`WriterFencedError` when a newer writer took the transactional id over (then and on
+        every later call: a fenced producer is dead).
+        """
+        if self._fenced:
+            raise WriterFencedError(self.transactional_id)
+        sent: list[asyncio.Future[Any]] = []
+        try:
+            async with self._producer.transaction():
+                for event in events:
+                    sent.append(  # noqa: PERF401 -- kept one by one: a later send may fail
+                        await self._producer.send(
+                            self._catalog.changes_topic(event.source),
+                            CHANGE_CODEC.encode(event),
+                            key=event.key.encode(),
+                            headers=[CHANGE_CODEC.header],
+                        )
+                    )
+                sent.append(
+                    await self._producer.send(
+                        self._checkpoints,
+                        CHECKPOINT_CODEC.encode(checkpoint),
+                        key=checkpoint.key.encode(),
+                        headers=[CHECKPOINT_CODEC.header],
+                    )
                 )
-            await self._producer.send(
-                self._checkpoints,
-                CHECKPOINT_CODEC.encode(checkpoint),
-                key=checkpoint.key.encode(),
-                headers=[CHECKPOINT_CODEC.header],
-            )
+        except (ProducerFenced, InvalidProducerEpoch):
+            self._fenced = True
+            raise WriterFencedError(self.transactional_id) from None
+        finally:
+            for future in sent:  # the transaction's outcome is the answer; these only repeat it
+                if future.done() and not future.cancelled():
+                    future.exception()

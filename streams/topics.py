@@ -13,8 +13,12 @@ from types import MappingProxyType
 from typing import Any
 
 from streams.config import KafkaSettings
+from streams.keys import SourceSystem
 
 DAY_MS = 24 * 60 * 60 * 1000
+LEASE_PARTITIONS = 16
+"""Partitions of the lease topic: more than the tables one daemon polls (at most 4 + 3), so that tables
+rarely share a partition, and fixed, because every replica must map a table to the same partition."""
 
 
 class TopicRole(StrEnum):
@@ -26,6 +30,15 @@ class TopicRole(StrEnum):
     CHECKPOINTS = "checkpoints"
     DEADLETTER = "deadletter"
     AUDIT = "audit"
+    POLL_LEASES = "poll.leases"
+    WORK = "sync.work"
+    """Changes re-keyed by the sync stage to their pair (link id or match key): one owner per pair."""
+
+
+CHANGES_ROLES: Mapping[SourceSystem, TopicRole] = MappingProxyType(
+    {SourceSystem.HUBSPOT: TopicRole.CHANGES_HUBSPOT, SourceSystem.DATAVERSE: TopicRole.CHANGES_DATAVERSE}
+)
+"""Each source system's change topic."""
 
 
 @dataclass(frozen=True)
@@ -119,6 +132,19 @@ class TopicCatalog:
                     _retained(30),
                     "One record per write: fields old -> new and the rule that chose each value.",
                 ),
+                spec(
+                    TopicRole.POLL_LEASES,
+                    LEASE_PARTITIONS,
+                    _retained(1),
+                    "Stays empty: each partition stands for the tables hashed to it; the `<prefix>poll` "
+                    "consumer group's assignment says which `cdc poll` replica polls them.",
+                ),
+                spec(
+                    TopicRole.WORK,
+                    wide,
+                    _retained(7),
+                    "Changes re-keyed to their pair (link id, or match key before linking) for sync.",
+                ),
             )
         )
 
@@ -127,6 +153,10 @@ class TopicCatalog:
 
     def name(self, role: TopicRole) -> str:
         return self[role].name
+
+    def changes_topic(self, system: SourceSystem) -> str:
+        """The topic that carries ``system``'s change events."""
+        return self.name(CHANGES_ROLES[system])
 
     def __getitem__(self, role: TopicRole) -> TopicSpec:
         for topic in self.topics:

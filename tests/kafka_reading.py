@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import orjson
 from aiokafka import TopicPartition
 
 from streams.clients import make_consumer
@@ -32,5 +35,29 @@ async def read_changes(
                         for m in messages
                     )
         return events
+    finally:
+        await consumer.stop()
+
+
+async def read_topic(kafka: KafkaSettings, role: TopicRole | str) -> list[dict[str, Any]]:
+    """Every JSON value on the catalog's topic for ``role`` (no tombstones), oldest first."""
+    spec = TopicCatalog.from_settings(kafka)[TopicRole(role)]
+    consumer = make_consumer(kafka, group_id=None)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(spec.name, p) for p in range(spec.partitions)]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        values: list[dict[str, Any]] = []
+        for tp in partitions:
+            idle = 0
+            while await consumer.position(tp) < ends[tp] and idle < 3:
+                batch = await consumer.getmany(tp, timeout_ms=700)
+                idle = 0 if batch else idle + 1
+                values.extend(
+                    orjson.loads(m.value) for ms in batch.values() for m in ms if m.value is not None
+                )
+        return values
     finally:
         await consumer.stop()

@@ -4,7 +4,8 @@ Every answer goes through :func:`cdc.dataverse.errors.classify`; what happens ne
 class it returns:
 
 1. :class:`RetriableError` with ``retry_after`` (429 service protection): wait exactly that long, count a
-   throttle; these waits do not use up attempts (the server says when it can take the request).
+   throttle; these waits do not use up attempts (the server says when it can take the request), but
+   ``RetryPolicy.throttle_attempts`` (when set) bounds them: then the error goes to the caller.
 2. :class:`RetriableError` without it (5xx, network, timeouts): exponential backoff with full jitter, at
    most ``RetryPolicy.attempts`` attempts, then the error goes to the caller.
 3. :class:`UnauthorizedError` (401): drop msal's cached token, acquire a new one, retry once; a second
@@ -21,11 +22,13 @@ import logging
 import random
 import ssl
 import time
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import orjson
+from multidict import CIMultiDict
 
 from cdc.dataverse.auth import TokenProvider
 from cdc.dataverse.errors import (
@@ -37,11 +40,12 @@ from cdc.dataverse.errors import (
 from cdc.metrics import Metrics
 from cdc.settings import DataverseSettings
 
-__all__ = ["DataverseClient", "RetryPolicy"]
+__all__ = ["Answer", "DataverseClient", "RetryPolicy"]
 
 log = logging.getLogger("cdc.dataverse")
 SYSTEM = "dataverse"
 _ODATA_HEADERS = {"Accept": "application/json", "OData-MaxVersion": "4.0", "OData-Version": "4.0"}
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -51,10 +55,21 @@ class RetryPolicy:
     attempts: int = 8
     base_s: float = 0.5
     cap_s: float = 30.0
+    throttle_attempts: int | None = None
+    """429 waits per call before the error goes to the caller; None: as many as the server asks for."""
 
     def backoff(self, attempt: int, rng: random.Random) -> float:
         """Full jitter: uniform in [0, min(cap, base * 2**attempt)] (attempt counts from 0)."""
         return rng.uniform(0.0, min(self.cap_s, self.base_s * 2.0**attempt))
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A successful answer as received: status, headers and the raw body (a ``$batch`` is multipart)."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
 
 
 class DataverseClient:
@@ -96,11 +111,30 @@ class DataverseClient:
 
     async def get_json(self, url: str, *, endpoint: str, prefer: str | None = None) -> dict[str, Any]:
         """GET ``url`` (absolute, e.g. a nextLink) and return the JSON object, retrying as documented."""
+        return await self._retrying(lambda: self._get_once(url, endpoint=endpoint, prefer=prefer), endpoint)
+
+    async def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        endpoint: str,
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Answer:
+        """Any request (absolute ``url``), retried as documented; a 2xx/3xx comes back as received."""
+        return await self._retrying(
+            lambda: self._send_once(method, url, endpoint=endpoint, body=body, headers=headers or {}),
+            endpoint,
+        )
+
+    async def _retrying(self, once: Callable[[], Awaitable[T]], endpoint: str) -> T:
         attempt = 0
+        throttles = 0
         renewed = False
         while True:
             try:
-                return await self._get_once(url, endpoint=endpoint, prefer=prefer)
+                return await once()
             except UnauthorizedError:
                 if renewed:
                     raise
@@ -110,6 +144,10 @@ class DataverseClient:
             except RetriableError as error:
                 if error.retry_after is not None:
                     self._metrics.api_throttled.labels(system=SYSTEM, endpoint=endpoint).inc()
+                    limit = self._policy.throttle_attempts
+                    if limit is not None and throttles >= limit:
+                        raise
+                    throttles += 1
                     delay = error.retry_after
                 else:
                     if attempt + 1 >= self._policy.attempts:
@@ -121,6 +159,32 @@ class DataverseClient:
                     "dataverse %s: %s %s; retrying in %.2fs", endpoint, error.status, error.code, delay
                 )
                 await asyncio.sleep(delay)
+
+    async def _send_once(
+        self, method: str, url: str, *, endpoint: str, body: bytes | None, headers: Mapping[str, str]
+    ) -> Answer:
+        if self._session is None:
+            raise RuntimeError("DataverseClient.start() was not called")
+        sent = {**headers, "Authorization": f"Bearer {await self._tokens.token()}"}
+        started = time.perf_counter()
+        status_label = "network"
+        try:
+            async with self._session.request(method, url, data=body, headers=sent) as response:
+                status_label = str(response.status)
+                raw = await response.read()
+                received = CIMultiDict(response.headers)
+                status = response.status
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise RetriableError(0, "network", f"{type(exc).__name__}: {exc}", endpoint=endpoint) from exc
+        finally:
+            self._metrics.api_requests.labels(system=SYSTEM, endpoint=endpoint, status=status_label).inc()
+            self._metrics.api_seconds.labels(system=SYSTEM, endpoint=endpoint).observe(
+                time.perf_counter() - started
+            )
+        error = classify(status, _parse(raw) if status >= 400 else None, received, endpoint=endpoint)  # noqa: PLR2004 -- HTTP error range
+        if error is not None:
+            raise error
+        return Answer(status, received, raw)
 
     async def _get_once(self, url: str, *, endpoint: str, prefer: str | None) -> dict[str, Any]:
         if self._session is None:

@@ -2,10 +2,10 @@
 
 Every call goes through :meth:`HubSpotClient._call`, in order: wait for the search limiter (search only),
 send, sort the answer with :func:`cdc.hubspot.errors.classify`, then either return the JSON, wait and send
-again (throttles always, as long as the limit asks; 5xx and network errors up to ``Backoff.attempts``
-times, exponentially with full jitter), or raise. Metrics carry the route template
-(``POST /crm/v3/objects/{type}/search``), never a record URL. Calls the sync engine will need (batch
-read/create/update/upsert) are one small method each on top of ``_call``.
+again (throttles as long as the limit asks, at most ``Backoff.throttle_attempts`` times when set; 5xx
+and network errors up to ``Backoff.attempts`` times, exponentially with full jitter), or raise. Metrics
+carry the route template (``POST /crm/v3/objects/{type}/search``), never a record URL. The sync engine's
+gateway (`cdc.gateways.hubspot`) sends its batch calls through :meth:`HubSpotClient.request`.
 """
 
 from __future__ import annotations
@@ -45,6 +45,9 @@ class Backoff:
     attempts: int = 6
     max_throttle_wait_s: float = 3600.0
     """A throttle asking for longer than this is raised as RetriableError instead of slept through."""
+    throttle_attempts: int | None = None
+    """Throttles waited through per call before the RetriableError is raised; None: as long as asked.
+    The sync engine's gateway keeps this small: it pauses its whole batch on `CrmUnavailableError`."""
 
     def delay(self, attempt: int, rng: random.Random) -> float:
         return rng.uniform(0, min(self.cap_s, self.base_s * 2**attempt))
@@ -75,6 +78,8 @@ class SearchPage:
     total: int
     results: list[dict[str, Any]]
     has_more: bool
+    after: str | None = None
+    """``paging.next.after``: where the next page of the same query starts."""
 
 
 @dataclass(frozen=True)
@@ -126,10 +131,12 @@ class HubSpotClient:
     async def search(self, object_type: str, body: Mapping[str, Any]) -> SearchPage:
         """One page of ``POST /crm/v3/objects/{type}/search``."""
         answer = await self._call("POST", SEARCH, f"/crm/v3/objects/{object_type}/search", body, search=True)
+        after = ((answer.get("paging") or {}).get("next") or {}).get("after")
         return SearchPage(
             total=int(answer.get("total") or 0),
             results=list(answer.get("results") or []),
             has_more=bool((answer.get("paging") or {}).get("next")),
+            after=str(after) if after else None,
         )
 
     async def read_associations(
@@ -162,12 +169,36 @@ class HubSpotClient:
                     pending.append({"id": from_id, "after": str(after)})
         return found
 
+    async def request(
+        self, method: str, template: str, path: str, body: Mapping[str, Any] | Sequence[Any] | None = None
+    ) -> dict[str, Any]:
+        """Any CRM call through the one retry policy. ``template`` labels metrics (``POST
+        /crm/v3/objects/{type}/batch/create``), never a record URL; an empty answer (204) is ``{}``."""
+        return await self._call(method, template, path, body)
+
+    async def get(self, template: str, path: str) -> dict[str, Any]:
+        return await self._call("GET", template, path)
+
+    async def post(self, template: str, path: str, body: Mapping[str, Any] | Sequence[Any]) -> dict[str, Any]:
+        return await self._call("POST", template, path, body)
+
+    async def put(
+        self, template: str, path: str, body: Mapping[str, Any] | Sequence[Any] | None = None
+    ) -> dict[str, Any]:
+        return await self._call("PUT", template, path, body)
+
+    async def patch(self, template: str, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        return await self._call("PATCH", template, path, body)
+
+    async def delete(self, template: str, path: str) -> dict[str, Any]:
+        return await self._call("DELETE", template, path)
+
     async def _call(
         self,
         method: str,
         template: str,
         path: str,
-        body: Mapping[str, Any] | None = None,
+        body: Mapping[str, Any] | Sequence[Any] | None = None,
         *,
         search: bool = False,
     ) -> dict[str, Any]:
@@ -175,6 +206,7 @@ class HubSpotClient:
         if self._session is None:
             raise RuntimeError("HubSpotClient is used outside its `async with` block")
         failures = 0
+        throttles = 0
         while True:
             if search:
                 await self._limiter.wait()
@@ -185,6 +217,10 @@ class HubSpotClient:
                 if error.throttled:
                     if wait is None or wait > self._backoff.max_throttle_wait_s:
                         raise
+                    limit = self._backoff.throttle_attempts
+                    if limit is not None and throttles >= limit:
+                        raise
+                    throttles += 1
                 else:
                     if failures >= self._backoff.attempts:
                         raise
@@ -195,7 +231,7 @@ class HubSpotClient:
                 await asyncio.sleep(wait)
 
     async def _send_once(
-        self, method: str, template: str, path: str, body: Mapping[str, Any] | None
+        self, method: str, template: str, path: str, body: Mapping[str, Any] | Sequence[Any] | None
     ) -> dict[str, Any]:
         assert self._session is not None  # noqa: S101 -- checked by the caller; narrows the type
         started = time.perf_counter()

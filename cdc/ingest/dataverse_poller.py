@@ -40,11 +40,11 @@ from cdc.dataverse import (
 )
 from cdc.metrics import Metrics, object_label
 from cdc.settings import PollSettings, Settings
-from streams.checkpoint_store import TransactionalChangeWriter, read_checkpoints
+from streams.checkpoint_store import TransactionalChangeWriter, WriterFencedError, read_checkpoints
 from streams.checkpoints import Checkpoint, CursorKind, checkpoint_key
-from streams.keys import SourceSystem
+from streams.keys import SourceSystem, join_key
 
-__all__ = ["run_dataverse_poller"]
+__all__ = ["DataverseTables", "run_dataverse_poller"]
 
 log = logging.getLogger("cdc.poll.dataverse")
 T = TypeVar("T")
@@ -204,6 +204,78 @@ class _TablePoller:
         self.pass_rows = self.pass_pages = 0
 
 
+class DataverseTables:
+    """What the tables of one org share (msal tokens, the HTTP session), and :meth:`run_table` per table.
+
+    ``cdc poll`` hands :meth:`run_table` to its leases, which start and stop tables as replicas come and
+    go; :func:`run_dataverse_poller` runs every configured table in this process. Enter it first: the
+    credentials are checked on entry, so a wrong secret fails before anything else runs.
+    """
+
+    def __init__(
+        self, settings: Settings, metrics: Metrics, *, retry_policy: RetryPolicy | None = None
+    ) -> None:
+        self._settings = settings
+        self._metrics = metrics
+        self._tokens = TokenProvider(settings.dataverse)
+        self._client = DataverseClient(settings.dataverse, self._tokens, metrics, policy=retry_policy)
+        self.tenant = self._tokens.org_host
+        self.tables = settings.poll.dataverse_tables
+
+    async def __aenter__(self) -> DataverseTables:
+        try:
+            await self._tokens.token()
+            await self._client.start()
+        except BaseException:
+            await self.__aexit__()
+            raise
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self._client.close()
+        self._tokens.close()
+
+    def unit(self, table: str) -> str:
+        """The table's name for leases and logs: ``dataverse/<org host>/<entity set>``."""
+        return join_key(SourceSystem.DATAVERSE, self.tenant, table)
+
+    def transactional_id(self, table: str) -> str:
+        return f"{self._settings.kafka.topic_prefix}cdc-poll-dataverse-{self.tenant}-{table}"
+
+    async def run_table(self, table: str, stop: asyncio.Event) -> None:
+        """Own one table until ``stop``, or until another poller fences it. Raises :class:`FatalError`.
+
+        In order: start the table's transactional writer (this fences any earlier owner and aborts its
+        open transaction), then read the checkpoint (final now), then poll; on the way out, close the
+        writer (bounded) and drop the table's gauges, which another replica reports from now on.
+        """
+        writer = TransactionalChangeWriter(self._settings.kafka, self.transactional_id(table))
+        poller = _TablePoller(
+            table, self.tenant, self._settings.poll, self._client, writer, self._metrics, stop
+        )
+        try:
+            await writer.start()
+            key = checkpoint_key(SourceSystem.DATAVERSE, self.tenant, poller.object_type)
+            resumed = (await read_checkpoints(self._settings.kafka)).get(key)
+            if resumed is not None:
+                poller.link = resumed.cursor
+                poller.token_issued = resumed.updated_at.timestamp()
+                log.info("dataverse %s: resuming from the checkpoint of %s", table, resumed.updated_at)
+            await poller.run()
+        except WriterFencedError as fenced:
+            log.warning(
+                "dataverse %s: another poller took the table over (%s); this one stops polling it",
+                table,
+                fenced,
+            )
+        finally:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(writer.stop(), CLOSE_TIMEOUT_S)
+            for gauge in (self._metrics.checkpoint_age, self._metrics.poll_last_success):
+                with contextlib.suppress(KeyError):
+                    gauge.remove("dataverse", table)
+
+
 async def run_dataverse_poller(
     settings: Settings,
     stop: asyncio.Event,
@@ -211,10 +283,10 @@ async def run_dataverse_poller(
     metrics: Metrics,
     retry_policy: RetryPolicy | None = None,
 ) -> None:
-    """Poll every configured table until ``stop`` is set. Raises a :class:`FatalError` (auth, config).
+    """Poll every configured table in this process until ``stop`` is set. Raises a :class:`FatalError`.
 
     Start: credentials are checked first (a wrong secret fails here, before anything else runs), then
-    the checkpoints are read once, then one task per table runs under one ``asyncio.TaskGroup``.
+    one task per table runs under one ``asyncio.TaskGroup`` (see :meth:`DataverseTables.run_table`).
 
     Shutdown, in order, each step bounded:
 
@@ -226,37 +298,14 @@ async def run_dataverse_poller(
     5. one summary log line.
     """
     started = time.monotonic()
-    tokens = TokenProvider(settings.dataverse)
-    client = DataverseClient(settings.dataverse, tokens, metrics, policy=retry_policy)
-    tenant = tokens.org_host
-    writers: list[TransactionalChangeWriter] = []
-    pollers: list[_TablePoller] = []
     try:
-        await tokens.token()
-        await client.start()
-        checkpoints = await read_checkpoints(settings.kafka)
-        for table in settings.poll.dataverse_tables:
-            prefix = settings.kafka.topic_prefix
-            writer = TransactionalChangeWriter(settings.kafka, f"{prefix}cdc-poll-dataverse-{tenant}-{table}")
-            writers.append(writer)
-            await writer.start()
-            poller = _TablePoller(table, tenant, settings.poll, client, writer, metrics, stop)
-            resumed = checkpoints.get(checkpoint_key(SourceSystem.DATAVERSE, tenant, poller.object_type))
-            if resumed is not None:
-                poller.link = resumed.cursor
-                poller.token_issued = resumed.updated_at.timestamp()
-                log.info("dataverse %s: resuming from the checkpoint of %s", table, resumed.updated_at)
-            pollers.append(poller)
-        try:
-            async with asyncio.TaskGroup() as group:
-                for poller in pollers:
-                    group.create_task(poller.run(), name=f"dataverse-poll-{poller.table}")
-        except* FatalError as failures:
-            raise failures.exceptions[0] from None
+        async with DataverseTables(settings, metrics, retry_policy=retry_policy) as tables:
+            try:
+                async with asyncio.TaskGroup() as group:
+                    for table in tables.tables:
+                        group.create_task(tables.run_table(table, stop), name=f"dataverse-poll-{table}")
+            except* FatalError as failures:
+                raise failures.exceptions[0] from None
     finally:
-        for writer in writers:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(writer.stop(), CLOSE_TIMEOUT_S)
-        await client.close()
-        tokens.close()
-        log.info("dataverse poller stopped after %.0fs: %d tables", time.monotonic() - started, len(pollers))
+        tables_count = len(settings.poll.dataverse_tables)
+        log.info("dataverse poller stopped after %.0fs: %d tables", time.monotonic() - started, tables_count)

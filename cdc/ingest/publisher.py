@@ -20,7 +20,7 @@ from streams.clients import make_producer
 from streams.config import KafkaSettings
 from streams.events import CHANGE_CODEC, ChangeEvent
 from streams.keys import SourceSystem
-from streams.topics import TopicCatalog, TopicRole
+from streams.topics import TopicCatalog
 
 
 class PublishUnavailableError(RuntimeError):
@@ -32,10 +32,7 @@ class ChangePublisher:
 
     def __init__(self, kafka: KafkaSettings, metrics: Metrics, *, deadline_s: float = 4.0) -> None:
         catalog = TopicCatalog.from_settings(kafka)
-        self._topics = {
-            SourceSystem.HUBSPOT: catalog.name(TopicRole.CHANGES_HUBSPOT),
-            SourceSystem.DATAVERSE: catalog.name(TopicRole.CHANGES_DATAVERSE),
-        }
+        self._topics = {system: catalog.changes_topic(system) for system in SourceSystem}
         self._producer: Any = make_producer(kafka, linger_ms=2)
         self._metrics = metrics
         self._deadline_s = deadline_s

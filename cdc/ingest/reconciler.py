@@ -19,6 +19,7 @@ already produce, so the sync engine has one path for both, and the record event'
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -31,12 +32,12 @@ from cdc.hubspot.errors import HubSpotApiError, RetriableError
 from cdc.hubspot.search import LAST_MODIFIED, MAX_PAGE, SearchPosition, next_position, parse_ms, search_body
 from cdc.metrics import Metrics, object_label
 from cdc.settings import Settings, SettingsError, require
-from streams.checkpoint_store import TransactionalChangeWriter, read_checkpoints
+from streams.checkpoint_store import TransactionalChangeWriter, WriterFencedError, read_checkpoints
 from streams.checkpoints import Checkpoint, CursorKind, checkpoint_key
 from streams.events import Association, ChangeEvent, Operation, Origin
-from streams.keys import SourceSystem
+from streams.keys import SourceSystem, join_key
 
-__all__ = ["DEFAULT_PROPERTIES", "check_options", "run_hubspot_reconciler"]
+__all__ = ["DEFAULT_PROPERTIES", "HubSpotObjects", "check_options", "run_hubspot_reconciler"]
 
 log = logging.getLogger(__name__)
 SYSTEM = "hubspot"
@@ -141,6 +142,7 @@ class _ObjectReconciler:
             published += await self._publish([(ms, r) for ms, _, r in rows])
             read, pages = read + len(rows), pages + 1
             self.metrics.poll_rows.labels(system=SYSTEM, table=self.obj).inc(len(rows))
+            self.metrics.progress(COMPONENT)  # per page: a long backfill is progress too (/readyz)
             if backfill and rows:
                 log.info("hubspot backfill %s: %d of about %d records read", self.obj, read, total)
             position = next_position(position, [(ms, i) for ms, i, _ in rows], page.has_more)
@@ -280,6 +282,89 @@ def check_options(settings: Settings, page_size: int) -> dict[str, tuple[str, ..
     return chosen
 
 
+class HubSpotObjects:
+    """What the object types of one portal share (the HTTP session, search's 5/s limiter), and
+    :meth:`run_object` per type: ``cdc poll`` hands it to its leases, :func:`run_hubspot_reconciler`
+    runs every configured type in this process. Settings are checked on construction.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        metrics: Metrics,
+        *,
+        page_size: int = MAX_PAGE,
+        client: HubSpotClient | None = None,
+    ) -> None:
+        portal = settings.hubspot.portal_id
+        require(settings.hubspot.token, "hubspot.token", "poll")
+        require(portal, "hubspot.portal_id", "poll")
+        assert settings.hubspot.token is not None  # noqa: S101 -- checked just above
+        assert portal is not None  # noqa: S101 -- checked just above
+        self.portal = portal
+        self.objects = settings.poll.hubspot_objects
+        self.cursors: dict[str, int | None] = {}
+        self._properties = check_options(settings, page_size)
+        self._settings, self._metrics, self._page_size = settings, metrics, page_size
+        self._client = client or HubSpotClient(
+            settings.hubspot.base_url, settings.hubspot.token.get_secret_value(), metrics=metrics
+        )
+
+    async def __aenter__(self) -> HubSpotObjects:
+        await self._client.__aenter__()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self._client.__aexit__(None, None, None)
+
+    def unit(self, obj: str) -> str:
+        """The object type's name for leases and logs: ``hubspot/<portal>/<object type>``."""
+        return join_key(SourceSystem.HUBSPOT, self.portal, obj)
+
+    async def run_object(self, obj: str, stop: asyncio.Event) -> None:
+        """Reconcile one object type until ``stop``, or until another replica fences it; raise when fatal.
+
+        In order: start the transactional writer (fencing any earlier owner, whose open transaction is
+        aborted), read the cursor (final now), run passes; on the way out (``SHUTDOWN_GRACE_S`` each) let
+        the page in hand finish, close the writer, drop the type's gauges (its next owner reports them).
+        """
+        kafka = self._settings.kafka
+        writer = TransactionalChangeWriter(
+            kafka, f"{kafka.topic_prefix}cdc-reconciler-hubspot-{self.portal}-{obj}"
+        )
+        reconciler: _ObjectReconciler | None = None
+        try:
+            await writer.start()
+            key = checkpoint_key(SourceSystem.HUBSPOT, self.portal, SINGULAR[obj])
+            found = (await read_checkpoints(kafka)).get(key)
+            reconciler = _ObjectReconciler(
+                obj=obj,
+                portal=self.portal,
+                others=tuple(o for o in self.objects if o != obj),
+                properties=self._properties[obj],
+                client=self._client,
+                writer=writer,
+                metrics=self._metrics,
+                cursor_ms=parse_ms(found.cursor) if found else None,
+                interval_s=self._settings.poll.hubspot_interval_s,
+                lookback_ms=int(self._settings.poll.hubspot_lookback_s * 1000),
+                page_size=self._page_size,
+            )
+            await _bounded(reconciler.run(stop), stop, SHUTDOWN_GRACE_S, obj)
+        except WriterFencedError as fenced:
+            log.warning(
+                "hubspot reconciler %s: another replica took it over (%s); this one stops", obj, fenced
+            )
+        finally:
+            if reconciler is not None:
+                self.cursors[obj] = reconciler.cursor_ms
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(writer.stop(), SHUTDOWN_GRACE_S)
+            for gauge in (self._metrics.checkpoint_age, self._metrics.poll_last_success):
+                with contextlib.suppress(KeyError):
+                    gauge.remove(SYSTEM, obj)
+
+
 async def run_hubspot_reconciler(
     settings: Settings,
     stop: asyncio.Event,
@@ -288,11 +373,11 @@ async def run_hubspot_reconciler(
     page_size: int = MAX_PAGE,
     client: HubSpotClient | None = None,
 ) -> None:
-    """Reconcile every configured object type until ``stop`` is set; raise on a fatal error.
+    """Reconcile every configured object type in this process until ``stop`` is set; raise when fatal.
 
     One task per object type, all owned by one TaskGroup: a slow or throttled type never stalls the others
-    (search's shared 5/s limiter is the only thing they share); a fatal error (401, 403, a refused request,
-    Kafka fencing) ends them all and is raised as itself. Shutdown, in order, each step bounded:
+    (search's shared 5/s limiter is the only thing they share); a fatal error (401, 403, a refused request)
+    ends them all and is raised as itself. Shutdown, in order, each step bounded:
 
     1. ``stop`` is set: each loop stops fetching; a page in hand finishes publishing (step bound
        ``SHUTDOWN_GRACE_S``; past it the pass is cancelled, its transaction aborted, no cursor moved);
@@ -300,51 +385,17 @@ async def run_hubspot_reconciler(
     3. the HTTP session closes;
     4. one summary line is logged.
     """
-    portal = settings.hubspot.portal_id
-    require(settings.hubspot.token, "hubspot.token", "poll")
-    require(portal, "hubspot.portal_id", "poll")
-    assert settings.hubspot.token is not None  # noqa: S101 -- checked just above
-    assert portal is not None  # noqa: S101 -- checked just above
-    objects = settings.poll.hubspot_objects
-    properties = check_options(settings, page_size)
-    checkpoints = await read_checkpoints(settings.kafka)
-    own_client = client or HubSpotClient(
-        settings.hubspot.base_url, settings.hubspot.token.get_secret_value(), metrics=metrics
-    )
-    reconcilers: list[_ObjectReconciler] = []
+    objects = HubSpotObjects(settings, metrics, page_size=page_size, client=client)
     try:
-        async with own_client as http:
-            for obj in objects:
-                found = checkpoints.get(checkpoint_key(SourceSystem.HUBSPOT, portal, SINGULAR[obj]))
-                writer = TransactionalChangeWriter(
-                    settings.kafka, f"{settings.kafka.topic_prefix}cdc-reconciler-hubspot-{portal}-{obj}"
-                )
-                await writer.start()
-                reconcilers.append(
-                    _ObjectReconciler(
-                        obj=obj,
-                        portal=portal,
-                        others=tuple(o for o in objects if o != obj),
-                        properties=properties[obj],
-                        client=http,
-                        writer=writer,
-                        metrics=metrics,
-                        cursor_ms=parse_ms(found.cursor) if found else None,
-                        interval_s=settings.poll.hubspot_interval_s,
-                        lookback_ms=int(settings.poll.hubspot_lookback_s * 1000),
-                        page_size=page_size,
-                    )
-                )
+        async with objects:
             try:
                 async with asyncio.TaskGroup() as tasks:
-                    for item in reconcilers:
-                        tasks.create_task(_bounded(item.run(stop), stop, SHUTDOWN_GRACE_S, item.obj))
+                    for obj in objects.objects:
+                        tasks.create_task(objects.run_object(obj, stop), name=f"hubspot-reconcile-{obj}")
             except* HubSpotApiError as group:
                 raise group.exceptions[0] from None
     finally:
-        for item in reconcilers:
-            await asyncio.wait_for(item.writer.stop(), SHUTDOWN_GRACE_S)
         log.info(
             "hubspot reconciler stopped: %s",
-            ", ".join(f"{r.obj} at {_iso(r.cursor_ms) if r.cursor_ms else 'start'}" for r in reconcilers),
+            ", ".join(f"{obj} at {_iso(ms) if ms else 'start'}" for obj, ms in objects.cursors.items()),
         )

@@ -1,7 +1,8 @@
 """Run both emulators on loopback: HubSpot over HTTP, Dataverse (and its token endpoint) over HTTPS.
 
-`run_sandbox()` is what `cdc sandbox`, the demo, the end-to-end tests and the benchmarks use. The two
-emulators share one clock, so advancing it (token expiry, rate windows) moves both.
+`run_sandbox()` is what `cdc sandbox`, the demo, the end-to-end tests and the benchmarks use; its
+:meth:`Sandbox.daemon_settings` is the daemon's configuration against them. The two emulators share one
+clock, so advancing it (token expiry, rate windows) moves both.
 """
 
 from __future__ import annotations
@@ -13,11 +14,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
+
 from cdc.sandbox.clock import Clock
 from cdc.sandbox.dataverse.app import DataverseSandbox
 from cdc.sandbox.hubspot.app import HubSpotSandbox
 from cdc.sandbox.tls import make_local_tls
 from cdc.serving import serve
+from cdc.settings import DataverseSettings, HubSpotSettings, IngestSettings, PollSettings, Settings
+from streams.config import KafkaSettings
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,42 @@ class Sandbox:
     dataverse: DataverseSandbox
     info: SandboxInfo
     clock: Clock
+
+    def daemon_settings(
+        self,
+        kafka: KafkaSettings,
+        *,
+        ingest: IngestSettings | None = None,
+        poll: PollSettings | None = None,
+    ) -> Settings:
+        """Settings for `cdc ingest` and `cdc poll` against these emulators, on ``kafka``.
+
+        Every credential the emulators accept is filled in (HubSpot token, app, client secret and portal;
+        Dataverse org, tenant, client, secret, authority, scope and CA bundle). ``ingest`` and ``poll``
+        default to the standard settings on free ports (``port=0``); a caller passing its own chooses.
+        """
+        hub, dv = self.info.hubspot, self.info.dataverse
+        return Settings(
+            kafka=kafka,
+            hubspot=HubSpotSettings(
+                base_url=hub.base_url,
+                token=SecretStr(hub.token),
+                app_id=hub.app_id,
+                client_secret=SecretStr(hub.client_secret),
+                portal_id=str(hub.portal_id),
+            ),
+            dataverse=DataverseSettings(
+                base_url=dv.base_url,
+                tenant_id=dv.tenant_id,
+                client_id=dv.client_id,
+                client_secret=SecretStr(dv.client_secret),
+                authority=dv.authority,
+                scope=dv.scope,
+                ca_bundle=Path(dv.ca_bundle),
+            ),
+            ingest=ingest or IngestSettings(port=0),
+            poll=poll or PollSettings(port=0),
+        )
 
 
 @contextlib.asynccontextmanager

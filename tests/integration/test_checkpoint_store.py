@@ -5,10 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from aiokafka.errors import KafkaError
 
 from streams.admin import ensure_topics, open_admin
-from streams.checkpoint_store import TransactionalChangeWriter, read_checkpoints
+from streams.checkpoint_store import TransactionalChangeWriter, WriterFencedError, read_checkpoints
 from streams.checkpoints import Checkpoint, CursorKind
 from streams.config import KafkaSettings
 from streams.events import ChangeEvent, Operation, Origin
@@ -64,7 +63,7 @@ async def test_a_second_writer_for_the_same_table_fences_the_first(
     await new.start()
     try:
         await new.commit([row_event(1)], checkpoint("from-new"))
-        with pytest.raises(KafkaError):
+        with pytest.raises(WriterFencedError):
             await old.commit([row_event(2)], checkpoint("from-old"))
     finally:
         await old.stop()

@@ -10,7 +10,6 @@ import statistics
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,7 +22,7 @@ from cdc.dataverse import DataverseAuthError, RetryPolicy
 from cdc.ingest.dataverse_poller import run_dataverse_poller
 from cdc.metrics import Metrics
 from cdc.sandbox.runner import Sandbox, run_sandbox
-from cdc.settings import DataverseSettings, PollSettings, Settings
+from cdc.settings import PollSettings, Settings
 from streams.admin import ensure_topics, open_admin
 from streams.clients import make_consumer
 from streams.codec import Position
@@ -58,23 +57,14 @@ def poller_settings(
     interval_s: float = 0.2,
     secret: str | None = None,
 ) -> Settings:
-    info = box.info.dataverse
-    return Settings(
-        kafka=kafka,
-        dataverse=DataverseSettings(
-            base_url=info.base_url,
-            tenant_id=info.tenant_id,
-            client_id=info.client_id,
-            client_secret=SecretStr(info.client_secret if secret is None else secret),
-            authority=info.authority,
-            scope=info.scope,
-            ca_bundle=Path(info.ca_bundle),
-            request_timeout_s=30,
-        ),
-        poll=PollSettings(
-            dataverse_tables=("contacts",), dataverse_interval_s=interval_s, dataverse_page_size=page_size
-        ),
+    poll = PollSettings(
+        dataverse_tables=("contacts",), dataverse_interval_s=interval_s, dataverse_page_size=page_size
     )
+    settings = box.daemon_settings(kafka, poll=poll)
+    if secret is None:
+        return settings
+    dataverse = settings.dataverse.model_copy(update={"client_secret": SecretStr(secret)})
+    return settings.model_copy(update={"dataverse": dataverse})
 
 
 def admin(box: Sandbox) -> httpx.AsyncClient:

@@ -8,12 +8,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from pydantic import SecretStr
 
 from cdc.devkafka.runner import LocalKafka
 from cdc.ingest.service import run_ingest
 from cdc.sandbox.runner import run_sandbox
-from cdc.settings import HubSpotSettings, IngestSettings, Settings
+from cdc.settings import IngestSettings
 from streams.admin import ensure_topics, open_admin
 from streams.config import KafkaSettings
 from streams.topics import TopicCatalog
@@ -35,11 +34,7 @@ async def test_webhooks_posted_during_a_kafka_outage_arrive_after_it(tmp_path: P
         async with open_admin(kafka) as admin:
             await ensure_topics(admin, TopicCatalog.from_settings(kafka))
         async with run_sandbox(seed=21) as box:
-            settings = Settings(
-                kafka=kafka,
-                hubspot=HubSpotSettings(client_secret=SecretStr(box.info.hubspot.client_secret)),
-                ingest=IngestSettings(port=0, publish_deadline_s=1.0),
-            )
+            settings = box.daemon_settings(kafka, ingest=IngestSettings(port=0, publish_deadline_s=1.0))
             stop = asyncio.Event()
             listening: asyncio.Future[str] = asyncio.get_running_loop().create_future()
             async with (

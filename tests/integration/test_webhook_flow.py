@@ -7,11 +7,9 @@ import os
 
 import httpx
 import pytest
-from pydantic import SecretStr
 
 from cdc.ingest.service import run_ingest
-from cdc.sandbox.runner import Sandbox, run_sandbox
-from cdc.settings import HubSpotSettings, IngestSettings, Settings
+from cdc.sandbox.runner import run_sandbox
 from streams.admin import ensure_topics, open_admin
 from streams.config import KafkaSettings
 from streams.events import Operation
@@ -19,19 +17,6 @@ from streams.topics import TopicCatalog
 from tests.kafka_reading import read_changes
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
-
-
-def ingest_settings(kafka: KafkaSettings, box: Sandbox) -> Settings:
-    return Settings(
-        kafka=kafka,
-        hubspot=HubSpotSettings(
-            base_url=box.info.hubspot.base_url,
-            token=SecretStr(box.info.hubspot.token),
-            app_id=box.info.hubspot.app_id,
-            client_secret=SecretStr(box.info.hubspot.client_secret),
-        ),
-        ingest=IngestSettings(port=0),
-    )
 
 
 @pytest.fixture(autouse=True)
@@ -50,7 +35,7 @@ async def test_a_user_edit_in_hubspot_arrives_on_kafka_through_the_signed_webhoo
         listening: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(
-                run_ingest(ingest_settings(kafka_settings, box), stop, on_listening=listening.set_result)
+                run_ingest(box.daemon_settings(kafka_settings), stop, on_listening=listening.set_result)
             )
             box.hubspot.set_webhook_url(await asyncio.wait_for(listening, 30))
             async with httpx.AsyncClient(base_url=box.info.hubspot.base_url) as admin_api:

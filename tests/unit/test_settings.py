@@ -120,3 +120,20 @@ def test_settings_are_frozen() -> None:
     settings = Settings()
     with pytest.raises(ValueError, match="frozen"):
         settings.kafka = KafkaSettings()  # type: ignore[misc]
+
+
+def test_poll_serves_on_its_own_port_and_takes_its_settings_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    defaults = load_settings()
+    assert (defaults.poll.host, defaults.poll.port) == ("127.0.0.1", 8081)
+    assert defaults.poll.port != defaults.ingest.port
+    monkeypatch.setenv("CDC_POLL__PORT", "9181")
+    monkeypatch.setenv("CDC_POLL__SHUTDOWN_GRACE_S", "5")
+    settings = load_settings()
+    assert (settings.poll.port, settings.poll.shutdown_grace_s) == (9181, 5.0)
+    monkeypatch.setenv("CDC_POLL__LEASE_SESSION_TIMEOUT_S", "1")
+    with pytest.raises(
+        SettingsError, match=r"poll\.lease_session_timeout_s \(CDC_POLL__LEASE_SESSION_TIMEOUT_S"
+    ):
+        load_settings()

@@ -10,7 +10,8 @@ from click.testing import CliRunner
 from cdc.cli import cli
 from streams.admin import ActualTopic, drift
 from streams.config import KafkaSettings
-from streams.topics import TopicCatalog, TopicRole
+from streams.keys import SourceSystem
+from streams.topics import LEASE_PARTITIONS, TopicCatalog, TopicRole
 
 
 def test_catalog_has_every_topic_under_the_prefix() -> None:
@@ -22,11 +23,31 @@ def test_catalog_has_every_topic_under_the_prefix() -> None:
         "acme.checkpoints",
         "acme.deadletter",
         "acme.audit",
+        "acme.poll.leases",
+        "acme.sync.work",
     ]
     assert catalog[TopicRole.LINKS].config["cleanup.policy"] == "compact"
     assert catalog[TopicRole.CHECKPOINTS].config["cleanup.policy"] == "compact"
     assert catalog[TopicRole.AUDIT].config["cleanup.policy"] == "delete"
     assert "retention.ms" in catalog[TopicRole.AUDIT].config
+
+
+def test_each_source_system_has_its_changes_topic() -> None:
+    catalog = TopicCatalog.from_settings(KafkaSettings(topic_prefix="acme."))
+    assert catalog.changes_topic(SourceSystem.HUBSPOT) == "acme.changes.hubspot"
+    assert catalog.changes_topic(SourceSystem.DATAVERSE) == "acme.changes.dataverse"
+    assert {catalog.changes_topic(system) for system in SourceSystem} == {
+        catalog.name(TopicRole.CHANGES_HUBSPOT),
+        catalog.name(TopicRole.CHANGES_DATAVERSE),
+    }
+
+
+def test_the_lease_topic_has_a_fixed_partition_count_whatever_the_settings() -> None:
+    # Every replica maps a table to a partition by hashing over this count: it must not follow settings.
+    for partitions in (1, 6, 48):
+        spec = TopicCatalog.from_settings(KafkaSettings(partitions=partitions))[TopicRole.POLL_LEASES]
+        assert spec.partitions == LEASE_PARTITIONS == 16
+        assert spec.config["cleanup.policy"] == "delete"
 
 
 def test_replicated_clusters_get_min_insync_replicas() -> None:

@@ -36,11 +36,11 @@ _TYPES = {
     "Status": "StatusAttributeMetadata",
     "Lookup": "LookupAttributeMetadata",
     "Customer": "LookupAttributeMetadata",
+    "Owner": "LookupAttributeMetadata",
     "Uniqueidentifier": "UniqueIdentifierAttributeMetadata",
 }
-_CREATABLE = {
-    v: k for k, v in _TYPES.items() if k not in {"State", "Status", "Lookup", "Customer", "Uniqueidentifier"}
-}
+_NOT_CREATABLE = {"State", "Status", "Lookup", "Customer", "Owner", "Uniqueidentifier"}
+_CREATABLE = {v: k for k, v in _TYPES.items() if k not in _NOT_CREATABLE}
 _SCHEMA_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]*_[A-Za-z0-9_]+$")
 
 
@@ -104,6 +104,13 @@ def _attribute(table: Table, column: Column, *, expand: bool) -> dict[str, Any]:
         out["DateTimeBehavior"] = {"Value": "DateOnly" if column.date_only else "UserLocal"}
     if column.is_choice and expand:
         out["OptionSet"] = _options(column.choices)
+    if column.kind == "Boolean" and expand:
+        labels = {c.value: c.label for c in column.choices}
+        out["OptionSet"] = {
+            "OptionSetType": "Boolean",
+            "TrueOption": {"Value": 1, "Label": _label(labels.get(1, "Yes"))},
+            "FalseOption": {"Value": 0, "Label": _label(labels.get(0, "No"))},
+        }
     return out
 
 
@@ -149,7 +156,10 @@ def _create_attribute(store: Store, table: Table, request: ApiRequest) -> Outcom
         raise errors.bad_request(
             f"An attribute with the specified name {name} already exists in {table.logical_name}."
         )
-    options = ((body.get("OptionSet") or {}).get("Options")) or []
+    option_set = body.get("OptionSet") or {}
+    options = option_set.get("Options") or []
+    if kind == "Boolean":  # TrueOption / FalseOption
+        options = [o for o in (option_set.get("FalseOption"), option_set.get("TrueOption")) if o]
     choices = tuple(
         Choice(
             int(o["Value"]), ((o.get("Label") or {}).get("LocalizedLabels") or [{"Label": ""}])[0]["Label"]

@@ -135,16 +135,16 @@ def parse_write(  # noqa: C901 -- one branch per kind of body member
                     f"An undeclared property '{nav}' which only has property annotations in the payload "
                     "but no property value was found in the payload.",
                 )
-            column, target = navigation[nav]
+            column, targets = navigation[nav]
             if value is None:
                 write.values[column.name] = None
                 continue
             row = resolve_reference(store, str(value))
-            if row.table != target:
+            if row.table not in targets:
                 raise errors.bad_request(
                     f"Invalid entity reference '{value}' for '{nav}'.", code="0x80060888"
                 )
-            write.values[column.name], write.lookups[column.name] = row.id, target
+            write.values[column.name], write.lookups[column.name] = row.id, row.table
         elif "@" in name:
             continue  # @odata.type, @odata.etag and other instance annotations
         elif name == table.primary_id:
@@ -185,7 +185,8 @@ def _formatted(  # noqa: PLR0911 -- one answer per column type
         choice = column.choice(int(value))
         return choice.label if choice else None
     if column.kind == "Boolean":
-        return "Yes" if value else "No"
+        labels = {c.value: c.label for c in column.choices}
+        return labels.get(int(bool(value)), "Yes" if value else "No")
     if column.kind == "Money":
         return f"${value:,.2f}"
     if column.kind in {"Integer", "BigInt"}:
@@ -224,7 +225,7 @@ def render_row(
             if prefer.wants(FORMATTED):
                 out[f"{read_name}@{FORMATTED}"] = _formatted(column, value, name_of, target)
             if column.is_lookup and prefer.wants(_NAV):
-                nav = column.name if column.kind == "Lookup" else f"{column.name}_{target}"
+                nav = f"{column.name}_{target}" if column.kind == "Customer" else column.name
                 out[f"{read_name}@{_NAV}"] = nav
             if column.is_lookup and prefer.wants(_LOGICAL):
                 out[f"{read_name}@{_LOGICAL}"] = target

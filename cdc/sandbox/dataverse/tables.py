@@ -1,6 +1,14 @@
 """Table and column definitions: the standard columns of contact, account, lead and opportunity (fact
 sheet §3), their choices, lookups and alternate keys, plus custom columns added through the metadata API.
 
+Every standard column the daemon's default configuration reads or writes is here with its Dataverse type
+and length (mapping reference ``default_mappings.md``, sources D1-D4) and the standard option values of
+section 11.2 (``industrycode``, ``leadsourcecode``, ``leadqualitycode``, ``salesstage``, state and status).
+``ownerid`` is an ``Owner`` lookup (``systemuser`` or ``team``, bound as ``ownerid@odata.bind``) and
+``campaignid`` a lookup to ``campaign``: those three tables exist, with only their name columns, so binds
+resolve and ``_x_value`` lookups carry a formatted value. A Boolean column's ``choices`` are its two labels
+(0 = false, 1 = true), e.g. ``donotbulkemail``: Allow / Do Not Allow.
+
 A :class:`Table` is mutable only through :class:`~cdc.sandbox.dataverse.store.Store`, which holds the lock.
 Metadata ids are uuid5 of the names, so they are the same in every run.
 """
@@ -52,7 +60,7 @@ class Column:
 
     @property
     def is_lookup(self) -> bool:
-        return self.kind in {"Lookup", "Customer"}
+        return self.kind in {"Lookup", "Customer", "Owner"}
 
     @property
     def is_choice(self) -> bool:
@@ -88,15 +96,18 @@ class Table:
     def add(self, column: Column) -> None:
         self.columns[column.name] = column
 
-    def navigation(self) -> dict[str, tuple[Column, str]]:
-        """``@odata.bind`` names: ``parentaccountid`` -> (column, account); Customer columns per target."""
-        nav: dict[str, tuple[Column, str]] = {}
+    def navigation(self) -> dict[str, tuple[Column, tuple[str, ...]]]:
+        """``@odata.bind`` names -> (column, tables it may point to): ``parentaccountid`` -> account;
+        Customer columns once per target (``parentcustomerid_account``); ``ownerid`` -> systemuser or team."""
+        nav: dict[str, tuple[Column, tuple[str, ...]]] = {}
         for column in self.columns.values():
             if column.kind == "Lookup":
-                nav[column.name] = (column, column.targets[0])
+                nav[column.name] = (column, column.targets[:1])
+            elif column.kind == "Owner":
+                nav[column.name] = (column, column.targets)
             elif column.kind == "Customer":
                 for target in column.targets:
-                    nav[f"{column.name}_{target}"] = (column, target)
+                    nav[f"{column.name}_{target}"] = (column, (target,))
         return nav
 
     def by_read_name(self) -> dict[str, Column]:
@@ -134,8 +145,35 @@ def _system() -> list[Column]:
     ]
 
 
-def _picklist(name: str, *labels: str) -> Column:
-    return Column(name, "Picklist", choices=tuple(Choice(i, lbl) for i, lbl in enumerate(labels, start=1)))
+def _picklist(name: str, *labels: str, start: int = 1, label: str = "") -> Column:
+    choices = tuple(Choice(i, lbl) for i, lbl in enumerate(labels, start=start))
+    return Column(name, "Picklist", label=label, choices=choices)
+
+
+def _boolean(name: str, false: str, true: str, label: str = "") -> Column:
+    return Column(name, "Boolean", label=label, choices=(Choice(0, false), Choice(1, true)))
+
+
+_OWNER = Column("ownerid", "Owner", label="Owner", targets=("systemuser", "team"))
+_CAMPAIGN = Column("campaignid", "Lookup", label="Source Campaign", targets=("campaign",))
+_DO_NOT_BULK_EMAIL = _boolean("donotbulkemail", "Allow", "Do Not Allow", "Do not allow Bulk Emails")
+_SALUTATION = Column("salutation", "String", label="Salutation", max_length=100)
+_INDUSTRIES = (
+    *("Accounting", "Agriculture and Non-petrol Natural Resource Extraction"),
+    *("Broadcasting Printing and Publishing", "Brokers", "Building Supply Retail", "Business Services"),
+    *("Consulting", "Consumer Services", "Design, Direction and Creative Management"),
+    *("Distributors, Dispatchers and Processors", "Doctor's Offices and Clinics", "Durable Manufacturing"),
+    *("Eating and Drinking Places", "Entertainment Retail", "Equipment Rental and Leasing", "Financial"),
+    *("Food and Tobacco Processing", "Inbound Capital Intensive Processing", "Inbound Repair and Services"),
+    *("Insurance", "Legal Services", "Non-Durable Merchandise Retail", "Outbound Consumer Service"),
+    *("Petrochemical Extraction and Distribution", "Service Retail", "SIG Affiliations", "Social Services"),
+    *("Special Outbound Trade Contractors", "Specialty Realty", "Transportation"),
+    *("Utility Creation and Distribution", "Vehicle Retail", "Wholesale"),
+)
+
+
+def _industry() -> Column:
+    return _picklist("industrycode", *_INDUSTRIES, label="Industry")
 
 
 def _table(logical: str, entity_set: str, primary_name: str, code: int, columns: list[Column]) -> Table:
@@ -159,11 +197,16 @@ def standard_tables() -> dict[str, Table]:
         2,
         [
             Column("fullname", "String", max_length=160, writable=False),
-            *_strings("firstname", "lastname", "jobtitle", "emailaddress1", "emailaddress2", "mobilephone"),
+            *_strings("firstname", "lastname", "mobilephone", length=50),
+            *_strings("jobtitle", "emailaddress1", "emailaddress2"),
             Column("telephone1", "String", max_length=50),
+            _SALUTATION,
+            Column("websiteurl", "String", label="Website", max_length=200),
+            _DO_NOT_BULK_EMAIL,
             *_ADDRESS,
             Column("description", "Memo", max_length=2000),
             Column("parentcustomerid", "Customer", targets=("account", "contact")),
+            _OWNER,
             _picklist("preferredcontactmethodcode", "Any", "Email", "Phone", "Fax", "Mail"),
             Column("birthdate", "DateTime", date_only=True),
             *_state_status(_ACTIVE, _ACTIVE_STATUS),
@@ -190,8 +233,11 @@ def standard_tables() -> dict[str, Table]:
                 *("Prospect", "Reseller", "Supplier", "Vendor", "Other"),
             ),
             _picklist("accountcategorycode", "Preferred Customer", "Standard"),
+            _industry(),
+            _DO_NOT_BULK_EMAIL,
             Column("primarycontactid", "Lookup", targets=("contact",)),
             Column("parentaccountid", "Lookup", targets=("account",)),
+            _OWNER,
             *_state_status(_ACTIVE, _ACTIVE_STATUS),
             *_system(),
         ],
@@ -204,9 +250,13 @@ def standard_tables() -> dict[str, Table]:
         [
             Column("fullname", "String", max_length=160, writable=False),
             Column("subject", "String", max_length=300),
-            *_strings("firstname", "lastname", "jobtitle", "emailaddress1", "companyname", "mobilephone"),
+            *_strings("firstname", "lastname", length=50),
+            *_strings("jobtitle", "emailaddress1", "companyname"),
+            Column("mobilephone", "String", max_length=20),
             Column("telephone1", "String", max_length=50),
             Column("websiteurl", "String", max_length=200),
+            _SALUTATION,
+            _DO_NOT_BULK_EMAIL,
             *_ADDRESS,
             Column("description", "Memo", max_length=2000),
             _picklist(
@@ -214,9 +264,14 @@ def standard_tables() -> dict[str, Table]:
                 *("Advertisement", "Employee Referral", "External Referral", "Partner", "Public Relations"),
                 *("Seminar", "Trade Show", "Web", "Word of Mouth", "Other"),
             ),
+            _picklist("leadqualitycode", "Hot", "Warm", "Cold", label="Rating"),
+            _industry(),
+            _picklist("salesstage", "Qualify", start=0, label="Sales Stage"),
             Column("parentaccountid", "Lookup", targets=("account",)),
             Column("parentcontactid", "Lookup", targets=("contact",)),
             Column("customerid", "Customer", targets=("account", "contact")),
+            _CAMPAIGN,
+            _OWNER,
             *_state_status(
                 [(0, "Open", 1), (1, "Qualified", 3), (2, "Disqualified", 4)],
                 [
@@ -243,6 +298,8 @@ def standard_tables() -> dict[str, Table]:
             Column("customerid", "Customer", targets=("account", "contact")),
             Column("parentaccountid", "Lookup", targets=("account",)),
             Column("parentcontactid", "Lookup", targets=("contact",)),
+            _CAMPAIGN,
+            _OWNER,
             *_state_status(
                 [(0, "Open", 1), (1, "Won", 3), (2, "Lost", 4)],
                 [
@@ -256,4 +313,22 @@ def standard_tables() -> dict[str, Table]:
             *_system(),
         ],
     )
-    return {t.logical_name: t for t in (contact, account, lead, opportunity)}
+    # What owner and campaign lookups point to, with little more than their names.
+    systemuser = _table(
+        "systemuser",
+        "systemusers",
+        "fullname",
+        8,
+        [
+            Column("fullname", "String", max_length=200, writable=False),
+            *_strings("firstname", "lastname", length=64),
+            Column("internalemailaddress", "String", max_length=100),
+            *_system(),
+        ],
+    )
+    team = _table("team", "teams", "name", 9, [Column("name", "String", max_length=160), *_system()])
+    campaign = _table(
+        "campaign", "campaigns", "name", 4400, [Column("name", "String", max_length=128), *_system()]
+    )
+    tables = (contact, account, lead, opportunity, systemuser, team, campaign)
+    return {t.logical_name: t for t in tables}

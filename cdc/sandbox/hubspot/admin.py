@@ -4,12 +4,15 @@ Routes:
 
 - ``GET  /_admin/info`` -- token, app id, portal id, client secret, webhook URL.
 - ``POST /_admin/seed`` -- ``{"contacts": [{...properties}], "companies": [...], "deals": [...]}``:
-  creates records without webhooks; answers their ids per type.
+  creates records without webhooks; answers their ids per type. Read-only (HubSpot-computed) properties
+  may be seeded.
 - ``POST   /_admin/objects/{type}`` -- create as a user (``{"properties", "userId"?}``): ``CRM_UI``
   webhooks.
 - ``GET    /_admin/objects/{type}`` -- every record of the type (``?archived=true`` for archived ones).
 - ``GET    /_admin/objects/{type}/{id}`` -- one record with all properties and history (archived too).
-- ``PATCH  /_admin/objects/{type}/{id}`` -- update as a user (``{"properties", "userId"?}``).
+- ``PATCH  /_admin/objects/{type}/{id}`` -- update as a user (``{"properties", "userId"?}``); with
+  ``"changeSource": "HUBSPOT_INTERNAL"`` as HubSpot itself (its calculations: read-only properties such as
+  ``hs_analytics_source`` may be set; webhooks say ``changeSource: HUBSPOT_INTERNAL``).
 - ``DELETE /_admin/objects/{type}/{id}`` -- archive as a user (``?userId=``).
 - ``POST   /_admin/objects/{type}/{id}/restore`` -- restore an archived record as a user.
 - ``POST   /_admin/objects/{type}/merge`` -- ``{"primaryObjectId", "objectIdToMerge", "userId"?}``.
@@ -49,6 +52,7 @@ from cdc.sandbox.hubspot.store import Actor, iso
 __all__ = ["admin_routes"]
 
 DEFAULT_USER = 9_000_001
+INTERNAL = "HUBSPOT_INTERNAL"
 
 
 def admin_routes(ctx: Context, calls: CallCounter, faults: Faults) -> list[Route]:  # noqa: C901, PLR0915 -- one closure per route
@@ -91,7 +95,9 @@ def admin_routes(ctx: Context, calls: CallCounter, faults: Faults) -> list[Route
             ot = object_type(name)
             if ot is None or not isinstance(items, list):
                 raise errors.bad_request(f"Unknown object type {name}")
-            created[ot.name] = [store.create(ot, item, user(), emit=False).id for item in items]
+            created[ot.name] = [
+                store.create(ot, item, user(), emit=False, internal=True).id for item in items
+            ]
         return JSON(created, 201)
 
     async def create(request: Request) -> Response:
@@ -112,9 +118,10 @@ def admin_routes(ctx: Context, calls: CallCounter, faults: Faults) -> list[Route
 
     async def update(request: Request) -> Response:
         ot, body = path_type(request), await json_object(request)
-        return JSON(
-            full(store.update(ot, request.path_params["objectId"], body.get("properties") or {}, user(body)))
-        )
+        internal = body.get("changeSource") == INTERNAL
+        actor = Actor(INTERNAL, "") if internal else user(body)
+        values = body.get("properties") or {}
+        return JSON(full(store.update(ot, request.path_params["objectId"], values, actor, internal=internal)))
 
     async def delete(request: Request) -> Response:
         ot = path_type(request)

@@ -20,6 +20,7 @@ __all__ = [
     "not_found",
     "object_not_found",
     "property_exists",
+    "property_group_exists",
     "rate_limited",
     "search_window_exceeded",
     "unauthorized",
@@ -93,6 +94,12 @@ def conflict(singular_label: str, existing_id: str) -> HubSpotError:
 def property_exists(name: str) -> HubSpotError:
     return HubSpotError(
         409, f"Property named '{name}' already exists.", {"category": "OBJECT_ALREADY_EXISTS"}
+    )
+
+
+def property_group_exists(name: str) -> HubSpotError:
+    return HubSpotError(
+        409, f"A property group named '{name}' already exists.", {"category": "OBJECT_ALREADY_EXISTS"}
     )
 
 

@@ -1,7 +1,12 @@
 """The CRM object types the emulator serves and their built-in property definitions.
 
 Names, type ids, default properties, last-modified property and unique keys follow fact sheet §3.1 and
-§6; the property list is a practical subset of each type's standard properties.
+§6; the property list is a practical subset of each type's standard properties: at least every standard
+property the daemon's default configuration reads or writes, with HubSpot's ``type``/``fieldType``, label and
+standard options (`cdc.sandbox.hubspot.options`). Properties HubSpot computes itself (analytics, email,
+conversion, lifecycle-date, record-source, score) are ``readOnlyValue``: an API write of them is refused with
+``READ_ONLY_VALUE``; HubSpot-internal writes (``changeSource: HUBSPOT_INTERNAL``, see the admin API) and the
+admin seed may set them.
 """
 
 from __future__ import annotations
@@ -9,11 +14,27 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["OBJECT_TYPES", "ObjectType", "PropertyDef", "builtin_properties", "object_type"]
-
-READ_ONLY = frozenset(
-    {"hs_object_id", "createdate", "lastmodifieddate", "hs_lastmodifieddate", "hs_merged_object_ids"}
+from cdc.sandbox.hubspot.options import (
+    BOOLEAN,
+    COMPANY_INDUSTRIES,
+    DEAL_PIPELINES,
+    DEAL_STAGES,
+    LEAD_STATUSES,
+    LIFECYCLE_STAGES,
+    MARKETABLE_STATUSES,
+    RECORD_SOURCES,
+    TRAFFIC_SOURCES,
 )
+
+__all__ = [
+    "OBJECT_TYPES",
+    "ObjectType",
+    "PropertyDef",
+    "PropertyGroup",
+    "builtin_groups",
+    "builtin_properties",
+    "object_type",
+]
 
 
 @dataclass(frozen=True)
@@ -100,6 +121,30 @@ class PropertyDef:
         }
 
 
+@dataclass
+class PropertyGroup:
+    """A property group (``/crm/v3/properties/{objectType}/groups``): where a portal's UI shows properties."""
+
+    name: str
+    label: str
+    display_order: int = -1
+    archived: bool = False
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "label": self.label,
+            "displayOrder": self.display_order,
+            "archived": self.archived,
+        }
+
+
+def builtin_groups(ot: ObjectType) -> dict[str, PropertyGroup]:
+    """The one HubSpot-defined group of every built-in property of the type (``contactinformation``)."""
+    name = f"{ot.singular}information"
+    return {name: PropertyGroup(name, f"{ot.label} information", 0)}
+
+
 _FIELD_TYPES = {
     "string": "text",
     "number": "number",
@@ -108,89 +153,183 @@ _FIELD_TYPES = {
     "date": "date",
     "bool": "booleancheckbox",
 }
-LIFECYCLE = [
-    "subscriber",
-    "lead",
-    "marketingqualifiedlead",
-    "salesqualifiedlead",
-    "opportunity",
-    "customer",
-    "evangelist",
-    "other",
+
+
+@dataclass(frozen=True)
+class _Spec:
+    """One built-in property: HubSpot's name, label, ``type`` and ``fieldType``; ``read_only`` when HubSpot
+    computes the value itself (``modificationMetadata.readOnlyValue``: API writes get ``READ_ONLY_VALUE``)."""
+
+    name: str
+    label: str
+    type: str = "string"
+    field_type: str = ""
+    read_only: bool = False
+    options: tuple[tuple[str, str], ...] = ()
+
+
+def _ro(name: str, label: str, kind: str = "string", field_type: str = "", **kw: Any) -> _Spec:
+    return _Spec(name, label, kind, field_type, read_only=True, **kw)
+
+
+def _became(value: str, label: str) -> _Spec:
+    """The legacy "Became a <stage> Date" properties (``hs_lifecyclestage_<stage>_date``), set by HubSpot."""
+    noun = "Other Lifecycle" if value == "other" else label
+    article = "an" if noun[0] in "AEIOU" else "a"
+    return _ro(f"hs_lifecyclestage_{value}_date", f"Became {article} {noun} Date", "datetime")
+
+
+_LIFECYCLE_DATES = [_became(value, label) for value, label in LIFECYCLE_STAGES]
+_RECORD_SOURCE = [
+    _ro("hs_object_source_label", "Record source", "enumeration", options=RECORD_SOURCES),
+    *(_ro(f"hs_object_source_detail_{n}", f"Record source detail {n}") for n in (1, 2, 3)),
 ]
-_COMMON = [("hs_object_id", "number"), ("createdate", "datetime"), ("hs_merged_object_ids", "string")]
-_SPECS: dict[str, list[tuple[str, str]]] = {
+_CONVERSIONS = [
+    _ro("first_conversion_event_name", "First Conversion"),
+    _ro("first_conversion_date", "First Conversion Date", "datetime"),
+    _ro("recent_conversion_event_name", "Recent Conversion"),
+    _ro("recent_conversion_date", "Recent Conversion Date", "datetime"),
+]
+_ORIGINAL_SOURCE = [
+    _ro("hs_analytics_source", "Original Traffic Source", "enumeration", options=TRAFFIC_SOURCES),
+    _ro("hs_analytics_source_data_1", "Original Traffic Source Drill-Down 1"),
+    _ro("hs_analytics_source_data_2", "Original Traffic Source Drill-Down 2"),
+]
+_OWNER = _Spec("hubspot_owner_id", "Owner", "enumeration")  # options: the portal's owners (any id accepted)
+_LIFECYCLE = _Spec("lifecyclestage", "Lifecycle Stage", "enumeration", "radio", options=LIFECYCLE_STAGES)
+_COMMON = [
+    _ro("hs_object_id", "Record ID", "number"),
+    _ro("createdate", "Create Date", "datetime"),
+    _ro("hs_merged_object_ids", "Merged record IDs"),
+]
+_SPECS: dict[str, list[_Spec]] = {
     "contacts": [
-        ("email", "string"),
-        ("firstname", "string"),
-        ("lastname", "string"),
-        ("phone", "string"),
-        ("mobilephone", "string"),
-        ("company", "string"),
-        ("jobtitle", "string"),
-        ("website", "string"),
-        ("address", "string"),
-        ("city", "string"),
-        ("state", "string"),
-        ("zip", "string"),
-        ("country", "string"),
-        ("lifecyclestage", "enumeration"),
-        ("hs_lead_status", "string"),
-        ("hs_additional_emails", "string"),
-        ("hubspot_owner_id", "string"),
-        ("lastmodifieddate", "datetime"),
+        _Spec("email", "Email"),
+        _Spec("firstname", "First Name"),
+        _Spec("lastname", "Last Name"),
+        _Spec("salutation", "Salutation"),
+        _Spec("phone", "Phone Number", field_type="phonenumber"),
+        _Spec("mobilephone", "Mobile Phone Number", field_type="phonenumber"),
+        _Spec("company", "Company Name"),
+        _Spec("jobtitle", "Job Title"),
+        _Spec("industry", "Industry"),  # free text on contacts (an enumeration on companies)
+        _Spec("website", "Website URL"),
+        _Spec("address", "Street Address"),
+        _Spec("city", "City"),
+        _Spec("state", "State/Region"),
+        _Spec("zip", "Postal Code"),
+        _Spec("country", "Country/Region"),
+        _LIFECYCLE,
+        _Spec("hs_lead_status", "Lead Status", "enumeration", "radio", options=LEAD_STATUSES),
+        _Spec("hs_additional_emails", "Additional email addresses"),
+        _OWNER,
+        _ro("lastmodifieddate", "Last Modified Date", "datetime"),
+        *_LIFECYCLE_DATES,
+        _ro("hubspotscore", "HubSpot Score", "number"),
+        _ro(
+            "hs_marketable_status",
+            "Marketing contact status",
+            "enumeration",
+            "booleancheckbox",
+            options=MARKETABLE_STATUSES,
+        ),
+        _ro("hs_email_optout", "Unsubscribed from all email", "bool", options=BOOLEAN),
+        _ro("hs_email_bounce", "Marketing emails bounced", "number"),
+        _ro("hs_email_click", "Marketing emails clicked", "number"),
+        _ro("hs_email_delivered", "Marketing emails delivered", "number"),
+        _ro("hs_email_open", "Marketing emails opened", "number"),
+        _ro("hs_email_replied", "Marketing emails replied", "number"),
+        _ro("hs_email_sends_since_last_engagement", "Sends Since Last Engagement", "number"),
+        _ro("hs_email_first_click_date", "First marketing email click date", "datetime"),
+        _ro("hs_email_first_open_date", "First marketing email open date", "datetime"),
+        _ro("hs_email_first_reply_date", "First marketing email reply date", "datetime"),
+        _ro("hs_email_first_send_date", "First marketing email send date", "datetime"),
+        _ro("hs_email_last_click_date", "Last marketing email click date", "datetime"),
+        _ro("hs_email_last_open_date", "Last marketing email open date", "datetime"),
+        _ro("hs_email_last_reply_date", "Last marketing email reply date", "datetime"),
+        _ro("hs_email_last_send_date", "Last marketing email send date", "datetime"),
+        _ro("hs_email_last_email_name", "Last marketing email name"),
+        _ro("num_conversion_events", "Number of Form Submissions", "number"),
+        _ro("num_unique_conversion_events", "Number of Unique Forms Submitted", "number"),
+        *_CONVERSIONS,
+        *_ORIGINAL_SOURCE,
+        _ro("hs_latest_source", "Latest Traffic Source", "enumeration", options=TRAFFIC_SOURCES),
+        _ro("hs_latest_source_data_1", "Latest Traffic Source Drill-Down 1"),
+        _ro("hs_latest_source_data_2", "Latest Traffic Source Drill-Down 2"),
+        _ro("hs_latest_source_timestamp", "Latest Traffic Source Date", "datetime"),
+        _ro("hs_analytics_first_url", "First Page Seen"),
+        _ro("hs_analytics_first_referrer", "First Referring Site"),
+        _ro("hs_analytics_last_url", "Last Page Seen"),
+        _ro("hs_analytics_last_referrer", "Last Referring Site"),
+        _ro("hs_analytics_first_touch_converting_campaign", "First Touch Converting Campaign"),
+        _ro("hs_analytics_last_touch_converting_campaign", "Last Touch Converting Campaign"),
+        _ro("hs_analytics_first_timestamp", "Time First Seen", "datetime"),
+        _ro("hs_analytics_last_timestamp", "Time Last Seen", "datetime"),
+        _ro("hs_analytics_first_visit_timestamp", "Time of First Session", "datetime"),
+        _ro("hs_analytics_last_visit_timestamp", "Time of Last Session", "datetime"),
+        _ro("hs_analytics_num_page_views", "Number of Pageviews", "number"),
+        _ro("hs_analytics_num_visits", "Number of Sessions", "number"),
+        *_RECORD_SOURCE,
     ],
     "companies": [
-        ("name", "string"),
-        ("domain", "string"),
-        ("phone", "string"),
-        ("website", "string"),
-        ("industry", "string"),
-        ("address", "string"),
-        ("city", "string"),
-        ("state", "string"),
-        ("zip", "string"),
-        ("country", "string"),
-        ("numberofemployees", "number"),
-        ("annualrevenue", "number"),
-        ("lifecyclestage", "enumeration"),
-        ("description", "string"),
-        ("hubspot_owner_id", "string"),
-        ("hs_lastmodifieddate", "datetime"),
+        _Spec("name", "Company name"),
+        _Spec("domain", "Company Domain Name"),
+        _Spec("phone", "Phone Number", field_type="phonenumber"),
+        _Spec("website", "Website URL"),
+        _Spec("industry", "Industry", "enumeration", options=COMPANY_INDUSTRIES),
+        _Spec("address", "Street Address"),
+        _Spec("address2", "Street Address 2"),
+        _Spec("city", "City"),
+        _Spec("state", "State/Region"),
+        _Spec("zip", "Postal Code"),
+        _Spec("country", "Country/Region"),
+        _Spec("numberofemployees", "Number of Employees", "number"),
+        _Spec("annualrevenue", "Annual Revenue", "number"),
+        _LIFECYCLE,
+        _Spec("description", "Description", field_type="textarea"),
+        _OWNER,
+        _ro("hs_lastmodifieddate", "Last Modified Date", "datetime"),
+        *_ORIGINAL_SOURCE,
+        _ro("hs_analytics_latest_source", "Latest Traffic Source", "enumeration", options=TRAFFIC_SOURCES),
+        _ro("hs_analytics_latest_source_data_1", "Latest Traffic Source Data 1"),
+        _ro("hs_analytics_latest_source_data_2", "Latest Traffic Source Data 2"),
+        _ro("hs_analytics_latest_source_timestamp", "Latest Traffic Source Timestamp", "datetime"),
+        _ro("hs_analytics_first_touch_converting_campaign", "First Touch Converting Campaign"),
+        *_CONVERSIONS,
+        *_RECORD_SOURCE,
     ],
     "deals": [
-        ("dealname", "string"),
-        ("amount", "number"),
-        ("closedate", "datetime"),
-        ("pipeline", "string"),
-        ("dealstage", "string"),
-        ("dealtype", "string"),
-        ("description", "string"),
-        ("hubspot_owner_id", "string"),
-        ("hs_lastmodifieddate", "datetime"),
+        _Spec("dealname", "Deal Name"),
+        _Spec("amount", "Amount", "number"),
+        _Spec("closedate", "Close Date", "datetime"),
+        _Spec("pipeline", "Pipeline", "enumeration", options=DEAL_PIPELINES),
+        _Spec("dealstage", "Deal Stage", "enumeration", "radio", options=DEAL_STAGES),
+        _Spec("dealtype", "Deal Type"),
+        _Spec("description", "Deal Description", field_type="textarea"),
+        _OWNER,
+        _ro("hs_lastmodifieddate", "Last Modified Date", "datetime"),
     ],
 }
 
 
+def _options(pairs: tuple[tuple[str, str], ...]) -> list[dict[str, Any]]:
+    return [
+        {"label": label, "value": value, "displayOrder": n, "hidden": False}
+        for n, (value, label) in enumerate(pairs)
+    ]
+
+
 def builtin_properties(ot: ObjectType) -> dict[str, PropertyDef]:
-    result: dict[str, PropertyDef] = {}
-    for name, kind in [*_SPECS[ot.name], *_COMMON]:
-        options = (
-            [
-                {"label": value.title(), "value": value, "displayOrder": n, "hidden": False}
-                for n, value in enumerate(LIFECYCLE)
-            ]
-            if name == "lifecyclestage"
-            else []
-        )
-        result[name] = PropertyDef(
-            name=name,
-            label=name.replace("_", " ").title(),
-            type=kind,
-            field_type=_FIELD_TYPES[kind],
+    return {
+        spec.name: PropertyDef(
+            name=spec.name,
+            label=spec.label,
+            type=spec.type,
+            field_type=spec.field_type or _FIELD_TYPES[spec.type],
             group_name=f"{ot.singular}information",
-            options=options,
-            has_unique_value=name in ot.unique,
-            read_only=name in READ_ONLY,
+            options=_options(spec.options),
+            has_unique_value=spec.name in ot.unique,
+            read_only=spec.read_only,
         )
-    return result
+        for spec in [*_SPECS[ot.name], *_COMMON]
+    }

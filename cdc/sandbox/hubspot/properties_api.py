@@ -1,7 +1,10 @@
-"""Properties API: list a type's properties, read one, create custom ones (the daemon provisions its own).
+"""Properties API: list a type's properties, read one, create custom ones (the daemon provisions its own),
+and the property groups they belong to.
 
 A custom property may be ``hasUniqueValue`` (then it is an upsert/idProperty key and duplicates get 409);
-a second property of the same name is a 409.
+a second property of the same name is a 409. A property names an existing group (``groupName``); each type
+starts with its HubSpot-defined ``<type>information`` group, and ``POST .../groups`` adds one
+(``{name, label, displayOrder?}`` -> 201 ``{name, label, displayOrder, archived}``; a taken name is a 409).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from starlette.routing import Route
 
 from cdc.sandbox.hubspot import errors
 from cdc.sandbox.hubspot.api import JSON, Context, endpoint, json_object, path_type
-from cdc.sandbox.hubspot.objects import PropertyDef
+from cdc.sandbox.hubspot.objects import PropertyDef, PropertyGroup
 
 __all__ = ["property_routes"]
 
@@ -63,6 +66,8 @@ def property_routes(ctx: Context) -> list[Route]:  # noqa: C901 -- create checks
             )
         if not body.get("label") or not body.get("groupName"):
             raise errors.bad_request("label and groupName are required")
+        if body["groupName"] not in store.property_groups[ot.name]:
+            raise errors.bad_request(f"Property group {body['groupName']} does not exist")
         options = body.get("options") or []
         if not isinstance(options, list) or not all(isinstance(o, dict) and "value" in o for o in options):
             raise errors.bad_request("options must be a list of {label, value}")
@@ -90,9 +95,37 @@ def property_routes(ctx: Context) -> list[Route]:  # noqa: C901 -- create checks
         )
         return JSON(store.add_property(ot, prop).as_json(), 201)
 
+    async def list_groups(request: Request) -> Response:
+        ot = path_type(request)
+        return JSON({"results": [g.as_json() for g in store.property_groups[ot.name].values()]})
+
+    async def read_group(request: Request) -> Response:
+        ot = path_type(request)
+        group = store.property_groups[ot.name].get(request.path_params["groupName"])
+        if group is None:
+            raise errors.not_found(f"Unable to find property group {request.path_params['groupName']}")
+        return JSON(group.as_json())
+
+    async def create_group(request: Request) -> Response:
+        ot = path_type(request)
+        body = await json_object(request)
+        name, label, order = body.get("name"), body.get("label"), body.get("displayOrder", -1)
+        if not isinstance(name, str) or not NAME.match(name):
+            raise errors.bad_request("name must be lowercase letters, digits and underscores")
+        if not isinstance(label, str) or not label:
+            raise errors.bad_request("label is required")
+        if isinstance(order, bool) or not isinstance(order, int):
+            raise errors.bad_request("displayOrder must be an integer")
+        group = store.add_property_group(ot, PropertyGroup(name, label, order))
+        return JSON(group.as_json(), 201)
+
     path = "/crm/v3/properties/{objectType}"
     return [
         Route(path, endpoint(ctx, list_properties), methods=["GET"]),
         Route(path, endpoint(ctx, create), methods=["POST"]),
+        # Before `{propertyName}`: `.../groups` is not a property.
+        Route(f"{path}/groups", endpoint(ctx, list_groups), methods=["GET"]),
+        Route(f"{path}/groups", endpoint(ctx, create_group), methods=["POST"]),
+        Route(f"{path}/groups/{{groupName}}", endpoint(ctx, read_group), methods=["GET"]),
         Route(f"{path}/{{propertyName}}", endpoint(ctx, read), methods=["GET"]),
     ]

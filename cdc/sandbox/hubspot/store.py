@@ -18,7 +18,14 @@ from typing import Any
 from cdc.sandbox.clock import Clock
 from cdc.sandbox.hubspot import errors
 from cdc.sandbox.hubspot.associations import Associations, Edge, known_types
-from cdc.sandbox.hubspot.objects import OBJECT_TYPES, ObjectType, PropertyDef, builtin_properties
+from cdc.sandbox.hubspot.objects import (
+    OBJECT_TYPES,
+    ObjectType,
+    PropertyDef,
+    PropertyGroup,
+    builtin_groups,
+    builtin_properties,
+)
 
 __all__ = ["Actor", "Change", "Record", "Store", "iso", "to_ms"]
 
@@ -84,6 +91,7 @@ class Store:
         self._emit = emit
         self.lock = threading.RLock()
         self.properties = {name: builtin_properties(ot) for name, ot in OBJECT_TYPES.items()}
+        self.property_groups = {name: builtin_groups(ot) for name, ot in OBJECT_TYPES.items()}
         self.records: dict[str, dict[str, Record]] = {name: {} for name in OBJECT_TYPES}
         self.aliases: dict[str, dict[str, str]] = {name: {} for name in OBJECT_TYPES}
         self._unique: dict[str, dict[str, dict[str, str]]] = {name: {} for name in OBJECT_TYPES}
@@ -139,8 +147,18 @@ class Store:
             self.properties[ot.name][prop.name] = prop
             return prop
 
-    def _validate(self, ot: ObjectType, values: dict[str, Any]) -> dict[str, str]:
-        """Writable values as HubSpot stores them (strings), or one 400 listing every problem."""
+    def add_property_group(self, ot: ObjectType, group: PropertyGroup) -> PropertyGroup:
+        with self.lock:
+            if group.name in self.property_groups[ot.name]:
+                raise errors.property_group_exists(group.name)
+            self.property_groups[ot.name][group.name] = group
+            return group
+
+    def _validate(self, ot: ObjectType, values: dict[str, Any], *, internal: bool = False) -> dict[str, str]:
+        """Writable values as HubSpot stores them (strings), or one 400 listing every problem.
+
+        ``internal``: HubSpot itself writes (its calculations, the admin seed), so read-only values pass.
+        """
         known = self.properties[ot.name]
         problems: list[tuple[str, str, str]] = []
         clean: dict[str, str] = {}
@@ -149,7 +167,7 @@ class Store:
             if prop is None:
                 problems.append((name, "PROPERTY_DOESNT_EXIST", f'Property "{name}" does not exist'))
                 continue
-            if prop.read_only:
+            if prop.read_only and not internal:
                 problems.append(
                     (name, "READ_ONLY_VALUE", f'"{name}" is a read only property; its value cannot be set.')
                 )
@@ -203,9 +221,17 @@ class Store:
         }
         record.history.setdefault(name, []).insert(0, entry)
 
-    def create(self, ot: ObjectType, values: dict[str, Any], actor: Actor, *, emit: bool = True) -> Record:
+    def create(
+        self,
+        ot: ObjectType,
+        values: dict[str, Any],
+        actor: Actor,
+        *,
+        emit: bool = True,
+        internal: bool = False,
+    ) -> Record:
         with self.lock:
-            clean = {k: v for k, v in self._validate(ot, values).items() if v != ""}
+            clean = {k: v for k, v in self._validate(ot, values, internal=internal).items() if v != ""}
             self._claim_unique(ot, "", clean)
             now = self.clock.epoch_ms()
             record = Record(self.new_id(), ot, {}, {}, now, now)
@@ -228,10 +254,11 @@ class Store:
         actor: Actor,
         *,
         id_property: str | None = None,
+        internal: bool = False,
     ) -> Record:
         with self.lock:
             record = self.require(ot, object_id, id_property=id_property)
-            clean = self._validate(ot, values)
+            clean = self._validate(ot, values, internal=internal)
             changed = {k: v for k, v in clean.items() if record.properties.get(k, "") != v}
             if not changed:
                 return record

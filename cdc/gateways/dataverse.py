@@ -1,0 +1,335 @@
+"""Dataverse behind the sync engine's `CrmGateway` port, over the Web API and ``$batch``.
+
+Object types are table logical names (``contact``); the entity set is the standard plural (``contacts``,
+``opportunities``) unless ``entity_sets`` says otherwise. Calls per operation:
+
+- ``read``: one GET per 50 ids (``$filter=<table>id eq .. or ..``, ``$select``, following nextLinks);
+  the ETag is the version, ``modifiedon`` the modification time, and association keys
+  (``parentcustomerid:account``) come from ``_<lookup>_value`` plus its ``lookuplogicalname``
+  annotation: the id is reported only when the lookup points at that table;
+- ``find``: one GET per 25 values (``<column> eq '..' or ..``; Dataverse compares text case-insensitively);
+- ``write``: one ``$batch`` per ``batch_size`` ops (default 100; Dataverse takes up to 1,000), without
+  change sets and with ``Prefer: odata.continue-on-error``, so each op succeeds or fails on its own.
+  Creates are POSTs with ``Prefer: return=representation`` (the new id and ETag come back); updates
+  are PATCHes with ``If-Match: <etag>`` when the op has one (412 -> ``conflict``), else ``If-Match: *``
+  (a PATCH would otherwise re-create a deleted record); lookups are written as
+  ``<navigation>@odata.bind: "/<set>(<id>)"`` and cleared with ``null``.
+
+Errors: a 429, 5xx, network error or a 401 after the client renewed its token is `CrmUnavailableError`
+(the client's own retries first: build it with a short `RetryPolicy`, see :func:`open_dataverse_gateway`);
+a part answered 400/404/409/412/413 is that op's ``WriteOutcome.error``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import orjson
+
+from cdc.dataverse.auth import TokenProvider
+from cdc.dataverse.client import DataverseClient, RetryPolicy
+from cdc.dataverse.errors import FatalError, RetriableError, UnauthorizedError
+from cdc.gateways._common import chunks, parse_time, short
+from cdc.gateways._multipart import Part, PartAnswer, decode, encode
+from cdc.metrics import Metrics
+from cdc.settings import DataverseSettings
+from consumers.ports import CrmUnavailableError, Record, WriteKind, WriteOp, WriteOutcome
+from streams.codec import Scalar
+from streams.keys import SourceSystem
+
+__all__ = ["GATEWAY_POLICY", "DataverseGateway", "entity_set_name", "open_dataverse_gateway"]
+
+GATEWAY_POLICY = RetryPolicy(attempts=3, base_s=0.5, cap_s=5.0, throttle_attempts=1)
+"""Short client retries: the engine pauses the whole batch on `CrmUnavailableError` instead."""
+READ_IDS = 50
+FIND_VALUES = 25
+BATCH_SIZE = 100
+MAX_BATCH = 1000
+POLYMORPHIC = frozenset({"customerid", "parentcustomerid"})
+"""Customer-type lookups: their navigation property names the target (``parentcustomerid_account``)."""
+_LOGICAL = "Microsoft.Dynamics.CRM.lookuplogicalname"
+_PREFER_READ = f'odata.include-annotations="{_LOGICAL}"'
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+_ENTITY_ID = re.compile(r"\(([0-9a-fA-F-]{36})\)\s*$")
+_IRREGULAR = {"opportunity": "opportunities", "activity": "activities", "territory": "territories"}
+_RECORD_ERRORS = frozenset({400, 404, 409, 412, 413, 422})
+_CONCURRENCY = "0x80060882"
+
+
+def entity_set_name(logical_name: str) -> str:
+    """``contact`` -> ``contacts``, ``opportunity`` -> ``opportunities``: the standard tables' plural
+    (the inverse of `cdc.dataverse.rows.entity_logical_name`)."""
+    if logical_name in _IRREGULAR:
+        return _IRREGULAR[logical_name]
+    if logical_name.endswith("y") and logical_name[-2:-1] not in {"a", "e", "i", "o", "u"}:
+        return logical_name[:-1] + "ies"
+    if logical_name.endswith(("s", "x")):
+        return logical_name + "es"
+    return logical_name + "s"
+
+
+def parse_key(key: str) -> tuple[str, str]:
+    """``parentcustomerid:account`` -> (``parentcustomerid``, ``account``)."""
+    lookup, _, table = key.partition(":")
+    if not lookup or not table:
+        raise ValueError(f"a Dataverse association key is <lookup>:<table>, not {key!r}")
+    return lookup, table
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _scalar(value: Any) -> Scalar:
+    if value is None or isinstance(value, str | bool | int | float):
+        return value
+    return orjson.dumps(value).decode()
+
+
+@contextlib.contextmanager
+def _system_errors() -> Iterator[None]:
+    try:
+        yield
+    except RetriableError as error:
+        wait = error.retry_after
+        raise CrmUnavailableError(SourceSystem.DATAVERSE, str(error), retry_after_s=wait) from error
+    except FatalError as error:
+        # Refused credentials or privileges (401 after renewal, 403, the token service) pause the
+        # sync; any other fatal answer (a query naming an unknown column) is a configuration bug.
+        if isinstance(error, UnauthorizedError) or error.status in {0, 401, 403}:
+            raise CrmUnavailableError(SourceSystem.DATAVERSE, str(error)) from error
+        raise
+
+
+def _error_text(answer: PartAnswer) -> tuple[str, str]:
+    """(code, a short message) of a refused part; the OData exception text names the field."""
+    try:
+        body = orjson.loads(answer.body) if answer.body else {}
+    except orjson.JSONDecodeError:
+        body = {}
+    error = body.get("error") if isinstance(body, dict) else None
+    error = error if isinstance(error, dict) else {}
+    code, message = str(error.get("code") or ""), str(error.get("message") or f"HTTP {answer.status}")
+    message = message.rpartition("ODataException: ")[2] or message
+    return code.lower(), short(f"{answer.status} {code}: {message}".replace("  ", " "))
+
+
+class DataverseGateway:
+    """`consumers.ports.CrmGateway` for one Dataverse org, over a started `DataverseClient`."""
+
+    def __init__(
+        self,
+        client: DataverseClient,
+        *,
+        tenant: str,
+        entity_sets: Mapping[str, str] | None = None,
+        navigation: Mapping[str, str] | None = None,
+        batch_size: int = BATCH_SIZE,
+    ) -> None:
+        if not 0 < batch_size <= MAX_BATCH:
+            raise ValueError(f"batch_size must be 1..{MAX_BATCH}")
+        self._client = client
+        self._tenant = tenant
+        self._sets = dict(entity_sets or {})
+        self._navigation = dict(navigation or {})
+        """Association key -> navigation property, where the default rule is wrong for a custom lookup."""
+        self._batch_size = batch_size
+
+    @property
+    def system(self) -> SourceSystem:
+        return SourceSystem.DATAVERSE
+
+    @property
+    def tenant(self) -> str:
+        return self._tenant
+
+    def _set(self, table: str) -> str:
+        return self._sets.get(table) or entity_set_name(table)
+
+    def _nav(self, key: str) -> str:
+        lookup, table = parse_key(key)
+        return self._navigation.get(key) or (f"{lookup}_{table}" if lookup in POLYMORPHIC else lookup)
+
+    # -- reads --------------------------------------------------------------------------------------
+
+    async def read(
+        self,
+        object_type: str,
+        ids: Sequence[str],
+        *,
+        fields: Sequence[str],
+        associations: Sequence[str] = (),
+    ) -> dict[str, Record]:
+        key = f"{object_type}id"
+        wanted = list(dict.fromkeys(i.lower() for i in ids if _GUID.match(i)))  # others cannot exist
+        lookups = [f"_{parse_key(k)[0]}_value" for k in associations]
+        select = list(dict.fromkeys([key, *fields, "modifiedon", *lookups]))
+        found: dict[str, Record] = {}
+        for chunk in chunks(wanted, READ_IDS):
+            where = " or ".join(f"{key} eq {record_id}" for record_id in chunk)
+            for row in await self._query(object_type, select, where, "read"):
+                record = self._record(object_type, row, fields, associations)
+                found[record.object_id] = record
+        return found
+
+    async def find(
+        self, object_type: str, field: str, values: Sequence[str], *, fields: Sequence[str]
+    ) -> dict[str, list[Record]]:
+        found: dict[str, list[Record]] = {value: [] for value in values}
+        wanted = list(dict.fromkeys(values))
+        select = list(dict.fromkeys([f"{object_type}id", field, *fields, "modifiedon"]))
+        for chunk in chunks(wanted, FIND_VALUES):
+            where = " or ".join(f"{field} eq {_literal(value)}" for value in chunk)
+            for row in await self._query(object_type, select, where, "find"):
+                actual = row.get(field)
+                record = self._record(object_type, row, fields, ())
+                for value in chunk:
+                    if isinstance(actual, str) and actual.casefold() == value.casefold():
+                        found[value].append(record)
+        return found
+
+    async def _query(self, table: str, select: list[str], where: str, purpose: str) -> list[dict[str, Any]]:
+        entity_set = self._set(table)
+        params = urlencode({"$select": ",".join(select), "$filter": where}, quote_via=quote, safe="$,()'")
+        url: str | None = f"{self._client.api_root}/{entity_set}?{params}"
+        rows: list[dict[str, Any]] = []
+        with _system_errors():
+            while url:
+                page = await self._client.get_json(
+                    url, endpoint=f"{entity_set}:{purpose}", prefer=_PREFER_READ
+                )
+                rows += [row for row in page.get("value") or [] if isinstance(row, dict)]
+                next_link = page.get("@odata.nextLink")
+                url = next_link if isinstance(next_link, str) else None
+        return rows
+
+    def _record(
+        self, table: str, row: Mapping[str, Any], fields: Sequence[str], associations: Sequence[str]
+    ) -> Record:
+        linked: dict[str, str | None] = {}
+        for key in associations:
+            lookup, target = parse_key(key)
+            value = row.get(f"_{lookup}_value")
+            points_to = row.get(f"_{lookup}_value@{_LOGICAL}")
+            linked[key] = str(value) if value and points_to in {None, target} else None
+        etag = row.get("@odata.etag")
+        return Record(
+            object_type=table,
+            object_id=str(row.get(f"{table}id")).lower(),
+            values={name: _scalar(row[name]) for name in fields if name in row},
+            version=etag if isinstance(etag, str) else None,
+            modified_at=parse_time(row.get("modifiedon")),
+            associations=linked,
+        )
+
+    # -- writes -------------------------------------------------------------------------------------
+
+    async def write(self, ops: Sequence[WriteOp]) -> list[WriteOutcome]:
+        outcomes: dict[int, WriteOutcome] = {}
+        parts: list[tuple[int, Part]] = []
+        for index, op in enumerate(ops):
+            try:
+                parts.append((index, self._part(op)))
+            except ValueError as error:
+                outcomes[index] = WriteOutcome(op.ref, ok=False, error=short(str(error)))
+        for chunk in chunks(parts, self._batch_size):
+            answers = await self._batch([part for _, part in chunk])
+            for (index, _), answer in zip(chunk, answers, strict=True):
+                outcomes[index] = self._outcome(ops[index], answer)
+        return [outcomes[index] for index in range(len(ops))]
+
+    def _part(self, op: WriteOp) -> Part:
+        """One request of the batch; ValueError for an op that cannot be sent (that op's error)."""
+        root, entity_set, key = self._client.api_root, self._set(op.object_type), f"{op.object_type}id"
+        if op.kind is not WriteKind.CREATE and not (op.object_id and _GUID.match(op.object_id)):
+            raise ValueError(f"{op.kind} needs the record's id (a GUID), not {op.object_id!r}")
+        if op.kind is WriteKind.DELETE:
+            headers = {"If-Match": op.if_match} if op.if_match else {}
+            return Part("DELETE", f"{root}/{entity_set}({op.object_id})", headers)
+        body: dict[str, Any] = dict(op.values)
+        for assoc, related in op.associations.items():
+            target = parse_key(assoc)[1]
+            if related is not None and not _GUID.match(related):
+                raise ValueError(f"{assoc}: {related!r} is not a record id")
+            bind = f"/{self._set(target)}({related})" if related is not None else None
+            body[f"{self._nav(assoc)}@odata.bind"] = bind
+        headers = {"Content-Type": "application/json; type=entry", "Prefer": "return=representation"}
+        query = f"?$select={key},modifiedon"
+        if op.kind is WriteKind.CREATE:
+            return Part("POST", f"{root}/{entity_set}{query}", headers, orjson.dumps(body))
+        headers["If-Match"] = op.if_match or "*"
+        return Part("PATCH", f"{root}/{entity_set}({op.object_id}){query}", headers, orjson.dumps(body))
+
+    async def _batch(self, parts: list[Part]) -> list[PartAnswer]:
+        content_type, body = encode(parts)
+        headers = {
+            "Content-Type": content_type,
+            "Accept": "multipart/mixed",
+            "Prefer": "odata.continue-on-error",
+        }
+        with _system_errors():
+            answer = await self._client.send(
+                "POST", f"{self._client.api_root}/$batch", endpoint="$batch", body=body, headers=headers
+            )
+        answers = decode(answer.headers.get("Content-Type", ""), answer.body)
+        if len(answers) != len(parts):
+            raise CrmUnavailableError(
+                SourceSystem.DATAVERSE, f"$batch answered {len(answers)} of {len(parts)} parts"
+            )
+        for part_answer in answers:
+            if part_answer.status >= 400 and part_answer.status not in _RECORD_ERRORS:  # noqa: PLR2004
+                _, message = _error_text(part_answer)
+                retry_after = part_answer.headers.get("retry-after", "")
+                raise CrmUnavailableError(
+                    SourceSystem.DATAVERSE,
+                    f"a $batch part: {message}",
+                    retry_after_s=float(retry_after) if retry_after.isdigit() else None,
+                )
+        return answers
+
+    def _outcome(self, op: WriteOp, answer: PartAnswer) -> WriteOutcome:
+        if answer.status >= 400:  # noqa: PLR2004 -- HTTP error range
+            code, message = _error_text(answer)
+            if answer.status == 404 and op.kind is WriteKind.DELETE:  # noqa: PLR2004 -- already gone
+                return WriteOutcome(op.ref, ok=True, object_id=op.object_id)
+            if answer.status == 412 and code == _CONCURRENCY:  # noqa: PLR2004 -- stale If-Match
+                return WriteOutcome(op.ref, ok=False, object_id=op.object_id, conflict=True)
+            return WriteOutcome(op.ref, ok=False, object_id=op.object_id, error=message)
+        row: Any = {}
+        if answer.body:
+            with contextlib.suppress(orjson.JSONDecodeError):
+                row = orjson.loads(answer.body)
+        row = row if isinstance(row, dict) else {}
+        object_id = row.get(f"{op.object_type}id") or op.object_id
+        if object_id is None and (found := _ENTITY_ID.search(answer.headers.get("odata-entityid", ""))):
+            object_id = found.group(1)
+        etag = row.get("@odata.etag")
+        return WriteOutcome(
+            op.ref,
+            ok=True,
+            object_id=str(object_id).lower() if object_id else None,
+            version=etag if isinstance(etag, str) else None,
+            modified_at=parse_time(row.get("modifiedon")),
+        )
+
+
+@contextlib.asynccontextmanager
+async def open_dataverse_gateway(
+    settings: DataverseSettings, metrics: Metrics, *, policy: RetryPolicy = GATEWAY_POLICY, **options: Any
+) -> AsyncIterator[DataverseGateway]:
+    """A gateway with its own token provider and client for ``Settings.dataverse``; the tenant is the org
+    host, as in the poller's keys. ``options`` go to `DataverseGateway` (``entity_sets``, ...)."""
+    tokens = TokenProvider(settings)
+    client = DataverseClient(settings, tokens, metrics, policy=policy)
+    try:
+        with _system_errors():
+            await tokens.token()
+        await client.start()
+        yield DataverseGateway(client, tenant=tokens.org_host, **options)
+    finally:
+        await client.close()
+        tokens.close()

@@ -1,0 +1,459 @@
+"""HubSpot behind the sync engine's `CrmGateway` port, over the CRM v3 batch and v4 association APIs.
+
+Calls per operation (batches of at most 100 inputs, fact sheet §3.2):
+
+- ``read``: one ``batch/read`` per 100 ids, plus one v4 association ``batch/read`` per related object
+  type per 1,000 ids when association keys are asked for;
+- ``find``: ``email`` on contacts is a ``batch/read`` with ``idProperty=email`` (consistent at once, unlike
+  search, and case-insensitive); any other property is a search (``EQ``, or ``IN`` for several values,
+  through the client's 5-per-second limiter), so it lags behind recent writes;
+- ``write``: one ``batch/create`` / ``batch/update`` / ``batch/archive`` per 100 ops of one object type and
+  kind, then for updates one v4 ``batch/create`` per related object type (associations to set) and one
+  v4 ``batch/read`` + ``batch/labels/archive`` pair (associations to clear). Creates carry their
+  associations in the create body.
+
+Every create and update input carries an ``objectWriteTraceId`` (its position in ``ops``), so a bad
+input comes back in a 207 next to the written ones; should HubSpot refuse a whole batch anyway (a 400
+for one input), the batch is split in halves until the bad input stands alone.
+
+Errors: throttles, 5xx, network errors and refused credentials become `CrmUnavailableError` once the
+client's own retries are spent (so build the client with a short `Backoff`, see
+:func:`open_hubspot_gateway`); a refused input is that op's ``WriteOutcome.error``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from typing import Any
+
+from cdc.gateways._common import chunks, parse_time, short
+from cdc.hubspot.client import Backoff, HubSpotClient
+from cdc.hubspot.errors import FatalError, RequestError, RetriableError
+from cdc.metrics import Metrics
+from cdc.settings import HubSpotSettings
+from consumers.ports import CrmUnavailableError, Record, WriteKind, WriteOp, WriteOutcome
+from streams.codec import Scalar
+from streams.keys import SourceSystem
+
+__all__ = ["GATEWAY_BACKOFF", "HubSpotGateway", "open_hubspot_gateway"]
+
+BATCH_LIMIT = 100
+SEARCH_VALUES = 25
+"""Values per ``IN`` filter: keeps the body far below the 3,000-character limit (§3.5)."""
+SEARCH_PAGE = 200
+ASSOCIATION_INPUTS = 1000
+HUBSPOT_DEFINED = "HUBSPOT_DEFINED"
+GATEWAY_BACKOFF = Backoff(base_s=0.5, cap_s=5.0, attempts=3, max_throttle_wait_s=30.0, throttle_attempts=1)
+"""Short client retries: the engine pauses the whole batch on `CrmUnavailableError` instead."""
+
+_PLURAL = {"contact": "contacts", "company": "companies", "deal": "deals", "ticket": "tickets"}
+_OBJECTS = "/crm/v3/objects/{type}"
+BATCH_READ = f"POST {_OBJECTS}/batch/read"
+BATCH_CREATE = f"POST {_OBJECTS}/batch/create"
+BATCH_UPDATE = f"POST {_OBJECTS}/batch/update"
+BATCH_ARCHIVE = f"POST {_OBJECTS}/batch/archive"
+ASSOCIATE = "POST /crm/v4/associations/{from}/{to}/batch/create"
+DISSOCIATE = "POST /crm/v4/associations/{from}/{to}/batch/labels/archive"
+
+
+def plural(object_type: str) -> str:
+    """``contact`` -> ``contacts`` (paths take either, the association APIs' answers use the plural)."""
+    return _PLURAL.get(object_type, object_type)
+
+
+def parse_key(key: str) -> tuple[str, int]:
+    """``company:1`` -> (``companies``, 1)."""
+    name, _, type_id = key.partition(":")
+    if not name or not type_id.isdigit():
+        raise ValueError(f"a HubSpot association key is <object>:<type id>, not {key!r}")
+    return plural(name), int(type_id)
+
+
+def wire_value(value: Scalar) -> str:
+    """A property value as HubSpot takes it: strings; ``""`` clears."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+@contextlib.contextmanager
+def _system_errors() -> Iterator[None]:
+    try:
+        yield
+    except RetriableError as error:
+        raise CrmUnavailableError(
+            SourceSystem.HUBSPOT, str(error), retry_after_s=error.retry_after
+        ) from error
+    except FatalError as error:  # 401 / 403: credentials or scopes; never the record's fault
+        raise CrmUnavailableError(SourceSystem.HUBSPOT, str(error)) from error
+
+
+def _describe(error: Mapping[str, Any]) -> str:
+    """A per-input error as one line, naming the properties HubSpot names."""
+    names = [
+        name
+        for detail in error.get("errors") or []
+        if isinstance(detail, Mapping)
+        for name in (detail.get("context") or {}).get("propertyName") or []
+    ]
+    category = str(error.get("category") or "error")
+    prefix = f"{category} ({', '.join(dict.fromkeys(names))})" if names else category
+    return short(f"{prefix}: {error.get('message') or 'refused'}")
+
+
+@dataclasses.dataclass
+class _Batch:
+    """The answer to one batch, split: results, and error text per input position."""
+
+    results: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    errors: dict[int, str] = dataclasses.field(default_factory=dict)
+
+
+class HubSpotGateway:
+    """`consumers.ports.CrmGateway` for one HubSpot portal, over an open `HubSpotClient`."""
+
+    def __init__(self, client: HubSpotClient, *, portal_id: str) -> None:
+        self._client = client
+        self._portal_id = portal_id
+
+    @property
+    def system(self) -> SourceSystem:
+        return SourceSystem.HUBSPOT
+
+    @property
+    def tenant(self) -> str:
+        return self._portal_id
+
+    # -- reads --------------------------------------------------------------------------------------
+
+    async def read(
+        self,
+        object_type: str,
+        ids: Sequence[str],
+        *,
+        fields: Sequence[str],
+        associations: Sequence[str] = (),
+    ) -> dict[str, Record]:
+        path = f"/crm/v3/objects/{plural(object_type)}/batch/read"
+        found: dict[str, Record] = {}
+        with _system_errors():
+            for chunk in chunks(list(dict.fromkeys(ids)), BATCH_LIMIT):
+                body = {"properties": list(fields), "inputs": [{"id": i} for i in chunk]}
+                answer = await self._client.post(BATCH_READ, path, body)
+                for item in answer.get("results") or []:
+                    record = _record(object_type, item, fields)
+                    found[record.object_id] = record
+            if associations and found:
+                linked = await self._read_associations(object_type, list(found), associations)
+                found = {i: dataclasses.replace(r, associations=linked[i]) for i, r in found.items()}
+        return found
+
+    async def _read_associations(
+        self, object_type: str, ids: list[str], keys: Sequence[str]
+    ) -> dict[str, dict[str, str | None]]:
+        """Per record, per key, the (first) related id holding that type id, or None."""
+        linked: dict[str, dict[str, str | None]] = {i: dict.fromkeys(keys) for i in ids}
+        parsed = {key: parse_key(key) for key in keys}
+        for to_type in dict.fromkeys(to for to, _ in parsed.values()):
+            found = await self._client.read_associations(plural(object_type), to_type, ids)
+            for record_id, related in found.items():
+                for key, (to, type_id) in parsed.items():
+                    if to != to_type or record_id not in linked:
+                        continue
+                    linked[record_id][key] = next((r.to_id for r in related if type_id in r.type_ids), None)
+        return linked
+
+    async def find(
+        self, object_type: str, field: str, values: Sequence[str], *, fields: Sequence[str]
+    ) -> dict[str, list[Record]]:
+        found: dict[str, list[Record]] = {value: [] for value in values}
+        wanted = list(dict.fromkeys(values))
+        properties = list(dict.fromkeys([*fields, field]))
+        with _system_errors():
+            if field == "email" and plural(object_type) == "contacts":
+                items = await self._read_by_email(wanted, properties)
+            else:
+                items = await self._search(plural(object_type), field, wanted, properties)
+        seen: set[tuple[str, str]] = set()
+        for item in items:
+            actual = str((item.get("properties") or {}).get(field) or "").casefold()
+            record = _record(object_type, item, fields)
+            for value in wanted:
+                if value.casefold() == actual and (value, record.object_id) not in seen:
+                    seen.add((value, record.object_id))
+                    found[value].append(record)
+        return found
+
+    async def _read_by_email(self, emails: list[str], properties: list[str]) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        for chunk in chunks(emails, BATCH_LIMIT):
+            body = {"idProperty": "email", "properties": properties, "inputs": [{"id": e} for e in chunk]}
+            answer = await self._client.post(BATCH_READ, "/crm/v3/objects/contacts/batch/read", body)
+            items += answer.get("results") or []
+        return items
+
+    async def _search(
+        self, object_type: str, field: str, values: list[str], properties: list[str]
+    ) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        for chunk in chunks(values, SEARCH_VALUES):
+            condition: dict[str, Any] = {"propertyName": field}
+            if len(chunk) == 1:
+                condition |= {"operator": "EQ", "value": chunk[0]}
+            else:
+                condition |= {"operator": "IN", "values": list(chunk)}
+            after: str | None = None
+            while True:
+                body: dict[str, Any] = {
+                    "filterGroups": [{"filters": [condition]}],
+                    "sorts": [{"propertyName": "hs_object_id", "direction": "ASCENDING"}],
+                    "properties": properties,
+                    "limit": SEARCH_PAGE,
+                }
+                if after:
+                    body["after"] = after
+                page = await self._client.search(object_type, body)
+                items += page.results
+                if not page.has_more or not page.after:
+                    break
+                after = page.after
+        return items
+
+    # -- writes -------------------------------------------------------------------------------------
+
+    async def write(self, ops: Sequence[WriteOp]) -> list[WriteOutcome]:
+        """Creates, updates and deletes batched per (kind, object type) in order of first appearance."""
+        outcomes: dict[int, WriteOutcome] = {}
+        groups: dict[tuple[WriteKind, str], list[int]] = {}
+        for index, op in enumerate(ops):
+            if op.kind is not WriteKind.CREATE and not op.object_id:
+                outcomes[index] = WriteOutcome(op.ref, ok=False, error=f"{op.kind} needs an object id")
+                continue
+            groups.setdefault((op.kind, plural(op.object_type)), []).append(index)
+        with _system_errors():
+            for (kind, object_type), indexes in groups.items():
+                for chunk in _rounds(ops, indexes):
+                    if kind is WriteKind.CREATE:
+                        outcomes.update(await self._create(object_type, ops, chunk))
+                    elif kind is WriteKind.UPDATE:
+                        outcomes.update(await self._update(object_type, ops, chunk))
+                    else:
+                        outcomes.update(await self._archive(object_type, ops, chunk))
+            await self._update_associations(ops, outcomes)
+        return [outcomes[index] for index in range(len(ops))]
+
+    async def _create(
+        self, object_type: str, ops: Sequence[WriteOp], indexes: Sequence[int]
+    ) -> dict[int, WriteOutcome]:
+        inputs: dict[int, dict[str, Any]] = {}
+        for index in indexes:
+            op = ops[index]
+            body: dict[str, Any] = {
+                "properties": {name: wire_value(value) for name, value in op.values.items()},
+                "objectWriteTraceId": str(index),
+            }
+            links = [
+                {"to": {"id": to_id}, "types": [_spec(parse_key(key)[1])]}
+                for key, to_id in op.associations.items()
+                if to_id is not None
+            ]
+            if links:
+                body["associations"] = links
+            inputs[index] = body
+        batch = await self._send(BATCH_CREATE, f"/crm/v3/objects/{object_type}/batch/create", inputs)
+        done = {index: WriteOutcome(ops[index].ref, ok=False, error=e) for index, e in batch.errors.items()}
+        untraced = [i for i in indexes if i not in batch.errors]
+        for position, item in enumerate(batch.results):
+            trace = item.get("objectWriteTraceId")
+            if isinstance(trace, str) and trace.isdigit():
+                index = int(trace)
+            elif position < len(untraced):
+                index = untraced[position]
+            else:
+                continue
+            done[index] = _written(ops[index].ref, item)
+        for index in indexes:  # HubSpot answered neither a result nor an error for it
+            done.setdefault(
+                index, WriteOutcome(ops[index].ref, ok=False, error="no result in the batch answer")
+            )
+        return done
+
+    async def _update(
+        self, object_type: str, ops: Sequence[WriteOp], indexes: Sequence[int]
+    ) -> dict[int, WriteOutcome]:
+        inputs = {
+            index: {
+                "id": ops[index].object_id,
+                "properties": {name: wire_value(value) for name, value in ops[index].values.items()},
+                "objectWriteTraceId": str(index),
+            }
+            for index in indexes
+        }
+        batch = await self._send(BATCH_UPDATE, f"/crm/v3/objects/{object_type}/batch/update", inputs)
+        by_id = {str(ops[index].object_id): index for index in indexes}
+        done = {index: WriteOutcome(ops[index].ref, ok=False, error=e) for index, e in batch.errors.items()}
+        for item in batch.results:
+            index = by_id.get(str(item.get("id")))
+            if index is not None:
+                done[index] = _written(ops[index].ref, item)
+        for index in indexes:  # neither written nor refused by trace id: HubSpot did not find it
+            done.setdefault(index, WriteOutcome(ops[index].ref, ok=False, error="OBJECT_NOT_FOUND"))
+        return done
+
+    async def _archive(
+        self, object_type: str, ops: Sequence[WriteOp], indexes: Sequence[int]
+    ) -> dict[int, WriteOutcome]:
+        inputs = {index: {"id": ops[index].object_id} for index in indexes}
+        batch = await self._send(BATCH_ARCHIVE, f"/crm/v3/objects/{object_type}/batch/archive", inputs)
+        return {
+            index: WriteOutcome(
+                ops[index].ref,
+                ok=index not in batch.errors,
+                object_id=ops[index].object_id,
+                error=batch.errors.get(index),
+            )
+            for index in indexes
+        }
+
+    async def _send(self, template: str, path: str, inputs: dict[int, dict[str, Any]]) -> _Batch:
+        """One batch call; a whole-batch 400 is split in halves until the refused input stands alone."""
+        try:
+            answer = await self._client.post(template, path, {"inputs": list(inputs.values())})
+        except RequestError as refused:
+            if len(inputs) == 1:
+                return _Batch(errors={next(iter(inputs)): short(str(refused))})
+            items = list(inputs.items())
+            half = len(items) // 2
+            first, second = (
+                await self._send(template, path, dict(items[:half])),
+                await self._send(template, path, dict(items[half:])),
+            )
+            return _Batch(first.results + second.results, first.errors | second.errors)
+        batch = _Batch(results=list(answer.get("results") or []))
+        by_trace = {str(body.get("objectWriteTraceId")): index for index, body in inputs.items()}
+        by_id = {str(body.get("id")): index for index, body in inputs.items() if "id" in body}
+        for entry in answer.get("errors") or []:
+            context = entry.get("context") or {}
+            hit = [by_trace[t] for t in context.get("objectWriteTraceId") or [] if t in by_trace]
+            hit += [by_id[i] for i in context.get("ids") or [] if i in by_id]
+            for index in hit:
+                batch.errors[index] = _describe(entry)
+        return batch
+
+    async def _update_associations(self, ops: Sequence[WriteOp], outcomes: dict[int, WriteOutcome]) -> None:
+        """Set and clear the associations of updated records (creates carried theirs in the body)."""
+        sets: dict[tuple[str, str], list[tuple[int, str, str, int]]] = {}
+        clears: dict[tuple[str, str], list[tuple[str, int]]] = {}
+        for index, op in enumerate(ops):
+            if op.kind is not WriteKind.UPDATE or not outcomes[index].ok:
+                continue
+            for key, to_id in op.associations.items():
+                to_type, type_id = parse_key(key)
+                pair = (plural(op.object_type), to_type)
+                if to_id is None:
+                    clears.setdefault(pair, []).append((str(op.object_id), type_id))
+                else:
+                    sets.setdefault(pair, []).append((index, str(op.object_id), to_id, type_id))
+        failed: dict[int, str] = {}
+        for pair, items in sets.items():
+            for chunk in chunks(items, ASSOCIATION_INPUTS):
+                failed |= await self._associate(pair, chunk)
+        for pair, pending in clears.items():
+            await self._dissociate(pair, pending)
+        for index, problem in failed.items():
+            outcomes[index] = dataclasses.replace(outcomes[index], ok=False, error=f"association: {problem}")
+
+    async def _associate(
+        self, pair: tuple[str, str], items: Sequence[tuple[int, str, str, int]]
+    ) -> dict[int, str]:
+        """One v4 batch create; the error text of each op whose association was refused."""
+        inputs = [
+            {"from": {"id": from_id}, "to": {"id": to_id}, "types": [_spec(type_id)]}
+            for _, from_id, to_id, type_id in items
+        ]
+        path = f"/crm/v4/associations/{pair[0]}/{pair[1]}/batch/create"
+        try:
+            answer = await self._client.post(ASSOCIATE, path, {"inputs": inputs})
+        except RequestError as refused:
+            return {index: short(str(refused)) for index, *_ in items}
+        failed: dict[int, str] = {}
+        for entry in answer.get("errors") or []:
+            context = entry.get("context") or {}
+            pairs = set(zip(context.get("fromId") or [], context.get("toId") or [], strict=False))
+            failed |= {i: _describe(entry) for i, f, t, _ in items if (f, t) in pairs}
+        return failed
+
+    async def _dissociate(self, pair: tuple[str, str], items: Sequence[tuple[str, int]]) -> None:
+        """Remove the given association type from each record to whichever record holds it now."""
+        related = await self._client.read_associations(pair[0], pair[1], [from_id for from_id, _ in items])
+        inputs = [
+            {"from": {"id": from_id}, "to": {"id": other.to_id}, "types": [_spec(type_id)]}
+            for from_id, type_id in items
+            for other in related.get(from_id, [])
+            if type_id in other.type_ids
+        ]
+        path = f"/crm/v4/associations/{pair[0]}/{pair[1]}/batch/labels/archive"
+        for chunk in chunks(inputs, ASSOCIATION_INPUTS):
+            await self._client.post(DISSOCIATE, path, {"inputs": list(chunk)})
+
+
+def _spec(type_id: int) -> dict[str, Any]:
+    return {"associationCategory": HUBSPOT_DEFINED, "associationTypeId": type_id}
+
+
+def _rounds(ops: Sequence[WriteOp], indexes: list[int]) -> Iterator[list[int]]:
+    """Chunks of at most 100 in which no id appears twice (HubSpot refuses a whole batch for that)."""
+    chunk: list[int] = []
+    ids: set[str] = set()
+    for index in indexes:
+        object_id = ops[index].object_id
+        if len(chunk) >= BATCH_LIMIT or (object_id is not None and object_id in ids):
+            yield chunk
+            chunk, ids = [], set()
+        chunk.append(index)
+        if object_id is not None:
+            ids.add(object_id)
+    if chunk:
+        yield chunk
+
+
+def _record(object_type: str, item: Mapping[str, Any], fields: Sequence[str]) -> Record:
+    properties = item.get("properties") or {}
+    values: dict[str, Scalar] = {name: properties[name] for name in fields if name in properties}
+    updated = item.get("updatedAt")
+    return Record(
+        object_type=object_type,
+        object_id=str(item.get("id")),
+        values=values,
+        version=str(updated) if updated else None,
+        modified_at=parse_time(updated),
+    )
+
+
+def _written(ref: str, item: Mapping[str, Any]) -> WriteOutcome:
+    updated = item.get("updatedAt")
+    return WriteOutcome(
+        ref,
+        ok=True,
+        object_id=str(item.get("id")),
+        version=str(updated) if updated else None,
+        modified_at=parse_time(updated),
+    )
+
+
+@contextlib.asynccontextmanager
+async def open_hubspot_gateway(
+    settings: HubSpotSettings, metrics: Metrics, *, backoff: Backoff = GATEWAY_BACKOFF
+) -> AsyncIterator[HubSpotGateway]:
+    """A gateway with its own client session for ``Settings.hubspot`` (token and portal id required)."""
+    if settings.token is None or not settings.portal_id:
+        raise ValueError("hubspot.token and hubspot.portal_id are required by the HubSpot gateway")
+    client = HubSpotClient(
+        settings.base_url, settings.token.get_secret_value(), metrics=metrics, backoff=backoff
+    )
+    async with client:
+        yield HubSpotGateway(client, portal_id=settings.portal_id)

@@ -1,0 +1,118 @@
+"""Dataverse side of provisioning: the custom columns (metadata API, ``EntityDefinitions/Attributes``).
+
+Per table, in order: list its attributes (``LogicalName``, ``AttributeType``); compare the needed columns by
+logical name (another attribute type, or a choice column lacking option values the sync writes, is a
+problem: never modified); then, only when asked to create (``cdc provision --dataverse``), create the
+missing ones one by one. Without it they are listed as missing, so a CI check can fail on them. A table
+the org does not have makes each of its columns a problem.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from itertools import groupby
+from typing import Any
+from urllib.parse import quote
+
+import orjson
+
+from cdc.dataverse.client import DataverseClient
+from cdc.dataverse.errors import FatalError, UnauthorizedError
+from cdc.provisioning.report import Item, Section
+from cdc.provisioning.specs import ColumnSpec
+
+__all__ = ["ensure_columns"]
+
+Say = Callable[[str], None]
+_NOT_FOUND = 404
+_JSON = {"Content-Type": "application/json; charset=utf-8"}
+LIST = "metadata:attributes"
+READ_CHOICES = "metadata:attribute:options"
+CREATE = "metadata:attributes:create"
+
+
+def _item(spec: ColumnSpec, detail: str = "") -> Item:
+    return Item("column", spec.table, spec.name, spec.kind, detail)
+
+
+def _entity_url(client: DataverseClient, table: str) -> str:
+    return f"{client.api_root}/EntityDefinitions(LogicalName='{quote(table)}')"
+
+
+async def _options(client: DataverseClient, table: str, name: str) -> set[int]:
+    url = (
+        f"{_entity_url(client, table)}/Attributes(LogicalName='{quote(name)}')"
+        "/Microsoft.Dynamics.CRM.PicklistAttributeMetadata?$select=LogicalName&$expand=OptionSet"
+    )
+    answer = await client.get_json(url, endpoint=READ_CHOICES)
+    options = (answer.get("OptionSet") or {}).get("Options") or []
+    return {int(o["Value"]) for o in options if isinstance(o, dict) and isinstance(o.get("Value"), int)}
+
+
+async def _mismatch(client: DataverseClient, spec: ColumnSpec, existing: dict[str, Any]) -> str:
+    kind = existing.get("AttributeType")
+    if kind != spec.kind:
+        return f"is type {kind}, the sync needs {spec.kind} ({', '.join(spec.steps)})"
+    if spec.kind == "Picklist" and spec.options:
+        have = await _options(client, spec.table, spec.name)
+        lacking = [str(value) for value, _ in spec.options if value not in have]
+        if lacking:
+            return f"lacks option value(s) {', '.join(lacking)} the sync writes"
+    return ""
+
+
+async def ensure_columns(
+    client: DataverseClient,
+    specs: Sequence[ColumnSpec],
+    section: Section,
+    *,
+    create: bool,
+    dry_run: bool,
+    say: Say,
+) -> None:
+    """Check every column of ``specs``; create the missing ones when ``create`` and not ``dry_run``."""
+    ordered = sorted(specs, key=lambda s: s.table)
+    for table, group in groupby(ordered, key=lambda s: s.table):
+        columns = list(group)
+        url = f"{_entity_url(client, table)}/Attributes?$select=LogicalName,AttributeType"
+        try:
+            listed = await client.get_json(url, endpoint=LIST)
+        except FatalError as error:
+            if error.status != _NOT_FOUND:
+                raise
+            for spec in columns:
+                section.problems.append(_item(spec, f"the org has no table {table!r}"))
+                say(f"problem: {section.problems[-1]}")
+            continue
+        existing = {str(a.get("LogicalName")): a for a in listed.get("value") or [] if isinstance(a, dict)}
+        for spec in columns:
+            found = existing.get(spec.name)
+            if found is not None:
+                why = await _mismatch(client, spec, found)
+                if why:
+                    section.problems.append(_item(spec, why))
+                    say(f"problem: {section.problems[-1]}")
+                else:
+                    section.present.append(_item(spec))
+            elif create and not dry_run:
+                await _create(client, spec, section, say)
+            else:
+                section.missing.append(_item(spec))
+                say(f"{'would create' if create else 'missing'} {section.missing[-1]}")
+
+
+async def _create(client: DataverseClient, spec: ColumnSpec, section: Section, say: Say) -> None:
+    url = f"{_entity_url(client, spec.table)}/Attributes"
+    try:
+        await client.send("POST", url, endpoint=CREATE, body=orjson.dumps(spec.body()), headers=_JSON)
+    except UnauthorizedError:
+        raise
+    except FatalError as error:
+        if "already exists" in error.message:
+            section.present.append(_item(spec))
+            return
+        section.problems.append(_item(spec, f"Dataverse refused it: {error.message}"))
+        say(f"problem: {section.problems[-1]}")
+        return
+    section.created.append(_item(spec))
+    say(f"created {section.created[-1]}")

@@ -1,0 +1,177 @@
+"""HubSpot side of provisioning: custom properties (properties API v3, in the ``d365_sync`` group) and the
+app's webhook subscriptions (webhooks API v3).
+
+Per object type, in order: list the properties; compare the needed ones by name (an existing one of
+another ``type``, or an enumeration lacking options the sync writes, is a problem: never modified); when
+anything is missing, make sure the group exists; then create the missing properties one by one (the
+sandbox has no batch create; HubSpot's own batch endpoint would save calls, not change the outcome). A 409
+means someone created it meanwhile: present. Subscriptions are compared by (event type, property); a
+generic ``object.*`` subscription of the same object counts. A paused one is reported, not activated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from itertools import groupby
+from typing import Any
+
+from cdc.hubspot.client import HubSpotClient
+from cdc.hubspot.errors import RequestError
+from cdc.provisioning.needs import HUBSPOT_GROUP, HUBSPOT_GROUP_LABEL
+from cdc.provisioning.report import Item, Section
+from cdc.provisioning.specs import PropertySpec, SubscriptionSpec, hubspot_path_name
+
+__all__ = ["ensure_properties", "ensure_subscriptions"]
+
+Say = Callable[[str], None]
+_CONFLICT = 409
+_TYPE_IDS = {"0-1": "contact", "0-2": "company", "0-3": "deal"}
+PROPERTIES = "/crm/v3/properties/{objectType}"
+GROUPS = "/crm/v3/properties/{objectType}/groups"
+SUBSCRIPTIONS = "/webhooks/v3/{appId}/subscriptions"
+
+
+def _property_item(spec: PropertySpec, detail: str = "") -> Item:
+    return Item("property", spec.object, spec.name, spec.type, detail)
+
+
+def _mismatch(spec: PropertySpec, existing: dict[str, Any]) -> str:
+    """Why an existing property cannot serve ``spec``, or ``""``."""
+    kind = existing.get("type")
+    if kind != spec.type:
+        return f"is type {kind}, the sync needs {spec.type} ({', '.join(spec.steps)})"
+    if spec.type == "enumeration" and spec.options:
+        have = {str(o.get("value")) for o in existing.get("options") or [] if isinstance(o, dict)}
+        lacking = [value for value, _ in spec.options if value not in have]
+        if lacking:
+            return f"lacks option value(s) {', '.join(lacking)} the sync writes"
+    return ""
+
+
+async def ensure_properties(
+    client: HubSpotClient, specs: Sequence[PropertySpec], section: Section, *, dry_run: bool, say: Say
+) -> None:
+    """Create the missing ``specs`` (grouped per object type) and record every outcome in ``section``."""
+    ordered = sorted(specs, key=lambda s: s.object)
+    for object_type, group in groupby(ordered, key=lambda s: s.object):
+        path = f"/crm/v3/properties/{hubspot_path_name(object_type)}"
+        listed = await client.get(f"GET {PROPERTIES}", path)
+        existing = {str(p.get("name")): p for p in listed.get("results") or [] if isinstance(p, dict)}
+        missing: list[PropertySpec] = []
+        for spec in group:
+            found = existing.get(spec.name)
+            if found is None:
+                missing.append(spec)
+                continue
+            why = _mismatch(spec, found)
+            if why:
+                section.problems.append(_property_item(spec, why))
+                say(f"problem: {section.problems[-1]}")
+            else:
+                section.present.append(_property_item(spec))
+        if not missing:
+            continue
+        if dry_run:
+            await _group(client, object_type, section, create=False, say=say)
+            for spec in missing:
+                section.missing.append(_property_item(spec))
+                say(f"would create {section.missing[-1]}")
+            continue
+        await _group(client, object_type, section, create=True, say=say)
+        for spec in missing:
+            await _create_property(client, path, spec, section, say)
+
+
+async def _group(
+    client: HubSpotClient, object_type: str, section: Section, *, create: bool, say: Say
+) -> None:
+    path = f"/crm/v3/properties/{hubspot_path_name(object_type)}/groups"
+    listed = await client.get(f"GET {GROUPS}", path)
+    if any(isinstance(g, dict) and g.get("name") == HUBSPOT_GROUP for g in listed.get("results") or []):
+        return
+    item = Item("group", object_type, HUBSPOT_GROUP, "property group")
+    if not create:
+        section.missing.append(item)
+        say(f"would create {item}")
+        return
+    try:
+        await client.post(f"POST {GROUPS}", path, {"name": HUBSPOT_GROUP, "label": HUBSPOT_GROUP_LABEL})
+    except RequestError as error:
+        if error.status != _CONFLICT:
+            raise
+        return
+    section.created.append(item)
+    say(f"created {item}")
+
+
+async def _create_property(
+    client: HubSpotClient, path: str, spec: PropertySpec, section: Section, say: Say
+) -> None:
+    try:
+        await client.post(f"POST {PROPERTIES}", path, spec.body(HUBSPOT_GROUP))
+    except RequestError as error:
+        if error.status == _CONFLICT:
+            section.present.append(_property_item(spec))
+            return
+        section.problems.append(_property_item(spec, f"HubSpot refused it: {error}"))
+        say(f"problem: {section.problems[-1]}")
+        return
+    section.created.append(_property_item(spec))
+    say(f"created {section.created[-1]}")
+
+
+def _existing_key(sub: dict[str, Any]) -> str:
+    """``contact.propertyChange:email`` for a legacy or a generic (``object.*`` + type id) subscription."""
+    prefix, _, action = str(sub.get("eventType", "")).partition(".")
+    if prefix == "object":
+        prefix = _TYPE_IDS.get(str(sub.get("objectTypeId")), f"object[{sub.get('objectTypeId')}]")
+    prop = sub.get("propertyName")
+    return f"{prefix}.{action}:{prop}" if prop else f"{prefix}.{action}"
+
+
+def _subscription_item(spec: SubscriptionSpec, detail: str = "") -> Item:
+    name = f"{spec.action}:{spec.property_name}" if spec.property_name else spec.action
+    return Item("subscription", spec.object, name, spec.event_type, detail)
+
+
+async def ensure_subscriptions(
+    client: HubSpotClient,
+    app_id: int,
+    specs: Sequence[SubscriptionSpec],
+    section: Section,
+    *,
+    dry_run: bool,
+    say: Say,
+    query: str = "",
+) -> None:
+    """Create the missing subscriptions, active. ``query`` is appended to every path (``?hapikey=...``
+    when a developer API key manages the app's webhooks instead of the token)."""
+    path = f"/webhooks/v3/{app_id}/subscriptions"
+    listed = await client.get(f"GET {SUBSCRIPTIONS}", path + query)
+    existing: dict[str, dict[str, Any]] = {}
+    for sub in listed.get("results") or []:
+        if isinstance(sub, dict):
+            existing.setdefault(_existing_key(sub), sub)
+    for spec in specs:
+        found = existing.get(spec.key)
+        if found is not None:
+            if found.get("active") is False:
+                section.problems.append(
+                    _subscription_item(spec, f"subscription {found.get('id')} is paused; activate it")
+                )
+                say(f"problem: {section.problems[-1]}")
+            else:
+                section.present.append(_subscription_item(spec))
+            continue
+        if dry_run:
+            section.missing.append(_subscription_item(spec))
+            say(f"would create {section.missing[-1]}")
+            continue
+        try:
+            await client.post(f"POST {SUBSCRIPTIONS}", path + query, spec.body())
+        except RequestError as error:
+            section.problems.append(_subscription_item(spec, f"HubSpot refused it: {error}"))
+            say(f"problem: {section.problems[-1]}")
+            continue
+        section.created.append(_subscription_item(spec))
+        say(f"created {section.created[-1]}")

@@ -1,0 +1,83 @@
+"""What a provisioning run found and did, per area (HubSpot properties, webhook subscriptions, Dataverse
+columns): created, present, missing (needed but not created: a dry run, or Dataverse without
+``--dataverse``) and problems (present but wrong, refused, or not checkable)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Item", "ProvisionReport", "Section"]
+
+
+@dataclass(frozen=True)
+class Item:
+    """One thing provisioning looks after. ``kind``: ``property``, ``group``, ``subscription``, ``column``,
+    or ``setting`` (a problem with the settings); ``type`` the CRM's type; ``detail`` a problem's why."""
+
+    kind: str
+    object: str
+    name: str
+    type: str = ""
+    detail: str = ""
+
+    def __str__(self) -> str:
+        typed = f" ({self.type})" if self.type else ""
+        why = f": {self.detail}" if self.detail else ""
+        return f"{self.kind} {self.object}.{self.name}{typed}{why}"
+
+    def as_json(self) -> dict[str, str]:
+        body = {"kind": self.kind, "object": self.object, "name": self.name}
+        if self.type:
+            body["type"] = self.type
+        if self.detail:
+            body["detail"] = self.detail
+        return body
+
+
+@dataclass
+class Section:
+    created: list[Item] = field(default_factory=list)
+    present: list[Item] = field(default_factory=list)
+    missing: list[Item] = field(default_factory=list)
+    problems: list[Item] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, list[dict[str, str]]]:
+        return {
+            "created": [i.as_json() for i in self.created],
+            "present": [i.as_json() for i in self.present],
+            "missing": [i.as_json() for i in self.missing],
+            "problems": [i.as_json() for i in self.problems],
+        }
+
+
+@dataclass
+class ProvisionReport:
+    dry_run: bool = False
+    hubspot: Section = field(default_factory=Section)
+    webhooks: Section = field(default_factory=Section)
+    dataverse: Section = field(default_factory=Section)
+
+    @property
+    def sections(self) -> dict[str, Section]:
+        return {"hubspot": self.hubspot, "webhooks": self.webhooks, "dataverse": self.dataverse}
+
+    def count(self, what: str) -> int:
+        return sum(len(getattr(section, what)) for section in self.sections.values())
+
+    @property
+    def ok(self) -> bool:
+        """Nothing is missing and nothing is wrong: the CRMs have what the configuration needs."""
+        return self.count("missing") == 0 and self.count("problems") == 0
+
+    def summary(self) -> str:
+        verb = "would create" if self.dry_run else "created"
+        parts = [f"{verb} {self.count('missing' if self.dry_run else 'created')}"]
+        parts.append(f"present {self.count('present')}")
+        if not self.dry_run and self.count("missing"):
+            parts.append(f"missing {self.count('missing')}")
+        parts.append(f"problems {self.count('problems')}")
+        return ", ".join(parts)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"dry_run": self.dry_run, **{name: s.as_json() for name, s in self.sections.items()}}

@@ -1,0 +1,120 @@
+"""One provisioning run: from a `SyncConfig` and `Settings` to a `ProvisionReport`.
+
+Order: (1) what the configuration needs (`needs_of`, pure); (2) HubSpot properties, before (3) the webhook
+subscriptions that name them; (4) Dataverse columns, created only with ``create_columns``. A setting the
+run cannot do without (HubSpot URL or token) is a `ProvisionError`; one it can do without (the app id for
+webhooks, the Dataverse org) makes that area a problem and the rest still runs. API failures other than a
+refused item (401, outage after the client's retries) propagate: the caller decides the exit code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry
+
+from cdc.dataverse.auth import TokenProvider
+from cdc.dataverse.client import DataverseClient
+from cdc.hubspot.client import HubSpotClient
+from cdc.metrics import Metrics
+from cdc.provisioning.dataverse import ensure_columns
+from cdc.provisioning.hubspot import ensure_properties, ensure_subscriptions
+from cdc.provisioning.needs import Needs, needs_of
+from cdc.provisioning.report import Item, ProvisionReport
+from cdc.settings import Settings
+from consumers.config import SyncConfig
+from consumers.loader import default_config
+from streams.keys import SourceSystem
+
+__all__ = ["ProvisionError", "provision", "provision_sandbox"]
+
+
+class ProvisionError(Exception):
+    """Provisioning cannot run with these settings, or (``provision_sandbox``) did not end complete."""
+
+
+def _quiet(_: str) -> None:
+    return None
+
+
+def _config_problems(needs: Needs, report: ProvisionReport) -> None:
+    for system, obj, name, why in needs.problems:
+        section = report.hubspot if system is SourceSystem.HUBSPOT else report.dataverse
+        kind = "property" if system is SourceSystem.HUBSPOT else "column"
+        section.problems.append(Item(kind, obj, name, detail=f"configuration: {why}"))
+
+
+async def provision(
+    settings: Settings,
+    config: SyncConfig,
+    *,
+    create_columns: bool = False,
+    dry_run: bool = False,
+    progress: Callable[[str], None] | None = None,
+    metrics: Metrics | None = None,
+    developer_api_key: str | None = None,
+) -> ProvisionReport:
+    """Make the CRMs hold what ``config``'s enabled steps need; report what was there, made, or wrong.
+
+    ``developer_api_key``: for a legacy public app, whose webhook subscriptions are managed with the
+    developer account's key (``hapikey``) rather than the portal token.
+    """
+    say = progress or _quiet
+    metrics = metrics or Metrics(CollectorRegistry())
+    hub = settings.hubspot
+    if hub.token is None or not hub.token.get_secret_value():
+        raise ProvisionError("hubspot.token (CDC_HUBSPOT__TOKEN) is required")
+    needs = needs_of(config)
+    report = ProvisionReport(dry_run=dry_run)
+    _config_problems(needs, report)
+
+    async with HubSpotClient(hub.base_url, hub.token.get_secret_value(), metrics=metrics) as client:
+        await ensure_properties(client, needs.properties, report.hubspot, dry_run=dry_run, say=say)
+        if hub.app_id is None:
+            report.webhooks.problems.append(
+                Item("setting", "hubspot", "app_id", detail="not set (CDC_HUBSPOT__APP_ID): not checked")
+            )
+        else:
+            query = f"?hapikey={developer_api_key}" if developer_api_key else ""
+            await ensure_subscriptions(
+                client,
+                hub.app_id,
+                needs.subscriptions,
+                report.webhooks,
+                dry_run=dry_run,
+                say=say,
+                query=query,
+            )
+
+    if not settings.dataverse.base_url:
+        report.dataverse.problems.append(
+            Item("setting", "dataverse", "base_url", detail="not set (CDC_DATAVERSE__BASE_URL): not checked")
+        )
+        return report
+    tokens = TokenProvider(settings.dataverse)
+    dataverse = DataverseClient(settings.dataverse, tokens, metrics)
+    try:
+        await dataverse.start()
+        await ensure_columns(
+            dataverse, needs.columns, report.dataverse, create=create_columns, dry_run=dry_run, say=say
+        )
+    finally:
+        await dataverse.close()
+        tokens.close()
+    return report
+
+
+async def provision_sandbox(
+    settings: Settings,
+    config: SyncConfig | None = None,
+    *,
+    progress: Callable[[str], None] | None = None,
+) -> ProvisionReport:
+    """Prepare fresh CRMs (the sandbox, for the demo and end-to-end tests) in one call: HubSpot properties,
+    webhook subscriptions and Dataverse columns for ``config`` (default: the packaged defaults). Raises
+    `ProvisionError` unless everything ends present."""
+    report = await provision(settings, config or default_config(), create_columns=True, progress=progress)
+    if not report.ok:
+        wrong = [str(i) for s in report.sections.values() for i in (*s.problems, *s.missing)]
+        raise ProvisionError(f"provisioning left {len(wrong)} item(s) missing or wrong: {'; '.join(wrong)}")
+    return report

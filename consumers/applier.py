@@ -1,0 +1,569 @@
+"""The applier: a batch of work items -> reads, plans, batched writes, link updates, audit records.
+
+No Kafka here and no HTTP: it talks to the CRMs through `consumers.ports.CrmGateway` and returns what the
+runtime must publish (links, audit, dead letters) in the same transaction as the consumed offsets.
+
+One batch runs in passes. A *unit* is one pair's work in the batch: every change of a linked pair
+coalesces into one unit (the current state of both records is read, so a burst of edits costs one read and
+at most one write per side); an unlinked record is a unit of its own. Units that share a route (two new
+records with one match key) run in successive passes, so the second sees the link the first made.
+A Dataverse 412 (the record changed since it was read) re-reads and re-plans in the next pass.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from consumers.config import Pair, Step, SyncConfig
+from consumers.matching import match_key
+from consumers.planner import (
+    ASSOCIATION_PREFIX,
+    MatchState,
+    PairPlan,
+    PairState,
+    SideWrite,
+    plan_pair,
+    tracked_fields,
+)
+from consumers.ports import CrmGateway, Record, WriteKind, WriteOp, WriteOutcome
+from streams.audit import AuditAction, AuditRecord, FieldWrite
+from streams.events import Merge, Operation
+from streams.keys import RecordRef, SourceSystem
+from streams.links import FieldSync, Link, LinkIndex, LinkSide, link_id_for
+from streams.work import WorkItem
+
+__all__ = ["Applier", "BatchResult", "Unit"]
+
+log = logging.getLogger(__name__)
+
+HS = SourceSystem.HUBSPOT
+DV = SourceSystem.DATAVERSE
+MAX_PASSES = 6
+RECORD_ERROR_ATTEMPTS = 3
+
+
+@dataclass(slots=True)
+class Unit:
+    """One pair's work in a batch."""
+
+    pair: Pair
+    route: str
+    items: list[WorkItem]
+    ids: dict[SourceSystem, str | None]
+    link: Link | None = None
+    attempts: int = 0
+    error: str | None = None
+    failed_step: str | None = None
+
+    @property
+    def event_ids(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(i.change.source_event_id for i in self.items if i.change.source_event_id))
+
+    @property
+    def trigger(self) -> SourceSystem:
+        return self.items[-1].change.source
+
+
+@dataclass(slots=True)
+class BatchResult:
+    links: list[tuple[str, Link | None]] = field(default_factory=list)
+    audits: list[AuditRecord] = field(default_factory=list)
+    failed: list[Unit] = field(default_factory=list)
+    """Units that hit a record error on every attempt: their items go to dead letters."""
+    writes: Counter[tuple[str, str, str, str]] = field(default_factory=Counter)
+    """(target system, object, operation, outcome) -> count."""
+    skips: Counter[tuple[str, str]] = field(default_factory=Counter)
+    conflicts: Counter[tuple[str, str]] = field(default_factory=Counter)
+    echoes: int = 0
+    api_writes: int = 0
+    latencies: list[tuple[str, float]] = field(default_factory=list)
+    """(step, seconds from the source change to the write acknowledged)."""
+
+
+class Applier:
+    def __init__(
+        self,
+        config: SyncConfig,
+        gateways: Mapping[SourceSystem, CrmGateway],
+        index: LinkIndex,
+        *,
+        dry_run: bool = False,
+        clock: type[datetime] = datetime,
+    ) -> None:
+        self.config = config
+        self.gateways = gateways
+        self.index = index
+        self.dry_run = dry_run
+        self._clock = clock
+
+    def _now(self) -> datetime:
+        return self._clock.now(UTC)
+
+    def tenant(self, system: SourceSystem) -> str:
+        return self.gateways[system].tenant
+
+    def ref(self, system: SourceSystem, object_type: str, object_id: str) -> RecordRef:
+        return RecordRef(
+            system=system, tenant=self.tenant(system), object_type=object_type, object_id=object_id
+        )
+
+    def counterpart(self, system: SourceSystem, object_type: str, object_id: str) -> str | None:
+        link = self.index.find(self.ref(system, object_type, object_id))
+        return None if link is None else link.side(system.other).object_id
+
+    # -- units ---------------------------------------------------------------------------------------
+
+    def units(self, items: Sequence[WorkItem], result: BatchResult) -> list[list[Unit]]:
+        """Group items into units, and units into passes (units of one route run one per pass)."""
+        by_key: dict[tuple[str, str], Unit] = {}
+        per_route: dict[tuple[str, str], list[Unit]] = {}
+        for item in items:
+            pair = _pair(item.pair)
+            change = item.change
+            if change.operation in {Operation.PRIVACY_DELETION, Operation.MERGE, Operation.DELETE}:
+                self._special(item, pair, result)
+                continue
+            if change.operation in {Operation.OTHER, Operation.ASSOCIATION} and change.record is None:
+                # An association webhook moves no last-modified date: re-plan the pair from current state.
+                pass
+            link = self.index.find(change.ref)
+            key = (item.pair, f"link:{link.link_id}" if link else change.ref.key)
+            unit = by_key.get(key)
+            if unit is None:
+                ids: dict[SourceSystem, str | None] = {HS: None, DV: None}
+                if link is not None:
+                    ids = {HS: link.hubspot.object_id, DV: link.dataverse.object_id}
+                else:
+                    ids[change.source] = change.object_id
+                unit = Unit(pair=pair, route=item.route, items=[], ids=ids, link=link)
+                by_key[key] = unit
+                per_route.setdefault((item.pair, item.route), []).append(unit)
+            unit.items.append(item)
+        passes: list[list[Unit]] = []
+        for group in per_route.values():
+            for n, unit in enumerate(group):
+                while len(passes) <= n:
+                    passes.append([])
+                passes[n].append(unit)
+        return passes
+
+    # -- the batch -----------------------------------------------------------------------------------
+
+    async def apply(self, items: Sequence[WorkItem]) -> BatchResult:
+        """Apply a batch. Raises `CrmUnavailableError` (nothing committed: the runtime retries the batch)."""
+        result = BatchResult()
+        passes = self.units(items, result)
+        queue: list[Unit] = []
+        rounds = 0
+        while passes or queue:
+            rounds += 1
+            current = queue + (passes.pop(0) if passes else [])
+            queue = []
+            if rounds > MAX_PASSES + len(items):
+                result.failed.extend(current)
+                break
+            for unit in current:
+                if unit.link is None:
+                    # An earlier pass may have linked this record (same route).
+                    for system in (HS, DV):
+                        object_id = unit.ids[system]
+                        if object_id is not None:
+                            found = self.index.find(self.ref(system, unit.pair.object_on(system), object_id))
+                            if found is not None:
+                                unit.link = found
+                                unit.ids = {HS: found.hubspot.object_id, DV: found.dataverse.object_id}
+                                break
+            retry = await self._pass(current, result)
+            for unit in retry:
+                unit.attempts += 1
+                if unit.error is not None and unit.attempts >= RECORD_ERROR_ATTEMPTS:
+                    result.failed.append(unit)
+                else:
+                    queue.append(unit)
+        return result
+
+    async def _pass(self, units: list[Unit], result: BatchResult) -> list[Unit]:
+        states = await self._read(units, result)
+        plans: list[tuple[Unit, PairState, PairPlan]] = []
+        for unit, state in states:
+            plan = plan_pair(self.config, state, resolve=self.counterpart)
+            for skip in plan.skips:
+                result.skips[(skip.step, skip.reason)] += 1
+            for conflict in plan.conflicts:
+                result.conflicts[(conflict.step, str(conflict.rule))] += 1
+            if not plan.writes and state.link is not None and not _moved(state, plan):
+                result.echoes += 1
+            plans.append((unit, state, plan))
+        outcomes = await self._write([(unit, plan) for unit, _, plan in plans], result)
+        retry: list[Unit] = []
+        for unit, state, plan in plans:
+            mine = {w.system: outcomes[(id(unit), w.system)] for w in plan.writes}
+            if any(o.conflict for o in mine.values()):
+                retry.append(unit)
+                continue
+            errors = [o.error or "rejected" for o in mine.values() if not o.ok]
+            if errors:
+                unit.error = "; ".join(errors)
+                unit.failed_step = plan.writes[0].steps[0] if plan.writes else None
+                retry.append(unit)
+                continue
+            self._settle(unit, state, plan, mine, result)
+        return retry
+
+    # -- reads ---------------------------------------------------------------------------------------
+
+    async def _read(self, units: list[Unit], result: BatchResult) -> list[tuple[Unit, PairState]]:
+        fetched = await self._fetch(units)
+
+        def record(unit: Unit, system: SourceSystem) -> Record | None:
+            object_id = unit.ids[system]
+            if object_id is None:
+                return None
+            return fetched[(system, unit.pair.object_on(system))].get(object_id)
+
+        matches = await self._match(units, record)
+        states: list[tuple[Unit, PairState]] = []
+        for unit in units:
+            hs, dv = record(unit, HS), record(unit, DV)
+            match = MatchState()
+            candidates = matches.get(id(unit), [])
+            if len(candidates) == 1:
+                other = candidates[0]
+                if unit.ids[HS] is None:
+                    hs, unit.ids[HS] = other, other.object_id
+                else:
+                    dv, unit.ids[DV] = other, other.object_id
+            elif len(candidates) > 1:
+                match = MatchState(ambiguous=len(candidates))
+                result.skips[(self._step_name(unit), "ambiguous_match")] += 1
+                result.audits.append(self._refusal(unit, f"ambiguous_match: {len(candidates)} candidates"))
+            if hs is None and dv is None:
+                result.skips[(self._step_name(unit), "source_record_gone")] += 1
+                continue
+            states.append((unit, PairState(unit.pair, hs, dv, unit.link, match)))
+        return states
+
+    async def _fetch(self, units: list[Unit]) -> dict[tuple[SourceSystem, str], dict[str, Record]]:
+        """The current state of every record the units name: one batched read per system and object."""
+        wanted: dict[tuple[SourceSystem, str], set[str]] = {}
+        for unit in units:
+            for system in (HS, DV):
+                object_id = unit.ids[system]
+                if object_id is not None:
+                    wanted.setdefault((system, unit.pair.object_on(system)), set()).add(object_id)
+        fetched: dict[tuple[SourceSystem, str], dict[str, Record]] = {}
+        for (system, object_type), ids in wanted.items():
+            props, assocs = self._fields(system, object_type)
+            fetched[(system, object_type)] = await self.gateways[system].read(
+                object_type, sorted(ids), fields=props, associations=assocs
+            )
+        return fetched
+
+    async def _match(
+        self, units: list[Unit], record: Callable[[Unit, SourceSystem], Record | None]
+    ) -> dict[int, list[Record]]:
+        """First sync: look each unlinked unit's missing side up by the match key of the side it has.
+
+        Candidates already linked to another record are not candidates."""
+        lookups: dict[tuple[SourceSystem, str, Step], dict[str, list[tuple[Unit, str]]]] = {}
+        for unit in units:
+            if unit.link is not None:
+                continue
+            have = HS if unit.ids[HS] is not None else DV
+            rec = record(unit, have)
+            step = self._creating_step(unit.pair, have)
+            if rec is None or step is None:
+                continue
+            key = match_key(step.match, rec.values, side="source")
+            raw = rec.values.get(step.match.source)
+            if key is not None and isinstance(raw, str):
+                lookup = (have.other, unit.pair.object_on(have.other), step)
+                lookups.setdefault(lookup, {}).setdefault(raw.strip(), []).append((unit, key))
+        matches: dict[int, list[Record]] = {}
+        for (system, object_type, step), by_value in lookups.items():
+            props, assocs = self._fields(system, object_type)
+            field_name = step.match.target
+            found = await self.gateways[system].find(
+                object_type, field_name, sorted(by_value), fields=sorted({*props, field_name})
+            )
+            for value, group in by_value.items():
+                for unit, key in group:
+                    matches[id(unit)] = [
+                        r
+                        for r in found.get(value, [])
+                        if match_key(step.match, r.values, side="target") == key
+                        and self.index.find(self.ref(system, object_type, r.object_id)) is None
+                    ]
+            candidate_ids = sorted({r.object_id for rs in matches.values() for r in rs})
+            if assocs and candidate_ids:
+                # A match lookup returns no associations: read the candidates in full.
+                full = await self.gateways[system].read(
+                    object_type, candidate_ids, fields=props, associations=assocs
+                )
+                for uid, candidates in matches.items():
+                    matches[uid] = [full.get(r.object_id, r) for r in candidates]
+        return matches
+
+    def _fields(self, system: SourceSystem, object_type: str) -> tuple[list[str], list[str]]:
+        props: set[str] = set()
+        assocs: set[str] = set()
+        for pair in self.config.pairs_of(system, object_type):
+            for name in tracked_fields(self.config, pair)[system]:
+                if name.startswith(ASSOCIATION_PREFIX):
+                    assocs.add(name[len(ASSOCIATION_PREFIX) :])
+                else:
+                    props.add(name)
+            for step in self.config.steps_for(pair):
+                if step.source.system is system:
+                    props.add(step.match.source)
+                    if step.filter is not None:
+                        if step.filter.flag:
+                            props.add(step.filter.flag)
+                        props.update(c.field for c in step.filter.criteria)
+                else:
+                    props.add(step.match.target)
+        return sorted(props), sorted(assocs)
+
+    def _creating_step(self, pair: Pair, have: SourceSystem) -> Step | None:
+        return next((s for s in self.config.steps_for(pair) if s.source.system is have), None)
+
+    def _step_name(self, unit: Unit) -> str:
+        step = self._creating_step(unit.pair, unit.trigger)
+        return step.name if step else str(unit.pair)
+
+    # -- writes --------------------------------------------------------------------------------------
+
+    async def _write(
+        self, plans: list[tuple[Unit, PairPlan]], result: BatchResult
+    ) -> dict[tuple[int, SourceSystem], WriteOutcome]:
+        ops: dict[SourceSystem, list[WriteOp]] = {HS: [], DV: []}
+        for unit, plan in plans:
+            for w in plan.writes:
+                ops[w.system].append(
+                    WriteOp(
+                        ref=f"{id(unit)}",
+                        kind=w.kind,
+                        object_type=w.object_type,
+                        object_id=w.object_id,
+                        values=w.values,
+                        if_match=w.if_match,
+                        associations=w.associations,
+                    )
+                )
+        out: dict[tuple[int, SourceSystem], WriteOutcome] = {}
+        for system, batch in ops.items():
+            if not batch:
+                continue
+            if self.dry_run:
+                outcomes = [
+                    WriteOutcome(ref=op.ref, ok=True, object_id=op.object_id or f"dry-run-{op.ref}")
+                    for op in batch
+                ]
+            else:
+                outcomes = await self.gateways[system].write(batch)
+                result.api_writes += len(batch)
+            for op, outcome in zip(batch, outcomes, strict=True):
+                out[(int(op.ref), system)] = outcome
+                label = "ok" if outcome.ok else ("conflict" if outcome.conflict else "error")
+                result.writes[(str(system), op.object_type, str(op.kind), label)] += 1
+        return out
+
+    # -- links and audit -----------------------------------------------------------------------------
+
+    def _settle(
+        self,
+        unit: Unit,
+        state: PairState,
+        plan: PairPlan,
+        outcomes: Mapping[SourceSystem, WriteOutcome],
+        result: BatchResult,
+    ) -> None:
+        now = self._now()
+        ids = dict(unit.ids)
+        for system, outcome in outcomes.items():
+            if outcome.object_id:
+                ids[system] = outcome.object_id
+        if ids[HS] is None or ids[DV] is None:
+            return  # nothing to link (a skipped first sync)
+        old = state.link
+        sides: dict[SourceSystem, LinkSide] = {}
+        for system in (HS, DV):
+            record = state.record(system)
+            done = outcomes.get(system)
+            prior = old.side(system) if old is not None else None
+            fields = {
+                prop: (
+                    prior.fields[prop]
+                    if prior is not None and prop in prior.fields and prior.fields[prop].fingerprint == fp
+                    else FieldSync(fingerprint=fp, synced_at=now)
+                )
+                for prop, fp in plan.after.get(system, {}).items()
+            }
+            version = (done.version if done is not None and done.version else None) or (
+                record.version if record is not None else None
+            )
+            modified = (done.modified_at if done is not None else None) or (
+                record.modified_at if record is not None else None
+            )
+            sides[system] = LinkSide(
+                system=system,
+                tenant=self.tenant(system),
+                object_type=unit.pair.object_on(system),
+                object_id=str(ids[system]),
+                fields=fields,
+                version=version,
+                modified_at=modified,
+                merged_ids=prior.merged_ids if prior is not None else (),
+            )
+        link_id = old.link_id if old is not None else link_id_for(sides[HS].ref, sides[DV].ref)
+        if old is not None and old.hubspot == sides[HS] and old.dataverse == sides[DV]:
+            link = old
+        else:
+            link = Link(
+                link_id=link_id,
+                hubspot=sides[HS],
+                dataverse=sides[DV],
+                revision=(old.revision + 1) if old is not None else 1,
+                created_at=old.created_at if old is not None else now,
+                updated_at=now,
+            )
+            if not self.dry_run:
+                self.index.apply(link_id, link)
+                result.links.append((link_id, link))
+        for w in plan.writes:
+            result.audits.append(self._audit(unit, link, w, now))
+            started = min(i.change.occurred_at for i in unit.items)
+            for step in w.steps:
+                result.latencies.append((step, max(0.0, (now - started).total_seconds())))
+
+    def _audit(self, unit: Unit, link: Link, w: SideWrite, now: datetime) -> AuditRecord:
+        target = link.side(w.system).ref
+        source = link.side(w.system.other).ref
+        return AuditRecord(
+            step=",".join(w.steps),
+            action=AuditAction.CREATE if w.kind is WriteKind.CREATE else AuditAction.UPDATE,
+            link_id=link.link_id,
+            source=source,
+            target=target,
+            fields=tuple(
+                FieldWrite(field=d.target, source_field=d.source, old=d.old, new=d.new, rule=d.rule)
+                for d in w.decisions
+            ),
+            source_event_ids=unit.event_ids,
+            dry_run=self.dry_run,
+            at=now,
+        )
+
+    def _refusal(self, unit: Unit, reason: str) -> AuditRecord:
+        change = unit.items[-1].change
+        return AuditRecord(
+            step=self._step_name(unit),
+            action=AuditAction.SKIP,
+            source=change.ref,
+            reason=reason,
+            source_event_ids=unit.event_ids,
+            dry_run=self.dry_run,
+            at=self._now(),
+        )
+
+    # -- deletes, merges, privacy --------------------------------------------------------------------
+
+    def _special(self, item: WorkItem, pair: Pair, result: BatchResult) -> None:
+        change = item.change
+        now = self._now()
+        if change.operation is Operation.MERGE and change.merge is not None:
+            self._merge(item, change.merge, pair, result, now)
+            return
+        link = self.index.find(change.ref)
+        if change.operation is Operation.PRIVACY_DELETION:
+            if link is not None:
+                self.index.apply(link.link_id, None)
+                result.links.append((link.link_id, None))
+            result.audits.append(
+                AuditRecord(
+                    step=str(pair),
+                    action=AuditAction.UNLINK,
+                    link_id=link.link_id if link else None,
+                    source=change.ref,
+                    reason="privacy_deletion",
+                    redacted=True,
+                    at=now,
+                )
+            )
+            return
+        # A delete: propagated only when a step of this direction says so (then the link is tombstoned).
+        propagate = any(
+            s.deletes == "propagate" for s in self.config.steps_for(pair) if s.source.system is change.source
+        )
+        if link is None or not propagate:
+            result.skips[(str(pair), "delete_not_propagated")] += 1
+            return
+        self.index.apply(link.link_id, None)
+        result.links.append((link.link_id, None))
+        result.audits.append(
+            AuditRecord(
+                step=str(pair),
+                action=AuditAction.UNLINK,
+                link_id=link.link_id,
+                source=change.ref,
+                target=link.side(change.source.other).ref,
+                reason="source_deleted",
+                at=now,
+            )
+        )
+
+    def _merge(self, item: WorkItem, merge: Merge, pair: Pair, result: BatchResult, now: datetime) -> None:
+        change = item.change
+        survivor = merge.surviving_id
+        ids = [merge.primary_object_id, *merge.merged_object_ids]
+        links = {
+            link.link_id: link
+            for link in (self.index.find(self.ref(HS, change.object_type, i)) for i in ids)
+            if link is not None
+        }
+        if not links:
+            return
+        primary = self.index.find(self.ref(HS, change.object_type, merge.primary_object_id))
+        keep = primary or next(iter(links.values()))
+        for other in links.values():
+            if other.link_id != keep.link_id:
+                result.skips[(str(pair), "merge_conflict")] += 1
+                result.audits.append(
+                    AuditRecord(
+                        step=str(pair),
+                        action=AuditAction.SKIP,
+                        link_id=other.link_id,
+                        source=other.hubspot.ref,
+                        target=other.dataverse.ref,
+                        reason=f"merge_conflict: merged into HubSpot {survivor}, which is linked to "
+                        f"Dataverse {keep.dataverse.object_id}; this link to {other.dataverse.object_id} "
+                        "is kept for review",
+                        at=now,
+                    )
+                )
+        merged = tuple(dict.fromkeys([*keep.hubspot.merged_ids, *(i for i in ids if i != survivor)]))
+        side = keep.hubspot.model_copy(update={"object_id": survivor, "merged_ids": merged})
+        link = keep.model_copy(update={"hubspot": side, "revision": keep.revision + 1, "updated_at": now})
+        self.index.apply(link.link_id, link)
+        result.links.append((link.link_id, link))
+
+
+def _pair(text: str) -> Pair:
+    hubspot, _, dataverse = text.partition("~")
+    return Pair(hubspot=hubspot, dataverse=dataverse)
+
+
+def _moved(state: PairState, plan: PairPlan) -> bool:
+    """Did the fingerprints move (a real change that needed no write) rather than an echo?"""
+    link = state.link
+    if link is None:
+        return True
+    for system, fps in plan.after.items():
+        side = link.side(system).fields
+        if any(side.get(k) is None or side[k].fingerprint != v for k, v in fps.items()):
+            return True
+    return False

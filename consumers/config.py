@@ -1,0 +1,304 @@
+"""The sync configuration: ordered sync steps, field and association mappings, option sets, rules.
+
+A YAML file validated by these models (`consumers.loader`); the defaults (`consumers/default_steps.yaml`)
+restate the seeds' standard set-up row by row. Objects are named as the change events name them:
+HubSpot ``contact``, ``company``, ``deal``; Dataverse logical names ``contact``, ``account``, ``lead``,
+``opportunity``. Properties and columns by internal / logical name, never by label.
+
+Vocabulary:
+
+- a **step** copies fields of one object in one system to one object in the other (``source`` -> ``target``);
+- a **pair** is the (HubSpot object, Dataverse object) two steps may share in opposite directions; a link
+  (``streams.links``) joins one record of each;
+- a **field map** copies one source property to one target property, converting between the two systems'
+  value types, optionally through an **option set** matched by label.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from streams.keys import SourceSystem
+
+__all__ = [
+    "AssociationMap",
+    "ConflictPolicy",
+    "Criterion",
+    "Endpoint",
+    "FieldMap",
+    "MatchRule",
+    "OptionSet",
+    "Pair",
+    "SourceFilter",
+    "Step",
+    "SyncConfig",
+    "ValueType",
+]
+
+LEAD = "lead"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ValueType(StrEnum):
+    """How a value is represented on one side. HubSpot sends every property as a string on the wire;
+    Dataverse sends typed JSON. The planner converts between the two (`consumers.values`)."""
+
+    STRING = "string"
+    NUMBER = "number"
+    INTEGER = "integer"
+    BOOL = "bool"
+    DATE = "date"
+    DATETIME = "datetime"
+    OPTION = "option"
+    """An enumeration (HubSpot) or choice/picklist/state/status (Dataverse): translated by an option set."""
+
+
+def _conflict(value: Any) -> Any:
+    # YAML may say `conflict: {source_of_truth: hubspot}`; internally it is one string.
+    if isinstance(value, dict) and set(value) == {"source_of_truth"}:
+        return f"source_of_truth:{value['source_of_truth']}"
+    return value
+
+
+class ConflictPolicy(StrEnum):
+    """Who wins a field mapped both ways when both sides changed it since the last sync."""
+
+    STEP_ORDER = "step_order"
+    """The earlier step's source wins (the seeds: HubSpot -> Dynamics steps run first)."""
+    NEWEST = "newest"
+    """The side modified most recently (source modification time) wins."""
+    HUBSPOT = "source_of_truth:hubspot"
+    DYNAMICS = "source_of_truth:dynamics"
+
+
+Conflict = Annotated[ConflictPolicy, BeforeValidator(_conflict)]
+
+
+class Endpoint(_Model):
+    system: SourceSystem
+    object: str = Field(min_length=1, description="Object type (HubSpot) or table logical name (Dataverse).")
+
+    def __str__(self) -> str:
+        return f"{self.system}.{self.object}"
+
+
+class Pair(_Model):
+    """The two object types a link joins."""
+
+    hubspot: str
+    dataverse: str
+
+    def __str__(self) -> str:
+        return f"{self.hubspot}~{self.dataverse}"
+
+    def object_on(self, system: SourceSystem) -> str:
+        return self.hubspot if system is SourceSystem.HUBSPOT else self.dataverse
+
+
+class OptionSet(_Model):
+    """The options of one enumerated field on each side, matched by label (case-insensitive, trimmed).
+
+    ``hubspot`` maps HubSpot internal values to labels, ``dataverse`` Dataverse integer values (as strings
+    or ints) to labels. ``overrides`` maps a source value straight to a target value where labels do not
+    match (e.g. opportunity status reason -> deal stage); a value with no counterpart skips the field.
+    ``create_overrides`` does the same only when the step creates the target record, for a value that
+    neither ``overrides`` nor the labels map (e.g. an open opportunity creates its deal in the first stage).
+    """
+
+    # YAML reads `1: Advertisement` with an int key; the values are identifiers, so numbers become strings.
+    model_config = ConfigDict(frozen=True, extra="forbid", coerce_numbers_to_str=True)
+
+    hubspot: dict[str, str] = Field(default_factory=dict)
+    dataverse: dict[str, str] = Field(default_factory=dict)
+    overrides: dict[str, str] = Field(
+        default_factory=dict, description="source value -> target value, consulted before labels"
+    )
+    create_overrides: dict[str, str] = Field(
+        default_factory=dict,
+        description="source value -> target value on create only, consulted after overrides and labels",
+    )
+
+
+class FieldMap(_Model):
+    source: str = Field(min_length=1)
+    target: str = Field(min_length=1)
+    source_type: ValueType = ValueType.STRING
+    target_type: ValueType = ValueType.STRING
+    options: str | None = Field(default=None, description="Name of an option set in `option_sets`.")
+    max_length: int | None = Field(default=None, ge=1, description="Target length; longer values skip.")
+    allow_empty: bool = Field(
+        default=False, description="An empty source value may overwrite a non-empty target value."
+    )
+    conflict: Conflict | None = Field(default=None, description="Overrides the step's conflict policy.")
+    enabled: bool = True
+    custom: bool = Field(
+        default=False, description="The target property/column is created by the integration (provision)."
+    )
+    label: str = Field(default="", description="The seed's label, for people.")
+    lookup: str | None = Field(
+        default=None,
+        description="A value that needs a lookup before writing (e.g. 'owner_email'); skipped when the "
+        "lookup is not available.",
+    )
+
+
+class Criterion(_Model):
+    field: str
+    op: Literal["eq", "ne", "in", "not_empty", "empty"] = "eq"
+    value: Any = None
+
+
+class SourceFilter(_Model):
+    """Which source records are in the sync set: a flag property/column (true-ish) and/or criteria."""
+
+    flag: str | None = Field(default=None, description="A boolean property/column that puts a record in.")
+    criteria: tuple[Criterion, ...] = ()
+
+
+class MatchRule(_Model):
+    """How a record with no link finds its counterpart on first sync."""
+
+    source: str
+    target: str
+    kind: Literal["email", "name"]
+    strip_legal_suffixes: bool = False
+    create_when_empty: bool = Field(
+        default=False, description="Create a counterpart even when the match key is empty."
+    )
+
+
+class AssociationMap(_Model):
+    """One association carried by a step: the HubSpot side is ``<object>:<association type id>``, the
+    Dataverse side ``<lookup column>:<table it points to>``
+    (e.g. ``company:1`` <-> ``parentcustomerid:account``).
+    """
+
+    hubspot: str = Field(pattern=r"^[a-z_0-9]+:\d+$")
+    dataverse: str = Field(pattern=r"^[a-z_0-9]+:[a-z_0-9]+$")
+    label: str = ""
+
+    @property
+    def hubspot_object(self) -> str:
+        return self.hubspot.split(":", 1)[0]
+
+    @property
+    def hubspot_type_id(self) -> int:
+        return int(self.hubspot.split(":", 1)[1])
+
+    @property
+    def dataverse_lookup(self) -> str:
+        return self.dataverse.split(":", 1)[0]
+
+    @property
+    def dataverse_table(self) -> str:
+        return self.dataverse.split(":", 1)[1]
+
+    def on(self, system: SourceSystem) -> str:
+        return self.hubspot if system is SourceSystem.HUBSPOT else self.dataverse
+
+    def related_object(self, system: SourceSystem) -> str:
+        return self.hubspot_object if system is SourceSystem.HUBSPOT else self.dataverse_table
+
+
+class Step(_Model):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    title: str = ""
+    enabled: bool = True
+    source: Endpoint
+    target: Endpoint
+    filter: SourceFilter | None = None
+    match: MatchRule
+    fields: tuple[FieldMap, ...] = ()
+    associations: tuple[AssociationMap, ...] = ()
+    create: bool = Field(default=True, description="Create the counterpart when no match is found.")
+    deletes: Literal["ignore", "propagate"] = "ignore"
+    conflict: Conflict = ConflictPolicy.STEP_ORDER
+
+    @model_validator(mode="after")
+    def _crosses_systems(self) -> Self:
+        if self.source.system is self.target.system:
+            raise ValueError(f"source and target are both {self.source.system}; a step crosses systems")
+        return self
+
+    @property
+    def pair(self) -> Pair:
+        hs, dv = (
+            (self.source, self.target)
+            if self.source.system is SourceSystem.HUBSPOT
+            else (self.target, self.source)
+        )
+        return Pair(hubspot=hs.object, dataverse=dv.object)
+
+    @property
+    def is_lead_step(self) -> bool:
+        return LEAD in (self.source.object, self.target.object)
+
+    def active_fields(self) -> tuple[FieldMap, ...]:
+        return tuple(f for f in self.fields if f.enabled)
+
+
+class SyncConfig(_Model):
+    """Steps in execution order, and the option sets their fields name."""
+
+    steps: tuple[Step, ...]
+    option_sets: dict[str, OptionSet] = Field(default_factory=dict)
+    allow_leads_with_contacts: bool = Field(
+        default=False,
+        description="Run lead steps and contact steps together (the seeds strongly advise against it).",
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        names = [s.name for s in self.steps]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"step names must be unique; repeated: {', '.join(dupes)}")
+        for step in self.steps:
+            for field in step.fields:
+                if field.options is not None and field.options not in self.option_sets:
+                    raise ValueError(
+                        f"step {step.name!r}, field {field.source!r} -> {field.target!r}: "
+                        f"option set {field.options!r} is not defined in option_sets"
+                    )
+        enabled = [s for s in self.steps if s.enabled]
+        leads = [s for s in enabled if s.is_lead_step]
+        contacts = [
+            s
+            for s in enabled
+            if not s.is_lead_step and s.pair == Pair(hubspot="contact", dataverse="contact")
+        ]
+        if leads and contacts and not self.allow_leads_with_contacts:
+            raise ValueError(
+                f"lead steps ({', '.join(s.name for s in leads)}) and contact steps "
+                f"({', '.join(s.name for s in contacts)}) are both enabled; disable one set, or set "
+                "allow_leads_with_contacts: true"
+            )
+        if leads:
+            first_other = next((i for i, s in enumerate(enabled) if not s.is_lead_step), len(enabled))
+            late = [s.name for s in enabled[first_other:] if s.is_lead_step]
+            if late:
+                raise ValueError(f"lead steps run first (as the seeds say); move {', '.join(late)} up")
+        return self
+
+    def enabled_steps(self) -> tuple[Step, ...]:
+        return tuple(s for s in self.steps if s.enabled)
+
+    def steps_for(self, pair: Pair) -> tuple[Step, ...]:
+        """The enabled steps of a pair, in execution order."""
+        return tuple(s for s in self.steps if s.enabled and s.pair == pair)
+
+    def pairs(self) -> tuple[Pair, ...]:
+        seen: dict[Pair, None] = {}
+        for step in self.enabled_steps():
+            seen.setdefault(step.pair, None)
+        return tuple(seen)
+
+    def pairs_of(self, system: SourceSystem, object_type: str) -> tuple[Pair, ...]:
+        """The pairs a record of this object in this system takes part in."""
+        return tuple(p for p in self.pairs() if p.object_on(system) == object_type)

@@ -1,0 +1,469 @@
+"""The planner: the current state of a pair (both records and their link) -> the writes that sync it.
+
+Pure. A change on either side triggers a plan of the whole pair: the pair's enabled steps run in
+configuration order over a *projection* of both records, so a later step reads what an earlier step
+would have written, exactly as the seeds' sequential steps do. That makes the default conflict policy,
+``step_order``, fall out of the order itself: for a field mapped both ways and changed on both sides, the
+earlier step copies its source over the target before the later step reads it.
+
+Whether a side "changed a field since the last sync" is decided against the link's per-field fingerprints
+(`streams.links`). A field whose values already agree writes nothing; a field that changed on one side only
+always flows; an empty value never overwrites a non-empty one unless the field allows it. Our own writes
+coming back (echoes) match the fingerprints and plan nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from consumers.config import (
+    AssociationMap,
+    ConflictPolicy,
+    FieldMap,
+    Pair,
+    SourceFilter,
+    Step,
+    SyncConfig,
+    ValueType,
+)
+from consumers.matching import match_key
+from consumers.ports import Record, WriteKind
+from consumers.values import Converted, canonical, convert, is_empty, same
+from streams.codec import Scalar
+from streams.keys import SourceSystem
+from streams.links import Link, fingerprint
+
+__all__ = [
+    "ASSOCIATION_PREFIX",
+    "Conflict",
+    "FieldDecision",
+    "MatchState",
+    "PairPlan",
+    "PairState",
+    "Pending",
+    "Resolver",
+    "SideWrite",
+    "Skip",
+    "plan_pair",
+    "tracked_fields",
+]
+
+ASSOCIATION_PREFIX = "@"
+"""Link fingerprints of associations are stored under ``@<association key>``."""
+
+HS = SourceSystem.HUBSPOT
+DV = SourceSystem.DATAVERSE
+
+Resolver = Callable[[SourceSystem, str, str], str | None]
+"""(system, object type, record id) -> the id of its linked counterpart in the other system, or None."""
+
+
+@dataclass(frozen=True, slots=True)
+class MatchState:
+    """What the first-sync lookup found on the side that has no record yet."""
+
+    ambiguous: int = 0
+    """How many candidates matched when more than one did (the match is refused)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PairState:
+    pair: Pair
+    hubspot: Record | None
+    dataverse: Record | None
+    link: Link | None
+    match: MatchState = MatchState()
+
+    def record(self, system: SourceSystem) -> Record | None:
+        return self.hubspot if system is HS else self.dataverse
+
+
+@dataclass(frozen=True, slots=True)
+class FieldDecision:
+    """One value a write sets, and why."""
+
+    step: str
+    source: str
+    target: str
+    old: Scalar
+    new: Scalar
+    rule: str
+
+
+@dataclass(frozen=True, slots=True)
+class Skip:
+    step: str
+    reason: str
+    field: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    step: str
+    field: str
+    winner: SourceSystem
+    rule: ConflictPolicy
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """An association whose related record has no counterpart yet: retried when it is linked."""
+
+    step: str
+    key: str
+    related_system: SourceSystem
+    related_object: str
+    related_id: str
+
+
+@dataclass(slots=True)
+class SideWrite:
+    system: SourceSystem
+    kind: WriteKind
+    object_type: str
+    object_id: str | None
+    if_match: str | None
+    values: dict[str, Scalar] = field(default_factory=dict)
+    associations: dict[str, str | None] = field(default_factory=dict)
+    decisions: list[FieldDecision] = field(default_factory=list)
+    steps: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class PairPlan:
+    pair: Pair
+    writes: tuple[SideWrite, ...]
+    after: Mapping[SourceSystem, Mapping[str, str]]
+    """Per existing (or created) side: tracked field -> fingerprint of its value once the writes land."""
+    skips: tuple[Skip, ...] = ()
+    conflicts: tuple[Conflict, ...] = ()
+    pending: tuple[Pending, ...] = ()
+
+    def write_for(self, system: SourceSystem) -> SideWrite | None:
+        return next((w for w in self.writes if w.system is system), None)
+
+
+def tracked_fields(config: SyncConfig, pair: Pair) -> dict[SourceSystem, dict[str, ValueType]]:
+    """Every property a pair's steps read or write, per side, with its value type (associations as
+    ``@<key>`` strings): the fields the link fingerprints and the reads must fetch."""
+    out: dict[SourceSystem, dict[str, ValueType]] = {HS: {}, DV: {}}
+    for step in config.steps_for(pair):
+        src, dst = step.source.system, step.target.system
+        for f in step.active_fields():
+            out[src].setdefault(f.source, f.source_type)
+            out[dst].setdefault(f.target, f.target_type)
+        for am in step.associations:
+            out[src].setdefault(ASSOCIATION_PREFIX + am.on(src), ValueType.STRING)
+            out[dst].setdefault(ASSOCIATION_PREFIX + am.on(dst), ValueType.STRING)
+    return out
+
+
+def passes(flt: SourceFilter | None, values: Mapping[str, Scalar]) -> bool:
+    """Is a source record in the step's sync set?"""
+    if flt is None:
+        return True
+    if flt.flag is not None and not _truthy(values.get(flt.flag)):
+        return False
+    return all(_holds(c.op, values.get(c.field), c.value) for c in flt.criteria)
+
+
+def _holds(op: str, value: Scalar, wanted: object) -> bool:
+    if op == "eq":
+        return _norm(value) == _norm(wanted)
+    if op == "ne":
+        return _norm(value) != _norm(wanted)
+    if op == "in":
+        options = wanted if isinstance(wanted, list | tuple | set | frozenset) else ()
+        return _norm(value) in {_norm(x) for x in options}
+    if op == "not_empty":
+        return not is_empty(value)
+    return is_empty(value)
+
+
+def _truthy(value: Scalar) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return value != 0
+    return isinstance(value, str) and value.strip().lower() in {"true", "yes", "1", "on"}
+
+
+def _norm(value: object) -> object:
+    return value.strip().lower() if isinstance(value, str) else value
+
+
+@dataclass(slots=True)
+class _Planning:
+    config: SyncConfig
+    state: PairState
+    resolve: Resolver
+    proj: dict[SourceSystem, dict[str, Scalar]]
+    writes: dict[SourceSystem, SideWrite] = field(default_factory=dict)
+    skips: list[Skip] = field(default_factory=list)
+    conflicts: list[Conflict] = field(default_factory=list)
+    pending: list[Pending] = field(default_factory=list)
+    unresolved: set[tuple[SourceSystem, str]] = field(default_factory=set)
+    frozen: set[tuple[SourceSystem, str]] = field(default_factory=set)
+    conflict_seen: set[tuple[str, str]] = field(default_factory=set)
+
+    def exists(self, system: SourceSystem) -> bool:
+        return self.state.record(system) is not None or system in self.writes
+
+    def changed(self, system: SourceSystem, prop: str, value_type: ValueType) -> bool:
+        """Did this side change ``prop`` since the last sync (by the link's fingerprint)?"""
+        link = self.state.link
+        record = self.state.record(system)
+        if link is None or record is None:
+            return True
+        synced = link.side(system).fields.get(prop)
+        original = _value(record, prop)
+        return synced is None or synced.fingerprint != fingerprint(canonical(original, value_type, system))
+
+    def write(self, step: Step, system: SourceSystem) -> SideWrite:
+        w = self.writes.get(system)
+        if w is None:
+            record = self.state.record(system)
+            w = SideWrite(
+                system=system,
+                kind=WriteKind.UPDATE if record is not None else WriteKind.CREATE,
+                object_type=self.state.pair.object_on(system),
+                object_id=record.object_id if record is not None else None,
+                if_match=record.version if record is not None and system is DV else None,
+            )
+            self.writes[system] = w
+        if step.name not in w.steps:
+            w.steps.append(step.name)
+        return w
+
+
+def _value(record: Record, prop: str) -> Scalar:
+    if prop.startswith(ASSOCIATION_PREFIX):
+        return record.associations.get(prop[len(ASSOCIATION_PREFIX) :])
+    return record.values.get(prop)
+
+
+def plan_pair(config: SyncConfig, state: PairState, *, resolve: Resolver) -> PairPlan:
+    """Plan the writes that bring the pair in sync under the configuration's steps and rules."""
+    proj: dict[SourceSystem, dict[str, Scalar]] = {}
+    for system in (HS, DV):
+        record = state.record(system)
+        values = dict(record.values) if record is not None else {}
+        if record is not None:
+            values.update({ASSOCIATION_PREFIX + k: v for k, v in record.associations.items()})
+        proj[system] = values
+    p = _Planning(config=config, state=state, resolve=resolve, proj=proj)
+    steps = config.steps_for(state.pair)
+    for step in steps:
+        _run_step(p, step, steps)
+    return PairPlan(
+        pair=state.pair,
+        writes=tuple(
+            w for w in p.writes.values() if w.kind is WriteKind.CREATE or w.values or w.associations
+        ),
+        after=_after(p),
+        skips=tuple(p.skips),
+        conflicts=tuple(p.conflicts),
+        pending=tuple(p.pending),
+    )
+
+
+def _run_step(p: _Planning, step: Step, steps: tuple[Step, ...]) -> None:
+    src, dst = step.source.system, step.target.system
+    if not p.exists(src):
+        return
+    source_values = p.proj[src]
+    if not passes(step.filter, source_values):
+        p.skips.append(Skip(step.name, "not_in_sync_set"))
+        _freeze(p, step)
+        return
+    creating = not p.exists(dst)
+    if creating:
+        if p.state.link is not None:
+            p.skips.append(Skip(step.name, "counterpart_deleted"))
+            _freeze(p, step)
+            return
+        if p.state.match.ambiguous:
+            p.skips.append(Skip(step.name, "ambiguous_match"))
+            _freeze(p, step)
+            return
+        if not step.create:
+            p.skips.append(Skip(step.name, "create_disabled"))
+            _freeze(p, step)
+            return
+        if match_key(step.match, source_values, side="source") is None and not step.match.create_when_empty:
+            p.skips.append(Skip(step.name, "empty_match_key"))
+            _freeze(p, step)
+            return
+        p.write(step, dst)
+    for f in step.active_fields():
+        _plan_field(p, step, f, steps, creating=creating)
+    for am in step.associations:
+        _plan_association(p, step, am, creating=creating)
+
+
+def _freeze(p: _Planning, step: Step) -> None:
+    """A step that did not run keeps its source fields' last-synced fingerprints, so the changes it
+    skipped (e.g. while the sync flag was off) still count as changes when it runs again."""
+    src = step.source.system
+    for f in step.active_fields():
+        p.frozen.add((src, f.source))
+    for am in step.associations:
+        p.frozen.add((src, ASSOCIATION_PREFIX + am.on(src)))
+
+
+def _reverse(steps: tuple[Step, ...], step: Step, f: FieldMap) -> Step | None:
+    """The step that maps this field the other way, if any (the field is then mapped both ways)."""
+    for other in steps:
+        if other.source.system is step.target.system and any(
+            g.source == f.target and g.target == f.source for g in other.active_fields()
+        ):
+            return other
+    return None
+
+
+def _reverse_field(reverse: Step, f: FieldMap) -> FieldMap | None:
+    return next((g for g in reverse.active_fields() if g.source == f.target and g.target == f.source), None)
+
+
+def _policy(config: SyncConfig, step: Step, f: FieldMap, reverse: Step) -> ConflictPolicy:
+    """One policy per two-way field, whichever direction asks: a field override on either mapping (the
+    earlier step's first), else the earlier step's policy. Asking from both sides must give one answer."""
+    g = _reverse_field(reverse, f)
+    order = [s.name for s in config.steps]
+    pairs = [(step, f), (reverse, g)]
+    pairs.sort(key=lambda sf: order.index(sf[0].name))
+    for _, mapping in pairs:
+        if mapping is not None and mapping.conflict is not None:
+            return mapping.conflict
+    return pairs[0][0].conflict
+
+
+def _allows_empty(reverse: Step, f: FieldMap) -> bool:
+    """Does the reverse mapping of ``f`` let an empty value overwrite?"""
+    return any(
+        g.allow_empty for g in reverse.active_fields() if g.source == f.target and g.target == f.source
+    )
+
+
+def _winner(p: _Planning, policy: ConflictPolicy, step: Step, reverse: Step) -> SourceSystem:
+    if policy is ConflictPolicy.HUBSPOT:
+        return HS
+    if policy is ConflictPolicy.DYNAMICS:
+        return DV
+    if policy is ConflictPolicy.NEWEST:
+        a, b = p.state.record(step.source.system), p.state.record(step.target.system)
+        if (
+            a is not None
+            and b is not None
+            and a.modified_at
+            and b.modified_at
+            and a.modified_at != b.modified_at
+        ):
+            return step.source.system if a.modified_at > b.modified_at else step.target.system
+    order = [s.name for s in p.config.steps]
+    earlier = step if order.index(step.name) < order.index(reverse.name) else reverse
+    return earlier.source.system
+
+
+def _plan_field(p: _Planning, step: Step, f: FieldMap, steps: tuple[Step, ...], *, creating: bool) -> None:
+    src, dst = step.source.system, step.target.system
+    converted = convert(
+        p.proj[src].get(f.source), f, source_system=src, option_sets=p.config.option_sets, creating=creating
+    )
+    if not isinstance(converted, Converted):
+        p.skips.append(Skip(step.name, converted.reason, f.target))
+        return
+    desired = converted.value
+    current = p.proj[dst].get(f.target)
+    if same(desired, current, f.target_type, dst):
+        return
+    if not creating and not p.changed(src, f.source, f.source_type):
+        return
+    rule = "create" if creating else _contest(p, step, f, steps, current)
+    if rule is None:
+        return
+    if is_empty(desired):
+        if creating:
+            return
+        if not is_empty(current) and not f.allow_empty:
+            p.skips.append(Skip(step.name, "empty_not_overwritten", f.target))
+            return
+    w = p.write(step, dst)
+    w.values[f.target] = desired
+    w.decisions.append(FieldDecision(step.name, f.source, f.target, current, desired, rule))
+    p.proj[dst][f.target] = desired
+
+
+def _contest(p: _Planning, step: Step, f: FieldMap, steps: tuple[Step, ...], current: Scalar) -> str | None:
+    """The rule by which the source's change may overwrite the target, or None when the target wins a
+    conflict (both sides changed a field mapped both ways since the last sync)."""
+    src, dst = step.source.system, step.target.system
+    reverse = _reverse(steps, step, f)
+    if reverse is None or not p.changed(dst, f.target, f.target_type):
+        return "changed_on_source"
+    policy = _policy(p.config, step, f, reverse)
+    winner = _winner(p, policy, step, reverse)
+    if winner is not src and is_empty(current) and not _allows_empty(reverse, f):
+        winner = src  # the winner holds nothing, and empty never overwrites: the value flows
+    hs_prop, dv_prop = (f.source, f.target) if src is HS else (f.target, f.source)
+    if p.state.link is not None and (hs_prop, dv_prop) not in p.conflict_seen:
+        p.conflict_seen.add((hs_prop, dv_prop))
+        p.conflicts.append(Conflict(step.name, f.target, winner, policy))
+    return f"conflict:{policy}" if winner is src else None
+
+
+def _plan_association(p: _Planning, step: Step, am: AssociationMap, *, creating: bool) -> None:
+    src, dst = step.source.system, step.target.system
+    key_src, key_dst = ASSOCIATION_PREFIX + am.on(src), ASSOCIATION_PREFIX + am.on(dst)
+    related = p.proj[src].get(key_src)
+    if related is None or is_empty(related):
+        return  # clearing is left alone: only associations this daemon set may be removed
+    counterpart = p.resolve(src, am.related_object(src), str(related))
+    if counterpart is None:
+        p.pending.append(Pending(step.name, am.on(dst), src, am.related_object(src), str(related)))
+        p.unresolved.add((src, key_src))
+        p.skips.append(Skip(step.name, "association_not_linked", am.on(dst)))
+        return
+    current = p.proj[dst].get(key_dst)
+    if current == counterpart:
+        return
+    if not creating and not p.changed(src, key_src, ValueType.STRING):
+        return
+    w = p.write(step, dst)
+    w.associations[am.on(dst)] = counterpart
+    w.decisions.append(
+        FieldDecision(
+            step.name, key_src, key_dst, current, counterpart, "create" if creating else "association"
+        )
+    )
+    p.proj[dst][key_dst] = counterpart
+
+
+def _after(p: _Planning) -> dict[SourceSystem, dict[str, str]]:
+    types = tracked_fields(p.config, p.state.pair)
+    out: dict[SourceSystem, dict[str, str]] = {}
+    for system in (HS, DV):
+        if not p.exists(system):
+            continue
+        written = p.writes.get(system)
+        link = p.state.link
+        fields: dict[str, str] = {}
+        for prop, value_type in types[system].items():
+            if (system, prop) in p.unresolved:
+                continue
+            touched = written is not None and (
+                prop in written.values
+                or (
+                    prop.startswith(ASSOCIATION_PREFIX)
+                    and prop[len(ASSOCIATION_PREFIX) :] in written.associations
+                )
+            )
+            if (system, prop) in p.frozen and not touched:
+                synced = link.side(system).fields.get(prop) if link is not None else None
+                if synced is not None:
+                    fields[prop] = synced.fingerprint
+                continue
+            fields[prop] = fingerprint(canonical(p.proj[system].get(prop), value_type, system))
+        out[system] = fields
+    return out

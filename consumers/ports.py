@@ -1,0 +1,123 @@
+"""The ports the sync engine talks to a CRM through. `cdc/` implements them over HTTP (`cdc.gateways`);
+the engine never does HTTP itself.
+
+Values are the CRM's own wire values: HubSpot properties as strings (or None), Dataverse columns as JSON
+scalars. Associations are addressed by the keys of `consumers.config.AssociationMap`: on HubSpot
+``<object>:<type id>`` (e.g. ``company:1``, the primary company), on Dataverse ``<lookup>:<table>``
+(e.g. ``parentcustomerid:account``); the value is the related record's id, or None for none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Protocol
+
+from streams.codec import Scalar
+from streams.keys import SourceSystem
+
+__all__ = [
+    "CrmGateway",
+    "CrmUnavailableError",
+    "Record",
+    "WriteKind",
+    "WriteOp",
+    "WriteOutcome",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """A record as read from a CRM."""
+
+    object_type: str
+    object_id: str
+    values: Mapping[str, Scalar]
+    version: str | None = None
+    """Dataverse ETag (``W/"123"``) / HubSpot ``updatedAt`` ISO string: the concurrency token."""
+    modified_at: datetime | None = None
+    associations: Mapping[str, str | None] = field(default_factory=dict)
+    """Association key -> related record id (only for the keys asked for)."""
+
+
+class WriteKind(StrEnum):
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+
+
+@dataclass(frozen=True, slots=True)
+class WriteOp:
+    """One write to one record. ``ref`` is the caller's handle, echoed in the outcome."""
+
+    ref: str
+    kind: WriteKind
+    object_type: str
+    values: Mapping[str, Scalar]
+    object_id: str | None = None
+    if_match: str | None = None
+    """Dataverse: the ETag the plan was computed from (412 -> `WriteOutcome.conflict`)."""
+    associations: Mapping[str, str | None] = field(default_factory=dict)
+    """Association key -> related id to set, or None to clear (only ones this daemon set)."""
+
+
+@dataclass(frozen=True, slots=True)
+class WriteOutcome:
+    ref: str
+    ok: bool
+    object_id: str | None = None
+    version: str | None = None
+    modified_at: datetime | None = None
+    conflict: bool = False
+    """The record changed since it was read (Dataverse 412): re-read and re-plan, not an error."""
+    error: str | None = None
+    """A record error (validation, 400/404 for this input): counts toward dead-lettering."""
+
+
+class CrmUnavailableError(Exception):
+    """A system error (429, 5xx, timeout, auth refused after re-auth): pause and retry the whole batch.
+
+    Never a reason to dead-letter a record: an outage must not empty the queue into dead letters.
+    """
+
+    def __init__(self, system: SourceSystem, reason: str, *, retry_after_s: float | None = None) -> None:
+        super().__init__(f"{system} unavailable: {reason}")
+        self.system = system
+        self.reason = reason
+        self.retry_after_s = retry_after_s
+
+
+class CrmGateway(Protocol):
+    """Reads and batched writes against one CRM. Each call may make several API requests (batching up to
+    the API's size limits); it raises `CrmUnavailableError` for system errors and reports record errors
+    per item."""
+
+    @property
+    def system(self) -> SourceSystem: ...
+
+    @property
+    def tenant(self) -> str: ...
+
+    async def read(
+        self,
+        object_type: str,
+        ids: Sequence[str],
+        *,
+        fields: Sequence[str],
+        associations: Sequence[str] = (),
+    ) -> dict[str, Record]:
+        """The current state of these records; missing (deleted) ids are absent from the result."""
+        ...
+
+    async def find(
+        self, object_type: str, field: str, values: Sequence[str], *, fields: Sequence[str]
+    ) -> dict[str, list[Record]]:
+        """Match lookup: for each value, the records whose ``field`` equals it (emails case-insensitively).
+        Several records for one value are returned as they are: the caller refuses ambiguous matches."""
+        ...
+
+    async def write(self, ops: Sequence[WriteOp]) -> list[WriteOutcome]:
+        """Apply the writes (batched per object and kind), one outcome per op, in order."""
+        ...

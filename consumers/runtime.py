@@ -1,0 +1,439 @@
+"""The sync stage on Kafka: the link view, the router and the apply loop.
+
+- `LinkView` rebuilds the `links` topic into a `LinkIndex` at start-up, then tails it.
+- `Router` (group ``<prefix>sync-route``) reads both change topics and re-keys every change to its pair on
+  the work topic, in one Kafka transaction with its consumed offsets (exactly once into the work topic).
+- `ApplyLoop` (group ``<prefix>sync-apply``) reads the work topic in batches (up to N records or M ms),
+  runs them through the `Applier`, and publishes links, audit records and dead letters in one transaction
+  with its offsets: an offset moves only after the writes and the link updates are acknowledged
+  (guarantee 1). A CRM outage pauses the partitions and retries the same batch for as long as it takes;
+  a record error dead-letters that record's events and the partition moves on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import partial
+from typing import TypeAlias, TypeVar
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.structs import ConsumerRecord
+
+from consumers.applier import Applier, BatchResult
+from consumers.config import SyncConfig
+from consumers.ports import CrmGateway, CrmUnavailableError
+from consumers.routing import needs_lookup, routes
+from streams.audit import AUDIT_CODEC
+from streams.clients import make_consumer, make_producer
+from streams.codec import Position, SchemaError
+from streams.config import KafkaSettings
+from streams.deadletters import DEADLETTER_CODEC, DeadLetter
+from streams.events import CHANGE_CODEC, ChangeEvent
+from streams.keys import SourceSystem
+from streams.links import LINK_CODEC, LinkIndex, link_id_from_key, link_key
+from streams.topics import TopicCatalog, TopicRole
+from streams.work import WORK_CODEC, WorkItem
+
+__all__ = ["ApplyLoop", "LinkView", "LoadStats", "Router"]
+
+log = logging.getLogger(__name__)
+
+Raw: TypeAlias = ConsumerRecord[bytes, bytes]
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class LoadStats:
+    links: int
+    records: int
+    seconds: float
+
+
+class LinkView:
+    """The `links` topic as a `LinkIndex`; every sync replica holds all links."""
+
+    def __init__(self, kafka: KafkaSettings, catalog: TopicCatalog, index: LinkIndex | None = None) -> None:
+        self.kafka = kafka
+        self.topic = catalog.name(TopicRole.LINKS)
+        self.partitions = catalog[TopicRole.LINKS].partitions
+        self.index = index if index is not None else LinkIndex()
+        self._consumer: AIOKafkaConsumer | None = None
+
+    def apply(self, key: bytes | None, value: bytes | None, where: Position) -> None:
+        if key is None:
+            return
+        try:
+            link_id = link_id_from_key(key.decode())
+            link = None if value is None else LINK_CODEC.decode(value, where)
+        except (ValueError, UnicodeDecodeError) as error:
+            log.warning("skipping unreadable link at %s: %s", where, error)
+            return
+        current = self.index.get(link_id)
+        if link is not None and current is not None and link.revision < current.revision:
+            return  # our own newer write is already in the index
+        self.index.apply(link_id, link)
+
+    async def load(self) -> LoadStats:
+        """Read the topic from the start to its end; afterwards `run` tails it."""
+        started = time.monotonic()
+        consumer = make_consumer(self.kafka, group_id=None, auto_offset_reset="earliest")
+        await consumer.start()
+        self._consumer = consumer
+        if self.topic not in await consumer.topics():
+            await consumer.stop()
+            self._consumer = None
+            raise RuntimeError(f"topic {self.topic} does not exist: run `cdc topics ensure`")
+        partitions = [TopicPartition(self.topic, p) for p in range(self.partitions)]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        end = await consumer.end_offsets(partitions)
+        records = 0
+        idle = 0
+        while True:
+            positions = [await _position(consumer, tp) for tp in partitions]
+            if all(pos >= end[tp] for pos, tp in zip(positions, partitions, strict=True)):
+                break
+            batch = await consumer.getmany(timeout_ms=250, max_records=10_000)
+            if not batch:
+                idle += 1
+                if idle >= 8:  # only transaction markers left before the end offsets  # noqa: PLR2004
+                    break
+                continue
+            idle = 0
+            for tp, messages in batch.items():
+                for m in messages:
+                    self.apply(m.key, m.value, Position(tp.topic, tp.partition, m.offset))
+                    records += 1
+        stats = LoadStats(links=len(self.index), records=records, seconds=time.monotonic() - started)
+        log.info("link view: %d links from %d records in %.2fs", stats.links, stats.records, stats.seconds)
+        return stats
+
+    async def run(self, stop: asyncio.Event) -> None:
+        consumer = self._consumer
+        if consumer is None:
+            await self.load()
+            consumer = self._consumer
+        if consumer is None:
+            raise RuntimeError("link view consumer did not start")
+        try:
+            while not stop.is_set():
+                batch = await consumer.getmany(timeout_ms=200, max_records=5_000)
+                for tp, messages in batch.items():
+                    for m in messages:
+                        self.apply(m.key, m.value, Position(tp.topic, tp.partition, m.offset))
+        finally:
+            await consumer.stop()
+            self._consumer = None
+
+
+async def _position(consumer: AIOKafkaConsumer, tp: TopicPartition) -> int:
+    return int(await consumer.position(tp))
+
+
+def _dead(message: Raw, error: Exception, *, step: str | None = None, attempts: int = 1) -> DeadLetter:
+    value, encoding = DeadLetter.wrap_value(message.value)
+    return DeadLetter(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        key=message.key.decode("utf-8", "replace") if message.key is not None else None,
+        value=value,
+        value_encoding=encoding,
+        step=step,
+        error_class=type(error).__name__,
+        error=str(error)[:2000] or type(error).__name__,
+        attempts=attempts,
+        failed_at=datetime.now(UTC),
+    )
+
+
+class RecordRejectedError(Exception):
+    """A record error that outlived its retries (validation, 400 for this input)."""
+
+
+async def _collect(
+    consumer: AIOKafkaConsumer, *, max_records: int, wait_ms: int
+) -> dict[TopicPartition, list[Raw]]:
+    """Up to ``max_records`` messages: wait for the first, then gather more for up to ``wait_ms``."""
+    batch: dict[TopicPartition, list[Raw]] = await consumer.getmany(timeout_ms=200, max_records=max_records)
+    if not batch:
+        return batch
+    total = sum(len(v) for v in batch.values())
+    deadline = time.monotonic() + wait_ms / 1000
+    while total < max_records:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        more = await consumer.getmany(timeout_ms=int(remaining * 1000) or 1, max_records=max_records - total)
+        if not more:
+            break
+        for tp, messages in more.items():
+            batch.setdefault(tp, []).extend(messages)
+            total += len(messages)
+    return batch
+
+
+def _offsets(batch: Mapping[TopicPartition, Sequence[Raw]]) -> dict[TopicPartition, int]:
+    return {tp: messages[-1].offset + 1 for tp, messages in batch.items() if messages}
+
+
+class _TransactionalLoop:
+    role: str
+
+    def __init__(self, kafka: KafkaSettings, catalog: TopicCatalog, *, group: str) -> None:
+        self.kafka = kafka
+        self.catalog = catalog
+        self.group = group
+        self.transactional_id = f"{group}-{uuid.uuid4().hex[:12]}"
+
+    def producer(self) -> AIOKafkaProducer:
+        return make_producer(self.kafka, transactional_id=self.transactional_id, linger_ms=2)
+
+
+class Router(_TransactionalLoop):
+    role = "router"
+
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        catalog: TopicCatalog,
+        config: SyncConfig,
+        index: LinkIndex,
+        gateways: Mapping[SourceSystem, CrmGateway],
+        *,
+        group: str,
+        on_routed: Callable[[int, int], None] | None = None,
+    ) -> None:
+        super().__init__(kafka, catalog, group=group)
+        self.config = config
+        self.index = index
+        self.gateways = gateways
+        self.on_routed = on_routed
+
+    async def enrich(self, events: list[ChangeEvent]) -> list[ChangeEvent]:
+        """Fetch the match property of unlinked records whose change lacks it (batched per object)."""
+        wanted: dict[tuple[SourceSystem, str], dict[str, set[str]]] = {}
+        for event in events:
+            name = needs_lookup(self.config, self.index, event)
+            if name is not None:
+                wanted.setdefault((event.source, event.object_type), {}).setdefault(name, set()).add(
+                    event.object_id
+                )
+        if not wanted:
+            return events
+        found: dict[tuple[SourceSystem, str, str], dict[str, object]] = {}
+        for (system, object_type), by_field in wanted.items():
+            ids = sorted({i for group in by_field.values() for i in group})
+            records = await self.gateways[system].read(object_type, ids, fields=sorted(by_field))
+            for object_id, record in records.items():
+                found[(system, object_type, object_id)] = dict(record.values)
+        out = []
+        for event in events:
+            extra = found.get((event.source, event.object_type, event.object_id))
+            merged = {**extra, **event.changed_properties} if extra else None
+            out.append(event.model_copy(update={"changed_properties": merged}) if merged else event)
+        return out
+
+    async def run(self, stop: asyncio.Event) -> None:
+        topics = (
+            self.catalog.name(TopicRole.CHANGES_HUBSPOT),
+            self.catalog.name(TopicRole.CHANGES_DATAVERSE),
+        )
+        consumer = make_consumer(self.kafka, *topics, group_id=self.group)
+        producer = self.producer()
+        work = self.catalog.name(TopicRole.WORK)
+        dead_topic = self.catalog.name(TopicRole.DEADLETTER)
+        await producer.start()
+        await consumer.start()
+        try:
+            while not stop.is_set():
+                batch = await _collect(consumer, max_records=1_000, wait_ms=5)
+                if not batch:
+                    continue
+                events: list[ChangeEvent] = []
+                dead: list[DeadLetter] = []
+                for tp, messages in batch.items():
+                    for m in messages:
+                        try:
+                            events.append(
+                                CHANGE_CODEC.decode(m.value, Position(tp.topic, tp.partition, m.offset))
+                            )
+                        except SchemaError as error:
+                            dead.append(_dead(m, error))
+                events = await _retrying(partial(self.enrich, events), stop, what="route")
+                items = [item for event in events for item in routes(self.config, self.index, event)]
+                async with producer.transaction():
+                    for item in items:
+                        await producer.send(
+                            work,
+                            key=item.route.encode(),
+                            value=WORK_CODEC.encode(item),
+                            headers=[WORK_CODEC.header],
+                        )
+                    await _send_dead(producer, dead_topic, dead)
+                    await producer.send_offsets_to_transaction(_offsets(batch), self.group)
+                if self.on_routed is not None:
+                    self.on_routed(len(items), len(dead))
+        finally:
+            await consumer.stop()
+            await producer.stop()
+
+
+async def _retrying(
+    call: Callable[[], Awaitable[T]],
+    stop: asyncio.Event,
+    *,
+    what: str,
+    on_pause: Callable[[CrmUnavailableError], None] | None = None,
+    keepalive: Callable[[], Awaitable[None]] | None = None,
+) -> T:
+    """Retry a call through CRM outages with capped exponential backoff (Retry-After when given)."""
+    attempt = 0
+    while True:
+        try:
+            return await call()
+        except CrmUnavailableError as error:
+            attempt += 1
+            delay = error.retry_after_s if error.retry_after_s is not None else min(30.0, 0.2 * 2**attempt)
+            delay = delay + random.uniform(0, delay / 4)  # noqa: S311 -- jitter, not cryptography
+            log.warning("%s paused: %s; retrying in %.1fs (attempt %d)", what, error, delay, attempt)
+            if on_pause is not None:
+                on_pause(error)
+            deadline = time.monotonic() + delay
+            while not stop.is_set() and time.monotonic() < deadline:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(
+                        stop.wait(), timeout=min(1.0, max(0.0, deadline - time.monotonic()))
+                    )
+                if keepalive is not None:
+                    await keepalive()
+            if stop.is_set():
+                raise
+
+
+class ApplyLoop(_TransactionalLoop):
+    role = "apply"
+
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        catalog: TopicCatalog,
+        applier: Applier,
+        *,
+        group: str,
+        batch_size: int = 100,
+        batch_wait_ms: int = 5,
+        on_batch: Callable[[BatchResult, int], None] | None = None,
+        on_pause: Callable[[CrmUnavailableError], None] | None = None,
+    ) -> None:
+        super().__init__(kafka, catalog, group=group)
+        self.applier = applier
+        self.batch_size = batch_size
+        self.batch_wait_ms = batch_wait_ms
+        self.on_batch = on_batch
+        self.on_pause = on_pause
+
+    async def run(self, stop: asyncio.Event) -> None:
+        consumer = make_consumer(self.kafka, self.catalog.name(TopicRole.WORK), group_id=self.group)
+        producer = self.producer()
+        await producer.start()
+        await consumer.start()
+
+        async def keepalive() -> None:
+            # Paused partitions return nothing, but polling keeps this member in the group through a
+            # long CRM outage (max.poll.interval.ms).
+            await consumer.getmany(timeout_ms=0)
+
+        try:
+            while not stop.is_set():
+                batch = await _collect(consumer, max_records=self.batch_size, wait_ms=self.batch_wait_ms)
+                if not batch:
+                    continue
+                items, origin, dead = _decode_work(batch)
+                consumer.pause(*batch)
+                try:
+                    result = await _retrying(
+                        partial(self.applier.apply, items),
+                        stop,
+                        what="sync",
+                        on_pause=self.on_pause,
+                        keepalive=keepalive,
+                    )
+                finally:
+                    consumer.resume(*batch)
+                for unit in result.failed:
+                    rejected = RecordRejectedError(unit.error or "could not be applied")
+                    dead.extend(
+                        _dead(origin[id(item)], rejected, step=unit.failed_step, attempts=unit.attempts)
+                        for item in unit.items
+                    )
+                await self._publish(producer, result, dead, batch)
+                if self.on_batch is not None:
+                    self.on_batch(result, len(dead))
+        finally:
+            await consumer.stop()
+            await producer.stop()
+
+    async def _publish(
+        self,
+        producer: AIOKafkaProducer,
+        result: BatchResult,
+        dead: list[DeadLetter],
+        batch: Mapping[TopicPartition, Sequence[Raw]],
+    ) -> None:
+        """Links, audit records, dead letters and the consumed offsets: all or nothing (guarantee 1)."""
+        links = self.catalog.name(TopicRole.LINKS)
+        audit = self.catalog.name(TopicRole.AUDIT)
+        async with producer.transaction():
+            for link_id, link in result.links:
+                await producer.send(
+                    links,
+                    key=link_key(link_id).encode(),
+                    value=None if link is None else LINK_CODEC.encode(link),
+                    headers=[LINK_CODEC.header] if link is not None else [],
+                )
+            for record in result.audits:
+                await producer.send(
+                    audit,
+                    key=record.key.encode(),
+                    value=AUDIT_CODEC.encode(record),
+                    headers=[AUDIT_CODEC.header],
+                )
+            await _send_dead(producer, self.catalog.name(TopicRole.DEADLETTER), dead)
+            await producer.send_offsets_to_transaction(_offsets(batch), self.group)
+
+
+def _decode_work(
+    batch: Mapping[TopicPartition, Sequence[Raw]],
+) -> tuple[list[WorkItem], dict[int, Raw], list[DeadLetter]]:
+    items: list[WorkItem] = []
+    origin: dict[int, Raw] = {}
+    dead: list[DeadLetter] = []
+    for tp, messages in batch.items():
+        for m in messages:
+            try:
+                item = WORK_CODEC.decode(m.value, Position(tp.topic, tp.partition, m.offset))
+            except SchemaError as error:
+                dead.append(_dead(m, error))
+                continue
+            origin[id(item)] = m
+            items.append(item)
+    return items, origin, dead
+
+
+async def _send_dead(producer: AIOKafkaProducer, topic: str, dead: Sequence[DeadLetter]) -> None:
+    for letter in dead:
+        await producer.send(
+            topic,
+            key=(letter.key or "").encode(),
+            value=DEADLETTER_CODEC.encode(letter),
+            headers=[DEADLETTER_CODEC.header],
+        )

@@ -1,0 +1,284 @@
+"""The whole pipeline for end-to-end sync tests: sandbox CRMs, `cdc ingest`, the Dataverse poller and
+`cdc sync`, on a real Kafka, all in this event loop. Records are edited through the sandboxes' admin APIs,
+as a user would in the CRM's UI, and read back the same way."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+from prometheus_client import CollectorRegistry
+from pydantic import SecretStr
+
+from cdc.ingest.dataverse_poller import run_dataverse_poller
+from cdc.ingest.service import run_ingest
+from cdc.metrics import Metrics
+from cdc.sandbox.runner import Sandbox, run_sandbox
+from cdc.settings import (
+    DataverseSettings,
+    HubSpotSettings,
+    IngestSettings,
+    PollSettings,
+    Settings,
+    SyncSettings,
+)
+from cdc.sync_service import run_sync
+from consumers.config import SyncConfig
+from streams.admin import ensure_topics, open_admin
+from streams.config import KafkaSettings
+from streams.topics import TopicCatalog
+
+T = TypeVar("T")
+
+SMALL_CONFIG: dict[str, Any] = {
+    "steps": [
+        {
+            "name": "companies_to_accounts",
+            "source": {"system": "hubspot", "object": "company"},
+            "target": {"system": "dataverse", "object": "account"},
+            "match": {"source": "name", "target": "name", "kind": "name"},
+            "fields": [
+                {"source": "name", "target": "name"},
+                {"source": "city", "target": "address1_city"},
+                {"source": "phone", "target": "telephone1"},
+            ],
+        },
+        {
+            "name": "contacts_to_contacts",
+            "source": {"system": "hubspot", "object": "contact"},
+            "target": {"system": "dataverse", "object": "contact"},
+            "match": {"source": "email", "target": "emailaddress1", "kind": "email"},
+            "fields": [
+                {"source": "email", "target": "emailaddress1"},
+                {"source": "firstname", "target": "firstname"},
+                {"source": "lastname", "target": "lastname"},
+                {"source": "city", "target": "address1_city"},
+                {"source": "jobtitle", "target": "jobtitle"},
+            ],
+            "associations": [{"hubspot": "company:1", "dataverse": "parentcustomerid:account"}],
+        },
+        {
+            "name": "accounts_to_companies",
+            "source": {"system": "dataverse", "object": "account"},
+            "target": {"system": "hubspot", "object": "company"},
+            "match": {"source": "name", "target": "name", "kind": "name"},
+            "fields": [
+                {"source": "name", "target": "name"},
+                {"source": "address1_city", "target": "city"},
+            ],
+        },
+        {
+            "name": "contacts_to_hubspot_contacts",
+            "source": {"system": "dataverse", "object": "contact"},
+            "target": {"system": "hubspot", "object": "contact"},
+            "match": {"source": "emailaddress1", "target": "email", "kind": "email"},
+            "fields": [
+                {"source": "emailaddress1", "target": "email"},
+                {"source": "firstname", "target": "firstname"},
+                {"source": "lastname", "target": "lastname"},
+                {"source": "address1_city", "target": "city"},
+                {"source": "telephone1", "target": "phone"},
+            ],
+            "associations": [{"hubspot": "company:1", "dataverse": "parentcustomerid:account"}],
+        },
+    ]
+}
+
+
+def small_config(**step_updates: Any) -> SyncConfig:
+    """The small two-way configuration; ``step_updates`` merge into every step (e.g. ``conflict=...``)."""
+    raw = {"steps": [{**step, **step_updates} for step in SMALL_CONFIG["steps"]]}
+    return SyncConfig.model_validate(raw)
+
+
+def stack_settings(kafka: KafkaSettings, box: Sandbox, *, tables: tuple[str, ...]) -> Settings:
+    hs, dv = box.info.hubspot, box.info.dataverse
+    return Settings(
+        kafka=kafka,
+        hubspot=HubSpotSettings(
+            base_url=hs.base_url,
+            token=SecretStr(hs.token),
+            app_id=hs.app_id,
+            client_secret=SecretStr(hs.client_secret),
+            portal_id=str(hs.portal_id),
+        ),
+        dataverse=DataverseSettings(
+            base_url=dv.base_url,
+            tenant_id=dv.tenant_id,
+            client_id=dv.client_id,
+            client_secret=SecretStr(dv.client_secret),
+            authority=dv.authority,
+            scope=dv.scope,
+            ca_bundle=Path(dv.ca_bundle),
+        ),
+        ingest=IngestSettings(port=0),
+        poll=PollSettings(dataverse_tables=tables, dataverse_interval_s=0.3),
+        sync=SyncSettings(port=0, group_prefix=f"{kafka.topic_prefix}g-"),
+    )
+
+
+@dataclass
+class Stack:
+    box: Sandbox
+    settings: Settings
+    metrics: Metrics
+    hs: httpx.AsyncClient
+    dv: httpx.AsyncClient
+    config: SyncConfig
+    _sync: tuple[asyncio.Event, asyncio.Task[None]] | None = None
+
+    async def start_sync(self, *, group_prefix: str | None = None, metrics: Metrics | None = None) -> None:
+        """Start `cdc sync` (again); a new ``group_prefix`` re-reads every change from the start."""
+        settings = self.settings
+        if group_prefix is not None:
+            sync = settings.sync.model_copy(update={"group_prefix": group_prefix})
+            settings = settings.model_copy(update={"sync": sync})
+        stop = asyncio.Event()
+        ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        task = asyncio.create_task(
+            run_sync(
+                settings, stop, metrics=metrics or self.metrics, config=self.config, on_ready=ready.set_result
+            )
+        )
+        self._sync = (stop, task)
+        await asyncio.wait([ready, task], timeout=60, return_when=asyncio.FIRST_COMPLETED)  # type: ignore[type-var]
+        if task.done():
+            task.result()
+        assert ready.done(), "cdc sync did not start within 60 s"
+
+    async def stop_sync(self) -> None:
+        if self._sync is not None:
+            stop, task = self._sync
+            self._sync = None
+            stop.set()
+            await asyncio.wait_for(task, 30)
+
+    async def calls(self) -> dict[str, Any]:
+        """API calls counted by both sandboxes since the last reset."""
+        return {
+            "hubspot": (await self.hs.get("/_admin/calls")).json(),
+            "dataverse": (await self.dv.get("/_admin/calls")).json(),
+        }
+
+    # -- HubSpot, as a user ------------------------------------------------------------------------
+    async def hs_create(self, object_type: str, properties: dict[str, Any]) -> str:
+        answer = await self.hs.post(f"/_admin/objects/{object_type}", json={"properties": properties})
+        assert answer.status_code in (200, 201), answer.text
+        return str(answer.json()["id"])
+
+    async def hs_update(self, object_type: str, object_id: str, properties: dict[str, Any]) -> None:
+        answer = await self.hs.patch(
+            f"/_admin/objects/{object_type}/{object_id}", json={"properties": properties}
+        )
+        assert answer.status_code == 200, answer.text
+
+    async def hs_all(self, object_type: str) -> list[dict[str, Any]]:
+        answer = await self.hs.get(f"/_admin/objects/{object_type}")
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        return list(body["results"] if isinstance(body, dict) else body)
+
+    async def hs_associate(self, from_type: str, from_id: str, to_type: str, to_id: str) -> None:
+        """A primary association, as a user sets a contact's company."""
+        answer = await self.hs.post(
+            "/_admin/associations",
+            json={
+                "fromType": from_type,
+                "fromId": from_id,
+                "toType": to_type,
+                "toId": to_id,
+                "primary": True,
+            },
+        )
+        assert answer.status_code in (200, 201, 204), answer.text
+
+    # -- Dataverse, as a user ----------------------------------------------------------------------
+    async def dv_create(self, table: str, row: dict[str, Any]) -> str:
+        answer = await self.dv.post(f"/_admin/tables/{table}/rows", json=row)
+        assert answer.status_code in (200, 201), answer.text
+        return str(answer.json()["value"][0][f"{table}id"])
+
+    async def dv_update(self, table: str, row_id: str, changes: dict[str, Any]) -> None:
+        answer = await self.dv.patch(f"/_admin/tables/{table}/rows/{row_id}", json=changes)
+        assert answer.status_code in (200, 204), answer.text
+
+    async def dv_all(self, table: str) -> list[dict[str, Any]]:
+        answer = await self.dv.get(f"/_admin/tables/{table}/rows")
+        assert answer.status_code == 200, answer.text
+        return list(answer.json()["value"])
+
+    # -- counting ---------------------------------------------------------------------------------
+    def sync_writes(self) -> float:
+        return sum(
+            s.value
+            for metric in self.metrics.sync_writes.collect()
+            for s in metric.samples
+            if s.name.endswith("_total")
+        )
+
+
+async def eventually(check: Callable[[], Awaitable[T | None]], *, within: float = 30.0, what: str = "") -> T:
+    """Poll ``check`` until it returns something truthy; fail with ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + within
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = await check()
+        if last:
+            return last
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out after {within}s waiting for {what or check}; last: {last!r}")
+
+
+async def quiet(stack: Stack, *, for_s: float = 2.5, within: float = 30.0) -> float:
+    """Wait until the sync stage has written nothing for ``for_s`` seconds; the write count then."""
+    deadline = time.monotonic() + within
+    count, since = stack.sync_writes(), time.monotonic()
+    while time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+        now = stack.sync_writes()
+        if now != count:
+            count, since = now, time.monotonic()
+        elif time.monotonic() - since >= for_s:
+            return count
+    raise AssertionError(f"sync never went quiet: still writing after {within}s")
+
+
+@asynccontextmanager
+async def running_stack(
+    kafka: KafkaSettings,
+    config: SyncConfig,
+    *,
+    seed: int = 5,
+    tables: tuple[str, ...] = ("contacts", "accounts"),
+) -> AsyncIterator[Stack]:
+    catalog = TopicCatalog.from_settings(kafka)
+    async with open_admin(kafka) as admin:
+        await ensure_topics(admin, catalog)
+    async with run_sandbox(seed=seed) as box:
+        settings = stack_settings(kafka, box, tables=tables)
+        metrics = Metrics(CollectorRegistry())
+        stop = asyncio.Event()
+        listening: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        ca = ssl.create_default_context(cafile=box.info.dataverse.ca_bundle)
+        async with (
+            httpx.AsyncClient(base_url=box.info.hubspot.base_url, timeout=30) as hs,
+            httpx.AsyncClient(base_url=box.info.dataverse.base_url, verify=ca, timeout=30) as dv,
+            asyncio.TaskGroup() as tasks,
+        ):
+            tasks.create_task(run_ingest(settings, stop, metrics=metrics, on_listening=listening.set_result))
+            box.hubspot.set_webhook_url(await asyncio.wait_for(listening, 30))
+            tasks.create_task(run_dataverse_poller(settings, stop, metrics=metrics))
+            stack = Stack(box=box, settings=settings, metrics=metrics, hs=hs, dv=dv, config=config)
+            try:
+                await stack.start_sync()
+                yield stack
+            finally:
+                await stack.stop_sync()
+                stop.set()

@@ -1,0 +1,377 @@
+"""Both CRM gateways against the sandbox over real sockets (no Kafka): reads, finds, batched writes,
+per-record errors, conflicts, associations, outages, and what the sandbox does with the daemon's writes."""
+
+from __future__ import annotations
+
+import math
+import os
+import ssl
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from prometheus_client import CollectorRegistry
+from pydantic import SecretStr
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from cdc.dataverse.client import RetryPolicy
+from cdc.gateways import DataverseGateway, HubSpotGateway, open_dataverse_gateway, open_hubspot_gateway
+from cdc.hubspot.client import Backoff
+from cdc.metrics import Metrics
+from cdc.sandbox.runner import Sandbox, run_sandbox
+from cdc.serving import serve
+from cdc.settings import DataverseSettings, HubSpotSettings
+from consumers.ports import CrmUnavailableError, WriteKind, WriteOp
+from streams.keys import SourceSystem
+
+pytestmark = [pytest.mark.slow]
+BATCH_CREATE = "POST /crm/v3/objects/{objectType}/batch/create"
+BATCH_READ = "POST /crm/v3/objects/{objectType}/batch/read"
+DV_BATCH = "POST /api/data/v9.2/$batch"
+FAST_HUBSPOT = Backoff(base_s=0.01, cap_s=0.05, attempts=1, throttle_attempts=0)
+FAST_DATAVERSE = RetryPolicy(attempts=2, base_s=0.01, cap_s=0.05, throttle_attempts=0)
+
+
+@pytest.fixture(autouse=True)
+def _no_stray_cdc_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [n for n in os.environ if n.startswith("CDC_")]:
+        monkeypatch.delenv(name)
+
+
+@pytest.fixture
+async def box() -> AsyncIterator[Sandbox]:
+    async with run_sandbox(seed=23) as sandbox:
+        yield sandbox
+
+
+def hubspot_settings(box: Sandbox) -> HubSpotSettings:
+    info = box.info.hubspot
+    return HubSpotSettings(base_url=info.base_url, token=SecretStr(info.token), portal_id=str(info.portal_id))
+
+
+def dataverse_settings(box: Sandbox) -> DataverseSettings:
+    info = box.info.dataverse
+    return DataverseSettings(
+        base_url=info.base_url,
+        tenant_id=info.tenant_id,
+        client_id=info.client_id,
+        client_secret=SecretStr(info.client_secret),
+        authority=info.authority,
+        scope=info.scope,
+        ca_bundle=Path(info.ca_bundle),
+    )
+
+
+@pytest.fixture
+async def hubspot(box: Sandbox) -> AsyncIterator[HubSpotGateway]:
+    async with open_hubspot_gateway(
+        hubspot_settings(box), Metrics(CollectorRegistry()), backoff=FAST_HUBSPOT
+    ) as gw:
+        yield gw
+
+
+@pytest.fixture
+async def dataverse(box: Sandbox) -> AsyncIterator[DataverseGateway]:
+    metrics = Metrics(CollectorRegistry())
+    async with open_dataverse_gateway(dataverse_settings(box), metrics, policy=FAST_DATAVERSE) as gateway:
+        yield gateway
+
+
+def hubspot_admin(box: Sandbox) -> httpx.AsyncClient:
+    return httpx.AsyncClient(base_url=f"{box.info.hubspot.base_url}/_admin", timeout=60)
+
+
+def dataverse_admin(box: Sandbox) -> httpx.AsyncClient:
+    context = ssl.create_default_context(cafile=box.info.dataverse.ca_bundle)
+    return httpx.AsyncClient(base_url=f"{box.info.dataverse.base_url}/_admin", verify=context, timeout=60)
+
+
+async def calls(api: httpx.AsyncClient, *, reset: bool = False) -> dict[str, int]:
+    if reset:
+        await api.delete("/calls")
+    by_endpoint: dict[str, int] = (await api.get("/calls")).json()["by_endpoint"]
+    return by_endpoint
+
+
+def create(ref: str, object_type: str, values: dict[str, Any], **kw: Any) -> WriteOp:
+    return WriteOp(ref=ref, kind=WriteKind.CREATE, object_type=object_type, values=values, **kw)
+
+
+def update(ref: str, object_type: str, object_id: str, values: dict[str, Any], **kw: Any) -> WriteOp:
+    return WriteOp(
+        ref=ref, kind=WriteKind.UPDATE, object_type=object_type, object_id=object_id, values=values, **kw
+    )
+
+
+# -- HubSpot ----------------------------------------------------------------------------------------
+
+
+async def test_hubspot_250_creates_land_in_three_batch_calls_and_read_back(
+    box: Sandbox, hubspot: HubSpotGateway
+) -> None:
+    assert hubspot.system is SourceSystem.HUBSPOT
+    assert hubspot.tenant == str(box.info.hubspot.portal_id)
+    ops = [
+        create(f"r{i}", "contact", {"email": f"p{i}@example.com", "firstname": f"P{i}"}) for i in range(250)
+    ]
+    async with hubspot_admin(box) as admin:
+        await calls(admin, reset=True)
+        outcomes = await hubspot.write(ops)
+        assert (await calls(admin))[BATCH_CREATE] == math.ceil(250 / 100)
+        assert [o.ref for o in outcomes] == [op.ref for op in ops]
+        assert all(o.ok and o.object_id and o.version and o.modified_at for o in outcomes)
+        ids = [str(o.object_id) for o in outcomes]
+        await calls(admin, reset=True)
+        records = await hubspot.read("contact", ids, fields=["email", "firstname"])
+        assert (await calls(admin))[BATCH_READ] == 3
+    assert set(records) == set(ids)
+    first = records[ids[0]]
+    assert first.values == {"email": "p0@example.com", "firstname": "P0"}
+    assert first.version == outcomes[0].version
+    assert first.modified_at is not None
+
+
+async def test_hubspot_one_bad_input_fails_alone(hubspot: HubSpotGateway) -> None:
+    made = await hubspot.write(
+        [
+            create("a", "contact", {"email": "a@example.com"}),
+            create("bad", "contact", {"email": "b@example.com", "no_such_property": "x"}),
+            create("c", "contact", {"email": "c@example.com"}),
+        ]
+    )
+    assert [o.ok for o in made] == [True, False, True]
+    assert made[1].error is not None
+    assert "no_such_property" in made[1].error
+    changed = await hubspot.write(
+        [
+            update("u1", "contact", str(made[0].object_id), {"firstname": "Ann"}),
+            update("u2", "contact", str(made[2].object_id), {"no_such_property": "x"}),
+            update("u3", "contact", "999999999", {"firstname": "Nobody"}),
+        ]
+    )
+    assert [o.ok for o in changed] == [True, False, False]
+    assert "no_such_property" in str(changed[1].error)
+    assert "OBJECT_NOT_FOUND" in str(changed[2].error)
+    assert changed[0].version is not None  # updatedAt: same millisecond as the create is possible
+    again = await hubspot.write([create("dup", "contact", {"email": "A@example.com"})])
+    assert not again[0].ok
+    assert "CONFLICT" in str(again[0].error)
+
+
+async def test_hubspot_find_by_email_is_consistent_and_case_insensitive(hubspot: HubSpotGateway) -> None:
+    made = await hubspot.write(
+        [create(f"r{i}", "contact", {"email": f"f{i}@example.com", "firstname": "Same"}) for i in range(3)]
+    )
+    found = await hubspot.find(
+        "contact", "email", ["F1@Example.com", "nobody@example.com"], fields=["email", "firstname"]
+    )
+    assert [r.object_id for r in found["F1@Example.com"]] == [made[1].object_id]
+    assert found["nobody@example.com"] == []
+    by_name = await hubspot.find("contact", "firstname", ["Same", "Other"], fields=["email"])
+    assert {r.object_id for r in by_name["Same"]} == {o.object_id for o in made}
+    assert by_name["Other"] == []
+
+
+async def test_hubspot_associations_set_cleared_and_read_back(hubspot: HubSpotGateway) -> None:
+    companies = await hubspot.write(
+        [create("c1", "company", {"name": "Acme"}), create("c2", "company", {"name": "Globex"})]
+    )
+    first, second = str(companies[0].object_id), str(companies[1].object_id)
+    [contact] = await hubspot.write(
+        [create("p", "contact", {"email": "assoc@example.com"}, associations={"company:1": first})]
+    )
+    assert contact.ok
+    contact_id = str(contact.object_id)
+
+    async def primary() -> str | None:
+        records = await hubspot.read("contact", [contact_id], fields=["email"], associations=["company:1"])
+        return records[contact_id].associations["company:1"]
+
+    assert await primary() == first
+    [moved] = await hubspot.write(
+        [update("m", "contact", contact_id, {}, associations={"company:1": second})]
+    )
+    assert moved.ok
+    assert await primary() == second
+    [cleared] = await hubspot.write(
+        [update("x", "contact", contact_id, {}, associations={"company:1": None})]
+    )
+    assert cleared.ok
+    assert await primary() is None
+    [refused] = await hubspot.write(
+        [update("bad", "contact", contact_id, {}, associations={"company:1": "123456789"})]
+    )
+    assert not refused.ok
+    assert "association" in str(refused.error)
+
+
+@pytest.mark.parametrize(("knob", "retry_after"), [("throttle_rate", 10.0), ("error_rate", None)])
+async def test_hubspot_outage_is_crm_unavailable(
+    box: Sandbox, hubspot: HubSpotGateway, knob: str, retry_after: float | None
+) -> None:
+    async with hubspot_admin(box) as admin:
+        await admin.put("/faults", json={knob: 1.0})
+        with pytest.raises(CrmUnavailableError) as caught:
+            await hubspot.write([create("r", "contact", {"email": "down@example.com"})])
+        with pytest.raises(CrmUnavailableError):
+            await hubspot.read("contact", ["1"], fields=["email"])
+        await admin.put("/faults", json={knob: 0.0})
+    assert caught.value.system is SourceSystem.HUBSPOT
+    assert caught.value.retry_after_s == retry_after
+    assert box.info.hubspot.token not in str(caught.value)
+
+
+async def test_hubspot_api_writes_send_webhooks_naming_the_app(box: Sandbox, hubspot: HubSpotGateway) -> None:
+    received: list[dict[str, Any]] = []
+
+    async def receive(request: Request) -> Response:
+        received.extend(orjson.loads(await request.body()))
+        return Response(status_code=204)
+
+    receiver = Starlette(routes=[Route("/hooks", receive, methods=["POST"])])
+    async with serve(receiver, name="hooks") as served:
+        box.hubspot.set_webhook_url(f"{served.base_url}/hooks")
+        [made] = await hubspot.write([create("r", "contact", {"email": "hook@example.com"})])
+        await hubspot.write([update("u", "contact", str(made.object_id), {"firstname": "Hook"})])
+        await box.hubspot.wait_webhooks()
+        box.hubspot.set_webhook_url(None)
+    mine = [e for e in received if str(e.get("objectId")) == made.object_id]
+    assert {e["subscriptionType"] for e in mine} >= {"contact.creation", "contact.propertyChange"}
+    assert {(e["changeSource"], e["sourceId"]) for e in mine} == {
+        ("INTEGRATION", str(box.info.hubspot.app_id))
+    }
+
+
+# -- Dataverse --------------------------------------------------------------------------------------
+
+
+async def test_dataverse_250_creates_land_in_three_batches_and_read_back(
+    box: Sandbox, dataverse: DataverseGateway
+) -> None:
+    assert dataverse.system is SourceSystem.DATAVERSE
+    ops = [
+        create(f"r{i}", "contact", {"firstname": f"D{i}", "emailaddress1": f"d{i}@example.com"})
+        for i in range(250)
+    ]
+    async with dataverse_admin(box) as admin:
+        await calls(admin, reset=True)
+        outcomes = await dataverse.write(ops)
+        assert (await calls(admin))[DV_BATCH] == math.ceil(250 / 100)
+    assert all(o.ok and o.object_id and o.version and o.modified_at for o in outcomes)
+    ids = [str(o.object_id) for o in outcomes]
+    records = await dataverse.read("contact", [*ids, "not-a-guid"], fields=["firstname", "emailaddress1"])
+    assert set(records) == set(ids)
+    assert records[ids[7]].values == {"firstname": "D7", "emailaddress1": "d7@example.com"}
+    assert records[ids[7]].version == outcomes[7].version
+
+
+async def test_dataverse_one_bad_op_fails_alone_and_names_the_field(dataverse: DataverseGateway) -> None:
+    outcomes = await dataverse.write(
+        [
+            create("a", "contact", {"firstname": "Ok"}),
+            create("b", "contact", {"nosuchcolumn": "x"}),
+            create("c", "contact", {"firstname": "x" * 500}),
+            create("d", "account", {"name": "Fine"}),
+            update("e", "contact", "00000000-0000-4000-8000-000000000001", {"firstname": "Ghost"}),
+        ]
+    )
+    assert [o.ok for o in outcomes] == [True, False, False, True, False]
+    assert "nosuchcolumn" in str(outcomes[1].error)
+    assert "firstname" in str(outcomes[2].error)
+    assert "404" in str(outcomes[4].error)
+
+
+async def test_dataverse_stale_if_match_is_a_conflict(dataverse: DataverseGateway) -> None:
+    [made] = await dataverse.write([create("a", "account", {"name": "Before"})])
+    record_id, first = str(made.object_id), made.version
+    [changed] = await dataverse.write([update("u", "account", record_id, {"name": "After"}, if_match=first)])
+    assert changed.ok
+    assert changed.version not in {None, first}
+    [stale] = await dataverse.write([update("s", "account", record_id, {"name": "Late"}, if_match=first)])
+    assert stale.conflict
+    assert not stale.ok
+    assert stale.error is None
+    current = await dataverse.read("account", [record_id], fields=["name"])
+    assert current[record_id].values["name"] == "After"
+
+
+async def test_dataverse_lookups_set_cleared_and_read_back(dataverse: DataverseGateway) -> None:
+    account, other = await dataverse.write(
+        [create("a", "account", {"name": "Parent"}), create("b", "contact", {"lastname": "Other"})]
+    )
+    key = "parentcustomerid:account"
+    [contact] = await dataverse.write(
+        [create("c", "contact", {"lastname": "Child"}, associations={key: str(account.object_id)})]
+    )
+    contact_id = str(contact.object_id)
+
+    async def parent(which: str = key) -> str | None:
+        records = await dataverse.read("contact", [contact_id], fields=["lastname"], associations=[which])
+        return records[contact_id].associations[which]
+
+    assert await parent() == account.object_id
+    [cleared] = await dataverse.write([update("x", "contact", contact_id, {}, associations={key: None})])
+    assert cleared.ok
+    assert await parent() is None
+    to_contact = {"parentcustomerid:contact": str(other.object_id)}
+    [moved] = await dataverse.write([update("y", "contact", contact_id, {}, associations=to_contact)])
+    assert moved.ok
+    assert await parent() is None  # it points at a contact now, not an account
+    assert await parent("parentcustomerid:contact") == other.object_id
+
+
+async def test_dataverse_find_by_email_returns_every_duplicate(dataverse: DataverseGateway) -> None:
+    made = await dataverse.write(
+        [
+            create("a", "contact", {"lastname": "A", "emailaddress1": "dup@example.com"}),
+            create("b", "contact", {"lastname": "B", "emailaddress1": "DUP@Example.com"}),
+            create("c", "contact", {"lastname": "C", "emailaddress1": "o'neil@example.com"}),
+        ]
+    )
+    found = await dataverse.find(
+        "contact",
+        "emailaddress1",
+        ["Dup@example.com", "O'Neil@example.com", "none@example.com"],
+        fields=["lastname"],
+    )
+    assert {r.object_id for r in found["Dup@example.com"]} == {made[0].object_id, made[1].object_id}
+    assert [r.values["lastname"] for r in found["O'Neil@example.com"]] == ["C"]
+    assert found["none@example.com"] == []
+
+
+@pytest.mark.parametrize(("knob", "retry_after"), [("throttle_rate", 1.0), ("error_rate", None)])
+async def test_dataverse_outage_is_crm_unavailable(
+    box: Sandbox, dataverse: DataverseGateway, knob: str, retry_after: float | None
+) -> None:
+    async with dataverse_admin(box) as admin:
+        await admin.put("/faults", json={knob: 1.0})
+        with pytest.raises(CrmUnavailableError) as caught:
+            await dataverse.write([create("r", "contact", {"lastname": "Down"})])
+        with pytest.raises(CrmUnavailableError):
+            await dataverse.find("contact", "emailaddress1", ["x@example.com"], fields=[])
+        await admin.put("/faults", json={knob: 0.0})
+    assert caught.value.system is SourceSystem.DATAVERSE
+    assert caught.value.retry_after_s == retry_after
+    assert box.info.dataverse.client_secret not in str(caught.value)
+
+
+async def test_dataverse_gateway_writes_show_in_the_change_tracking_feed(
+    box: Sandbox, dataverse: DataverseGateway
+) -> None:
+    async with dataverse_admin(box) as admin:
+        token = (await admin.post("/token")).json()["access_token"]
+    context = ssl.create_default_context(cafile=box.info.dataverse.ca_bundle)
+    headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+    async with httpx.AsyncClient(verify=context, headers=headers, timeout=60) as api:
+        url = f"{box.info.dataverse.base_url}/api/data/v9.2/contacts?$select=lastname"
+        first = (await api.get(url, headers={"Prefer": "odata.track-changes"})).json()
+        [made] = await dataverse.write([create("r", "contact", {"lastname": "Echo"})])
+        delta = (await api.get(first["@odata.deltaLink"])).json()
+    rows = {row["contactid"]: row for row in delta["value"]}
+    assert rows[str(made.object_id)]["@odata.etag"] == made.version

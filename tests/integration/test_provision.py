@@ -1,0 +1,362 @@
+"""`cdc provision` against the sandbox over HTTP (no Kafka): what the default configuration needs, created
+once, usable by writes, idempotent; the CLI's exit codes and ``--json``; mismatches reported, not fixed."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+import yaml
+from prometheus_client import CollectorRegistry
+
+from cdc.cli import main
+from cdc.dataverse import DataverseClient, TokenProvider
+from cdc.metrics import Metrics
+from cdc.provisioning import (
+    ColumnSpec,
+    PropertySpec,
+    ProvisionError,
+    ProvisionReport,
+    needs_of,
+    provision,
+    provision_sandbox,
+)
+from cdc.provisioning.needs import HUBSPOT_ID_COLUMN
+from cdc.provisioning.specs import hubspot_path_name
+from cdc.sandbox.runner import Sandbox, run_sandbox
+from cdc.settings import Settings
+from consumers.config import SyncConfig
+from consumers.loader import default_config
+from streams.config import KafkaSettings
+
+FLAGS = {"sync_to_d365", "sync_to_d365_lead", "cdc_synctohubspot", HUBSPOT_ID_COLUMN}
+ENTITY_SETS = {"contact": "contacts", "account": "accounts", "opportunity": "opportunities", "lead": "leads"}
+NEW_ROWS: dict[str, dict[str, str]] = {
+    "contact": {"lastname": "Row"},
+    "account": {"name": "Row"},
+    "opportunity": {"name": "Row"},
+    "lead": {"lastname": "Row", "subject": "Row"},
+}
+DEFAULT_PROPERTIES = 19  # section 13 minus the lead steps' 11: contacts 4, companies 4, deals 9; 2 flags
+DEFAULT_COLUMNS = 80  # section 13: contact 59, account 15; flag and id on contact, account, opportunity
+
+
+@pytest.fixture(autouse=True)
+def _no_stray_cdc_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [n for n in os.environ if n.startswith("CDC_")]:
+        monkeypatch.delenv(name)
+
+
+@pytest.fixture
+async def box() -> AsyncIterator[Sandbox]:
+    async with run_sandbox(seed=11) as sandbox:
+        yield sandbox
+
+
+def settings_of(box: Sandbox) -> Settings:
+    return box.daemon_settings(KafkaSettings())
+
+
+def every_step(config: SyncConfig) -> SyncConfig:
+    """Every step and every field row switched on (lead and contact steps together)."""
+    steps = tuple(
+        s.model_copy(
+            update={
+                "enabled": True,
+                "fields": tuple(f.model_copy(update={"enabled": True}) for f in s.fields),
+            }
+        )
+        for s in config.steps
+    )
+    return config.model_copy(update={"steps": steps, "allow_leads_with_contacts": True})
+
+
+def customs(config: SyncConfig) -> tuple[Counter[str], Counter[str]]:
+    """Custom properties per HubSpot object and columns per table, without the flags and ids."""
+    needs = needs_of(config)
+    return (
+        Counter(p.object for p in needs.properties if p.name not in FLAGS),
+        Counter(c.table for c in needs.columns if c.name not in FLAGS),
+    )
+
+
+# --- what the configuration needs (pure) ------------------------------------------------------------
+
+
+def test_the_defaults_need_section_13_without_the_lead_steps() -> None:
+    properties, columns = customs(default_config())
+    assert properties == {"contact": 4, "company": 4, "deal": 9}
+    assert columns == {"contact": 59, "account": 15}
+    needs = needs_of(default_config())
+    flags = {(p.object, p.name, p.type, p.field_type) for p in needs.properties if p.name in FLAGS}
+    assert flags == {
+        ("contact", "sync_to_d365", "bool", "booleancheckbox"),
+        ("company", "sync_to_d365", "bool", "booleancheckbox"),
+    }
+    dv_flags = {(c.table, c.name, c.kind, c.max_length) for c in needs.columns if c.name in FLAGS}
+    assert dv_flags == {
+        (table, name, kind, length)
+        for table in ("contact", "account", "opportunity")
+        for name, kind, length in (("cdc_synctohubspot", "Boolean", None), (HUBSPOT_ID_COLUMN, "String", 20))
+    }
+    assert len(needs.properties) == DEFAULT_PROPERTIES
+    assert len(needs.columns) == DEFAULT_COLUMNS
+    assert needs.problems == ()
+
+
+def test_every_step_needs_exactly_section_13() -> None:
+    properties, columns = customs(every_step(default_config()))
+    assert properties == {"contact": 15, "company": 4, "deal": 9}
+    # lead 60 (with cdc_lastcrmsyncdate, read by L2), contact 59, account 15 plus the 5 optional rows.
+    assert columns == {"lead": 60, "contact": 59, "account": 20}
+
+
+def test_types_and_options_follow_the_field_maps() -> None:
+    needs = needs_of(every_step(default_config()))
+    prop = {(p.object, p.name): p for p in needs.properties}
+    col = {(c.table, c.name): c for c in needs.columns}
+    assert (prop["deal", "d365_estimated_close_date"].type, prop["deal", "d365_estimated_revenue"].type) == (
+        "date",
+        "number",
+    )
+    status = prop["deal", "d365_status_reason"]
+    assert (status.type, status.field_type) == ("enumeration", "select")
+    assert status.options[0] == ("1", "In Progress")
+    assert prop["contact", "d365_street_address_2"].label == "D365 Street Address 2"  # the writer's label
+    lifecycle = col["contact", "cdc_lifecyclestage"]
+    assert lifecycle.kind == "Picklist"
+    assert lifecycle.options[0] == (100000000, "Subscriber")
+    assert col["lead", "cdc_marketingcontactstatus"].kind == "Boolean"
+    assert col["lead", "cdc_hubspotscore"].kind == "Integer"
+    assert col["lead", "cdc_lastcrmsyncdate"].kind == "DateTime"
+    assert col["account", "cdc_latestsourcedrilldown1"].label == "Latest Source Data 1"  # step 1's label
+    body = col["lead", "cdc_latestsource"].body()
+    assert body["@odata.type"] == "Microsoft.Dynamics.CRM.PicklistAttributeMetadata"
+    assert len(body["OptionSet"]["Options"]) == 9
+
+
+def test_webhook_subscriptions_cover_each_synced_object_and_every_property_read() -> None:
+    needs = needs_of(default_config())
+    keys = {s.key for s in needs.subscriptions}
+    for obj in ("contact", "company", "deal"):
+        for action in ("creation", "deletion", "merge", "restore", "associationChange"):
+            assert f"{obj}.{action}" in keys
+    assert "contact.privacyDeletion" in keys
+    assert {"contact.propertyChange:email", "contact.propertyChange:sync_to_d365"} <= keys
+    assert "contact.propertyChange:d365_street_address_2" in keys
+    assert "company.propertyChange:name" in keys
+    assert "contact.propertyChange:num_unique_conversion_events" not in keys  # HubSpot refuses it
+    assert not any(k.startswith("deal.propertyChange") for k in keys)  # deals are only written
+    assert len(keys) == len(needs.subscriptions)
+
+
+# --- against the sandbox ----------------------------------------------------------------------------
+
+
+def _hubspot_value(spec: PropertySpec) -> str:
+    return {
+        "string": "text",
+        "number": "42",
+        "date": "1714521600000",
+        "datetime": "2024-05-01T10:00:00Z",
+        "bool": "true",
+    }.get(spec.type) or spec.options[0][0]
+
+
+def _dataverse_value(spec: ColumnSpec) -> Any:
+    if spec.kind in {"String", "Memo"}:
+        return "12345"
+    if spec.kind == "DateTime":
+        return "2024-05-01" if spec.date_only else "2024-05-01T10:00:00Z"
+    return {"Integer": 42, "Decimal": 1.5, "Boolean": True}.get(spec.kind) or spec.options[0][0]
+
+
+async def _write_every_hubspot_property(box: Sandbox, specs: tuple[PropertySpec, ...]) -> None:
+    hub = box.info.hubspot
+    headers = {"Authorization": f"Bearer {hub.token}"}
+    async with httpx.AsyncClient(base_url=hub.base_url, headers=headers) as api:
+        for obj in sorted({s.object for s in specs}):
+            path = f"/crm/v3/objects/{hubspot_path_name(obj)}"
+            created = await api.post(path, json={"properties": {}})
+            assert created.status_code == 201, created.text
+            values = {s.name: _hubspot_value(s) for s in specs if s.object == obj}
+            body = {"inputs": [{"id": created.json()["id"], "properties": values}]}
+            answer = await api.post(f"{path}/batch/update", json=body)
+            assert answer.status_code == 200, answer.text
+            written = answer.json()["results"][0]["properties"]
+            assert all(written.get(name) for name in values), written
+
+
+async def _write_every_dataverse_column(settings: Settings, specs: tuple[ColumnSpec, ...]) -> None:
+    tokens = TokenProvider(settings.dataverse)
+    client = DataverseClient(settings.dataverse, tokens, Metrics(CollectorRegistry()))
+    await client.start()
+    json = {"Content-Type": "application/json"}
+    try:
+        for table in sorted({s.table for s in specs}):
+            url = f"{client.api_root}/{ENTITY_SETS[table]}"
+            body = orjson.dumps(NEW_ROWS[table])
+            created = await client.send("POST", url, endpoint="t", body=body, headers=json)
+            row = created.headers["OData-EntityId"]
+            values = {s.name: _dataverse_value(s) for s in specs if s.table == table}
+            patched = await client.send("PATCH", row, endpoint="t", body=orjson.dumps(values), headers=json)
+            assert patched.status == 204
+            read = await client.get_json(f"{row}?$select={','.join(values)}", endpoint="t")
+            assert all(read[name] is not None for name in values), read
+    finally:
+        await client.close()
+        tokens.close()
+
+
+async def test_a_fresh_sandbox_gets_everything_writes_succeed_and_a_second_run_creates_nothing(
+    box: Sandbox,
+) -> None:
+    settings = settings_of(box)
+    needs = needs_of(default_config())
+    lines: list[str] = []
+    report = await provision_sandbox(settings, progress=lines.append)
+
+    hubspot = Counter(i.kind for i in report.hubspot.created)
+    assert hubspot == {"property": DEFAULT_PROPERTIES, "group": 3}
+    assert len(report.webhooks.created) == len(needs.subscriptions)
+    assert len(report.dataverse.created) == DEFAULT_COLUMNS
+    assert report.ok
+    assert len(lines) == DEFAULT_PROPERTIES + 3 + len(needs.subscriptions) + DEFAULT_COLUMNS
+    assert "created column contact.cdc_synctohubspot (Boolean)" in lines
+    assert report.summary() == f"created {len(lines)}, present 0, problems 0"
+
+    subscriptions = box.hubspot.subscriptions.items.values()
+    assert all(s.active for s in subscriptions)
+    assert {s.property_name for s in subscriptions if s.event_type == "company.propertyChange"} >= {
+        "name",
+        "sync_to_d365",
+    }
+    await _write_every_hubspot_property(box, needs.properties)
+    await _write_every_dataverse_column(settings, needs.columns)
+
+    box.hubspot.limiter.reset()
+    again = await provision(settings, default_config(), create_columns=True)
+    assert again.count("created") == 0
+    assert again.count("present") == len(lines) - 3  # the groups are not items of their own once there
+    assert again.ok
+    assert len(box.hubspot.subscriptions.items) == len(needs.subscriptions)
+
+
+def _settings_file(box: Sandbox, tmp_path: Path) -> Path:
+    settings = settings_of(box)
+    data = settings.model_dump(mode="json", include={"hubspot", "dataverse"})
+    for part, secret in (("hubspot", "token"), ("hubspot", "client_secret"), ("dataverse", "client_secret")):
+        value = getattr(getattr(settings, part), secret)
+        data[part][secret] = value.get_secret_value()
+    path = tmp_path / "cdc.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+async def _cdc(*args: str) -> int:
+    """Run ``cdc`` in a worker thread (it runs its own event loop) while the sandbox serves on this one."""
+    try:
+        await asyncio.to_thread(main, [*args])
+    except SystemExit as done:
+        return int(done.code or 0)
+    return 0
+
+
+async def test_cli_without_dataverse_lists_the_missing_columns_and_exits_3(
+    box: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = str(_settings_file(box, tmp_path))
+    assert await _cdc("--config", config, "provision") == 3
+    out, err = capsys.readouterr()
+    assert "missing column contact.cdc_synctohubspot (Boolean)" in err
+    assert "created property deal.d365_status_reason (enumeration)" in err
+    assert "--dataverse creates the columns" in err
+    assert out.startswith(f"created {DEFAULT_PROPERTIES + 3 + len(needs_of(default_config()).subscriptions)}")
+    assert f"missing {DEFAULT_COLUMNS}" in out
+
+    assert await _cdc("--config", config, "provision", "--dataverse") == 0
+    assert f"created {DEFAULT_COLUMNS}," in capsys.readouterr().out
+    assert await _cdc("--config", config, "provision") == 0
+    assert capsys.readouterr().out.startswith("created 0,")
+
+
+async def test_cli_json_dry_run_lists_everything_and_changes_nothing(
+    box: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = str(_settings_file(box, tmp_path))
+    assert await _cdc("--config", config, "provision", "--dataverse", "--dry-run", "--json") == 3
+    out, err = capsys.readouterr()
+    report = orjson.loads(out)
+    assert set(report) == {"dry_run", "hubspot", "webhooks", "dataverse"}
+    assert report["dry_run"] is True
+    for name in ("hubspot", "webhooks", "dataverse"):
+        assert set(report[name]) == {"created", "present", "missing", "problems"}
+        assert report[name]["created"] == []
+        assert report[name]["problems"] == []
+    assert len(report["hubspot"]["missing"]) == DEFAULT_PROPERTIES + 3
+    assert len(report["webhooks"]["missing"]) == len(needs_of(default_config()).subscriptions)
+    assert len(report["dataverse"]["missing"]) == DEFAULT_COLUMNS
+    assert {"kind": "column", "object": "account", "name": "cdc_hubspotid", "type": "String"} in report[
+        "dataverse"
+    ]["missing"]
+    assert "would create property contact.sync_to_d365 (bool)" in err
+    assert "d365_sync" not in box.hubspot.store.property_groups["contacts"]
+    assert "cdc_hubspotid" not in box.dataverse.store.tables["account"].columns
+    assert box.hubspot.subscriptions.items == {}
+
+
+async def test_a_type_mismatch_or_a_paused_subscription_is_reported_and_left_alone(box: Sandbox) -> None:
+    hub, settings = box.info.hubspot, settings_of(box)
+    async with httpx.AsyncClient(
+        base_url=hub.base_url, headers={"Authorization": f"Bearer {hub.token}"}
+    ) as api:
+        wrong = {"name": "d365_created_on", "label": "Created", "type": "string", "fieldType": "text"}
+        answer = await api.post("/crm/v3/properties/deals", json={**wrong, "groupName": "dealinformation"})
+        assert answer.status_code == 201, answer.text
+        paused = await api.post(
+            f"/webhooks/v3/{hub.app_id}/subscriptions", json={"eventType": "deal.creation"}
+        )
+        assert paused.status_code == 201, paused.text
+
+    report = await provision(settings, default_config(), create_columns=True)
+    problems = {(i.kind, i.object, i.name): i.detail for i in report.hubspot.problems}
+    assert problems == {
+        ("property", "deal", "d365_created_on"): "is type string, the sync needs datetime "
+        "(s5_opportunities_to_deals)"
+    }
+    assert [(i.object, i.name) for i in report.webhooks.problems] == [("deal", "creation")]
+    assert "paused" in report.webhooks.problems[0].detail
+    assert not report.ok
+    assert report.summary().endswith("problems 2")
+    assert box.hubspot.store.properties["deals"]["d365_created_on"].type == "string"  # never modified
+    assert len(report.hubspot.created) == DEFAULT_PROPERTIES - 1 + 3
+    with pytest.raises(ProvisionError, match="d365_created_on"):
+        await provision_sandbox(settings)
+
+
+async def test_a_dataverse_column_of_another_type_is_a_problem(box: Sandbox) -> None:
+    settings = settings_of(box)
+    needs = needs_of(default_config())
+    integer = ColumnSpec("contact", HUBSPOT_ID_COLUMN, "HubSpot ID", "Integer", steps=("test",))
+    tokens = TokenProvider(settings.dataverse)
+    client = DataverseClient(settings.dataverse, tokens, Metrics(CollectorRegistry()))
+    await client.start()
+    try:
+        url = f"{client.api_root}/EntityDefinitions(LogicalName='contact')/Attributes"
+        headers = {"Content-Type": "application/json"}
+        await client.send("POST", url, endpoint="t", body=orjson.dumps(integer.body()), headers=headers)
+    finally:
+        await client.close()
+        tokens.close()
+    report: ProvisionReport = await provision(settings, default_config(), create_columns=True)
+    assert [(i.object, i.name, i.detail.split(",")[0]) for i in report.dataverse.problems] == [
+        ("contact", HUBSPOT_ID_COLUMN, "is type Integer")
+    ]
+    assert len(report.dataverse.created) == len(needs.columns) - 1
