@@ -83,6 +83,49 @@ class BatchResult:
     latencies: list[tuple[str, float]] = field(default_factory=list)
     """(step, seconds from the source change to the write acknowledged)."""
 
+    def merge(self, other: BatchResult) -> None:
+        self.links.extend(other.links)
+        self.audits.extend(other.audits)
+        self.failed.extend(other.failed)
+        self.writes.update(other.writes)
+        self.skips.update(other.skips)
+        self.conflicts.update(other.conflicts)
+        self.echoes += other.echoes
+        self.api_writes += other.api_writes
+        self.latencies.extend(other.latencies)
+
+    def commit(self, index: LinkIndex) -> None:
+        """Once published: the batch's link changes join the committed view."""
+        for link_id, link in self.links:
+            index.apply(link_id, link)
+
+
+class StagedLinks:
+    """The link index as a batch sees it: the committed view plus the batch's own, not yet published, link
+    changes. The committed view moves only once the batch's transaction is committed (`BatchResult.links`),
+    so a batch that fails half-way leaves no trace in it and its retry publishes every link it makes."""
+
+    def __init__(self, base: LinkIndex) -> None:
+        self.base = base
+        self.staged = LinkIndex()
+        self.removed: set[str] = set()
+
+    def find(self, record: RecordRef) -> Link | None:
+        link = self.staged.find(record)
+        if link is not None:
+            return link
+        link = self.base.find(record)
+        if link is None or link.link_id in self.removed or self.staged.get(link.link_id) is not None:
+            return None  # tombstoned, or re-pointed (a merge) within this batch
+        return link
+
+    def apply(self, link_id: str, link: Link | None) -> None:
+        if link is None:
+            self.removed.add(link_id)
+        else:
+            self.removed.discard(link_id)
+        self.staged.apply(link_id, link)
+
 
 class Applier:
     def __init__(
@@ -97,6 +140,7 @@ class Applier:
         self.config = config
         self.gateways = gateways
         self.index = index
+        self.view = StagedLinks(index)
         self.dry_run = dry_run
         self._clock = clock
 
@@ -112,7 +156,7 @@ class Applier:
         )
 
     def counterpart(self, system: SourceSystem, object_type: str, object_id: str) -> str | None:
-        link = self.index.find(self.ref(system, object_type, object_id))
+        link = self.view.find(self.ref(system, object_type, object_id))
         return None if link is None else link.side(system.other).object_id
 
     # -- units ---------------------------------------------------------------------------------------
@@ -130,7 +174,7 @@ class Applier:
             if change.operation in {Operation.OTHER, Operation.ASSOCIATION} and change.record is None:
                 # An association webhook moves no last-modified date: re-plan the pair from current state.
                 pass
-            link = self.index.find(change.ref)
+            link = self.view.find(change.ref)
             key = (item.pair, f"link:{link.link_id}" if link else change.ref.key)
             unit = by_key.get(key)
             if unit is None:
@@ -156,6 +200,7 @@ class Applier:
     async def apply(self, items: Sequence[WorkItem]) -> BatchResult:
         """Apply a batch. Raises `CrmUnavailableError` (nothing committed: the runtime retries the batch)."""
         result = BatchResult()
+        self.view = StagedLinks(self.index)
         passes = self.units(items, result)
         queue: list[Unit] = []
         rounds = 0
@@ -172,7 +217,7 @@ class Applier:
                     for system in (HS, DV):
                         object_id = unit.ids[system]
                         if object_id is not None:
-                            found = self.index.find(self.ref(system, unit.pair.object_on(system), object_id))
+                            found = self.view.find(self.ref(system, unit.pair.object_on(system), object_id))
                             if found is not None:
                                 unit.link = found
                                 unit.ids = {HS: found.hubspot.object_id, DV: found.dataverse.object_id}
@@ -296,7 +341,7 @@ class Applier:
                         r
                         for r in found.get(value, [])
                         if match_key(step.match, r.values, side="target") == key
-                        and self.index.find(self.ref(system, object_type, r.object_id)) is None
+                        and self.view.find(self.ref(system, object_type, r.object_id)) is None
                     ]
             candidate_ids = sorted({r.object_id for rs in matches.values() for r in rs})
             if assocs and candidate_ids:
@@ -431,8 +476,8 @@ class Applier:
                 created_at=old.created_at if old is not None else now,
                 updated_at=now,
             )
+            self.view.apply(link_id, link)
             if not self.dry_run:
-                self.index.apply(link_id, link)
                 result.links.append((link_id, link))
         for w in plan.writes:
             result.audits.append(self._audit(unit, link, w, now))
@@ -478,10 +523,10 @@ class Applier:
         if change.operation is Operation.MERGE and change.merge is not None:
             self._merge(item, change.merge, pair, result, now)
             return
-        link = self.index.find(change.ref)
+        link = self.view.find(change.ref)
         if change.operation is Operation.PRIVACY_DELETION:
             if link is not None:
-                self.index.apply(link.link_id, None)
+                self.view.apply(link.link_id, None)
                 result.links.append((link.link_id, None))
             result.audits.append(
                 AuditRecord(
@@ -502,7 +547,7 @@ class Applier:
         if link is None or not propagate:
             result.skips[(str(pair), "delete_not_propagated")] += 1
             return
-        self.index.apply(link.link_id, None)
+        self.view.apply(link.link_id, None)
         result.links.append((link.link_id, None))
         result.audits.append(
             AuditRecord(
@@ -522,12 +567,12 @@ class Applier:
         ids = [merge.primary_object_id, *merge.merged_object_ids]
         links = {
             link.link_id: link
-            for link in (self.index.find(self.ref(HS, change.object_type, i)) for i in ids)
+            for link in (self.view.find(self.ref(HS, change.object_type, i)) for i in ids)
             if link is not None
         }
         if not links:
             return
-        primary = self.index.find(self.ref(HS, change.object_type, merge.primary_object_id))
+        primary = self.view.find(self.ref(HS, change.object_type, merge.primary_object_id))
         keep = primary or next(iter(links.values()))
         for other in links.values():
             if other.link_id != keep.link_id:
@@ -548,7 +593,7 @@ class Applier:
         merged = tuple(dict.fromkeys([*keep.hubspot.merged_ids, *(i for i in ids if i != survivor)]))
         side = keep.hubspot.model_copy(update={"object_id": survivor, "merged_ids": merged})
         link = keep.model_copy(update={"hubspot": side, "revision": keep.revision + 1, "updated_at": now})
-        self.index.apply(link.link_id, link)
+        self.view.apply(link.link_id, link)
         result.links.append((link.link_id, link))
 
 

@@ -151,6 +151,8 @@ def tracked_fields(config: SyncConfig, pair: Pair) -> dict[SourceSystem, dict[st
     for step in config.steps_for(pair):
         src, dst = step.source.system, step.target.system
         for f in step.active_fields():
+            if f.lookup is not None:
+                continue  # needs a lookup this version does not make: neither read nor fingerprinted
             out[src].setdefault(f.source, f.source_type)
             out[dst].setdefault(f.target, f.target_type)
         for am in step.associations:
@@ -273,33 +275,39 @@ def _run_step(p: _Planning, step: Step, steps: tuple[Step, ...]) -> None:
     if not p.exists(src):
         return
     source_values = p.proj[src]
-    if not passes(step.filter, source_values):
-        p.skips.append(Skip(step.name, "not_in_sync_set"))
+    creating = not p.exists(dst)
+    refusal = _refusal(p, step, source_values, creating=creating)
+    if refusal is not None:
+        p.skips.append(Skip(step.name, refusal))
         _freeze(p, step)
         return
-    creating = not p.exists(dst)
     if creating:
-        if p.state.link is not None:
-            p.skips.append(Skip(step.name, "counterpart_deleted"))
-            _freeze(p, step)
-            return
-        if p.state.match.ambiguous:
-            p.skips.append(Skip(step.name, "ambiguous_match"))
-            _freeze(p, step)
-            return
-        if not step.create:
-            p.skips.append(Skip(step.name, "create_disabled"))
-            _freeze(p, step)
-            return
-        if match_key(step.match, source_values, side="source") is None and not step.match.create_when_empty:
-            p.skips.append(Skip(step.name, "empty_match_key"))
-            _freeze(p, step)
-            return
         p.write(step, dst)
     for f in step.active_fields():
-        _plan_field(p, step, f, steps, creating=creating)
+        if f.lookup is None:
+            _plan_field(p, step, f, steps, creating=creating)
+        elif creating:
+            p.skips.append(Skip(step.name, "needs_lookup", f.target))
     for am in step.associations:
         _plan_association(p, step, am, creating=creating)
+
+
+def _refusal(p: _Planning, step: Step, source_values: Mapping[str, Scalar], *, creating: bool) -> str | None:
+    """Why this step does not run for this pair now, if it does not."""
+    if not passes(step.filter, source_values):
+        return "not_in_sync_set"
+    if not creating:
+        return None
+    checks = (
+        (p.state.link is not None, "counterpart_deleted"),
+        (p.state.match.ambiguous > 0, "ambiguous_match"),
+        (not step.create, "create_disabled"),
+        (
+            match_key(step.match, source_values, side="source") is None and not step.match.create_when_empty,
+            "empty_match_key",
+        ),
+    )
+    return next((reason for failed, reason in checks if failed), None)
 
 
 def _freeze(p: _Planning, step: Step) -> None:

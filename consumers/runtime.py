@@ -48,6 +48,8 @@ log = logging.getLogger(__name__)
 
 Raw: TypeAlias = ConsumerRecord[bytes, bytes]
 T = TypeVar("T")
+UNEXPECTED_ATTEMPTS = 3
+SYSTEMIC_FAILURES = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,6 +289,18 @@ class Router(_TransactionalLoop):
             await producer.stop()
 
 
+async def _pause(
+    stop: asyncio.Event, seconds: float, keepalive: Callable[[], Awaitable[None]] | None
+) -> None:
+    """Wait ``seconds`` or until stopped, keeping a consumer alive meanwhile."""
+    deadline = time.monotonic() + seconds
+    while not stop.is_set() and time.monotonic() < deadline:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=min(1.0, max(0.0, deadline - time.monotonic())))
+        if keepalive is not None:
+            await keepalive()
+
+
 async def _retrying(
     call: Callable[[], Awaitable[T]],
     stop: asyncio.Event,
@@ -307,14 +321,7 @@ async def _retrying(
             log.warning("%s paused: %s; retrying in %.1fs (attempt %d)", what, error, delay, attempt)
             if on_pause is not None:
                 on_pause(error)
-            deadline = time.monotonic() + delay
-            while not stop.is_set() and time.monotonic() < deadline:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(
-                        stop.wait(), timeout=min(1.0, max(0.0, deadline - time.monotonic()))
-                    )
-                if keepalive is not None:
-                    await keepalive()
+            await _pause(stop, delay, keepalive)
             if stop.is_set():
                 raise
 
@@ -360,15 +367,10 @@ class ApplyLoop(_TransactionalLoop):
                 items, origin, dead = _decode_work(batch)
                 consumer.pause(*batch)
                 try:
-                    result = await _retrying(
-                        partial(self.applier.apply, items),
-                        stop,
-                        what="sync",
-                        on_pause=self.on_pause,
-                        keepalive=keepalive,
-                    )
+                    result, poisoned = await self._apply(items, stop, keepalive)
                 finally:
                     consumer.resume(*batch)
+                dead.extend(_dead(origin[id(item)], error, step="apply") for item, error in poisoned)
                 for unit in result.failed:
                     rejected = RecordRejectedError(unit.error or "could not be applied")
                     dead.extend(
@@ -376,11 +378,52 @@ class ApplyLoop(_TransactionalLoop):
                         for item in unit.items
                     )
                 await self._publish(producer, result, dead, batch)
+                result.commit(self.applier.index)
                 if self.on_batch is not None:
                     self.on_batch(result, len(dead))
         finally:
             await consumer.stop()
             await producer.stop()
+
+    async def _apply(
+        self, items: list[WorkItem], stop: asyncio.Event, keepalive: Callable[[], Awaitable[None]]
+    ) -> tuple[BatchResult, list[tuple[WorkItem, Exception]]]:
+        """Apply a batch through CRM outages. An unexpected error (a bug, a poison record) is retried, then
+        the batch is applied item by item so only the items that fail on their own are dead-lettered;
+        when every item fails alike the cause is systemic (configuration, a CRM answering nonsense):
+        the loop pauses and retries instead of emptying the queue into dead letters."""
+        attempt = 0
+        while True:
+            try:
+                return await self._apply_once(items, stop, keepalive), []
+            except CrmUnavailableError:
+                raise  # only when stopping: _retrying waits out outages
+            except Exception as error:  # noqa: BLE001 -- sorted below: poison record or systemic
+                attempt += 1
+                log.warning("sync batch of %d failed (attempt %d): %r", len(items), attempt, error)
+                if attempt >= UNEXPECTED_ATTEMPTS:
+                    break
+                await _pause(stop, 0.2 * 2**attempt, None)
+        merged, poisoned = BatchResult(), []
+        for n, item in enumerate(items):
+            try:
+                merged.merge(await self._apply_once([item], stop, keepalive))
+            except CrmUnavailableError:
+                raise
+            except Exception as error:  # a record that fails on its own is poison
+                poisoned.append((item, error))
+                if len(poisoned) == n + 1 and len(poisoned) >= SYSTEMIC_FAILURES:
+                    log.exception("every record fails: pausing the sync (fix the cause and it resumes)")
+                    await _pause(stop, 30.0, keepalive)
+                    return await self._apply(items, stop, keepalive)
+        return merged, poisoned
+
+    async def _apply_once(
+        self, items: list[WorkItem], stop: asyncio.Event, keepalive: Callable[[], Awaitable[None]]
+    ) -> BatchResult:
+        return await _retrying(
+            partial(self.applier.apply, items), stop, what="sync", on_pause=self.on_pause, keepalive=keepalive
+        )
 
     async def _publish(
         self,

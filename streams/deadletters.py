@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Sequence
 from typing import ClassVar, Literal, Self
 
 from pydantic import AwareDatetime, Field, model_validator
 
-from streams.codec import Codec, Versioned
+from streams.codec import SCHEMA_HEADER, Codec, Position, Versioned
 
 
 class DeadLetter(Versioned):
@@ -62,3 +63,34 @@ class DeadLetter(Versioned):
 
 
 DEADLETTER_CODEC: Codec[DeadLetter] = Codec(DeadLetter)
+
+
+class Redrive(Versioned):
+    """A marker on the `deadletter` topic: the dead letter at (partition, offset) was re-published.
+
+    Written in one Kafka transaction with the re-published message, so a dead letter is re-sent once:
+    `cdc deadletter list` shows it as redriven and a second redrive skips it. Readers tell the two record
+    kinds apart by the ``cdc-schema`` header (:func:`decode_deadletter_topic`).
+    """
+
+    SCHEMA: ClassVar[str] = "redrive"
+
+    deadletter_partition: int = Field(ge=0)
+    deadletter_offset: int = Field(ge=0)
+    topic: str = Field(min_length=1, description="Where the original value was re-published.")
+    partition: int = Field(ge=0)
+    offset: int = Field(ge=0)
+    redriven_at: AwareDatetime
+
+
+REDRIVE_CODEC: Codec[Redrive] = Codec(Redrive)
+
+
+def decode_deadletter_topic(
+    value: bytes | None, headers: Sequence[tuple[str, bytes]], where: Position
+) -> DeadLetter | Redrive:
+    """A record of the `deadletter` topic: a dead letter, or a redrive marker (by its schema header)."""
+    for name, raw in headers:
+        if name == SCHEMA_HEADER and raw.startswith(f"{Redrive.SCHEMA}.".encode()):
+            return REDRIVE_CODEC.decode(value, where)
+    return DEADLETTER_CODEC.decode(value, where)

@@ -10,25 +10,17 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 from prometheus_client import CollectorRegistry
-from pydantic import SecretStr
 
 from cdc.ingest.dataverse_poller import run_dataverse_poller
 from cdc.ingest.service import run_ingest
 from cdc.metrics import Metrics
+from cdc.provisioning.run import provision_sandbox
 from cdc.sandbox.runner import Sandbox, run_sandbox
-from cdc.settings import (
-    DataverseSettings,
-    HubSpotSettings,
-    IngestSettings,
-    PollSettings,
-    Settings,
-    SyncSettings,
-)
+from cdc.settings import PollSettings, Settings, SyncSettings
 from cdc.sync_service import run_sync
 from consumers.config import SyncConfig
 from streams.admin import ensure_topics, open_admin
@@ -99,29 +91,10 @@ def small_config(**step_updates: Any) -> SyncConfig:
 
 
 def stack_settings(kafka: KafkaSettings, box: Sandbox, *, tables: tuple[str, ...]) -> Settings:
-    hs, dv = box.info.hubspot, box.info.dataverse
-    return Settings(
-        kafka=kafka,
-        hubspot=HubSpotSettings(
-            base_url=hs.base_url,
-            token=SecretStr(hs.token),
-            app_id=hs.app_id,
-            client_secret=SecretStr(hs.client_secret),
-            portal_id=str(hs.portal_id),
-        ),
-        dataverse=DataverseSettings(
-            base_url=dv.base_url,
-            tenant_id=dv.tenant_id,
-            client_id=dv.client_id,
-            client_secret=SecretStr(dv.client_secret),
-            authority=dv.authority,
-            scope=dv.scope,
-            ca_bundle=Path(dv.ca_bundle),
-        ),
-        ingest=IngestSettings(port=0),
-        poll=PollSettings(dataverse_tables=tables, dataverse_interval_s=0.3),
-        sync=SyncSettings(port=0, group_prefix=f"{kafka.topic_prefix}g-"),
+    settings = box.daemon_settings(
+        kafka, poll=PollSettings(port=0, dataverse_tables=tables, dataverse_interval_s=0.3)
     )
+    return settings.model_copy(update={"sync": SyncSettings(port=0, group_prefix=f"{kafka.topic_prefix}g-")})
 
 
 @dataclass
@@ -257,12 +230,15 @@ async def running_stack(
     *,
     seed: int = 5,
     tables: tuple[str, ...] = ("contacts", "accounts"),
+    provision: bool = False,
 ) -> AsyncIterator[Stack]:
     catalog = TopicCatalog.from_settings(kafka)
     async with open_admin(kafka) as admin:
         await ensure_topics(admin, catalog)
     async with run_sandbox(seed=seed) as box:
         settings = stack_settings(kafka, box, tables=tables)
+        if provision:
+            await provision_sandbox(settings, config)
         metrics = Metrics(CollectorRegistry())
         stop = asyncio.Event()
         listening: asyncio.Future[str] = asyncio.get_running_loop().create_future()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 from typing import Any
 
 import pytest
@@ -224,3 +225,53 @@ async def test_a_poison_event_goes_to_dead_letters_and_the_partition_keeps_movin
         await eventually(lambda: dv_contact(stack, "after@example.com"), what="the next change to sync")
     letters = await read_topic(kafka_settings, TopicRole.DEADLETTER)
     assert any("not JSON" in letter["error"] for letter in letters), letters
+
+
+async def test_no_ping_pong_after_a_thousand_random_edits_on_both_sides(kafka_settings: Any) -> None:
+    rng = random.Random(7)  # noqa: S311 -- reproducible edits, not secrets
+    pairs = 20
+    edits = 1000
+    async with running_stack(kafka_settings, small_config()) as stack:
+        hs_ids = [
+            await stack.hs_create("contacts", {"email": f"pp{n}@example.com", "firstname": f"F{n}"})
+            for n in range(pairs)
+        ]
+
+        async def all_linked() -> list[dict[str, Any]] | None:
+            rows = [
+                r for r in await stack.dv_all("contact") if (r.get("emailaddress1") or "").startswith("pp")
+            ]
+            return rows if len(rows) == pairs else None
+
+        dv_rows = await eventually(all_linked, what="every contact in Dataverse", within=60)
+        dv_ids = {r["emailaddress1"]: r["contactid"] for r in dv_rows}
+        fields = [("firstname", "firstname"), ("lastname", "lastname"), ("city", "address1_city")]
+
+        async def edit(n: int) -> None:
+            k = rng.randrange(pairs)
+            hs_field, dv_field = rng.choice(fields)
+            value = f"v{n}"
+            if rng.random() < 0.5:
+                await stack.hs_update("contacts", hs_ids[k], {hs_field: value})
+            else:
+                await stack.dv_update("contact", dv_ids[f"pp{k}@example.com"], {dv_field: value})
+
+        for start in range(0, edits, 20):
+            await asyncio.gather(*(edit(n) for n in range(start, start + 20)))
+
+        writes = await quiet(stack, for_s=4.0, within=120)
+        await asyncio.sleep(3.0)
+        assert stack.sync_writes() == writes, "writes continued after the edits stopped (ping-pong)"
+        hs_rows = {r["properties"]["email"]: r["properties"] for r in await stack.hs_all("contacts")}
+        mismatched = []
+        for row in await stack.dv_all("contact"):
+            email = row.get("emailaddress1") or ""
+            if not email.startswith("pp"):
+                continue
+            hs = hs_rows[email]
+            mismatched += [
+                (email, hs_field, hs.get(hs_field), row.get(dv_field))
+                for hs_field, dv_field in fields
+                if (hs.get(hs_field) or None) != (row.get(dv_field) or None)
+            ]
+        assert mismatched == []

@@ -1,0 +1,201 @@
+"""End to end with the seeds' default configuration (steps 1-5) on a provisioned sandbox: each default
+step moves a record with its mapped values, the sync flags decide what syncs, option sets translate by
+label (a value with no counterpart skips that field, not the record), and lead mode (L1, L2) works."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+
+from consumers.config import SyncConfig
+from consumers.loader import load_config
+from tests.integration.sync_stack import Stack, eventually, quiet, running_stack
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+TABLES = ("contacts", "accounts", "opportunities")
+
+
+@pytest.fixture(autouse=True)
+def _no_stray_cdc_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [n for n in os.environ if n.startswith("CDC_")]:
+        monkeypatch.delenv(name)
+
+
+async def dv_row(stack: Stack, table: str, column: str, value: str) -> dict[str, Any] | None:
+    rows = [r for r in await stack.dv_all(table) if (r.get(column) or "").lower() == value.lower()]
+    return rows[0] if rows else None
+
+
+async def hs_record(stack: Stack, object_type: str, prop: str, value: str) -> dict[str, Any] | None:
+    rows = [
+        r
+        for r in await stack.hs_all(object_type)
+        if (r["properties"].get(prop) or "").lower() == value.lower()
+    ]
+    return {**rows[0]["properties"], "id": rows[0]["id"]} if rows else None
+
+
+async def test_every_default_step_moves_a_record_with_its_mapped_values(kafka_settings: Any) -> None:
+    async with running_stack(kafka_settings, load_config(), tables=TABLES, provision=True) as stack:
+        # Step 1: HubSpot company -> account (flag on); a company without the flag stays put.
+        company = await stack.hs_create(
+            "companies",
+            {
+                "name": "Northwind Traders",
+                "city": "Leeds",
+                "phone": "+44 113 496 0000",
+                "website": "https://northwind.example",
+                "lifecyclestage": "customer",
+                "sync_to_d365": "true",
+            },
+        )
+        await stack.hs_create("companies", {"name": "Private Co", "city": "York"})
+        account = await eventually(
+            lambda: dv_row(stack, "account", "name", "Northwind Traders"), what="step 1: the account"
+        )
+        assert account["address1_city"] == "Leeds"
+        assert account["telephone1"] == "+44 113 496 0000"
+        assert account["websiteurl"] == "https://northwind.example"
+        assert account["cdc_lifecyclestage"] is not None  # translated by label into the created choice
+
+        # Step 2: HubSpot contact -> Dataverse contact, with its primary company -> parentcustomerid.
+        contact = await stack.hs_create(
+            "contacts",
+            {
+                "email": "nancy@northwind.example",
+                "firstname": "Nancy",
+                "lastname": "Davolio",
+                "sync_to_d365": "true",
+            },
+        )
+        await stack.hs_associate("contacts", contact, "companies", company)
+
+        async def parented() -> dict[str, Any] | None:
+            row = await dv_row(stack, "contact", "emailaddress1", "nancy@northwind.example")
+            return row if row and row.get("_parentcustomerid_value") == account["accountid"] else None
+
+        row = await eventually(parented, what="step 2: the contact with its parent account")
+        assert row["firstname"] == "Nancy"
+        assert row["lastname"] == "Davolio"
+
+        # Step 3: Dataverse account edit (flag on) -> HubSpot company.
+        await stack.dv_update(
+            "account", account["accountid"], {"cdc_synctohubspot": True, "address1_city": "Bath"}
+        )
+
+        async def moved() -> dict[str, Any] | None:
+            found = await hs_record(stack, "companies", "name", "Northwind Traders")
+            return found if found and found.get("city") == "Bath" else None
+
+        await eventually(moved, what="step 3: the company's new city")
+
+        # Step 4: Dataverse contact -> HubSpot contact.
+        await stack.dv_update("contact", row["contactid"], {"cdc_synctohubspot": True, "jobtitle": "Buyer"})
+
+        async def titled() -> dict[str, Any] | None:
+            found = await hs_record(stack, "contacts", "email", "nancy@northwind.example")
+            return found if found and found.get("jobtitle") == "Buyer" else None
+
+        await eventually(titled, what="step 4: the contact's job title")
+
+        # Step 5: Dataverse opportunity -> HubSpot deal, associated with its account's company.
+        await stack.dv_create(
+            "opportunity",
+            {
+                "name": "Northwind renewal",
+                "cdc_synctohubspot": True,
+                "description": "Three-year renewal",
+                "parentaccountid@odata.bind": f"/accounts({account['accountid']})",
+            },
+        )
+        deal = await eventually(
+            lambda: hs_record(stack, "deals", "dealname", "Northwind renewal"), what="step 5: the deal"
+        )
+        assert deal["description"] == "Three-year renewal"
+
+        async def associated() -> Any:
+            body = (await stack.hs.get(f"/_admin/associations/deals/{deal['id']}")).json()
+            return body if company in str(body) else None
+
+        await eventually(associated, what="step 5: the deal's company association")
+
+        await quiet(stack)
+        private = await dv_row(stack, "account", "name", "Private Co")
+        assert private is None, "a company without sync_to_d365 must not sync"
+        assert len([r for r in await stack.dv_all("account") if r.get("name") == "Northwind Traders"]) == 1
+
+
+async def test_an_option_value_without_a_counterpart_skips_that_field_not_the_record(
+    kafka_settings: Any,
+) -> None:
+    async with running_stack(kafka_settings, load_config(), tables=TABLES, provision=True) as stack:
+        opportunity = await stack.dv_create(
+            "opportunity", {"name": "Fabrikam pilot", "cdc_synctohubspot": True, "statuscode": 1}
+        )
+        created = await eventually(
+            lambda: hs_record(stack, "deals", "dealname", "Fabrikam pilot"), what="the deal"
+        )
+        assert (
+            created["dealstage"] == "appointmentscheduled"
+        )  # an open opportunity creates the deal in stage 1
+        # On Hold has no deal stage: the stage stays, the description still syncs.
+        await stack.dv_update(
+            "opportunity", opportunity, {"statuscode": 2, "description": "Paused by customer"}
+        )
+
+        async def described() -> dict[str, Any] | None:
+            found = await hs_record(stack, "deals", "dealname", "Fabrikam pilot")
+            return found if found and found.get("description") == "Paused by customer" else None
+
+        deal = await eventually(described, what="the description, without a stage")
+        assert deal["dealstage"] == "appointmentscheduled"
+        assert deal["d365_status_reason"] == "2"  # the mirror property holds the Dynamics value
+        skipped = sum(
+            s.value
+            for m in stack.metrics.sync_skipped.collect()
+            for s in m.samples
+            if s.name.endswith("_total") and s.labels.get("reason") == "no_option_counterpart"
+        )
+        assert skipped >= 1
+
+
+def lead_mode() -> SyncConfig:
+    config = load_config()
+    steps = tuple(
+        s.model_copy(update={"enabled": s.is_lead_step or s.pair.hubspot != "contact"}) for s in config.steps
+    )
+    return config.model_copy(update={"steps": steps})
+
+
+async def test_lead_mode_creates_leads_from_hubspot_contacts_and_back(kafka_settings: Any) -> None:
+    config = SyncConfig.model_validate(lead_mode().model_dump())
+    async with running_stack(
+        kafka_settings, config, tables=("leads", "accounts", "opportunities"), provision=True
+    ) as stack:
+        await stack.hs_create(
+            "contacts",
+            {
+                "email": "lena@contoso.example",
+                "firstname": "Lena",
+                "lastname": "Lead",
+                "sync_to_d365_lead": "true",
+            },
+        )
+        lead = await eventually(
+            lambda: dv_row(stack, "lead", "emailaddress1", "lena@contoso.example"), what="L1: the lead"
+        )
+        assert lead["firstname"] == "Lena"
+        assert lead["lastname"] == "Lead"
+        assert await dv_row(stack, "contact", "emailaddress1", "lena@contoso.example") is None
+        # L2: a lead edit in Dynamics (in the sync set) reaches the HubSpot contact.
+        await stack.dv_update("lead", lead["leadid"], {"cdc_synctohubspot": True, "leadqualitycode": 1})
+
+        async def rated() -> dict[str, Any] | None:
+            found = await hs_record(stack, "contacts", "email", "lena@contoso.example")
+            return found if found and found.get("d365_lead_rating") else None
+
+        contact = await eventually(rated, what="L2: the lead rating on the contact")
+        assert contact["d365_lead_rating"] == "1"
