@@ -118,12 +118,8 @@ class SyncStats:
         self.metrics.sync_paused.labels(system=str(error.system)).inc()
 
     def count_links(self) -> None:
-        counts: dict[str, int] = {}
-        for link in self.index:
-            key = object_label(link.hubspot.object_type)
-            counts[key] = counts.get(key, 0) + 1
-        for obj, n in counts.items():
-            self.metrics.links.labels(object=obj).set(n)
+        for kind, n in self.index.counts().items():
+            self.metrics.links.labels(object=object_label(kind.split("~", 1)[0])).set(n)
 
 
 async def run_sync(

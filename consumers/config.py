@@ -39,6 +39,8 @@ __all__ = [
 ]
 
 LEAD = "lead"
+FORMATTED_VALUE = "formatted_value"
+"""``FieldMap.lookup`` for a Dataverse lookup column read as the display name of the record it points to."""
 
 
 class _Model(BaseModel):
@@ -146,6 +148,12 @@ class FieldMap(_Model):
         description="A value that needs a lookup before writing (e.g. 'owner_email'); skipped when the "
         "lookup is not available.",
     )
+
+    @property
+    def readable(self) -> bool:
+        """Can the gateway read this field's value as the field maps it? A Dataverse lookup column is read
+        as its display name (``formatted_value``); other lookups (``owner_email``) are not made yet."""
+        return self.lookup is None or self.lookup == FORMATTED_VALUE
 
 
 class Criterion(_Model):

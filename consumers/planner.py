@@ -151,7 +151,7 @@ def tracked_fields(config: SyncConfig, pair: Pair) -> dict[SourceSystem, dict[st
     for step in config.steps_for(pair):
         src, dst = step.source.system, step.target.system
         for f in step.active_fields():
-            if f.lookup is not None:
+            if not f.readable:
                 continue  # needs a lookup this version does not make: neither read nor fingerprinted
             out[src].setdefault(f.source, f.source_type)
             out[dst].setdefault(f.target, f.target_type)
@@ -284,7 +284,7 @@ def _run_step(p: _Planning, step: Step, steps: tuple[Step, ...]) -> None:
     if creating:
         p.write(step, dst)
     for f in step.active_fields():
-        if f.lookup is None:
+        if f.readable:
             _plan_field(p, step, f, steps, creating=creating)
         elif creating:
             p.skips.append(Skip(step.name, "needs_lookup", f.target))

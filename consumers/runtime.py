@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import TypeAlias, TypeVar
 
+import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
@@ -74,14 +75,14 @@ class LinkView:
             return
         try:
             link_id = link_id_from_key(key.decode())
-            link = None if value is None else LINK_CODEC.decode(value, where)
-        except (ValueError, UnicodeDecodeError) as error:
-            log.warning("skipping unreadable link at %s: %s", where, error)
-            return
-        current = self.index.get(link_id)
-        if link is not None and current is not None and link.revision < current.revision:
-            return  # our own newer write is already in the index
-        self.index.apply(link_id, link)
+            if value is not None:
+                incoming = orjson.loads(value)
+                current = self.index.revision(link_id)
+                if current is not None and int(incoming.get("revision", 1)) < current:
+                    return  # our own newer write is already in the index
+            self.index.apply_raw(link_id, value)
+        except (ValueError, UnicodeDecodeError, TypeError, AttributeError, KeyError) as error:
+            log.warning("skipping unreadable link at %s: %r", where, error)
 
     async def load(self) -> LoadStats:
         """Read the topic from the start to its end; afterwards `run` tails it."""
@@ -117,6 +118,12 @@ class LinkView:
         stats = LoadStats(links=len(self.index), records=records, seconds=time.monotonic() - started)
         log.info("link view: %d links from %d records in %.2fs", stats.links, stats.records, stats.seconds)
         return stats
+
+    async def close(self) -> None:
+        """Stop the consumer `load` left open for `run` (when `run` is not going to be called)."""
+        if self._consumer is not None:
+            await self._consumer.stop()
+            self._consumer = None
 
     async def run(self, stop: asyncio.Event) -> None:
         consumer = self._consumer

@@ -103,7 +103,7 @@ def convert(
     ``creating``: the target record is being created, so an option set's ``create_overrides`` apply."""
     if value is None or is_empty(value):
         return Converted(None)
-    if field.lookup is not None:
+    if not field.readable:
         return Skipped(SkipReason.NEEDS_LOOKUP)
     parsed = _PARSERS[field.source_type](value, source_system)
     if parsed is None:
