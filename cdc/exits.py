@@ -11,9 +11,15 @@ class ExitCode(IntEnum):
     USAGE = 2
     DRIFT = 3
     """The cluster differs from the topic catalog; a person must decide."""
+    UNHEALTHY = 4
+    """`cdc status` found a problem (lag, a stale checkpoint, dead letters); the output says which."""
+    NOT_FOUND = 5
+    """The record, dead letter or group asked for is not there."""
     UNAVAILABLE = 69
     """A dependency (Kafka, a CRM) did not answer; retrying later may work."""
     SOFTWARE = 70
+    BUSY = 75
+    """Refused for now (a consumer group still has live members); stop them and retry."""
     CONFIG = 78
     """The settings are wrong; fix them, retrying will not help."""
 

@@ -18,15 +18,17 @@ Shutdown is numbered and bounded:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from prometheus_client import CollectorRegistry
 
 from cdc.dataverse.auth import TokenProvider
 from cdc.dataverse.client import DataverseClient
+from cdc.dataverse.errors import RetriableError
 from cdc.gateways.dataverse import DataverseGateway
 from cdc.gateways.hubspot import HubSpotGateway
 from cdc.hubspot.client import HubSpotClient
@@ -44,6 +46,7 @@ from streams.links import LinkIndex
 from streams.topics import TopicCatalog
 
 log = logging.getLogger("cdc.sync")
+RESTART_RESET_S = 60.0
 
 
 @asynccontextmanager
@@ -58,7 +61,7 @@ async def open_gateways(
     assert settings.hubspot.portal_id is not None  # noqa: S101 -- checked above
     tokens = TokenProvider(settings.dataverse)
     dataverse = DataverseClient(settings.dataverse, tokens, metrics)
-    await tokens.token()
+    await _first_token(tokens)
     await dataverse.start()
     try:
         async with HubSpotClient(
@@ -70,6 +73,22 @@ async def open_gateways(
             }
     finally:
         await dataverse.close()
+
+
+async def _first_token(tokens: TokenProvider, *, attempts: int = 8) -> None:
+    """Fetch a Dataverse token up front, so refused credentials fail the start-up with their reason, while an
+    identity provider that is briefly down (5xx, network) is waited out with backoff."""
+    for attempt in range(1, attempts + 1):
+        try:
+            await tokens.token()
+        except RetriableError as error:
+            if attempt == attempts:
+                raise
+            delay = min(30.0, 0.5 * 2**attempt)
+            log.warning("dataverse token not available yet (%s); retrying in %.0fs", error, delay)
+            await asyncio.sleep(delay)
+        else:
+            return
 
 
 class SyncStats:
@@ -175,9 +194,9 @@ async def run_sync(
             )
             on_ready(served.base_url)
             async with asyncio.TaskGroup() as group:
-                group.create_task(view.run(stop), name="sync-links")
-                group.create_task(router.run(stop), name="sync-route")
-                group.create_task(apply.run(stop), name="sync-apply")
+                group.create_task(_supervised("sync-links", view.run, stop), name="sync-links")
+                group.create_task(_supervised("sync-route", router.run, stop), name="sync-route")
+                group.create_task(_supervised("sync-apply", apply.run, stop), name="sync-apply")
     log.info(
         "sync stopped after %.0fs: %d batches, %d records written, %d dead letters",
         time.monotonic() - started,
@@ -185,6 +204,24 @@ async def run_sync(
         stats.writes,
         stats.dead,
     )
+
+
+async def _supervised(
+    name: str, run: Callable[[asyncio.Event], Awaitable[None]], stop: asyncio.Event
+) -> None:
+    """Run a loop until ``stop``; an unexpected error (a rebalance race, a broker hiccup) restarts it with
+    backoff instead of ending the process. Each restart resumes from the group's committed offsets."""
+    failures = 0
+    while not stop.is_set():
+        started = time.monotonic()
+        try:
+            await run(stop)
+        except Exception:
+            failures = 1 if time.monotonic() - started > RESTART_RESET_S else failures + 1
+            delay = min(30.0, 0.5 * 2**failures)
+            log.exception("%s failed; restarting in %.1fs (restart %d)", name, delay, failures)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=delay)
 
 
 async def _true() -> bool:

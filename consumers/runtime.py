@@ -32,6 +32,7 @@ from consumers.applier import Applier, BatchResult
 from consumers.config import SyncConfig
 from consumers.ports import CrmGateway, CrmUnavailableError
 from consumers.routing import needs_lookup, routes
+from streams.admin import TopicAdminError
 from streams.audit import AUDIT_CODEC
 from streams.clients import make_consumer, make_producer
 from streams.codec import Position, SchemaError
@@ -93,7 +94,7 @@ class LinkView:
         if self.topic not in await consumer.topics():
             await consumer.stop()
             self._consumer = None
-            raise RuntimeError(f"topic {self.topic} does not exist: run `cdc topics ensure`")
+            raise TopicAdminError(f"topic {self.topic} does not exist: run `cdc topics ensure` first")
         partitions = [TopicPartition(self.topic, p) for p in range(self.partitions)]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
@@ -354,6 +355,7 @@ class ApplyLoop(_TransactionalLoop):
         self.batch_wait_ms = batch_wait_ms
         self.on_batch = on_batch
         self.on_pause = on_pause
+        self._failing_in_a_row = 0
 
     async def run(self, stop: asyncio.Event) -> None:
         consumer = make_consumer(self.kafka, self.catalog.name(TopicRole.WORK), group_id=self.group)
@@ -372,11 +374,13 @@ class ApplyLoop(_TransactionalLoop):
                 if not batch:
                     continue
                 items, origin, dead = _decode_work(batch)
-                consumer.pause(*batch)
+                held = [tp for tp in batch if tp in consumer.assignment()]
+                consumer.pause(*held)
                 try:
                     result, poisoned = await self._apply(items, stop, keepalive)
                 finally:
-                    consumer.resume(*batch)
+                    # A rebalance while the batch was applied may have moved partitions elsewhere.
+                    consumer.resume(*[tp for tp in held if tp in consumer.assignment()])
                 dead.extend(_dead(origin[id(item)], error, step="apply") for item, error in poisoned)
                 for unit in result.failed:
                     rejected = RecordRejectedError(unit.error or "could not be applied")
@@ -412,17 +416,25 @@ class ApplyLoop(_TransactionalLoop):
                     break
                 await _pause(stop, 0.2 * 2**attempt, None)
         merged, poisoned = BatchResult(), []
-        for n, item in enumerate(items):
+        for item in items:
             try:
                 merged.merge(await self._apply_once([item], stop, keepalive))
+                self._failing_in_a_row = 0
             except CrmUnavailableError:
                 raise
-            except Exception as error:  # a record that fails on its own is poison
+            except Exception as error:  # noqa: BLE001 -- a record that fails on its own is poison
                 poisoned.append((item, error))
-                if len(poisoned) == n + 1 and len(poisoned) >= SYSTEMIC_FAILURES:
-                    log.exception("every record fails: pausing the sync (fix the cause and it resumes)")
-                    await _pause(stop, 30.0, keepalive)
-                    return await self._apply(items, stop, keepalive)
+                self._failing_in_a_row += 1
+        systemic = (
+            len(items) > 1 and len(poisoned) == len(items)
+        ) or self._failing_in_a_row >= SYSTEMIC_FAILURES
+        if systemic and not stop.is_set():
+            log.error(
+                "every record fails (%r): pausing instead of dead-lettering (fix the cause and it resumes)",
+                poisoned[-1][1],
+            )
+            await _pause(stop, 30.0, keepalive)
+            return await self._apply(items, stop, keepalive)
         return merged, poisoned
 
     async def _apply_once(

@@ -18,9 +18,10 @@ from urllib.parse import urlsplit
 
 # msal ships no type information and pyproject.toml (not ours to edit) has no override for it.
 import msal  # type: ignore[import-untyped]
+import msal.exceptions  # type: ignore[import-untyped]
 import requests
 
-from cdc.dataverse.errors import FatalError
+from cdc.dataverse.errors import FatalError, RetriableError
 from cdc.settings import DataverseSettings
 
 __all__ = ["DataverseAuthError", "TokenProvider"]
@@ -86,8 +87,26 @@ class TokenProvider:
             result = self._application().acquire_token_for_client(scopes=self._scopes)
         except ValueError as exc:  # bad authority or discovery document
             raise DataverseAuthError(f"msal rejected authority {self._authority}: {exc}") from None
-        except requests.RequestException as exc:
-            raise DataverseAuthError(f"identity provider {self._authority} unreachable: {exc}") from None
+        except TypeError as exc:
+            # msal keeps the error of a failed request for its telemetry header and cannot render one that
+            # is not an OAuth error string: start a fresh application, and wait this one out as an outage.
+            with self._lock:
+                self._app = None
+            raise RetriableError(
+                503,
+                "identity_provider_unavailable",
+                f"identity provider {self._authority}: {exc}",
+                endpoint="token",
+            ) from None
+        except (requests.RequestException, msal.exceptions.MsalServiceError) as exc:
+            # The identity provider is down or unreachable (a 5xx on discovery, a network error): a system
+            # error to wait out, not a refused credential.
+            raise RetriableError(
+                503,
+                "identity_provider_unavailable",
+                f"identity provider {self._authority}: {exc}",
+                endpoint="token",
+            ) from None
         token = result.get("access_token") if isinstance(result, dict) else None
         if not token:
             error = result.get("error", "unknown_error") if isinstance(result, dict) else "unknown_error"

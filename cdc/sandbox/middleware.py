@@ -40,8 +40,12 @@ class SandboxMiddleware:
         calls: CallCounter,
         throttled: ErrorResponder,
         unavailable: ErrorResponder,
+        faulted_prefix: str = "/",
     ) -> None:
+        """``faulted_prefix``: only paths under it get injected faults (the Dataverse emulator's token
+        service is Entra ID, another service, whose errors have the OAuth shape, not the Web API's)."""
         self.app = app
+        self.faulted_prefix = faulted_prefix
         self.router = router
         self.faults = faults
         self.calls = calls
@@ -53,10 +57,14 @@ class SandboxMiddleware:
             await self.app(scope, receive, send)
             return
         endpoint = endpoint_of(self.router, scope)
-        await self.faults.delay()
+        faulted = scope["path"].startswith(self.faulted_prefix)
+        if faulted:
+            await self.faults.delay()
         knobs = self.faults.knobs
         injected: Response | None = None
-        if self.faults.roll(knobs.throttle_rate):
+        if not faulted:
+            pass
+        elif self.faults.roll(knobs.throttle_rate):
             injected = self.throttled(Request(scope, receive))
         elif self.faults.roll(knobs.error_rate):
             injected = self.unavailable(Request(scope, receive))

@@ -5,17 +5,19 @@ as a user would in the CRM's UI, and read back the same way."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import httpx
 from prometheus_client import CollectorRegistry
 
 from cdc.ingest.dataverse_poller import run_dataverse_poller
+from cdc.ingest.poll_service import run_poll
 from cdc.ingest.service import run_ingest
 from cdc.metrics import Metrics
 from cdc.provisioning.run import provision_sandbox
@@ -106,6 +108,37 @@ class Stack:
     dv: httpx.AsyncClient
     config: SyncConfig
     _sync: tuple[asyncio.Event, asyncio.Task[None]] | None = None
+    _replicas: list[tuple[asyncio.Event, asyncio.Task[None]]] = field(default_factory=list)
+
+    async def add_replica(self) -> int:
+        """Another `cdc sync` in the same groups (a rebalance); returns its index for `kill_replica`."""
+        settings = self.settings.model_copy(
+            update={"sync": self.settings.sync.model_copy(update={"port": 0})}
+        )
+        stop = asyncio.Event()
+        ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        task = asyncio.create_task(
+            run_sync(settings, stop, metrics=self.metrics, config=self.config, on_ready=ready.set_result)
+        )
+        await asyncio.wait_for(ready, 60)
+        self._replicas.append((stop, task))
+        return len(self._replicas) - 1
+
+    async def kill_replica(self, n: int) -> None:
+        """Cancel a replica mid-flight, as a kill -9 would stop it (no graceful shutdown), then restart it."""
+        _, task = self._replicas[n]
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+        self._replicas.pop(n)
+        await self.add_replica()
+
+    async def stop_replicas(self) -> None:
+        for stop, task in self._replicas:
+            stop.set()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(task, 30)
+        self._replicas.clear()
 
     async def start_sync(self, *, group_prefix: str | None = None, metrics: Metrics | None = None) -> None:
         """Start `cdc sync` (again); a new ``group_prefix`` re-reads every change from the start."""
@@ -231,7 +264,10 @@ async def running_stack(
     seed: int = 5,
     tables: tuple[str, ...] = ("contacts", "accounts"),
     provision: bool = False,
+    reconcile: tuple[str, ...] = (),
 ) -> AsyncIterator[Stack]:
+    """The pipeline; ``reconcile`` names HubSpot objects the reconciler pages too (`cdc poll` then runs
+    both parts, every 2 s with a 30 s lookback), to catch webhooks the sandbox drops."""
     catalog = TopicCatalog.from_settings(kafka)
     async with open_admin(kafka) as admin:
         await ensure_topics(admin, catalog)
@@ -250,11 +286,23 @@ async def running_stack(
         ):
             tasks.create_task(run_ingest(settings, stop, metrics=metrics, on_listening=listening.set_result))
             box.hubspot.set_webhook_url(await asyncio.wait_for(listening, 30))
-            tasks.create_task(run_dataverse_poller(settings, stop, metrics=metrics))
+            if reconcile:
+                poll = settings.poll.model_copy(
+                    update={
+                        "hubspot_objects": reconcile,
+                        "hubspot_interval_s": 2.0,
+                        "hubspot_lookback_s": 30.0,
+                    }
+                )
+                settings = settings.model_copy(update={"poll": poll})
+                tasks.create_task(run_poll(settings, stop, metrics=metrics))
+            else:
+                tasks.create_task(run_dataverse_poller(settings, stop, metrics=metrics))
             stack = Stack(box=box, settings=settings, metrics=metrics, hs=hs, dv=dv, config=config)
             try:
                 await stack.start_sync()
                 yield stack
             finally:
+                await stack.stop_replicas()
                 await stack.stop_sync()
                 stop.set()

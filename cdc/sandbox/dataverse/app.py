@@ -88,6 +88,7 @@ class DataverseSandbox:
         self.app = Starlette(routes=[*admin_routes(self), *api_routes(self.api), *auth_routes(self.issuer)])
         self.app.add_middleware(
             SandboxMiddleware,
+            faulted_prefix="/api/",
             router=self.app.router,
             faults=self.faults,
             calls=self.calls,
