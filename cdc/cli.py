@@ -448,6 +448,338 @@ def bench_ingest(rates: str, seconds: float, repeats: int, out_dir: Path, as_jso
     _progress(f"results: {result['path']}")
 
 
+@bench.command("links")
+@click.option("--counts", default="100000", show_default=True, help="Link-view sizes, comma-separated.")
+@click.option("--fields", type=int, default=75, show_default=True, help="Fingerprinted fields per side.")
+@click.option(
+    "--out-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("bench/results"),
+    show_default=True,
+)
+@click.pass_obj
+def bench_links(state: _State, counts: str, fields: int, out_dir: Path) -> None:
+    """Link-view rebuild: time and memory to load N links from the links topic (as `cdc sync` does)."""
+    from cdc.bench.links import run_links_bench  # noqa: PLC0415 -- keeps `cdc --help` fast
+
+    sizes = [int(c) for c in counts.split(",") if c.strip()]
+    result = asyncio.run(
+        run_links_bench(
+            state.settings.kafka, counts=sizes, fields=fields, out_dir=out_dir, progress=_progress
+        )
+    )
+    _progress(f"results: {result['path']}")
+
+
+@bench.command("sync")
+@click.option("--quick", is_flag=True, help="Small counts, one repeat, rates 50,200: a few minutes.")
+@click.option("--rates", help="Latency: target changes/s, comma-separated [50,200,1000].")
+@click.option("--seconds", type=float, help="Latency: seconds of edits per rate [5].")
+@click.option("--contacts", type=int, help="Backfill: contacts per side [10000].")
+@click.option("--companies", type=int, help="Backfill: companies per side [2000].")
+@click.option("--replay-events", type=int, help="Replay: change events re-read [100000].")
+@click.option("--rate-limited-records", type=int, help="Rate-limited: records to HubSpot [5000].")
+@click.option("--repeats", type=int, help="Repeats [3; --quick: 1].")
+@click.option(
+    "--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), default=Path("bench/results")
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the JSON result instead of the table.")
+def bench_sync(quick: bool, rates: str | None, out_dir: Path, as_json: bool, **counts: Any) -> None:
+    """Sync: latency, bulk backfill, replay, rate-limited, naive batching; real processes, local Kafka."""
+    from cdc.bench.sync import Plan, run_bench, table  # noqa: PLC0415 -- keeps `cdc --help` fast
+
+    changes: dict[str, Any] = {k: v for k, v in counts.items() if v is not None}
+    if rates is not None:
+        try:
+            changes["rates"] = tuple(float(rate) for rate in rates.split(",") if rate.strip())
+        except ValueError:
+            raise click.BadParameter(f"not a list of numbers: {rates!r}", param_hint="--rates") from None
+    plan = Plan.quick() if quick else Plan()
+    result = run_bench(Plan(**{**plan.__dict__, **changes}), out_dir=out_dir, say=_progress)
+    click.echo(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() if as_json else table(result))
+    _progress(f"results: {result['path']}")
+
+
+# --- operations: status, replay, dead letters, explain --------------------------------------------
+
+
+@cli.command()
+@click.option(
+    "--max-lag-s",
+    type=float,
+    default=60.0,
+    show_default=True,
+    help="Unhealthy when a group's oldest unread record is older than this.",
+)
+@click.option(
+    "--max-checkpoint-age-s",
+    type=float,
+    default=300.0,
+    show_default=True,
+    help="Unhealthy when a poller's checkpoint is older than this.",
+)
+@click.option("--fail-on-deadletters", is_flag=True, help="Unhealthy while any dead letter is pending.")
+@click.option("--json", "as_json", is_flag=True, help="Print the whole report as JSON.")
+@click.pass_obj
+def status(
+    state: _State, max_lag_s: float, max_checkpoint_age_s: float, fail_on_deadletters: bool, as_json: bool
+) -> None:
+    """Lag per group and partition, checkpoint ages, dead letters, links; exit 4 when unhealthy."""
+    from cdc.ops import Thresholds, gather_status, quiet_kafka_logs, render  # noqa: PLC0415
+
+    quiet_kafka_logs()
+    limits = Thresholds(max_lag_s, max_checkpoint_age_s, fail_on_deadletters)
+    report = asyncio.run(gather_status(state.settings, limits))
+    if as_json:
+        _echo_json(report.as_json())
+    else:
+        for line in render(report):
+            click.echo(line)
+    if not report.ok:
+        raise CliError("unhealthy: " + "; ".join(report.problems), ExitCode.UNHEALTHY)
+
+
+@cli.command()
+@click.option(
+    "--group", "group_name", required=True, help="sync-route, sync-apply, poll, or any consumer group id."
+)
+@click.option(
+    "--from",
+    "from_time",
+    metavar="TIME",
+    help="Re-read from the first record at or after TIME: ISO-8601 (no zone: UTC) or relative, e.g. -2h.",
+)
+@click.option(
+    "--from-offsets",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help='Reset to the offsets in this JSON file: {"topic": {"partition": offset}}.',
+)
+@click.option(
+    "--topics",
+    multiple=True,
+    help="Topics (or catalog roles such as changes.hubspot), repeatable or comma-separated; "
+    "default: the group's.",
+)
+@click.option("--dry-run", is_flag=True, help="Print what would be re-read; commit nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan per partition as JSON.")
+@click.pass_obj
+def replay(
+    state: _State,
+    *,
+    group_name: str,
+    from_time: str | None,
+    from_offsets: Path | None,
+    topics: tuple[str, ...],
+    dry_run: bool,
+    as_json: bool,
+) -> None:
+    """Reset a stopped consumer group to a time or to given offsets; say how much will be re-read.
+
+    Refused (exit 75) while the group has live members: stop the `cdc sync` replicas first."""
+    from cdc.ops import GroupBusyError, parse_when, quiet_kafka_logs, read_offsets_file  # noqa: PLC0415
+    from cdc.ops import replay as replay_group  # noqa: PLC0415
+
+    quiet_kafka_logs()
+    since = parse_when(from_time, "--from")
+    if (since is None) == (from_offsets is None):
+        raise click.UsageError("give exactly one of --from TIME and --from-offsets FILE")
+    try:
+        offsets = read_offsets_file(from_offsets) if from_offsets is not None else None
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--from-offsets") from None
+    names = [name.strip() for item in topics for name in item.split(",") if name.strip()]
+    try:
+        plan = asyncio.run(
+            replay_group(
+                state.settings, group_name, since=since, offsets=offsets, topics=names, dry_run=dry_run
+            )
+        )
+    except GroupBusyError as busy:
+        if as_json:
+            _echo_json(busy.plan.as_json())
+        raise
+    if as_json:
+        _echo_json(plan.as_json())
+    else:
+        for line in plan.lines():
+            click.echo(line)
+
+
+@cli.group()
+def deadletter() -> None:
+    """Dead letters: list them, show one, re-publish (redrive) them to their original topics."""
+    from cdc.ops import quiet_kafka_logs  # noqa: PLC0415 -- keeps `cdc --help` fast
+
+    quiet_kafka_logs()
+
+
+@deadletter.command("list")
+@click.option("--step", help="Only dead letters of this sync step.")
+@click.option("--since", metavar="TIME", help="Only those failed at or after TIME (ISO-8601 or e.g. -2h).")
+@click.option("--pending", is_flag=True, help="Only those not yet redriven.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list (no record values).")
+@click.pass_obj
+def deadletter_list(state: _State, step: str | None, since: str | None, pending: bool, as_json: bool) -> None:
+    """Where each dead letter came from, when, the step and the error; never the record's values."""
+    from cdc.ops import load_book, parse_when  # noqa: PLC0415 -- keeps `cdc --help` fast
+
+    when = parse_when(since, "--since")
+    book = asyncio.run(load_book(state.settings.kafka, since=when))
+    letters = [e for e in book.select(step=step, since=when) if not pending or e.status == "pending"]
+    if as_json:
+        _echo_json([entry.summary_json() for entry in letters])
+        return
+    for entry in letters:
+        error = " ".join(entry.letter.error.split())
+        click.echo(
+            f"{entry.ident:>6} {entry.letter.failed_at.isoformat()} {entry.original} "
+            f"step={entry.letter.step or '-'} {entry.status} {entry.letter.error_class}: {error[:100]}"
+        )
+    _progress(f"{len(letters)} dead letter(s) on {book.topic}")
+
+
+@deadletter.command("show")
+@click.argument("offset")
+@click.option("--json", "as_json", is_flag=True, help="Print the record as one JSON object.")
+@click.pass_obj
+def deadletter_show(state: _State, offset: str, as_json: bool) -> None:
+    """One dead letter in full, the original value included (OFFSET, or PARTITION:OFFSET)."""
+    from cdc.ops import load_book, parse_letter_id  # noqa: PLC0415 -- keeps `cdc --help` fast
+
+    try:
+        partition, position = parse_letter_id(offset)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="OFFSET") from None
+    book = asyncio.run(load_book(state.settings.kafka))
+    entry = book.find(partition, position)
+    if entry is None:
+        raise CliError(f"no dead letter at {book.topic}[{partition}]@{position}", ExitCode.NOT_FOUND)
+    if as_json:
+        click.echo(orjson.dumps(entry.full_json()).decode())
+    else:
+        _echo_json(entry.full_json())
+
+
+@deadletter.command("redrive")
+@click.argument("offsets", nargs=-1)
+@click.option("--all", "everything", is_flag=True, help="Redrive every pending dead letter (after filters).")
+@click.option("--step", help="Only dead letters of this sync step.")
+@click.option("--since", metavar="TIME", help="Only those failed at or after TIME.")
+@click.option("--dry-run", is_flag=True, help="Say what would be redriven; send nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print what was redriven and skipped as JSON.")
+@click.pass_obj
+def deadletter_redrive(
+    state: _State,
+    *,
+    offsets: tuple[str, ...],
+    everything: bool,
+    step: str | None,
+    since: str | None,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
+    """Re-publish dead letters (OFFSETS, or --all) to their original topics, key kept, each once."""
+    from cdc.ops import parse_letter_id, parse_when, redrive  # noqa: PLC0415 -- keeps `cdc --help` fast
+
+    if not offsets and not everything:
+        raise click.UsageError("name the dead letters to redrive (OFFSET ...), or pass --all")
+    try:
+        ids = [parse_letter_id(text) for text in offsets]
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="OFFSETS") from None
+
+    def progress(done: int, total: int) -> None:
+        _progress(f"redriven {done}/{total}")
+
+    report = asyncio.run(
+        redrive(
+            state.settings.kafka,
+            ids=ids,
+            step=step,
+            since=parse_when(since, "--since"),
+            dry_run=dry_run,
+            progress=progress,
+        )
+    )
+    if as_json:
+        _echo_json(report.as_json())
+        return
+    verb = "would redrive" if dry_run else "redriven"
+    for entry in report.redriven:
+        moved = entry.redrive
+        target = f" -> {moved.topic}[{moved.partition}]@{moved.offset}" if moved else ""
+        click.echo(f"{verb} {entry.ident}: {entry.original}{target}")
+    for entry, reason in report.skipped:
+        click.echo(f"skipped {entry.ident}: {reason}")
+    click.echo(f"{len(report.redriven)} {verb}, {len(report.skipped)} skipped")
+
+
+@cli.command()
+@click.argument("system", type=click.Choice(["hubspot", "dataverse"]))
+@click.argument("object_type", metavar="OBJECT")
+@click.argument("object_id", metavar="ID")
+@click.option("--tenant", help="HubSpot portal id or Dataverse org host (default: any).")
+@click.option("--since", metavar="TIME", help="Audit records from TIME on only (ISO-8601 or e.g. -7d).")
+@click.option("--json", "as_json", is_flag=True, help="Print the links and audit records as JSON.")
+@click.pass_obj
+def explain(
+    state: _State,
+    *,
+    system: str,
+    object_type: str,
+    object_id: str,
+    tenant: str | None,
+    since: str | None,
+    as_json: bool,
+) -> None:
+    """A record's link (both sides, field fingerprints, revision) and its audit history, oldest first."""
+    from cdc.ops import RecordQuery, parse_when, quiet_kafka_logs  # noqa: PLC0415 -- keeps `cdc --help` fast
+    from cdc.ops import explain as explain_record  # noqa: PLC0415
+    from streams.keys import SourceSystem  # noqa: PLC0415
+
+    quiet_kafka_logs()
+    query = RecordQuery(SourceSystem(system), object_type, object_id, tenant)
+    result = asyncio.run(explain_record(state.settings.kafka, query, since=parse_when(since, "--since")))
+    if as_json:
+        _echo_json(result.as_json())
+    else:
+        for line in result.lines():
+            click.echo(line)
+    if not result.found:
+        raise CliError(f"no link and no audit record for {query}", ExitCode.NOT_FOUND)
+
+
+@cli.command()
+@click.option("--system", type=click.Choice(["hubspot", "dataverse"]), required=True)
+@click.option(
+    "--object",
+    "object_name",
+    required=True,
+    metavar="OBJECT",
+    help="hubspot: contacts|companies|deals; dataverse: contacts|accounts|opportunities|leads "
+    "(entity set or logical name).",
+)
+@click.option("--since", metavar="TIME", help="Only records modified from TIME on (ISO-8601 or e.g. -7d).")
+@click.option("--dry-run", is_flag=True, help="Read and count; publish nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print {system, object, records, published, seconds}.")
+@click.pass_obj
+def resync(
+    state: _State, *, system: str, object_name: str, since: str | None, dry_run: bool, as_json: bool
+) -> None:
+    """Re-read records from the source and publish them as change events (origin resync); the sync
+    re-applies them idempotently. No poller checkpoint or delta link moves."""
+    from cdc.ingest.resync import run_resync  # noqa: PLC0415 -- keeps `cdc --help` fast
+    from cdc.ops import parse_when, quiet_kafka_logs  # noqa: PLC0415
+
+    quiet_kafka_logs()
+    when = parse_when(since, "--since")
+    report = run_resync(state.settings, system, object_name, since=when, dry_run=dry_run, progress=_progress)
+    if as_json:
+        _echo_json(report.as_json())
+    else:
+        click.echo(report.summary())
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the command, turn known failures into one line and an exit code."""
     try:

@@ -1,163 +1,422 @@
-"""``cdc demo``: the product end to end on an embedded default.
+"""``cdc demo``: the product end to end, in one process, on a local Kafka and the sandbox CRMs.
 
-What runs: a real local Apache Kafka, the topic catalog, the sandbox HubSpot and Dataverse (seeded with a
-few hundred companies, contacts and opportunities), and `cdc ingest` receiving the sandbox's signed
-webhooks. A "user" edits HubSpot records every second; each change is shown as it lands on Kafka, with the
-time from the edit to the acknowledged event. The Dataverse poller and the sync engine join as they land.
+Start-up, in order (the CLI has started a local Apache Kafka):
+
+1. the topic catalog is created; the sandbox HubSpot and Dataverse start;
+2. ``provision_sandbox`` creates the sync flags, custom properties and columns, and webhook subscriptions
+   the default sync configuration (the seeds' steps 1-5) needs;
+3. a few hundred companies, contacts and opportunities are seeded through the bulk admin endpoints, 30% of
+   the Dataverse ones already in HubSpot under the same email or name (`cdc.demo_seed`);
+4. the three roles start as tasks of one task group, as separate deployments would run them: ``ingest``
+   (webhook receiver), ``poll`` (Dataverse change tracking + HubSpot reconciler) and ``sync`` (router +
+   apply loop), each with its own metrics endpoint; the live view reads the change and audit topics;
+5. the backfill: the reconciler's and the poller's first passes put every seeded record on Kafka and the
+   sync engine matches or creates its counterpart; a progress line counts linked pairs against expected;
+6. the live part: a "user" (`cdc.demo_user`) edits both CRMs a few times a second; each write the engine
+   makes is printed with its latency (`cdc.demo_view`), and a summary every few seconds.
+
+``--once`` runs each kind of edit once and exits 0 when every one was seen synced (and the conflict
+ended with both sides equal), else non-zero, naming what is missing.
+
+Shutdown (Ctrl-C) is numbered and bounded: (1) the user stops editing; (2) intake stops: ingest answers
+503 and the pollers commit their last page; (3) sync finishes its batch, commits and leaves its groups;
+(4) the live view stops; (5) the sandbox stops (then the CLI stops Kafka). One summary line ends it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
-from collections.abc import Callable
-from datetime import UTC, datetime
+import ssl
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from prometheus_client import CollectorRegistry
 
+from cdc.demo_seed import SeedPlan, plan_seed, post_seed
+from cdc.demo_user import EDIT_KINDS, DemoUser, Expectation
+from cdc.demo_view import LiveView
+from cdc.exits import CliError, ExitCode
+from cdc.ingest.poll_service import run_poll
 from cdc.ingest.service import run_ingest
+from cdc.metrics import Metrics
+from cdc.provisioning import provision_sandbox
 from cdc.sandbox.runner import Sandbox, run_sandbox
+from cdc.settings import PollSettings, Settings, SyncSettings
+from cdc.sync_service import run_sync
+from consumers.config import SyncConfig
+from consumers.loader import load_config
 from streams.admin import ensure_topics, open_admin
-from streams.clients import make_consumer
-from streams.codec import Position
 from streams.config import KafkaSettings
-from streams.events import CHANGE_CODEC
-from streams.topics import TopicCatalog, TopicRole
+from streams.topics import TopicCatalog
+
+__all__ = ["run"]
 
 Say = Callable[[str], None]
-FIRST_NAMES = ("Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Radia", "Leslie")
-COMING = (
-    "Dataverse change-tracking poller and HubSpot reconciler (cdc poll)",
-    "sync: ordered sync steps, conflict rules, matching, links, batched idempotent writes to the other CRM",
-    "operations: status, replay, dead letters, dashboards",
-)
+EDITS_PER_SECOND = 3.0
+SUMMARY_EVERY_S = 10.0
+BACKFILL_TIMEOUT_S = 120.0
+SETTLE_S = 1.5
+"""The backfill is over when every pair is linked and no write came for this long."""
+THROTTLE_S = 11.0
+STALL_S = 15.0
+PROGRESS_EVERY_S = 2.0
+ONCE_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 20.0
+LATE_S = 10.0
+"""An edit not seen synced after this long is named in the summary."""
+DATAVERSE_POLL_S = 0.5
+FULL = (150, 300, 100, 100, 80)
+"""HubSpot companies and contacts; Dataverse accounts, contacts and opportunities."""
+SMALL = (20, 40, 20, 20, 10)
+"""The same for ``--once``, which a test runs: the pipeline is the same, the backfill shorter."""
 
 
-async def seed(box: Sandbox, size: int, say: Say) -> list[str]:
-    """A few hundred records on both sides; returns the HubSpot contact ids the demo user edits."""
-    rng = random.Random(7)  # noqa: S311 -- demo data, not secrets
-    companies = [
-        {"name": f"Company {n:03d}", "domain": f"company{n:03d}.example.com"} for n in range(size // 4)
-    ]
-    contacts = [
-        {
-            "email": f"person{n:03d}@example.com",
-            "firstname": rng.choice(FIRST_NAMES),
-            "lastname": f"Person{n:03d}",
-        }
-        for n in range(size)
-    ]
-    async with httpx.AsyncClient(timeout=30) as client:
-        seeded = await client.post(
-            f"{box.info.hubspot.base_url}/_admin/seed", json={"companies": companies, "contacts": contacts}
-        )
-        seeded.raise_for_status()
-        dataverse = f"{box.info.dataverse.base_url}/_admin/tables"
-        verify = box.info.dataverse.ca_bundle
-        async with httpx.AsyncClient(verify=_ssl(verify), timeout=30) as dv:
-            for table, rows in (
-                ("accounts", [{"name": f"Account {n:03d}"} for n in range(size // 4)]),
-                (
-                    "contacts",
-                    [
-                        {"emailaddress1": f"dv{n:03d}@example.com", "lastname": f"Dv{n:03d}"}
-                        for n in range(size)
-                    ],
-                ),
-                ("opportunities", [{"name": f"Opportunity {n:03d}"} for n in range(size // 4)]),
-            ):
-                (await dv.post(f"{dataverse}/{table}/rows", json={"rows": rows})).raise_for_status()
-    ids: list[str] = seeded.json()["contacts"]
-    say(
-        f"seeded HubSpot with {len(companies)} companies and {len(contacts)} contacts, "
-        f"Dataverse with {size // 4} accounts, {size} contacts and {size // 4} opportunities"
+@dataclass
+class Role:
+    name: str
+    stop: asyncio.Event
+    task: asyncio.Task[None]
+
+
+def demo_settings(box: Sandbox, kafka: KafkaSettings) -> Settings:
+    """The daemon's settings against the sandbox: every role on a free port; Dataverse polled often."""
+    settings = box.daemon_settings(kafka, poll=PollSettings(port=0, dataverse_interval_s=DATAVERSE_POLL_S))
+    return settings.model_copy(update={"sync": SyncSettings(port=0)})
+
+
+def _total(metrics: Metrics, name: str) -> float:
+    return sum(
+        sample.value
+        for metric in metrics.registry.collect()
+        for sample in metric.samples
+        if sample.name == name
     )
-    return ids
 
 
-def _ssl(ca_bundle: str) -> Any:
-    import ssl  # noqa: PLC0415
+def _links(metrics: Metrics) -> dict[str, int]:
+    return {
+        sample.labels["object"]: int(sample.value)
+        for metric in metrics.links.collect()
+        for sample in metric.samples
+    }
 
-    return ssl.create_default_context(cafile=ca_bundle)
+
+def _api_calls(box: Sandbox) -> int:
+    return box.hubspot.calls.count() + box.dataverse.calls.count()
 
 
-async def edit_forever(box: Sandbox, ids: list[str], edits: int | None) -> None:
-    """The demo's "user": one HubSpot edit a second (``edits`` of them, or until cancelled)."""
-    rng = random.Random(11)  # noqa: S311 -- demo data
-    count = 0
-    async with httpx.AsyncClient(base_url=box.info.hubspot.base_url, timeout=30) as client:
-        while edits is None or count < edits:
-            contact = rng.choice(ids)
-            name = f"{rng.choice(FIRST_NAMES)} {count + 1}"  # always a new value: an equal one is no change
-            await client.patch(
-                f"/_admin/objects/contacts/{contact}", json={"properties": {"firstname": name}}
+async def _start(
+    tasks: asyncio.TaskGroup,
+    name: str,
+    start: Callable[[asyncio.Event, Callable[[str], None]], Coroutine[Any, Any, None]],
+) -> tuple[Role, str]:
+    """Start one role as a task; wait until it serves (its URL) or dies (its error)."""
+    stop = asyncio.Event()
+    ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    def on_ready(url: str) -> None:
+        if not ready.done():
+            ready.set_result(url)
+
+    task = tasks.create_task(start(stop, on_ready), name=f"demo-{name}")
+    either: set[asyncio.Future[Any]] = {ready, task}
+    await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+    if not ready.done():
+        task.result()
+        raise RuntimeError(f"{name} stopped during start-up")
+    return Role(name, stop, task), ready.result()
+
+
+async def _stop(role: Role) -> None:
+    """Ask a role to stop; cancel it when it does not within ``STOP_TIMEOUT_S``."""
+    role.stop.set()
+    done, _ = await asyncio.wait([role.task], timeout=STOP_TIMEOUT_S)
+    if not done:
+        role.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await role.task
+
+
+async def backfill(view: LiveView, sync: Metrics, plan: SeedPlan, say: Say, stop: asyncio.Event) -> float:
+    """Wait until every expected pair is linked and the writes have settled; the time it took.
+
+    Settled: no write for ``SETTLE_S`` and no 429 for ``THROTTLE_S`` (a throttled call may still be waiting
+    out HubSpot's 10-second window, its writes to come). Gives up, saying so, when nothing moves for
+    ``STALL_S`` (the warnings above it tell why)."""
+    started = time.monotonic()
+    last: tuple[int, int] = (-1, -1)
+    moved = last_print = started
+    throttled, throttled_at = 0.0, started - THROTTLE_S
+    while not stop.is_set():
+        links = _links(sync)
+        linked = sum(min(links.get(k, 0), n) for k, n in plan.expected_links.items())
+        now = time.monotonic()
+        if (linked, len(view.writes)) != last:
+            last, moved = (linked, len(view.writes)), now
+        if (seen := _total(sync, "cdc_api_throttled_total")) != throttled:
+            throttled, throttled_at = seen, now
+        quiet = now - moved >= SETTLE_S and now - throttled_at >= THROTTLE_S
+        complete = linked >= plan.expected_total and quiet
+        stalled = now - max(moved, throttled_at) >= STALL_S or now - started >= BACKFILL_TIMEOUT_S
+        if complete or stalled or now - last_print >= PROGRESS_EVERY_S:
+            detail = ", ".join(f"{k} {links.get(k, 0)}/{n}" for k, n in plan.expected_links.items())
+            note = f", throttled {throttled:.0f}x by HubSpot (429)" if throttled else ""
+            say(
+                f"backfill: {linked}/{plan.expected_total} pairs linked ({detail}), "
+                f"{len(view.writes)} writes{note}, {now - started:.1f} s"
             )
-            count += 1
-            await asyncio.sleep(1.0)
+            last_print = now
+        if complete:
+            return moved - started
+        if stalled:
+            say("backfill: stalled; going on with what is linked (see the warnings above)")
+            break
+        await asyncio.sleep(0.1)
+    return time.monotonic() - started
 
 
-async def show_changes(kafka: KafkaSettings, say: Say, expected: int | None) -> None:
-    """Print every HubSpot change event as it arrives, with its latency from the edit."""
-    topic = TopicCatalog.from_settings(kafka).name(TopicRole.CHANGES_HUBSPOT)
-    consumer = make_consumer(kafka, topic, group_id=None, auto_offset_reset="latest")
-    await consumer.start()
-    seen = 0
-    try:
-        while expected is None or seen < expected:
-            for messages in (await consumer.getmany(timeout_ms=1000)).values():
-                for message in messages:
-                    where = Position(message.topic, message.partition, message.offset)
-                    event = CHANGE_CODEC.decode(message.value, where)
-                    latency = (datetime.now(UTC) - event.occurred_at).total_seconds() * 1000
-                    change = (
-                        ", ".join(f"{k}={v}" for k, v in event.changed_properties.items()) or event.operation
-                    )
-                    say(
-                        f"HubSpot {event.object_type} {event.object_id}: {change} -> "
-                        f"{where} in {latency:.0f} ms"
-                    )
-                    seen += 1
-    finally:
-        await consumer.stop()
+class Summary:
+    """The periodic line: writes, latency per direction, echoes, API calls per synced change."""
+
+    def __init__(self, view: LiveView, sync: Metrics, box: Sandbox) -> None:
+        self.view, self.sync, self.box = view, sync, box
+        self.first = len(view.writes)
+        self.calls = _api_calls(box)
+        self.sync_calls = _total(sync, "cdc_api_requests_total")
+        self.echoes = _total(sync, "cdc_sync_echoes_suppressed_total")
+        self.started = time.monotonic()
+
+    def line(self, user: DemoUser) -> str:
+        writes = len(self.view.writes) - self.first
+        calls = _api_calls(self.box) - self.calls
+        sync_calls = _total(self.sync, "cdc_api_requests_total") - self.sync_calls
+        echoes = _total(self.sync, "cdc_sync_echoes_suppressed_total") - self.echoes
+        per = f"{calls / writes:.1f} ({sync_calls / writes:.1f} by sync)" if writes else "-"
+        missing = user.missing
+        late = [e for e in missing if time.monotonic() - e.made_at > LATE_S]
+        waiting = f" ({len(late)} waiting over {LATE_S:g} s: {late[0].label}...)" if late else ""
+        return (
+            f"== {time.monotonic() - self.started:.0f} s: "
+            f"{len(user.expectations) - len(missing)}/{len(user.expectations)} edits synced{waiting}; "
+            f"{self.view.summary(since=self.first)}; echoes suppressed {echoes:.0f}; "
+            f"API calls per write {per}"
+        )
+
+
+async def _watch(user: DemoUser, stop: asyncio.Event) -> None:
+    """Mark expectations met as writes arrive."""
+    while not stop.is_set():
+        user.check()
+        user.view.new_write.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(user.view.new_write.wait(), 0.5)
+
+
+def _say_missing(missing: list[Expectation], say: Say) -> None:
+    for e in missing:
+        say(
+            f"  missing: {e.label}: {e.system.value} {e.object_type} "
+            f"{e.object_id or '(new)'} never got {e.column}={e.value!r}"
+        )
 
 
 async def run(kafka: KafkaSettings, say: Say, *, once: bool, stop: asyncio.Event) -> None:
+    """The demo (module docstring); raises `CliError` when ``once`` saw an edit not synced."""
     async with open_admin(kafka) as admin:
         report = await ensure_topics(admin, TopicCatalog.from_settings(kafka))
-    say(
-        f"topics: {len(report.created)} created, {len(report.existing)} already there ({kafka.topic_prefix}*)"
-    )
+    say(f"topics: {len(report.created)} created ({kafka.topic_prefix}*)")
+    config = load_config()
     async with run_sandbox(seed=1) as box:
-        say(f"sandbox HubSpot {box.info.hubspot.base_url}, Dataverse {box.info.dataverse.base_url}")
-        settings = box.daemon_settings(kafka)
-        listening: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        ingest_stop = asyncio.Event()
+        hs_url, dv_url = box.info.hubspot.base_url, box.info.dataverse.base_url
+        say(f"sandbox: HubSpot {hs_url}, Dataverse {dv_url}")
+        settings = demo_settings(box, kafka)
+        provisioned = await provision_sandbox(settings, config)
+        say(
+            f"provisioned: {len(provisioned.hubspot.created)} HubSpot properties, "
+            f"{len(provisioned.webhooks.created)} webhook subscriptions, "
+            f"{len(provisioned.dataverse.created)} Dataverse columns"
+        )
+        plan = plan_seed(*(SMALL if once else FULL))
+        ca = ssl.create_default_context(cafile=box.info.dataverse.ca_bundle)
+        async with (
+            httpx.AsyncClient(base_url=hs_url, timeout=30) as hs,
+            httpx.AsyncClient(base_url=dv_url, verify=ca, timeout=30) as dv,
+        ):
+            # Provisioning is a one-off set-up, done long before a real sync starts; its ~150 HubSpot calls
+            # would otherwise fill the 10-second rate window the reconciler and the sync now start in.
+            (await hs.delete("/_admin/ratelimits")).raise_for_status()
+            await post_seed(plan, hs, dv)
+            say(
+                f"seeded HubSpot with {len(plan.hubspot['companies'])} companies and "
+                f"{len(plan.hubspot['contacts'])} contacts, Dataverse with {len(plan.accounts)} accounts, "
+                f"{len(plan.contacts)} contacts and {len(plan.opportunities)} opportunities "
+                "(30% of the accounts and contacts are in HubSpot too)"
+            )
+            demo = Demo(box, settings, config, plan, say, DemoUser(hs, dv, LiveView(kafka, say)))
+            failure = await demo.play(once=once, stop=stop)
+        started = time.monotonic()
+    say(f"shutdown 5/5: the sandbox CRMs stopped ({time.monotonic() - started:.1f} s)")
+    if demo.summary is not None:
+        say(f"demo: {demo.summary.line(demo.user).removeprefix('== ')}")
+    if failure is not None:
+        raise CliError(failure, ExitCode.FAILURE)
+
+
+@dataclass
+class Demo:
+    """The running part: the three roles, the backfill, the user and the live view."""
+
+    box: Sandbox
+    settings: Settings
+    config: SyncConfig
+    plan: SeedPlan
+    say: Say
+    user: DemoUser
+    summary: Summary | None = None
+
+    @property
+    def view(self) -> LiveView:
+        return self.user.view
+
+    async def play(self, *, once: bool, stop: asyncio.Event) -> str | None:
+        """Run until ``stop`` (or the end of ``once``'s scenario); what ``once`` found missing."""
+        say, settings, config = self.say, self.settings, self.config
+        metrics = {name: Metrics(CollectorRegistry()) for name in ("ingest", "poll", "sync")}
+        failure: str | None = None
+        # A fresh cluster's first seconds (leader elections, the offsets topic being created) are logged by
+        # aiokafka as errors it then retries; they would read as failures here. Shown again once running.
+        kafka_log = logging.getLogger("aiokafka")
+        level = kafka_log.level
+        kafka_log.setLevel(logging.CRITICAL)
         async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(run_ingest(settings, ingest_stop, on_listening=listening.set_result))
-            webhook_url = await listening
-            box.hubspot.set_webhook_url(webhook_url)
-            say(f"cdc ingest receiving webhooks at {webhook_url}")
-            say(f"metrics: {webhook_url.removesuffix('/webhooks/hubspot')}/metrics")
-            ids = await seed(box, 200, say)
-            edits = 5 if once else None
-            watcher = tasks.create_task(show_changes(kafka, say, expected=edits))
-            await asyncio.sleep(0.5)  # the watcher is subscribed before the first edit
-            editor = tasks.create_task(edit_forever(box, ids, edits))
-            say("a user now edits HubSpot contacts once a second; Ctrl-C stops everything")
-            if once:
-                try:
-                    await asyncio.wait_for(asyncio.shield(watcher), 60)
-                except TimeoutError:
-                    say("warning: not every edit reached Kafka within 60 s; see the log above")
-            else:
-                await stop.wait()
-            for task in (editor, watcher):
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-            ingest_stop.set()
-    say("coming next in this demo, as the issues land:")
-    for item in COMING:
-        say(f"  - {item}")
+            view_stop = asyncio.Event()
+            view = tasks.create_task(self.view.run(view_stop), name="demo-view")
+            ingest, webhook_url = await _start(
+                tasks,
+                "ingest",
+                lambda s, r: run_ingest(settings, s, metrics=metrics["ingest"], on_listening=r),
+            )
+            self.box.hubspot.set_webhook_url(webhook_url)
+            poll, poll_url = await _start(
+                tasks, "poll", lambda s, r: run_poll(settings, s, metrics=metrics["poll"], on_ready=r)
+            )
+            sync, sync_url = await _start(
+                tasks,
+                "sync",
+                lambda s, r: run_sync(settings, s, metrics=metrics["sync"], config=config, on_ready=r),
+            )
+            ingest_url = webhook_url.removesuffix("/webhooks/hubspot")
+            say(f"metrics: ingest {ingest_url}/metrics  poll {poll_url}/metrics  sync {sync_url}/metrics")
+            say(
+                f"sync steps: {', '.join(s.name for s in config.enabled_steps())}; "
+                f"Dataverse polled every {DATAVERSE_POLL_S} s"
+            )
+            if not stop.is_set():
+                await self._backfill(metrics["sync"], stop)
+            kafka_log.setLevel(level)
+            if not stop.is_set():
+                self.view.live = True
+                self.summary = Summary(self.view, metrics["sync"], self.box)
+                watcher_stop = asyncio.Event()
+                watcher = tasks.create_task(_watch(self.user, watcher_stop), name="demo-watch")
+                if once:
+                    failure = await self._once(stop)
+                else:
+                    await self._live(tasks, stop)
+                watcher_stop.set()
+                await watcher
+            await _timed(
+                say,
+                "2/5: intake stopped: ingest answers 503, the pollers committed their last page",
+                asyncio.gather(_stop(ingest), _stop(poll)),
+            )
+            await _timed(say, "3/5: sync finished its batch, committed and left its groups", _stop(sync))
+            view_stop.set()
+            await _timed(say, "4/5: the live view stopped", view)
+        return failure
+
+    async def _backfill(self, sync: Metrics, stop: asyncio.Event) -> None:
+        seconds = await backfill(self.view, sync, self.plan, self.say, stop)
+        pairs = await self.user.find_pairs()
+        self.say(
+            f"backfill done in {seconds:.1f} s: {len(self.view.writes)} writes; "
+            + ", ".join(f"{k} {n}" for k, n in pairs.records.items())
+        )
+        duplicates = {k: n for k, n in pairs.duplicates.items() if n}
+        if duplicates:
+            self.say(f"WARNING duplicates (records sharing a match key): {duplicates}")
+            for example in pairs.examples[:6]:
+                self.say(f"  {example}")
+
+    async def _once(self, stop: asyncio.Event) -> str | None:
+        self.say("a user now edits both CRMs: one edit of each kind")
+        for kind in EDIT_KINDS:
+            await self._edit(kind)
+            await asyncio.sleep(0.3)
+        self.user.check()
+        waited = asyncio.ensure_future(self.user.all_met.wait())
+        stopped = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({waited, stopped}, timeout=ONCE_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED)
+        for future in (waited, stopped):
+            future.cancel()
+        return await _verify(self.user, self.say)
+
+    async def _live(self, tasks: asyncio.TaskGroup, stop: asyncio.Event) -> None:
+        assert self.summary is not None  # noqa: S101 -- set by play() before
+        self.say(f"a user now edits both CRMs, {EDITS_PER_SECOND:g} edits a second; Ctrl-C stops everything")
+        editor_stop = asyncio.Event()
+        editor = tasks.create_task(self._edit_forever(editor_stop), name="demo-user")
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), SUMMARY_EVERY_S)
+            self.say(self.summary.line(self.user))
+        editor_stop.set()
+        await _timed(self.say, "1/5: the user stopped editing", editor)
+
+    async def _edit(self, kind: Callable[[DemoUser], Awaitable[list[Expectation]]]) -> None:
+        expectations = await kind(self.user)
+        self.user.expect(expectations)
+        for e in expectations:
+            self.say(f"edit  {e.label}")
+
+    async def _edit_forever(self, stop: asyncio.Event) -> None:
+        rng = random.Random(5)  # noqa: S311 -- demo data
+        while not stop.is_set():
+            await self._edit(rng.choice(EDIT_KINDS))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0 / EDITS_PER_SECOND)
+
+
+async def _timed(say: Say, step: str, work: Awaitable[Any]) -> None:
+    started = time.monotonic()
+    await work
+    say(f"shutdown {step} ({time.monotonic() - started:.1f} s)")
+
+
+async def _verify(user: DemoUser, say: Say) -> str | None:
+    """``--once``: every expectation met, and the conflict's pair equal on both sides."""
+    user.check()
+    missing = user.missing
+    for e in user.expectations:
+        if e.met is not None:
+            latency = "?" if e.met.latency_s is None else f"{e.met.latency_s * 1000:.0f} ms"
+            say(f"  synced: {e.label} ({latency})")
+    _say_missing(missing, say)
+    problems = [f"{len(missing)} of {len(user.expectations)} edits not seen synced"] if missing else []
+    conflict = next((e for e in user.expectations if e.label.startswith("conflict")), None)
+    if conflict is not None and conflict.object_id is not None:
+        hs_id = next(p.hubspot for p in user.pairs.contacts if p.dataverse == conflict.object_id)
+        hs_value, dv_value = await user.agree(hs_id, conflict.object_id, "jobtitle", "jobtitle")
+        say(f"  conflict end state: HubSpot jobtitle {hs_value!r}, Dataverse jobtitle {dv_value!r}")
+        if hs_value != dv_value or hs_value != conflict.value:
+            problems.append(f"the conflict ended with HubSpot {hs_value!r}, Dataverse {dv_value!r}")
+    if problems:
+        return "demo: " + "; ".join(problems)
+    say(f"demo: all {len(user.expectations)} edits synced")
+    return None

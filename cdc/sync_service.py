@@ -73,6 +73,7 @@ async def open_gateways(
             }
     finally:
         await dataverse.close()
+        tokens.close()
 
 
 async def _first_token(tokens: TokenProvider, *, attempts: int = 8) -> None:

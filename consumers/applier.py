@@ -25,16 +25,19 @@ from consumers.planner import (
     MatchState,
     PairPlan,
     PairState,
+    Pending,
     SideWrite,
     plan_pair,
     tracked_fields,
 )
 from consumers.ports import CrmGateway, Record, WriteKind, WriteOp, WriteOutcome
+from consumers.values import canonical
 from streams.audit import AuditAction, AuditRecord, FieldWrite
-from streams.events import Merge, Operation
+from streams.codec import Scalar
+from streams.events import ChangeEvent, Merge, Operation, Origin
 from streams.keys import RecordRef, SourceSystem
-from streams.links import FieldSync, Link, LinkIndex, LinkSide, link_id_for
-from streams.work import WorkItem
+from streams.links import FieldSync, Link, LinkIndex, LinkSide, fingerprint, link_id_for
+from streams.work import WorkItem, link_route
 
 __all__ = ["Applier", "BatchResult", "Unit"]
 
@@ -72,6 +75,8 @@ class Unit:
 class BatchResult:
     links: list[tuple[str, Link | None]] = field(default_factory=list)
     audits: list[AuditRecord] = field(default_factory=list)
+    rechecks: list[WorkItem] = field(default_factory=list)
+    """Pairs to plan again now that a record their association waited for is linked (to the work topic)."""
     failed: list[Unit] = field(default_factory=list)
     """Units that hit a record error on every attempt: their items go to dead letters."""
     writes: Counter[tuple[str, str, str, str]] = field(default_factory=Counter)
@@ -86,6 +91,7 @@ class BatchResult:
     def merge(self, other: BatchResult) -> None:
         self.links.extend(other.links)
         self.audits.extend(other.audits)
+        self.rechecks.extend(other.rechecks)
         self.failed.extend(other.failed)
         self.writes.update(other.writes)
         self.skips.update(other.skips)
@@ -141,6 +147,9 @@ class Applier:
         self.gateways = gateways
         self.index = index
         self.view = StagedLinks(index)
+        self.waiting: dict[str, dict[tuple[str, str], WorkItem]] = {}
+        """Related record key -> the pairs whose association waits for it to be linked (per replica, in
+        memory: after a restart, the pair's next change writes the association)."""
         self.dry_run = dry_run
         self._clock = clock
 
@@ -171,10 +180,10 @@ class Applier:
             if change.operation in {Operation.PRIVACY_DELETION, Operation.MERGE, Operation.DELETE}:
                 self._special(item, pair, result)
                 continue
-            if change.operation in {Operation.OTHER, Operation.ASSOCIATION} and change.record is None:
-                # An association webhook moves no last-modified date: re-plan the pair from current state.
-                pass
             link = self.view.find(change.ref)
+            if link is not None and self._nothing_new(item, pair, link):
+                result.echoes += 1  # our own write coming back, or a change to nothing the pair maps
+                continue
             key = (item.pair, f"link:{link.link_id}" if link else change.ref.key)
             unit = by_key.get(key)
             if unit is None:
@@ -187,6 +196,8 @@ class Applier:
                 by_key[key] = unit
                 per_route.setdefault((item.pair, item.route), []).append(unit)
             unit.items.append(item)
+        for group in per_route.values():
+            _pair_up(group)
         passes: list[list[Unit]] = []
         for group in per_route.values():
             for n, unit in enumerate(group):
@@ -194,6 +205,34 @@ class Applier:
                     passes.append([])
                 passes[n].append(unit)
         return passes
+
+    def _nothing_new(self, item: WorkItem, pair: Pair, link: Link) -> bool:
+        """Can this change of a linked record be dropped before any read? Only when what it carries
+        settles it: every mapped field it holds matches the link's fingerprint (an echo of our write, or a
+        reconciler/poller re-read), and it holds them all (a full record) or touched only those
+        (a property webhook). Creations, associations, merges and the like always go through."""
+        change = item.change
+        if change.operation not in {Operation.UPDATE, Operation.UPSERT}:
+            return False
+        tracked = tracked_fields(self.config, pair)[change.source]
+        synced = link.side(change.source).fields
+        if change.record is not None:
+            values: Mapping[str, Scalar] = change.record
+            wanted = [p for p in tracked if not p.startswith(ASSOCIATION_PREFIX)]
+            if any(p not in values for p in wanted):
+                return False
+        else:
+            values = change.changed_properties
+            if not values:
+                return False
+            wanted = [p for p in values if p in tracked]
+        for prop in wanted:
+            fp = synced.get(prop)
+            if fp is None or fp.fingerprint != fingerprint(
+                canonical(values.get(prop), tracked[prop], change.source)
+            ):
+                return False
+        return True
 
     # -- the batch -----------------------------------------------------------------------------------
 
@@ -229,7 +268,44 @@ class Applier:
                     result.failed.append(unit)
                 else:
                     queue.append(unit)
+        self._rechecks(result)
         return result
+
+    def _wait_for(self, unit: Unit, pending: Pending) -> None:
+        related = self.ref(pending.related_system, pending.related_object, pending.related_id).key
+        system = pending.related_system
+        object_id = unit.ids[system]
+        if object_id is None:
+            return
+        ref = self.ref(system, unit.pair.object_on(system), object_id)
+        change = ChangeEvent(
+            source=system,
+            tenant=ref.tenant,
+            object_type=ref.object_type,
+            object_id=ref.object_id,
+            operation=Operation.UPDATE,
+            origin=Origin.RESYNC,
+            source_event_type="association_recheck",
+            occurred_at=self._now(),
+            received_at=self._now(),
+        )
+        item = WorkItem(pair=str(unit.pair), route=unit.route, change=change)
+        self.waiting.setdefault(related, {})[(item.pair, ref.key)] = item
+
+    def _rechecks(self, result: BatchResult) -> None:
+        """Pairs whose association waited for a record this batch linked are planned again."""
+        for _, link in result.links:
+            if link is None:
+                continue
+            for side in (link.hubspot, link.dataverse):
+                for item in self.waiting.pop(side.key, {}).values():
+                    route = self.view.find(item.change.ref)
+                    routed = (
+                        item
+                        if route is None
+                        else item.model_copy(update={"route": link_route(route.link_id)})
+                    )
+                    result.rechecks.append(routed)
 
     async def _pass(self, units: list[Unit], result: BatchResult) -> list[Unit]:
         states = await self._read(units, result)
@@ -242,6 +318,8 @@ class Applier:
                 result.conflicts[(conflict.step, str(conflict.rule))] += 1
             if not plan.writes and state.link is not None and not _moved(state, plan):
                 result.echoes += 1
+            for pending in plan.pending:
+                self._wait_for(unit, pending)
             plans.append((unit, state, plan))
         outcomes = await self._write([(unit, plan) for unit, _, plan in plans], result)
         retry: list[Unit] = []
@@ -308,16 +386,14 @@ class Applier:
             )
         return fetched
 
-    async def _match(
+    def _lookups(
         self, units: list[Unit], record: Callable[[Unit, SourceSystem], Record | None]
-    ) -> dict[int, list[Record]]:
-        """First sync: look each unlinked unit's missing side up by the match key of the side it has.
-
-        Candidates already linked to another record are not candidates."""
+    ) -> dict[tuple[SourceSystem, str, Step], dict[str, list[tuple[Unit, str]]]]:
+        """Per (system, object, step): match value to look up -> the units asking, with their match key."""
         lookups: dict[tuple[SourceSystem, str, Step], dict[str, list[tuple[Unit, str]]]] = {}
         for unit in units:
-            if unit.link is not None:
-                continue
+            if unit.link is not None or (unit.ids[HS] is not None and unit.ids[DV] is not None):
+                continue  # linked, or paired within the batch
             have = HS if unit.ids[HS] is not None else DV
             rec = record(unit, have)
             step = self._creating_step(unit.pair, have)
@@ -327,7 +403,19 @@ class Applier:
             raw = rec.values.get(step.match.source)
             if key is not None and isinstance(raw, str):
                 lookup = (have.other, unit.pair.object_on(have.other), step)
-                lookups.setdefault(lookup, {}).setdefault(raw.strip(), []).append((unit, key))
+                # The CRMs compare exactly (bar case): ask for the value as written and with its spacing
+                # normalized; the match key then decides.
+                for value in dict.fromkeys((raw.strip(), " ".join(raw.split()))):
+                    lookups.setdefault(lookup, {}).setdefault(value, []).append((unit, key))
+        return lookups
+
+    async def _match(
+        self, units: list[Unit], record: Callable[[Unit, SourceSystem], Record | None]
+    ) -> dict[int, list[Record]]:
+        """First sync: look each unlinked unit's missing side up by the match key of the side it has.
+
+        Candidates already linked to another record are not candidates."""
+        lookups = self._lookups(units, record)
         matches: dict[int, list[Record]] = {}
         for (system, object_type, step), by_value in lookups.items():
             props, assocs = self._fields(system, object_type)
@@ -337,11 +425,16 @@ class Applier:
             )
             for value, group in by_value.items():
                 for unit, key in group:
+                    known = {r.object_id for r in matches.get(id(unit), [])}
                     matches[id(unit)] = [
-                        r
-                        for r in found.get(value, [])
-                        if match_key(step.match, r.values, side="target") == key
-                        and self.view.find(self.ref(system, object_type, r.object_id)) is None
+                        *matches.get(id(unit), []),
+                        *(
+                            r
+                            for r in found.get(value, [])
+                            if r.object_id not in known
+                            and match_key(step.match, r.values, side="target") == key
+                            and self.view.find(self.ref(system, object_type, r.object_id)) is None
+                        ),
                     ]
             candidate_ids = sorted({r.object_id for rs in matches.values() for r in rs})
             if assocs and candidate_ids:
@@ -595,6 +688,20 @@ class Applier:
         link = keep.model_copy(update={"hubspot": side, "revision": keep.revision + 1, "updated_at": now})
         self.view.apply(link.link_id, link)
         result.links.append((link.link_id, link))
+
+
+def _pair_up(group: list[Unit]) -> None:
+    """Two unlinked records of one route (one match key), one on each side, are one pair: the units merge,
+    whatever the CRMs' own searches would find (names with odd spacing, a search index lagging)."""
+    unlinked = [u for u in group if u.link is None]
+    hubspot = [u for u in unlinked if u.ids[HS] is not None]
+    dataverse = [u for u in unlinked if u.ids[DV] is not None]
+    if len(hubspot) == 1 and len(dataverse) == 1:
+        keep, other = hubspot[0], dataverse[0]
+        keep.ids[DV] = other.ids[DV]
+        keep.items.extend(other.items)
+        keep.items.sort(key=lambda i: i.change.occurred_at)
+        group.remove(other)
 
 
 def _pair(text: str) -> Pair:

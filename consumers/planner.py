@@ -158,6 +158,12 @@ def tracked_fields(config: SyncConfig, pair: Pair) -> dict[SourceSystem, dict[st
         for am in step.associations:
             out[src].setdefault(ASSOCIATION_PREFIX + am.on(src), ValueType.STRING)
             out[dst].setdefault(ASSOCIATION_PREFIX + am.on(dst), ValueType.STRING)
+        if step.filter is not None:
+            # Fingerprinted too, so that a record entering the sync set is a change, never an echo.
+            if step.filter.flag:
+                out[src].setdefault(step.filter.flag, ValueType.BOOL)
+            for criterion in step.filter.criteria:
+                out[src].setdefault(criterion.field, ValueType.STRING)
     return out
 
 
@@ -231,7 +237,7 @@ class _Planning:
                 kind=WriteKind.UPDATE if record is not None else WriteKind.CREATE,
                 object_type=self.state.pair.object_on(system),
                 object_id=record.object_id if record is not None else None,
-                if_match=record.version if record is not None and system is DV else None,
+                if_match=record.version if record is not None else None,
             )
             self.writes[system] = w
         if step.name not in w.steps:
@@ -282,7 +288,7 @@ def _run_step(p: _Planning, step: Step, steps: tuple[Step, ...]) -> None:
         _freeze(p, step)
         return
     if creating:
-        p.write(step, dst)
+        _join_sync_set(p, step, steps)
     for f in step.active_fields():
         if f.readable:
             _plan_field(p, step, f, steps, creating=creating)
@@ -290,6 +296,20 @@ def _run_step(p: _Planning, step: Step, steps: tuple[Step, ...]) -> None:
             p.skips.append(Skip(step.name, "needs_lookup", f.target))
     for am in step.associations:
         _plan_association(p, step, am, creating=creating)
+
+
+def _join_sync_set(p: _Planning, step: Step, steps: tuple[Step, ...]) -> None:
+    """Create the counterpart inside the reverse step's sync set: a pair the daemon made syncs both ways
+    (a HubSpot company created from an account gets ``sync_to_d365``, a Dataverse contact created from a
+    HubSpot contact ``cdc_synctohubspot``), instead of a record whose later edits silently go nowhere."""
+    dst = step.target.system
+    w = p.write(step, dst)
+    for reverse in steps:
+        if reverse.source.system is dst and reverse.filter is not None and reverse.filter.flag:
+            on: Scalar = "true" if dst is HS else True
+            w.values[reverse.filter.flag] = on
+            w.decisions.append(FieldDecision(step.name, "", reverse.filter.flag, None, on, "join_sync_set"))
+            p.proj[dst][reverse.filter.flag] = on
 
 
 def _refusal(p: _Planning, step: Step, source_values: Mapping[str, Scalar], *, creating: bool) -> str | None:

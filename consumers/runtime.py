@@ -470,6 +470,13 @@ class ApplyLoop(_TransactionalLoop):
                     headers=[AUDIT_CODEC.header],
                 )
             await _send_dead(producer, self.catalog.name(TopicRole.DEADLETTER), dead)
+            for item in result.rechecks:
+                await producer.send(
+                    self.catalog.name(TopicRole.WORK),
+                    key=item.route.encode(),
+                    value=WORK_CODEC.encode(item),
+                    headers=[WORK_CODEC.header],
+                )
             await producer.send_offsets_to_transaction(_offsets(batch), self.group)
 
 

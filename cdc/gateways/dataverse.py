@@ -3,11 +3,19 @@
 Object types are table logical names (``contact``); the entity set is the standard plural (``contacts``,
 ``opportunities``) unless ``entity_sets`` says otherwise. Calls per operation:
 
+- the first ``read`` or ``find`` of a table in the process: one metadata GET of its columns (see
+  `DataverseGateway._columns`), then cached;
 - ``read``: one GET per 50 ids (``$filter=<table>id eq .. or ..``, ``$select``, following nextLinks);
   the ETag is the version, ``modifiedon`` the modification time, and association keys
   (``parentcustomerid:account``) come from ``_<lookup>_value`` plus its ``lookuplogicalname``
   annotation: the id is reported only when the lookup points at that table;
-- ``find``: one GET per 25 values (``<column> eq '..' or ..``; Dataverse compares text case-insensitively);
+- ``find``: one GET per 25 values (``<column> eq '..' or ..``; Dataverse compares text case-insensitively).
+
+A requested field that is a lookup column (``parentaccountid``, ``ownerid``) is selected as
+``_<column>_value`` and returned under the plain name as the referenced record's display name (its
+``FormattedValue`` annotation; None when empty): the configuration maps such columns with
+``lookup: formatted_value``. A field the table does not have is left out of ``$select`` with one warning
+per (table, column), so one misspelt column costs that field, not every read of the table.
 - ``write``: one ``$batch`` per ``batch_size`` ops (default 100; Dataverse takes up to 1,000), without
   change sets and with ``Prefer: odata.continue-on-error``, so each op succeeds or fails on its own.
   Creates are POSTs with ``Prefer: return=representation`` (the new id and ETag come back); updates
@@ -22,9 +30,12 @@ a part answered 400/404/409/412/413 is that op's ``WriteOutcome.error``.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 import re
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -51,13 +62,50 @@ BATCH_SIZE = 100
 MAX_BATCH = 1000
 POLYMORPHIC = frozenset({"customerid", "parentcustomerid"})
 """Customer-type lookups: their navigation property names the target (``parentcustomerid_account``)."""
+LOOKUP_TYPES = frozenset({"Lookup", "Customer", "Owner"})
+"""Metadata ``AttributeType`` values of lookup columns: read as ``_<column>_value``, never by plain name."""
+STANDARD_LOOKUPS = frozenset(
+    {
+        *("ownerid", "owninguser", "owningteam", "owningbusinessunit"),
+        *("createdby", "modifiedby", "createdonbehalfby", "modifiedonbehalfby"),
+        *("parentaccountid", "parentcontactid", "parentcustomerid", "customerid", "primarycontactid"),
+        *("campaignid", "originatingleadid", "qualifyingopportunityid", "masterid"),
+        *("transactioncurrencyid", "pricelevelid", "preferredsystemuserid", "slaid"),
+    }
+)
+"""Lookup columns of the standard tables, used only when a table's metadata cannot be read."""
 _LOGICAL = "Microsoft.Dynamics.CRM.lookuplogicalname"
+_FORMATTED = "OData.Community.Display.V1.FormattedValue"
 _PREFER_READ = f'odata.include-annotations="{_LOGICAL}"'
+_PREFER_FORMATTED = f'odata.include-annotations="{_FORMATTED},{_LOGICAL}"'
+_RAW_LOOKUP = re.compile(r"^_(?P<column>\w+)_value$")
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 _ENTITY_ID = re.compile(r"\(([0-9a-fA-F-]{36})\)\s*$")
 _IRREGULAR = {"opportunity": "opportunities", "activity": "activities", "territory": "territories"}
 _RECORD_ERRORS = frozenset({400, 404, 409, 412, 413, 422})
 _CONCURRENCY = "0x80060882"
+_METADATA = "metadata:attributes"
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class _Columns:
+    """What one table's metadata says about its columns."""
+
+    lookups: frozenset[str]
+    known: frozenset[str] | None
+    """Readable column logical names; None when the metadata could not be read (every name is trusted)."""
+
+    def exists(self, name: str) -> bool:
+        return self.known is None or name in self.known
+
+    def read_name(self, name: str) -> str:
+        """The name a row carries the column under: ``_<column>_value`` for a lookup."""
+        return f"_{name}_value" if name in self.lookups else name
+
+
+_FALLBACK = _Columns(lookups=STANDARD_LOOKUPS, known=None)
 
 
 def entity_set_name(logical_name: str) -> str:
@@ -138,6 +186,9 @@ class DataverseGateway:
         self._navigation = dict(navigation or {})
         """Association key -> navigation property, where the default rule is wrong for a custom lookup."""
         self._batch_size = batch_size
+        self._metadata: dict[str, _Columns] = {}
+        self._metadata_lock = asyncio.Lock()
+        self._warned: set[tuple[str, str]] = set()
 
     @property
     def system(self) -> SourceSystem:
@@ -166,13 +217,18 @@ class DataverseGateway:
     ) -> dict[str, Record]:
         key = f"{object_type}id"
         wanted = list(dict.fromkeys(i.lower() for i in ids if _GUID.match(i)))  # others cannot exist
+        if not wanted:
+            return {}
+        columns = await self._columns(object_type)
+        fields = self._readable(object_type, columns, fields)
         lookups = [f"_{parse_key(k)[0]}_value" for k in associations]
-        select = list(dict.fromkeys([key, *fields, "modifiedon", *lookups]))
+        select = [key, *(columns.read_name(f) for f in fields), "modifiedon", *lookups]
+        prefer = self._prefer(columns, fields)
         found: dict[str, Record] = {}
         for chunk in chunks(wanted, READ_IDS):
             where = " or ".join(f"{key} eq {record_id}" for record_id in chunk)
-            for row in await self._query(object_type, select, where, "read"):
-                record = self._record(object_type, row, fields, associations)
+            for row in await self._query(object_type, select, where, "read", prefer):
+                record = self._record(object_type, row, columns, fields, associations)
                 found[record.object_id] = record
         return found
 
@@ -181,34 +237,123 @@ class DataverseGateway:
     ) -> dict[str, list[Record]]:
         found: dict[str, list[Record]] = {value: [] for value in values}
         wanted = list(dict.fromkeys(values))
-        select = list(dict.fromkeys([f"{object_type}id", field, *fields, "modifiedon"]))
+        if not wanted:
+            return found
+        columns = await self._columns(object_type)
+        if not columns.exists(field) or field in columns.lookups:
+            # The match rule names it: answering "no match" would create duplicates, so refuse loudly.
+            what = "a lookup column" if columns.exists(field) else "not a column"
+            raise ValueError(
+                f"cannot match {object_type} records on {field!r}: it is {what} of the table "
+                "(fix the step's match rule)"
+            )
+        fields = self._readable(object_type, columns, fields)
+        select = [f"{object_type}id", field, *(columns.read_name(f) for f in fields), "modifiedon"]
+        prefer = self._prefer(columns, fields)
         for chunk in chunks(wanted, FIND_VALUES):
             where = " or ".join(f"{field} eq {_literal(value)}" for value in chunk)
-            for row in await self._query(object_type, select, where, "find"):
+            for row in await self._query(object_type, select, where, "find", prefer):
                 actual = row.get(field)
-                record = self._record(object_type, row, fields, ())
+                record = self._record(object_type, row, columns, fields, ())
                 for value in chunk:
                     if isinstance(actual, str) and actual.casefold() == value.casefold():
                         found[value].append(record)
         return found
 
-    async def _query(self, table: str, select: list[str], where: str, purpose: str) -> list[dict[str, Any]]:
+    async def _columns(self, table: str) -> _Columns:
+        """The table's lookup columns and readable columns, from the metadata API, once per process.
+
+        Why metadata rather than a list: whether a column is a lookup is a fact of the org (custom
+        ``new_..id`` lookups, Customer and Owner columns), and only the metadata also says which names
+        do not exist, so a misspelt field can be dropped with a warning instead of failing the query.
+        Its price is one GET per table per process (columns change only through a deployment, and a
+        new column needs a restart to be synced anyway). When the org answers the metadata query with a
+        request error (400, 404: an org or proxy without that endpoint) the gateway falls back to
+        `STANDARD_LOOKUPS`, trusts every name, and caches that too; an outage (429, 5xx, network) or
+        refused credentials (401, 403) is `CrmUnavailableError`, as for any read, and nothing is cached.
+        """
+        if (cached := self._metadata.get(table)) is not None:
+            return cached
+        async with self._metadata_lock:  # concurrent first reads of a table make one call
+            if (cached := self._metadata.get(table)) is not None:
+                return cached
+            url = (
+                f"{self._client.api_root}/EntityDefinitions(LogicalName='{quote(table)}')/Attributes"
+                "?$select=LogicalName,AttributeType,IsValidForRead"
+            )
+            try:
+                with _system_errors():
+                    listed = await self._client.get_json(url, endpoint=_METADATA)
+            except FatalError as error:  # 401 and 403 left _system_errors as CrmUnavailableError
+                log.warning(
+                    "dataverse: cannot read the columns of %s (%s %s); assuming the standard lookups",
+                    table,
+                    error.status,
+                    error.code,
+                )
+                columns = _FALLBACK
+            else:
+                attributes = [a for a in listed.get("value") or [] if isinstance(a, dict)]
+                columns = _Columns(
+                    lookups=frozenset(
+                        str(a.get("LogicalName"))
+                        for a in attributes
+                        if a.get("AttributeType") in LOOKUP_TYPES
+                    ),
+                    known=frozenset(
+                        str(a.get("LogicalName")) for a in attributes if a.get("IsValidForRead") is not False
+                    ),
+                )
+            self._metadata[table] = columns
+            return columns
+
+    def _readable(self, table: str, columns: _Columns, fields: Sequence[str]) -> list[str]:
+        """The fields worth selecting, in order, without repeats: a name the table lacks is a
+        configuration mistake, warned about once per (table, column) and left out of ``$select``.
+        ``_<lookup>_value`` is accepted as it is (the raw id)."""
+        kept: list[str] = []
+        for name in dict.fromkeys(fields):
+            raw = _RAW_LOOKUP.match(name)
+            if columns.exists(name) or (raw is not None and raw.group("column") in columns.lookups):
+                kept.append(name)
+            elif (table, name) not in self._warned:
+                self._warned.add((table, name))
+                log.warning(
+                    "dataverse table %s has no readable column %r: it is left out of reads "
+                    "(check the sync configuration)",
+                    table,
+                    name,
+                )
+        return kept
+
+    @staticmethod
+    def _prefer(columns: _Columns, fields: Sequence[str]) -> str:
+        """Formatted values only when a lookup is read by name: they cost the server a lookup per row."""
+        return _PREFER_FORMATTED if any(f in columns.lookups for f in fields) else _PREFER_READ
+
+    async def _query(
+        self, table: str, select: list[str], where: str, purpose: str, prefer: str
+    ) -> list[dict[str, Any]]:
         entity_set = self._set(table)
+        select = list(dict.fromkeys(select))
         params = urlencode({"$select": ",".join(select), "$filter": where}, quote_via=quote, safe="$,()'")
         url: str | None = f"{self._client.api_root}/{entity_set}?{params}"
         rows: list[dict[str, Any]] = []
         with _system_errors():
             while url:
-                page = await self._client.get_json(
-                    url, endpoint=f"{entity_set}:{purpose}", prefer=_PREFER_READ
-                )
+                page = await self._client.get_json(url, endpoint=f"{entity_set}:{purpose}", prefer=prefer)
                 rows += [row for row in page.get("value") or [] if isinstance(row, dict)]
                 next_link = page.get("@odata.nextLink")
                 url = next_link if isinstance(next_link, str) else None
         return rows
 
     def _record(
-        self, table: str, row: Mapping[str, Any], fields: Sequence[str], associations: Sequence[str]
+        self,
+        table: str,
+        row: Mapping[str, Any],
+        columns: _Columns,
+        fields: Sequence[str],
+        associations: Sequence[str],
     ) -> Record:
         linked: dict[str, str | None] = {}
         for key in associations:
@@ -216,11 +361,20 @@ class DataverseGateway:
             value = row.get(f"_{lookup}_value")
             points_to = row.get(f"_{lookup}_value@{_LOGICAL}")
             linked[key] = str(value) if value and points_to in {None, target} else None
+        values: dict[str, Scalar] = {}
+        for name in fields:
+            if name in columns.lookups:
+                raw = f"_{name}_value"
+                if raw in row:  # the display name of the record it points to; None when it is empty
+                    shown = row.get(f"{raw}@{_FORMATTED}") if row[raw] is not None else None
+                    values[name] = shown if isinstance(shown, str) else None
+            elif name in row:
+                values[name] = _scalar(row[name])
         etag = row.get("@odata.etag")
         return Record(
             object_type=table,
             object_id=str(row.get(f"{table}id")).lower(),
-            values={name: _scalar(row[name]) for name in fields if name in row},
+            values=values,
             version=etag if isinstance(etag, str) else None,
             modified_at=parse_time(row.get("modifiedon")),
             associations=linked,

@@ -285,6 +285,32 @@ class HubSpotGateway:
     async def _update(
         self, object_type: str, ops: Sequence[WriteOp], indexes: Sequence[int]
     ) -> dict[int, WriteOutcome]:
+        done = await self._changed_since_read(object_type, ops, indexes)
+        indexes = [index for index in indexes if index not in done]
+        if not indexes:
+            return done
+        return done | await self._update_now(object_type, ops, indexes)
+
+    async def _changed_since_read(
+        self, object_type: str, ops: Sequence[WriteOp], indexes: Sequence[int]
+    ) -> dict[int, WriteOutcome]:
+        """HubSpot has no ETag: updates planned from a version (``if_match`` = the ``updatedAt`` read) are
+        checked against the current ``updatedAt`` first (one batch read), and a record changed since is a
+        conflict for the caller to re-read and re-plan, rather than a user's edit silently overwritten."""
+        planned = {index: ops[index].if_match for index in indexes if ops[index].if_match}
+        if not planned:
+            return {}
+        current = await self.read(object_type, [str(ops[index].object_id) for index in planned], fields=[])
+        conflicts: dict[int, WriteOutcome] = {}
+        for index, version in planned.items():
+            record = current.get(str(ops[index].object_id))
+            if record is not None and record.version != version:
+                conflicts[index] = WriteOutcome(ops[index].ref, ok=False, conflict=True)
+        return conflicts
+
+    async def _update_now(
+        self, object_type: str, ops: Sequence[WriteOp], indexes: Sequence[int]
+    ) -> dict[int, WriteOutcome]:
         inputs = {
             index: {
                 "id": ops[index].object_id,

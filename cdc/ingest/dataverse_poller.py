@@ -44,7 +44,7 @@ from streams.checkpoint_store import TransactionalChangeWriter, WriterFencedErro
 from streams.checkpoints import Checkpoint, CursorKind, checkpoint_key
 from streams.keys import SourceSystem, join_key
 
-__all__ = ["DataverseTables", "run_dataverse_poller"]
+__all__ = ["DataverseTables", "run_dataverse_poller", "table_url"]
 
 log = logging.getLogger("cdc.poll.dataverse")
 T = TypeVar("T")
@@ -72,6 +72,19 @@ async def _unless_stopped(stop: asyncio.Event, work: Awaitable[T]) -> tuple[bool
     return False, None
 
 
+def table_url(api_root: str, table: str, poll: PollSettings, *, where: str | None = None) -> str:
+    """The entity set's URL with the configured ``$select`` (the key column always first when there is
+    one) and, when given, a ``$filter`` (plain queries only: change tracking refuses ``$filter``)."""
+    columns = list(poll.dataverse_select.get(table, ()))
+    key = f"{entity_logical_name(table)}id"
+    if columns and key not in columns:
+        columns.insert(0, key)
+    options = [f"$select={quote(','.join(columns), safe=',')}"] if columns else []
+    if where is not None:
+        options.append(f"$filter={quote(where, safe='')}")
+    return f"{api_root}/{table}" + (f"?{'&'.join(options)}" if options else "")
+
+
 @dataclass
 class _TablePoller:
     table: str
@@ -93,11 +106,7 @@ class _TablePoller:
         return entity_logical_name(self.table)
 
     def initial_url(self) -> str:
-        columns = list(self.poll.dataverse_select.get(self.table, ()))
-        if columns and f"{self.object_type}id" not in columns:
-            columns.insert(0, f"{self.object_type}id")
-        query = f"?$select={quote(','.join(columns), safe=',')}" if columns else ""
-        return f"{self.client.api_root}/{self.table}{query}"
+        return table_url(self.client.api_root, self.table, self.poll)
 
     async def run(self) -> None:
         """Poll until ``stop``; transient failures back off per table, fatal ones end the process."""

@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -37,7 +37,19 @@ from streams.checkpoints import Checkpoint, CursorKind, checkpoint_key
 from streams.events import Association, ChangeEvent, Operation, Origin
 from streams.keys import SourceSystem, join_key
 
-__all__ = ["DEFAULT_PROPERTIES", "HubSpotObjects", "check_options", "run_hubspot_reconciler"]
+__all__ = [
+    "DEFAULT_PROPERTIES",
+    "SINGULAR",
+    "Edge",
+    "HubSpotObjects",
+    "association_events",
+    "check_options",
+    "object_properties",
+    "read_edges",
+    "record_event",
+    "run_hubspot_reconciler",
+    "search_window",
+]
 
 log = logging.getLogger(__name__)
 SYSTEM = "hubspot"
@@ -74,6 +86,91 @@ def _edge(to_type: str, item: AssociatedRecord) -> Edge:
     plain = [t for t in item.type_ids if t not in PRIMARY_TYPE_IDS]
     kinds = plain or list(item.type_ids)
     return (to_type, item.to_id, primary, kinds[0] if kinds else None)
+
+
+async def search_window(
+    client: HubSpotClient,
+    obj: str,
+    *,
+    properties: Sequence[str],
+    page_size: int,
+    since_ms: int,
+    stop: asyncio.Event | None = None,
+) -> AsyncGenerator[tuple[int, list[tuple[int, dict[str, Any]]]]]:
+    """Every record of ``obj`` modified at or after ``since_ms``, page by page: (about how many in
+    all, [(modified ms, result)]). Paged by `cdc.hubspot.search`, so the 10,000-result window is never
+    met; records sharing a page boundary's millisecond come again (the caller skips what it has seen).
+    Ends early, between pages, once ``stop`` is set."""
+    position: SearchPosition | None = SearchPosition(since_ms)
+    while position is not None and not (stop is not None and stop.is_set()):
+        body = search_body(LAST_MODIFIED[obj], position, properties, page_size)
+        page = await client.search(obj, body)
+        rows = [(parse_ms(_modified(r, obj)) or position.since_ms, int(r["id"]), r) for r in page.results]
+        yield page.total, [(ms, r) for ms, _, r in rows]
+        position = next_position(position, [(ms, i) for ms, i, _ in rows], page.has_more)
+
+
+async def read_edges(
+    client: HubSpotClient, obj: str, others: Sequence[str], ids: list[str]
+) -> dict[str, set[Edge]]:
+    """Each record's associations to the ``others`` types (v4 batch read); an empty set when none."""
+    found: dict[str, set[Edge]] = {record_id: set() for record_id in ids}
+    for other in others:
+        for record_id, items in (await client.read_associations(obj, other, ids)).items():
+            found.setdefault(record_id, set()).update(_edge(SINGULAR[other], item) for item in items)
+    return found
+
+
+def record_event(
+    portal: str, obj: str, ms: int, result: Mapping[str, Any], *, received: datetime, origin: Origin
+) -> ChangeEvent:
+    """A search result as an UPSERT with the full record; its version is the last-modified value."""
+    properties = result.get("properties") or {}
+    return ChangeEvent(
+        source=SourceSystem.HUBSPOT, tenant=portal, object_type=SINGULAR[obj],
+        object_id=str(result["id"]), operation=Operation.UPSERT, origin=origin,
+        record={str(k): (None if v is None else str(v)) for k, v in properties.items()},
+        source_version=_modified(result, obj),
+        occurred_at=datetime.fromtimestamp(ms / 1000, UTC), received_at=received,
+    )  # fmt: skip
+
+
+def association_events(
+    portal: str,
+    singular: str,
+    record_id: str,
+    edges: set[Edge],
+    *,
+    before: set[Edge] | None,
+    received: datetime,
+    origin: Origin,
+) -> list[ChangeEvent]:
+    """ASSOCIATION events for the edges added since ``before`` and, when it is known, those removed."""
+    added = sorted(edges - (before or set()), key=str)
+    gone = {(e[0], e[1]) for e in before or set()} - {(e[0], e[1]) for e in edges}
+    removed = sorted(e for e in before or set() if (e[0], e[1]) in gone)
+    return [
+        ChangeEvent(
+            source=SourceSystem.HUBSPOT,
+            tenant=portal,
+            object_type=singular,
+            object_id=record_id,
+            operation=Operation.ASSOCIATION,
+            origin=origin,
+            association=Association(
+                to_object_type=to_type,
+                to_object_id=to_id,
+                association_type_id=type_id,
+                category=f"{singular.upper()}_TO_{to_type.upper()}",
+                primary=primary,
+                removed=is_removed,
+            ),
+            occurred_at=received,
+            received_at=received,
+        )
+        for is_removed, group in ((False, added), (True, removed))
+        for to_type, to_id, primary, type_id in group
+    ]
 
 
 @dataclass
@@ -130,22 +227,24 @@ class _ObjectReconciler:
         started = time.monotonic()
         backfill = self.cursor_ms is None
         since = 0 if self.cursor_ms is None else max(0, self.cursor_ms - self.lookback_ms)
-        position: SearchPosition | None = SearchPosition(since)
         total, read, published, pages = 0, 0, 0, 0
-        while position is not None and not stop.is_set():
-            body = search_body(LAST_MODIFIED[self.obj], position, self.properties, self.page_size)
-            page = await self.client.search(self.obj, body)
-            total = total or page.total
-            rows = [
-                (parse_ms(_modified(r, self.obj)) or position.since_ms, int(r["id"]), r) for r in page.results
-            ]
-            published += await self._publish([(ms, r) for ms, _, r in rows])
-            read, pages = read + len(rows), pages + 1
-            self.metrics.poll_rows.labels(system=SYSTEM, table=self.obj).inc(len(rows))
-            self.metrics.progress(COMPONENT)  # per page: a long backfill is progress too (/readyz)
-            if backfill and rows:
-                log.info("hubspot backfill %s: %d of about %d records read", self.obj, read, total)
-            position = next_position(position, [(ms, i) for ms, i, _ in rows], page.has_more)
+        window = search_window(
+            self.client,
+            self.obj,
+            properties=self.properties,
+            page_size=self.page_size,
+            since_ms=since,
+            stop=stop,
+        )
+        async with contextlib.aclosing(window) as searched:
+            async for found, rows in searched:
+                total = total or found
+                published += await self._publish(rows)
+                read, pages = read + len(rows), pages + 1
+                self.metrics.poll_rows.labels(system=SYSTEM, table=self.obj).inc(len(rows))
+                self.metrics.progress(COMPONENT)  # per page: a long backfill is progress too (/readyz)
+                if backfill and rows:
+                    log.info("hubspot backfill %s: %d of about %d records read", self.obj, read, total)
         now = time.time()
         self.metrics.poll_seconds.labels(system=SYSTEM, table=self.obj).observe(time.monotonic() - started)
         self.metrics.poll_last_success.labels(system=SYSTEM, table=self.obj).set(now)
@@ -192,49 +291,21 @@ class _ObjectReconciler:
         return len(events)
 
     async def _edges(self, ids: list[str]) -> dict[str, set[Edge]]:
-        found: dict[str, set[Edge]] = {record_id: set() for record_id in ids}
-        for other in self.others:
-            for record_id, items in (await self.client.read_associations(self.obj, other, ids)).items():
-                found.setdefault(record_id, set()).update(_edge(SINGULAR[other], item) for item in items)
-        return found
+        return await read_edges(self.client, self.obj, self.others, ids)
 
     def _record_event(self, ms: int, result: dict[str, Any], received: datetime) -> ChangeEvent:
-        properties = result.get("properties") or {}
-        return ChangeEvent(
-            source=SourceSystem.HUBSPOT, tenant=self.portal, object_type=self.singular,
-            object_id=str(result["id"]), operation=Operation.UPSERT, origin=Origin.RECONCILER,
-            record={str(k): (None if v is None else str(v)) for k, v in properties.items()},
-            source_version=_modified(result, self.obj),
-            occurred_at=datetime.fromtimestamp(ms / 1000, UTC), received_at=received,
-        )  # fmt: skip
+        return record_event(self.portal, self.obj, ms, result, received=received, origin=Origin.RECONCILER)
 
     def _association_events(self, record_id: str, edges: set[Edge], received: datetime) -> list[ChangeEvent]:
-        before = self.memory.edges.get(record_id)
-        added = sorted(edges - (before or set()), key=str)
-        gone = {(e[0], e[1]) for e in before or set()} - {(e[0], e[1]) for e in edges}
-        removed = sorted(e for e in before or set() if (e[0], e[1]) in gone)
-        return [
-            ChangeEvent(
-                source=SourceSystem.HUBSPOT,
-                tenant=self.portal,
-                object_type=self.singular,
-                object_id=record_id,
-                operation=Operation.ASSOCIATION,
-                origin=Origin.RECONCILER,
-                association=Association(
-                    to_object_type=to_type,
-                    to_object_id=to_id,
-                    association_type_id=type_id,
-                    category=f"{self.singular.upper()}_TO_{to_type.upper()}",
-                    primary=primary,
-                    removed=is_removed,
-                ),
-                occurred_at=received,
-                received_at=received,
-            )
-            for is_removed, group in ((False, added), (True, removed))
-            for to_type, to_id, primary, type_id in group
-        ]
+        return association_events(
+            self.portal,
+            self.singular,
+            record_id,
+            edges,
+            before=self.memory.edges.get(record_id),
+            received=received,
+            origin=Origin.RECONCILER,
+        )
 
 
 def _modified(result: Mapping[str, Any], obj: str) -> str | None:
@@ -271,15 +342,17 @@ def check_options(settings: Settings, page_size: int) -> dict[str, tuple[str, ..
             f"poll.hubspot_objects / poll.hubspot_properties: unsupported {unknown}; "
             "the reconciler knows contacts, companies, deals"
         )
-    chosen = {
-        obj: tuple(settings.poll.hubspot_properties.get(obj, DEFAULT_PROPERTIES[obj])) for obj in objects
-    }
-    for obj, names in chosen.items():
-        try:
-            search_body(LAST_MODIFIED[obj], SearchPosition(0, tie=True), names, page_size)
-        except ValueError as error:
-            raise SettingsError(f"poll.hubspot_properties.{obj}: {error}") from None
-    return chosen
+    return {obj: object_properties(settings, obj, page_size) for obj in objects}
+
+
+def object_properties(settings: Settings, obj: str, page_size: int) -> tuple[str, ...]:
+    """The properties to read of one object type (configured, else the defaults), or SettingsError."""
+    names = tuple(settings.poll.hubspot_properties.get(obj, DEFAULT_PROPERTIES[obj]))
+    try:
+        search_body(LAST_MODIFIED[obj], SearchPosition(0, tie=True), names, page_size)
+    except ValueError as error:
+        raise SettingsError(f"poll.hubspot_properties.{obj}: {error}") from None
+    return names
 
 
 class HubSpotObjects:

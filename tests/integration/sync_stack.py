@@ -5,16 +5,21 @@ as a user would in the CRM's UI, and read back the same way."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import os
 import ssl
+import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import yaml
 from prometheus_client import CollectorRegistry
+from pydantic import SecretStr
 
 from cdc.ingest.dataverse_poller import run_dataverse_poller
 from cdc.ingest.poll_service import run_poll
@@ -92,6 +97,38 @@ def small_config(**step_updates: Any) -> SyncConfig:
     return SyncConfig.model_validate(raw)
 
 
+def _secret(value: SecretStr | None) -> str:
+    return value.get_secret_value() if value is not None else ""
+
+
+def role_env(settings: Settings) -> dict[str, str]:
+    """The environment a `cdc` role process needs for these settings (``CDC_*`` only, plus PATH & co)."""
+    hub, dv, kafka = settings.hubspot, settings.dataverse, settings.kafka
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CDC_")}
+    env.update(
+        {
+            "CDC_LOG__LEVEL": "WARNING",
+            "CDC_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+            "CDC_KAFKA__TOPIC_PREFIX": kafka.topic_prefix,
+            "CDC_HUBSPOT__BASE_URL": hub.base_url,
+            "CDC_HUBSPOT__TOKEN": _secret(hub.token),
+            "CDC_HUBSPOT__APP_ID": str(hub.app_id),
+            "CDC_HUBSPOT__CLIENT_SECRET": _secret(hub.client_secret),
+            "CDC_HUBSPOT__PORTAL_ID": str(hub.portal_id),
+            "CDC_DATAVERSE__BASE_URL": str(dv.base_url),
+            "CDC_DATAVERSE__TENANT_ID": str(dv.tenant_id),
+            "CDC_DATAVERSE__CLIENT_ID": str(dv.client_id),
+            "CDC_DATAVERSE__CLIENT_SECRET": _secret(dv.client_secret),
+            "CDC_DATAVERSE__AUTHORITY": str(dv.authority),
+            "CDC_DATAVERSE__SCOPE": str(dv.scope),
+            "CDC_DATAVERSE__CA_BUNDLE": str(dv.ca_bundle),
+            "CDC_SYNC__GROUP_PREFIX": settings.sync.group_prefix,
+            "CDC_SYNC__PORT": "0",
+        }
+    )
+    return env
+
+
 def stack_settings(kafka: KafkaSettings, box: Sandbox, *, tables: tuple[str, ...]) -> Settings:
     settings = box.daemon_settings(
         kafka, poll=PollSettings(port=0, dataverse_tables=tables, dataverse_interval_s=0.3)
@@ -108,37 +145,67 @@ class Stack:
     dv: httpx.AsyncClient
     config: SyncConfig
     _sync: tuple[asyncio.Event, asyncio.Task[None]] | None = None
-    _replicas: list[tuple[asyncio.Event, asyncio.Task[None]]] = field(default_factory=list)
+    _replicas: list[asyncio.subprocess.Process] = field(default_factory=list)
+    _config_file: Path | None = None
+    urls: dict[str, str] = field(default_factory=dict)
+    """Base URL serving ``/metrics`` per running role: ``ingest``, ``sync`` and, when it runs, ``poll``
+    (only `cdc poll` serves one; the bare Dataverse poller of a stack without ``reconcile`` does not)."""
+
+    @property
+    def webhook_url(self) -> str:
+        """Where `cdc ingest` receives HubSpot webhooks."""
+        return f"{self.urls['ingest']}/webhooks/hubspot"
 
     async def add_replica(self) -> int:
-        """Another `cdc sync` in the same groups (a rebalance); returns its index for `kill_replica`."""
-        settings = self.settings.model_copy(
-            update={"sync": self.settings.sync.model_copy(update={"port": 0})}
+        """Another `cdc sync`, a real process in the same groups (a rebalance); its index, to kill it."""
+        if self._config_file is None:
+            self._config_file = Path(tempfile.mkdtemp(prefix="cdc-sync-")) / "sync.yaml"
+            self._config_file.write_text(
+                yaml.safe_dump(self.config.model_dump(mode="json", exclude_defaults=True))
+            )
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "cdc",
+            "sync",
+            "--sync-config",
+            str(self._config_file),
+            env=role_env(self.settings),
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
         )
-        stop = asyncio.Event()
-        ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        task = asyncio.create_task(
-            run_sync(settings, stop, metrics=self.metrics, config=self.config, on_ready=ready.set_result)
-        )
-        await asyncio.wait_for(ready, 60)
-        self._replicas.append((stop, task))
+        self._replicas.append(process)
         return len(self._replicas) - 1
 
     async def kill_replica(self, n: int) -> None:
-        """Cancel a replica mid-flight, as a kill -9 would stop it (no graceful shutdown), then restart it."""
-        _, task = self._replicas[n]
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
-        self._replicas.pop(n)
+        """kill -9 a replica mid-flight (no shutdown at all), then start a new one."""
+        process = self._replicas.pop(n)
+        process.kill()
+        await process.wait()
         await self.add_replica()
 
     async def stop_replicas(self) -> None:
-        for stop, task in self._replicas:
-            stop.set()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(task, 30)
+        for process in self._replicas:
+            if process.returncode is None:
+                process.terminate()
+        for process in self._replicas:
+            try:
+                await asyncio.wait_for(process.wait(), 30)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
         self._replicas.clear()
+
+    async def write_calls(self) -> int:
+        """Data-changing API calls both sandboxes counted (every replica's writes, in or out of process)."""
+        total = 0
+        for snapshot in (await self.calls()).values():
+            for endpoint, n in snapshot["by_endpoint"].items():
+                method = endpoint.split(" ", 1)[0]
+                reading = "/batch/read" in endpoint or "/search" in endpoint or method == "GET"
+                if not reading and "token" not in endpoint:
+                    total += int(n)
+        return total
 
     async def start_sync(self, *, group_prefix: str | None = None, metrics: Metrics | None = None) -> None:
         """Start `cdc sync` (again); a new ``group_prefix`` re-reads every change from the start."""
@@ -158,6 +225,7 @@ class Stack:
         if task.done():
             task.result()
         assert ready.done(), "cdc sync did not start within 60 s"
+        self.urls["sync"] = ready.result()
 
     async def stop_sync(self) -> None:
         if self._sync is not None:
@@ -268,6 +336,36 @@ async def running_stack(
 ) -> AsyncIterator[Stack]:
     """The pipeline; ``reconcile`` names HubSpot objects the reconciler pages too (`cdc poll` then runs
     both parts, every 2 s with a 30 s lookback), to catch webhooks the sandbox drops."""
+    before = asyncio.all_tasks()
+    try:
+        async with _pipeline(
+            kafka, config, seed=seed, tables=tables, provision=provision, reconcile=reconcile
+        ) as stack:
+            yield stack
+    finally:
+        await _settled(before)
+
+
+async def _settled(before: set[asyncio.Task[Any]], within: float = 10.0) -> None:
+    """Wait for the tasks a killed replica's Kafka clients leave behind (they finish cancelling shortly)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        left = [t for t in asyncio.all_tasks() - before if t is not asyncio.current_task() and not t.done()]
+        if not left:
+            return
+        await asyncio.sleep(0.1)
+
+
+@asynccontextmanager
+async def _pipeline(
+    kafka: KafkaSettings,
+    config: SyncConfig,
+    *,
+    seed: int,
+    tables: tuple[str, ...],
+    provision: bool,
+    reconcile: tuple[str, ...],
+) -> AsyncIterator[Stack]:
     catalog = TopicCatalog.from_settings(kafka)
     async with open_admin(kafka) as admin:
         await ensure_topics(admin, catalog)
@@ -278,6 +376,7 @@ async def running_stack(
         metrics = Metrics(CollectorRegistry())
         stop = asyncio.Event()
         listening: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        urls: dict[str, str] = {}
         ca = ssl.create_default_context(cafile=box.info.dataverse.ca_bundle)
         async with (
             httpx.AsyncClient(base_url=box.info.hubspot.base_url, timeout=30) as hs,
@@ -285,7 +384,9 @@ async def running_stack(
             asyncio.TaskGroup() as tasks,
         ):
             tasks.create_task(run_ingest(settings, stop, metrics=metrics, on_listening=listening.set_result))
-            box.hubspot.set_webhook_url(await asyncio.wait_for(listening, 30))
+            webhook_url = await asyncio.wait_for(listening, 30)
+            urls["ingest"] = webhook_url.removesuffix("/webhooks/hubspot")
+            box.hubspot.set_webhook_url(webhook_url)
             if reconcile:
                 poll = settings.poll.model_copy(
                     update={
@@ -295,10 +396,12 @@ async def running_stack(
                     }
                 )
                 settings = settings.model_copy(update={"poll": poll})
-                tasks.create_task(run_poll(settings, stop, metrics=metrics))
+                tasks.create_task(
+                    run_poll(settings, stop, metrics=metrics, on_ready=lambda url: urls.update(poll=url))
+                )
             else:
                 tasks.create_task(run_dataverse_poller(settings, stop, metrics=metrics))
-            stack = Stack(box=box, settings=settings, metrics=metrics, hs=hs, dv=dv, config=config)
+            stack = Stack(box=box, settings=settings, metrics=metrics, hs=hs, dv=dv, config=config, urls=urls)
             try:
                 await stack.start_sync()
                 yield stack

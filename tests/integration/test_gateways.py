@@ -3,6 +3,7 @@ per-record errors, conflicts, associations, outages, and what the sandbox does w
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import ssl
@@ -21,6 +22,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from cdc.dataverse.client import RetryPolicy
+from cdc.dataverse.errors import FatalError
 from cdc.gateways import DataverseGateway, HubSpotGateway, open_dataverse_gateway, open_hubspot_gateway
 from cdc.hubspot.client import Backoff
 from cdc.metrics import Metrics
@@ -34,6 +36,8 @@ pytestmark = [pytest.mark.slow]
 BATCH_CREATE = "POST /crm/v3/objects/{objectType}/batch/create"
 BATCH_READ = "POST /crm/v3/objects/{objectType}/batch/read"
 DV_BATCH = "POST /api/data/v9.2/$batch"
+DV_QUERY = "GET /api/data/v9.2/{entityset}"
+DV_COLUMNS = "GET /api/data/v9.2/EntityDefinitions({entity})/Attributes"
 FAST_HUBSPOT = Backoff(base_s=0.01, cap_s=0.05, attempts=1, throttle_attempts=0)
 FAST_DATAVERSE = RetryPolicy(attempts=2, base_s=0.01, cap_s=0.05, throttle_attempts=0)
 
@@ -375,3 +379,133 @@ async def test_dataverse_gateway_writes_show_in_the_change_tracking_feed(
         delta = (await api.get(first["@odata.deltaLink"])).json()
     rows = {row["contactid"]: row for row in delta["value"]}
     assert rows[str(made.object_id)]["@odata.etag"] == made.version
+
+
+async def made_opportunity(dataverse: DataverseGateway) -> tuple[str, str]:
+    """(an opportunity pointing at an account, a contact, an owner and a campaign; one pointing nowhere)."""
+    account, contact, owner, campaign = await dataverse.write(
+        [
+            create("a", "account", {"name": "Acme Corp"}),
+            create("c", "contact", {"firstname": "Jane", "lastname": "Roe"}),
+            create("u", "systemuser", {"firstname": "Sam", "lastname": "Seller"}),
+            create("k", "campaign", {"name": "Spring Launch"}),
+        ]
+    )
+    links = {
+        "parentaccountid:account": str(account.object_id),
+        "parentcontactid:contact": str(contact.object_id),
+        "ownerid:systemuser": str(owner.object_id),
+        "campaignid:campaign": str(campaign.object_id),
+    }
+    linked, bare = await dataverse.write(
+        [
+            create("o", "opportunity", {"name": "Big deal"}, associations=links),
+            create("b", "opportunity", {"name": "Bare deal"}),
+        ]
+    )
+    assert linked.ok
+    assert bare.ok
+    return str(linked.object_id), str(bare.object_id)
+
+
+async def test_dataverse_lookup_columns_read_as_display_names(
+    box: Sandbox, dataverse: DataverseGateway
+) -> None:
+    linked, bare = await made_opportunity(dataverse)
+    fields = ["parentaccountid", "name", "parentcontactid", "ownerid", "campaignid"]
+    async with dataverse_admin(box) as admin:
+        await calls(admin, reset=True)
+        records = await dataverse.read(
+            "opportunity", [linked, bare], fields=fields, associations=["parentaccountid:account"]
+        )
+        assert await calls(admin) == {DV_COLUMNS: 1, DV_QUERY: 1}  # the columns, then the rows
+        account_id = records[linked].associations["parentaccountid:account"]
+        assert records[linked].values == {
+            "parentaccountid": "Acme Corp",
+            "name": "Big deal",
+            "parentcontactid": "Jane Roe",
+            "ownerid": "Sam Seller",
+            "campaignid": "Spring Launch",
+        }
+        assert records[bare].values == {
+            "parentaccountid": None,
+            "name": "Bare deal",
+            "parentcontactid": None,
+            "ownerid": None,
+            "campaignid": None,
+        }
+        found = await dataverse.find(
+            "opportunity", "name", ["big DEAL", "none"], fields=["parentaccountid", "_parentaccountid_value"]
+        )
+        again = await dataverse.read("opportunity", [linked], fields=["parentaccountid"])
+        assert await calls(admin) == {DV_COLUMNS: 1, DV_QUERY: 3}  # metadata once per table
+        accounts = await dataverse.read("account", [str(account_id)], fields=["name"])
+        assert await calls(admin) == {DV_COLUMNS: 2, DV_QUERY: 4}
+    assert account_id is not None
+    assert accounts[account_id].values == {"name": "Acme Corp"}
+    [match] = found["big DEAL"]
+    assert match.object_id == linked
+    assert match.values == {"parentaccountid": "Acme Corp", "_parentaccountid_value": account_id}
+    assert found["none"] == []
+    assert again[linked].values == {"parentaccountid": "Acme Corp"}
+
+
+async def test_dataverse_unknown_columns_are_dropped_with_one_warning(
+    dataverse: DataverseGateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="cdc.gateways")
+    linked, _ = await made_opportunity(dataverse)
+    fields = ["name", "nosuchcolumn", "parentaccountid"]
+    records = await dataverse.read("opportunity", [linked], fields=fields)
+    assert records[linked].values == {"name": "Big deal", "parentaccountid": "Acme Corp"}
+    found = await dataverse.find("opportunity", "name", ["Big deal"], fields=fields)
+    assert [r.values for r in found["Big deal"]] == [records[linked].values]
+    warnings = [r.getMessage() for r in caplog.records if "nosuchcolumn" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "opportunity" in warnings[0]
+    with pytest.raises(ValueError, match="nosuchcolumn"):
+        await dataverse.find("opportunity", "nosuchcolumn", ["x"], fields=["name"])
+    with pytest.raises(ValueError, match="lookup"):
+        await dataverse.find("opportunity", "parentaccountid", ["Acme Corp"], fields=["name"])
+
+
+async def test_dataverse_without_metadata_falls_back_to_the_standard_lookups(
+    dataverse: DataverseGateway, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    linked, _ = await made_opportunity(dataverse)
+    client = dataverse._client
+    real_get = client.get_json
+    refused: list[str] = []
+
+    async def no_metadata(url: str, *, endpoint: str, prefer: str | None = None) -> dict[str, Any]:
+        if "/EntityDefinitions(" in url:
+            refused.append(url)
+            raise FatalError(404, "0x8006088a", "Resource not found", endpoint=endpoint)
+        return await real_get(url, endpoint=endpoint, prefer=prefer)
+
+    monkeypatch.setattr(client, "get_json", no_metadata)
+    fields = ["name", "ownerid", "parentaccountid"]
+    for _ in range(2):
+        records = await dataverse.read("opportunity", [linked], fields=fields)
+        assert records[linked].values == {
+            "name": "Big deal",
+            "ownerid": "Sam Seller",
+            "parentaccountid": "Acme Corp",
+        }
+    assert len(refused) == 1
+    assert "cannot read the columns of opportunity" in caplog.text
+
+
+async def test_dataverse_metadata_outage_is_crm_unavailable_and_not_cached(
+    box: Sandbox, dataverse: DataverseGateway
+) -> None:
+    linked, _ = await made_opportunity(dataverse)
+    async with dataverse_admin(box) as admin:
+        await admin.put("/faults", json={"error_rate": 1.0})
+        with pytest.raises(CrmUnavailableError):
+            await dataverse.read("opportunity", [linked], fields=["parentaccountid"])
+        await admin.put("/faults", json={"error_rate": 0.0})
+        await calls(admin, reset=True)
+        records = await dataverse.read("opportunity", [linked], fields=["parentaccountid"])
+        assert await calls(admin) == {DV_COLUMNS: 1, DV_QUERY: 1}
+    assert records[linked].values == {"parentaccountid": "Acme Corp"}

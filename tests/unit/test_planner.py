@@ -243,10 +243,11 @@ def test_first_sync_creates_the_target_with_the_mapped_converted_non_empty_value
         None,
         None,
     )
-    assert w.values == DV_CREATED  # no empty phone, no unmapped property, no sync flag
+    # No empty phone, no unmapped property; the reverse step's sync flag, so the new pair syncs both ways.
+    assert w.values == {**DV_CREATED, DV_FLAG: True}
     assert w.steps == [H2D]
-    assert {d.rule for d in w.decisions} == {"create"}
-    assert {d.target: d.new for d in w.decisions} == DV_CREATED
+    assert {d.rule for d in w.decisions} == {"create", "join_sync_set"}
+    assert {d.target: d.new for d in w.decisions} == {**DV_CREATED, DV_FLAG: True}
     assert plan.conflicts == ()
     assert plan.pending == ()
 
@@ -268,6 +269,7 @@ def test_first_sync_from_dynamics_creates_the_hubspot_contact_with_hubspot_wire_
         "lifecyclestage": "customer",
         "hs_email_optout": "true",
         "d365_created_on": "2024-02-03T04:05:06.000Z",
+        HS_FLAG: "true",
     }
 
 
@@ -770,7 +772,7 @@ def test_an_unlinked_related_record_waits_and_is_written_once_linked() -> None:
     w = plan.write_for(DV)
     assert w is not None
     assert w.associations == {}
-    assert w.values == DV_CREATED
+    assert w.values == {**DV_CREATED, DV_FLAG: True}
     assert ASSOCIATION_PREFIX + COMPANY not in plan.after[HS]
     still = world.plan()
     assert still.writes == ()
@@ -825,7 +827,8 @@ def test_clearing_an_association_is_not_undone_by_the_reverse_step() -> None:
 # -- concurrency tokens -----------------------------------------------------------------------------------
 
 
-def test_dataverse_updates_carry_the_version_read_and_hubspot_updates_do_not() -> None:
+def test_updates_carry_the_version_they_were_planned_from() -> None:
+    """Dataverse: the ETag for If-Match; HubSpot (no ETag): the updatedAt the gateway compares first."""
     world = synced()
     world.edit(HS, {"firstname": "Hanna"})
     world.edit(DV, {"telephone1": "+1 222"})
@@ -842,7 +845,7 @@ def test_dataverse_updates_carry_the_version_read_and_hubspot_updates_do_not() -
     )
     assert dv.if_match is not None
     assert dv.if_match.startswith('W/"')
-    assert (hs.kind, hs.object_id, hs.if_match) == (WriteKind.UPDATE, "hs-1", None)
+    assert (hs.kind, hs.object_id, hs.if_match) == (WriteKind.UPDATE, "hs-1", world.hubspot.version)
 
 
 def test_creates_carry_no_version() -> None:
@@ -1102,7 +1105,12 @@ def test_defaults_a_dynamics_contact_creates_a_hubspot_contact(defaults: SyncCon
     assert w is not None
     assert w.kind is WriteKind.CREATE
     assert w.steps == [S4]
-    assert w.values == {"email": "dana@example.com", "lastname": "Doe", "d365_contact_record_status": "0"}
+    assert w.values == {
+        "email": "dana@example.com",
+        "lastname": "Doe",
+        "d365_contact_record_status": "0",
+        "sync_to_d365": "true",
+    }
 
 
 def test_defaults_a_dynamics_contact_without_the_flag_is_not_synced(defaults: SyncConfig) -> None:
@@ -1127,7 +1135,7 @@ def test_defaults_companies_match_by_name_and_an_empty_name_creates_nothing(defa
     w = world.plan().write_for(DV)
     assert w is not None
     assert w.object_type == "account"
-    assert w.values == {"name": "Acme", "address1_city": "Oslo"}
+    assert w.values == {"name": "Acme", "address1_city": "Oslo", "cdc_synctohubspot": True}
 
 
 def test_defaults_opportunities_sync_one_way_to_deals(defaults: SyncConfig) -> None:

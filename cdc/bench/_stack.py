@@ -1,0 +1,253 @@
+"""The real processes of one sync benchmark stack: `cdc sandbox`, `cdc ingest`, `cdc poll`, `cdc sync`.
+
+Each role is its own ``python -m cdc ...`` process configured only through ``CDC_*`` environment variables
+(the way an orchestrator runs it), its stderr kept in a log file so a run that misbehaves can be read back.
+Start order: the sandbox (posting webhooks to the port `cdc ingest` will take), `cdc ingest`, `cdc sync`,
+and `cdc poll` last, because its first pass *is* the backfill a scenario measures. Stop order: poll, sync,
+ingest, sandbox, each with SIGTERM and a bounded wait, then SIGKILL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+from prometheus_client.parser import text_string_to_metric_families
+
+from cdc.devkafka.runner import free_port
+from streams.admin import ensure_topics, open_admin
+from streams.config import KafkaSettings
+from streams.topics import TopicCatalog
+
+__all__ = ["RoleOptions", "Stack", "SyncCounts", "running_stack"]
+
+UNLIMITED_HUBSPOT: dict[str, Any] = {"burst": None, "daily": None, "search_per_second": None}
+STOP_WAIT_S = 30.0
+
+
+@dataclass(frozen=True)
+class RoleOptions:
+    """What a scenario may change about the daemon: batching, the poll interval, the sync config file."""
+
+    sync_config: Path
+    batch_size: int = 100
+    batch_wait_ms: int = 5
+    dataverse_interval_s: float = 1.0
+    hubspot_interval_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class SyncCounts:
+    """Totals scraped from `cdc sync`'s /metrics."""
+
+    routed: float
+    writes_ok: float
+    writes_failed: float
+    deadletters: float
+    by_write: dict[str, float]
+
+    def creates(self, target: str, obj: str) -> float:
+        return self.by_write.get(f"{target} {obj} create ok", 0.0)
+
+
+@dataclass
+class Stack:
+    kafka: KafkaSettings
+    info: dict[str, Any]
+    hs: httpx.AsyncClient
+    dv: httpx.AsyncClient
+    logs: Path
+    base_env: dict[str, str]
+    options: RoleOptions
+    ports: dict[str, int]
+    processes: dict[str, asyncio.subprocess.Process] = field(default_factory=dict)
+    group_prefix: str = ""
+
+    # -- the daemon's roles ---------------------------------------------------------------------------
+    async def start(self, role: str, env: dict[str, str] | None = None) -> None:
+        """Start ``cdc <role>`` and wait for its /healthz (ingest, poll, sync all serve one)."""
+        log = (self.logs / f"{role}.log").open("ab")
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "cdc", role, env={**self.base_env, **(env or {})},
+            stdout=log, stderr=log,
+        )  # fmt: skip
+        log.close()
+        self.processes[role] = process
+        await _wait_healthy(f"http://127.0.0.1:{self.ports[role]}/healthz", process, role)
+
+    async def start_sync(self, group_prefix: str) -> None:
+        self.group_prefix = group_prefix
+        await self.start("sync", {"CDC_SYNC__GROUP_PREFIX": group_prefix})
+
+    async def stop(self, role: str) -> None:
+        process = self.processes.pop(role, None)
+        if process is None or process.returncode is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(process.wait(), STOP_WAIT_S)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+
+    def exited(self) -> dict[str, int]:
+        """Roles that died on their own (a role must never exit while the benchmark runs)."""
+        return {role: p.returncode for role, p in self.processes.items() if p.returncode is not None}
+
+    async def sync_counts(self) -> SyncCounts:
+        async with httpx.AsyncClient(timeout=10) as client:
+            text = (await client.get(f"http://127.0.0.1:{self.ports['sync']}/metrics")).text
+        routed = ok = failed = dead = 0.0
+        by_write: dict[str, float] = {}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if not sample.name.endswith("_total"):
+                    continue
+                if sample.name == "cdc_sync_routed_total":
+                    routed += sample.value
+                elif sample.name == "cdc_sync_writes_total":
+                    labels = sample.labels
+                    key = f"{labels['target']} {labels['object']} {labels['operation']} {labels['outcome']}"
+                    by_write[key] = by_write.get(key, 0.0) + sample.value
+                    if labels["outcome"] == "ok":
+                        ok += sample.value
+                    else:
+                        failed += sample.value
+                elif sample.name == "cdc_sync_deadletters_total":
+                    dead += sample.value
+        return SyncCounts(routed, ok, failed, dead, by_write)
+
+    # -- the sandboxes' admin APIs ---------------------------------------------------------------------
+    async def calls(self) -> dict[str, Any]:
+        return {
+            "hubspot": (await self.hs.get("/_admin/calls")).json(),
+            "dataverse": (await self.dv.get("/_admin/calls")).json(),
+        }
+
+    async def reset_calls(self) -> None:
+        await self.hs.delete("/_admin/calls")
+        await self.dv.delete("/_admin/calls")
+
+    async def hubspot_limits(self, limits: dict[str, Any]) -> None:
+        (await self.hs.put("/_admin/ratelimits", json=limits)).raise_for_status()
+        (await self.hs.delete("/_admin/ratelimits")).raise_for_status()
+
+    async def hs_all(self, object_type: str) -> list[dict[str, Any]]:
+        answer = await self.hs.get(f"/_admin/objects/{object_type}")
+        answer.raise_for_status()
+        return list(answer.json()["results"])
+
+    async def dv_all(self, table: str) -> list[dict[str, Any]]:
+        answer = await self.dv.get(f"/_admin/tables/{table}/rows")
+        answer.raise_for_status()
+        return list(answer.json()["value"])
+
+
+async def _wait_healthy(
+    url: str, process: asyncio.subprocess.Process, role: str, limit_s: float = 60
+) -> None:
+    deadline = time.monotonic() + limit_s
+    async with httpx.AsyncClient(timeout=1) as client:
+        while time.monotonic() < deadline:
+            if process.returncode is not None:
+                raise RuntimeError(f"cdc {role} exited with {process.returncode} during start-up")
+            with contextlib.suppress(httpx.HTTPError):
+                if (await client.get(url)).status_code == 200:  # noqa: PLR2004 -- HTTP OK
+                    return
+            await asyncio.sleep(0.1)
+    raise RuntimeError(f"cdc {role} did not answer {url} within {limit_s:.0f}s")
+
+
+def _role_env(
+    kafka: KafkaSettings, info: dict[str, Any], options: RoleOptions, ports: dict[str, int]
+) -> dict[str, str]:
+    hub, dv = info["hubspot"], info["dataverse"]
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("CDC_")},
+        "PYTHONUNBUFFERED": "1",
+        "CDC_LOG__LEVEL": "WARNING",
+        "CDC_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+        "CDC_KAFKA__TOPIC_PREFIX": kafka.topic_prefix,
+        "CDC_KAFKA__PARTITIONS": str(kafka.partitions),
+        "CDC_HUBSPOT__BASE_URL": hub["base_url"],
+        "CDC_HUBSPOT__TOKEN": hub["token"],
+        "CDC_HUBSPOT__APP_ID": str(hub["app_id"]),
+        "CDC_HUBSPOT__CLIENT_SECRET": hub["client_secret"],
+        "CDC_HUBSPOT__PORTAL_ID": str(hub["portal_id"]),
+        "CDC_DATAVERSE__BASE_URL": dv["base_url"],
+        "CDC_DATAVERSE__TENANT_ID": dv["tenant_id"],
+        "CDC_DATAVERSE__CLIENT_ID": dv["client_id"],
+        "CDC_DATAVERSE__CLIENT_SECRET": dv["client_secret"],
+        "CDC_DATAVERSE__AUTHORITY": dv["authority"],
+        "CDC_DATAVERSE__SCOPE": dv["scope"],
+        "CDC_DATAVERSE__CA_BUNDLE": dv["ca_bundle"],
+        "CDC_INGEST__PORT": str(ports["ingest"]),
+        "CDC_POLL__PORT": str(ports["poll"]),
+        "CDC_POLL__DATAVERSE_TABLES": '["contacts", "accounts"]',
+        "CDC_POLL__HUBSPOT_OBJECTS": '["companies", "contacts"]',
+        "CDC_POLL__DATAVERSE_INTERVAL_S": str(options.dataverse_interval_s),
+        "CDC_POLL__HUBSPOT_INTERVAL_S": str(options.hubspot_interval_s),
+        "CDC_SYNC__PORT": str(ports["sync"]),
+        "CDC_SYNC__CONFIG": str(options.sync_config),
+        "CDC_SYNC__BATCH_SIZE": str(options.batch_size),
+        "CDC_SYNC__BATCH_WAIT_MS": str(options.batch_wait_ms),
+    }
+
+
+@contextlib.asynccontextmanager
+async def running_stack(kafka: KafkaSettings, options: RoleOptions, logs: Path) -> AsyncIterator[Stack]:
+    """The sandbox and `cdc ingest` running on fresh topics; the scenario starts sync and poll itself.
+
+    Both sandboxes start unthrottled (HubSpot limits off, Dataverse service protection off): the scenarios
+    measure the daemon; the rate-limited scenario switches HubSpot's real limits on by itself.
+    """
+    await asyncio.to_thread(logs.mkdir, parents=True, exist_ok=True)
+    async with open_admin(kafka) as admin:
+        await ensure_topics(admin, TopicCatalog.from_settings(kafka))
+    ports = {"ingest": free_port(), "poll": free_port(), "sync": free_port()}
+    sandbox_log = (logs / "sandbox.log").open("ab")
+    sandbox = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "cdc", "sandbox", "--json",
+        "--webhook-url", f"http://127.0.0.1:{ports['ingest']}/webhooks/hubspot",
+        stdout=asyncio.subprocess.PIPE, stderr=sandbox_log,
+    )  # fmt: skip
+    sandbox_log.close()
+    try:
+        assert sandbox.stdout is not None  # noqa: S101 -- PIPE above
+        line = await asyncio.wait_for(sandbox.stdout.readline(), 60)
+        if not line:
+            raise RuntimeError(f"cdc sandbox exited with {await sandbox.wait()}; see {logs / 'sandbox.log'}")
+        info: dict[str, Any] = orjson.loads(line)
+        async with (
+            httpx.AsyncClient(base_url=info["hubspot"]["base_url"], timeout=120) as hs,
+            httpx.AsyncClient(
+                base_url=info["dataverse"]["base_url"], verify=info["dataverse"]["ca_bundle"], timeout=120
+            ) as dv,
+        ):
+            stack = Stack(kafka, info, hs, dv, logs, _role_env(kafka, info, options, ports), options, ports)
+            await stack.hubspot_limits(UNLIMITED_HUBSPOT)
+            (await dv.put("/_admin/protection", json={"enabled": False})).raise_for_status()
+            try:
+                await stack.start("ingest")
+                yield stack
+            finally:
+                for role in ("poll", "sync", "ingest"):
+                    await stack.stop(role)
+    finally:
+        if sandbox.returncode is None:
+            sandbox.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(sandbox.wait(), STOP_WAIT_S)
+            except TimeoutError:
+                sandbox.kill()
+                await sandbox.wait()
