@@ -2,9 +2,11 @@
 
 Faults: sandbox 429 and 5xx on both CRMs, webhook duplicates, reorders and drops (the reconciler must
 catch what is dropped), three sync replicas (two are `cdc sync` processes) with one killed by SIGKILL
-mid-flight and restarted, a Dataverse delta-token expiry (7-day expiry, clock moved 8 days). Invariants after quiescence: both sides hold equal values for
-every two-way mapped field of every pair; each value is the last one written on one side (no lost update
-lets an older value win); no duplicate record by email on either side; no writes once quiet (no ping-pong).
+mid-flight and restarted, a Dataverse delta-token expiry (7-day expiry, clock moved 8 days).
+
+Invariants after quiescence: both sides hold equal values for every two-way mapped field of every pair;
+each value is the last one written on one side (no lost update lets an older value win); no duplicate
+record by email on either side; no writes once quiet (no ping-pong).
 
 The short form runs in the default suite; ``CHAOS_LONG=1`` runs the long one (more pairs, edits, kills).
 """
