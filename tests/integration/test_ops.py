@@ -170,7 +170,8 @@ async def test_status_reports_lag_in_records_and_seconds_and_exits_4_when_behind
 ) -> None:
     catalog = await ensure(kafka_settings)
     topic = catalog.name(TopicRole.CHANGES_HUBSPOT)
-    old, new = NOW - timedelta(seconds=120), NOW
+    now = datetime.now(UTC)  # not the module's NOW: that is as old as the test session
+    old, new = now - timedelta(seconds=120), now
     await produce(
         kafka_settings,
         topic,
@@ -203,13 +204,14 @@ async def test_status_checks_checkpoint_age_dead_letters_and_counts_links(
     kafka_settings: KafkaSettings, unique: str
 ) -> None:
     catalog = await ensure(kafka_settings)
+    now = datetime.now(UTC)
     checkpoint = Checkpoint(
         source=SourceSystem.DATAVERSE,
         tenant="org.example",
         object_type="accounts",
         kind=CursorKind.DELTA_LINK,
         cursor="https://org.example/api/data/v9.2/accounts?$deltatoken=1",
-        updated_at=NOW - timedelta(seconds=900),
+        updated_at=now - timedelta(seconds=900),
     )
     await produce(
         kafka_settings,
