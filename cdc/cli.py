@@ -183,7 +183,9 @@ def dev_resolve_kafka() -> None:
 
 @cli.command()
 @click.option(
-    "--once", is_flag=True, help="Make five edits, show them, and exit instead of running until Ctrl-C."
+    "--once",
+    is_flag=True,
+    help="Make one edit of each kind (7), exit 0 only when every one was seen synced.",
 )
 @click.pass_obj
 def demo(state: _State, once: bool) -> None:
