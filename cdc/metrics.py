@@ -215,6 +215,18 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
+        self.consumer_lag_records = Gauge(
+            "cdc_consumer_lag_records",
+            "Records between a consumed partition's committed position and its end (per sync role).",
+            ["group", "topic", "partition"],
+            registry=registry,
+        )
+        self.consumer_lag_seconds = Gauge(
+            "cdc_consumer_lag_seconds",
+            "Age of the last record read from a partition that is still behind (0 when caught up).",
+            ["group", "topic", "partition"],
+            registry=registry,
+        )
         self.links = Gauge(
             "cdc_links", "Linked record pairs in this replica's link view.", ["object"], registry=registry
         )

@@ -40,7 +40,7 @@ from consumers.applier import Applier, BatchResult
 from consumers.config import SyncConfig
 from consumers.loader import load_config
 from consumers.ports import CrmGateway, CrmUnavailableError
-from consumers.runtime import ApplyLoop, LinkView, Router
+from consumers.runtime import ApplyLoop, Lag, LinkView, Router
 from streams.keys import SourceSystem
 from streams.links import LinkIndex
 from streams.topics import TopicCatalog
@@ -134,6 +134,11 @@ class SyncStats:
         self.count_links()
         m.progress("sync-apply")
 
+    def lag(self, lag: Lag) -> None:
+        labels = {"group": f"sync-{lag.role}", "topic": lag.topic, "partition": str(lag.partition)}
+        self.metrics.consumer_lag_records.labels(**labels).set(lag.records)
+        self.metrics.consumer_lag_seconds.labels(**labels).set(lag.seconds)
+
     def paused(self, error: CrmUnavailableError) -> None:
         self.metrics.sync_paused.labels(system=str(error.system)).inc()
 
@@ -170,6 +175,7 @@ async def run_sync(
             gateways,
             group=f"{prefix}sync-route",
             on_routed=stats.routed,
+            on_lag=stats.lag,
         )
         apply = ApplyLoop(
             settings.kafka,
@@ -180,6 +186,7 @@ async def run_sync(
             batch_wait_ms=settings.sync.batch_wait_ms,
             on_batch=stats.applied,
             on_pause=stats.paused,
+            on_lag=stats.lag,
         )
         app = probe_app(metrics, ready=_true)
         async with serve(

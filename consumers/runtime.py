@@ -44,7 +44,7 @@ from streams.links import LINK_CODEC, LinkIndex, link_id_from_key, link_key
 from streams.topics import TopicCatalog, TopicRole
 from streams.work import WORK_CODEC, WorkItem
 
-__all__ = ["ApplyLoop", "LinkView", "LoadStats", "Router"]
+__all__ = ["ApplyLoop", "Lag", "LinkView", "LoadStats", "Router"]
 
 log = logging.getLogger(__name__)
 
@@ -195,21 +195,63 @@ def _offsets(batch: Mapping[TopicPartition, Sequence[Raw]]) -> dict[TopicPartiti
     return {tp: messages[-1].offset + 1 for tp, messages in batch.items() if messages}
 
 
+@dataclass(frozen=True, slots=True)
+class Lag:
+    """How far one consumed partition is behind its end: records, and the age of the last record read
+    (0 when caught up)."""
+
+    role: str
+    topic: str
+    partition: int
+    records: int
+    seconds: float
+
+
 class _TransactionalLoop:
     role: str
 
-    def __init__(self, kafka: KafkaSettings, catalog: TopicCatalog, *, group: str) -> None:
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        catalog: TopicCatalog,
+        *,
+        group: str,
+        on_lag: Callable[[Lag], None] | None = None,
+    ) -> None:
         self.kafka = kafka
         self.catalog = catalog
         self.group = group
         self.transactional_id = f"{group}-{uuid.uuid4().hex[:12]}"
+        self.on_lag = on_lag
+        self._last_seen: dict[TopicPartition, float] = {}
+        self._lag_reported = 0.0
+
+    async def report_lag(
+        self, consumer: AIOKafkaConsumer, batch: Mapping[TopicPartition, Sequence[Raw]]
+    ) -> None:
+        """Lag of every assigned partition (at most once a second): high watermark - position."""
+        for tp, messages in batch.items():
+            if messages:
+                self._last_seen[tp] = messages[-1].timestamp / 1000
+        now = time.time()
+        if self.on_lag is None or now - self._lag_reported < 1.0:
+            return
+        self._lag_reported = now
+        for tp in consumer.assignment():
+            high = consumer.highwater(tp)
+            if high is None:
+                continue
+            behind = max(0, high - await consumer.position(tp))
+            seen = self._last_seen.get(tp)
+            seconds = max(0.0, now - seen) if behind and seen is not None else 0.0
+            self.on_lag(Lag(self.role, tp.topic, tp.partition, behind, seconds))
 
     def producer(self) -> AIOKafkaProducer:
         return make_producer(self.kafka, transactional_id=self.transactional_id, linger_ms=2)
 
 
 class Router(_TransactionalLoop):
-    role = "router"
+    role = "route"
 
     def __init__(
         self,
@@ -221,8 +263,9 @@ class Router(_TransactionalLoop):
         *,
         group: str,
         on_routed: Callable[[int, int], None] | None = None,
+        on_lag: Callable[[Lag], None] | None = None,
     ) -> None:
-        super().__init__(kafka, catalog, group=group)
+        super().__init__(kafka, catalog, group=group, on_lag=on_lag)
         self.config = config
         self.index = index
         self.gateways = gateways
@@ -266,6 +309,7 @@ class Router(_TransactionalLoop):
         try:
             while not stop.is_set():
                 batch = await _collect(consumer, max_records=1_000, wait_ms=5)
+                await self.report_lag(consumer, batch)
                 if not batch:
                     continue
                 events: list[ChangeEvent] = []
@@ -348,8 +392,9 @@ class ApplyLoop(_TransactionalLoop):
         batch_wait_ms: int = 5,
         on_batch: Callable[[BatchResult, int], None] | None = None,
         on_pause: Callable[[CrmUnavailableError], None] | None = None,
+        on_lag: Callable[[Lag], None] | None = None,
     ) -> None:
-        super().__init__(kafka, catalog, group=group)
+        super().__init__(kafka, catalog, group=group, on_lag=on_lag)
         self.applier = applier
         self.batch_size = batch_size
         self.batch_wait_ms = batch_wait_ms
@@ -371,6 +416,7 @@ class ApplyLoop(_TransactionalLoop):
         try:
             while not stop.is_set():
                 batch = await _collect(consumer, max_records=self.batch_size, wait_ms=self.batch_wait_ms)
+                await self.report_lag(consumer, batch)
                 if not batch:
                     continue
                 items, origin, dead = _decode_work(batch)

@@ -125,8 +125,20 @@ def rows() -> list[Row]:
                         ),
                     ),
                     "s",
-                    description="Consumer lag in time, until a lag gauge exists: the sync stage is behind "
-                    "when this grows while events are ingested (alert CdcSyncBehind).",
+                    description="The sync stage is behind when this grows while events are ingested "
+                    "(alert CdcSyncBehind).",
+                ),
+                Panel(
+                    "Consumer lag (records) by group",
+                    (("sum by (group) (cdc_consumer_lag_records)", "{{group}}"),),
+                    "short",
+                    description="High watermark minus position, over every partition a sync replica holds.",
+                ),
+                Panel(
+                    "Consumer lag (seconds) by group",
+                    (("max by (group) (cdc_consumer_lag_seconds)", "{{group}}"),),
+                    "s",
+                    description="Age of the last record read from a partition that is still behind.",
                 ),
                 Panel(
                     "Time since last successful poll by table",
