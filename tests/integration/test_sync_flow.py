@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
 
 from cdc.metrics import Metrics
+from cdc.ops.replay import replay
 from consumers.config import ConflictPolicy
 from streams.clients import make_producer
 from streams.topics import TopicCatalog, TopicRole
@@ -275,3 +277,36 @@ async def test_no_ping_pong_after_a_thousand_random_edits_on_both_sides(kafka_se
                 if (hs.get(hs_field) or None) != (row.get(dv_field) or None)
             ]
         assert mismatched == []
+
+
+async def test_cdc_replay_of_the_route_group_rereads_from_time_and_writes_nothing(
+    kafka_settings: Any,
+) -> None:
+    async with running_stack(kafka_settings, small_config()) as stack:
+        started = datetime.now(UTC)
+        for n in range(4):
+            await stack.hs_create("contacts", {"email": f"rp{n}@example.com", "firstname": f"P{n}"})
+
+        async def synced() -> bool:
+            rows = await stack.dv_all("contact")
+            return sum(1 for r in rows if (r.get("emailaddress1") or "").startswith("rp")) == 4
+
+        await eventually(synced, what="four contacts in Dataverse")
+        await quiet(stack)
+        await stack.stop_sync()  # replay refuses while the group has live members
+        plan = await replay(stack.settings, "sync-route", since=started - timedelta(seconds=5))
+        assert plan.committed
+        assert plan.to_read >= 4
+        await stack.hs.delete("/_admin/calls")
+        await stack.dv.delete("/_admin/calls")
+        replayed = Metrics(CollectorRegistry())
+        await stack.start_sync(metrics=replayed)  # the same groups, from the reset offsets
+        # to_read counts offsets, transaction markers included: an upper bound of the events re-read.
+        await eventually(lambda: _routed_at_least(replayed, 4), what="the replayed events routed")
+        await asyncio.sleep(3.0)
+        assert write_calls(await stack.calls()) == {}
+        assert _sum(replayed.sync_writes) == 0
+
+
+async def _routed_at_least(metrics: Metrics, count: int) -> bool:
+    return _sum(metrics.sync_routed) >= count
