@@ -35,10 +35,12 @@ __all__ = [
     "describe",
     "load_config",
     "parse_config",
+    "standard_fields_config",
     "validate_config",
 ]
 
 DEFAULTS_RESOURCE = "default_steps.yaml"
+STANDARD_FIELDS_RESOURCE = "standard_fields.yaml"
 _DEFAULTS_SOURCE = f"consumers/{DEFAULTS_RESOURCE} (packaged defaults)"
 _MAX_SHOWN_INPUT = 40
 
@@ -108,6 +110,13 @@ def validate_config(data: object, *, source: str = "<data>") -> SyncConfig:
 
 
 @functools.cache
+def standard_fields_config() -> SyncConfig:
+    """The packaged example ``standard_fields.yaml``: two-way companies/accounts and contacts on standard
+    properties and columns only (no provisioning needed); the end-to-end tests and benchmarks use it."""
+    text = resources.files("consumers").joinpath(STANDARD_FIELDS_RESOURCE).read_text(encoding="utf-8")
+    return parse_config(text, source=f"consumers/{STANDARD_FIELDS_RESOURCE} (packaged example)")
+
+
 def default_config() -> SyncConfig:
     """The packaged defaults, read once (the model is frozen, so one instance serves every caller)."""
     return load_config()

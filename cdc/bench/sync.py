@@ -27,74 +27,20 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import orjson
-import yaml
 
 from cdc.bench import _scenarios as scenarios
 from cdc.bench._stack import RoleOptions, running_stack
 from cdc.bench.stats import summary
 from cdc.devkafka.runner import LocalKafka
+from consumers.loader import STANDARD_FIELDS_RESOURCE
 from streams.config import KafkaSettings
 
 Say = Callable[[str], None]
-
-BENCH_CONFIG: dict[str, Any] = {
-    "steps": [
-        {
-            "name": "companies_to_accounts",
-            "source": {"system": "hubspot", "object": "company"},
-            "target": {"system": "dataverse", "object": "account"},
-            "match": {"source": "name", "target": "name", "kind": "name"},
-            "fields": [
-                {"source": "name", "target": "name"},
-                {"source": "city", "target": "address1_city"},
-                {"source": "phone", "target": "telephone1"},
-            ],
-        },
-        {
-            "name": "contacts_to_contacts",
-            "source": {"system": "hubspot", "object": "contact"},
-            "target": {"system": "dataverse", "object": "contact"},
-            "match": {"source": "email", "target": "emailaddress1", "kind": "email"},
-            "fields": [
-                {"source": "email", "target": "emailaddress1"},
-                {"source": "firstname", "target": "firstname"},
-                {"source": "lastname", "target": "lastname"},
-                {"source": "city", "target": "address1_city"},
-                {"source": "jobtitle", "target": "jobtitle"},
-            ],
-            "associations": [{"hubspot": "company:1", "dataverse": "parentcustomerid:account"}],
-        },
-        {
-            "name": "accounts_to_companies",
-            "source": {"system": "dataverse", "object": "account"},
-            "target": {"system": "hubspot", "object": "company"},
-            "match": {"source": "name", "target": "name", "kind": "name"},
-            "fields": [
-                {"source": "name", "target": "name"},
-                {"source": "address1_city", "target": "city"},
-            ],
-        },
-        {
-            "name": "contacts_to_hubspot_contacts",
-            "source": {"system": "dataverse", "object": "contact"},
-            "target": {"system": "hubspot", "object": "contact"},
-            "match": {"source": "emailaddress1", "target": "email", "kind": "email"},
-            "fields": [
-                {"source": "emailaddress1", "target": "email"},
-                {"source": "firstname", "target": "firstname"},
-                {"source": "lastname", "target": "lastname"},
-                {"source": "address1_city", "target": "city"},
-                {"source": "telephone1", "target": "phone"},
-            ],
-            "associations": [{"hubspot": "company:1", "dataverse": "parentcustomerid:account"}],
-        },
-    ]
-}
-"""The two-way contacts and companies configuration of the end-to-end tests (``small_config()``)."""
 
 
 @dataclass(frozen=True)
@@ -162,7 +108,9 @@ def run_bench(plan: Plan, *, out_dir: Path, say: Say) -> dict[str, Any]:
     """Run every scenario ``plan.repeats`` times; write and return the JSON result."""
     logs = Path(tempfile.mkdtemp(prefix="cdc-bench-sync-"))
     config = logs / "sync-config.yaml"
-    config.write_text(yaml.safe_dump(BENCH_CONFIG))
+    config.write_text(
+        resources.files("consumers").joinpath(STANDARD_FIELDS_RESOURCE).read_text(encoding="utf-8")
+    )
     say(f"daemon logs: {logs}")
     say("starting a local Apache Kafka ...")
     rounds: list[dict[str, Any]] = []

@@ -30,70 +30,18 @@ from cdc.sandbox.runner import Sandbox, run_sandbox
 from cdc.settings import PollSettings, Settings, SyncSettings
 from cdc.sync_service import run_sync
 from consumers.config import SyncConfig
+from consumers.loader import standard_fields_config
 from streams.admin import ensure_topics, open_admin
 from streams.config import KafkaSettings
 from streams.topics import TopicCatalog
 
 T = TypeVar("T")
 
-SMALL_CONFIG: dict[str, Any] = {
-    "steps": [
-        {
-            "name": "companies_to_accounts",
-            "source": {"system": "hubspot", "object": "company"},
-            "target": {"system": "dataverse", "object": "account"},
-            "match": {"source": "name", "target": "name", "kind": "name"},
-            "fields": [
-                {"source": "name", "target": "name"},
-                {"source": "city", "target": "address1_city"},
-                {"source": "phone", "target": "telephone1"},
-            ],
-        },
-        {
-            "name": "contacts_to_contacts",
-            "source": {"system": "hubspot", "object": "contact"},
-            "target": {"system": "dataverse", "object": "contact"},
-            "match": {"source": "email", "target": "emailaddress1", "kind": "email"},
-            "fields": [
-                {"source": "email", "target": "emailaddress1"},
-                {"source": "firstname", "target": "firstname"},
-                {"source": "lastname", "target": "lastname"},
-                {"source": "city", "target": "address1_city"},
-                {"source": "jobtitle", "target": "jobtitle"},
-            ],
-            "associations": [{"hubspot": "company:1", "dataverse": "parentcustomerid:account"}],
-        },
-        {
-            "name": "accounts_to_companies",
-            "source": {"system": "dataverse", "object": "account"},
-            "target": {"system": "hubspot", "object": "company"},
-            "match": {"source": "name", "target": "name", "kind": "name"},
-            "fields": [
-                {"source": "name", "target": "name"},
-                {"source": "address1_city", "target": "city"},
-            ],
-        },
-        {
-            "name": "contacts_to_hubspot_contacts",
-            "source": {"system": "dataverse", "object": "contact"},
-            "target": {"system": "hubspot", "object": "contact"},
-            "match": {"source": "emailaddress1", "target": "email", "kind": "email"},
-            "fields": [
-                {"source": "emailaddress1", "target": "email"},
-                {"source": "firstname", "target": "firstname"},
-                {"source": "lastname", "target": "lastname"},
-                {"source": "address1_city", "target": "city"},
-                {"source": "telephone1", "target": "phone"},
-            ],
-            "associations": [{"hubspot": "company:1", "dataverse": "parentcustomerid:account"}],
-        },
-    ]
-}
-
 
 def small_config(**step_updates: Any) -> SyncConfig:
     """The small two-way configuration; ``step_updates`` merge into every step (e.g. ``conflict=...``)."""
-    raw = {"steps": [{**step, **step_updates} for step in SMALL_CONFIG["steps"]]}
+    raw = standard_fields_config().model_dump(mode="json")
+    raw["steps"] = [{**step, **step_updates} for step in raw["steps"]]
     return SyncConfig.model_validate(raw)
 
 
