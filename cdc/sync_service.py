@@ -95,12 +95,18 @@ async def _first_token(tokens: TokenProvider, *, attempts: int = 8) -> None:
 class SyncStats:
     """Turns batch results into metrics and keeps the totals for the summary line."""
 
-    def __init__(self, metrics: Metrics, index: LinkIndex) -> None:
+    def __init__(self, metrics: Metrics, index: LinkIndex, config: SyncConfig) -> None:
         self.metrics = metrics
         self.index = index
         self.batches = 0
         self.writes = 0
         self.dead = 0
+        # Series that alerts take `increase()` of exist from the start at 0: the first one counts.
+        metrics.sync_deadletters.labels(step="route", reason="unreadable_event")
+        for step in config.enabled_steps():
+            metrics.sync_deadletters.labels(step=step.name, reason="record_error")
+        for system in SourceSystem:
+            metrics.sync_paused.labels(system=str(system))
 
     def routed(self, items: int, dead: int) -> None:
         self.metrics.sync_routed.inc(items)
@@ -164,7 +170,7 @@ async def run_sync(
     async with open_gateways(settings, metrics) as gateways:
         view = LinkView(settings.kafka, catalog)
         loaded = await view.load()
-        stats = SyncStats(metrics, view.index)
+        stats = SyncStats(metrics, view.index, config)
         stats.count_links()
         applier = Applier(config, gateways, view.index, dry_run=settings.sync.dry_run)
         router = Router(

@@ -109,7 +109,6 @@ def validate_config(data: object, *, source: str = "<data>") -> SyncConfig:
         raise ConfigError(source, problems) from exc
 
 
-@functools.cache
 def standard_fields_config() -> SyncConfig:
     """The packaged example ``standard_fields.yaml``: two-way companies/accounts and contacts on standard
     properties and columns only (no provisioning needed); the end-to-end tests and benchmarks use it."""
@@ -117,6 +116,7 @@ def standard_fields_config() -> SyncConfig:
     return parse_config(text, source=f"consumers/{STANDARD_FIELDS_RESOURCE} (packaged example)")
 
 
+@functools.cache
 def default_config() -> SyncConfig:
     """The packaged defaults, read once (the model is frozen, so one instance serves every caller)."""
     return load_config()

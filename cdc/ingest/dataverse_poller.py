@@ -113,6 +113,8 @@ class _TablePoller:
         self.metrics.checkpoint_age.labels(system="dataverse", table=self.table).set_function(
             lambda: max(0.0, time.time() - self.token_issued)
         )
+        # The series exists from the start at 0, so the first reset is an increase alerts can see.
+        self.metrics.delta_token_resets.labels(table=self.table)
         failures = 0
         while not self.stop.is_set():
             try:
