@@ -80,7 +80,17 @@ async def test_two_sided_edits_under_faults_converge_without_loss_duplicates_or_
 
         last: dict[tuple[int, str, str], str] = {}  # (pair, field, side) -> last value written there
 
+        created: list[str] = []
+
         async def edit(n: int) -> None:
+            if n % 20 == 7:  # every 20th change is a new contact, on either side
+                email = f"fresh{n}@example.com"
+                created.append(email)
+                if rng.random() < 0.5:
+                    await stack.hs_create("contacts", {"email": email, "firstname": f"N{n}"})
+                else:
+                    await stack.dv_create("contact", {"emailaddress1": email, "lastname": f"N{n}"})
+                return
             k = rng.randrange(PAIRS)
             hs_field, dv_field = rng.choice(FIELDS)
             value = f"e{n}"
@@ -104,15 +114,18 @@ async def test_two_sided_edits_under_faults_converge_without_loss_duplicates_or_
                 faults["delta_token_expiry"] += 1
         await set_faults(stack, on=False)
 
-        writes = await quiet_calls(stack, for_s=6.0, within=180)
+        # Quiet for longer than a killed replica's session timeout (10 s) plus the rebalance: until then its
+        # partitions wait for a new owner, and their changes land late (late is not ping-pong).
+        writes = await quiet_calls(stack, for_s=15.0, within=240)
         await asyncio.sleep(3.0)
         assert await stack.write_calls() == writes, "writes continued after the edits stopped (ping-pong)"
 
         violations = await check_invariants(stack, last)
+        violations += await check_created_once(stack, created)
         elapsed = time.monotonic() - started
         print(
-            f"\nchaos: {EDITS} edits on {PAIRS} pairs, faults {dict(faults)}, "
-            f"violations {len(violations)}, writes {int(writes)}, {elapsed:.0f}s"
+            f"\nchaos: {EDITS} changes on {PAIRS} pairs ({len(created)} new contacts), "
+            f"faults {dict(faults)}, violations {len(violations)}, writes {int(writes)}, {elapsed:.0f}s"
         )
         assert violations == []
 
@@ -129,6 +142,13 @@ async def quiet_calls(stack: Stack, *, for_s: float, within: float) -> int:
         elif time.monotonic() - since >= for_s:
             return count
     raise AssertionError(f"sync never went quiet: still writing after {within}s")
+
+
+async def check_created_once(stack: Stack, emails: list[str]) -> list[Any]:
+    """Every contact created during the chaos exists exactly once on each side."""
+    hs = Counter((r["properties"].get("email") or "").lower() for r in await stack.hs_all("contacts"))
+    dv = Counter((r.get("emailaddress1") or "").lower() for r in await stack.dv_all("contact"))
+    return [(email, hs[email], dv[email]) for email in emails if (hs[email], dv[email]) != (1, 1)]
 
 
 async def check_invariants(
