@@ -12,11 +12,12 @@ fences the earlier writer and aborts its open transaction, so the checkpoint rea
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 from typing import Any
 
 from aiokafka import TopicPartition
-from aiokafka.errors import InvalidProducerEpoch, ProducerFenced
+from aiokafka.errors import InvalidProducerEpoch, KafkaError, ProducerFenced, UnknownError
 
 from streams.checkpoints import CHECKPOINT_CODEC, Checkpoint
 from streams.clients import make_consumer, make_producer
@@ -26,6 +27,9 @@ from streams.events import CHANGE_CODEC, ChangeEvent
 from streams.topics import TopicCatalog, TopicRole
 
 __all__ = ["TransactionalChangeWriter", "WriterFencedError", "read_checkpoints"]
+
+
+log = logging.getLogger(__name__)
 
 
 class WriterFencedError(RuntimeError):
@@ -120,6 +124,19 @@ class TransactionalChangeWriter:
         except (ProducerFenced, InvalidProducerEpoch):
             self._fenced = True
             raise WriterFencedError(self.transactional_id) from None
+        except KafkaError as error:
+            if type(error) not in (KafkaError, UnknownError):
+                raise  # timeouts, connection errors: the caller retries
+            # Ending a transaction whose epoch a newer writer bumped can come back as an error code this
+            # client does not know (UnknownError) and kills its sender: the producer is dead either way, and
+            # the likeliest cause is a new owner. Treated as a fence: the table stops, the process runs on.
+            log.warning(
+                "transactional id %r: transaction failed (%r); treating it as fenced",
+                self.transactional_id,
+                error,
+            )
+            self._fenced = True
+            raise WriterFencedError(self.transactional_id) from error
         finally:
             for future in sent:  # the transaction's outcome is the answer; these only repeat it
                 if future.done() and not future.cancelled():
