@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from consumers.config import Pair, Step, SyncConfig
+from consumers.config import Pair, Step, SyncConfig, ValueType
 from consumers.matching import match_key
 from consumers.planner import (
     ASSOCIATION_PREFIX,
@@ -147,6 +147,7 @@ class Applier:
         self.gateways = gateways
         self.index = index
         self.view = StagedLinks(index)
+        self._tracked_cache: dict[Pair, dict[SourceSystem, dict[str, ValueType]]] = {}
         self.waiting: dict[str, dict[tuple[str, str], WorkItem]] = {}
         """Related record key -> the pairs whose association waits for it to be linked (per replica, in
         memory: after a restart, the pair's next change writes the association)."""
@@ -206,6 +207,13 @@ class Applier:
                 passes[n].append(unit)
         return passes
 
+    def _tracked(self, pair: Pair) -> dict[SourceSystem, dict[str, ValueType]]:
+        """`tracked_fields` of a pair, worked out once per pair rather than per change and per read."""
+        tracked = self._tracked_cache.get(pair)
+        if tracked is None:
+            tracked = self._tracked_cache[pair] = tracked_fields(self.config, pair)
+        return tracked
+
     def _nothing_new(self, item: WorkItem, pair: Pair, link: Link) -> bool:
         """Can this change of a linked record be dropped before any read? Only when what it carries
         settles it: every mapped field it holds matches the link's fingerprint (an echo of our write, or a
@@ -214,7 +222,7 @@ class Applier:
         change = item.change
         if change.operation not in {Operation.UPDATE, Operation.UPSERT}:
             return False
-        tracked = tracked_fields(self.config, pair)[change.source]
+        tracked = self._tracked(pair)[change.source]
         synced = link.side(change.source).fields
         if change.record is not None:
             values: Mapping[str, Scalar] = change.record
@@ -450,7 +458,7 @@ class Applier:
         props: set[str] = set()
         assocs: set[str] = set()
         for pair in self.config.pairs_of(system, object_type):
-            for name in tracked_fields(self.config, pair)[system]:
+            for name in self._tracked(pair)[system]:
                 if name.startswith(ASSOCIATION_PREFIX):
                     assocs.add(name[len(ASSOCIATION_PREFIX) :])
                 else:
