@@ -17,7 +17,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from aiokafka import TopicPartition
-from aiokafka.errors import InvalidProducerEpoch, KafkaError, ProducerFenced, UnknownError
+from aiokafka.errors import (
+    IllegalOperation,
+    InvalidProducerEpoch,
+    KafkaError,
+    ProducerFenced,
+    UnknownError,
+)
 
 from streams.checkpoints import CHECKPOINT_CODEC, Checkpoint
 from streams.clients import make_consumer, make_producer
@@ -93,6 +99,11 @@ class TransactionalChangeWriter:
         self._started = False
         await self._producer.stop()
 
+    def _producer_is_dead(self) -> bool:
+        """True once the client's transaction manager went fatal: it takes no more transactions."""
+        manager = getattr(self._producer, "_txn_manager", None)
+        return manager is not None and bool(manager.is_fatal_error())
+
     async def commit(self, events: Sequence[ChangeEvent], checkpoint: Checkpoint) -> None:
         """Publish ``events`` and ``checkpoint`` atomically; returns once the transaction is committed.
 
@@ -124,12 +135,14 @@ class TransactionalChangeWriter:
         except (ProducerFenced, InvalidProducerEpoch):
             self._fenced = True
             raise WriterFencedError(self.transactional_id) from None
-        except KafkaError as error:
-            if type(error) not in (KafkaError, UnknownError):
+        except (KafkaError, IllegalOperation) as error:
+            if type(error) not in (KafkaError, UnknownError) and not self._producer_is_dead():
                 raise  # timeouts, connection errors: the caller retries
-            # Ending a transaction whose epoch a newer writer bumped can come back as an error code this
-            # client does not know (UnknownError) and kills its sender: the producer is dead either way, and
-            # the likeliest cause is a new owner. Treated as a fence: the table stops, the process runs on.
+            # A newer writer's epoch bump reaches this producer in more than one shape: an error code the
+            # client does not know (UnknownError) at the transaction's end, or a fence the sender saw while
+            # adding a partition, after which the next send finds no transaction (IllegalOperation). The
+            # producer is dead either way and the likeliest cause is a new owner. Treated as a fence: the
+            # table stops, the process runs on.
             log.warning(
                 "transactional id %r: transaction failed (%r); treating it as fenced",
                 self.transactional_id,

@@ -53,8 +53,13 @@ async def test_events_and_checkpoint_are_committed_together(
     assert sorted(e.object_id for e in events) == ["guid-1", "guid-2", "guid-3"]
 
 
+@pytest.mark.parametrize(
+    "stale_events",
+    [1, 300],
+    ids=["fence-at-commit", "fence-while-sending"],  # 300 sends outlast the fence's arrival in the sender
+)
 async def test_a_second_writer_for_the_same_table_fences_the_first(
-    kafka_settings: KafkaSettings, unique: str
+    kafka_settings: KafkaSettings, unique: str, stale_events: int
 ) -> None:
     async with open_admin(kafka_settings) as admin:
         await ensure_topics(admin, TopicCatalog.from_settings(kafka_settings))
@@ -64,7 +69,7 @@ async def test_a_second_writer_for_the_same_table_fences_the_first(
     try:
         await new.commit([row_event(1)], checkpoint("from-new"))
         with pytest.raises(WriterFencedError):
-            await old.commit([row_event(2)], checkpoint("from-old"))
+            await old.commit([row_event(n) for n in range(2, 2 + stale_events)], checkpoint("from-old"))
     finally:
         await old.stop()
         await new.stop()
