@@ -72,6 +72,43 @@ class Unit:
 
 
 @dataclass(slots=True)
+class Deletion:
+    """A delete to propagate: the linked counterpart of the deleted record goes too."""
+
+    item: WorkItem
+    pair: Pair
+    link: Link
+    step: str
+    attempts: int = 0
+    error: str | None = None
+
+    @property
+    def target(self) -> LinkSide:
+        return self.link.side(self.item.change.source.other)
+
+    def op(self, ref: str) -> WriteOp:
+        target = self.target
+        return WriteOp(
+            ref=ref,
+            kind=WriteKind.DELETE,
+            object_type=target.object_type,
+            object_id=target.object_id,
+            values={},
+        )
+
+    def as_failed_unit(self) -> Unit:
+        """For the dead letters, as any unit that kept failing."""
+        ids: dict[SourceSystem, str | None] = {
+            HS: self.link.hubspot.object_id,
+            DV: self.link.dataverse.object_id,
+        }
+        return Unit(
+            pair=self.pair, route=self.item.route, items=[self.item], ids=ids, link=self.link,
+            attempts=self.attempts, error=self.error, failed_step=self.step,
+        )  # fmt: skip
+
+
+@dataclass(slots=True)
 class BatchResult:
     links: list[tuple[str, Link | None]] = field(default_factory=list)
     audits: list[AuditRecord] = field(default_factory=list)
@@ -171,15 +208,19 @@ class Applier:
 
     # -- units ---------------------------------------------------------------------------------------
 
-    def units(self, items: Sequence[WorkItem], result: BatchResult) -> list[list[Unit]]:
-        """Group items into units, and units into passes (units of one route run one per pass)."""
+    def units(
+        self, items: Sequence[WorkItem], result: BatchResult
+    ) -> tuple[list[list[Unit]], list[Deletion]]:
+        """Group items into units, and units into passes (units of one route run one per pass); and the
+        deletions to propagate, one unit each."""
         by_key: dict[tuple[str, str], Unit] = {}
         per_route: dict[tuple[str, str], list[Unit]] = {}
+        deletions: list[Deletion] = []
         for item in items:
             pair = _pair(item.pair)
             change = item.change
             if change.operation in {Operation.PRIVACY_DELETION, Operation.MERGE, Operation.DELETE}:
-                self._special(item, pair, result)
+                self._special(item, pair, result, deletions)
                 continue
             link = self.view.find(change.ref)
             if link is not None and self._nothing_new(item, pair, link):
@@ -205,7 +246,7 @@ class Applier:
                 while len(passes) <= n:
                     passes.append([])
                 passes[n].append(unit)
-        return passes
+        return passes, deletions
 
     def _tracked(self, pair: Pair) -> dict[SourceSystem, dict[str, ValueType]]:
         """`tracked_fields` of a pair, worked out once per pair rather than per change and per read."""
@@ -225,10 +266,11 @@ class Applier:
         tracked = self._tracked(pair)[change.source]
         synced = link.side(change.source).fields
         if change.record is not None:
-            values: Mapping[str, Scalar] = change.record
-            wanted = [p for p in tracked if not p.startswith(ASSOCIATION_PREFIX)]
-            if any(p not in values for p in wanted):
+            carried = _carried(change, tracked)
+            if carried is None:
                 return False
+            values: Mapping[str, Scalar] = carried
+            wanted = list(carried)
         else:
             values = change.changed_properties
             if not values:
@@ -248,7 +290,10 @@ class Applier:
         """Apply a batch. Raises `CrmUnavailableError` (nothing committed: the runtime retries the batch)."""
         result = BatchResult()
         self.view = StagedLinks(self.index)
-        passes = self.units(items, result)
+        passes, deletions = self.units(items, result)
+        gone = await self._delete(deletions, result)
+        # Changes to a pair whose record was just deleted are moot: neither side is there to write.
+        passes = [[u for u in p if u.link is None or u.link.link_id not in gone] for p in passes]
         queue: list[Unit] = []
         rounds = 0
         while passes or queue:
@@ -618,7 +663,9 @@ class Applier:
 
     # -- deletes, merges, privacy --------------------------------------------------------------------
 
-    def _special(self, item: WorkItem, pair: Pair, result: BatchResult) -> None:
+    def _special(self, item: WorkItem, pair: Pair, result: BatchResult, deletions: list[Deletion]) -> None:
+        """Merges and privacy deletions act on the link at once; a delete to propagate joins
+        ``deletions`` for `_delete` (the counterpart is deleted first, the link tombstoned once it is)."""
         change = item.change
         now = self._now()
         if change.operation is Operation.MERGE and change.merge is not None:
@@ -641,26 +688,77 @@ class Applier:
                 )
             )
             return
-        # A delete: propagated only when a step of this direction says so (then the link is tombstoned).
-        propagate = any(
-            s.deletes == "propagate" for s in self.config.steps_for(pair) if s.source.system is change.source
+        # A delete: propagated only when a step of this direction says so. The link stays otherwise: the
+        # counterpart is not re-created from the surviving side (skipped as ``counterpart_deleted``).
+        step = next(
+            (
+                s
+                for s in self.config.steps_for(pair)
+                if s.source.system is change.source and s.deletes == "propagate"
+            ),
+            None,
         )
-        if link is None or not propagate:
+        if link is None:
+            result.skips[(str(pair), "delete_of_unlinked")] += 1  # never synced, or our own delete's echo
+        elif step is None:
             result.skips[(str(pair), "delete_not_propagated")] += 1
-            return
-        self.view.apply(link.link_id, None)
-        result.links.append((link.link_id, None))
+        else:
+            deletions.append(Deletion(item=item, pair=pair, link=link, step=step.name))
+
+    async def _delete(self, deletions: list[Deletion], result: BatchResult) -> set[str]:
+        """Delete each counterpart (batched per system; one already gone counts as deleted), then tombstone
+        the link. A record error is retried, then dead-lettered like any other; a system error raises and
+        the batch is retried. Returns the ids of the links tombstoned."""
+        gone: set[str] = set()
+        todo = deletions
+        while todo:
+            per_system: dict[SourceSystem, list[Deletion]] = {HS: [], DV: []}
+            for deletion in todo:
+                per_system[deletion.target.system].append(deletion)
+            todo = []
+            for system, batch in per_system.items():
+                ops = [d.op(str(n)) for n, d in enumerate(batch)]
+                if not ops:
+                    continue
+                if self.dry_run:
+                    outcomes = [WriteOutcome(ref=op.ref, ok=True, object_id=op.object_id) for op in ops]
+                else:
+                    outcomes = await self.gateways[system].write(ops)
+                    result.api_writes += len(ops)
+                for deletion, op, outcome in zip(batch, ops, outcomes, strict=True):
+                    label = "ok" if outcome.ok else "error"
+                    result.writes[(str(system), op.object_type, str(WriteKind.DELETE), label)] += 1
+                    if outcome.ok:
+                        gone.add(self._deleted(deletion, result))
+                        continue
+                    deletion.attempts += 1
+                    deletion.error = outcome.error or "rejected"
+                    if deletion.attempts < RECORD_ERROR_ATTEMPTS:
+                        todo.append(deletion)
+                    else:
+                        result.failed.append(deletion.as_failed_unit())
+        return gone
+
+    def _deleted(self, deletion: Deletion, result: BatchResult) -> str:
+        link, change, now = deletion.link, deletion.item.change, self._now()
+        if not self.dry_run:
+            self.view.apply(link.link_id, None)
+            result.links.append((link.link_id, None))
         result.audits.append(
             AuditRecord(
-                step=str(pair),
-                action=AuditAction.UNLINK,
+                step=deletion.step,
+                action=AuditAction.DELETE,
                 link_id=link.link_id,
                 source=change.ref,
-                target=link.side(change.source.other).ref,
+                target=deletion.target.ref,
                 reason="source_deleted",
+                source_event_ids=(change.source_event_id,) if change.source_event_id else (),
+                dry_run=self.dry_run,
                 at=now,
             )
         )
+        result.latencies.append((deletion.step, max(0.0, (now - change.occurred_at).total_seconds())))
+        return link.link_id
 
     def _merge(self, item: WorkItem, merge: Merge, pair: Pair, result: BatchResult, now: datetime) -> None:
         change = item.change
@@ -696,6 +794,27 @@ class Applier:
         link = keep.model_copy(update={"hubspot": side, "revision": keep.revision + 1, "updated_at": now})
         self.view.apply(link.link_id, link)
         result.links.append((link.link_id, link))
+
+
+def _carried(change: ChangeEvent, tracked: Mapping[str, ValueType]) -> dict[str, Scalar] | None:
+    """The tracked values a full record carries, or None when it lacks one (then only a read can tell).
+
+    A Dataverse row carries its lookups as ``_<column>_value`` (the related record's id): the association
+    ``@parentcustomerid:account`` is compared by that id, so a change of nothing but the parent account is
+    a change. A HubSpot record carries no associations: their changes come as association events."""
+    record = change.record or {}
+    out: dict[str, Scalar] = {}
+    for prop in tracked:
+        if not prop.startswith(ASSOCIATION_PREFIX):
+            if prop not in record:
+                return None
+            out[prop] = record[prop]
+        elif change.source is DV:
+            raw = f"_{prop[len(ASSOCIATION_PREFIX) :].partition(':')[0]}_value"
+            if raw not in record:
+                return None
+            out[prop] = record[raw]
+    return out
 
 
 def _pair_up(group: list[Unit]) -> None:

@@ -1,0 +1,174 @@
+"""End to end: deletes (propagated or not, by the step's policy), HubSpot merges and association changes,
+made as a user in one sandbox CRM, reach the other one through the whole pipeline."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+
+from streams.topics import TopicRole
+from tests.integration.sync_stack import Stack, eventually, quiet, running_stack, small_config
+from tests.kafka_reading import read_topic
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+
+@pytest.fixture(autouse=True)
+def _no_stray_cdc_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [n for n in os.environ if n.startswith("CDC_")]:
+        monkeypatch.delenv(name)
+
+
+async def dv_rows(stack: Stack, email: str) -> list[dict[str, Any]]:
+    return [r for r in await stack.dv_all("contact") if (r.get("emailaddress1") or "").lower() == email]
+
+
+async def hs_rows(stack: Stack, email: str) -> list[dict[str, Any]]:
+    return [
+        r for r in await stack.hs_all("contacts") if (r["properties"].get("email") or "").lower() == email
+    ]
+
+
+def skipped(stack: Stack, reason: str) -> float:
+    return sum(
+        s.value
+        for m in stack.metrics.sync_skipped.collect()
+        for s in m.samples
+        if s.name.endswith("_total") and s.labels.get("reason") == reason
+    )
+
+
+async def test_deletes_propagate_both_ways_when_the_steps_say_so(kafka_settings: Any) -> None:
+    async with running_stack(kafka_settings, small_config(deletes="propagate")) as stack:
+        await stack.hs_create("contacts", {"email": "gone-hs@example.com", "firstname": "Hub"})
+        dv_only = await stack.dv_create(
+            "contact", {"emailaddress1": "gone-dv@example.com", "lastname": "Dyn"}
+        )
+        dv_of_hs = (
+            await eventually(lambda: dv_rows(stack, "gone-hs@example.com"), what="the HubSpot contact")
+        )[0]
+        hs_of_dv = (
+            await eventually(lambda: hs_rows(stack, "gone-dv@example.com"), what="the Dataverse one")
+        )[0]
+
+        # Deleted in HubSpot -> the Dataverse counterpart is deleted; and the other way round.
+        await stack.hs_delete("contacts", (await hs_rows(stack, "gone-hs@example.com"))[0]["id"])
+        await stack.dv_delete("contact", dv_only)
+
+        async def both_gone() -> bool:
+            return not await dv_rows(stack, "gone-hs@example.com") and not await hs_rows(
+                stack, "gone-dv@example.com"
+            )
+
+        await eventually(both_gone, what="both counterparts deleted")
+        await quiet(stack)
+        deletes = [a for a in await read_topic(kafka_settings, TopicRole.AUDIT) if a["action"] == "delete"]
+        assert sorted((a["target"]["object_id"], a["reason"]) for a in deletes) == sorted(
+            [(dv_of_hs["contactid"], "source_deleted"), (hs_of_dv["id"], "source_deleted")]
+        )
+        # Our own deletes come back as change events for records no longer linked: nothing more is written.
+        assert skipped(stack, "delete_of_unlinked") >= 1
+
+        # The link was tombstoned: the same email created again is a new pair, made once on each side.
+        await stack.hs_create("contacts", {"email": "gone-hs@example.com", "firstname": "Again"})
+        again = await eventually(lambda: dv_rows(stack, "gone-hs@example.com"), what="the new contact")
+        await quiet(stack)
+        assert [r["firstname"] for r in await dv_rows(stack, "gone-hs@example.com")] == ["Again"]
+        assert len(again) == 1
+
+
+async def test_by_default_a_delete_stays_on_its_side_and_is_not_recreated(kafka_settings: Any) -> None:
+    async with running_stack(kafka_settings, small_config()) as stack:
+        hs_id = await stack.hs_create("contacts", {"email": "keep@example.com", "firstname": "Kept"})
+        row = (await eventually(lambda: dv_rows(stack, "keep@example.com"), what="the contact in Dataverse"))[
+            0
+        ]
+        await stack.hs_delete("contacts", hs_id)
+        await eventually(
+            lambda: _positive(skipped(stack, "delete_not_propagated")), what="the delete seen and skipped"
+        )
+        # An edit on the surviving side does not bring the deleted record back.
+        await stack.dv_update("contact", row["contactid"], {"firstname": "Still here"})
+        await eventually(
+            lambda: _positive(skipped(stack, "counterpart_deleted")), what="the edit seen and skipped"
+        )
+        await quiet(stack)
+        assert await hs_rows(stack, "keep@example.com") == []
+        assert [r["firstname"] for r in await dv_rows(stack, "keep@example.com")] == ["Still here"]
+
+
+async def _positive(value: float) -> bool:
+    return value > 0
+
+
+async def test_a_hubspot_merge_repoints_the_link_to_the_surviving_record(kafka_settings: Any) -> None:
+    async with running_stack(kafka_settings, small_config()) as stack:
+        primary = await stack.hs_create("contacts", {"email": "m-primary@example.com", "firstname": "Prim"})
+        other = await stack.hs_create("contacts", {"email": "m-other@example.com", "firstname": "Oth"})
+        dv_primary = (await eventually(lambda: dv_rows(stack, "m-primary@example.com"), what="primary"))[0]
+        await eventually(lambda: dv_rows(stack, "m-other@example.com"), what="the other contact")
+        await quiet(stack)
+
+        survivor = await stack.hs_merge("contacts", primary, other)
+        assert survivor not in (primary, other)  # HubSpot merges into a new record
+        # Edits to the survivor reach the primary's Dataverse contact, and edits there reach the survivor.
+        await stack.hs_update("contacts", survivor, {"lastname": "Merged"})
+
+        async def landed() -> bool:
+            return [r.get("lastname") for r in await dv_rows(stack, "m-primary@example.com")] == ["Merged"]
+
+        await eventually(landed, what="the survivor's edit in Dataverse")
+        await stack.dv_update("contact", dv_primary["contactid"], {"firstname": "Back"})
+
+        async def back() -> bool:
+            rows = await hs_rows(stack, "m-primary@example.com")
+            return [(r["id"], r["properties"].get("firstname")) for r in rows] == [(survivor, "Back")]
+
+        await eventually(back, what="the Dataverse edit on the surviving HubSpot record")
+        await quiet(stack)
+        # No record was made for the survivor; the second link (the merged-away contact's) is kept for review.
+        assert len(await dv_rows(stack, "m-primary@example.com")) == 1
+        audit = await read_topic(kafka_settings, TopicRole.AUDIT)
+        assert any((a.get("reason") or "").startswith("merge_conflict") for a in audit)
+
+
+async def test_changing_a_contacts_company_moves_its_parent_account_and_back(kafka_settings: Any) -> None:
+    async with running_stack(kafka_settings, small_config()) as stack:
+        first = await stack.hs_create("companies", {"name": "First Co"})
+        second = await stack.hs_create("companies", {"name": "Second Co"})
+        contact = await stack.hs_create("contacts", {"email": "mover@example.com", "firstname": "Mo"})
+        await stack.hs_associate("contacts", contact, "companies", first)
+
+        async def accounts() -> dict[str, str] | None:
+            found = {a["name"]: a["accountid"] for a in await stack.dv_all("account")}
+            return found if {"First Co", "Second Co"} <= found.keys() else None
+
+        account = await eventually(accounts, what="both companies as accounts")
+
+        async def parent_is(name: str) -> bool:
+            rows = await dv_rows(stack, "mover@example.com")
+            return bool(rows) and rows[0].get("_parentcustomerid_value") == account[name]
+
+        await eventually(lambda: parent_is("First Co"), what="the first parent account")
+        # HubSpot: the contact's primary company changes -> the Dataverse parent account follows.
+        await stack.hs_associate("contacts", contact, "companies", second)
+        await eventually(lambda: parent_is("Second Co"), what="the second parent account", within=45)
+        await quiet(stack)
+
+        # Dataverse: the parent account changes back -> HubSpot's primary company follows.
+        row = (await dv_rows(stack, "mover@example.com"))[0]
+        await stack.dv_update(
+            "contact",
+            row["contactid"],
+            {"parentcustomerid_account@odata.bind": f"/accounts({account['First Co']})"},
+        )
+
+        async def primary_company() -> bool:
+            answer = await stack.hs.get(f"/_admin/associations/contacts/{contact}")
+            types = answer.json().get("companies", {})  # company id -> association type ids (1: primary)
+            return 1 in types.get(first, []) and 1 not in types.get(second, [])
+
+        await eventually(primary_company, what="HubSpot's primary company back to the first", within=45)
+        await quiet(stack)
