@@ -16,9 +16,11 @@ Every create and update input carries an ``objectWriteTraceId`` (its position in
 input comes back in a 207 next to the written ones; should HubSpot refuse a whole batch anyway (a 400
 for one input), the batch is split in halves until the bad input stands alone.
 
-Errors: throttles, 5xx, network errors and refused credentials become `CrmUnavailableError` once the
-client's own retries are spent (so build the client with a short `Backoff`, see
-:func:`open_hubspot_gateway`); a refused input is that op's ``WriteOutcome.error``.
+Errors: throttles, 5xx, network errors and refused credentials become `CrmUnavailableError`: for reads
+once the client's own retries are spent (so build the client with a short `Backoff`, see
+:func:`open_hubspot_gateway`), for writes at once, since HubSpot has no If-Match: a write held back and
+sent again later would overwrite what a user wrote meanwhile, so the runtime reads and plans the batch
+again after the pause. A refused input is that op's ``WriteOutcome.error``.
 """
 
 from __future__ import annotations
@@ -348,7 +350,9 @@ class HubSpotGateway:
     async def _send(self, template: str, path: str, inputs: dict[int, dict[str, Any]]) -> _Batch:
         """One batch call; a whole-batch 400 is split in halves until the refused input stands alone."""
         try:
-            answer = await self._client.post(template, path, {"inputs": list(inputs.values())})
+            # Sent once: a write held back by a 429 or 5xx and sent again later would carry values planned
+            # before whatever a user wrote meanwhile. The batch is read and planned again instead.
+            answer = await self._client.post(template, path, {"inputs": list(inputs.values())}, retry=False)
         except RequestError as refused:
             if len(inputs) == 1:
                 return _Batch(errors={next(iter(inputs)): short(str(refused))})
@@ -403,7 +407,7 @@ class HubSpotGateway:
         ]
         path = f"/crm/v4/associations/{pair[0]}/{pair[1]}/batch/create"
         try:
-            answer = await self._client.post(ASSOCIATE, path, {"inputs": inputs})
+            answer = await self._client.post(ASSOCIATE, path, {"inputs": inputs}, retry=False)
         except RequestError as refused:
             return {index: short(str(refused)) for index, *_ in items}
         failed: dict[int, str] = {}
@@ -424,7 +428,7 @@ class HubSpotGateway:
         ]
         path = f"/crm/v4/associations/{pair[0]}/{pair[1]}/batch/labels/archive"
         for chunk in chunks(inputs, ASSOCIATION_INPUTS):
-            await self._client.post(DISSOCIATE, path, {"inputs": list(chunk)})
+            await self._client.post(DISSOCIATE, path, {"inputs": list(chunk)}, retry=False)
 
 
 def _spec(type_id: int) -> dict[str, Any]:

@@ -179,8 +179,12 @@ class HubSpotClient:
     async def get(self, template: str, path: str) -> dict[str, Any]:
         return await self._call("GET", template, path)
 
-    async def post(self, template: str, path: str, body: Mapping[str, Any] | Sequence[Any]) -> dict[str, Any]:
-        return await self._call("POST", template, path, body)
+    async def post(
+        self, template: str, path: str, body: Mapping[str, Any] | Sequence[Any], *, retry: bool = True
+    ) -> dict[str, Any]:
+        """``retry=False`` sends once and raises what a retry would wait out: for a write planned from a
+        read, whose caller must read again before it writes again (HubSpot has no If-Match)."""
+        return await self._call("POST", template, path, body, retry=retry)
 
     async def put(
         self, template: str, path: str, body: Mapping[str, Any] | Sequence[Any] | None = None
@@ -201,6 +205,7 @@ class HubSpotClient:
         body: Mapping[str, Any] | Sequence[Any] | None = None,
         *,
         search: bool = False,
+        retry: bool = True,
     ) -> dict[str, Any]:
         """Send until the answer is a success, a non-retriable error, or the retries are spent."""
         if self._session is None:
@@ -213,6 +218,8 @@ class HubSpotClient:
             try:
                 return await self._send_once(method, template, path, body)
             except RetriableError as error:
+                if not retry:
+                    raise
                 wait = error.retry_after
                 if error.throttled:
                     if wait is None or wait > self._backoff.max_throttle_wait_s:
