@@ -191,39 +191,53 @@ async def _lags(
     # A partition never committed is read from the earliest record (auto_offset_reset=earliest).
     positions = {tp: max(committed.get(tp, starts[tp]), starts[tp]) for tp in partitions}
     lagging = [tp for tp in partitions if ends[tp] > positions[tp]]
-    heads = await _head_times(reader, lagging, positions)
+    heads, drained = await _head_times(reader, lagging, positions, ends)
     return tuple(
         PartitionLag(
             topic=tp.topic,
             partition=tp.partition,
             committed=committed.get(tp),
             end=ends[tp],
-            lag=max(0, ends[tp] - positions[tp]),
-            lag_s=(age_s(heads[tp], now) if tp in heads else None) if tp in lagging else 0.0,
+            # Past the last record there may only be transaction markers (every transactional write ends
+            # with one): they take offsets but are no lag.
+            lag=0 if tp in drained else max(0, ends[tp] - positions[tp]),
+            lag_s=(age_s(heads[tp], now) if tp in heads else None)
+            if tp in lagging and tp not in drained
+            else 0.0,
         )
         for tp in partitions
     )
 
 
 async def _head_times(
-    reader: AIOKafkaConsumer, partitions: list[TopicPartition], positions: Mapping[TopicPartition, int]
-) -> dict[TopicPartition, datetime]:
-    """The time of the first record at or after each position (the oldest one the group has not read)."""
+    reader: AIOKafkaConsumer,
+    partitions: list[TopicPartition],
+    positions: Mapping[TopicPartition, int],
+    ends: Mapping[TopicPartition, int],
+) -> tuple[dict[TopicPartition, datetime], set[TopicPartition]]:
+    """The time of the first record at or after each position (the oldest one the group has not read);
+    and the partitions where nothing but control records (transaction markers) lies past the position."""
     if not partitions:
-        return {}
+        return {}, set()
     reader.assign(partitions)
     for tp in partitions:
         reader.seek(tp, positions[tp])
     heads: dict[TopicPartition, datetime] = {}
+    drained: set[TopicPartition] = set()
     for _ in range(HEAD_POLLS):
-        waiting = [tp for tp in partitions if tp not in heads]
+        waiting = [tp for tp in partitions if tp not in heads and tp not in drained]
         if not waiting:
             break
         batch = await reader.getmany(*waiting, timeout_ms=POLL_MS, max_records=len(waiting) * 10)
         for tp, messages in batch.items():
             if messages and tp not in heads:
                 heads[tp] = datetime.fromtimestamp(messages[0].timestamp / 1000, UTC)
-    return heads
+        for tp in waiting:
+            if tp not in heads and await reader.position(tp) >= ends[tp]:
+                drained.add(tp)
+        if len(heads) + len(drained) == len(partitions):
+            break
+    return heads, drained
 
 
 async def _link_counts(settings: Settings) -> dict[str, Any]:

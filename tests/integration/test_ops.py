@@ -200,6 +200,33 @@ async def test_status_reports_lag_in_records_and_seconds_and_exits_4_when_behind
 
 
 @pytest.mark.kafka
+async def test_a_group_past_its_last_transactional_record_has_no_lag(
+    kafka_settings: KafkaSettings, unique: str
+) -> None:
+    """A transaction ends with a marker that takes an offset: the end offset is one past the last record,
+    and a group that consumed everything would show a lag of 1 forever if offsets alone were compared."""
+    catalog = await ensure(kafka_settings)
+    topic = catalog.name(TopicRole.CHANGES_DATAVERSE)
+    producer = make_producer(kafka_settings, transactional_id=f"status-{unique}")
+    await producer.start()
+    try:
+        async with producer.transaction():
+            for i in range(3):
+                await producer.send(
+                    topic, CHANGE_CODEC.encode(change(str(i), "t@x.io")), key=b"k", partition=0
+                )
+    finally:
+        await producer.stop()
+    await commit(kafka_settings, f"g{unique}-sync-route", {TopicPartition(topic, 0): 3})
+
+    answer = await asyncio.to_thread(run_cli, "status", "--json", env=cli_env(kafka_settings, unique))
+    route = next(g for g in as_json(answer)["groups"] if g["name"] == "sync-route")
+    p0 = next(p for p in route["partitions"] if p["topic"] == topic and p["partition"] == 0)
+    assert (p0["committed"], p0["end"], p0["lag"], p0["lag_s"]) == (3, 4, 0, 0.0)
+    assert route["lag"] == 0
+
+
+@pytest.mark.kafka
 async def test_status_checks_checkpoint_age_dead_letters_and_counts_links(
     kafka_settings: KafkaSettings, unique: str
 ) -> None:
