@@ -34,7 +34,7 @@ from consumers.ports import CrmGateway, CrmUnavailableError
 from consumers.routing import needs_lookup, routes
 from streams.admin import TopicAdminError
 from streams.audit import AUDIT_CODEC
-from streams.clients import make_consumer, make_producer
+from streams.clients import make_consumer, make_producer, partitions_of
 from streams.codec import Position, SchemaError
 from streams.config import KafkaSettings
 from streams.deadletters import DEADLETTER_CODEC, DeadLetter
@@ -91,11 +91,19 @@ class LinkView:
         consumer = make_consumer(self.kafka, group_id=None, auto_offset_reset="earliest")
         await consumer.start()
         self._consumer = consumer
-        if self.topic not in await consumer.topics():
+        partitions = await partitions_of(consumer, self.topic)
+        if not partitions:
             await consumer.stop()
             self._consumer = None
             raise TopicAdminError(f"topic {self.topic} does not exist: run `cdc topics ensure` first")
-        partitions = [TopicPartition(self.topic, p) for p in range(self.partitions)]
+        if len(partitions) != self.partitions:
+            log.warning(
+                "topic %s has %d partitions, the settings say %d: reading all %d",
+                self.topic,
+                len(partitions),
+                self.partitions,
+                len(partitions),
+            )
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         end = await consumer.end_offsets(partitions)

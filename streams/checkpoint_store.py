@@ -16,7 +16,6 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from aiokafka import TopicPartition
 from aiokafka.errors import (
     IllegalOperation,
     InvalidProducerEpoch,
@@ -26,7 +25,7 @@ from aiokafka.errors import (
 )
 
 from streams.checkpoints import CHECKPOINT_CODEC, Checkpoint
-from streams.clients import make_consumer, make_producer
+from streams.clients import make_consumer, make_producer, partitions_of
 from streams.codec import Position
 from streams.config import KafkaSettings
 from streams.events import CHANGE_CODEC, ChangeEvent
@@ -56,7 +55,7 @@ async def read_checkpoints(kafka: KafkaSettings) -> dict[str, Checkpoint]:
     consumer = make_consumer(kafka, group_id=None)
     await consumer.start()
     try:
-        partitions = [TopicPartition(spec.name, p) for p in range(spec.partitions)]
+        partitions = await partitions_of(consumer, spec.name)
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ssl
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.helpers import create_ssl_context
 
@@ -77,3 +77,11 @@ def make_consumer(
 
 def make_admin(kafka: KafkaSettings) -> AIOKafkaAdminClient:
     return AIOKafkaAdminClient(**connection_options(kafka))
+
+
+async def partitions_of(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+    """The topic's partitions as the cluster has them (not as configured: a topic made with another count
+    is read whole), from fresh metadata; empty when the topic does not exist."""
+    # The consumer's own metadata covers only what it reads already; the client fetches the whole cluster's.
+    cluster = await consumer._client.fetch_all_metadata()  # no public call for it
+    return [TopicPartition(topic, p) for p in sorted(cluster.partitions_for_topic(topic) or ())]
