@@ -1,12 +1,18 @@
 """Chaos: random two-sided edits while faults are injected, then the invariants once the faults stop.
 
-Faults: sandbox 429 and 5xx on both CRMs, webhook duplicates, reorders and drops (the reconciler must
-catch what is dropped), three sync replicas (two are `cdc sync` processes) with one killed by SIGKILL
-mid-flight and restarted, a Dataverse delta-token expiry (7-day expiry, clock moved 8 days).
+Edits: updates of overlapping fields on both sides, contacts created on either side, a contact's company
+changed on either side (HubSpot primary company <-> Dataverse parent account), Dataverse contacts deleted
+(the steps propagate deletes).
 
-Invariants after quiescence: both sides hold equal values for every two-way mapped field of every pair;
-each value is the last one written on one side (no lost update lets an older value win); no duplicate
-record by email on either side; no writes once quiet (no ping-pong).
+Faults: sandbox 429 and 5xx on both CRMs, webhook duplicates, reorders and drops (the reconciler must
+catch what is dropped), kill -9 of `cdc ingest` and of `cdc poll` (real processes, restarted), three sync
+replicas (two are `cdc sync` processes) with one killed by SIGKILL mid-flight and restarted, a Dataverse
+delta-token expiry (7-day expiry, clock moved 8 days).
+
+Invariants after quiescence: both sides hold equal values for every two-way mapped field and for the
+company of every pair; each value is the last one written on one side (no lost update lets an older value
+win); a deleted contact's counterpart is gone and neither is re-created; no duplicate record by email on
+either side; no writes once quiet (no ping-pong).
 
 The short form runs in the default suite; ``CHAOS_LONG=1`` runs the long one (more pairs, edits, kills).
 """
@@ -18,12 +24,15 @@ import os
 import random
 import time
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from cdc.devkafka.runner import LocalKafka
+from cdc.ops.status import Thresholds, gather_status
+from streams.checkpoint_store import read_checkpoints
 from streams.config import KafkaSettings
 from tests.integration.sync_stack import Stack, eventually, running_stack, small_config
 
@@ -34,6 +43,7 @@ PAIRS = 40 if LONG else 10
 EDITS = 2000 if LONG else 200
 KILLS = 6 if LONG else 1
 FIELDS = [("firstname", "firstname"), ("lastname", "lastname"), ("city", "address1_city")]
+COMPANY = "@company"
 
 
 @pytest.fixture(autouse=True)
@@ -53,65 +63,134 @@ async def set_faults(stack: Stack, *, on: bool) -> None:
     assert (await stack.dv.put("/_admin/faults", json=api)).status_code == 200
 
 
+@dataclass
+class World:
+    """The edits made so far, as a model of what both CRMs must end up holding."""
+
+    stack: Stack
+    rng: random.Random
+    hs_ids: list[str]
+    dv_ids: dict[str, str]
+    companies: dict[str, str]  # name -> HubSpot company id
+    accounts: dict[str, str]  # name -> Dataverse account id
+    last: dict[tuple[int, str, str], str] = field(default_factory=dict)
+    """(pair, field, side) -> the last value written there."""
+    live: list[int] = field(default_factory=list)
+    deleted: list[int] = field(default_factory=list)
+    created: list[str] = field(default_factory=list)
+    changes: Counter[str] = field(default_factory=Counter)
+    locks: dict[int, asyncio.Lock] = field(default_factory=dict)
+    """One per pair: two concurrent edits of one record land in the order the model records them."""
+    history: dict[Any, list[tuple[int, str, str, str]]] = field(default_factory=dict)
+    """email or pair -> (edit, side, field, value) in the order made, for the report of a violation."""
+
+    def lock(self, k: int) -> asyncio.Lock:
+        return self.locks.setdefault(k, asyncio.Lock())
+
+    def dv_id(self, k: int) -> str:
+        return self.dv_ids[f"chaos{k}@example.com"]
+
+    async def edit(self, n: int) -> None:
+        if n % 20 == 7:  # every 20th change is a new contact, on either side
+            await self.create(f"fresh{n}@example.com", f"N{n}")
+        elif n % 50 == 13 and len(self.live) > len(self.hs_ids) // 2:  # now and then a deletion
+            await self.delete(self.live.pop(self.rng.randrange(len(self.live))))
+        elif self.rng.random() < 0.15:
+            await self.move(self.rng.choice(self.live), self.side(), self.rng.choice(sorted(self.companies)))
+        else:
+            await self.update(self.rng.choice(self.live), self.side(), self.rng.choice(FIELDS), f"e{n}")
+
+    def side(self) -> str:
+        return "hubspot" if self.rng.random() < 0.5 else "dataverse"
+
+    async def create(self, email: str, name: str) -> None:
+        self.created.append(email)
+        self.changes["creates"] += 1
+        if self.side() == "hubspot":
+            await self.stack.hs_create("contacts", {"email": email, "firstname": name})
+        else:
+            await self.stack.dv_create("contact", {"emailaddress1": email, "lastname": name})
+
+    async def delete(self, k: int) -> None:
+        """A Dataverse contact deleted (change tracking loses no delete; a HubSpot one only has webhooks)."""
+        self.deleted.append(k)
+        self.changes["deletes"] += 1
+        async with self.lock(k):
+            await self.stack.dv_delete("contact", self.dv_id(k))
+
+    async def move(self, k: int, side: str, company: str) -> None:
+        """The contact's company: HubSpot primary company, or Dataverse parent account."""
+        self.changes["company_changes"] += 1
+        self.last[(k, COMPANY, side)] = company
+        self.history.setdefault(k, []).append((len(self.last), side, COMPANY, company))
+        async with self.lock(k):
+            if side == "hubspot":
+                await self.stack.hs_associate(
+                    "contacts", self.hs_ids[k], "companies", self.companies[company]
+                )
+            else:
+                bind = {"parentcustomerid_account@odata.bind": f"/accounts({self.accounts[company]})"}
+                await self.stack.dv_update("contact", self.dv_id(k), bind)
+
+    async def update(self, k: int, side: str, fields: tuple[str, str], value: str) -> None:
+        hs_field, dv_field = fields
+        self.changes["field_updates"] += 1
+        self.last[(k, hs_field, side)] = value
+        self.history.setdefault(f"chaos{k}@example.com", []).append((len(self.last), side, hs_field, value))
+        async with self.lock(k):
+            if side == "hubspot":
+                await self.stack.hs_update("contacts", self.hs_ids[k], {hs_field: value})
+            else:
+                await self.stack.dv_update("contact", self.dv_id(k), {dv_field: value})
+
+
+async def chaos_world(stack: Stack, rng: random.Random) -> World:
+    """Three companies and PAIRS contacts made in HubSpot, waited for in Dataverse."""
+    companies = {
+        f"Chaos Co {j}": await stack.hs_create("companies", {"name": f"Chaos Co {j}"}) for j in range(3)
+    }
+    hs_ids = [
+        await stack.hs_create("contacts", {"email": f"chaos{n}@example.com", "firstname": f"F{n}"})
+        for n in range(PAIRS)
+    ]
+
+    async def all_linked() -> tuple[list[dict[str, Any]], dict[str, str]] | None:
+        rows = [
+            r for r in await stack.dv_all("contact") if (r.get("emailaddress1") or "").startswith("chaos")
+        ]
+        accounts = {a["name"]: a["accountid"] for a in await stack.dv_all("account")}
+        return (rows, accounts) if len(rows) == PAIRS and companies.keys() <= accounts.keys() else None
+
+    rows, accounts = await eventually(all_linked, within=90)
+
+    async def polling() -> bool:
+        # The Dataverse poller's first pass is done (a first pass lists rows, never deletes: a record
+        # deleted before it would never be reported).
+        saved = await read_checkpoints(stack.settings.kafka)
+        return any(key.startswith("checkpoint/dataverse/") and key.endswith("/contact") for key in saved)
+
+    await eventually(polling, within=60, what="the Dataverse poller's first pass")
+    dv_ids = {r["emailaddress1"]: r["contactid"] for r in rows}
+    return World(stack, rng, hs_ids, dv_ids, companies, accounts, live=list(range(PAIRS)))
+
+
 async def test_two_sided_edits_under_faults_converge_without_loss_duplicates_or_ping_pong(
     kafka_settings: Any,
 ) -> None:
     rng = random.Random(11)  # noqa: S311 -- reproducible edits, not secrets
     started = time.monotonic()
     faults = Counter[str]()
-    async with running_stack(kafka_settings, small_config(), reconcile=("contacts",)) as stack:
-        hs_ids = [
-            await stack.hs_create("contacts", {"email": f"chaos{n}@example.com", "firstname": f"F{n}"})
-            for n in range(PAIRS)
-        ]
-
-        async def all_linked() -> list[dict[str, Any]] | None:
-            rows = [
-                r for r in await stack.dv_all("contact") if (r.get("emailaddress1") or "").startswith("chaos")
-            ]
-            return rows if len(rows) == PAIRS else None
-
-        dv_ids = {r["emailaddress1"]: r["contactid"] for r in await eventually(all_linked, within=90)}
+    config = small_config(deletes="propagate")
+    async with running_stack(kafka_settings, config, reconcile=("contacts",), processes=True) as stack:
+        world = await chaos_world(stack, rng)
         await stack.dv.put("/_admin/change-tracking", json={"expiry_days": 7})
         for _ in range(2):
             await stack.add_replica()  # three sync replicas share the groups (two are real processes)
         await set_faults(stack, on=True)
         faults["api_and_webhook_fault_windows"] += 1
-
-        last: dict[tuple[int, str, str], str] = {}  # (pair, field, side) -> last value written there
-
-        created: list[str] = []
-
-        async def edit(n: int) -> None:
-            if n % 20 == 7:  # every 20th change is a new contact, on either side
-                email = f"fresh{n}@example.com"
-                created.append(email)
-                if rng.random() < 0.5:
-                    await stack.hs_create("contacts", {"email": email, "firstname": f"N{n}"})
-                else:
-                    await stack.dv_create("contact", {"emailaddress1": email, "lastname": f"N{n}"})
-                return
-            k = rng.randrange(PAIRS)
-            hs_field, dv_field = rng.choice(FIELDS)
-            value = f"e{n}"
-            if rng.random() < 0.5:
-                await stack.hs_update("contacts", hs_ids[k], {hs_field: value})
-                last[(k, hs_field, "hubspot")] = value
-            else:
-                await stack.dv_update("contact", dv_ids[f"chaos{k}@example.com"], {dv_field: value})
-                last[(k, hs_field, "dataverse")] = value
-
-        kill_at = {EDITS * (i + 1) // (KILLS + 1) for i in range(KILLS)}
-        expire_at = EDITS // 2
         for start in range(0, EDITS, 10):
-            await asyncio.gather(*(edit(n) for n in range(start, start + 10)))
-            if any(start <= k < start + 10 for k in kill_at):
-                await stack.kill_replica(rng.randrange(2))
-                faults["sync_replica_killed"] += 1
-            if start <= expire_at < start + 10:
-                # Eight days later: the delta links have expired (the poller answers with a full pass).
-                await stack.dv.post("/_admin/clock/advance", json={"seconds": 8 * 24 * 3600})
-                faults["delta_token_expiry"] += 1
+            await asyncio.gather(*(world.edit(n) for n in range(start, start + 10)))
+            await inject(stack, range(start, start + 10), faults, rng)
         await set_faults(stack, on=False)
 
         # Quiet for longer than a killed replica's session timeout (10 s) plus the rebalance: until then its
@@ -120,28 +199,96 @@ async def test_two_sided_edits_under_faults_converge_without_loss_duplicates_or_
         await asyncio.sleep(3.0)
         assert await stack.write_calls() == writes, "writes continued after the edits stopped (ping-pong)"
 
-        violations = await check_invariants(stack, last)
-        violations += await check_created_once(stack, created)
+        violations = await check_invariants(stack, world.last)  # deleted pairs have no Dataverse row left
+        violations += await check_companies(world)
+        violations += await check_deleted(world)
+        violations += await check_created_once(stack, world.created)
         elapsed = time.monotonic() - started
         print(
-            f"\nchaos: {EDITS} changes on {PAIRS} pairs ({len(created)} new contacts), "
-            f"faults {dict(faults)}, violations {len(violations)}, writes {int(writes)}, {elapsed:.0f}s"
+            f"\nchaos: {EDITS} changes on {PAIRS} pairs {dict(world.changes)}, faults {dict(faults)}, "
+            f"violations {len(violations)}, writes {int(writes)}, {elapsed:.0f}s"
         )
+        for violation in violations:
+            print("  violation:", violation, world.history.get(violation[0], [])[-6:])
         assert violations == []
 
 
+async def inject(stack: Stack, window: range, faults: Counter[str], rng: random.Random) -> None:
+    """The faults due after this window of edits: kill -9 of a sync replica, of `cdc ingest` and of
+    `cdc poll` (each restarted), a delta-token expiry."""
+    if any(EDITS * (i + 1) // (KILLS + 1) in window for i in range(KILLS)):
+        await stack.kill_replica(rng.randrange(2))
+        faults["sync_replica_killed"] += 1
+    for at, role in ((EDITS // 4, "ingest"), ((3 * EDITS) // 4, "poll")):
+        if at in window:
+            await stack.kill_role(role)
+            faults[f"{role}_killed"] += 1
+    if EDITS // 2 in window:
+        # Eight days later: the delta links have expired (the poller answers with a full pass). A full pass
+        # lists rows, not deletes: the poller is given time to see the deletes made before the expiry, and
+        # the full pass time to finish before the next delete.
+        await asyncio.sleep(2.0)
+        await stack.dv.post("/_admin/clock/advance", json={"seconds": 8 * 24 * 3600})
+        await asyncio.sleep(2.0)
+        faults["delta_token_expiry"] += 1
+
+
+async def check_companies(world: World) -> list[Any]:
+    """Per live pair: HubSpot's primary company and the Dataverse parent account are the same company,
+    the last one set on one of the sides."""
+    stack = world.stack
+    hs_names = {c["id"]: c["properties"].get("name") for c in await stack.hs_all("companies")}
+    dv_names = {account_id: name for name, account_id in world.accounts.items()}
+    dv_rows = {r["contactid"]: r for r in await stack.dv_all("contact")}
+    violations = []
+    for k in world.live:
+        answer = await stack.hs.get(f"/_admin/associations/contacts/{world.hs_ids[k]}")
+        types = answer.json().get("companies", {})  # company id -> association type ids (1: primary)
+        primary = [hs_names.get(company) for company, ids in types.items() if 1 in ids]
+        parent = dv_names.get(dv_rows[world.dv_id(k)].get("_parentcustomerid_value") or "")
+        allowed = {world.last.get((k, COMPANY, "hubspot")), world.last.get((k, COMPANY, "dataverse"))} - {
+            None
+        }
+        hs_company = primary[0] if len(primary) == 1 else None
+        if hs_company != parent or (allowed and hs_company not in allowed):
+            violations.append((k, "company", primary, parent, sorted(v for v in allowed if v)))
+    return violations
+
+
+async def check_deleted(world: World) -> list[Any]:
+    """A contact deleted in Dataverse is gone from HubSpot, and was not re-created on either side."""
+    emails = {f"chaos{k}@example.com" for k in world.deleted}
+    hs = [r["properties"].get("email") for r in await world.stack.hs_all("contacts")]
+    dv = [r.get("emailaddress1") for r in await world.stack.dv_all("contact")]
+    return [
+        (f"deleted but present in {side}", e)
+        for side, found in (("hubspot", hs), ("dataverse", dv))
+        for e in found
+        if (e or "").lower() in emails
+    ]
+
+
 async def quiet_calls(stack: Stack, *, for_s: float, within: float) -> int:
-    """Wait until neither sandbox has seen a write for ``for_s`` seconds (replicas run out of process)."""
+    """Wait until the sync groups have consumed everything and neither sandbox has seen a write for
+    ``for_s`` seconds (replicas run out of process; a paused partition writes nothing yet is not done)."""
     deadline = time.monotonic() + within
-    count, since = await stack.write_calls(), time.monotonic()
+    count, since, lag = await stack.write_calls(), time.monotonic(), -1
     while time.monotonic() < deadline:
         await asyncio.sleep(0.5)
         now = await stack.write_calls()
         if now != count:
             count, since = now, time.monotonic()
         elif time.monotonic() - since >= for_s:
-            return count
-    raise AssertionError(f"sync never went quiet: still writing after {within}s")
+            lag = await sync_lag(stack)
+            if lag == 0:
+                return count
+    raise AssertionError(f"sync never went quiet after {within}s: writes {count}, sync lag {lag} records")
+
+
+async def sync_lag(stack: Stack) -> int:
+    """Records the sync groups have not consumed yet (as `cdc status` counts them)."""
+    report = await gather_status(stack.settings, Thresholds())
+    return sum(g.lag for g in report.groups if g.name.startswith("sync"))
 
 
 async def check_created_once(stack: Stack, emails: list[str]) -> list[Any]:

@@ -5,7 +5,9 @@ as a user would in the CRM's UI, and read back the same way."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import socket
 import ssl
 import sys
 import tempfile
@@ -58,6 +60,7 @@ def role_env(settings: Settings) -> dict[str, str]:
             "CDC_LOG__LEVEL": "WARNING",
             "CDC_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
             "CDC_KAFKA__TOPIC_PREFIX": kafka.topic_prefix,
+            "CDC_KAFKA__PARTITIONS": str(kafka.partitions),
             "CDC_HUBSPOT__BASE_URL": hub.base_url,
             "CDC_HUBSPOT__TOKEN": _secret(hub.token),
             "CDC_HUBSPOT__APP_ID": str(hub.app_id),
@@ -72,6 +75,8 @@ def role_env(settings: Settings) -> dict[str, str]:
             "CDC_DATAVERSE__CA_BUNDLE": str(dv.ca_bundle),
             "CDC_SYNC__GROUP_PREFIX": settings.sync.group_prefix,
             "CDC_SYNC__PORT": "0",
+            "CDC_INGEST": settings.ingest.model_dump_json(),
+            "CDC_POLL": settings.poll.model_dump_json(),
         }
     )
     return env
@@ -94,6 +99,7 @@ class Stack:
     config: SyncConfig
     _sync: tuple[asyncio.Event, asyncio.Task[None]] | None = None
     _replicas: list[asyncio.subprocess.Process] = field(default_factory=list)
+    _roles: dict[str, asyncio.subprocess.Process] = field(default_factory=dict)
     _config_file: Path | None = None
     urls: dict[str, str] = field(default_factory=dict)
     """Base URL serving ``/metrics`` per running role: ``ingest``, ``sync`` and, when it runs, ``poll``
@@ -111,19 +117,38 @@ class Stack:
             self._config_file.write_text(
                 yaml.safe_dump(self.config.model_dump(mode="json", exclude_defaults=True))
             )
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "cdc",
-            "sync",
-            "--sync-config",
-            str(self._config_file),
-            env=role_env(self.settings),
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
-        self._replicas.append(process)
+        self._replicas.append(await _spawn("sync", "--sync-config", str(self._config_file), env=self._env))
         return len(self._replicas) - 1
+
+    @property
+    def _env(self) -> dict[str, str]:
+        return role_env(self.settings)
+
+    async def start_role(self, role: str) -> None:
+        """`cdc ingest` or `cdc poll` as a real process (the stack's ``processes=True``); ingest listens on
+        the port the sandbox's webhooks were pointed at, so a restarted one takes the retries."""
+        self._roles[role] = await _spawn(role, env=self._env)
+        if role == "ingest":
+            ready = f"{self.urls['ingest']}/readyz"
+            async with httpx.AsyncClient(timeout=2) as client:
+
+                async def up() -> bool:
+                    with contextlib.suppress(httpx.TransportError):
+                        return (await client.get(ready)).status_code == 200
+                    return False
+
+                await eventually(up, within=60, what="cdc ingest to be ready")
+
+    async def kill_role(self, role: str) -> None:
+        """kill -9 `cdc ingest` or `cdc poll` (no shutdown at all), then start it again."""
+        process = self._roles.pop(role)
+        process.kill()
+        await process.wait()
+        await self.start_role(role)
+
+    async def stop_roles(self) -> None:
+        await _stop(list(self._roles.values()))
+        self._roles.clear()
 
     async def kill_replica(self, n: int) -> None:
         """kill -9 a replica mid-flight (no shutdown at all), then start a new one."""
@@ -133,15 +158,7 @@ class Stack:
         await self.add_replica()
 
     async def stop_replicas(self) -> None:
-        for process in self._replicas:
-            if process.returncode is None:
-                process.terminate()
-        for process in self._replicas:
-            try:
-                await asyncio.wait_for(process.wait(), 30)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
+        await _stop(self._replicas)
         self._replicas.clear()
 
     async def write_calls(self) -> int:
@@ -221,6 +238,19 @@ class Stack:
         )
         assert answer.status_code in (200, 201, 204), answer.text
 
+    async def hs_delete(self, object_type: str, object_id: str) -> None:
+        answer = await self.hs.delete(f"/_admin/objects/{object_type}/{object_id}")
+        assert answer.status_code == 204, answer.text
+
+    async def hs_merge(self, object_type: str, primary_id: str, merged_id: str) -> str:
+        """Merge ``merged_id`` into ``primary_id``, as a user does in HubSpot; the survivor's (new) id."""
+        answer = await self.hs.post(
+            f"/_admin/objects/{object_type}/merge",
+            json={"primaryObjectId": primary_id, "objectIdToMerge": merged_id},
+        )
+        assert answer.status_code == 200, answer.text
+        return str(answer.json()["id"])
+
     # -- Dataverse, as a user ----------------------------------------------------------------------
     async def dv_create(self, table: str, row: dict[str, Any]) -> str:
         answer = await self.dv.post(f"/_admin/tables/{table}/rows", json=row)
@@ -229,6 +259,10 @@ class Stack:
 
     async def dv_update(self, table: str, row_id: str, changes: dict[str, Any]) -> None:
         answer = await self.dv.patch(f"/_admin/tables/{table}/rows/{row_id}", json=changes)
+        assert answer.status_code in (200, 204), answer.text
+
+    async def dv_delete(self, table: str, row_id: str) -> None:
+        answer = await self.dv.delete(f"/_admin/tables/{table}/rows/{row_id}")
         assert answer.status_code in (200, 204), answer.text
 
     async def dv_all(self, table: str) -> list[dict[str, Any]]:
@@ -281,17 +315,57 @@ async def running_stack(
     tables: tuple[str, ...] = ("contacts", "accounts"),
     provision: bool = False,
     reconcile: tuple[str, ...] = (),
+    processes: bool = False,
 ) -> AsyncIterator[Stack]:
     """The pipeline; ``reconcile`` names HubSpot objects the reconciler pages too (`cdc poll` then runs
-    both parts, every 2 s with a 30 s lookback), to catch webhooks the sandbox drops."""
+    both parts, every 2 s with a 30 s lookback), to catch webhooks the sandbox drops. With ``processes``,
+    `cdc ingest` and `cdc poll` run as real processes a test can kill (`Stack.kill_role`)."""
     before = asyncio.all_tasks()
     try:
         async with _pipeline(
-            kafka, config, seed=seed, tables=tables, provision=provision, reconcile=reconcile
+            kafka,
+            config,
+            seed=seed,
+            tables=tables,
+            provision=provision,
+            reconcile=reconcile,
+            processes=processes,
         ) as stack:
             yield stack
     finally:
         await _settled(before)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+LOG_DIR = Path(tempfile.gettempdir()) / "cdc-stack-logs"
+
+
+async def _spawn(role: str, *args: str, env: dict[str, str]) -> asyncio.subprocess.Process:
+    """A `cdc <role>` process; its warnings and errors go to ``LOG_DIR/<role>-<n>.log``."""
+    LOG_DIR.mkdir(exist_ok=True)
+    log = LOG_DIR / f"{role}-{time.time_ns()}.log"
+    with log.open("wb") as sink:
+        return await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "cdc", role, *args, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=sink
+        )
+
+
+async def _stop(processes: list[asyncio.subprocess.Process]) -> None:
+    """SIGTERM (a numbered shutdown), SIGKILL after 30 s."""
+    for process in processes:
+        if process.returncode is None:
+            process.terminate()
+    for process in processes:
+        try:
+            await asyncio.wait_for(process.wait(), 30)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
 
 
 async def _settled(before: set[asyncio.Task[Any]], within: float = 10.0) -> None:
@@ -313,6 +387,7 @@ async def _pipeline(
     tables: tuple[str, ...],
     provision: bool,
     reconcile: tuple[str, ...],
+    processes: bool,
 ) -> AsyncIterator[Stack]:
     catalog = TopicCatalog.from_settings(kafka)
     async with open_admin(kafka) as admin:
@@ -331,10 +406,6 @@ async def _pipeline(
             httpx.AsyncClient(base_url=box.info.dataverse.base_url, verify=ca, timeout=30) as dv,
             asyncio.TaskGroup() as tasks,
         ):
-            tasks.create_task(run_ingest(settings, stop, metrics=metrics, on_listening=listening.set_result))
-            webhook_url = await asyncio.wait_for(listening, 30)
-            urls["ingest"] = webhook_url.removesuffix("/webhooks/hubspot")
-            box.hubspot.set_webhook_url(webhook_url)
             if reconcile:
                 poll = settings.poll.model_copy(
                     update={
@@ -344,16 +415,31 @@ async def _pipeline(
                     }
                 )
                 settings = settings.model_copy(update={"poll": poll})
+            if processes:
+                ingest = settings.ingest.model_copy(update={"port": _free_port()})
+                settings = settings.model_copy(update={"ingest": ingest})
+                urls["ingest"] = f"http://{ingest.host}:{ingest.port}"
+            else:
+                tasks.create_task(
+                    run_ingest(settings, stop, metrics=metrics, on_listening=listening.set_result)
+                )
+                urls["ingest"] = (await asyncio.wait_for(listening, 30)).removesuffix("/webhooks/hubspot")
+            box.hubspot.set_webhook_url(f"{urls['ingest']}/webhooks/hubspot")
+            if reconcile and not processes:
                 tasks.create_task(
                     run_poll(settings, stop, metrics=metrics, on_ready=lambda url: urls.update(poll=url))
                 )
-            else:
+            elif not processes:
                 tasks.create_task(run_dataverse_poller(settings, stop, metrics=metrics))
             stack = Stack(box=box, settings=settings, metrics=metrics, hs=hs, dv=dv, config=config, urls=urls)
             try:
+                if processes:
+                    await stack.start_role("ingest")
+                    await stack.start_role("poll")
                 await stack.start_sync()
                 yield stack
             finally:
+                await stack.stop_roles()
                 await stack.stop_replicas()
                 await stack.stop_sync()
                 stop.set()

@@ -446,10 +446,7 @@ async def test_sigterm_ends_run_poll_within_the_grace_in_the_documented_order(
     def first(text: str) -> int:
         return next(i for i, line in enumerate(lines) if text in line)
 
-    assert (
-        first("SIGTERM received")
-        < first("shutting down: stopped")
-        < first("LeaveGroup")
-        < first("poll stopped")
-    )
+    # The lease consumer then leaves its group (aiokafka logs "LeaveGroup request succeeded" from a task of
+    # its own, sometimes after this): the graceful takeover test shows the effect, a hand-over within 1 s.
+    assert first("SIGTERM received") < first("shutting down: stopped") < first("poll stopped")
     print(f"\nSIGTERM -> run_poll returned in {took:.2f}s")  # shown with -s
