@@ -27,6 +27,7 @@ from consumers.planner import (
     PairState,
     Pending,
     SideWrite,
+    field_value,
     plan_pair,
     tracked_fields,
 )
@@ -47,6 +48,7 @@ HS = SourceSystem.HUBSPOT
 DV = SourceSystem.DATAVERSE
 MAX_PASSES = 6
 RECORD_ERROR_ATTEMPTS = 3
+MAX_SENT = 100_000
 
 
 @dataclass(slots=True)
@@ -190,6 +192,20 @@ class Applier:
         memory: after a restart, the pair's next change writes the association)."""
         self.dry_run = dry_run
         self._clock = clock
+        self._sent: dict[str, dict[str, str]] = {}
+        """Record key -> fingerprints of the values an update was sent to set, until a committed link covers
+        the record. A batch that fails after some of its writes landed (a 429 on the next call) is read
+        again; a value that is exactly what was sent is this daemon's write, not a user's edit, else the
+        retry would take it for the newer change and let it overwrite the other side's newer one."""
+
+    def commit(self, result: BatchResult) -> None:
+        """Once published: the batch's link changes join the committed view; what they cover is no
+        longer pending."""
+        result.commit(self.index)
+        for _, link in result.links:
+            if link is not None:
+                self._sent.pop(link.hubspot.key, None)
+                self._sent.pop(link.dataverse.key, None)
 
     def _now(self) -> datetime:
         return self._clock.now(UTC)
@@ -420,8 +436,33 @@ class Applier:
             if hs is None and dv is None:
                 result.skips[(self._step_name(unit), "source_record_gone")] += 1
                 continue
-            states.append((unit, PairState(unit.pair, hs, dv, unit.link, match)))
+            link = self._with_sent(unit.pair, unit.link, {HS: hs, DV: dv}) if unit.link else None
+            states.append((unit, PairState(unit.pair, hs, dv, link, match)))
         return states
+
+    def _with_sent(self, pair: Pair, link: Link, records: Mapping[SourceSystem, Record | None]) -> Link:
+        """The link as it would be had the writes of an earlier, failed attempt been committed: a field
+        that holds exactly the value sent to it counts as synced."""
+        tracked = self._tracked(pair)
+        sides: dict[SourceSystem, LinkSide] = {}
+        for system in (HS, DV):
+            side, record = link.side(system), records[system]
+            sent = self._sent.get(side.key)
+            if not sent or record is None:
+                continue
+            fields = dict(side.fields)
+            for prop, fp in sent.items():
+                value_type = tracked[system].get(prop)
+                if value_type is not None and fp == fingerprint(
+                    canonical(field_value(record, prop), value_type, system)
+                ):
+                    fields[prop] = FieldSync(fingerprint=fp, synced_at=self._now())
+            sides[system] = side.model_copy(update={"fields": fields})
+        if not sides:
+            return link
+        return link.model_copy(
+            update={"hubspot": sides.get(HS, link.hubspot), "dataverse": sides.get(DV, link.dataverse)}
+        )
 
     async def _fetch(self, units: list[Unit]) -> dict[tuple[SourceSystem, str], dict[str, Record]]:
         """The current state of every record the units name: one batched read per system and object."""
@@ -534,6 +575,12 @@ class Applier:
         ops: dict[SourceSystem, list[WriteOp]] = {HS: [], DV: []}
         for unit, plan in plans:
             for w in plan.writes:
+                if w.kind is WriteKind.UPDATE and w.object_id and not self.dry_run:
+                    written = set(w.values) | {ASSOCIATION_PREFIX + key for key in w.associations}
+                    after = plan.after.get(w.system, {})
+                    self._sent.setdefault(self.ref(w.system, w.object_type, w.object_id).key, {}).update(
+                        {prop: fp for prop, fp in after.items() if prop in written}
+                    )
                 ops[w.system].append(
                     WriteOp(
                         ref=f"{id(unit)}",
@@ -545,6 +592,8 @@ class Applier:
                         associations=w.associations,
                     )
                 )
+        while len(self._sent) > MAX_SENT:  # records whose link never came (deleted meanwhile): oldest go
+            del self._sent[next(iter(self._sent))]
         out: dict[tuple[int, SourceSystem], WriteOutcome] = {}
         for system, batch in ops.items():
             if not batch:
@@ -611,8 +660,9 @@ class Applier:
                 merged_ids=prior.merged_ids if prior is not None else (),
             )
         link_id = old.link_id if old is not None else link_id_for(sides[HS].ref, sides[DV].ref)
-        if old is not None and old.hubspot == sides[HS] and old.dataverse == sides[DV]:
-            link = old
+        committed = unit.link  # ``old`` may hold what an earlier, failed attempt sent (`_with_sent`)
+        if committed is not None and committed.hubspot == sides[HS] and committed.dataverse == sides[DV]:
+            link = committed
         else:
             link = Link(
                 link_id=link_id,

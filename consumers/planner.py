@@ -45,6 +45,7 @@ __all__ = [
     "Resolver",
     "SideWrite",
     "Skip",
+    "field_value",
     "plan_pair",
     "tracked_fields",
 ]
@@ -225,7 +226,7 @@ class _Planning:
         if link is None or record is None:
             return True
         synced = link.side(system).fields.get(prop)
-        original = _value(record, prop)
+        original = field_value(record, prop)
         return synced is None or synced.fingerprint != fingerprint(canonical(original, value_type, system))
 
     def write(self, step: Step, system: SourceSystem) -> SideWrite:
@@ -245,7 +246,8 @@ class _Planning:
         return w
 
 
-def _value(record: Record, prop: str) -> Scalar:
+def field_value(record: Record, prop: str) -> Scalar:
+    """A record's value of a tracked property (``@<key>``: the associated record's id)."""
     if prop.startswith(ASSOCIATION_PREFIX):
         return record.associations.get(prop[len(ASSOCIATION_PREFIX) :])
     return record.values.get(prop)

@@ -443,7 +443,7 @@ class ApplyLoop(_TransactionalLoop):
                         for item in unit.items
                     )
                 await self._publish(producer, result, dead, batch)
-                result.commit(self.applier.index)
+                self.applier.commit(result)
                 if self.on_batch is not None:
                     self.on_batch(result, len(dead))
         finally:
