@@ -47,6 +47,12 @@ def _ssl_context(kafka: KafkaSettings) -> ssl.SSLContext:
     return context
 
 
+TRANSACTION_TIMEOUT_MS = 10_000
+"""Our transactions last milliseconds (a page or a batch is fetched and applied before one begins). One
+left open by a process killed mid-commit hides every later record of its partitions from ``read_committed``
+readers until the broker aborts it after this long (Kafka's client default is 60 s)."""
+
+
 def make_producer(
     kafka: KafkaSettings, *, transactional_id: str | None = None, linger_ms: int = 5
 ) -> AIOKafkaProducer:
@@ -58,6 +64,7 @@ def make_producer(
         compression_type=None if kafka.compression == "none" else kafka.compression,
         linger_ms=linger_ms,
         transactional_id=transactional_id,
+        transaction_timeout_ms=TRANSACTION_TIMEOUT_MS,
     )
 
 
