@@ -319,7 +319,8 @@ async def running_stack(
 ) -> AsyncIterator[Stack]:
     """The pipeline; ``reconcile`` names HubSpot objects the reconciler pages too (`cdc poll` then runs
     both parts, every 2 s with a 30 s lookback), to catch webhooks the sandbox drops. With ``processes``,
-    `cdc ingest` and `cdc poll` run as real processes a test can kill (`Stack.kill_role`)."""
+    `cdc ingest`, `cdc poll` and `cdc sync` run as real processes a test can kill (`Stack.kill_role`,
+    `Stack.kill_replica`); the stack's own metrics then see none of them."""
     before = asyncio.all_tasks()
     try:
         async with _pipeline(
@@ -436,7 +437,9 @@ async def _pipeline(
                 if processes:
                     await stack.start_role("ingest")
                     await stack.start_role("poll")
-                await stack.start_sync()
+                    await stack.add_replica()  # `cdc sync` too is a process (replica 0)
+                else:
+                    await stack.start_sync()
                 yield stack
             finally:
                 await stack.stop_roles()
