@@ -443,7 +443,7 @@ class Applier:
     def _with_sent(self, pair: Pair, link: Link, records: Mapping[SourceSystem, Record | None]) -> Link:
         """The link as it would be had the writes of an earlier, failed attempt been committed: a field
         that holds exactly the value sent to it counts as synced."""
-        tracked = self._tracked(pair)
+        tracked, now = self._tracked(pair), self._now()
         sides: dict[SourceSystem, LinkSide] = {}
         for system in (HS, DV):
             side, record = link.side(system), records[system]
@@ -456,7 +456,7 @@ class Applier:
                 if value_type is not None and fp == fingerprint(
                     canonical(field_value(record, prop), value_type, system)
                 ):
-                    fields[prop] = FieldSync(fingerprint=fp, synced_at=self._now())
+                    fields[prop] = FieldSync(fingerprint=fp, synced_at=now)
             sides[system] = side.model_copy(update={"fields": fields})
         if not sides:
             return link
@@ -596,21 +596,27 @@ class Applier:
             del self._sent[next(iter(self._sent))]
         out: dict[tuple[int, SourceSystem], WriteOutcome] = {}
         for system, batch in ops.items():
-            if not batch:
-                continue
-            if self.dry_run:
-                outcomes = [
-                    WriteOutcome(ref=op.ref, ok=True, object_id=op.object_id or f"dry-run-{op.ref}")
-                    for op in batch
-                ]
-            else:
-                outcomes = await self.gateways[system].write(batch)
-                result.api_writes += len(batch)
-            for op, outcome in zip(batch, outcomes, strict=True):
+            for op, outcome in zip(batch, await self._send(system, batch, result), strict=True):
                 out[(int(op.ref), system)] = outcome
-                label = "ok" if outcome.ok else ("conflict" if outcome.conflict else "error")
-                result.writes[(str(system), op.object_type, str(op.kind), label)] += 1
         return out
+
+    async def _send(
+        self, system: SourceSystem, ops: list[WriteOp], result: BatchResult
+    ) -> list[WriteOutcome]:
+        """One gateway call for ``ops`` (none in a dry run), counted in ``result``."""
+        if not ops:
+            return []
+        if self.dry_run:
+            outcomes = [
+                WriteOutcome(ref=op.ref, ok=True, object_id=op.object_id or f"dry-run-{op.ref}") for op in ops
+            ]
+        else:
+            outcomes = await self.gateways[system].write(ops)
+            result.api_writes += len(ops)
+        for op, outcome in zip(ops, outcomes, strict=True):
+            label = "ok" if outcome.ok else ("conflict" if outcome.conflict else "error")
+            result.writes[(str(system), op.object_type, str(op.kind), label)] += 1
+        return outcomes
 
     # -- links and audit -----------------------------------------------------------------------------
 
@@ -768,16 +774,7 @@ class Applier:
             todo = []
             for system, batch in per_system.items():
                 ops = [d.op(str(n)) for n, d in enumerate(batch)]
-                if not ops:
-                    continue
-                if self.dry_run:
-                    outcomes = [WriteOutcome(ref=op.ref, ok=True, object_id=op.object_id) for op in ops]
-                else:
-                    outcomes = await self.gateways[system].write(ops)
-                    result.api_writes += len(ops)
-                for deletion, op, outcome in zip(batch, ops, outcomes, strict=True):
-                    label = "ok" if outcome.ok else "error"
-                    result.writes[(str(system), op.object_type, str(WriteKind.DELETE), label)] += 1
+                for deletion, outcome in zip(batch, await self._send(system, ops, result), strict=True):
                     if outcome.ok:
                         gone.add(self._deleted(deletion, result))
                         continue
