@@ -34,7 +34,7 @@ from consumers.ports import CrmGateway, CrmUnavailableError
 from consumers.routing import needs_lookup, routes
 from streams.admin import TopicAdminError
 from streams.audit import AUDIT_CODEC
-from streams.clients import make_consumer, make_producer, partitions_of
+from streams.clients import make_consumer, make_producer, partitions_of, running, settle, start_or_close
 from streams.codec import Position, SchemaError
 from streams.config import KafkaSettings
 from streams.deadletters import DEADLETTER_CODEC, DeadLetter
@@ -89,12 +89,20 @@ class LinkView:
         """Read the topic from the start to its end; afterwards `run` tails it."""
         started = time.monotonic()
         consumer = make_consumer(self.kafka, group_id=None, auto_offset_reset="earliest")
-        await consumer.start()
-        self._consumer = consumer
+        await start_or_close(consumer)
+        try:
+            records = await self._read_to_end(consumer)
+        except BaseException:
+            await consumer.stop()
+            raise
+        self._consumer = consumer  # `run` tails on from here
+        stats = LoadStats(links=len(self.index), records=records, seconds=time.monotonic() - started)
+        log.info("link view: %d links from %d records in %.2fs", stats.links, stats.records, stats.seconds)
+        return stats
+
+    async def _read_to_end(self, consumer: AIOKafkaConsumer) -> int:
         partitions = await partitions_of(consumer, self.topic)
         if not partitions:
-            await consumer.stop()
-            self._consumer = None
             raise TopicAdminError(f"topic {self.topic} does not exist: run `cdc topics ensure` first")
         if len(partitions) != self.partitions:
             log.warning(
@@ -112,21 +120,18 @@ class LinkView:
         while True:
             positions = [await _position(consumer, tp) for tp in partitions]
             if all(pos >= end[tp] for pos, tp in zip(positions, partitions, strict=True)):
-                break
+                return records
             batch = await consumer.getmany(timeout_ms=250, max_records=10_000)
             if not batch:
                 idle += 1
                 if idle >= 8:  # only transaction markers left before the end offsets  # noqa: PLR2004
-                    break
+                    return records
                 continue
             idle = 0
             for tp, messages in batch.items():
                 for m in messages:
                     self.apply(m.key, m.value, Position(tp.topic, tp.partition, m.offset))
                     records += 1
-        stats = LoadStats(links=len(self.index), records=records, seconds=time.monotonic() - started)
-        log.info("link view: %d links from %d records in %.2fs", stats.links, stats.records, stats.seconds)
-        return stats
 
     async def close(self) -> None:
         """Stop the consumer `load` left open for `run` (when `run` is not going to be called)."""
@@ -308,13 +313,12 @@ class Router(_TransactionalLoop):
             self.catalog.name(TopicRole.CHANGES_HUBSPOT),
             self.catalog.name(TopicRole.CHANGES_DATAVERSE),
         )
-        consumer = make_consumer(self.kafka, *topics, group_id=self.group)
-        producer = self.producer()
         work = self.catalog.name(TopicRole.WORK)
         dead_topic = self.catalog.name(TopicRole.DEADLETTER)
-        await producer.start()
-        await consumer.start()
-        try:
+        async with (
+            running(self.producer()) as producer,
+            running(make_consumer(self.kafka, *topics, group_id=self.group)) as consumer,
+        ):
             while not stop.is_set():
                 batch = await _collect(consumer, max_records=1_000, wait_ms=5)
                 await self.report_lag(consumer, batch)
@@ -332,21 +336,11 @@ class Router(_TransactionalLoop):
                             dead.append(_dead(m, error))
                 events = await _retrying(partial(self.enrich, events), stop, what="route")
                 items = [item for event in events for item in routes(self.config, self.index, event)]
-                async with producer.transaction():
-                    for item in items:
-                        await producer.send(
-                            work,
-                            key=item.route.encode(),
-                            value=WORK_CODEC.encode(item),
-                            headers=[WORK_CODEC.header],
-                        )
-                    await _send_dead(producer, dead_topic, dead)
-                    await producer.send_offsets_to_transaction(_offsets(batch), self.group)
+                records = [_work_record(work, item) for item in items]
+                records += [_dead_record(dead_topic, letter) for letter in dead]
+                await _transaction(producer, records, _offsets(batch), self.group)
                 if self.on_routed is not None:
                     self.on_routed(len(items), len(dead))
-        finally:
-            await consumer.stop()
-            await producer.stop()
 
 
 async def _pause(
@@ -411,17 +405,14 @@ class ApplyLoop(_TransactionalLoop):
         self._failing_in_a_row = 0
 
     async def run(self, stop: asyncio.Event) -> None:
-        consumer = make_consumer(self.kafka, self.catalog.name(TopicRole.WORK), group_id=self.group)
-        producer = self.producer()
-        await producer.start()
-        await consumer.start()
+        work = make_consumer(self.kafka, self.catalog.name(TopicRole.WORK), group_id=self.group)
+        async with running(self.producer()) as producer, running(work) as consumer:
 
-        async def keepalive() -> None:
-            # Paused partitions return nothing, but polling keeps this member in the group through a
-            # long CRM outage (max.poll.interval.ms).
-            await consumer.getmany(timeout_ms=0)
+            async def keepalive() -> None:
+                # Paused partitions return nothing, but polling keeps this member in the group through a
+                # long CRM outage (max.poll.interval.ms).
+                await consumer.getmany(timeout_ms=0)
 
-        try:
             while not stop.is_set():
                 batch = await _collect(consumer, max_records=self.batch_size, wait_ms=self.batch_wait_ms)
                 await self.report_lag(consumer, batch)
@@ -442,13 +433,10 @@ class ApplyLoop(_TransactionalLoop):
                         _dead(origin[id(item)], rejected, step=unit.failed_step, attempts=unit.attempts)
                         for item in unit.items
                     )
-                await self._publish(producer, result, dead, batch)
+                await _transaction(producer, self._records(result, dead), _offsets(batch), self.group)
                 self.applier.commit(result)
                 if self.on_batch is not None:
                     self.on_batch(result, len(dead))
-        finally:
-            await consumer.stop()
-            await producer.stop()
 
     async def _apply(
         self, items: list[WorkItem], stop: asyncio.Event, keepalive: Callable[[], Awaitable[None]]
@@ -498,40 +486,59 @@ class ApplyLoop(_TransactionalLoop):
             partial(self.applier.apply, items), stop, what="sync", on_pause=self.on_pause, keepalive=keepalive
         )
 
-    async def _publish(
-        self,
-        producer: AIOKafkaProducer,
-        result: BatchResult,
-        dead: list[DeadLetter],
-        batch: Mapping[TopicPartition, Sequence[Raw]],
-    ) -> None:
-        """Links, audit records, dead letters and the consumed offsets: all or nothing (guarantee 1)."""
+    def _records(self, result: BatchResult, dead: list[DeadLetter]) -> list[_Record]:
+        """Links, audit records, dead letters and rechecks of one batch: committed with its offsets, all or
+        nothing (guarantee 1)."""
         links = self.catalog.name(TopicRole.LINKS)
         audit = self.catalog.name(TopicRole.AUDIT)
-        async with producer.transaction():
-            for link_id, link in result.links:
-                await producer.send(
-                    links,
-                    key=link_key(link_id).encode(),
-                    value=None if link is None else LINK_CODEC.encode(link),
-                    headers=[LINK_CODEC.header] if link is not None else [],
-                )
-            for record in result.audits:
-                await producer.send(
-                    audit,
-                    key=record.key.encode(),
-                    value=AUDIT_CODEC.encode(record),
-                    headers=[AUDIT_CODEC.header],
-                )
-            await _send_dead(producer, self.catalog.name(TopicRole.DEADLETTER), dead)
-            for item in result.rechecks:
-                await producer.send(
-                    self.catalog.name(TopicRole.WORK),
-                    key=item.route.encode(),
-                    value=WORK_CODEC.encode(item),
-                    headers=[WORK_CODEC.header],
-                )
-            await producer.send_offsets_to_transaction(_offsets(batch), self.group)
+        work = self.catalog.name(TopicRole.WORK)
+        dead_topic = self.catalog.name(TopicRole.DEADLETTER)
+        records: list[_Record] = [
+            (links, link_key(link_id).encode(), None, [])
+            if link is None
+            else (links, link_key(link_id).encode(), LINK_CODEC.encode(link), [LINK_CODEC.header])
+            for link_id, link in result.links
+        ]
+        records += [
+            (audit, record.key.encode(), AUDIT_CODEC.encode(record), [AUDIT_CODEC.header])
+            for record in result.audits
+        ]
+        records += [_dead_record(dead_topic, letter) for letter in dead]
+        records += [_work_record(work, item) for item in result.rechecks]
+        return records
+
+
+_Record: TypeAlias = tuple[str, bytes, bytes | None, list[tuple[str, bytes]]]
+TRANSACTION_DEADLINE_S = 60.0
+"""A transaction of the router or the apply loop that has not committed after this long (a broker that
+came back while the client's coordinator lookups failed can leave it waiting forever) is given up: the loop
+restarts with a new producer of the same transactional id, which fences the old one and aborts its
+transaction, and the batch is read again."""
+
+
+async def _transaction(
+    producer: AIOKafkaProducer,
+    records: Sequence[_Record],
+    offsets: dict[TopicPartition, int],
+    group: str,
+) -> None:
+    """Send ``records`` and commit them with the consumed ``offsets`` in one bounded Kafka transaction."""
+    sent: list[asyncio.Future[object]] = []
+    try:
+        async with asyncio.timeout(TRANSACTION_DEADLINE_S), producer.transaction():
+            for topic, key, value, headers in records:
+                sent.append(await producer.send(topic, key=key, value=value, headers=headers))
+            await producer.send_offsets_to_transaction(offsets, group)
+    finally:
+        settle(sent)
+
+
+def _work_record(topic: str, item: WorkItem) -> _Record:
+    return (topic, item.route.encode(), WORK_CODEC.encode(item), [WORK_CODEC.header])
+
+
+def _dead_record(topic: str, letter: DeadLetter) -> _Record:
+    return (topic, (letter.key or "").encode(), DEADLETTER_CODEC.encode(letter), [DEADLETTER_CODEC.header])
 
 
 def _decode_work(
@@ -550,13 +557,3 @@ def _decode_work(
             origin[id(item)] = m
             items.append(item)
     return items, origin, dead
-
-
-async def _send_dead(producer: AIOKafkaProducer, topic: str, dead: Sequence[DeadLetter]) -> None:
-    for letter in dead:
-        await producer.send(
-            topic,
-            key=(letter.key or "").encode(),
-            value=DEADLETTER_CODEC.encode(letter),
-            headers=[DEADLETTER_CODEC.header],
-        )

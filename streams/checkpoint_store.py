@@ -25,7 +25,7 @@ from aiokafka.errors import (
 )
 
 from streams.checkpoints import CHECKPOINT_CODEC, Checkpoint
-from streams.clients import make_consumer, make_producer, partitions_of
+from streams.clients import make_consumer, make_producer, partitions_of, running, settle, start_or_close
 from streams.codec import Position
 from streams.config import KafkaSettings
 from streams.events import CHANGE_CODEC, ChangeEvent
@@ -52,9 +52,7 @@ class WriterFencedError(RuntimeError):
 async def read_checkpoints(kafka: KafkaSettings) -> dict[str, Checkpoint]:
     """The newest checkpoint per key (``checkpoint/<system>/<tenant>/<object>``); tombstones remove keys."""
     spec = TopicCatalog.from_settings(kafka)[TopicRole.CHECKPOINTS]
-    consumer = make_consumer(kafka, group_id=None)
-    await consumer.start()
-    try:
+    async with running(make_consumer(kafka, group_id=None)) as consumer:
         partitions = await partitions_of(consumer, spec.name)
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
@@ -71,8 +69,6 @@ async def read_checkpoints(kafka: KafkaSettings) -> dict[str, Checkpoint]:
                         where = Position(message.topic, message.partition, message.offset)
                         latest[key] = CHECKPOINT_CODEC.decode(message.value, where)
         return latest
-    finally:
-        await consumer.stop()
 
 
 class TransactionalChangeWriter:
@@ -87,8 +83,9 @@ class TransactionalChangeWriter:
         self._fenced = False
 
     async def start(self) -> None:
-        """Connect and register the transactional id: from here on, any earlier writer of it is fenced."""
-        await self._producer.start()
+        """Connect and register the transactional id: from here on, any earlier writer of it is fenced.
+        A failed start closes what it opened."""
+        await start_or_close(self._producer)
         self._started = True
 
     async def stop(self) -> None:
@@ -150,6 +147,4 @@ class TransactionalChangeWriter:
             self._fenced = True
             raise WriterFencedError(self.transactional_id) from error
         finally:
-            for future in sent:  # the transaction's outcome is the answer; these only repeat it
-                if future.done() and not future.cancelled():
-                    future.exception()
+            settle(sent)

@@ -7,14 +7,22 @@ offset moves only after its effect is durable (guarantee 1).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import ssl
-from typing import Any
+from collections.abc import AsyncIterator, Iterable
+from typing import Any, Protocol, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.helpers import create_ssl_context
 
 from streams.config import KafkaSettings
+
+log = logging.getLogger(__name__)
+STOP_TIMEOUT_S = 30.0
+"""How long closing a client may take (a producer flushes what it holds first) before it is abandoned."""
 
 
 def connection_options(kafka: KafkaSettings) -> dict[str, Any]:
@@ -92,3 +100,45 @@ async def partitions_of(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPar
     # The consumer's own metadata covers only what it reads already; the client fetches the whole cluster's.
     cluster = await consumer._client.fetch_all_metadata()  # no public call for it
     return [TopicPartition(topic, p) for p in sorted(cluster.partitions_for_topic(topic) or ())]
+
+
+class _Client(Protocol):
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+
+
+C = TypeVar("C", bound=_Client)
+
+
+async def start_or_close(client: _Client) -> None:
+    """Start an aiokafka client; when that fails halfway (a broker down), close what it opened (its
+    connections and background tasks) before the error goes on."""
+    try:
+        await client.start()
+    except BaseException:
+        await client.stop()
+        raise
+
+
+@contextlib.asynccontextmanager
+async def running(client: C) -> AsyncIterator[C]:
+    """Start an aiokafka producer or consumer and always close it: on exit, and also when ``start`` fails
+    halfway (a broker down), which otherwise leaves the client's connections and background tasks open.
+    Closing is bounded: a producer that cannot flush to a broker gone for good is abandoned after
+    :data:`STOP_TIMEOUT_S` with a warning instead of holding the shutdown."""
+    await start_or_close(client)
+    try:
+        yield client
+    finally:
+        try:
+            await asyncio.wait_for(client.stop(), STOP_TIMEOUT_S)
+        except TimeoutError:
+            log.warning("%s did not close within %.0fs; abandoned", type(client).__name__, STOP_TIMEOUT_S)
+
+
+def settle(futures: Iterable[asyncio.Future[Any]]) -> None:
+    """Mark the outcome of send futures as seen. In a transaction the commit is the answer; when it fails,
+    each send's own failure only repeats it and would be logged again as 'never retrieved'."""
+    for future in futures:
+        if future.done() and not future.cancelled():
+            future.exception()

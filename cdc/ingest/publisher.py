@@ -16,7 +16,7 @@ from typing import Any
 from aiokafka.errors import KafkaError
 
 from cdc.metrics import Metrics, object_label
-from streams.clients import make_producer
+from streams.clients import make_producer, start_or_close
 from streams.config import KafkaSettings
 from streams.events import CHANGE_CODEC, ChangeEvent
 from streams.keys import SourceSystem
@@ -39,7 +39,8 @@ class ChangePublisher:
         self._started = False
 
     async def start(self) -> None:
-        await self._producer.start()
+        """Connect; a failed start closes what it opened."""
+        await start_or_close(self._producer)
         self._started = True
 
     async def stop(self) -> None:

@@ -310,7 +310,19 @@ async def quiet_calls(stack: Stack, *, for_s: float, within: float) -> int:
             lag = await sync_lag(stack)
             if lag == 0:
                 return count
-    raise AssertionError(f"sync never went quiet after {within}s: writes {count}, sync lag {lag} records")
+    raise AssertionError(
+        f"sync never went quiet after {within}s: writes {count}, sync lag {lag} records\n{task_stacks()}"
+    )
+
+
+def task_stacks() -> str:
+    """Where every task of this process waits (the in-process roles): what a hang needs explained."""
+    out = []
+    for task in asyncio.all_tasks():
+        frames = task.get_stack()
+        where = " <- ".join(f"{f.f_code.co_name}:{f.f_lineno}" for f in reversed(frames[-6:]))
+        out.append(f"  {task.get_name()}: {where}")
+    return "tasks:\n" + "\n".join(sorted(out))
 
 
 async def sync_lag(stack: Stack) -> int:
