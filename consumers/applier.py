@@ -590,6 +590,7 @@ class Applier:
                         values=w.values,
                         if_match=w.if_match,
                         associations=w.associations,
+                        origin_id=unit.ids.get(w.system.other) if w.kind is WriteKind.CREATE else None,
                     )
                 )
         while len(self._sent) > MAX_SENT:  # records whose link never came (deleted meanwhile): oldest go

@@ -61,6 +61,11 @@ class WriteOp:
     """Dataverse: the ETag the plan was computed from (412 -> `WriteOutcome.conflict`)."""
     associations: Mapping[str, str | None] = field(default_factory=dict)
     """Association key -> related id to set, or None to clear (only ones this daemon set)."""
+    origin_id: str | None = None
+    """CREATE: the id of the record in the other CRM this one copies. A gateway whose target holds that id
+    in a unique property (HubSpot) or under an alternate key (Dataverse) creates-or-updates by it, so the
+    same create sent twice (a batch retried, or applied by two replicas across a rebalance) makes one
+    record."""
 
 
 @dataclass(frozen=True, slots=True)

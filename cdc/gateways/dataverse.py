@@ -20,7 +20,10 @@ per (table, column), so one misspelt column costs that field, not every read of 
   change sets and with ``Prefer: odata.continue-on-error``, so each op succeeds or fails on its own.
   Creates are POSTs with ``Prefer: return=representation`` (the new id and ETag come back); updates
   are PATCHes with ``If-Match: <etag>`` when the op has one (412 -> ``conflict``), else ``If-Match: *``
-  (a PATCH would otherwise re-create a deleted record); lookups are written as
+  (a PATCH would otherwise re-create a deleted record). A create copying a HubSpot record (``origin_id``)
+  is a PATCH upsert addressed by the alternate key ``cdc_hubspotid='<id>'`` when the table has that key
+  (one metadata GET of its keys per table and process), so the same create sent twice (a retried batch,
+  two replicas across a rebalance) updates the row the first one made; lookups are written as
   ``<navigation>@odata.bind: "/<set>(<id>)"`` and cleared with ``null``.
 
 Errors: a 429, 5xx, network error or a 401 after the client renewed its token is `CrmUnavailableError`
@@ -52,7 +55,13 @@ from consumers.ports import CrmUnavailableError, Record, WriteKind, WriteOp, Wri
 from streams.codec import Scalar
 from streams.keys import SourceSystem
 
-__all__ = ["GATEWAY_POLICY", "DataverseGateway", "entity_set_name", "open_dataverse_gateway"]
+__all__ = [
+    "GATEWAY_POLICY",
+    "HUBSPOT_ID_COLUMN",
+    "DataverseGateway",
+    "entity_set_name",
+    "open_dataverse_gateway",
+]
 
 GATEWAY_POLICY = RetryPolicy(attempts=3, base_s=0.5, cap_s=5.0, throttle_attempts=1)
 """Short client retries: the engine pauses the whole batch on `CrmUnavailableError` instead."""
@@ -87,6 +96,9 @@ _CONCURRENCY = "0x80060882"
 _METADATA = "metadata:attributes"
 
 log = logging.getLogger(__name__)
+HUBSPOT_ID_COLUMN = "cdc_hubspotid"
+"""The text column (`cdc provision` creates it, with an alternate key of its own) holding the id of the
+HubSpot record a row was created from. Creates upsert by it where the table has the key."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +198,7 @@ class DataverseGateway:
         self._navigation = dict(navigation or {})
         """Association key -> navigation property, where the default rule is wrong for a custom lookup."""
         self._batch_size = batch_size
+        self._keys: dict[str, bool] = {}
         self._metadata: dict[str, _Columns] = {}
         self._metadata_lock = asyncio.Lock()
         self._warned: set[tuple[str, str]] = set()
@@ -307,6 +320,37 @@ class DataverseGateway:
             self._metadata[table] = columns
             return columns
 
+    async def _keyed(self, table: str) -> bool:
+        """Whether `HUBSPOT_ID_COLUMN` is an active alternate key of ``table`` on its own: one GET per table
+        and process, at its first create."""
+        if (known := self._keys.get(table)) is not None:
+            return known
+        url = (
+            f"{self._client.api_root}/EntityDefinitions(LogicalName='{quote(table)}')/Keys"
+            "?$select=KeyAttributes,EntityKeyIndexStatus"
+        )
+        try:
+            with _system_errors():
+                listed = await self._client.get_json(url, endpoint=_METADATA)
+        except FatalError:
+            listed = {}
+        keyed = any(
+            isinstance(k, dict)
+            and list(k.get("KeyAttributes") or ()) == [HUBSPOT_ID_COLUMN]
+            and k.get("EntityKeyIndexStatus", "Active") == "Active"
+            for k in listed.get("value") or []
+        )
+        if not keyed:
+            log.warning(
+                "dataverse %s has no active alternate key on %s (`cdc provision --dataverse` creates "
+                "it): a create sent twice (a retried batch, two sync replicas during a rebalance) can "
+                "make two rows",
+                table,
+                HUBSPOT_ID_COLUMN,
+            )
+        self._keys[table] = keyed
+        return keyed
+
     def _readable(self, table: str, columns: _Columns, fields: Sequence[str]) -> list[str]:
         """The fields worth selecting, in order, without repeats: a name the table lacks is a
         configuration mistake, warned about once per (table, column) and left out of ``$select``.
@@ -386,8 +430,11 @@ class DataverseGateway:
         outcomes: dict[int, WriteOutcome] = {}
         parts: list[tuple[int, Part]] = []
         for index, op in enumerate(ops):
+            keyed, columns = False, _FALLBACK
+            if op.kind is WriteKind.CREATE and op.origin_id:
+                keyed, columns = await self._keyed(op.object_type), await self._columns(op.object_type)
             try:
-                parts.append((index, self._part(op)))
+                parts.append((index, self._part(op, columns, keyed=keyed)))
             except ValueError as error:
                 outcomes[index] = WriteOutcome(op.ref, ok=False, error=short(str(error)))
         for chunk in chunks(parts, self._batch_size):
@@ -396,8 +443,11 @@ class DataverseGateway:
                 outcomes[index] = self._outcome(ops[index], answer)
         return [outcomes[index] for index in range(len(ops))]
 
-    def _part(self, op: WriteOp) -> Part:
-        """One request of the batch; ValueError for an op that cannot be sent (that op's error)."""
+    def _part(self, op: WriteOp, columns: _Columns, *, keyed: bool) -> Part:
+        """One request of the batch; ValueError for an op that cannot be sent (that op's error). A create
+        copying a HubSpot record (``origin_id``) is an upsert by the alternate key on `HUBSPOT_ID_COLUMN`
+        when the table has one (the same create sent twice updates the row the first one made), else a
+        POST that still fills the column when the table has it."""
         root, entity_set, key = self._client.api_root, self._set(op.object_type), f"{op.object_type}id"
         if op.kind is not WriteKind.CREATE and not (op.object_id and _GUID.match(op.object_id)):
             raise ValueError(f"{op.kind} needs the record's id (a GUID), not {op.object_id!r}")
@@ -413,7 +463,13 @@ class DataverseGateway:
             body[f"{self._nav(assoc)}@odata.bind"] = bind
         headers = {"Content-Type": "application/json; type=entry", "Prefer": "return=representation"}
         query = f"?$select={key},modifiedon"
+        if op.kind is WriteKind.CREATE and op.origin_id and keyed:
+            origin = quote(_literal(op.origin_id), safe="'")
+            url = f"{root}/{entity_set}({HUBSPOT_ID_COLUMN}={origin}){query}"
+            return Part("PATCH", url, headers, orjson.dumps(body))
         if op.kind is WriteKind.CREATE:
+            if op.origin_id and columns.known is not None and HUBSPOT_ID_COLUMN in columns.known:
+                body[HUBSPOT_ID_COLUMN] = op.origin_id
             return Part("POST", f"{root}/{entity_set}{query}", headers, orjson.dumps(body))
         headers["If-Match"] = op.if_match or "*"
         return Part("PATCH", f"{root}/{entity_set}({op.object_id}){query}", headers, orjson.dumps(body))

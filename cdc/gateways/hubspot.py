@@ -10,7 +10,10 @@ Calls per operation (batches of at most 100 inputs, fact sheet §3.2):
 - ``write``: one ``batch/create`` / ``batch/update`` / ``batch/archive`` per 100 ops of one object type and
   kind, then for updates one v4 ``batch/create`` per related object type (associations to set) and one
   v4 ``batch/read`` + ``batch/labels/archive`` pair (associations to clear). Creates carry their
-  associations in the create body.
+  associations in the create body. A create that copies a Dataverse record (``origin_id``) is a
+  ``batch/upsert`` by the unique property ``cdc_d365id`` instead, when the object has it (one properties GET
+  per object type and process tells), with its associations set afterwards as for updates: the same create
+  sent twice then updates the record the first one made.
 
 Every create and update input carries an ``objectWriteTraceId`` (its position in ``ops``), so a bad
 input comes back in a 207 next to the written ones; should HubSpot refuse a whole batch anyway (a 400
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -39,7 +43,12 @@ from consumers.ports import CrmUnavailableError, Record, WriteKind, WriteOp, Wri
 from streams.codec import Scalar
 from streams.keys import SourceSystem
 
-__all__ = ["GATEWAY_BACKOFF", "HubSpotGateway", "open_hubspot_gateway"]
+__all__ = ["DATAVERSE_ID_PROPERTY", "GATEWAY_BACKOFF", "HubSpotGateway", "open_hubspot_gateway"]
+
+log = logging.getLogger(__name__)
+DATAVERSE_ID_PROPERTY = "cdc_d365id"
+"""A unique-valued text property (`cdc provision` creates it): the id of the Dataverse record a HubSpot
+record was created from. Creates upsert by it where the object has it."""
 
 BATCH_LIMIT = 100
 SEARCH_VALUES = 25
@@ -54,6 +63,8 @@ _PLURAL = {"contact": "contacts", "company": "companies", "deal": "deals", "tick
 _OBJECTS = "/crm/v3/objects/{type}"
 BATCH_READ = f"POST {_OBJECTS}/batch/read"
 BATCH_CREATE = f"POST {_OBJECTS}/batch/create"
+BATCH_UPSERT = f"POST {_OBJECTS}/batch/upsert"
+PROPERTY = "GET /crm/v3/properties/{type}/{name}"
 BATCH_UPDATE = f"POST {_OBJECTS}/batch/update"
 BATCH_ARCHIVE = f"POST {_OBJECTS}/batch/archive"
 ASSOCIATE = "POST /crm/v4/associations/{from}/{to}/batch/create"
@@ -121,6 +132,7 @@ class HubSpotGateway:
     def __init__(self, client: HubSpotClient, *, portal_id: str) -> None:
         self._client = client
         self._portal_id = portal_id
+        self._keyed: dict[str, bool] = {}
 
     @property
     def system(self) -> SourceSystem:
@@ -251,13 +263,21 @@ class HubSpotGateway:
     async def _create(
         self, object_type: str, ops: Sequence[WriteOp], indexes: Sequence[int]
     ) -> dict[int, WriteOutcome]:
-        inputs: dict[int, dict[str, Any]] = {}
+        """Creates; those copying a Dataverse record (``origin_id``) upsert by `DATAVERSE_ID_PROPERTY`
+        when the object has it, so a create sent twice finds the record the first one made."""
+        keyed = await self._upserts_by_origin(object_type)
+        creates: dict[int, dict[str, Any]] = {}
+        upserts: dict[int, dict[str, Any]] = {}
         for index in indexes:
             op = ops[index]
             body: dict[str, Any] = {
                 "properties": {name: wire_value(value) for name, value in op.values.items()},
                 "objectWriteTraceId": str(index),
             }
+            if keyed and op.origin_id:
+                # Upsert inputs take no associations: they are set afterwards, as for updates.
+                upserts[index] = {**body, "idProperty": DATAVERSE_ID_PROPERTY, "id": op.origin_id}
+                continue
             links = [
                 {"to": {"id": to_id}, "types": [_spec(parse_key(key)[1])]}
                 for key, to_id in op.associations.items()
@@ -265,24 +285,36 @@ class HubSpotGateway:
             ]
             if links:
                 body["associations"] = links
-            inputs[index] = body
-        batch = await self._send(BATCH_CREATE, f"/crm/v3/objects/{object_type}/batch/create", inputs)
-        done = {index: WriteOutcome(ops[index].ref, ok=False, error=e) for index, e in batch.errors.items()}
-        untraced = [i for i in indexes if i not in batch.errors]
-        for position, item in enumerate(batch.results):
-            trace = item.get("objectWriteTraceId")
-            if isinstance(trace, str) and trace.isdigit():
-                index = int(trace)
-            elif position < len(untraced):
-                index = untraced[position]
-            else:
-                continue
-            done[index] = _written(ops[index].ref, item)
-        for index in indexes:  # HubSpot answered neither a result nor an error for it
-            done.setdefault(
-                index, WriteOutcome(ops[index].ref, ok=False, error="no result in the batch answer")
-            )
+            creates[index] = body
+        done: dict[int, WriteOutcome] = {}
+        if creates:
+            path = f"/crm/v3/objects/{object_type}/batch/create"
+            done |= _outcomes(await self._send(BATCH_CREATE, path, creates), ops, list(creates))
+        if upserts:
+            path = f"/crm/v3/objects/{object_type}/batch/upsert"
+            done |= _outcomes(await self._send(BATCH_UPSERT, path, upserts), ops, list(upserts))
         return done
+
+    async def _upserts_by_origin(self, object_type: str) -> bool:
+        """Whether ``object_type`` has the unique `DATAVERSE_ID_PROPERTY`: one GET per type and process."""
+        if (known := self._keyed.get(object_type)) is not None:
+            return known
+        try:
+            found = await self._client.get(
+                PROPERTY, f"/crm/v3/properties/{object_type}/{DATAVERSE_ID_PROPERTY}"
+            )
+        except RequestError:  # 404: not provisioned
+            found = {}
+        keyed = bool(found.get("hasUniqueValue"))
+        if not keyed:
+            log.warning(
+                "hubspot %s has no unique property %s (`cdc provision` creates it): a create sent twice "
+                "(a retried batch, two sync replicas during a rebalance) can make two records",
+                object_type,
+                DATAVERSE_ID_PROPERTY,
+            )
+        self._keyed[object_type] = keyed
+        return keyed
 
     async def _update(
         self, object_type: str, ops: Sequence[WriteOp], indexes: Sequence[int]
@@ -375,19 +407,23 @@ class HubSpotGateway:
         return batch
 
     async def _update_associations(self, ops: Sequence[WriteOp], outcomes: dict[int, WriteOutcome]) -> None:
-        """Set and clear the associations of updated records (creates carried theirs in the body)."""
+        """Set and clear the associations of updated and upserted records (creates carried theirs in the
+        body)."""
         sets: dict[tuple[str, str], list[tuple[int, str, str, int]]] = {}
         clears: dict[tuple[str, str], list[tuple[str, int]]] = {}
         for index, op in enumerate(ops):
-            if op.kind is not WriteKind.UPDATE or not outcomes[index].ok:
+            keyed = bool(op.origin_id) and self._keyed.get(plural(op.object_type), False)
+            upserted = op.kind is WriteKind.CREATE and keyed
+            if not (op.kind is WriteKind.UPDATE or upserted) or not outcomes[index].ok:
                 continue
+            object_id = str(op.object_id or outcomes[index].object_id)
             for key, to_id in op.associations.items():
                 to_type, type_id = parse_key(key)
                 pair = (plural(op.object_type), to_type)
                 if to_id is None:
-                    clears.setdefault(pair, []).append((str(op.object_id), type_id))
+                    clears.setdefault(pair, []).append((object_id, type_id))
                 else:
-                    sets.setdefault(pair, []).append((index, str(op.object_id), to_id, type_id))
+                    sets.setdefault(pair, []).append((index, object_id, to_id, type_id))
         failed: dict[int, str] = {}
         for pair, items in sets.items():
             for chunk in chunks(items, ASSOCIATION_INPUTS):
@@ -462,6 +498,25 @@ def _record(object_type: str, item: Mapping[str, Any], fields: Sequence[str]) ->
         version=str(updated) if updated else None,
         modified_at=parse_time(updated),
     )
+
+
+def _outcomes(batch: _Batch, ops: Sequence[WriteOp], indexes: Sequence[int]) -> dict[int, WriteOutcome]:
+    """Per input of a create or upsert batch: its written record (matched by ``objectWriteTraceId``, else
+    by position among those without an error) or its error."""
+    done = {index: WriteOutcome(ops[index].ref, ok=False, error=e) for index, e in batch.errors.items()}
+    untraced = [i for i in indexes if i not in batch.errors]
+    for position, item in enumerate(batch.results):
+        trace = item.get("objectWriteTraceId")
+        if isinstance(trace, str) and trace.isdigit():
+            index = int(trace)
+        elif position < len(untraced):
+            index = untraced[position]
+        else:
+            continue
+        done[index] = _written(ops[index].ref, item)
+    for index in indexes:  # HubSpot answered neither a result nor an error for it
+        done.setdefault(index, WriteOutcome(ops[index].ref, ok=False, error="no result in the batch answer"))
+    return done
 
 
 def _written(ref: str, item: Mapping[str, Any]) -> WriteOutcome:

@@ -9,6 +9,7 @@ the org does not have makes each of its columns a problem.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from itertools import groupby
 from typing import Any
@@ -29,6 +30,8 @@ _JSON = {"Content-Type": "application/json; charset=utf-8"}
 LIST = "metadata:attributes"
 READ_CHOICES = "metadata:attribute:options"
 CREATE = "metadata:attributes:create"
+LIST_KEYS = "metadata:keys"
+CREATE_KEY = "metadata:keys:create"
 
 
 def _item(spec: ColumnSpec, detail: str = "") -> Item:
@@ -99,6 +102,53 @@ async def ensure_columns(
             else:
                 section.missing.append(_item(spec))
                 say(f"{'would create' if create else 'missing'} {section.missing[-1]}")
+        unusable = {(p.object, p.name) for p in section.problems}
+        keyed = [s for s in columns if s.alternate_key and (s.table, s.name) not in unusable]
+        if keyed:
+            await _ensure_keys(client, table, keyed, section, create=create and not dry_run, say=say)
+
+
+async def _ensure_keys(
+    client: DataverseClient,
+    table: str,
+    specs: Sequence[ColumnSpec],
+    section: Section,
+    *,
+    create: bool,
+    say: Say,
+) -> None:
+    """Each spec's column is an alternate key of its own, or (when ``create``) becomes one. Dataverse
+    builds the key's index in the background: until it is Active, upserts by it are refused."""
+    url = f"{_entity_url(client, table)}/Keys?$select=SchemaName,KeyAttributes,EntityKeyIndexStatus"
+    listed = await client.get_json(url, endpoint=LIST_KEYS)
+    have = {tuple(k.get("KeyAttributes") or ()): k for k in listed.get("value") or [] if isinstance(k, dict)}
+    for spec in specs:
+        item = Item("key", spec.table, f"{spec.name}_key", f"alternate key on {spec.name}")
+        found = have.get((spec.name,))
+        if found is not None:
+            section.present.append(item)
+            continue
+        if not create:
+            section.missing.append(item)
+            say(f"missing {item}")
+            continue
+        try:
+            await client.send(
+                "POST",
+                f"{_entity_url(client, table)}/Keys",
+                endpoint=CREATE_KEY,
+                body=orjson.dumps(spec.key_body()),
+                headers=_JSON,
+            )
+        except UnauthorizedError:
+            raise
+        except FatalError as error:
+            refused = f"Dataverse refused it: {error.message}"
+            section.problems.append(dataclasses.replace(item, detail=refused))
+            say(f"problem: {section.problems[-1]}")
+            continue
+        section.created.append(item)
+        say(f"created {item}")
 
 
 async def _create(client: DataverseClient, spec: ColumnSpec, section: Section, say: Say) -> None:

@@ -40,6 +40,8 @@ def _mismatch(spec: PropertySpec, existing: dict[str, Any]) -> str:
     kind = existing.get("type")
     if kind != spec.type:
         return f"is type {kind}, the sync needs {spec.type} ({', '.join(spec.steps)})"
+    if spec.unique and not existing.get("hasUniqueValue"):
+        return "is not unique-valued (hasUniqueValue), so creates in HubSpot cannot be made idempotent by it"
     if spec.type == "enumeration" and spec.options:
         have = {str(o.get("value")) for o in existing.get("options") or [] if isinstance(o, dict)}
         lacking = [value for value, _ in spec.options if value not in have]

@@ -11,8 +11,10 @@ Derivation, in order:
    typed by ``source_type``: e.g. ``cdc_lastcrmsyncdate`` read by step L2. Writers come first, so a
    property's label is the one its writer gives it.
 3. **Flags and ids** (section 3): each enabled step's ``filter.flag`` on its source object (HubSpot
-   ``bool``/``booleancheckbox``, Dataverse ``Boolean``), and ``cdc_hubspotid`` (String 20) on every
-   Dataverse table an enabled step touches.
+   ``bool``/``booleancheckbox``, Dataverse ``Boolean``); ``cdc_hubspotid`` (String 20, and an alternate
+   key of its own) on every Dataverse table an enabled step touches, and ``cdc_d365id`` (text, unique
+   valued) on every HubSpot object one touches. Creates key on them: the record created in one CRM holds
+   the id of the record it copies, so the same create sent twice upserts one record (see the gateways).
 4. **Webhook subscriptions** for every HubSpot object an enabled step touches: creation, deletion, merge,
    restore, associationChange (and ``contact.privacyDeletion``), plus one propertyChange per property the
    enabled steps read from HubSpot (fields, match key, flag, criteria), except those HubSpot refuses to
@@ -29,6 +31,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
+from cdc.gateways.dataverse import HUBSPOT_ID_COLUMN
+from cdc.gateways.hubspot import DATAVERSE_ID_PROPERTY
 from cdc.provisioning.specs import STRING_MAX_LENGTH, ColumnSpec, PropertySpec, SubscriptionSpec
 from consumers.config import FieldMap, OptionSet, Step, SyncConfig, ValueType
 from streams.keys import SourceSystem
@@ -47,7 +51,6 @@ HUBSPOT_PREFIX = "d365_"
 DATAVERSE_PREFIX = "cdc_"
 HUBSPOT_GROUP = "d365_sync"
 HUBSPOT_GROUP_LABEL = "Dynamics 365 sync"
-HUBSPOT_ID_COLUMN = "cdc_hubspotid"
 HUBSPOT_ID_LENGTH = 20
 UNSUBSCRIBABLE = frozenset({"hs_lastmodifieddate", "num_unique_conversion_events"})
 OBJECT_ACTIONS = ("creation", "deletion", "merge", "restore", "associationChange")
@@ -159,7 +162,24 @@ class _Collector:
         table = step.pair.dataverse
         self.add_column(
             ColumnSpec(
-                table, HUBSPOT_ID_COLUMN, "HubSpot ID", "String", HUBSPOT_ID_LENGTH, steps=(step.name,)
+                table,
+                HUBSPOT_ID_COLUMN,
+                "HubSpot ID",
+                "String",
+                HUBSPOT_ID_LENGTH,
+                steps=(step.name,),
+                alternate_key=True,
+            )
+        )
+        self.add_property(
+            PropertySpec(
+                step.pair.hubspot,
+                DATAVERSE_ID_PROPERTY,
+                "D365 ID",
+                "string",
+                "text",
+                steps=(step.name,),
+                unique=True,
             )
         )
 

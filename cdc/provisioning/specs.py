@@ -46,6 +46,8 @@ class PropertySpec:
     field_type: str
     options: tuple[tuple[str, str], ...] = ()
     steps: tuple[str, ...] = ()
+    unique: bool = False
+    """``hasUniqueValue``: HubSpot refuses a second record with the value, and upserts can key on it."""
 
     def body(self, group: str) -> dict[str, Any]:
         """The ``POST /crm/v3/properties/{objectType}`` body."""
@@ -57,6 +59,8 @@ class PropertySpec:
             "groupName": group,
             "description": _DESCRIPTION.format(", ".join(self.steps)),
         }
+        if self.unique:
+            body["hasUniqueValue"] = True
         if self.options:
             body["options"] = [
                 {"label": label, "value": value, "displayOrder": n, "hidden": False}
@@ -78,6 +82,16 @@ class ColumnSpec:
     date_only: bool = False
     options: tuple[tuple[int, str], ...] = ()
     steps: tuple[str, ...] = ()
+    alternate_key: bool = False
+    """The column is also an alternate key of its own (``<column>_key``): upserts can address a row by it."""
+
+    def key_body(self) -> dict[str, Any]:
+        """The ``POST EntityDefinitions(LogicalName='<table>')/Keys`` body (EntityKeyMetadata)."""
+        return {
+            "SchemaName": f"{self.name}_key",
+            "DisplayName": _localized(f"{self.label} (key)"),
+            "KeyAttributes": [self.name],
+        }
 
     def body(self) -> dict[str, Any]:
         """The ``POST EntityDefinitions(LogicalName='<table>')/Attributes`` body (AttributeMetadata)."""

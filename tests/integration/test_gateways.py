@@ -24,12 +24,16 @@ from starlette.routing import Route
 from cdc.dataverse.client import RetryPolicy
 from cdc.dataverse.errors import FatalError
 from cdc.gateways import DataverseGateway, HubSpotGateway, open_dataverse_gateway, open_hubspot_gateway
+from cdc.gateways.dataverse import HUBSPOT_ID_COLUMN
+from cdc.gateways.hubspot import DATAVERSE_ID_PROPERTY
 from cdc.hubspot.client import Backoff
 from cdc.metrics import Metrics
+from cdc.provisioning.run import provision_sandbox
 from cdc.sandbox.runner import Sandbox, run_sandbox
 from cdc.serving import serve
 from cdc.settings import DataverseSettings, HubSpotSettings
 from consumers.ports import CrmUnavailableError, WriteKind, WriteOp
+from streams.config import KafkaSettings
 from streams.keys import SourceSystem
 
 pytestmark = [pytest.mark.slow]
@@ -509,3 +513,77 @@ async def test_dataverse_metadata_outage_is_crm_unavailable_and_not_cached(
         records = await dataverse.read("opportunity", [linked], fields=["parentaccountid"])
         assert await calls(admin) == {DV_COLUMNS: 1, DV_QUERY: 1}
     assert records[linked].values == {"parentaccountid": "Acme Corp"}
+
+
+# -- creates keyed by the other CRM's id (two replicas, one batch) ------------------------------------
+
+
+async def provisioned(box: Sandbox) -> None:
+    settings = box.daemon_settings(KafkaSettings())
+    await provision_sandbox(settings)
+
+
+async def test_hubspot_creates_of_one_dataverse_record_make_one_record_once_provisioned(
+    box: Sandbox, hubspot: HubSpotGateway
+) -> None:
+    """The same create applied twice (a batch retried, or applied by two replicas across a rebalance)
+    upserts by ``cdc_d365id``: one record, both answers naming it, associations set on it."""
+    await provisioned(box)
+    [company] = await hubspot.write([create("co", "company", {"name": "Keyed Inc"})])
+    origin = "6f1c0d1e-0000-4000-8000-000000000001"
+    op = create(
+        "p",
+        "contact",
+        {"email": "keyed@example.com"},
+        origin_id=origin,
+        associations={"company:1": company.object_id},
+    )
+    first, second = await hubspot.write([op]), await hubspot.write([op])
+    assert (first[0].ok, second[0].ok) == (True, True)
+    assert first[0].object_id == second[0].object_id
+    contact_id = str(first[0].object_id)
+    read = await hubspot.read(
+        "contact", [contact_id], fields=["email", DATAVERSE_ID_PROPERTY], associations=["company:1"]
+    )
+    assert read[contact_id].values[DATAVERSE_ID_PROPERTY] == origin
+    assert read[contact_id].associations["company:1"] == company.object_id
+    emails = [r.properties.get("email") for r in box.hubspot.store.records["contacts"].values()]
+    assert emails.count("keyed@example.com") == 1
+
+
+async def test_hubspot_creates_without_the_property_stay_plain_creates_with_a_warning(
+    hubspot: HubSpotGateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="cdc.gateways.hubspot"):
+        [made] = await hubspot.write(
+            [create("p", "contact", {"email": "plain@example.com"}, origin_id="x-1")]
+        )
+    assert made.ok
+    assert "has no unique property cdc_d365id" in caplog.text
+
+
+async def test_dataverse_creates_of_one_hubspot_record_make_one_row_once_provisioned(
+    box: Sandbox, dataverse: DataverseGateway
+) -> None:
+    """The same create applied twice upserts by the alternate key on ``cdc_hubspotid``: one row."""
+    await provisioned(box)
+    op = create(
+        "p", "contact", {"emailaddress1": "keyed@example.com", "lastname": "Keyed"}, origin_id="90210"
+    )
+    first, second = await dataverse.write([op]), await dataverse.write([op])
+    assert (first[0].ok, second[0].ok) == (True, True)
+    assert first[0].object_id == second[0].object_id
+    rows = [
+        r for r in box.dataverse.store.rows("contact") if r.values.get("emailaddress1") == "keyed@example.com"
+    ]
+    assert len(rows) == 1
+    assert rows[0].values[HUBSPOT_ID_COLUMN] == "90210"
+
+
+async def test_dataverse_creates_without_the_key_are_posts_with_a_warning(
+    dataverse: DataverseGateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="cdc.gateways.dataverse"):
+        [made] = await dataverse.write([create("p", "contact", {"lastname": "Plain"}, origin_id="77")])
+    assert made.ok
+    assert "has no active alternate key on cdc_hubspotid" in caplog.text

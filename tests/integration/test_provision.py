@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry
 
 from cdc.cli import main
 from cdc.dataverse import DataverseClient, TokenProvider
+from cdc.gateways.hubspot import DATAVERSE_ID_PROPERTY
 from cdc.metrics import Metrics
 from cdc.provisioning import (
     ColumnSpec,
@@ -36,7 +37,7 @@ from consumers.config import SyncConfig
 from consumers.loader import default_config
 from streams.config import KafkaSettings
 
-FLAGS = {"sync_to_d365", "sync_to_d365_lead", "cdc_synctohubspot", HUBSPOT_ID_COLUMN}
+FLAGS = {"sync_to_d365", "sync_to_d365_lead", "cdc_synctohubspot", HUBSPOT_ID_COLUMN, DATAVERSE_ID_PROPERTY}
 ENTITY_SETS = {"contact": "contacts", "account": "accounts", "opportunity": "opportunities", "lead": "leads"}
 NEW_ROWS: dict[str, dict[str, str]] = {
     "contact": {"lastname": "Row"},
@@ -44,8 +45,11 @@ NEW_ROWS: dict[str, dict[str, str]] = {
     "opportunity": {"name": "Row"},
     "lead": {"lastname": "Row", "subject": "Row"},
 }
-DEFAULT_PROPERTIES = 19  # section 13 minus the lead steps' 11: contacts 4, companies 4, deals 9; 2 flags
+DEFAULT_PROPERTIES = (
+    22  # section 13 minus the lead steps' 11: contacts 4, companies 4, deals 9; 2 flags, 3 ids
+)
 DEFAULT_COLUMNS = 80  # section 13: contact 59, account 15; flag and id on contact, account, opportunity
+DEFAULT_KEYS = 3  # the alternate key on cdc_hubspotid of contact, account, opportunity
 
 
 @pytest.fixture(autouse=True)
@@ -95,14 +99,17 @@ def test_the_defaults_need_section_13_without_the_lead_steps() -> None:
     assert properties == {"contact": 4, "company": 4, "deal": 9}
     assert columns == {"contact": 59, "account": 15}
     needs = needs_of(default_config())
-    flags = {(p.object, p.name, p.type, p.field_type) for p in needs.properties if p.name in FLAGS}
+    flags = {(p.object, p.name, p.type, p.field_type, p.unique) for p in needs.properties if p.name in FLAGS}
     assert flags == {
-        ("contact", "sync_to_d365", "bool", "booleancheckbox"),
-        ("company", "sync_to_d365", "bool", "booleancheckbox"),
+        ("contact", "sync_to_d365", "bool", "booleancheckbox", False),
+        ("company", "sync_to_d365", "bool", "booleancheckbox", False),
+        *((o, DATAVERSE_ID_PROPERTY, "string", "text", True) for o in ("contact", "company", "deal")),
     }
-    dv_flags = {(c.table, c.name, c.kind, c.max_length) for c in needs.columns if c.name in FLAGS}
+    dv_flags = {
+        (c.table, c.name, c.kind, c.max_length, c.alternate_key) for c in needs.columns if c.name in FLAGS
+    }
     assert dv_flags == {
-        (table, name, kind, length)
+        (table, name, kind, length, name == HUBSPOT_ID_COLUMN)
         for table in ("contact", "account", "opportunity")
         for name, kind, length in (("cdc_synctohubspot", "Boolean", None), (HUBSPOT_ID_COLUMN, "String", 20))
     }
@@ -226,10 +233,14 @@ async def test_a_fresh_sandbox_gets_everything_writes_succeed_and_a_second_run_c
     hubspot = Counter(i.kind for i in report.hubspot.created)
     assert hubspot == {"property": DEFAULT_PROPERTIES, "group": 3}
     assert len(report.webhooks.created) == len(needs.subscriptions)
-    assert len(report.dataverse.created) == DEFAULT_COLUMNS
+    assert len(report.dataverse.created) == DEFAULT_COLUMNS + DEFAULT_KEYS
     assert report.ok
-    assert len(lines) == DEFAULT_PROPERTIES + 3 + len(needs.subscriptions) + DEFAULT_COLUMNS
+    assert len(lines) == DEFAULT_PROPERTIES + 3 + len(needs.subscriptions) + DEFAULT_COLUMNS + DEFAULT_KEYS
     assert "created column contact.cdc_synctohubspot (Boolean)" in lines
+    assert "created key contact.cdc_hubspotid_key (alternate key on cdc_hubspotid)" in lines
+    assert [k.columns for k in box.dataverse.store.tables["contact"].keys] == [(HUBSPOT_ID_COLUMN,)]
+    for obj in ("contacts", "companies", "deals"):
+        assert box.hubspot.store.properties[obj][DATAVERSE_ID_PROPERTY].has_unique_value
     assert report.summary() == f"created {len(lines)}, present 0, problems 0"
 
     subscriptions = box.hubspot.subscriptions.items.values()
@@ -279,10 +290,10 @@ async def test_cli_without_dataverse_lists_the_missing_columns_and_exits_3(
     assert "created property deal.d365_status_reason (enumeration)" in err
     assert "--dataverse creates the columns" in err
     assert out.startswith(f"created {DEFAULT_PROPERTIES + 3 + len(needs_of(default_config()).subscriptions)}")
-    assert f"missing {DEFAULT_COLUMNS}" in out
+    assert f"missing {DEFAULT_COLUMNS + DEFAULT_KEYS}" in out
 
     assert await _cdc("--config", config, "provision", "--dataverse") == 0
-    assert f"created {DEFAULT_COLUMNS}," in capsys.readouterr().out
+    assert f"created {DEFAULT_COLUMNS + DEFAULT_KEYS}," in capsys.readouterr().out
     assert await _cdc("--config", config, "provision") == 0
     assert capsys.readouterr().out.startswith("created 0,")
 
@@ -302,7 +313,7 @@ async def test_cli_json_dry_run_lists_everything_and_changes_nothing(
         assert report[name]["problems"] == []
     assert len(report["hubspot"]["missing"]) == DEFAULT_PROPERTIES + 3
     assert len(report["webhooks"]["missing"]) == len(needs_of(default_config()).subscriptions)
-    assert len(report["dataverse"]["missing"]) == DEFAULT_COLUMNS
+    assert len(report["dataverse"]["missing"]) == DEFAULT_COLUMNS + DEFAULT_KEYS
     assert {"kind": "column", "object": "account", "name": "cdc_hubspotid", "type": "String"} in report[
         "dataverse"
     ]["missing"]
@@ -359,4 +370,4 @@ async def test_a_dataverse_column_of_another_type_is_a_problem(box: Sandbox) -> 
     assert [(i.object, i.name, i.detail.split(",")[0]) for i in report.dataverse.problems] == [
         ("contact", HUBSPOT_ID_COLUMN, "is type Integer")
     ]
-    assert len(report.dataverse.created) == len(needs.columns) - 1
+    assert len(report.dataverse.created) == len(needs.columns) - 1 + DEFAULT_KEYS - 1  # nor its key
