@@ -44,7 +44,7 @@ LONG = os.environ.get("CHAOS_LONG") == "1"
 PAIRS = 40 if LONG else 10
 EDITS = 2000 if LONG else 200
 KILLS = 6 if LONG else 1
-REPLICAS = 3 if LONG else 1
+REPLICAS = int(os.environ.get("CHAOS_REPLICAS", "3" if LONG else "1"))
 """Sync processes. With several, a rebalance can hand a batch in flight to another member, and both may
 create the same new record (see the README's known gaps): the short form runs one, killed and restarted."""
 FIELDS = [("firstname", "firstname"), ("lastname", "lastname"), ("city", "address1_city")]
