@@ -23,6 +23,7 @@ import orjson
 from cdc.devkafka.runner import KafkaRunnerError, LocalKafka, kafka_version, resolve_jars
 from cdc.exits import CliError, ExitCode
 from cdc.settings import Settings, SettingsError, load_settings
+from cdc.signals import stop_on_signals
 from consumers.loader import ConfigError
 from streams.admin import EnsureReport, KafkaUnavailableError, TopicAdminError, ensure_topics, open_admin
 from streams.topics import TopicCatalog
@@ -201,10 +202,8 @@ def demo(state: _State, once: bool) -> None:
 
         async def run() -> None:
             stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, stop.set)
-            await demo_run.run(settings, click.echo, once=once, stop=stop)
+            with stop_on_signals(stop):
+                await demo_run.run(settings, click.echo, once=once, stop=stop)
 
         asyncio.run(run())
         _progress("stopping ...")
@@ -221,10 +220,10 @@ def ingest(state: _State) -> None:
 
     async def run() -> None:
         stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await run_ingest(settings, stop, on_listening=lambda url: _progress(f"receiving webhooks at {url}"))
+        with stop_on_signals(stop):
+            await run_ingest(
+                settings, stop, on_listening=lambda url: _progress(f"receiving webhooks at {url}")
+            )
 
     asyncio.run(run())
 
@@ -237,7 +236,7 @@ def poll(state: _State) -> None:
 
     from cdc.dataverse import FatalError as DataverseFatal  # noqa: PLC0415
     from cdc.hubspot.errors import HubSpotApiError  # noqa: PLC0415
-    from cdc.ingest.poll_service import MissingTopicsError, run_poll, stop_on_signals  # noqa: PLC0415
+    from cdc.ingest.poll_service import MissingTopicsError, run_poll  # noqa: PLC0415
     from cdc.metrics import Metrics  # noqa: PLC0415
 
     settings = state.settings
@@ -287,12 +286,10 @@ def sync(state: _State, dry_run: bool, sync_config: Path | None) -> None:
 
     async def run() -> None:
         stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await run_sync(
-            settings, stop, config=config, on_ready=lambda url: _progress(f"metrics at {url}/metrics")
-        )
+        with stop_on_signals(stop):
+            await run_sync(
+                settings, stop, config=config, on_ready=lambda url: _progress(f"metrics at {url}/metrics")
+            )
 
     asyncio.run(run())
 
@@ -412,14 +409,8 @@ def sandbox(
 
 async def _until_signal() -> None:
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    try:
+    with stop_on_signals(stop):
         await stop.wait()
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
 
 
 @cli.group()

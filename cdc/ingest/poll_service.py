@@ -12,7 +12,7 @@ Start-up, in order:
 2. the health server binds ``poll.host:poll.port``: ``/metrics``, ``/healthz``, ``/readyz``;
 3. the replica joins the ``<prefix>poll`` group and starts the tables of the partitions it is given.
 
-Shutdown (``stop`` is set, e.g. by SIGTERM through :func:`stop_on_signals`) is numbered and bounded:
+Shutdown (``stop`` is set, e.g. by SIGTERM through `cdc.signals.stop_on_signals`) is numbered and bounded:
 
 1. ``/readyz`` answers 503; each table stops fetching (an in-flight GET is cancelled);
 2. a page whose transaction has begun commits (bound ``poll.shutdown_grace_s``; past it the table is
@@ -30,9 +30,8 @@ import asyncio
 import contextlib
 import functools
 import logging
-import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
@@ -51,7 +50,7 @@ from cdc.settings import Settings, SettingsError
 from streams.admin import describe, open_admin
 from streams.topics import TopicCatalog, TopicRole
 
-__all__ = ["MissingTopicsError", "create_health_app", "run_poll", "stop_on_signals"]
+__all__ = ["MissingTopicsError", "create_health_app", "run_poll"]
 
 log = logging.getLogger("cdc.poll")
 Readiness = Callable[[], tuple[bool, str]]
@@ -78,24 +77,6 @@ def create_health_app(metrics: Metrics, ready: Readiness) -> Starlette:
     return Starlette(
         routes=[Route("/healthz", healthz), Route("/readyz", readyz), Route("/metrics", metrics_endpoint)]
     )
-
-
-@contextlib.contextmanager
-def stop_on_signals(stop: asyncio.Event) -> Iterator[None]:
-    """SIGINT and SIGTERM set ``stop`` (the numbered shutdown follows) while the block runs."""
-    loop = asyncio.get_running_loop()
-
-    def stopping(sig: signal.Signals) -> None:
-        log.info("poll: %s received, stopping", sig.name)
-        stop.set()
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stopping, sig)
-    try:
-        yield
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
 
 
 class _Progress:

@@ -27,10 +27,11 @@ from prometheus_client import CollectorRegistry
 
 from cdc.ingest.dataverse_poller import DataverseTables
 from cdc.ingest.leases import lease_partition, spread
-from cdc.ingest.poll_service import run_poll, stop_on_signals
+from cdc.ingest.poll_service import run_poll
 from cdc.metrics import Metrics
 from cdc.sandbox.runner import Sandbox, run_sandbox
 from cdc.settings import PollSettings, Settings
+from cdc.signals import stop_on_signals
 from streams.admin import ensure_topics, open_admin
 from streams.checkpoint_store import TransactionalChangeWriter
 from streams.checkpoints import Checkpoint
@@ -450,3 +451,27 @@ async def test_sigterm_ends_run_poll_within_the_grace_in_the_documented_order(
     # its own, sometimes after this): the graceful takeover test shows the effect, a hand-over within 1 s.
     assert first("SIGTERM received") < first("shutting down: stopped") < first("poll stopped")
     print(f"\nSIGTERM -> run_poll returned in {took:.2f}s")  # shown with -s
+
+
+async def test_sigusr1_logs_where_every_task_waits_and_changes_nothing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """`kill -USR1 <pid>` on a stuck role: one log record naming each task and the line it waits on."""
+    stop = asyncio.Event()
+
+    async def parked() -> None:
+        await stop.wait()
+
+    with stop_on_signals(stop), caplog.at_level(logging.WARNING, logger="cdc.tasks"):
+        task = asyncio.create_task(parked(), name="parked-role")
+        await asyncio.sleep(0)
+        os.kill(os.getpid(), signal.SIGUSR1)
+        for _ in range(50):
+            if "asyncio tasks" in caplog.text:
+                break
+            await asyncio.sleep(0.01)
+        assert not stop.is_set()
+        stop.set()
+        await task
+    assert "task parked-role:" in caplog.text
+    assert "in parked" in caplog.text
