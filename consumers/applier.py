@@ -31,7 +31,7 @@ from consumers.planner import (
     plan_pair,
     tracked_fields,
 )
-from consumers.ports import CrmGateway, Record, WriteKind, WriteOp, WriteOutcome
+from consumers.ports import BatchRevokedError, CrmGateway, Record, WriteKind, WriteOp, WriteOutcome
 from consumers.values import canonical
 from streams.audit import AuditAction, AuditRecord, FieldWrite
 from streams.codec import Scalar
@@ -191,6 +191,7 @@ class Applier:
         """Related record key -> the pairs whose association waits for it to be linked (per replica, in
         memory: after a restart, the pair's next change writes the association)."""
         self.dry_run = dry_run
+        self._owned: Callable[[], bool] = _always
         self._clock = clock
         self._sent: dict[str, dict[str, str]] = {}
         """Record key -> fingerprints of the values an update was sent to set, until a committed link covers
@@ -302,8 +303,13 @@ class Applier:
 
     # -- the batch -----------------------------------------------------------------------------------
 
-    async def apply(self, items: Sequence[WorkItem]) -> BatchResult:
-        """Apply a batch. Raises `CrmUnavailableError` (nothing committed: the runtime retries the batch)."""
+    async def apply(
+        self, items: Sequence[WorkItem], *, owned: Callable[[], bool] | None = None
+    ) -> BatchResult:
+        """Apply a batch. Raises `CrmUnavailableError` (nothing committed: the runtime retries the batch),
+        and `BatchRevokedError` when ``owned`` (asked before every gateway write) says the batch's
+        partitions have moved to another replica."""
+        self._owned = owned or _always
         result = BatchResult()
         self.view = StagedLinks(self.index)
         passes, deletions = self.units(items, result)
@@ -612,6 +618,8 @@ class Applier:
                 WriteOutcome(ref=op.ref, ok=True, object_id=op.object_id or f"dry-run-{op.ref}") for op in ops
             ]
         else:
+            if not self._owned():
+                raise BatchRevokedError(f"{len(ops)} {system} write(s) not sent: the partitions moved")
             outcomes = await self.gateways[system].write(ops)
             result.api_writes += len(ops)
         for op, outcome in zip(ops, outcomes, strict=True):
@@ -894,3 +902,7 @@ def _moved(state: PairState, plan: PairPlan) -> bool:
         if any(side.get(k) is None or side[k].fingerprint != v for k, v in fps.items()):
             return True
     return False
+
+
+def _always() -> bool:
+    return True

@@ -81,6 +81,12 @@ class WriteOutcome:
     """A record error (validation, 400/404 for this input): counts toward dead-lettering."""
 
 
+class BatchRevokedError(Exception):
+    """The batch's partitions went to another replica (a consumer-group rebalance) before all its writes
+    were sent: the rest is not written and nothing is committed; the partitions' new owner reads the batch
+    again from the committed offsets."""
+
+
 class CrmUnavailableError(Exception):
     """A system error (429, 5xx, timeout, auth refused after re-auth): pause and retry the whole batch.
 

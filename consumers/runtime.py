@@ -7,7 +7,11 @@
   runs them through the `Applier`, and publishes links, audit records and dead letters in one transaction
   with its offsets: an offset moves only after the writes and the link updates are acknowledged
   (guarantee 1). A CRM outage pauses the partitions and retries the same batch for as long as it takes;
-  a record error dead-letters that record's events and the partition moves on.
+  a record error dead-letters that record's events and the partition moves on. A rebalance while a batch
+  is in hand (counted by the group's revocations) stops it: no write is sent after it and nothing is
+  committed; the partitions' new owner reads the batch again. Kafka itself would not refuse the commit
+  (aiokafka's transactional offset commits carry no group generation); creates, which a write sent just
+  before the revocation could still double, key on the other CRM's id (see the gateways).
 """
 
 from __future__ import annotations
@@ -25,12 +29,12 @@ from functools import partial
 from typing import TypeAlias, TypeVar
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
 from consumers.applier import Applier, BatchResult
 from consumers.config import SyncConfig
-from consumers.ports import CrmGateway, CrmUnavailableError
+from consumers.ports import BatchRevokedError, CrmGateway, CrmUnavailableError
 from consumers.routing import needs_lookup, routes
 from streams.admin import TopicAdminError
 from streams.audit import AUDIT_CODEC
@@ -405,27 +409,41 @@ class ApplyLoop(_TransactionalLoop):
         self._failing_in_a_row = 0
 
     async def run(self, stop: asyncio.Event) -> None:
-        work = make_consumer(self.kafka, self.catalog.name(TopicRole.WORK), group_id=self.group)
+        work = make_consumer(self.kafka, group_id=self.group)
+        ownership = _Ownership()
+        work.subscribe([self.catalog.name(TopicRole.WORK)], listener=ownership)
         async with running(self.producer()) as producer, running(work) as consumer:
 
             async def keepalive() -> None:
-                # Paused partitions return nothing, but polling keeps this member in the group through a
-                # long CRM outage (max.poll.interval.ms).
+                # Polling keeps this member in the group through a long CRM outage (max.poll.interval.ms).
+                # Everything assigned is paused first: a rebalance meanwhile may have handed this member
+                # partitions the batch does not hold, and records fetched here would be dropped.
+                consumer.pause(*consumer.assignment())
                 await consumer.getmany(timeout_ms=0)
 
             while not stop.is_set():
+                # Taken before the read: a batch read across a rebalance is dropped, never committed.
+                generation = ownership.generation
                 batch = await _collect(consumer, max_records=self.batch_size, wait_ms=self.batch_wait_ms)
                 await self.report_lag(consumer, batch)
                 if not batch:
                     continue
                 items, origin, dead = _decode_work(batch)
-                held = [tp for tp in batch if tp in consumer.assignment()]
-                consumer.pause(*held)
+
+                def owned(read_in: int = generation) -> bool:
+                    return ownership.generation == read_in
+
+                consumer.pause(*consumer.assignment())
                 try:
-                    result, poisoned = await self._apply(items, stop, keepalive)
+                    result, poisoned = await self._apply(items, stop, keepalive, owned=owned)
+                except BatchRevokedError as revoked:
+                    log.warning("sync batch of %d dropped uncommitted: %s", len(items), revoked)
+                    continue
                 finally:
-                    # A rebalance while the batch was applied may have moved partitions elsewhere.
-                    consumer.resume(*[tp for tp in held if tp in consumer.assignment()])
+                    consumer.resume(*consumer.assignment())
+                if ownership.generation != generation:
+                    log.warning("sync batch of %d applied as its partitions moved: not committed", len(items))
+                    continue
                 dead.extend(_dead(origin[id(item)], error, step="apply") for item, error in poisoned)
                 for unit in result.failed:
                     rejected = RecordRejectedError(unit.error or "could not be applied")
@@ -439,7 +457,12 @@ class ApplyLoop(_TransactionalLoop):
                     self.on_batch(result, len(dead))
 
     async def _apply(
-        self, items: list[WorkItem], stop: asyncio.Event, keepalive: Callable[[], Awaitable[None]]
+        self,
+        items: list[WorkItem],
+        stop: asyncio.Event,
+        keepalive: Callable[[], Awaitable[None]],
+        *,
+        owned: Callable[[], bool],
     ) -> tuple[BatchResult, list[tuple[WorkItem, Exception]]]:
         """Apply a batch through CRM outages. An unexpected error (a bug, a poison record) is retried, then
         the batch is applied item by item so only the items that fail on their own are dead-lettered;
@@ -448,9 +471,9 @@ class ApplyLoop(_TransactionalLoop):
         attempt = 0
         while True:
             try:
-                return await self._apply_once(items, stop, keepalive), []
-            except CrmUnavailableError:
-                raise  # only when stopping: _retrying waits out outages
+                return await self._apply_once(items, stop, keepalive, owned), []
+            except (CrmUnavailableError, BatchRevokedError):
+                raise  # CrmUnavailableError only when stopping: _retrying waits out outages
             except Exception as error:  # noqa: BLE001 -- sorted below: poison record or systemic
                 attempt += 1
                 log.warning("sync batch of %d failed (attempt %d): %r", len(items), attempt, error)
@@ -460,9 +483,9 @@ class ApplyLoop(_TransactionalLoop):
         merged, poisoned = BatchResult(), []
         for item in items:
             try:
-                merged.merge(await self._apply_once([item], stop, keepalive))
+                merged.merge(await self._apply_once([item], stop, keepalive, owned))
                 self._failing_in_a_row = 0
-            except CrmUnavailableError:
+            except (CrmUnavailableError, BatchRevokedError):
                 raise
             except Exception as error:  # noqa: BLE001 -- a record that fails on its own is poison
                 poisoned.append((item, error))
@@ -476,14 +499,22 @@ class ApplyLoop(_TransactionalLoop):
                 poisoned[-1][1],
             )
             await _pause(stop, 30.0, keepalive)
-            return await self._apply(items, stop, keepalive)
+            return await self._apply(items, stop, keepalive, owned=owned)
         return merged, poisoned
 
     async def _apply_once(
-        self, items: list[WorkItem], stop: asyncio.Event, keepalive: Callable[[], Awaitable[None]]
+        self,
+        items: list[WorkItem],
+        stop: asyncio.Event,
+        keepalive: Callable[[], Awaitable[None]],
+        owned: Callable[[], bool],
     ) -> BatchResult:
         return await _retrying(
-            partial(self.applier.apply, items), stop, what="sync", on_pause=self.on_pause, keepalive=keepalive
+            partial(self.applier.apply, items, owned=owned),
+            stop,
+            what="sync",
+            on_pause=self.on_pause,
+            keepalive=keepalive,
         )
 
     def _records(self, result: BatchResult, dead: list[DeadLetter]) -> list[_Record]:
@@ -506,6 +537,22 @@ class ApplyLoop(_TransactionalLoop):
         records += [_dead_record(dead_topic, letter) for letter in dead]
         records += [_work_record(work, item) for item in result.rechecks]
         return records
+
+
+class _Ownership(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships no types
+    """Counts revocations: a batch read in one generation and applied in another is no longer this
+    replica's to write or commit (aiokafka's transactional offset commits carry no group generation, so
+    Kafka would not refuse the commit of such a zombie batch)."""
+
+    def __init__(self) -> None:
+        self.generation = 0
+
+    async def on_partitions_revoked(self, revoked: object) -> None:
+        del revoked  # eager protocol: everything is revoked
+        self.generation += 1
+
+    async def on_partitions_assigned(self, assigned: object) -> None:
+        del assigned
 
 
 _Record: TypeAlias = tuple[str, bytes, bytes | None, list[tuple[str, bytes]]]

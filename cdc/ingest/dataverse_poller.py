@@ -12,6 +12,13 @@ not yet committed; rows written meanwhile move above that version and arrive wit
 end of a pass the cursor is the ``@odata.deltaLink``. A poll that finds nothing still commits the new
 delta link: a heartbeat, so a quiet table's token never ages toward the org's expiry.
 
+Deletes a full pass cannot list: a full pass (the first one, or the one that replaces an expired delta
+token) lists rows, not deletes, so a row deleted while the token was expiring would be missed for good. At
+the end of every full pass the poller therefore reads the `links` topic, takes the linked rows of the table
+the pass did not list, asks Dataverse which of them still exist (one ``$filter`` GET per 50 ids: a row
+created after the pass began is alive, not gone) and publishes a delete event for each one that is gone, in
+the transaction of the pass's last page.
+
 Tenant: the org host from ``dataverse.base_url`` (``contoso.crm.dynamics.com``; ``127.0.0.1:PORT`` for the
 sandbox), lower case. Object type: the table's logical name (``contacts`` -> ``contact``).
 """
@@ -22,7 +29,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -40,9 +47,12 @@ from cdc.dataverse import (
 )
 from cdc.metrics import Metrics, object_label
 from cdc.settings import PollSettings, Settings
+from consumers.runtime import LinkView
 from streams.checkpoint_store import TransactionalChangeWriter, WriterFencedError, read_checkpoints
 from streams.checkpoints import Checkpoint, CursorKind, checkpoint_key
+from streams.events import ChangeEvent, Operation
 from streams.keys import SourceSystem, join_key
+from streams.topics import TopicCatalog
 
 __all__ = ["DataverseTables", "run_dataverse_poller", "table_url"]
 
@@ -53,6 +63,8 @@ COMMIT_TIMEOUT_S = 30.0
 CLOSE_TIMEOUT_S = 10.0
 PROGRESS_EVERY_S = 5.0
 MAX_TABLE_BACKOFF_S = 60.0
+VERIFY_IDS = 50
+"""Ids per existence check after a full pass (a ``$filter`` of 50 GUIDs stays far below URL limits)."""
 
 
 async def _unless_stopped(stop: asyncio.Event, work: Awaitable[T]) -> tuple[bool, T | None]:
@@ -100,6 +112,10 @@ class _TablePoller:
     pass_pages: int = 0
     pass_started: float = 0.0
     last_progress_log: float = 0.0
+    linked: Callable[[str], Awaitable[set[str]]] | None = None
+    """The ids of this table's rows in the links (for the deletes check after a full pass)."""
+    full_pass: bool = False
+    seen: set[str] = field(default_factory=set)
 
     @property
     def object_type(self) -> str:
@@ -136,6 +152,8 @@ class _TablePoller:
         """Read and commit one page; the delay before the next step (0 while a pass has more pages)."""
         if self.link is None:
             self.link = self.initial_url()
+            self.full_pass = True
+            self.seen.clear()
             log.info("dataverse %s: full change-tracking pass starts", self.table)
         if self.pass_pages == 0:
             self.pass_started = self.last_progress_log = time.monotonic()
@@ -155,6 +173,10 @@ class _TablePoller:
         cursor = next_link or delta_link
         if not isinstance(cursor, str) or not cursor:
             raise FatalError(200, "no-delta-link", f"change tracking is not enabled on {self.table}")
+        if self.full_pass:
+            self.seen.update(e.object_id for e in events if e.operation is Operation.UPSERT)
+            if not next_link:
+                events += await self._vanished(received)
         self.pass_rows += len(events)
         checkpoint = Checkpoint(
             source=SourceSystem.DATAVERSE,
@@ -173,8 +195,42 @@ class _TablePoller:
         if next_link:
             self._log_progress()
             return 0.0
+        self.full_pass = False
+        self.seen.clear()
         self._finish_pass(received)
         return self.poll.dataverse_interval_s
+
+    async def _vanished(self, received: datetime) -> list[ChangeEvent]:
+        """Delete events for the linked rows this full pass did not list and Dataverse no longer has."""
+        if self.linked is None:
+            return []
+        missing = sorted((await self.linked(self.object_type)) - self.seen)
+        key = f"{self.object_type}id"
+        alive: set[str] = set()
+        for start in range(0, len(missing), VERIFY_IDS):
+            chunk = missing[start : start + VERIFY_IDS]
+            where = " or ".join(f"{key} eq {record_id}" for record_id in chunk)
+            url = f"{self.client.api_root}/{self.table}?$select={key}&$filter={quote(where, safe='')}"
+            page = await self.client.get_json(url, endpoint=f"{self.table}:verify")
+            alive.update(str(row.get(key) or "").lower() for row in page.get("value") or [])
+        gone = [record_id for record_id in missing if record_id not in alive]
+        if gone:
+            log.warning(
+                "dataverse %s: %d linked row(s) are gone though no delete was listed (deleted while the "
+                "delta token expired): publishing their deletes",
+                self.table,
+                len(gone),
+            )
+        entry = {"@odata.context": f"{self.table}/$deletedEntity", "reason": "missing_after_full_pass"}
+        return [
+            row_to_event(
+                {**entry, "id": record_id},
+                tenant=self.tenant,
+                object_type=self.object_type,
+                received_at=received,
+            )
+            for record_id in gone
+        ]
 
     def _count(self, rows: int) -> None:
         labels = {"system": "dataverse", "table": self.table}
@@ -246,6 +302,19 @@ class DataverseTables:
         await self._client.close()
         self._tokens.close()
 
+    async def _linked(self, object_type: str) -> set[str]:
+        """The ids of this org's ``object_type`` rows some link holds (the `links` topic, read whole)."""
+        view = LinkView(self._settings.kafka, TopicCatalog.from_settings(self._settings.kafka))
+        try:
+            await view.load()
+        finally:
+            await view.close()
+        return {
+            link.dataverse.object_id.lower()
+            for link in view.index
+            if link.dataverse.object_type == object_type and link.dataverse.tenant == self.tenant
+        }
+
     def unit(self, table: str) -> str:
         """The table's name for leases and logs: ``dataverse/<org host>/<entity set>``."""
         return join_key(SourceSystem.DATAVERSE, self.tenant, table)
@@ -264,12 +333,16 @@ class DataverseTables:
         poller = _TablePoller(
             table, self.tenant, self._settings.poll, self._client, writer, self._metrics, stop
         )
+        poller.linked = self._linked
         try:
             await writer.start()
             key = checkpoint_key(SourceSystem.DATAVERSE, self.tenant, poller.object_type)
             resumed = (await read_checkpoints(self._settings.kafka)).get(key)
             if resumed is not None:
                 poller.link = resumed.cursor
+                # Resumed mid-pass (a page link, not a delta link): the deletes check still runs at its end;
+                # the rows listed before the restart are not in `seen`, so they are asked about, not lost.
+                poller.full_pass = "$deltatoken" not in resumed.cursor
                 poller.token_issued = resumed.updated_at.timestamp()
                 log.info("dataverse %s: resuming from the checkpoint of %s", table, resumed.updated_at)
             await poller.run()

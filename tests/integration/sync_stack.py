@@ -139,12 +139,13 @@ class Stack:
 
                 await eventually(up, within=60, what="cdc ingest to be ready")
 
-    async def kill_role(self, role: str) -> None:
-        """kill -9 `cdc ingest` or `cdc poll` (no shutdown at all), then start it again."""
+    async def kill_role(self, role: str, *, restart: bool = True) -> None:
+        """kill -9 `cdc ingest` or `cdc poll` (no shutdown at all), then start it again (or not)."""
         process = self._roles.pop(role)
         process.kill()
         await process.wait()
-        await self.start_role(role)
+        if restart:
+            await self.start_role(role)
 
     async def stop_roles(self) -> None:
         await _stop(list(self._roles.values()))

@@ -3,7 +3,9 @@ made as a user in one sandbox CRM, reach the other one through the whole pipelin
 
 from __future__ import annotations
 
+import asyncio
 import os
+from functools import partial
 from typing import Any
 
 import pytest
@@ -172,3 +174,31 @@ async def test_changing_a_contacts_company_moves_its_parent_account_and_back(kaf
 
         await eventually(primary_company, what="HubSpot's primary company back to the first", within=45)
         await quiet(stack)
+
+
+async def test_a_dataverse_delete_hidden_by_an_expired_delta_token_still_reaches_hubspot(
+    kafka_settings: Any,
+) -> None:
+    """The poller is down while a linked row is deleted and its delta token expires: the full pass that
+    follows lists rows, not deletes. At its end the poller asks about the linked rows it did not list and
+    publishes the delete of the one that is gone; the HubSpot counterpart goes with it."""
+    config = small_config(deletes="propagate")
+    async with running_stack(kafka_settings, config, processes=True) as stack:
+        kept = await stack.dv_create("contact", {"emailaddress1": "kept@example.com", "lastname": "Kept"})
+        gone = await stack.dv_create("contact", {"emailaddress1": "expired@example.com", "lastname": "Gone"})
+        for email in ("kept@example.com", "expired@example.com"):
+            await eventually(partial(hs_rows, stack, email), what=f"{email} in HubSpot")
+        await asyncio.sleep(3.0)  # the links of both pairs committed (the sync runs in its own process)
+
+        await stack.dv.put("/_admin/change-tracking", json={"expiry_days": 7})
+        await stack.kill_role("poll", restart=False)
+        await stack.dv_delete("contact", gone)
+        await stack.dv.post("/_admin/clock/advance", json={"seconds": 8 * 24 * 3600})  # tokens expire
+        await stack.start_role("poll")
+
+        async def hubspot_gone() -> bool:
+            return not await hs_rows(stack, "expired@example.com")
+
+        await eventually(hubspot_gone, within=60, what="the HubSpot counterpart of the deleted row to go")
+        assert await hs_rows(stack, "kept@example.com")
+        assert [r["contactid"] for r in await dv_rows(stack, "kept@example.com")] == [kept]
