@@ -14,7 +14,10 @@ from cdc.sandbox.dataverse import errors
 from cdc.sandbox.dataverse.changetracking import Cursor, delta_page, make_token, read_token
 from cdc.sandbox.dataverse.context import ApiRequest, Outcome, json_outcome, link
 from cdc.sandbox.dataverse.odata import (
+    Compare,
+    Expr,
     FilterSyntaxError,
+    Or,
     evaluate,
     names_in,
     parse_filter,
@@ -62,7 +65,13 @@ def _plain(store: Store, table: Table, request: ApiRequest, select: list[str] | 
         raise errors.query_error(str(exc)) from exc
     validate_names(table, [*(names_in(expression) if expression else []), *(name for name, _ in order)])
     with store.lock:
-        views = [(row, read_view(table, row)) for row in store.rows(table.logical_name)]
+        rows = store.rows(table.logical_name)
+        if expression is not None and (equal := _equal_to(expression)) is not None:
+            # `col eq 'a' or col eq 'b' ...` (the daemon's reads and finds): only rows holding one of the
+            # values can match, so the full evaluation below runs on those alone, not on the whole table.
+            column, wanted = table.by_read_name()[equal[0]].name, equal[1]
+            rows = [r for r in rows if isinstance(v := r.values.get(column), str) and v.casefold() in wanted]
+        views = [(row, read_view(table, row)) for row in rows]
         if expression is not None:
             views = [(row, view) for row, view in views if evaluate(expression, view)]
         views.sort(key=lambda item: item[0].id)
@@ -87,6 +96,17 @@ def _plain(store: Store, table: Table, request: ApiRequest, select: list[str] | 
         payload["@odata.nextLink"] = link(request.api, table.entity_set, {**params, "$skiptoken": cookie})
     applied = f"odata.maxpagesize={size}" if prefer.max_page_size else None
     return json_outcome(200, payload, {"Preference-Applied": applied} if applied else None)
+
+
+def _equal_to(expr: Expr) -> tuple[str, set[str]] | None:
+    """``(name, casefolded texts)`` when ``expr`` is ``name eq 'x'``, or an ``or`` of such on one name."""
+    if isinstance(expr, Compare) and expr.op == "eq" and isinstance(expr.value, str):
+        return expr.name, {expr.value.casefold()}
+    if isinstance(expr, Or):
+        left, right = _equal_to(expr.left), _equal_to(expr.right)
+        if left is not None and right is not None and left[0] == right[0]:
+            return left[0], left[1] | right[1]
+    return None
 
 
 def _tracking(  # noqa: PLR0917 -- private helper of read_collection, which has every argument at hand

@@ -298,7 +298,7 @@ def crm_routes(ctx: Context) -> list[Route]:  # noqa: C901, PLR0915 -- one closu
         body = _parse(raw)
         parsed = search.parse_request(body)
         with store.lock:
-            records = {r.id: r for r in store.all(ot)}
+            records = {r.id: r for r in store.records[ot.name].values() if not r.archived}  # run() sorts
             types = {name: prop.type for name, prop in store.properties[ot.name].items()}
             page = search.run([(i, r.properties) for i, r in records.items()], parsed, types, ot.defaults)
             props = list(parsed.properties) if parsed.properties is not None else None

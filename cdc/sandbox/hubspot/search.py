@@ -9,6 +9,7 @@ query reaches past 10,000 results. String equality is case-insensitive; numbers 
 from __future__ import annotations
 
 import fnmatch
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -160,8 +161,10 @@ def _ms(value: str) -> float | None:
     return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp() * 1000
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def _key(kind: str, value: str) -> Any:
-    """Comparable form of a value by property type; None when it does not fit the type."""
+    """Comparable form of a value by property type; None when it does not fit the type (cached: every
+    search compares every record's value, and those repeat from one search to the next)."""
     if kind == "number":
         try:
             return float(value)
