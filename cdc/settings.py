@@ -102,6 +102,12 @@ class PollSettings(BaseModel):
         ge=0,
         description="Each pass starts this far before the cursor: search lags behind writes.",
     )
+    hubspot_deletes_interval_s: float = Field(
+        default=900.0,
+        ge=0,
+        description="How often the reconciler looks for linked records HubSpot archived without a webhook "
+        "reaching us (lists archived records; 0 turns it off).",
+    )
     hubspot_properties: dict[str, tuple[str, ...]] = Field(
         default_factory=dict,
         description="Properties the reconciler reads per object type; types not named get the defaults.",

@@ -45,14 +45,13 @@ from cdc.dataverse import (
     entity_logical_name,
     row_to_event,
 )
+from cdc.ingest.linked import linked_ids
 from cdc.metrics import Metrics, object_label
 from cdc.settings import PollSettings, Settings
-from consumers.runtime import LinkView
 from streams.checkpoint_store import TransactionalChangeWriter, WriterFencedError, read_checkpoints
 from streams.checkpoints import Checkpoint, CursorKind, checkpoint_key
 from streams.events import ChangeEvent, Operation
 from streams.keys import SourceSystem, join_key
-from streams.topics import TopicCatalog
 
 __all__ = ["DataverseTables", "run_dataverse_poller", "table_url"]
 
@@ -303,17 +302,7 @@ class DataverseTables:
         self._tokens.close()
 
     async def _linked(self, object_type: str) -> set[str]:
-        """The ids of this org's ``object_type`` rows some link holds (the `links` topic, read whole)."""
-        view = LinkView(self._settings.kafka, TopicCatalog.from_settings(self._settings.kafka))
-        try:
-            await view.load()
-        finally:
-            await view.close()
-        return {
-            link.dataverse.object_id.lower()
-            for link in view.index
-            if link.dataverse.object_type == object_type and link.dataverse.tenant == self.tenant
-        }
+        return await linked_ids(self._settings.kafka, SourceSystem.DATAVERSE, self.tenant, object_type)
 
     def unit(self, table: str) -> str:
         """The table's name for leases and logs: ``dataverse/<org host>/<entity set>``."""

@@ -8,6 +8,14 @@ and the cursor after them are one Kafka transaction (transactional id per portal
 cursor moves only with its events. Each pass starts ``poll.hubspot_lookback_s`` before the cursor, because
 search lags behind writes; the 10,000-result window is never met (see `cdc.hubspot.search`).
 
+Deletes: a deleted (archived) record leaves search, so a delete whose webhook HubSpot gave up on would be
+lost. Every ``poll.hubspot_deletes_interval_s`` the reconciler lists the archived records of its type
+(``GET /crm/v3/objects/{type}?archived=true``, 100 per page), keeps those some link holds, confirms each is
+gone with a GET by id (a merged-away id still reads: it is the merge's, not a delete), and publishes a
+DELETE change event for each, with the current cursor, in one transaction. Linked records only: a delete
+of an unlinked record has nothing to propagate, and a delete already applied has tombstoned its link, so a
+sweep after a complete sync publishes nothing.
+
 Associations do not move last-modified. For every record a page holds (re-read records in the lookback
 included), the reconciler reads its associations to the other configured types (v4 batch read) and
 publishes ASSOCIATION events for the edges that differ from what it last published for that record:
@@ -22,14 +30,15 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from cdc.hubspot.client import AssociatedRecord, HubSpotClient
-from cdc.hubspot.errors import HubSpotApiError, RetriableError
+from cdc.hubspot.errors import HubSpotApiError, RequestError, RetriableError
 from cdc.hubspot.search import LAST_MODIFIED, MAX_PAGE, SearchPosition, next_position, parse_ms, search_body
+from cdc.ingest.linked import linked_ids
 from cdc.metrics import Metrics, object_label
 from cdc.settings import Settings, SettingsError, require
 from streams.checkpoint_store import TransactionalChangeWriter, WriterFencedError, read_checkpoints
@@ -57,6 +66,9 @@ COMPONENT = "hubspot_reconciler"
 SINGULAR = {"contacts": "contact", "companies": "company", "deals": "deal"}
 PRIMARY_TYPE_IDS = frozenset({1, 2, 5, 6})
 SHUTDOWN_GRACE_S = 10.0
+LIST_LIMIT = 100
+LIST_OBJECTS = "GET /crm/v3/objects/{type}"
+READ_OBJECT = "GET /crm/v3/objects/{type}/{id}"
 DEFAULT_PROPERTIES: Mapping[str, tuple[str, ...]] = {
     "contacts": (
         "email", "firstname", "lastname", "phone", "mobilephone", "jobtitle", "company", "address", "city",
@@ -202,6 +214,10 @@ class _ObjectReconciler:
     lookback_ms: int
     page_size: int
     memory: _Memory = field(default_factory=_Memory)
+    linked: Callable[[str], Awaitable[set[str]]] | None = None
+    """Ids of this portal's records of a type that some link holds (for the deletes sweep)."""
+    deletes_interval_s: float = 0.0
+    swept_at: float | None = None
 
     @property
     def singular(self) -> str:
@@ -213,6 +229,8 @@ class _ObjectReconciler:
             wait = self.interval_s
             try:
                 await self._pass(stop)
+                if self._sweep_due():
+                    await self._sweep_deletes()
             except RetriableError as error:
                 log.warning(
                     "hubspot reconciler %s: pass interrupted, next in %.0fs: %s", self.obj, wait, error
@@ -255,6 +273,64 @@ class _ObjectReconciler:
             "hubspot reconciler %s: pass read %d records in %d searches, published %d events",
             self.obj, read, pages, published,
         )  # fmt: skip
+
+    def _sweep_due(self) -> bool:
+        if self.linked is None or self.deletes_interval_s <= 0 or self.cursor_ms is None:
+            return False
+        return self.swept_at is None or time.monotonic() - self.swept_at >= self.deletes_interval_s
+
+    async def _sweep_deletes(self) -> None:
+        """Publish the deletes of linked records HubSpot archived without a webhook reaching us."""
+        assert self.linked is not None  # noqa: S101 -- _sweep_due checked it
+        assert self.cursor_ms is not None  # noqa: S101 -- _sweep_due checked it
+        self.swept_at = time.monotonic()
+        linked = await self.linked(self.singular)
+        if not linked:
+            return
+        archived: set[str] = set()
+        after: str | None = None
+        while True:
+            path = f"/crm/v3/objects/{self.obj}?archived=true&limit={LIST_LIMIT}&properties=hs_object_id"
+            page = await self.client.get(LIST_OBJECTS, path + (f"&after={after}" if after else ""))
+            archived.update(str(r.get("id")) for r in page.get("results") or [] if r.get("id"))
+            after = ((page.get("paging") or {}).get("next") or {}).get("after")
+            if not after:
+                break
+        gone = [i for i in sorted(archived & linked) if not await self._readable(i)]
+        if not gone:
+            return
+        received = datetime.now(UTC)
+        events = [self._delete_event(i, received) for i in gone]
+        checkpoint = Checkpoint(
+            source=SourceSystem.HUBSPOT, tenant=self.portal, object_type=self.singular,
+            kind=CursorKind.MODIFIED_SINCE, cursor=_iso(self.cursor_ms), updated_at=received,
+            events_published=len(events),
+        )  # fmt: skip
+        await self.writer.commit(events, checkpoint)
+        log.warning(
+            "hubspot reconciler %s: %d linked record(s) archived without a delete webhook reaching us: "
+            "published their deletes",
+            self.obj,
+            len(gone),
+        )
+        self.metrics.events_ingested.labels(source=SYSTEM, object=object_label(self.singular)).inc(len(gone))
+
+    def _delete_event(self, record_id: str, received: datetime) -> ChangeEvent:
+        return ChangeEvent(
+            source=SourceSystem.HUBSPOT, tenant=self.portal, object_type=self.singular, object_id=record_id,
+            operation=Operation.DELETE, origin=Origin.RECONCILER, source_event_type="archived",
+            occurred_at=received, received_at=received,
+        )  # fmt: skip
+
+    async def _readable(self, record_id: str) -> bool:
+        """Whether a GET by id finds a live record (a merged-away id resolves to the merge's record)."""
+        try:
+            await self.client.get(
+                READ_OBJECT, f"/crm/v3/objects/{self.obj}/{record_id}?properties=hs_object_id"
+            )
+        except RequestError:
+            return False
+        return True
 
     async def _publish(self, rows: Sequence[tuple[int, dict[str, Any]]]) -> int:
         """One page: new record versions, association differences, and the cursor, in one transaction."""
@@ -390,6 +466,9 @@ class HubSpotObjects:
     async def __aexit__(self, *_: object) -> None:
         await self._client.__aexit__(None, None, None)
 
+    async def _linked(self, object_type: str) -> set[str]:
+        return await linked_ids(self._settings.kafka, SourceSystem.HUBSPOT, self.portal, object_type)
+
     def unit(self, obj: str) -> str:
         """The object type's name for leases and logs: ``hubspot/<portal>/<object type>``."""
         return join_key(SourceSystem.HUBSPOT, self.portal, obj)
@@ -422,6 +501,8 @@ class HubSpotObjects:
                 interval_s=self._settings.poll.hubspot_interval_s,
                 lookback_ms=int(self._settings.poll.hubspot_lookback_s * 1000),
                 page_size=self._page_size,
+                linked=self._linked,
+                deletes_interval_s=self._settings.poll.hubspot_deletes_interval_s,
             )
             await _bounded(reconciler.run(stop), stop, SHUTDOWN_GRACE_S, obj)
         except WriterFencedError as fenced:

@@ -1,8 +1,8 @@
 """Chaos: random two-sided edits while faults are injected, then the invariants once the faults stop.
 
 Edits: updates of overlapping fields on both sides, contacts created on either side, a contact's company
-changed on either side (HubSpot primary company <-> Dataverse parent account), Dataverse contacts deleted
-(the steps propagate deletes).
+changed on either side (HubSpot primary company <-> Dataverse parent account), contacts deleted on either
+side (the steps propagate deletes).
 
 Faults: sandbox 429 and 5xx on both CRMs, webhook duplicates, reorders and drops (the reconciler must
 catch what is dropped), kill -9 of `cdc ingest`, of `cdc poll` and of `cdc sync` (real processes, each
@@ -117,11 +117,16 @@ class World:
             await self.stack.dv_create("contact", {"emailaddress1": email, "lastname": name})
 
     async def delete(self, k: int) -> None:
-        """A Dataverse contact deleted (change tracking loses no delete; a HubSpot one only has webhooks)."""
+        """A contact deleted on either side: Dataverse change tracking reports it (or, past an expired
+        token, the full pass's check); HubSpot by a webhook, which may be dropped (then the reconciler's
+        sweep of archived records finds it)."""
         self.deleted.append(k)
         self.changes["deletes"] += 1
         async with self.lock(k):
-            await self.stack.dv_delete("contact", self.dv_id(k))
+            if self.side() == "hubspot":
+                await self.stack.hs_delete("contacts", self.hs_ids[k])
+            else:
+                await self.stack.dv_delete("contact", self.dv_id(k))
 
     async def move(self, k: int, side: str, company: str) -> None:
         """The contact's company: HubSpot primary company, or Dataverse parent account."""
@@ -288,7 +293,7 @@ async def check_companies(world: World) -> list[Any]:
 
 
 async def check_deleted(world: World) -> list[Any]:
-    """A contact deleted in Dataverse is gone from HubSpot, and was not re-created on either side."""
+    """A contact deleted on one side is gone from the other, and was not re-created on either side."""
     emails = {f"chaos{k}@example.com" for k in world.deleted}
     hs = [r["properties"].get("email") for r in await world.stack.hs_all("contacts")]
     dv = [r.get("emailaddress1") for r in await world.stack.dv_all("contact")]

@@ -319,7 +319,8 @@ async def running_stack(
     processes: bool = False,
 ) -> AsyncIterator[Stack]:
     """The pipeline; ``reconcile`` names HubSpot objects the reconciler pages too (`cdc poll` then runs
-    both parts, every 2 s with a 30 s lookback), to catch webhooks the sandbox drops. With ``processes``,
+    both parts, every 2 s with a 30 s lookback, archived records every 3 s), to catch webhooks the sandbox
+    drops. With ``processes``,
     `cdc ingest`, `cdc poll` and `cdc sync` run as real processes a test can kill (`Stack.kill_role`,
     `Stack.kill_replica`); the stack's own metrics then see none of them."""
     before = asyncio.all_tasks()
@@ -414,6 +415,7 @@ async def _pipeline(
                         "hubspot_objects": reconcile,
                         "hubspot_interval_s": 2.0,
                         "hubspot_lookback_s": 30.0,
+                        "hubspot_deletes_interval_s": 3.0,
                     }
                 )
                 settings = settings.model_copy(update={"poll": poll})

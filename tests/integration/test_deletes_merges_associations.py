@@ -202,3 +202,27 @@ async def test_a_dataverse_delete_hidden_by_an_expired_delta_token_still_reaches
         await eventually(hubspot_gone, within=60, what="the HubSpot counterpart of the deleted row to go")
         assert await hs_rows(stack, "kept@example.com")
         assert [r["contactid"] for r in await dv_rows(stack, "kept@example.com")] == [kept]
+
+
+async def test_a_hubspot_delete_whose_webhook_is_lost_still_reaches_dataverse(kafka_settings: Any) -> None:
+    """Every webhook dropped while a linked contact is deleted in HubSpot: the archived record leaves
+    search, so only the reconciler's sweep of archived records (every 3 s here) finds the delete, and the
+    Dataverse counterpart goes with it; the other linked contact stays."""
+    config = small_config(deletes="propagate")
+    async with running_stack(kafka_settings, config, reconcile=("contacts",)) as stack:
+        gone = await stack.hs_create("contacts", {"email": "lost-hook@example.com", "firstname": "Lost"})
+        await stack.hs_create("contacts", {"email": "stays@example.com", "firstname": "Stays"})
+        for email in ("lost-hook@example.com", "stays@example.com"):
+            await eventually(partial(dv_rows, stack, email), what=f"{email} in Dataverse")
+        await quiet(stack)
+
+        faults = {"webhook_drop_rate": 1.0}
+        assert (await stack.hs.put("/_admin/faults", json=faults)).status_code == 200
+        await stack.hs_delete("contacts", gone)
+
+        async def dataverse_gone() -> bool:
+            return not await dv_rows(stack, "lost-hook@example.com")
+
+        await eventually(dataverse_gone, within=60, what="the Dataverse counterpart of the deleted contact")
+        assert await dv_rows(stack, "stays@example.com")
+        assert not await hs_rows(stack, "lost-hook@example.com")
