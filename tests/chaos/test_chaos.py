@@ -24,6 +24,7 @@ import os
 import random
 import time
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,8 @@ class World:
     """(pair, field, side) -> the last value written there."""
     live: list[int] = field(default_factory=list)
     deleted: list[int] = field(default_factory=list)
+    merged: dict[int, int] = field(default_factory=dict)
+    """Merged-away pair -> the pair whose HubSpot contact survived (as a new record) with the merge."""
     created: list[str] = field(default_factory=list)
     changes: Counter[str] = field(default_factory=Counter)
     locks: dict[int, asyncio.Lock] = field(default_factory=dict)
@@ -100,6 +103,10 @@ class World:
             await self.create(f"fresh{n}@example.com", f"N{n}")
         elif n % 50 == 13 and len(self.live) > len(self.hs_ids) // 2:  # now and then a deletion
             await self.delete(self.live.pop(self.rng.randrange(len(self.live))))
+        elif n % 100 == 31 and len(self.live) > len(self.hs_ids) // 2:  # and a HubSpot merge
+            primary, other = self.rng.sample(self.live, 2)
+            self.live.remove(other)
+            await self.merge(primary, other)
         elif self.rng.random() < 0.15:
             await self.move(self.rng.choice(self.live), self.side(), self.rng.choice(sorted(self.companies)))
         else:
@@ -127,6 +134,26 @@ class World:
                 await self.stack.hs_delete("contacts", self.hs_ids[k])
             else:
                 await self.stack.dv_delete("contact", self.dv_id(k))
+
+    async def merge(self, primary: int, other: int) -> None:
+        """Two linked HubSpot contacts merged by a user: HubSpot makes a new record holding the primary's
+        values over the other's, and the primary's link moves to it. The model: the survivor's values are
+        what HubSpot now holds for the primary pair; the other pair's Dataverse contact stays, its link kept
+        for review (not checked); the primary pair's company is left out of the company check (the new
+        record carries both contacts' companies)."""
+        self.changes["merges"] += 1
+        self.merged[other] = primary
+        async with self.lock(primary), self.lock(other):
+            survivor = await self.stack.hs_merge("contacts", self.hs_ids[primary], self.hs_ids[other])
+            self.hs_ids[primary] = survivor
+            [record] = [r for r in await self.stack.hs_all("contacts") if r["id"] == survivor]
+            held = record["properties"]
+            for hs_field, _ in FIELDS:
+                if held.get(hs_field):
+                    self.last[(primary, hs_field, "hubspot")] = held[hs_field]
+            self.history.setdefault(f"chaos{primary}@example.com", []).append(
+                (len(self.last), "hubspot", "merge", f"chaos{other}")
+            )
 
     async def move(self, k: int, side: str, company: str) -> None:
         """The contact's company: HubSpot primary company, or Dataverse parent account."""
@@ -213,7 +240,8 @@ async def test_two_sided_edits_under_faults_converge_without_loss_duplicates_or_
         await asyncio.sleep(3.0)
         assert await stack.write_calls() == writes, "writes continued after the edits stopped (ping-pong)"
 
-        violations = await check_invariants(stack, world.last)  # deleted pairs have no Dataverse row left
+        merged_away = {f"chaos{k}@example.com" for k in world.merged}
+        violations = await check_invariants(stack, world.last, skip=merged_away)  # deleted: no row left
         violations += await check_companies(world)
         violations += await check_deleted(world)
         violations += await check_created_once(stack, world.created)
@@ -279,6 +307,8 @@ async def check_companies(world: World) -> list[Any]:
     dv_rows = {r["contactid"]: r for r in await stack.dv_all("contact")}
     violations = []
     for k in world.live:
+        if k in world.merged.values():
+            continue
         answer = await stack.hs.get(f"/_admin/associations/contacts/{world.hs_ids[k]}")
         types = answer.json().get("companies", {})  # company id -> association type ids (1: primary)
         primary = [hs_names.get(company) for company, ids in types.items() if 1 in ids]
@@ -348,10 +378,14 @@ async def check_created_once(stack: Stack, emails: list[str]) -> list[Any]:
 
 
 async def check_invariants(
-    stack: Stack, last: dict[tuple[int, str, str], str], *, prefix: str = "chaos"
+    stack: Stack,
+    last: dict[tuple[int, str, str], str],
+    *,
+    prefix: str = "chaos",
+    skip: Collection[str] = (),
 ) -> list[Any]:
-    """No duplicate by email on either side; per pair and two-way field, equal values that are the last
-    value written on one of the sides."""
+    """No duplicate by email on either side; per pair and two-way field (but the pairs of emails in
+    ``skip``), equal values that are the last value written on one of the sides."""
     hs_rows = [r["properties"] for r in await stack.hs_all("contacts")]
     dv_rows = [r for r in await stack.dv_all("contact") if (r.get("emailaddress1") or "").startswith(prefix)]
     hs_by_email = Counter((r.get("email") or "").lower() for r in hs_rows)
@@ -362,6 +396,8 @@ async def check_invariants(
     violations = []
     for row in dv_rows:
         email = row["emailaddress1"].lower()
+        if email in skip:
+            continue
         k = int(email.removeprefix(prefix).split("@")[0])
         for hs_field, dv_field in FIELDS:
             a, b = hs_of[email].get(hs_field) or None, row.get(dv_field) or None
