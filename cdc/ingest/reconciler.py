@@ -67,24 +67,26 @@ SINGULAR = {"contacts": "contact", "companies": "company", "deals": "deal"}
 PRIMARY_TYPE_IDS = frozenset({1, 2, 5, 6})
 SHUTDOWN_GRACE_S = 10.0
 LIST_LIMIT = 100
+MERGED_IDS = "hs_merged_object_ids"
 LIST_OBJECTS = "GET /crm/v3/objects/{type}"
 READ_OBJECT = "GET /crm/v3/objects/{type}/{id}"
 DEFAULT_PROPERTIES: Mapping[str, tuple[str, ...]] = {
     "contacts": (
         "email", "firstname", "lastname", "phone", "mobilephone", "jobtitle", "company", "address", "city",
         "state", "zip", "country", "website", "industry", "lifecyclestage", "hs_lead_status",
-        "hubspot_owner_id", "hubspotscore", "createdate",
+        "hubspot_owner_id", "hubspotscore", "createdate", "hs_merged_object_ids",
     ),
     "companies": (
         "name", "domain", "phone", "address", "address2", "city", "state", "zip", "country", "website",
-        "industry", "description", "lifecyclestage", "hubspot_owner_id", "createdate",
+        "industry", "description", "lifecyclestage", "hubspot_owner_id", "createdate", "hs_merged_object_ids",
     ),
     "deals": (
         "dealname", "amount", "closedate", "pipeline", "dealstage", "description", "hubspot_owner_id",
-        "createdate",
+        "createdate", "hs_merged_object_ids",
     ),
 }  # fmt: skip
-"""The properties the default sync steps map (``reference/default_mappings.md``), per object type."""
+"""The properties the default sync steps map (``reference/default_mappings.md``), per object type, and
+``hs_merged_object_ids`` (a merge's survivor whose merge webhook was lost is known by it)."""
 
 Edge = tuple[str, str, bool, int | None]  # (to type, to id, primary, association type id)
 
@@ -424,6 +426,8 @@ def check_options(settings: Settings, page_size: int) -> dict[str, tuple[str, ..
 def object_properties(settings: Settings, obj: str, page_size: int) -> tuple[str, ...]:
     """The properties to read of one object type (configured, else the defaults), or SettingsError."""
     names = tuple(settings.poll.hubspot_properties.get(obj, DEFAULT_PROPERTIES[obj]))
+    if MERGED_IDS not in names:  # tells the sync a merge's survivor whose merge webhook was lost
+        names = (*names, MERGED_IDS)
     try:
         search_body(LAST_MODIFIED[obj], SearchPosition(0, tie=True), names, page_size)
     except ValueError as error:

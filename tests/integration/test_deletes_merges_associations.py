@@ -226,3 +226,29 @@ async def test_a_hubspot_delete_whose_webhook_is_lost_still_reaches_dataverse(ka
         await eventually(dataverse_gone, within=60, what="the Dataverse counterpart of the deleted contact")
         assert await dv_rows(stack, "stays@example.com")
         assert not await hs_rows(stack, "lost-hook@example.com")
+
+
+async def test_a_hubspot_merge_whose_webhook_is_lost_repoints_the_link_instead_of_a_new_contact(
+    kafka_settings: Any,
+) -> None:
+    """Every webhook dropped while two linked contacts are merged: only the reconciler sees the survivor,
+    a new record whose ``hs_merged_object_ids`` names them. The sync applies the merge from that (the link
+    moves to the survivor) instead of taking it for a new contact and creating a second Dataverse one."""
+    async with running_stack(kafka_settings, small_config(), reconcile=("contacts",)) as stack:
+        primary = await stack.hs_create("contacts", {"email": "lm-primary@example.com", "firstname": "P"})
+        other = await stack.hs_create("contacts", {"email": "lm-other@example.com", "firstname": "O"})
+        for email in ("lm-primary@example.com", "lm-other@example.com"):
+            await eventually(partial(dv_rows, stack, email), what=f"{email} in Dataverse")
+        await quiet(stack)
+
+        assert (await stack.hs.put("/_admin/faults", json={"webhook_drop_rate": 1.0})).status_code == 200
+        survivor = await stack.hs_merge("contacts", primary, other)
+        await stack.hs_update("contacts", survivor, {"lastname": "Survivor"})
+
+        async def landed() -> bool:
+            return [r.get("lastname") for r in await dv_rows(stack, "lm-primary@example.com")] == ["Survivor"]
+
+        await eventually(landed, within=60, what="the survivor's edit on the primary's Dataverse contact")
+        await quiet(stack)
+        assert len(await dv_rows(stack, "lm-primary@example.com")) == 1
+        assert len(await dv_rows(stack, "lm-other@example.com")) == 1

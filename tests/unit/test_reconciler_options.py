@@ -27,7 +27,7 @@ def test_defaults_fit_hubspots_search_limits() -> None:
 
 def test_configured_properties_replace_the_defaults_of_that_type_only() -> None:
     chosen = check_options(settings(hubspot_properties={"deals": ["dealname"]}), 200)
-    assert chosen["deals"] == ("dealname",)
+    assert chosen["deals"] == ("dealname", "hs_merged_object_ids")  # always read: it reveals lost merges
     assert chosen["contacts"] == DEFAULT_PROPERTIES["contacts"]
 
 
