@@ -383,7 +383,7 @@ class Applier:
                     result.rechecks.append(routed)
 
     async def _pass(self, units: list[Unit], result: BatchResult) -> list[Unit]:
-        states = await self._read(units, result)
+        states, relinked = await self._read(units, result)
         plans: list[tuple[Unit, PairState, PairPlan]] = []
         for unit, state in states:
             plan = plan_pair(self.config, state, resolve=self.counterpart)
@@ -410,11 +410,15 @@ class Applier:
                 retry.append(unit)
                 continue
             self._settle(unit, state, plan, mine, result)
-        return retry
+        return retry + relinked
 
     # -- reads ---------------------------------------------------------------------------------------
 
-    async def _read(self, units: list[Unit], result: BatchResult) -> list[tuple[Unit, PairState]]:
+    async def _read(
+        self, units: list[Unit], result: BatchResult
+    ) -> tuple[list[tuple[Unit, PairState]], list[Unit]]:
+        """The pairs' states; and the units a merge found in their HubSpot record relinked (the next pass
+        plans them with the link)."""
         fetched = await self._fetch(units)
 
         def record(unit: Unit, system: SourceSystem) -> Record | None:
@@ -423,6 +427,8 @@ class Applier:
                 return None
             return fetched[(system, unit.pair.object_on(system))].get(object_id)
 
+        relinked = [u for u in units if u.link is None and self._merge_survivor(u, record(u, HS), result)]
+        units = [u for u in units if u not in relinked]
         matches = await self._match(units, record)
         states: list[tuple[Unit, PairState]] = []
         for unit in units:
@@ -444,7 +450,20 @@ class Applier:
                 continue
             link = self._with_sent(unit.pair, unit.link, {HS: hs, DV: dv}) if unit.link else None
             states.append((unit, PairState(unit.pair, hs, dv, link, match)))
-        return states
+        return states, relinked
+
+    def _merge_survivor(self, unit: Unit, hs: Record | None, result: BatchResult) -> bool:
+        """An unlinked HubSpot record whose ``hs_merged_object_ids`` names linked records is a merge's
+        survivor whose merge webhook is lost or late: the merge is applied now (the link moves to it), so
+        its changes are not taken for a new contact."""
+        if hs is None or not isinstance(raw := hs.values.get(MERGED_IDS), str):
+            return False
+        ids = [i for i in raw.split(";") if i.strip() and i != hs.object_id]
+        if not any(self.view.find(self.ref(HS, hs.object_type, i)) for i in ids):
+            return False
+        merge = Merge(primary_object_id=ids[0], merged_object_ids=tuple(ids[1:]), new_object_id=hs.object_id)
+        self._merge(unit.items[-1], merge, unit.pair, result, self._now())
+        return True
 
     def _with_sent(self, pair: Pair, link: Link, records: Mapping[SourceSystem, Record | None]) -> Link:
         """The link as it would be had the writes of an earlier, failed attempt been committed: a field
@@ -547,7 +566,7 @@ class Applier:
         return matches
 
     def _fields(self, system: SourceSystem, object_type: str) -> tuple[list[str], list[str]]:
-        props: set[str] = set()
+        props: set[str] = {MERGED_IDS} if system is HS else set()
         assocs: set[str] = set()
         for pair in self.config.pairs_of(system, object_type):
             for name in self._tracked(pair)[system]:

@@ -438,11 +438,13 @@ class ApplyLoop(_TransactionalLoop):
                     result, poisoned = await self._apply(items, stop, keepalive, owned=owned)
                 except BatchRevokedError as revoked:
                     log.warning("sync batch of %d dropped uncommitted: %s", len(items), revoked)
+                    await _rewind(consumer, batch)
                     continue
                 finally:
                     consumer.resume(*consumer.assignment())
                 if ownership.generation != generation:
                     log.warning("sync batch of %d applied as its partitions moved: not committed", len(items))
+                    await _rewind(consumer, batch)
                     continue
                 dead.extend(_dead(origin[id(item)], error, step="apply") for item, error in poisoned)
                 for unit in result.failed:
@@ -537,6 +539,16 @@ class ApplyLoop(_TransactionalLoop):
         records += [_dead_record(dead_topic, letter) for letter in dead]
         records += [_work_record(work, item) for item in result.rechecks]
         return records
+
+
+async def _rewind(consumer: AIOKafkaConsumer, batch: Mapping[TopicPartition, Sequence[Raw]]) -> None:
+    """Give back what a dropped batch read: a partition of it this member holds (again) reads on from the
+    group's committed offset. A rebalance resets positions only when it ends after the read: one that
+    ended during the read left them past the batch, which would be skipped."""
+    for tp, messages in batch.items():
+        if messages and tp in consumer.assignment():
+            committed = await consumer.committed(tp)
+            consumer.seek(tp, committed if committed is not None else messages[0].offset)
 
 
 class _Ownership(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships no types

@@ -47,9 +47,8 @@ EDITS = 2000 if LONG else 200
 KILLS = 6 if LONG else 1
 REPLICAS = int(os.environ.get("CHAOS_REPLICAS", "3" if LONG else "1"))
 MERGES = os.environ.get("CHAOS_MERGES") == "1"
-"""HubSpot merges among the edits: off by default, as they do not converge yet under webhook faults (a
-survivor whose merge webhook is lost or late while its edits' webhooks arrive is taken for a new contact;
-README, known gaps)."""
+"""HubSpot merges among the edits: off by default, as they do not always converge yet under webhook faults
+(the long form once made a second Dataverse contact for a merge's survivor; README, known gaps)."""
 """Sync processes. With several, a rebalance can hand a batch in flight to another member, and both may
 create the same new record (see the README's known gaps): the short form runs one, killed and restarted."""
 FIELDS = [("firstname", "firstname"), ("lastname", "lastname"), ("city", "address1_city")]
