@@ -239,7 +239,7 @@ class Applier:
             if change.operation in {Operation.PRIVACY_DELETION, Operation.MERGE, Operation.DELETE}:
                 self._special(item, pair, result, deletions)
                 continue
-            link = self._link_of(item, pair, result)
+            link = self.view.find(change.ref)
             if link is not None and self._nothing_new(item, pair, link):
                 result.echoes += 1  # our own write coming back, or a change to nothing the pair maps
                 continue
@@ -834,30 +834,6 @@ class Applier:
         )
         result.latencies.append((deletion.step, max(0.0, (now - change.occurred_at).total_seconds())))
         return link.link_id
-
-    def _link_of(self, item: WorkItem, pair: Pair, result: BatchResult) -> Link | None:
-        """The link of the changed record, or of the records it is the merge of."""
-        link = self.view.find(item.change.ref)
-        if link is None and item.change.source is HS:
-            return self._merged_into(item, pair, result)
-        return link
-
-    def _merged_into(self, item: WorkItem, pair: Pair, result: BatchResult) -> Link | None:
-        """A HubSpot record no link knows whose ``hs_merged_object_ids`` names linked records: the survivor of
-        a merge whose webhook never reached us (the reconciler reads that property). The merge is applied
-        here, as its webhook would have been, so the survivor is not taken for a new record."""
-        change = item.change
-        raw = (change.record or {}).get(MERGED_IDS) or (change.changed_properties or {}).get(MERGED_IDS)
-        if not isinstance(raw, str):
-            return None
-        ids = [i for i in raw.split(";") if i.strip() and i != change.object_id]
-        if not any(self.view.find(self.ref(HS, change.object_type, i)) for i in ids):
-            return None
-        merge = Merge(
-            primary_object_id=ids[0], merged_object_ids=tuple(ids[1:]), new_object_id=change.object_id
-        )
-        self._merge(item, merge, pair, result, self._now())
-        return self.view.find(change.ref)
 
     def _merge(self, item: WorkItem, merge: Merge, pair: Pair, result: BatchResult, now: datetime) -> None:
         change = item.change

@@ -290,13 +290,10 @@ class DataverseGateway:
         async with self._metadata_lock:  # concurrent first reads of a table make one call
             if (cached := self._metadata.get(table)) is not None:
                 return cached
-            url = (
-                f"{self._client.api_root}/EntityDefinitions(LogicalName='{quote(table)}')/Attributes"
-                "?$select=LogicalName,AttributeType,IsValidForRead"
-            )
             try:
-                with _system_errors():
-                    listed = await self._client.get_json(url, endpoint=_METADATA)
+                attributes = await self._metadata_of(
+                    table, "Attributes?$select=LogicalName,AttributeType,IsValidForRead"
+                )
             except FatalError as error:  # 401 and 403 left _system_errors as CrmUnavailableError
                 log.warning(
                     "dataverse: cannot read the columns of %s (%s %s); assuming the standard lookups",
@@ -306,7 +303,6 @@ class DataverseGateway:
                 )
                 columns = _FALLBACK
             else:
-                attributes = [a for a in listed.get("value") or [] if isinstance(a, dict)]
                 columns = _Columns(
                     lookups=frozenset(
                         str(a.get("LogicalName"))
@@ -320,25 +316,27 @@ class DataverseGateway:
             self._metadata[table] = columns
             return columns
 
+    async def _metadata_of(self, table: str, child: str) -> list[dict[str, Any]]:
+        """The items of ``EntityDefinitions(LogicalName='<table>')/<child>``; an outage or refused
+        credentials is `CrmUnavailableError`, a request error (no such endpoint) `FatalError`."""
+        url = f"{self._client.api_root}/EntityDefinitions(LogicalName='{quote(table)}')/{child}"
+        with _system_errors():
+            listed = await self._client.get_json(url, endpoint=_METADATA)
+        return [item for item in listed.get("value") or [] if isinstance(item, dict)]
+
     async def _keyed(self, table: str) -> bool:
         """Whether `HUBSPOT_ID_COLUMN` is an active alternate key of ``table`` on its own: one GET per table
         and process, at its first create."""
         if (known := self._keys.get(table)) is not None:
             return known
-        url = (
-            f"{self._client.api_root}/EntityDefinitions(LogicalName='{quote(table)}')/Keys"
-            "?$select=KeyAttributes,EntityKeyIndexStatus"
-        )
         try:
-            with _system_errors():
-                listed = await self._client.get_json(url, endpoint=_METADATA)
+            keys = await self._metadata_of(table, "Keys?$select=KeyAttributes,EntityKeyIndexStatus")
         except FatalError:
-            listed = {}
+            keys = []
         keyed = any(
-            isinstance(k, dict)
-            and list(k.get("KeyAttributes") or ()) == [HUBSPOT_ID_COLUMN]
+            list(k.get("KeyAttributes") or ()) == [HUBSPOT_ID_COLUMN]
             and k.get("EntityKeyIndexStatus", "Active") == "Active"
-            for k in listed.get("value") or []
+            for k in keys
         )
         if not keyed:
             log.warning(

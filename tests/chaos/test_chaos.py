@@ -33,6 +33,7 @@ import pytest
 
 from cdc.devkafka.runner import LocalKafka
 from cdc.ops.status import Thresholds, gather_status
+from cdc.signals import describe_tasks
 from streams.checkpoint_store import read_checkpoints
 from streams.config import KafkaSettings
 from streams.topics import TopicRole
@@ -354,18 +355,9 @@ async def quiet_calls(stack: Stack, *, for_s: float, within: float) -> int:
             if lag == 0:
                 return count
     raise AssertionError(
-        f"sync never went quiet after {within}s: writes {count}, sync lag {lag} records\n{task_stacks()}"
+        f"sync never went quiet after {within}s: writes {count}, sync lag {lag} records\n"
+        f"tasks:\n{describe_tasks()}"
     )
-
-
-def task_stacks() -> str:
-    """Where every task of this process waits (the in-process roles): what a hang needs explained."""
-    out = []
-    for task in asyncio.all_tasks():
-        frames = task.get_stack()
-        where = " <- ".join(f"{f.f_code.co_name}:{f.f_lineno}" for f in reversed(frames[-6:]))
-        out.append(f"  {task.get_name()}: {where}")
-    return "tasks:\n" + "\n".join(sorted(out))
 
 
 async def sync_lag(stack: Stack) -> int:
