@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -31,7 +31,15 @@ from consumers.planner import (
     plan_pair,
     tracked_fields,
 )
-from consumers.ports import BatchRevokedError, CrmGateway, Record, WriteKind, WriteOp, WriteOutcome
+from consumers.ports import (
+    MERGED_IDS,
+    BatchRevokedError,
+    CrmGateway,
+    Record,
+    WriteKind,
+    WriteOp,
+    WriteOutcome,
+)
 from consumers.values import canonical
 from streams.audit import AuditAction, AuditRecord, FieldWrite
 from streams.codec import Scalar
@@ -233,12 +241,9 @@ class Applier:
         by_key: dict[tuple[str, str], Unit] = {}
         per_route: dict[tuple[str, str], list[Unit]] = {}
         deletions: list[Deletion] = []
-        for item in items:
+        for item in self._changes(items, result, deletions):
             pair = _pair(item.pair)
             change = item.change
-            if change.operation in {Operation.PRIVACY_DELETION, Operation.MERGE, Operation.DELETE}:
-                self._special(item, pair, result, deletions)
-                continue
             link = self.view.find(change.ref)
             if link is not None and self._nothing_new(item, pair, link):
                 result.echoes += 1  # our own write coming back, or a change to nothing the pair maps
@@ -264,6 +269,18 @@ class Applier:
                     passes.append([])
                 passes[n].append(unit)
         return passes, deletions
+
+    def _changes(
+        self, items: Sequence[WorkItem], result: BatchResult, deletions: list[Deletion]
+    ) -> Iterator[WorkItem]:
+        """The items that change records; deletes, merges and privacy deletions are dealt with on the
+        way (`_special`), bar a merge that needs its survivor read."""
+        special = {Operation.PRIVACY_DELETION, Operation.MERGE, Operation.DELETE}
+        for item in items:
+            if item.change.operation not in special:
+                yield item
+            elif (deferred := self._special(item, _pair(item.pair), result, deletions)) is not None:
+                yield deferred
 
     def _tracked(self, pair: Pair) -> dict[SourceSystem, dict[str, ValueType]]:
         """`tracked_fields` of a pair, worked out once per pair rather than per change and per read."""
@@ -427,7 +444,7 @@ class Applier:
                 return None
             return fetched[(system, unit.pair.object_on(system))].get(object_id)
 
-        relinked = [u for u in units if u.link is None and self._merge_survivor(u, record(u, HS), result)]
+        relinked = [u for u in units if self._merge_survivor(u, record(u, HS), result)]
         units = [u for u in units if u not in relinked]
         matches = await self._match(units, record)
         states: list[tuple[Unit, PairState]] = []
@@ -453,16 +470,21 @@ class Applier:
         return states, relinked
 
     def _merge_survivor(self, unit: Unit, hs: Record | None, result: BatchResult) -> bool:
-        """An unlinked HubSpot record whose ``hs_merged_object_ids`` names linked records is a merge's
-        survivor whose merge webhook is lost or late: the merge is applied now (the link moves to it), so
-        its changes are not taken for a new contact."""
-        if hs is None or not isinstance(raw := hs.values.get(MERGED_IDS), str):
+        """A merge whose webhook is lost or late, found in the HubSpot record read: an unlinked record
+        whose ``hs_merged_object_ids`` names linked records, or a linked id that now answers with the
+        merge's record (new id). The merge is applied now (the link moves to the survivor) and the unit
+        takes the link, so the survivor's changes are neither taken for a new contact nor lost."""
+        if hs is None or (hs.object_id == unit.ids[HS] and unit.link is not None):
             return False
-        ids = [i for i in raw.split(";") if i.strip() and i != hs.object_id]
+        raw = hs.values.get(MERGED_IDS)
+        ids = [i for i in raw.split(";") if i.strip() and i != hs.object_id] if isinstance(raw, str) else []
         if not any(self.view.find(self.ref(HS, hs.object_type, i)) for i in ids):
             return False
         merge = Merge(primary_object_id=ids[0], merged_object_ids=tuple(ids[1:]), new_object_id=hs.object_id)
-        self._merge(unit.items[-1], merge, unit.pair, result, self._now())
+        self._merge(unit.items[-1], merge, unit.pair, result, self._now(), survivor_record=hs)
+        link = self.view.find(self.ref(HS, hs.object_type, hs.object_id))
+        if link is not None:
+            unit.link, unit.ids = link, {HS: link.hubspot.object_id, DV: link.dataverse.object_id}
         return True
 
     def _with_sent(self, pair: Pair, link: Link, records: Mapping[SourceSystem, Record | None]) -> Link:
@@ -747,14 +769,28 @@ class Applier:
 
     # -- deletes, merges, privacy --------------------------------------------------------------------
 
-    def _special(self, item: WorkItem, pair: Pair, result: BatchResult, deletions: list[Deletion]) -> None:
+    def _special(
+        self, item: WorkItem, pair: Pair, result: BatchResult, deletions: list[Deletion]
+    ) -> WorkItem | None:
         """Merges and privacy deletions act on the link at once; a delete to propagate joins
-        ``deletions`` for `_delete` (the counterpart is deleted first, the link tombstoned once it is)."""
+        ``deletions`` for `_delete` (the counterpart is deleted first, the link tombstoned once it is).
+
+        A merge the event alone cannot settle comes back as a change of the survivor, to be read."""
         change = item.change
         now = self._now()
         if change.operation is Operation.MERGE and change.merge is not None:
-            self._merge(item, change.merge, pair, result, now)
-            return
+            if self._merge(item, change.merge, pair, result, now):
+                return None
+            survivor = change.model_copy(
+                update={
+                    "object_id": change.merge.surviving_id,
+                    "operation": Operation.UPDATE,
+                    "merge": None,
+                    "record": None,
+                    "changed_properties": {},
+                }
+            )
+            return item.model_copy(update={"change": survivor})
         link = self.view.find(change.ref)
         if change.operation is Operation.PRIVACY_DELETION:
             if link is not None:
@@ -771,7 +807,7 @@ class Applier:
                     at=now,
                 )
             )
-            return
+            return None
         # A delete: propagated only when a step of this direction says so. The link stays otherwise: the
         # counterpart is not re-created from the surviving side (skipped as ``counterpart_deleted``).
         step = next(
@@ -788,6 +824,7 @@ class Applier:
             result.skips[(str(pair), "delete_not_propagated")] += 1
         else:
             deletions.append(Deletion(item=item, pair=pair, link=link, step=step.name))
+        return None
 
     async def _delete(self, deletions: list[Deletion], result: BatchResult) -> set[str]:
         """Delete each counterpart (batched per system; one already gone counts as deleted), then tombstone
@@ -835,7 +872,20 @@ class Applier:
         result.latencies.append((deletion.step, max(0.0, (now - change.occurred_at).total_seconds())))
         return link.link_id
 
-    def _merge(self, item: WorkItem, merge: Merge, pair: Pair, result: BatchResult, now: datetime) -> None:
+    def _merge(
+        self,
+        item: WorkItem,
+        merge: Merge,
+        pair: Pair,
+        result: BatchResult,
+        now: datetime,
+        *,
+        survivor_record: Record | None = None,
+    ) -> bool:
+        """The pair of the merge's primary record continues with the survivor; the other pairs among the
+        merged records are kept for review. False when a merge event cannot tell which pair that is: its
+        primary is itself the survivor of an earlier merge not applied yet (its webhook lost or late), so
+        the survivor must be read (`_merge_survivor`). A merge older than one already applied is a no-op."""
         change = item.change
         survivor = merge.surviving_id
         ids = [merge.primary_object_id, *merge.merged_object_ids]
@@ -845,9 +895,15 @@ class Applier:
             if link is not None
         }
         if not links:
-            return
-        primary = self.view.find(self.ref(HS, change.object_type, merge.primary_object_id))
-        keep = primary or next(iter(links.values()))
+            return True
+        if survivor_record is None:
+            keep = self.view.find(self.ref(HS, change.object_type, merge.primary_object_id))
+            if keep is None:
+                return False
+        else:
+            keep = self._continued(pair, list(links.values()), survivor_record)
+        if survivor in keep.hubspot.merged_ids:
+            return True  # a late event of a merge a later one already covered
         for other in links.values():
             if other.link_id != keep.link_id:
                 result.skips[(str(pair), "merge_conflict")] += 1
@@ -869,6 +925,23 @@ class Applier:
         link = keep.model_copy(update={"hubspot": side, "revision": keep.revision + 1, "updated_at": now})
         self.view.apply(link.link_id, link)
         result.links.append((link.link_id, link))
+        return True
+
+    def _continued(self, pair: Pair, links: list[Link], survivor: Record) -> Link:
+        """Which of the merged records' pairs the survivor continues, known from its record alone: the one
+        last synced with the survivor's match value (HubSpot keeps the primary's email, or name), else the
+        first."""
+        tracked = self._tracked(pair)[HS]
+        for step in self.config.steps_for(pair):
+            prop = step.match.source if step.source.system is HS else step.match.target
+            if (value_type := tracked.get(prop)) is None:
+                continue
+            wanted = fingerprint(canonical(survivor.values.get(prop), value_type, HS))
+            for link in links:
+                synced = link.hubspot.fields.get(prop)
+                if synced is not None and synced.fingerprint == wanted:
+                    return link
+        return links[0]
 
 
 def _carried(change: ChangeEvent, tracked: Mapping[str, ValueType]) -> dict[str, Scalar] | None:
@@ -921,10 +994,6 @@ def _moved(state: PairState, plan: PairPlan) -> bool:
         if any(side.get(k) is None or side[k].fingerprint != v for k, v in fps.items()):
             return True
     return False
-
-
-MERGED_IDS = "hs_merged_object_ids"
-"""HubSpot's record of the ids merged into a record (``;``-separated)."""
 
 
 def _always() -> bool:

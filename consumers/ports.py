@@ -42,6 +42,11 @@ class Record:
     """Association key -> related record id (only for the keys asked for)."""
 
 
+MERGED_IDS = "hs_merged_object_ids"
+"""HubSpot's record of the ids merged into a record (``;``-separated). A read of a merged-away id answers
+with the merge's record, under its new id."""
+
+
 class WriteKind(StrEnum):
     CREATE = "create"
     UPDATE = "update"
@@ -119,7 +124,8 @@ class CrmGateway(Protocol):
         fields: Sequence[str],
         associations: Sequence[str] = (),
     ) -> dict[str, Record]:
-        """The current state of these records; missing (deleted) ids are absent from the result."""
+        """The current state of these records, by the ids asked for; missing (deleted) ids are absent. An id
+        merged into another record (HubSpot) answers with that record, whose ``object_id`` differs."""
         ...
 
     async def find(

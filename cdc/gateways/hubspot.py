@@ -39,7 +39,7 @@ from cdc.hubspot.client import Backoff, HubSpotClient
 from cdc.hubspot.errors import FatalError, RequestError, RetriableError
 from cdc.metrics import Metrics
 from cdc.settings import HubSpotSettings
-from consumers.ports import CrmUnavailableError, Record, WriteKind, WriteOp, WriteOutcome
+from consumers.ports import MERGED_IDS, CrmUnavailableError, Record, WriteKind, WriteOp, WriteOutcome
 from streams.codec import Scalar
 from streams.keys import SourceSystem
 
@@ -161,9 +161,14 @@ class HubSpotGateway:
                 for item in answer.get("results") or []:
                     record = _record(object_type, item, fields)
                     found[record.object_id] = record
+                    for old in _merged_ids(record) & set(chunk):  # asked by an id merged into it
+                        found[old] = record
             if associations and found:
-                linked = await self._read_associations(object_type, list(found), associations)
-                found = {i: dataclasses.replace(r, associations=linked[i]) for i, r in found.items()}
+                current = list(dict.fromkeys(r.object_id for r in found.values()))
+                linked = await self._read_associations(object_type, current, associations)
+                found = {
+                    i: dataclasses.replace(r, associations=linked[r.object_id]) for i, r in found.items()
+                }
         return found
 
     async def _read_associations(
@@ -542,3 +547,9 @@ async def open_hubspot_gateway(
     )
     async with client:
         yield HubSpotGateway(client, portal_id=settings.portal_id)
+
+
+def _merged_ids(record: Record) -> set[str]:
+    """The ids merged into this record (when ``hs_merged_object_ids`` was read)."""
+    raw = record.values.get(MERGED_IDS)
+    return {i.strip() for i in raw.split(";") if i.strip()} if isinstance(raw, str) else set()

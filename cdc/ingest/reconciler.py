@@ -41,6 +41,7 @@ from cdc.hubspot.search import LAST_MODIFIED, MAX_PAGE, SearchPosition, next_pos
 from cdc.ingest.linked import linked_ids
 from cdc.metrics import Metrics, object_label
 from cdc.settings import Settings, SettingsError, require
+from consumers.ports import MERGED_IDS
 from streams.checkpoint_store import TransactionalChangeWriter, WriterFencedError, read_checkpoints
 from streams.checkpoints import Checkpoint, CursorKind, checkpoint_key
 from streams.events import Association, ChangeEvent, Operation, Origin
@@ -67,7 +68,6 @@ SINGULAR = {"contacts": "contact", "companies": "company", "deals": "deal"}
 PRIMARY_TYPE_IDS = frozenset({1, 2, 5, 6})
 SHUTDOWN_GRACE_S = 10.0
 LIST_LIMIT = 100
-MERGED_IDS = "hs_merged_object_ids"
 LIST_OBJECTS = "GET /crm/v3/objects/{type}"
 READ_OBJECT = "GET /crm/v3/objects/{type}/{id}"
 DEFAULT_PROPERTIES: Mapping[str, tuple[str, ...]] = {

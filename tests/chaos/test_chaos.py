@@ -2,17 +2,17 @@
 
 Edits: updates of overlapping fields on both sides, contacts created on either side, a contact's company
 changed on either side (HubSpot primary company <-> Dataverse parent account), contacts deleted on either
-side (the steps propagate deletes).
+side (the steps propagate deletes), two linked HubSpot contacts merged (a survivor may be merged again).
 
 Faults: sandbox 429 and 5xx on both CRMs, webhook duplicates, reorders and drops (the reconciler must
 catch what is dropped), kill -9 of `cdc ingest`, of `cdc poll` and of `cdc sync` (real processes, each
-restarted; the long form runs three sync replicas, so the groups rebalance), a Dataverse delta-token
-expiry (7-day expiry, clock moved 8 days).
+restarted; three sync replicas run, so the groups rebalance, ``CHAOS_REPLICAS`` to change), a Dataverse
+delta-token expiry (7-day expiry, clock moved 8 days).
 
 Invariants after quiescence: both sides hold equal values for every two-way mapped field and for the
 company of every pair; each value is the last one written on one side (no lost update lets an older value
 win); a deleted contact's counterpart is gone and neither is re-created; no duplicate record by email on
-either side; no writes once quiet (no ping-pong).
+either side; a merge's survivor continues the primary's pair; no writes once quiet (no ping-pong).
 
 The short form runs in the default suite; ``CHAOS_LONG=1`` runs the long one (more pairs, edits, kills).
 """
@@ -46,12 +46,9 @@ LONG = os.environ.get("CHAOS_LONG") == "1"
 PAIRS = 40 if LONG else 10
 EDITS = 2000 if LONG else 200
 KILLS = 6 if LONG else 1
-REPLICAS = int(os.environ.get("CHAOS_REPLICAS", "3" if LONG else "1"))
-MERGES = os.environ.get("CHAOS_MERGES") == "1"
-"""HubSpot merges among the edits: off by default, as they do not always converge yet under webhook faults
-(the long form once made a second Dataverse contact for a merge's survivor; README, known gaps)."""
-"""Sync processes. With several, a rebalance can hand a batch in flight to another member, and both may
-create the same new record (see the README's known gaps): the short form runs one, killed and restarted."""
+REPLICAS = int(os.environ.get("CHAOS_REPLICAS", "3"))
+"""Sync processes in the same groups: a kill hands a dead replica's partitions, batches in flight among
+them, to the others (a rebalance)."""
 FIELDS = [("firstname", "firstname"), ("lastname", "lastname"), ("city", "address1_city")]
 COMPANY = "@company"
 
@@ -93,6 +90,8 @@ class World:
     changes: Counter[str] = field(default_factory=Counter)
     locks: dict[int, asyncio.Lock] = field(default_factory=dict)
     """One per pair: two concurrent edits of one record land in the order the model records them."""
+    former: dict[int, list[str]] = field(default_factory=dict)
+    """Pair -> the HubSpot ids its contact had before merges gave it a new one."""
     history: dict[Any, list[tuple[int, str, str, str]]] = field(default_factory=dict)
     """email or pair -> (edit, side, field, value) in the order made, for the report of a violation."""
 
@@ -107,7 +106,7 @@ class World:
             await self.create(f"fresh{n}@example.com", f"N{n}")
         elif n % 50 == 13 and len(self.live) > len(self.hs_ids) // 2:  # now and then a deletion
             await self.delete(self.live.pop(self.rng.randrange(len(self.live))))
-        elif MERGES and n % 100 == 31 and len(self.live) > len(self.hs_ids) // 2:  # a HubSpot merge
+        elif n % 100 == 31 and len(self.live) > len(self.hs_ids) // 2:  # a HubSpot merge
             primary, other = self.rng.sample(self.live, 2)
             self.live.remove(other)
             await self.merge(primary, other)
@@ -149,6 +148,7 @@ class World:
         self.merged[other] = primary
         async with self.lock(primary), self.lock(other):
             survivor = await self.stack.hs_merge("contacts", self.hs_ids[primary], self.hs_ids[other])
+            self.former.setdefault(primary, []).append(self.hs_ids[primary])
             self.hs_ids[primary] = survivor
             [record] = [r for r in await self.stack.hs_all("contacts") if r["id"] == survivor]
             held = record["properties"]
@@ -250,9 +250,10 @@ async def test_two_sided_edits_under_faults_converge_without_loss_duplicates_or_
         violations += await check_deleted(world)
         violations += await check_created_once(stack, world.created)
         elapsed = time.monotonic() - started
+        letters = len(await read_topic(kafka_settings, TopicRole.DEADLETTER))
         print(
             f"\nchaos: {EDITS} changes on {PAIRS} pairs {dict(world.changes)}, faults {dict(faults)}, "
-            f"violations {len(violations)}, writes {int(writes)}, {elapsed:.0f}s"
+            f"violations {len(violations)}, writes {int(writes)}, dead letters {letters}, {elapsed:.0f}s"
         )
         for violation in violations:
             print("  violation:", violation, world.history.get(violation[0], [])[-6:])
@@ -270,8 +271,26 @@ async def explain(world: World, kafka: KafkaSettings, violations: list[Any]) -> 
         if isinstance(violation[0], str) and violation[0].startswith("chaos"):
             k = int(violation[0].removeprefix("chaos").split("@")[0])
         if k is not None:
-            ids |= {world.hs_ids[k], world.dv_id(k)}
+            ids |= {world.hs_ids[k], world.dv_id(k), *world.former.get(k, [])}
     emails = {v[0] for v in violations if isinstance(v[0], str) and v[0].startswith("fresh")}
+    for letter in await read_topic(kafka, TopicRole.DEADLETTER):
+        if any(i in (letter.get("value") or "") for i in ids):
+            print(
+                "  dead letter:",
+                letter["failed_at"],
+                letter.get("step"),
+                letter["error_class"],
+                letter["error"],
+            )
+    for link in await read_topic(kafka, TopicRole.LINKS):
+        sides = [link["hubspot"], link["dataverse"]]
+        if {i for side in sides for i in (side["object_id"], *side.get("merged_ids", ()))} & ids:
+            print(
+                "  link:",
+                link["link_id"],
+                link["revision"],
+                [(s["object_id"], s.get("merged_ids")) for s in sides],
+            )
     for record in await read_topic(kafka, TopicRole.AUDIT):
         refs = {(record.get(side) or {}).get("object_id") for side in ("source", "target")}
         written = {str(f.get("new")).lower() for f in record.get("fields") or []}
@@ -398,6 +417,9 @@ async def check_invariants(
         if email in skip:
             continue
         k = int(email.removeprefix(prefix).split("@")[0])
+        if email not in hs_of:
+            violations.append((email, "in dataverse only"))
+            continue
         for hs_field, dv_field in FIELDS:
             a, b = hs_of[email].get(hs_field) or None, row.get(dv_field) or None
             allowed = {last.get((k, hs_field, "hubspot")), last.get((k, hs_field, "dataverse"))} - {None}

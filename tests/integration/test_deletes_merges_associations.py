@@ -33,6 +33,15 @@ async def hs_rows(stack: Stack, email: str) -> list[dict[str, Any]]:
     ]
 
 
+async def linked_contacts(stack: Stack, *emails: str) -> list[str]:
+    """HubSpot contacts made as a user, once synced to Dataverse and quiet: their HubSpot ids."""
+    ids = [await stack.hs_create("contacts", {"email": e, "firstname": e[0].upper()}) for e in emails]
+    for email in emails:
+        await eventually(partial(dv_rows, stack, email), what=f"{email} in Dataverse")
+    await quiet(stack)
+    return ids
+
+
 def skipped(stack: Stack, reason: str) -> float:
     return sum(
         s.value
@@ -235,11 +244,7 @@ async def test_a_hubspot_merge_whose_webhook_is_lost_repoints_the_link_instead_o
     a new record whose ``hs_merged_object_ids`` names them. The sync applies the merge from that (the link
     moves to the survivor) instead of taking it for a new contact and creating a second Dataverse one."""
     async with running_stack(kafka_settings, small_config(), reconcile=("contacts",)) as stack:
-        primary = await stack.hs_create("contacts", {"email": "lm-primary@example.com", "firstname": "P"})
-        other = await stack.hs_create("contacts", {"email": "lm-other@example.com", "firstname": "O"})
-        for email in ("lm-primary@example.com", "lm-other@example.com"):
-            await eventually(partial(dv_rows, stack, email), what=f"{email} in Dataverse")
-        await quiet(stack)
+        primary, other = await linked_contacts(stack, "lm-primary@example.com", "lm-other@example.com")
 
         assert (await stack.hs.put("/_admin/faults", json={"webhook_drop_rate": 1.0})).status_code == 200
         survivor = await stack.hs_merge("contacts", primary, other)
@@ -252,3 +257,53 @@ async def test_a_hubspot_merge_whose_webhook_is_lost_repoints_the_link_instead_o
         await quiet(stack)
         assert len(await dv_rows(stack, "lm-primary@example.com")) == 1
         assert len(await dv_rows(stack, "lm-other@example.com")) == 1
+
+
+async def test_a_merge_into_the_survivor_of_a_merge_whose_webhook_was_lost_keeps_the_primarys_pair(
+    kafka_settings: Any,
+) -> None:
+    """Three linked contacts: the first merge's webhooks are all lost (no reconciler either), so its
+    survivor is unknown to the sync when a second merge folds another linked contact into it. The second
+    merge's event names that unknown survivor as primary: the sync reads the new survivor and continues the
+    pair whose email it kept, rather than the other linked contact's pair (which would rename that
+    Dataverse contact to the primary's email: two Dataverse contacts with one email)."""
+    async with running_stack(kafka_settings, small_config()) as stack:
+        emails = ("chain-p@example.com", "chain-a@example.com", "chain-b@example.com")
+        ids = await linked_contacts(stack, *emails)
+
+        assert (await stack.hs.put("/_admin/faults", json={"webhook_drop_rate": 1.0})).status_code == 200
+        first = await stack.hs_merge("contacts", ids[0], ids[1])
+        assert (await stack.hs.put("/_admin/faults", json={"webhook_drop_rate": 0.0})).status_code == 200
+        survivor = await stack.hs_merge("contacts", first, ids[2])
+        await stack.hs_update("contacts", survivor, {"lastname": "Chained"})
+
+        async def landed() -> bool:
+            return [r.get("lastname") for r in await dv_rows(stack, emails[0])] == ["Chained"]
+
+        await eventually(landed, within=60, what="the survivor's edit on the primary's Dataverse contact")
+        await quiet(stack)
+        assert len(await dv_rows(stack, emails[0])) == 1
+        assert [r.get("lastname") for r in await dv_rows(stack, emails[2])] == [None]
+
+
+async def test_an_edit_of_a_pair_whose_hubspot_contact_was_merged_unseen_reaches_the_survivor(
+    kafka_settings: Any,
+) -> None:
+    """Every webhook of a merge lost and no reconciler running: the sync learns of the merge only when a
+    Dataverse edit makes it read the HubSpot id its link holds, which now answers with the survivor (a new
+    id). The merge is applied then, and the edit lands on the survivor instead of being dropped."""
+    async with running_stack(kafka_settings, small_config()) as stack:
+        primary, other = await linked_contacts(stack, "unseen-p@example.com", "unseen-o@example.com")
+
+        assert (await stack.hs.put("/_admin/faults", json={"webhook_drop_rate": 1.0})).status_code == 200
+        survivor = await stack.hs_merge("contacts", primary, other)
+        [row] = await dv_rows(stack, "unseen-p@example.com")
+        await stack.dv_update("contact", row["contactid"], {"lastname": "FromDataverse"})
+
+        async def landed() -> bool:
+            rows = await hs_rows(stack, "unseen-p@example.com")
+            return [(r["id"], r["properties"].get("lastname")) for r in rows] == [(survivor, "FromDataverse")]
+
+        await eventually(landed, within=60, what="the Dataverse edit on the surviving HubSpot contact")
+        await quiet(stack)
+        assert len(await dv_rows(stack, "unseen-p@example.com")) == 1

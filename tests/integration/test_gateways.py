@@ -219,6 +219,37 @@ async def test_hubspot_associations_set_cleared_and_read_back(hubspot: HubSpotGa
     assert "association" in str(refused.error)
 
 
+async def test_hubspot_read_by_a_merged_away_id_answers_with_the_survivor_under_that_id(
+    box: Sandbox, hubspot: HubSpotGateway
+) -> None:
+    """HubSpot resolves an id merged into another record to the merge's record (a new id): the sync asks
+    by the id its link holds, and must get the survivor under that id, with its associations."""
+    made = await hubspot.write(
+        [create("c", "company", {"name": "Merge Co"})]
+        + [create(e, "contact", {"email": f"{e}@example.com"}) for e in ("keep", "fold")]
+    )
+    company, primary, other = (str(o.object_id) for o in made)
+    [linked] = await hubspot.write([update("a", "contact", primary, {}, associations={"company:1": company})])
+    assert linked.ok
+    async with hubspot_admin(box) as admin:
+        answer = await admin.post(
+            "/objects/contacts/merge", json={"primaryObjectId": primary, "objectIdToMerge": other}
+        )
+        survivor = str(answer.json()["id"])
+    found = await hubspot.read(
+        "contact", [primary, other], fields=["email", "hs_merged_object_ids"], associations=["company:1"]
+    )
+    assert {k: r.object_id for k, r in found.items()} == {
+        primary: survivor,
+        other: survivor,
+        survivor: survivor,
+    }
+    assert found[primary].values["email"] == "keep@example.com"
+    assert found[primary].associations == {"company:1": company}
+    # Without the merged ids asked for, nothing tells which asked id the survivor answers for.
+    assert set(await hubspot.read("contact", [primary], fields=["email"])) == {survivor}
+
+
 @pytest.mark.parametrize(("knob", "retry_after"), [("throttle_rate", 10.0), ("error_rate", None)])
 async def test_hubspot_outage_is_crm_unavailable(
     box: Sandbox, hubspot: HubSpotGateway, knob: str, retry_after: float | None
