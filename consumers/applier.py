@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from consumers.config import Pair, Step, SyncConfig, ValueType
+from consumers.config import FORMATTED_VALUE, Pair, Step, SyncConfig, ValueType
 from consumers.matching import match_key
 from consumers.planner import (
     ASSOCIATION_PREFIX,
@@ -401,9 +401,10 @@ class Applier:
 
     async def _pass(self, units: list[Unit], result: BatchResult) -> list[Unit]:
         states, relinked = await self._read(units, result)
+        lookups = await self._field_lookups([state for _, state in states])
         plans: list[tuple[Unit, PairState, PairPlan]] = []
         for unit, state in states:
-            plan = plan_pair(self.config, state, resolve=self.counterpart)
+            plan = plan_pair(self.config, state, resolve=self.counterpart, lookups=lookups)
             for skip in plan.skips:
                 result.skips[(skip.step, skip.reason)] += 1
             for conflict in plan.conflicts:
@@ -428,6 +429,24 @@ class Applier:
                 continue
             self._settle(unit, state, plan, mine, result)
         return retry + relinked
+
+    async def _field_lookups(self, states: list[PairState]) -> dict[str, dict[str, str]]:
+        """What the fields with a lookup need for these records (owner ids -> emails), asked of the CRM
+        the values come from, once per kind and system for the whole pass."""
+        wanted: dict[tuple[str, SourceSystem], set[str]] = {}
+        for state in states:
+            for step in self.config.steps_for(state.pair):
+                record = state.record(step.source.system)
+                for f in step.active_fields():
+                    if record is None or f.lookup is None or f.lookup == FORMATTED_VALUE:
+                        continue  # a formatted value is read as such
+                    value = record.values.get(f.source)
+                    if isinstance(value, str | int) and str(value).strip():
+                        wanted.setdefault((f.lookup, step.source.system), set()).add(str(value).strip())
+        found: dict[str, dict[str, str]] = {}
+        for (kind, system), keys in wanted.items():
+            found.setdefault(kind, {}).update(await self.gateways[system].lookup(kind, sorted(keys)))
+        return found
 
     # -- reads ---------------------------------------------------------------------------------------
 

@@ -41,6 +41,8 @@ __all__ = [
 LEAD = "lead"
 FORMATTED_VALUE = "formatted_value"
 """``FieldMap.lookup`` for a Dataverse lookup column read as the display name of the record it points to."""
+OWNER_EMAIL = "owner_email"
+"""``FieldMap.lookup`` for a HubSpot owner id written as the owner's email (the owners API)."""
 
 
 class _Model(BaseModel):
@@ -143,17 +145,12 @@ class FieldMap(_Model):
         default=False, description="The target property/column is created by the integration (provision)."
     )
     label: str = Field(default="", description="The seed's label, for people.")
-    lookup: str | None = Field(
+    lookup: Literal["owner_email", "formatted_value"] | None = Field(
         default=None,
-        description="A value that needs a lookup before writing (e.g. 'owner_email'); skipped when the "
-        "lookup is not available.",
+        description="'owner_email': a HubSpot owner id written as the owner's email (skipped when the "
+        "owner is not found); 'formatted_value': a Dataverse lookup column read as the display name of the "
+        "record it points to.",
     )
-
-    @property
-    def readable(self) -> bool:
-        """Can the gateway read this field's value as the field maps it? A Dataverse lookup column is read
-        as its display name (``formatted_value``); other lookups (``owner_email``) are not made yet."""
-        return self.lookup is None or self.lookup == FORMATTED_VALUE
 
 
 class Criterion(_Model):
@@ -269,11 +266,15 @@ class SyncConfig(_Model):
             raise ValueError(f"step names must be unique; repeated: {', '.join(dupes)}")
         for step in self.steps:
             for field in step.fields:
+                where = f"step {step.name!r}, field {field.source!r} -> {field.target!r}"
                 if field.options is not None and field.options not in self.option_sets:
-                    raise ValueError(
-                        f"step {step.name!r}, field {field.source!r} -> {field.target!r}: "
-                        f"option set {field.options!r} is not defined in option_sets"
-                    )
+                    raise ValueError(f"{where}: option set {field.options!r} is not defined in option_sets")
+                if field.lookup == OWNER_EMAIL and step.source.system is not SourceSystem.HUBSPOT:
+                    raise ValueError(f"{where}: lookup owner_email reads a HubSpot owner id; the source is "
+                                     f"{step.source.system}")  # fmt: skip
+                if field.lookup == FORMATTED_VALUE and step.source.system is not SourceSystem.DATAVERSE:
+                    raise ValueError(f"{where}: lookup formatted_value reads a Dataverse lookup column; the "
+                                     f"source is {step.source.system}")  # fmt: skip
         enabled = [s for s in self.steps if s.enabled]
         leads = [s for s in enabled if s.is_lead_step]
         contacts = [

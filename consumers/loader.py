@@ -180,7 +180,7 @@ def _problem(data: Mapping[Any, Any], error: ErrorDetails) -> str:
     where, rest = _locate(data, tuple(error["loc"]))
     message = error["msg"].removeprefix("Value error, ")
     shown = _shown_input(error)
-    parts = [p for p in (where, ".".join(str(p) for p in rest)) if p]
+    parts = [p for p in (where, ".".join(_segment(p) for p in rest)) if p]
     return ": ".join([*parts, message + shown])
 
 
@@ -204,6 +204,14 @@ def _locate(data: Mapping[Any, Any], loc: tuple[int | str, ...]) -> tuple[str, t
             where += f" association {rest[1]} ({_text(row, 'hubspot')} <-> {_text(row, 'dataverse')})"
         rest = rest[2:]
     return where, rest
+
+
+def _segment(part: int | str) -> str:
+    """One step of a field path; a key with spaces or control characters is quoted (a stray key may hold a
+    newline)."""
+    if isinstance(part, int) or (part.isprintable() and part.strip() == part and " " not in part and part):
+        return str(part)
+    return repr(part)
 
 
 def _item(items: object, index: int) -> object:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from consumers.config import (
     AssociationMap,
@@ -38,6 +39,7 @@ __all__ = [
     "ASSOCIATION_PREFIX",
     "Conflict",
     "FieldDecision",
+    "Lookups",
     "MatchState",
     "PairPlan",
     "PairState",
@@ -57,6 +59,10 @@ HS = SourceSystem.HUBSPOT
 DV = SourceSystem.DATAVERSE
 
 Resolver = Callable[[SourceSystem, str, str], str | None]
+Lookups = Mapping[str, Mapping[str, str]]
+"""Field lookup kind (``owner_email``) -> value read -> value to write."""
+NO_LOOKUP: Mapping[str, str] = MappingProxyType({})
+NO_LOOKUPS: Lookups = MappingProxyType({})
 """(system, object type, record id) -> the id of its linked counterpart in the other system, or None."""
 
 
@@ -152,8 +158,6 @@ def tracked_fields(config: SyncConfig, pair: Pair) -> dict[SourceSystem, dict[st
     for step in config.steps_for(pair):
         src, dst = step.source.system, step.target.system
         for f in step.active_fields():
-            if not f.readable:
-                continue  # needs a lookup this version does not make: neither read nor fingerprinted
             out[src].setdefault(f.source, f.source_type)
             out[dst].setdefault(f.target, f.target_type)
         for am in step.associations:
@@ -208,6 +212,7 @@ class _Planning:
     state: PairState
     resolve: Resolver
     proj: dict[SourceSystem, dict[str, Scalar]]
+    lookups: Lookups
     writes: dict[SourceSystem, SideWrite] = field(default_factory=dict)
     skips: list[Skip] = field(default_factory=list)
     conflicts: list[Conflict] = field(default_factory=list)
@@ -253,8 +258,13 @@ def field_value(record: Record, prop: str) -> Scalar:
     return record.values.get(prop)
 
 
-def plan_pair(config: SyncConfig, state: PairState, *, resolve: Resolver) -> PairPlan:
-    """Plan the writes that bring the pair in sync under the configuration's steps and rules."""
+def plan_pair(
+    config: SyncConfig, state: PairState, *, resolve: Resolver, lookups: Lookups = NO_LOOKUPS
+) -> PairPlan:
+    """Plan the writes that bring the pair in sync under the configuration's steps and rules.
+
+    ``resolve`` finds a related record's counterpart; ``lookups`` holds, per field lookup kind, what the
+    caller read for the records' values (``owner_email``: owner id -> email)."""
     proj: dict[SourceSystem, dict[str, Scalar]] = {}
     for system in (HS, DV):
         record = state.record(system)
@@ -262,7 +272,7 @@ def plan_pair(config: SyncConfig, state: PairState, *, resolve: Resolver) -> Pai
         if record is not None:
             values.update({ASSOCIATION_PREFIX + k: v for k, v in record.associations.items()})
         proj[system] = values
-    p = _Planning(config=config, state=state, resolve=resolve, proj=proj)
+    p = _Planning(config=config, state=state, resolve=resolve, proj=proj, lookups=lookups)
     steps = config.steps_for(state.pair)
     for step in steps:
         _run_step(p, step, steps)
@@ -292,10 +302,7 @@ def _run_step(p: _Planning, step: Step, steps: tuple[Step, ...]) -> None:
     if creating:
         _join_sync_set(p, step, steps)
     for f in step.active_fields():
-        if f.readable:
-            _plan_field(p, step, f, steps, creating=creating)
-        elif creating:
-            p.skips.append(Skip(step.name, "needs_lookup", f.target))
+        _plan_field(p, step, f, steps, creating=creating)
     for am in step.associations:
         _plan_association(p, step, am, creating=creating)
 
@@ -399,7 +406,12 @@ def _winner(p: _Planning, policy: ConflictPolicy, step: Step, reverse: Step) -> 
 def _plan_field(p: _Planning, step: Step, f: FieldMap, steps: tuple[Step, ...], *, creating: bool) -> None:
     src, dst = step.source.system, step.target.system
     converted = convert(
-        p.proj[src].get(f.source), f, source_system=src, option_sets=p.config.option_sets, creating=creating
+        p.proj[src].get(f.source),
+        f,
+        source_system=src,
+        option_sets=p.config.option_sets,
+        creating=creating,
+        lookup=p.lookups.get(f.lookup, NO_LOOKUP) if f.lookup else NO_LOOKUP,
     )
     if not isinstance(converted, Converted):
         p.skips.append(Skip(step.name, converted.reason, f.target))

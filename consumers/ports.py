@@ -135,6 +135,11 @@ class CrmGateway(Protocol):
         Several records for one value are returned as they are: the caller refuses ambiguous matches."""
         ...
 
+    async def lookup(self, kind: str, keys: Sequence[str]) -> dict[str, str]:
+        """A field lookup (``owner_email``: HubSpot owner id -> email) for these values read from this
+        CRM; a key not found is absent, a kind this CRM does not know answers nothing."""
+        ...
+
     async def write(self, ops: Sequence[WriteOp]) -> list[WriteOutcome]:
         """Apply the writes (batched per object and kind), one outcome per op, in order."""
         ...

@@ -3,8 +3,9 @@
 `convert` is what a field map does to a value, in this order, each step able to stop with a `Skipped`
 reason (a short snake_case string, fit for a metric label):
 
-1. an empty value converts to ``Converted(None)``; a field that needs a lookup is ``needs_lookup`` (the
-   planner resolves owners and the like, not this module);
+1. an empty value converts to ``Converted(None)``; a field with ``lookup: owner_email`` is the owner's
+   email from the ``lookup`` table the caller read (``lookup_not_found`` when the owner is not in it),
+   delivered as text;
 2. parse the wire value by ``field.source_type`` as the source system writes it (``unparseable``);
 3. translate options by label when the field names an option set or either side is an option: overrides
    first, then the label, trimmed and case-insensitive (``no_option_counterpart``); a string target gets
@@ -31,8 +32,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
+from types import MappingProxyType
 
-from consumers.config import FieldMap, OptionSet, ValueType
+from consumers.config import OWNER_EMAIL, FieldMap, OptionSet, ValueType
 from streams.codec import Scalar
 from streams.keys import SourceSystem
 
@@ -68,7 +70,7 @@ _Parsed = str | Decimal | int | bool | date | datetime | tuple[str, ...]
 class SkipReason(StrEnum):
     """Why a field was not written. Stable: these are metric label values."""
 
-    NEEDS_LOOKUP = "needs_lookup"
+    LOOKUP_NOT_FOUND = "lookup_not_found"
     NO_OPTION_COUNTERPART = "no_option_counterpart"
     NO_OPTION_SET = "no_option_set"
     UNPARSEABLE = "unparseable"
@@ -97,14 +99,21 @@ def convert(
     source_system: SourceSystem,
     option_sets: Mapping[str, OptionSet],
     creating: bool = False,
+    lookup: Mapping[str, str] = MappingProxyType({}),
 ) -> Converted | Skipped:
     """The value to write for one field map, in the other system's representation, or why there is none.
 
-    ``creating``: the target record is being created, so an option set's ``create_overrides`` apply."""
+    ``creating``: the target record is being created, so an option set's ``create_overrides`` apply.
+    ``lookup``: for a field with ``lookup: owner_email``, owner id -> email."""
     if value is None or is_empty(value):
         return Converted(None)
-    if not field.readable:
-        return Skipped(SkipReason.NEEDS_LOOKUP)
+    if field.lookup == OWNER_EMAIL:
+        found = lookup.get(str(value).strip())
+        return (
+            Skipped(SkipReason.LOOKUP_NOT_FOUND)
+            if found is None
+            else _deliver(found, field, source_system.other)
+        )
     parsed = _PARSERS[field.source_type](value, source_system)
     if parsed is None:
         return Skipped(SkipReason.UNPARSEABLE)

@@ -424,6 +424,11 @@ class DataverseGateway:
 
     # -- writes -------------------------------------------------------------------------------------
 
+    async def lookup(self, kind: str, keys: Sequence[str]) -> dict[str, str]:
+        """No lookup is made here: a lookup column is read as its display name (``formatted_value``)."""
+        del kind, keys
+        return {}
+
     async def write(self, ops: Sequence[WriteOp]) -> list[WriteOutcome]:
         outcomes: dict[int, WriteOutcome] = {}
         parts: list[tuple[int, Part]] = []

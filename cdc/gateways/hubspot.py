@@ -7,6 +7,8 @@ Calls per operation (batches of at most 100 inputs, fact sheet §3.2):
 - ``find``: ``email`` on contacts is a ``batch/read`` with ``idProperty=email`` (consistent at once, unlike
   search, and case-insensitive); any other property is a search (``EQ``, or ``IN`` for several values,
   through the client's 5-per-second limiter), so it lags behind recent writes;
+- ``lookup("owner_email", ids)``: none while the cached owner list is fresh, else one ``GET
+  /crm/v3/owners`` per 500 owners (active and archived);
 - ``write``: one ``batch/create`` / ``batch/update`` / ``batch/archive`` per 100 ops of one object type and
   kind, then for updates one v4 ``batch/create`` per related object type (associations to set) and one
   v4 ``batch/read`` + ``batch/labels/archive`` pair (associations to clear). Creates carry their
@@ -31,7 +33,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from cdc.gateways._common import chunks, parse_time, short
@@ -39,6 +42,7 @@ from cdc.hubspot.client import Backoff, HubSpotClient
 from cdc.hubspot.errors import FatalError, RequestError, RetriableError
 from cdc.metrics import Metrics
 from cdc.settings import HubSpotSettings
+from consumers.config import OWNER_EMAIL
 from consumers.ports import MERGED_IDS, CrmUnavailableError, Record, WriteKind, WriteOp, WriteOutcome
 from streams.codec import Scalar
 from streams.keys import SourceSystem
@@ -55,6 +59,10 @@ SEARCH_VALUES = 25
 """Values per ``IN`` filter: keeps the body far below the 3,000-character limit (§3.5)."""
 SEARCH_PAGE = 200
 ASSOCIATION_INPUTS = 1000
+OWNERS_TTL_S = 600.0
+"""The owner list is read again after this long (an owner's email changed)."""
+OWNERS_MISS_S = 30.0
+"""...or after this long when a record names an owner not in it."""
 HUBSPOT_DEFINED = "HUBSPOT_DEFINED"
 GATEWAY_BACKOFF = Backoff(base_s=0.5, cap_s=5.0, attempts=3, max_throttle_wait_s=30.0, throttle_attempts=1)
 """Short client retries: the engine pauses the whole batch on `CrmUnavailableError` instead."""
@@ -129,10 +137,16 @@ class _Batch:
 class HubSpotGateway:
     """`consumers.ports.CrmGateway` for one HubSpot portal, over an open `HubSpotClient`."""
 
-    def __init__(self, client: HubSpotClient, *, portal_id: str) -> None:
+    def __init__(
+        self, client: HubSpotClient, *, portal_id: str, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._client = client
         self._portal_id = portal_id
         self._keyed: dict[str, bool] = {}
+        self._clock = clock
+        self._owners: dict[str, str] = {}
+        self._owners_read_at: float | None = None
+        self._owners_refused = False
 
     @property
     def system(self) -> SourceSystem:
@@ -143,6 +157,35 @@ class HubSpotGateway:
         return self._portal_id
 
     # -- reads --------------------------------------------------------------------------------------
+
+    async def lookup(self, kind: str, keys: Sequence[str]) -> dict[str, str]:
+        """``owner_email``: owner id -> email, from the portal's owner list, read whole (one call per 500
+        owners) at most every ``OWNERS_TTL_S``, or ``OWNERS_MISS_S`` after a read when an id is not in it
+        (an owner added since)."""
+        if kind != OWNER_EMAIL:
+            return {}
+        age = None if self._owners_read_at is None else self._clock() - self._owners_read_at
+        missing = any(key not in self._owners for key in keys)
+        if age is None or age > OWNERS_TTL_S or (missing and age > OWNERS_MISS_S):
+            self._owners_read_at = self._clock()
+            try:
+                self._owners = await self._client.owner_emails()
+            except RetriableError as error:
+                self._owners_read_at = None  # asked again when the batch is retried
+                raise CrmUnavailableError(
+                    SourceSystem.HUBSPOT, str(error), retry_after_s=error.retry_after
+                ) from error
+            except (FatalError, RequestError) as error:  # 403: a token without the owners scope
+                if not self._owners_refused:
+                    log.error(  # noqa: TRY400 -- the answer says it all; a traceback would not help
+                        "hubspot refuses the owner list (%s): owner emails are not written until the "
+                        "token has the crm.objects.owners.read scope",
+                        error,
+                    )
+                self._owners_refused = True
+            else:
+                self._owners_refused = False
+        return {key: self._owners[key] for key in keys if key in self._owners}
 
     async def read(
         self,

@@ -34,6 +34,8 @@ SYSTEM = "hubspot"
 SEARCH = "POST /crm/v3/objects/{type}/search"
 ASSOCIATIONS_BATCH_READ = "POST /crm/v4/associations/{from}/{to}/batch/read"
 ASSOCIATIONS_READ_LIMIT = 1000
+OWNERS = "GET /crm/v3/owners"
+OWNERS_PAGE = 500
 
 
 @dataclass(frozen=True)
@@ -138,6 +140,21 @@ class HubSpotClient:
             has_more=bool((answer.get("paging") or {}).get("next")),
             after=str(after) if after else None,
         )
+
+    async def owner_emails(self) -> dict[str, str]:
+        """Every owner's email by owner id, active and archived (a record may still name an owner who has
+        left): ``GET /crm/v3/owners``, 500 per page."""
+        emails: dict[str, str] = {}
+        for archived in ("false", "true"):
+            after: str | None = ""
+            while after is not None:
+                query = f"limit={OWNERS_PAGE}&archived={archived}" + (f"&after={after}" if after else "")
+                answer = await self._call("GET", OWNERS, f"/crm/v3/owners?{query}")
+                for owner in answer.get("results") or []:
+                    if owner.get("id") is not None and owner.get("email"):
+                        emails.setdefault(str(owner["id"]), str(owner["email"]))
+                after = ((answer.get("paging") or {}).get("next") or {}).get("after") or None
+        return emails
 
     async def read_associations(
         self, from_type: str, to_type: str, ids: Sequence[str]

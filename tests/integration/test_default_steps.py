@@ -40,10 +40,15 @@ async def hs_record(stack: Stack, object_type: str, prop: str, value: str) -> di
 
 async def test_every_default_step_moves_a_record_with_its_mapped_values(kafka_settings: Any) -> None:
     async with running_stack(kafka_settings, load_config(), tables=TABLES, provision=True) as stack:
+        owners = [
+            (await stack.hs.post("/_admin/owners", json={"email": email})).json()["id"]
+            for email in ("andrew@northwind.example", "janet@northwind.example")
+        ]
         # Step 1: HubSpot company -> account (flag on); a company without the flag stays put.
         company = await stack.hs_create(
             "companies",
             {
+                "hubspot_owner_id": owners[0],
                 "name": "Northwind Traders",
                 "city": "Leeds",
                 "phone": "+44 113 496 0000",
@@ -60,6 +65,7 @@ async def test_every_default_step_moves_a_record_with_its_mapped_values(kafka_se
         assert account["telephone1"] == "+44 113 496 0000"
         assert account["websiteurl"] == "https://northwind.example"
         assert account["cdc_lifecyclestage"] is not None  # translated by label into the created choice
+        assert account["cdc_hubspotowner"] == "andrew@northwind.example"  # the owner id, as its email
 
         # Step 2: HubSpot contact -> Dataverse contact, with its primary company -> parentcustomerid.
         contact = await stack.hs_create(
@@ -80,6 +86,13 @@ async def test_every_default_step_moves_a_record_with_its_mapped_values(kafka_se
         row = await eventually(parented, what="step 2: the contact with its parent account")
         assert row["firstname"] == "Nancy"
         assert row["lastname"] == "Davolio"
+        await stack.hs_update("contacts", contact, {"hubspot_owner_id": owners[1]})
+
+        async def owned() -> dict[str, Any] | None:
+            row = await dv_row(stack, "contact", "emailaddress1", "nancy@northwind.example")
+            return row if row and row.get("cdc_hubspotowner") == "janet@northwind.example" else None
+
+        await eventually(owned, what="step 2: the contact owner's email")
 
         # Step 3: Dataverse account edit (flag on) -> HubSpot company.
         await stack.dv_update(

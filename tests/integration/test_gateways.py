@@ -27,6 +27,7 @@ from cdc.gateways import DataverseGateway, HubSpotGateway, open_dataverse_gatewa
 from cdc.gateways.dataverse import HUBSPOT_ID_COLUMN
 from cdc.gateways.hubspot import DATAVERSE_ID_PROPERTY
 from cdc.hubspot.client import Backoff
+from cdc.hubspot.errors import FatalError as HubSpotFatalError
 from cdc.metrics import Metrics
 from cdc.provisioning.run import provision_sandbox
 from cdc.sandbox.runner import Sandbox, run_sandbox
@@ -248,6 +249,51 @@ async def test_hubspot_read_by_a_merged_away_id_answers_with_the_survivor_under_
     assert found[primary].associations == {"company:1": company}
     # Without the merged ids asked for, nothing tells which asked id the survivor answers for.
     assert set(await hubspot.read("contact", [primary], fields=["email"])) == {survivor}
+
+
+async def test_hubspot_owner_emails_come_from_one_cached_owner_list(box: Sandbox) -> None:
+    """Owner id -> email for the ``owner_email`` lookup: the owner list is read once (active and archived
+    owners), answered from memory while fresh, and read again when an id is missing from it."""
+    now = [0.0]
+    async with (
+        open_hubspot_gateway(hubspot_settings(box), Metrics(CollectorRegistry()), backoff=FAST_HUBSPOT) as gw,
+        hubspot_admin(box) as admin,
+    ):
+        gw._clock = lambda: now[0]
+        gone = (await admin.post("/owners", json={"email": "gone@example.com"})).json()["id"]
+        await admin.delete(f"/owners/{gone}")
+        listed = await gw._client.owner_emails()
+        owner = next(i for i, email in listed.items() if email != "gone@example.com")
+        await calls(admin, reset=True)
+        found = await gw.lookup("owner_email", [owner, gone, "404"])
+        assert found == {owner: listed[owner], gone: "gone@example.com"}
+        assert await gw.lookup("owner_email", [owner]) == {owner: listed[owner]}
+        assert await gw.lookup("formatted_value", [owner]) == {}
+        assert (await calls(admin)).get("GET /crm/v3/owners") == 2  # active, then archived; once
+        added = (await admin.post("/owners", json={"email": "late@example.com"})).json()["id"]
+        assert await gw.lookup("owner_email", [added]) == {}  # read 0 s ago: not again yet
+        now[0] = 31.0
+        assert await gw.lookup("owner_email", [added]) == {added: "late@example.com"}
+        assert (await calls(admin)).get("GET /crm/v3/owners") == 4
+
+
+async def test_hubspot_owner_list_refused_leaves_owner_emails_out_and_says_why_once(
+    hubspot: HubSpotGateway, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A token without ``crm.objects.owners.read`` (403) must not stop the sync: the owner fields are
+    left out (counted as ``lookup_not_found``) and the operator is told once what scope is missing."""
+
+    async def refused() -> dict[str, str]:
+        raise HubSpotFatalError("403: This app hasn't been granted all required scopes", status=403)
+
+    monkeypatch.setattr(hubspot._client, "owner_emails", refused)
+    with caplog.at_level(logging.ERROR, logger="cdc.gateways.hubspot"):
+        assert await hubspot.lookup("owner_email", ["1"]) == {}
+        hubspot._owners_read_at = -1000.0
+        assert await hubspot.lookup("owner_email", ["1"]) == {}
+    said = [r.getMessage() for r in caplog.records if "owner list" in r.getMessage()]
+    assert len(said) == 1
+    assert "crm.objects.owners.read" in said[0]
 
 
 @pytest.mark.parametrize(("knob", "retry_after"), [("throttle_rate", 10.0), ("error_rate", None)])

@@ -161,6 +161,8 @@ class World:
     """(system, object, id) -> id of its linked counterpart: what the resolver answers."""
     clock: datetime = START
     match: MatchState = field(default_factory=MatchState)
+    lookups: dict[str, dict[str, str]] = field(default_factory=dict)
+    """What the field lookups read: ``owner_email`` -> owner id -> email."""
 
     def tick(self) -> datetime:
         self.clock += timedelta(seconds=1)
@@ -178,7 +180,7 @@ class World:
         self.related[(DV, *dataverse)] = hubspot[1]
 
     def plan(self) -> PairPlan:
-        return plan_pair(self.config, self.state(), resolve=self.resolve)
+        return plan_pair(self.config, self.state(), resolve=self.resolve, lookups=self.lookups)
 
     def apply(self, plan: PairPlan) -> None:
         applied = apply_plan(self.state(), plan, now=self.tick())

@@ -283,3 +283,20 @@ def test_fuzz_files(tmp_path: Path, text: str) -> None:
     result = outcome(load_config, path)
     if isinstance(result, ConfigError):
         assert str(result).startswith(str(path))
+
+
+def test_a_lookup_must_read_from_the_system_it_knows_and_be_a_known_kind() -> None:
+    data = defaults()
+    data["steps"][5]["fields"][0]["lookup"] = "owner_email"  # s4 reads Dataverse: no HubSpot owner id
+    assert problems_of(data) == (
+        "step 's4_contacts_to_hubspot_contacts', field 'address1_city' -> 'city': lookup owner_email reads "
+        "a HubSpot owner id; the source is dataverse",
+    )
+    data = defaults()
+    data["steps"][3]["fields"][0]["lookup"] = "formatted_value"  # s2 reads HubSpot
+    assert "lookup formatted_value reads a Dataverse lookup column" in problems_of(data)[0]
+    data = defaults()
+    data["steps"][3]["fields"][0]["lookup"] = "owner_name"
+    [problem] = problems_of(data)
+    assert problem.startswith("step 's2_contacts_to_contacts' field 0 (")
+    assert "lookup: Input should be 'owner_email' or 'formatted_value' (got 'owner_name')" in problem

@@ -1057,6 +1057,27 @@ def default_contacts(defaults: SyncConfig) -> World:
     return world
 
 
+def test_defaults_write_the_hubspot_owner_as_the_owners_email_and_follow_a_new_owner(
+    defaults: SyncConfig,
+) -> None:
+    world = default_contacts(defaults)
+    world.lookups = {"owner_email": {"123": "avery@example.com", "456": "jordan@example.com"}}
+    plan = world.plan()
+    w = plan.write_for(DV)
+    assert w is not None
+    assert w.values["cdc_hubspotowner"] == "avery@example.com"
+    world.apply(plan)
+    assert world.plan().writes == ()  # the raw owner id is what the HubSpot side fingerprints
+    world.edit(HS, {"hubspot_owner_id": "456"})
+    plan = world.plan()
+    w = plan.write_for(DV)
+    assert w is not None
+    assert w.values == {"cdc_hubspotowner": "jordan@example.com"}
+    world.apply(plan)
+    world.edit(HS, {"hubspot_owner_id": ""})
+    assert world.plan().write_for(DV) is None  # an empty value never overwrites a non-empty one
+
+
 def test_defaults_first_sync_creates_the_dynamics_contact(defaults: SyncConfig) -> None:
     world = default_contacts(defaults)
     plan = world.plan()
@@ -1072,8 +1093,8 @@ def test_defaults_first_sync_creates_the_dynamics_contact(defaults: SyncConfig) 
     assert w.values["cdc_hubspotscore"] == 42
     assert w.values["donotbulkemail"] is True
     assert "cdc_hubspotleadstatus" not in w.values
-    assert "cdc_hubspotowner" not in w.values
-    assert (S2, "needs_lookup", "cdc_hubspotowner") in reasons(plan)
+    assert "cdc_hubspotowner" not in w.values  # the owner id was not found among the portal's owners
+    assert (S2, "lookup_not_found", "cdc_hubspotowner") in reasons(plan)
     assert w.associations == {"parentcustomerid:account": "a1"}
     world.apply(plan)
     assert world.plan().writes == ()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
+from typing import Literal
 
 import pytest
 from hypothesis import assume, given
@@ -51,7 +52,7 @@ def fmap(
     *,
     options: str | None = None,
     max_length: int | None = None,
-    lookup: str | None = None,
+    lookup: Literal["owner_email", "formatted_value"] | None = None,
 ) -> FieldMap:
     return FieldMap(
         source="src",
@@ -225,8 +226,22 @@ def test_empty_converts_to_none_whatever_the_types() -> None:
                 assert dv_to_hs(value, field) == Converted(None)
 
 
-def test_a_field_that_needs_a_lookup_is_skipped() -> None:
-    assert hs_to_dv("51", fmap(T.OPTION, T.STRING, lookup="owner_email")) == Skipped("needs_lookup")
+def test_an_owner_id_is_written_as_the_owners_email_from_the_lookup_table() -> None:
+    owners = {"51": "ann@example.com"}
+    field = fmap(T.STRING, T.STRING, lookup="owner_email", max_length=20)
+    assert convert(" 51 ", field, source_system=HS, option_sets=SETS, lookup=owners) == Converted(
+        "ann@example.com"
+    )
+    assert convert(51, field, source_system=HS, option_sets=SETS, lookup=owners) == Converted(
+        "ann@example.com"
+    )
+    assert convert("52", field, source_system=HS, option_sets=SETS, lookup=owners) == Skipped(
+        "lookup_not_found"
+    )
+    assert hs_to_dv("51", field) == Skipped("lookup_not_found")  # no table read
+    assert convert(None, field, source_system=HS, option_sets=SETS, lookup=owners) == Converted(None)
+    long = {"51": "a-very-long-owner-address@example.com"}
+    assert convert("51", field, source_system=HS, option_sets=SETS, lookup=long) == Skipped("too_long")
 
 
 def test_length_is_checked_after_rendering() -> None:

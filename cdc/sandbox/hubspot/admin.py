@@ -28,6 +28,8 @@ Routes:
 - ``GET    /_admin/ratelimits`` / ``PUT`` -- ``{"burst", "window_ms", "daily", "search_per_second"}``,
   ``null`` meaning unlimited; ``DELETE`` empties the counters.
 - ``POST   /_admin/clock/advance`` -- ``{"seconds"}``: moves the sandbox clock (rate windows, retries).
+- ``POST   /_admin/owners``, ``DELETE /_admin/owners/{ownerId}`` -- add and archive owners
+  (:mod:`cdc.sandbox.hubspot.owners`).
 """
 
 from __future__ import annotations

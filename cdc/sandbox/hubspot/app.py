@@ -27,6 +27,7 @@ from cdc.sandbox.hubspot.admin import admin_routes
 from cdc.sandbox.hubspot.api import Context, error_response
 from cdc.sandbox.hubspot.associations_api import association_routes
 from cdc.sandbox.hubspot.crm import crm_routes
+from cdc.sandbox.hubspot.owners import Owners, owner_routes
 from cdc.sandbox.hubspot.properties_api import property_routes
 from cdc.sandbox.hubspot.ratelimits import RateLimiter
 from cdc.sandbox.hubspot.store import Store, iso
@@ -87,8 +88,10 @@ class HubSpotSandbox:
             portal_id=portal_id,
             ids=random.Random(rng.getrandbits(32)),  # noqa: S311 -- correlation ids
         )
+        self.owners = Owners(self.clock, random.Random(rng.getrandbits(32)))  # noqa: S311 -- ids
         self.set_webhook_url(webhook_url)
         routes = [
+            *owner_routes(self.context, self.owners),
             *admin_routes(self.context, self.calls, self.faults),
             *crm_routes(self.context),
             *property_routes(self.context),
