@@ -25,7 +25,6 @@ from consumers.planner import (
     MatchState,
     PairPlan,
     PairState,
-    Pending,
     SideWrite,
     field_value,
     plan_pair,
@@ -44,7 +43,7 @@ from consumers.values import canonical
 from streams.audit import AuditAction, AuditRecord, FieldWrite
 from streams.codec import Scalar
 from streams.events import ChangeEvent, Merge, Operation, Origin
-from streams.keys import RecordRef, SourceSystem
+from streams.keys import RecordRef, SourceSystem, split_key
 from streams.links import FieldSync, Link, LinkIndex, LinkSide, fingerprint, link_id_for
 from streams.work import WorkItem, link_route
 
@@ -164,13 +163,26 @@ class StagedLinks:
         self.removed: set[str] = set()
 
     def find(self, record: RecordRef) -> Link | None:
-        link = self.staged.find(record)
+        return self.find_key(record.key)
+
+    def find_key(self, key: str) -> Link | None:
+        link = self.staged.find(key)
         if link is not None:
             return link
-        link = self.base.find(record)
+        link = self.base.find(key)
         if link is None or link.link_id in self.removed or self.staged.get(link.link_id) is not None:
             return None  # tombstoned, or re-pointed (a merge) within this batch
         return link
+
+    def get(self, link_id: str) -> Link | None:
+        if link_id in self.removed:
+            return None
+        return self.staged.get(link_id) or self.base.get(link_id)
+
+    def waiting_on(self, key: str) -> set[str]:
+        """The links (as this batch leaves them) waiting for this record to be linked."""
+        base = {i for i in self.base.waiting_on(key) if i not in self.removed and self.staged.get(i) is None}
+        return base | self.staged.waiting_on(key)
 
     def apply(self, link_id: str, link: Link | None) -> None:
         if link is None:
@@ -195,9 +207,6 @@ class Applier:
         self.index = index
         self.view = StagedLinks(index)
         self._tracked_cache: dict[Pair, dict[SourceSystem, dict[str, ValueType]]] = {}
-        self.waiting: dict[str, dict[tuple[str, str], WorkItem]] = {}
-        """Related record key -> the pairs whose association waits for it to be linked (per replica, in
-        memory: after a restart, the pair's next change writes the association)."""
         self.dry_run = dry_run
         self._owned: Callable[[], bool] = _always
         self._clock = clock
@@ -363,41 +372,45 @@ class Applier:
         self._rechecks(result)
         return result
 
-    def _wait_for(self, unit: Unit, pending: Pending) -> None:
-        related = self.ref(pending.related_system, pending.related_object, pending.related_id).key
-        system = pending.related_system
-        object_id = unit.ids[system]
-        if object_id is None:
-            return
-        ref = self.ref(system, unit.pair.object_on(system), object_id)
-        change = ChangeEvent(
-            source=system,
-            tenant=ref.tenant,
-            object_type=ref.object_type,
-            object_id=ref.object_id,
-            operation=Operation.UPDATE,
-            origin=Origin.RESYNC,
-            source_event_type="association_recheck",
-            occurred_at=self._now(),
-            received_at=self._now(),
-        )
-        item = WorkItem(pair=str(unit.pair), route=unit.route, change=change)
-        self.waiting.setdefault(related, {})[(item.pair, ref.key)] = item
-
     def _rechecks(self, result: BatchResult) -> None:
-        """Pairs whose association waited for a record this batch linked are planned again."""
+        """Pairs whose association waited for a record this batch linked are planned again; so are pairs
+        this batch left waiting for a record linked meanwhile (by another replica)."""
+        waiting: set[str] = set()
         for _, link in result.links:
             if link is None:
                 continue
             for side in (link.hubspot, link.dataverse):
-                for item in self.waiting.pop(side.key, {}).values():
-                    route = self.view.find(item.change.ref)
-                    routed = (
-                        item
-                        if route is None
-                        else item.model_copy(update={"route": link_route(route.link_id)})
-                    )
-                    result.rechecks.append(routed)
+                waiting |= self.view.waiting_on(side.key)
+            if any(self.view.find_key(key) is not None for key in link.waiting_for):
+                waiting.add(link.link_id)
+        for link_id in sorted(waiting):
+            link = self.view.get(link_id)
+            if link is not None:
+                result.rechecks.extend(self._recheck(link))
+
+    def _recheck(self, link: Link) -> list[WorkItem]:
+        """A change of the pair's record on each side whose association waits, routed by the link."""
+        systems = {SourceSystem(split_key(key)[0]) for key in link.waiting_for}
+        pair = Pair(hubspot=link.hubspot.object_type, dataverse=link.dataverse.object_type)
+        now = self._now()
+        return [
+            WorkItem(
+                pair=str(pair),
+                route=link_route(link.link_id),
+                change=ChangeEvent(
+                    source=system,
+                    tenant=link.side(system).tenant,
+                    object_type=link.side(system).object_type,
+                    object_id=link.side(system).object_id,
+                    operation=Operation.UPDATE,
+                    origin=Origin.RESYNC,
+                    source_event_type="association_recheck",
+                    occurred_at=now,
+                    received_at=now,
+                ),
+            )
+            for system in sorted(systems)
+        ]
 
     async def _pass(self, units: list[Unit], result: BatchResult) -> list[Unit]:
         states, relinked = await self._read(units, result)
@@ -411,8 +424,6 @@ class Applier:
                 result.conflicts[(conflict.step, str(conflict.rule))] += 1
             if not plan.writes and state.link is not None and not _moved(state, plan):
                 result.echoes += 1
-            for pending in plan.pending:
-                self._wait_for(unit, pending)
             plans.append((unit, state, plan))
         outcomes = await self._write([(unit, plan) for unit, _, plan in plans], result)
         retry: list[Unit] = []
@@ -735,8 +746,16 @@ class Applier:
                 merged_ids=prior.merged_ids if prior is not None else (),
             )
         link_id = old.link_id if old is not None else link_id_for(sides[HS].ref, sides[DV].ref)
+        waiting = tuple(
+            sorted({self.ref(p.related_system, p.related_object, p.related_id).key for p in plan.pending})
+        )
         committed = unit.link  # ``old`` may hold what an earlier, failed attempt sent (`_with_sent`)
-        if committed is not None and committed.hubspot == sides[HS] and committed.dataverse == sides[DV]:
+        if (
+            committed is not None
+            and committed.hubspot == sides[HS]
+            and committed.dataverse == sides[DV]
+            and committed.waiting_for == waiting
+        ):
             link = committed
         else:
             link = Link(
@@ -746,6 +765,7 @@ class Applier:
                 revision=(old.revision + 1) if old is not None else 1,
                 created_at=old.created_at if old is not None else now,
                 updated_at=now,
+                waiting_for=waiting,
             )
             self.view.apply(link_id, link)
             if not self.dry_run:

@@ -95,6 +95,12 @@ class Link(Versioned):
     revision: int = Field(default=1, ge=1, description="Bumped on every update; a newer revision wins.")
     created_at: AwareDatetime
     updated_at: AwareDatetime
+    waiting_for: tuple[str, ...] = Field(
+        default=(),
+        description="Keys of related records with no counterpart yet that an association of this pair "
+        "names: when one of them is linked, the pair is planned again (kept in the link, so a restart "
+        "forgets none).",
+    )
 
     @model_validator(mode="after")
     def _sides_are_the_right_systems(self) -> Self:
@@ -134,6 +140,7 @@ class LinkIndex:
         self._by_record: dict[str, str] = {}
         self._counts: dict[str, int] = {}
         self._cache: OrderedDict[str, Link] = OrderedDict()
+        self._waiters: dict[str, set[str]] = {}
 
     def __len__(self) -> int:
         return len(self._raw)
@@ -154,18 +161,26 @@ class LinkIndex:
         old = self._raw.pop(link_id, None)
         self._cache.pop(link_id, None)
         if old is not None:
-            old_keys, old_kind = _keys_of(orjson.loads(zlib.decompress(old)))
+            previous = orjson.loads(zlib.decompress(old))
+            old_keys, old_kind = _keys_of(previous)
             self._counts[old_kind] -= 1
             for key in old_keys:
                 if self._by_record.get(key) == link_id:
                     del self._by_record[key]
+            for key in previous.get("waiting_for", ()):
+                self._waiters.get(key, set()).discard(link_id)
+                if not self._waiters.get(key, True):
+                    del self._waiters[key]
         if raw is None:
             return
-        keys, kind = _keys_of(orjson.loads(raw))
+        decoded = orjson.loads(raw)
+        keys, kind = _keys_of(decoded)
         self._raw[link_id] = zlib.compress(raw, 1)
         self._counts[kind] = self._counts.get(kind, 0) + 1
         for key in keys:
             self._by_record[key] = link_id
+        for key in decoded.get("waiting_for", ()):
+            self._waiters.setdefault(key, set()).add(link_id)
         if link is not None:
             self._remember(link_id, link)
 
@@ -192,6 +207,10 @@ class LinkIndex:
         key = record if isinstance(record, str) else record.key
         link_id = self._by_record.get(key)
         return None if link_id is None else self.get(link_id)
+
+    def waiting_on(self, record_key: str) -> set[str]:
+        """The links whose pair waits for this record to be linked (`Link.waiting_for`)."""
+        return set(self._waiters.get(record_key, ()))
 
     def counts(self) -> dict[str, int]:
         """Links per pair of object types (``<hubspot object>~<dataverse object>``)."""

@@ -5,13 +5,16 @@ label (a value with no counterpart skips that field, not the record), and lead m
 from __future__ import annotations
 
 import os
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 
 from consumers.config import SyncConfig
 from consumers.loader import load_config
+from streams.topics import TopicRole
 from tests.integration.sync_stack import Stack, eventually, quiet, running_stack
+from tests.kafka_reading import read_topic
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -216,3 +219,46 @@ async def test_lead_mode_creates_leads_from_hubspot_contacts_and_back(kafka_sett
 
         contact = await eventually(rated, what="L2: the lead rating on the contact")
         assert contact["d365_lead_rating"] == "1"
+
+
+async def test_a_contact_whose_company_syncs_later_gets_its_parent_account_across_a_restart(
+    kafka_settings: Any,
+) -> None:
+    """The contact syncs while its company does not (no sync flag): its pair waits for the company, and
+    the wait is kept in the link, so a `cdc sync` killed meanwhile forgets nothing. Once the company syncs,
+    the contact's Dataverse parent account is set."""
+    config = load_config()
+    async with running_stack(kafka_settings, config, tables=TABLES, provision=True, processes=True) as stack:
+        company = await stack.hs_create("companies", {"name": "Later Ltd"})
+        contact = await stack.hs_create(
+            "contacts", {"email": "early@later.example", "firstname": "Early", "sync_to_d365": "true"}
+        )
+        await stack.hs_associate("contacts", contact, "companies", company)
+
+        async def waiting() -> list[dict[str, Any]]:
+            latest = {link["link_id"]: link for link in await read_topic(kafka_settings, TopicRole.LINKS)}
+            return [
+                link for link in latest.values() if any(company in k for k in link.get("waiting_for", ()))
+            ]
+
+        await eventually(waiting, within=45, what="the contact's pair waiting for its company")
+        row = await dv_row(stack, "contact", "emailaddress1", "early@later.example")
+        assert row is not None
+        assert row.get("_parentcustomerid_value") is None
+        await stack.kill_replica(0)  # kill -9, and a new `cdc sync` process
+
+        await stack.hs_update("companies", company, {"sync_to_d365": "true"})
+        account = await eventually(
+            lambda: dv_row(stack, "account", "name", "Later Ltd"), within=45, what="the account"
+        )
+
+        async def parented() -> dict[str, Any] | None:
+            row = await dv_row(stack, "contact", "emailaddress1", "early@later.example")
+            return row if row and row.get("_parentcustomerid_value") == account["accountid"] else None
+
+        await eventually(parented, within=45, what="the contact's parent account, once the company synced")
+        await eventually(lambda: _none_waiting(waiting), within=30, what="the wait cleared from the link")
+
+
+async def _none_waiting(waiting: Callable[[], Awaitable[list[dict[str, Any]]]]) -> bool:
+    return not await waiting()

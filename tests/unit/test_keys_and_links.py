@@ -90,6 +90,23 @@ def test_replacing_a_side_drops_the_old_sides_lookup() -> None:
     assert index.find(side(SourceSystem.DATAVERSE, "g2").ref) == moved
 
 
+def test_the_index_knows_which_pairs_wait_for_a_record_through_updates_and_tombstones() -> None:
+    company = join_key("hubspot", "portal-1", "company", "c1")
+    other = join_key("hubspot", "portal-1", "company", "c2")
+    index = LinkIndex()
+    first, second = link("1", "g1"), link("2", "g2")
+    for pair in (first, second):
+        index.apply(pair.link_id, pair.model_copy(update={"waiting_for": (company,)}))
+    assert index.waiting_on(company) == {first.link_id, second.link_id}
+    index.apply(first.link_id, first.model_copy(update={"waiting_for": (other,), "revision": 2}))
+    assert index.waiting_on(company) == {second.link_id}
+    assert index.waiting_on(other) == {first.link_id}
+    index.apply(second.link_id, None)
+    index.apply_raw(first.link_id, first.model_dump_json().encode())  # as read back: waits for nothing
+    assert index.waiting_on(company) == set()
+    assert index.waiting_on(other) == set()
+
+
 def test_link_sides_must_be_the_right_systems() -> None:
     with pytest.raises(ValueError, match="'hubspot' side must be a HubSpot record"):
         Link(
