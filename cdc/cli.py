@@ -23,7 +23,7 @@ import orjson
 from cdc.devkafka.runner import KafkaRunnerError, LocalKafka, kafka_version, resolve_jars
 from cdc.exits import CliError, ExitCode
 from cdc.settings import Settings, SettingsError, load_settings
-from cdc.signals import stop_on_signals
+from cdc.signals import sigterm_as_interrupt, stop_on_signals
 from consumers.loader import ConfigError
 from streams.admin import EnsureReport, KafkaUnavailableError, TopicAdminError, ensure_topics, open_admin
 from streams.topics import TopicCatalog
@@ -775,6 +775,7 @@ def resync(
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the command, turn known failures into one line and an exit code."""
+    sigterm_as_interrupt()
     try:
         cli.main(args=argv, prog_name="cdc", standalone_mode=False)
     except click.exceptions.Exit as done:

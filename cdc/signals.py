@@ -1,6 +1,8 @@
 """Signals every long-running role answers.
 
 - SIGINT, SIGTERM: set the role's ``stop`` event; its numbered shutdown follows.
+- SIGTERM to a foreground command (``cdc bench``, ``cdc demo``): the same as Ctrl-C, so the local broker,
+  sandbox and role processes it started are stopped, not orphaned (`sigterm_as_interrupt`).
 - SIGUSR1: log where each asyncio task of the process waits, and carry on. What a stuck process needs
   explained at 3 a.m.: a thread dump (py-spy) shows an idle event loop, not the coroutine chain a task is
   parked in. The dump is one WARNING record of the ``cdc.tasks`` logger, a block per task: its name,
@@ -46,3 +48,14 @@ def stop_on_signals(stop: asyncio.Event) -> Iterator[None]:
     finally:
         for sig in (*_STOPPING, signal.SIGUSR1):
             loop.remove_signal_handler(sig)
+
+
+def sigterm_as_interrupt() -> None:
+    """From now on SIGTERM is SIGINT: a command stopped by ``kill`` or a supervisor unwinds as on Ctrl-C
+    (asyncio cancels the main task; ``with`` blocks stop what they started). The roles' own handlers
+    (`stop_on_signals`) take over while they run."""
+
+    def interrupt(_signum: int, _frame: object) -> None:
+        signal.raise_signal(signal.SIGINT)
+
+    signal.signal(signal.SIGTERM, interrupt)
