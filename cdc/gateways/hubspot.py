@@ -201,11 +201,13 @@ class HubSpotGateway:
             for chunk in chunks(list(dict.fromkeys(ids)), BATCH_LIMIT):
                 body = {"properties": list(fields), "inputs": [{"id": i} for i in chunk]}
                 answer = await self._client.post(BATCH_READ, path, body)
+                asked = set(chunk)
                 for item in answer.get("results") or []:
                     record = _record(object_type, item, fields)
                     found[record.object_id] = record
-                    for old in _merged_ids(record) & set(chunk):  # asked by an id merged into it
-                        found[old] = record
+                    if record.object_id not in asked:  # asked by an id merged into it
+                        for old in _merged_ids(record) & asked:
+                            found[old] = record
             if associations and found:
                 current = list(dict.fromkeys(r.object_id for r in found.values()))
                 linked = await self._read_associations(object_type, current, associations)
