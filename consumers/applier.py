@@ -207,6 +207,7 @@ class Applier:
         self.index = index
         self.view = StagedLinks(index)
         self._tracked_cache: dict[Pair, dict[SourceSystem, dict[str, ValueType]]] = {}
+        self._lookup_cache: dict[Pair, list[tuple[str, SourceSystem, str]]] = {}
         self.dry_run = dry_run
         self._owned: Callable[[], bool] = _always
         self._clock = clock
@@ -290,6 +291,19 @@ class Applier:
                 yield item
             elif (deferred := self._special(item, _pair(item.pair), result, deletions)) is not None:
                 yield deferred
+
+    def _lookup_fields(self, pair: Pair) -> list[tuple[str, SourceSystem, str]]:
+        """(lookup kind, source system, source field) of a pair's fields that need a lookup read (a
+        formatted value is read as such), worked out once per pair."""
+        found = self._lookup_cache.get(pair)
+        if found is None:
+            found = self._lookup_cache[pair] = [
+                (f.lookup, step.source.system, f.source)
+                for step in self.config.steps_for(pair)
+                for f in step.active_fields()
+                if f.lookup is not None and f.lookup != FORMATTED_VALUE
+            ]
+        return found
 
     def _tracked(self, pair: Pair) -> dict[SourceSystem, dict[str, ValueType]]:
         """`tracked_fields` of a pair, worked out once per pair rather than per change and per read."""
@@ -446,14 +460,11 @@ class Applier:
         the values come from, once per kind and system for the whole pass."""
         wanted: dict[tuple[str, SourceSystem], set[str]] = {}
         for state in states:
-            for step in self.config.steps_for(state.pair):
-                record = state.record(step.source.system)
-                for f in step.active_fields():
-                    if record is None or f.lookup is None or f.lookup == FORMATTED_VALUE:
-                        continue  # a formatted value is read as such
-                    value = record.values.get(f.source)
-                    if isinstance(value, str | int) and str(value).strip():
-                        wanted.setdefault((f.lookup, step.source.system), set()).add(str(value).strip())
+            for kind, system, prop in self._lookup_fields(state.pair):
+                record = state.record(system)
+                value = None if record is None else record.values.get(prop)
+                if isinstance(value, str | int) and str(value).strip():
+                    wanted.setdefault((kind, system), set()).add(str(value).strip())
         found: dict[str, dict[str, str]] = {}
         for (kind, system), keys in wanted.items():
             found.setdefault(kind, {}).update(await self.gateways[system].lookup(kind, sorted(keys)))

@@ -84,6 +84,8 @@ class Explanation:
             )
             out.extend(_side_lines(link.hubspot))
             out.extend(_side_lines(link.dataverse))
+            if link.waiting_for:
+                out.append(f"  waiting for {', '.join(link.waiting_for)} to sync (an association to write)")
         out.append(f"audit: {len(self.audit)} record(s), oldest first")
         for where, record in self.audit:
             out.extend(_audit_lines(where, record))

@@ -243,10 +243,12 @@ async def _head_times(
 async def _link_counts(settings: Settings) -> dict[str, Any]:
     index = await load_links(settings.kafka)
     by_pair: dict[str, int] = {}
+    waiting = 0
     for link in index:
         pair = f"{link.hubspot.object_type}~{link.dataverse.object_type}"
         by_pair[pair] = by_pair.get(pair, 0) + 1
-    return {"total": len(index), "by_pair": dict(sorted(by_pair.items()))}
+        waiting += bool(link.waiting_for)
+    return {"total": len(index), "by_pair": dict(sorted(by_pair.items())), "waiting_for_related": waiting}
 
 
 def render(report: StatusReport) -> list[str]:
@@ -286,6 +288,11 @@ def render(report: StatusReport) -> list[str]:
         + (f" ({steps})" if steps else "")
     )
     pairs = ", ".join(f"{pair}={n}" for pair, n in report.links.get("by_pair", {}).items())
-    lines.append(f"links: {report.links.get('total', 0)}" + (f" ({pairs})" if pairs else ""))
+    waiting = report.links.get("waiting_for_related", 0)
+    lines.append(
+        f"links: {report.links.get('total', 0)}"
+        + (f" ({pairs})" if pairs else "")
+        + (f"; {waiting} with an association waiting for its related record to sync" if waiting else "")
+    )
     lines.append("ok" if report.ok else "UNHEALTHY: " + "; ".join(report.problems))
     return lines

@@ -249,7 +249,8 @@ async def test_status_checks_checkpoint_age_dead_letters_and_counts_links(
     await produce(
         kafka_settings, catalog.name(TopicRole.DEADLETTER), [(0, b"k", DEADLETTER_CODEC.encode(letter), NOW)]
     )
-    links = [link("1", "a1"), link("2", "a2"), link("3", "a3", hubspot_type="company", dv_type="account")]
+    waiting = link("2", "a2").model_copy(update={"waiting_for": ("hubspot/p/company/9",)})
+    links = [link("1", "a1"), waiting, link("3", "a3", hubspot_type="company", dv_type="account")]
     await produce(
         kafka_settings,
         catalog.name(TopicRole.LINKS),
@@ -266,12 +267,19 @@ async def test_status_checks_checkpoint_age_dead_letters_and_counts_links(
     ]
     assert report["deadletters"]["pending"] == 1
     assert report["deadletters"]["by_step"] == {"contacts": 1}
-    assert report["links"] == {"total": 3, "by_pair": {"company~account": 1, "contact~contact": 2}}
+    assert report["links"] == {
+        "total": 3,
+        "by_pair": {"company~account": 1, "contact~contact": 2},
+        "waiting_for_related": 1,
+    }
 
     fine = await asyncio.to_thread(run_cli, "status", "--max-checkpoint-age-s", "3600", env=env)
     assert fine.returncode == 0, fine.stderr
     assert "dead letters: 1 pending, 0 redriven (contacts=1)" in fine.stdout
-    assert "links: 3 (company~account=1, contact~contact=2)" in fine.stdout
+    assert (
+        "links: 3 (company~account=1, contact~contact=2); 1 with an association waiting for its related "
+        "record to sync" in fine.stdout
+    )
     strict = await asyncio.to_thread(
         run_cli, "status", "--max-checkpoint-age-s", "3600", "--fail-on-deadletters", env=env
     )
@@ -551,6 +559,7 @@ async def test_explain_prints_one_records_link_and_history_and_nothing_of_others
 ) -> None:
     catalog = await ensure(kafka_settings)
     mine, other = link("51", "dv-51"), link("77", "dv-77")
+    mine = mine.model_copy(update={"waiting_for": ("hubspot/42/company/9",)})
     await produce(
         kafka_settings,
         catalog.name(TopicRole.LINKS),
@@ -577,6 +586,7 @@ async def test_explain_prints_one_records_link_and_history_and_nothing_of_others
     assert "hubspot/42/contact/51" in out
     assert "dataverse/org.example/contact/dv-51 version 9001" in out
     assert f"emailaddress1{' ' * 15} {fingerprint('a@x.io')}" in out
+    assert "waiting for hubspot/42/company/9 to sync (an association to write)" in out
     assert "audit: 2 record(s), oldest first" in out
     assert out.index("'a@x.io' -> 'b@x.io' [one_side_changed]") < out.index("'b@x.io' -> 'c@x.io'")
     assert "events: ev-b@x.io" in out

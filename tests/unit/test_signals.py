@@ -36,9 +36,7 @@ except KeyboardInterrupt:
 def test_sigterm_cancels_the_running_command_and_its_cleanup_runs(tmp_path: Path) -> None:
     script = tmp_path / "command.py"
     script.write_text(SCRIPT)
-    with subprocess.Popen(
-        [sys.executable, str(script)], stdout=subprocess.PIPE, text=True
-    ) as process:
+    with subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True) as process:
         assert process.stdout is not None
         assert process.stdout.readline().strip() == "running"
         time.sleep(0.2)
