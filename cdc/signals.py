@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import threading
 from collections.abc import Iterator
 
 log = logging.getLogger("cdc.tasks")
@@ -58,4 +59,5 @@ def sigterm_as_interrupt() -> None:
     def interrupt(_signum: int, _frame: object) -> None:
         signal.raise_signal(signal.SIGINT)
 
-    signal.signal(signal.SIGTERM, interrupt)
+    if threading.current_thread() is threading.main_thread():  # a command run from a test's thread: no
+        signal.signal(signal.SIGTERM, interrupt)

@@ -43,6 +43,11 @@ FORMATTED_VALUE = "formatted_value"
 """``FieldMap.lookup`` for a Dataverse lookup column read as the display name of the record it points to."""
 OWNER_EMAIL = "owner_email"
 """``FieldMap.lookup`` for a HubSpot owner id written as the owner's email (the owners API)."""
+LOOKUP_READS = {
+    OWNER_EMAIL: (SourceSystem.HUBSPOT, "a HubSpot owner id"),
+    FORMATTED_VALUE: (SourceSystem.DATAVERSE, "a Dataverse lookup column"),
+}
+"""What each lookup reads, and from which system: a step's source must be that system."""
 
 
 class _Model(BaseModel):
@@ -269,12 +274,10 @@ class SyncConfig(_Model):
                 where = f"step {step.name!r}, field {field.source!r} -> {field.target!r}"
                 if field.options is not None and field.options not in self.option_sets:
                     raise ValueError(f"{where}: option set {field.options!r} is not defined in option_sets")
-                if field.lookup == OWNER_EMAIL and step.source.system is not SourceSystem.HUBSPOT:
-                    raise ValueError(f"{where}: lookup owner_email reads a HubSpot owner id; the source is "
-                                     f"{step.source.system}")  # fmt: skip
-                if field.lookup == FORMATTED_VALUE and step.source.system is not SourceSystem.DATAVERSE:
-                    raise ValueError(f"{where}: lookup formatted_value reads a Dataverse lookup column; the "
-                                     f"source is {step.source.system}")  # fmt: skip
+                source = step.source.system
+                if field.lookup is not None and source is not LOOKUP_READS[field.lookup][0]:
+                    reads = LOOKUP_READS[field.lookup][1]
+                    raise ValueError(f"{where}: lookup {field.lookup} reads {reads}; the source is {source}")
         enabled = [s for s in self.steps if s.enabled]
         leads = [s for s in enabled if s.is_lead_step]
         contacts = [

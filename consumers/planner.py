@@ -59,11 +59,11 @@ HS = SourceSystem.HUBSPOT
 DV = SourceSystem.DATAVERSE
 
 Resolver = Callable[[SourceSystem, str, str], str | None]
+"""(system, object type, record id) -> the id of its linked counterpart in the other system, or None."""
 Lookups = Mapping[str, Mapping[str, str]]
 """Field lookup kind (``owner_email``) -> value read -> value to write."""
 NO_LOOKUP: Mapping[str, str] = MappingProxyType({})
 NO_LOOKUPS: Lookups = MappingProxyType({})
-"""(system, object type, record id) -> the id of its linked counterpart in the other system, or None."""
 
 
 @dataclass(frozen=True, slots=True)
