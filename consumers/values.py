@@ -287,7 +287,8 @@ def _options_in_order(keys: Iterable[str]) -> tuple[str, ...]:
 
 
 def _option_order(key: str) -> tuple[int, int, str]:
-    return (0, int(key), "") if _CHOICE.fullmatch(key) else (1, 0, key)
+    """Integers by value, then as written ("0" before "00": a total order, whatever the set's order)."""
+    return (0, int(key), key) if _CHOICE.fullmatch(key) else (1, 0, key)
 
 
 # -- options: source option values -> target option values (or labels, for a string target)

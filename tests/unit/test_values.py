@@ -622,3 +622,9 @@ def test_values_outside_the_set_have_no_counterpart(option_set: OptionSet, key: 
         key, fmap(T.OPTION, T.OPTION, options="set"), source_system=HS, option_sets={"set": option_set}
     )
     assert result == Skipped("no_option_counterpart")
+
+
+def test_options_equal_as_integers_still_have_one_order() -> None:
+    """Found by hypothesis: HubSpot option values "0" and "00" are both 0 as integers; their order (and
+    so the canonical form) must not depend on the order a set hands them out."""
+    assert canonical("00;0", T.OPTION, HS) == canonical("0;00", T.OPTION, HS) == "0;00"
