@@ -15,7 +15,7 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
@@ -146,15 +146,24 @@ class HubSpotClient:
         left): ``GET /crm/v3/owners``, 500 per page."""
         emails: dict[str, str] = {}
         for archived in ("false", "true"):
-            after: str | None = ""
-            while after is not None:
-                query = f"limit={OWNERS_PAGE}&archived={archived}" + (f"&after={after}" if after else "")
-                answer = await self._call("GET", OWNERS, f"/crm/v3/owners?{query}")
-                for owner in answer.get("results") or []:
-                    if owner.get("id") is not None and owner.get("email"):
-                        emails.setdefault(str(owner["id"]), str(owner["email"]))
-                after = ((answer.get("paging") or {}).get("next") or {}).get("after") or None
+            path = f"/crm/v3/owners?limit={OWNERS_PAGE}&archived={archived}"
+            async for owner in self.listed(OWNERS, path):
+                if owner.get("id") is not None and owner.get("email"):
+                    emails.setdefault(str(owner["id"]), str(owner["email"]))
         return emails
+
+    async def listed(self, template: str, path: str) -> AsyncIterator[dict[str, Any]]:
+        """Every result of a GET list endpoint, page after page (``paging.next.after``); ``path`` carries
+        its query, without ``after``."""
+        after: str | None = None
+        while True:
+            answer = await self._call("GET", template, path + (f"&after={after}" if after else ""))
+            for item in answer.get("results") or []:
+                if isinstance(item, dict):
+                    yield item
+            after = ((answer.get("paging") or {}).get("next") or {}).get("after") or None
+            if after is None:
+                return
 
     async def read_associations(
         self, from_type: str, to_type: str, ids: Sequence[str]

@@ -289,15 +289,8 @@ class _ObjectReconciler:
         linked = await self.linked(self.singular)
         if not linked:
             return
-        archived: set[str] = set()
-        after: str | None = None
-        while True:
-            path = f"/crm/v3/objects/{self.obj}?archived=true&limit={LIST_LIMIT}&properties=hs_object_id"
-            page = await self.client.get(LIST_OBJECTS, path + (f"&after={after}" if after else ""))
-            archived.update(str(r.get("id")) for r in page.get("results") or [] if r.get("id"))
-            after = ((page.get("paging") or {}).get("next") or {}).get("after")
-            if not after:
-                break
+        path = f"/crm/v3/objects/{self.obj}?archived=true&limit={LIST_LIMIT}&properties=hs_object_id"
+        archived = {str(r["id"]) async for r in self.client.listed(LIST_OBJECTS, path) if r.get("id")}
         gone = [i for i in sorted(archived & linked) if not await self._readable(i)]
         if not gone:
             return

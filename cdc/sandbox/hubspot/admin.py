@@ -36,7 +36,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -44,7 +43,7 @@ from starlette.routing import Route
 from cdc.sandbox.calls import CallCounter
 from cdc.sandbox.faults import Faults
 from cdc.sandbox.hubspot import errors
-from cdc.sandbox.hubspot.api import JSON, Context, error_response, json_object, path_type
+from cdc.sandbox.hubspot.api import JSON, Context, admin_endpoint, json_object, path_type
 from cdc.sandbox.hubspot.associations import PRIMARY_OF
 from cdc.sandbox.hubspot.crm import create_with_associations
 from cdc.sandbox.hubspot.objects import OBJECT_TYPES, object_type
@@ -66,18 +65,6 @@ def admin_routes(ctx: Context, calls: CallCounter, faults: Faults) -> list[Route
 
     def full(record: Any) -> dict[str, Any]:
         return {**record_json(store, record, everything=True), "propertiesWithHistory": record.history}
-
-    def guarded(handler: Any) -> Any:
-        async def run(request: Request) -> Response:
-            try:
-                response: Response = await handler(request)
-            except errors.HubSpotError as error:
-                return error_response(ctx, error)
-            except ValidationError as error:
-                return JSON({"status": "error", "message": str(error)}, 400)
-            return response
-
-        return run
 
     async def info(_: Request) -> Response:
         return JSON(
@@ -256,4 +243,7 @@ def admin_routes(ctx: Context, calls: CallCounter, faults: Faults) -> list[Route
         ("/ratelimits", rate_limits, ["GET", "PUT", "DELETE"]),
         ("/clock/advance", advance, ["POST"]),
     ]
-    return [Route(f"/_admin{path}", guarded(handler), methods=methods) for path, handler, methods in table]
+    return [
+        Route(f"/_admin{path}", admin_endpoint(ctx, handler), methods=methods)
+        for path, handler, methods in table
+    ]

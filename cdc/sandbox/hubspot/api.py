@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -27,7 +28,16 @@ from cdc.sandbox.hubspot.store import Actor, Store
 from cdc.sandbox.hubspot.subscriptions import Subscriptions
 from cdc.sandbox.hubspot.webhooks import WebhookDispatcher
 
-__all__ = ["JSON", "Context", "Handler", "endpoint", "error_response", "json_body", "path_type"]
+__all__ = [
+    "JSON",
+    "Context",
+    "Handler",
+    "admin_endpoint",
+    "endpoint",
+    "error_response",
+    "json_body",
+    "path_type",
+]
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -90,6 +100,20 @@ def endpoint(ctx: Context, handler: Handler, *, search: bool = False) -> Handler
             return error_response(ctx, error, headers)
         response.headers.update(headers)
         return response
+
+    return run
+
+
+def admin_endpoint(ctx: Context, handler: Handler) -> Handler:
+    """An admin route: no auth, no limits; a HubSpotError or a settings ValidationError is its answer."""
+
+    async def run(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except errors.HubSpotError as error:
+            return error_response(ctx, error)
+        except ValidationError as error:
+            return JSON({"status": "error", "message": str(error)}, 400)
 
     return run
 

@@ -25,7 +25,7 @@ from starlette.routing import Route
 
 from cdc.sandbox.clock import Clock
 from cdc.sandbox.hubspot import errors
-from cdc.sandbox.hubspot.api import JSON, Context, Handler, endpoint, error_response, json_object
+from cdc.sandbox.hubspot.api import JSON, Context, admin_endpoint, endpoint, json_object
 from cdc.sandbox.hubspot.store import iso
 
 __all__ = ["Owner", "Owners", "owner_routes"]
@@ -161,18 +161,9 @@ async def _archive(owners: Owners, request: Request) -> Response:
 
 
 def owner_routes(ctx: Context, owners: Owners) -> list[Route]:
-    def admin(handler: Handler) -> Handler:
-        async def run(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except errors.HubSpotError as error:
-                return error_response(ctx, error)
-
-        return run
-
     return [
         Route("/crm/v3/owners", endpoint(ctx, partial(_list, owners)), methods=["GET"]),
         Route("/crm/v3/owners/{ownerId}", endpoint(ctx, partial(_read, owners)), methods=["GET"]),
-        Route("/_admin/owners", admin(partial(_add, owners)), methods=["POST"]),
-        Route("/_admin/owners/{ownerId}", admin(partial(_archive, owners)), methods=["DELETE"]),
+        Route("/_admin/owners", admin_endpoint(ctx, partial(_add, owners)), methods=["POST"]),
+        Route("/_admin/owners/{ownerId}", admin_endpoint(ctx, partial(_archive, owners)), methods=["DELETE"]),
     ]
