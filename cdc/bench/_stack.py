@@ -24,7 +24,7 @@ import httpx
 import orjson
 from prometheus_client.parser import text_string_to_metric_families
 
-from cdc.devkafka.runner import free_port
+from cdc.devkafka.runner import free_ports
 from streams.admin import ensure_topics, open_admin
 from streams.config import KafkaSettings
 from streams.topics import TopicCatalog
@@ -214,7 +214,7 @@ async def running_stack(kafka: KafkaSettings, options: RoleOptions, logs: Path) 
     await asyncio.to_thread(logs.mkdir, parents=True, exist_ok=True)
     async with open_admin(kafka) as admin:
         await ensure_topics(admin, TopicCatalog.from_settings(kafka))
-    ports = {"ingest": free_port(), "poll": free_port(), "sync": free_port()}
+    ports = dict(zip(("ingest", "poll", "sync"), free_ports(3), strict=True))
     sandbox_log = (logs / "sandbox.log").open("ab")
     sandbox = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "cdc", "sandbox", "--json",

@@ -33,7 +33,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -135,11 +135,33 @@ def java_failure(output: str, lines: int = 10) -> str:
     return "\n".join(output.strip().splitlines()[-lines:])
 
 
+def free_ports(count: int, *, taken: Iterable[int] = ()) -> list[int]:
+    """``count`` distinct free loopback ports, none of them in ``taken``.
+
+    Every probe socket stays bound until all are chosen: a port is free again the moment its probe closes,
+    so two ``free_port()`` calls in a row can return the same port (seen on a fresh machine: the broker and
+    its controller on one port, "If you have two listeners on the same port...").
+    """
+    chosen: list[int] = []
+    avoid = set(taken)
+    with contextlib.ExitStack() as held:
+        for _ in range(count * 20):
+            if len(chosen) == count:
+                break
+            sock = held.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            sock.bind(("127.0.0.1", 0))
+            port: int = sock.getsockname()[1]
+            if port not in avoid:
+                avoid.add(port)
+                chosen.append(port)
+    if len(chosen) < count:
+        raise KafkaRunnerError(f"found {len(chosen)} free loopback ports of the {count} needed")
+    return chosen
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """One free loopback port (for several at once, `free_ports`: each call here may repeat the last)."""
+    return free_ports(1)[0]
 
 
 def new_cluster_id() -> str:
@@ -319,10 +341,7 @@ class LocalKafka:
         state = self._load_state()
         fixed_ports = self._port is not None or "port" in state
         for attempt in range(3):
-            self._port = self._port or int(state.get("port", 0)) or free_port()
-            self._controller_port = (
-                self._controller_port or int(state.get("controller_port", 0)) or free_port()
-            )
+            self._port, self._controller_port = self._ports(state)
             cluster_id = str(state.get("cluster_id") or new_cluster_id())
             self._layout.properties.write_text(
                 server_properties(self._layout.data, self._port, self._controller_port, self._extra)
@@ -346,6 +365,18 @@ class LocalKafka:
                 raise KafkaRunnerError(f"{error}; last lines of its log:\n{self.log_tail()}") from None
             else:
                 return
+
+    def _ports(self, state: Mapping[str, int | str]) -> tuple[int, int]:
+        """The broker and controller ports: as given, else as the data dir last used, else two distinct
+        free ones (a free one never equal to the other, given, port)."""
+        port = self._port or int(state.get("port", 0))
+        controller = self._controller_port or int(state.get("controller_port", 0))
+        given = [p for p in (port, controller) if p]
+        fresh = iter(free_ports(2 - len(given), taken=given))
+        port, controller = port or next(fresh), controller or next(fresh)
+        if port == controller:
+            raise KafkaRunnerError(f"the broker and its controller cannot share port {port}")
+        return port, controller
 
     def _load_state(self) -> dict[str, int | str]:
         """Cluster id and ports of a persistent data dir (the controller port is written into storage)."""

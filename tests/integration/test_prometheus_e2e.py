@@ -21,7 +21,6 @@ import contextlib
 import json
 import os
 import shutil
-import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -32,6 +31,7 @@ import httpx
 import pytest
 import yaml
 
+from cdc.devkafka.runner import free_port
 from cdc.metrics import Metrics
 from tests.integration.sync_stack import Stack, eventually, quiet, running_stack, small_config
 
@@ -88,13 +88,6 @@ def panel_queries() -> list[str]:
     leftover = [q for q in queries if "$" in q]
     assert not leftover, f"Grafana variables without a stand-in: {leftover}"
     return queries
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def prometheus_config(targets: dict[str, str]) -> dict[str, Any]:
