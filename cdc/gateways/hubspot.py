@@ -267,9 +267,11 @@ class HubSpotGateway:
         for chunk in chunks(values, SEARCH_VALUES):
             condition: dict[str, Any] = {"propertyName": field}
             if len(chunk) == 1:
-                condition |= {"operator": "EQ", "value": chunk[0]}
+                condition |= {"operator": "EQ", "value": chunk[0]}  # EQ on strings ignores case
             else:
-                condition |= {"operator": "IN", "values": list(chunk)}
+                # IN compares a string property's value, lowercased, with the values as sent: "the searched
+                # values must be lowercase" (D-SRCH). Answers are matched back casefolded in `find`.
+                condition |= {"operator": "IN", "values": list(dict.fromkeys(v.lower() for v in chunk))}
             after: str | None = None
             while True:
                 body: dict[str, Any] = {

@@ -187,6 +187,22 @@ async def test_hubspot_find_by_email_is_consistent_and_case_insensitive(hubspot:
     assert by_name["Other"] == []
 
 
+async def test_hubspot_find_by_name_finds_several_names_whatever_their_case(
+    box: Sandbox, hubspot: HubSpotGateway
+) -> None:
+    """Several names are one search with ``IN``, whose values HubSpot wants lowercase (D-SRCH): names as a
+    user wrote them in Dataverse still find the companies."""
+    async with hubspot_admin(box) as admin:
+        seeded = await admin.post("/seed", json={"companies": [{"name": "Acme Corp"}, {"name": "Globex"}]})
+        acme, globex = seeded.json()["companies"]
+    found = await hubspot.find("company", "name", ["ACME corp", "globex", "Initech"], fields=["name"])
+    assert {value: [r.object_id for r in records] for value, records in found.items()} == {
+        "ACME corp": [acme],
+        "globex": [globex],
+        "Initech": [],
+    }
+
+
 async def test_hubspot_associations_set_cleared_and_read_back(hubspot: HubSpotGateway) -> None:
     companies = await hubspot.write(
         [create("c1", "company", {"name": "Acme"}), create("c2", "company", {"name": "Globex"})]
