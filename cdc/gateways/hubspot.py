@@ -571,7 +571,13 @@ class HubSpotGateway:
     async def _associate(
         self, pair: tuple[str, str], items: Sequence[tuple[int, str, str, int]]
     ) -> dict[int, str]:
-        """One v4 batch create; the error text of each op whose association was refused."""
+        """One v4 batch create; the error text of each op whose association was refused.
+
+        An association is written when the answer's results hold its pair (``fromObjectId``,
+        ``toObjectId``: ``LabelsBetweenObjectPair`` in the associations v4 spec). The spec's errors are
+        ``StandardError`` entries whose ``context`` names no input pair (HubSpot answers invalid ids with
+        ``INVALID_OBJECT_IDS`` / ``objectId`` lists, hubspot-api-nodejs issue 646), so an input without a
+        result is refused, with the errors that name one of its ids (else all of them) as the reason."""
         inputs = [
             {"from": {"id": from_id}, "to": {"id": to_id}, "types": [_spec(type_id)]}
             for _, from_id, to_id, type_id in items
@@ -581,11 +587,21 @@ class HubSpotGateway:
             answer = await self._client.post(ASSOCIATE, path, {"inputs": inputs}, retry=False)
         except RequestError as refused:
             return {index: short(str(refused)) for index, *_ in items}
+        written = {
+            (str(result.get("fromObjectId")), str(result.get("toObjectId")))
+            for result in answer.get("results") or []
+            if isinstance(result, Mapping)
+        }
+        errors = [entry for entry in answer.get("errors") or [] if isinstance(entry, Mapping)]
         failed: dict[int, str] = {}
-        for entry in answer.get("errors") or []:
-            context = entry.get("context") or {}
-            pairs = set(zip(context.get("fromId") or [], context.get("toId") or [], strict=False))
-            failed |= {i: _describe(entry) for i, f, t, _ in items if (f, t) in pairs}
+        for index, from_id, to_id, type_id in items:
+            if (from_id, to_id) in written:
+                continue
+            naming = [entry for entry in errors if {from_id, to_id} & _named_ids(entry)]
+            why = (
+                "; ".join(dict.fromkeys(_describe(e) for e in naming or errors)) or "no result in the answer"
+            )
+            failed[index] = short(f"{pair[0]} {from_id} -> {pair[1]} {to_id} (type {type_id}) refused: {why}")
         return failed
 
     async def _dissociate(self, pair: tuple[str, str], items: Sequence[tuple[str, int]]) -> None:
@@ -600,6 +616,14 @@ class HubSpotGateway:
         path = f"/crm/v4/associations/{pair[0]}/{pair[1]}/batch/labels/archive"
         for chunk in chunks(inputs, ASSOCIATION_INPUTS):
             await self._client.post(DISSOCIATE, path, {"inputs": list(chunk)}, retry=False)
+
+
+def _named_ids(entry: Mapping[str, Any]) -> set[str]:
+    """Every id an error's ``context`` lists, e.g. ``objectId: ["123"]`` or ``"COMPANY=123 is not valid"``."""
+    context = entry.get("context")
+    values = context.values() if isinstance(context, Mapping) else []
+    texts = [str(v) for listed in values if isinstance(listed, list) for v in listed]
+    return {word for text in texts for word in text.replace("=", " ").split() if word.isdigit()}
 
 
 def _spec(type_id: int) -> dict[str, Any]:

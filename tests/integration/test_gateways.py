@@ -237,6 +237,36 @@ async def test_hubspot_associations_set_cleared_and_read_back(hubspot: HubSpotGa
     assert "association" in str(refused.error)
 
 
+async def test_hubspot_refused_association_fails_its_op_and_names_the_association(
+    hubspot: HubSpotGateway,
+) -> None:
+    """The v4 batch create answers a refused association in the spec's ``StandardError`` shape, whose
+    context names invalid ids, not the input pair: the op whose association did not land is not ok, and
+    says which association; the op beside it in the same batch is written."""
+    [company, *people] = await hubspot.write(
+        [create("co", "company", {"name": "Real Co"})]
+        + [create(f"p{i}", "contact", {"email": f"link{i}@example.com"}) for i in range(2)]
+    )
+    good, bad = (str(p.object_id) for p in people)
+    missing = "987654321"
+    outcomes = await hubspot.write(
+        [
+            update(
+                "good", "contact", good, {"firstname": "G"}, associations={"company:1": company.object_id}
+            ),
+            update("bad", "contact", bad, {"firstname": "B"}, associations={"company:1": missing}),
+        ]
+    )
+    assert [o.ok for o in outcomes] == [True, False]
+    error = str(outcomes[1].error)
+    assert error.startswith("association: ")
+    assert f"contacts {bad} -> companies {missing} (type 1) refused" in error
+    assert "One or more associations are invalid" in error
+    read = await hubspot.read("contact", [good, bad], fields=["firstname"], associations=["company:1"])
+    assert read[good].associations == {"company:1": company.object_id}
+    assert read[bad].associations == {"company:1": None}
+
+
 async def test_hubspot_read_by_a_merged_away_id_answers_with_the_survivor_under_that_id(
     box: Sandbox, hubspot: HubSpotGateway
 ) -> None:
