@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["Pairing", "Sent", "fingerprint", "pair_results", "same_value"]
+__all__ = ["Pairing", "Sent", "fingerprint", "pair_results", "same_value", "sent_values", "told_apart"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -80,6 +80,34 @@ def pair_results(sent: Sequence[Sent], results: Sequence[Mapping[str, Any]]) -> 
     out.unmatched = sorted(left)
     out.stray = pending
     return out
+
+
+def sent_values(body: Mapping[str, Any]) -> dict[str, str]:
+    """The values an input sets, an upsert's ``idProperty`` value included."""
+    values = dict(body.get("properties") or {})
+    if "idProperty" in body:
+        values[str(body["idProperty"])] = str(body["id"])
+    return values
+
+
+def told_apart(
+    creates: dict[int, dict[str, Any]], keys: Mapping[int, Mapping[str, str]]
+) -> Iterator[dict[int, dict[str, Any]]]:
+    """Create batches in which every input can be told from the others by what it carries: one with a
+    unique property always can; two without one that set the same values and associations go in
+    different batches (else neither answer could be given to either)."""
+    rounds: list[tuple[dict[int, dict[str, Any]], set[Any]]] = []
+    for index, body in creates.items():
+        alike = None if keys[index] else (fingerprint(body["properties"]), repr(body.get("associations")))
+        into = next((r for r in rounds if alike is None or alike not in r[1]), None)
+        if into is None:
+            into = ({}, set())
+            rounds.append(into)
+        into[0][index] = body
+        if alike is not None:
+            into[1].add(alike)
+    for batch, _ in rounds:
+        yield batch
 
 
 def fingerprint(values: Mapping[str, str]) -> tuple[tuple[str, str], ...]:

@@ -43,7 +43,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from cdc.gateways._common import chunks, parse_time, short
-from cdc.gateways._hubspot_results import Sent, fingerprint, pair_results
+from cdc.gateways._hubspot_results import Sent, pair_results, sent_values, told_apart
 from cdc.hubspot.client import Backoff, HubSpotClient
 from cdc.hubspot.errors import FatalError, RequestError, RetriableError
 from cdc.metrics import Metrics
@@ -350,7 +350,7 @@ class HubSpotGateway:
             creates[index] = body
             keys[index] = _unique_keys(object_type, body["properties"])
         done: dict[int, WriteOutcome] = {}
-        for batch in _told_apart(creates, keys):
+        for batch in told_apart(creates, keys):
             path = f"/crm/v3/objects/{object_type}/batch/create"
             done |= await self._written(object_type, BATCH_CREATE, path, batch, ops, keys)
         if upserts:
@@ -372,7 +372,7 @@ class HubSpotGateway:
         batch = await self._send(template, path, inputs)
         done = {index: WriteOutcome(ops[index].ref, ok=False, error=e) for index, e in batch.errors.items()}
         sent = [
-            Sent(index, str(body["objectWriteTraceId"]), _sent_values(body), keys[index])
+            Sent(index, str(body["objectWriteTraceId"]), sent_values(body), keys[index])
             for index, body in inputs.items()
             if index not in batch.errors
         ]
@@ -667,34 +667,6 @@ UNIQUE_PROPERTIES = {"contacts": ("email", DATAVERSE_ID_PROPERTY)}
 def _unique_keys(object_type: str, properties: Mapping[str, str]) -> dict[str, str]:
     names = UNIQUE_PROPERTIES.get(object_type, (DATAVERSE_ID_PROPERTY,))
     return {name: properties[name].strip() for name in names if (properties.get(name) or "").strip()}
-
-
-def _sent_values(body: Mapping[str, Any]) -> dict[str, str]:
-    """The values an input sets, an upsert's ``idProperty`` value included."""
-    values = dict(body.get("properties") or {})
-    if "idProperty" in body:
-        values[str(body["idProperty"])] = str(body["id"])
-    return values
-
-
-def _told_apart(
-    creates: dict[int, dict[str, Any]], keys: Mapping[int, Mapping[str, str]]
-) -> Iterator[dict[int, dict[str, Any]]]:
-    """Create batches in which every input can be told from the others by what it carries: one with a
-    unique property always can; two without one that set the same values and associations go in
-    different batches (else neither answer could be given to either)."""
-    rounds: list[tuple[dict[int, dict[str, Any]], set[Any]]] = []
-    for index, body in creates.items():
-        alike = None if keys[index] else (fingerprint(body["properties"]), repr(body.get("associations")))
-        into = next((r for r in rounds if alike is None or alike not in r[1]), None)
-        if into is None:
-            into = ({}, set())
-            rounds.append(into)
-        into[0][index] = body
-        if alike is not None:
-            into[1].add(alike)
-    for batch, _ in rounds:
-        yield batch
 
 
 def _written(ref: str, item: Mapping[str, Any]) -> WriteOutcome:

@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cdc.gateways._hubspot_results import Sent, fingerprint, pair_results, same_value
+from cdc.gateways._hubspot_results import Sent, fingerprint, pair_results, same_value, told_apart
 
 
 def sent(index: int, values: dict[str, str], **keys: str) -> Sent:
@@ -81,6 +81,19 @@ def test_same_value_tolerates_what_hubspot_rewrites() -> None:
     assert not same_value("1000", "1001")
     assert not same_value("Acme", "Acme Ltd")
     assert fingerprint({"a": " X ", "b": ""}) == fingerprint({"a": "x"})
+
+
+def test_creates_alike_without_a_unique_property_go_in_separate_batches() -> None:
+    creates: dict[int, dict[str, Any]] = {
+        0: {"properties": {"dealname": "Same"}},
+        1: {"properties": {"dealname": "same "}},
+        2: {"properties": {"dealname": "Other"}},
+        3: {"properties": {"email": "x@example.com"}},
+        4: {"properties": {"email": "y@example.com"}},
+        5: {"properties": {"dealname": "Same"}, "associations": [{"to": {"id": "1"}}]},
+    }
+    keys = {i: ({"email": str(c["properties"]["email"])} if i in (3, 4) else {}) for i, c in creates.items()}
+    assert [sorted(batch) for batch in told_apart(creates, keys)] == [[0, 2, 3, 4, 5], [1]]
 
 
 @given(
