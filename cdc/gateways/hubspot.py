@@ -19,7 +19,12 @@ Calls per operation (batches of at most 100 inputs, fact sheet §3.2):
 
 Every create and update input carries an ``objectWriteTraceId`` (its position in ``ops``), so a bad
 input comes back in a 207 next to the written ones; should HubSpot refuse a whole batch anyway (a 400
-for one input), the batch is split in halves until the bad input stands alone.
+for one input), the batch is split in halves until the bad input stands alone. Results come in no set
+order and written records need not echo their trace id: updates are matched by id, creates and upserts
+by what identifies each input (`cdc.gateways._hubspot_results`), never by position; two creates that
+nothing tells apart (no unique property, the same values) go in different batches, and a create left
+without a result is read back by its unique property (one ``batch/read``) before it is linked, never
+created again.
 
 Errors: throttles, 5xx, network errors and refused credentials become `CrmUnavailableError`: for reads
 once the client's own retries are spent (so build the client with a short `Backoff`, see
@@ -38,6 +43,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from cdc.gateways._common import chunks, parse_time, short
+from cdc.gateways._hubspot_results import Sent, pair_results, sent_values, told_apart
 from cdc.hubspot.client import Backoff, HubSpotClient
 from cdc.hubspot.errors import FatalError, RequestError, RetriableError
 from cdc.metrics import Metrics
@@ -128,10 +134,12 @@ def _describe(error: Mapping[str, Any]) -> str:
 
 @dataclasses.dataclass
 class _Batch:
-    """The answer to one batch, split: results, and error text per input position."""
+    """The answer to one batch, split: results, error text per input position, and the text of errors
+    that name no input."""
 
     results: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     errors: dict[int, str] = dataclasses.field(default_factory=dict)
+    loose: list[str] = dataclasses.field(default_factory=list)
 
 
 class HubSpotGateway:
@@ -267,9 +275,11 @@ class HubSpotGateway:
         for chunk in chunks(values, SEARCH_VALUES):
             condition: dict[str, Any] = {"propertyName": field}
             if len(chunk) == 1:
-                condition |= {"operator": "EQ", "value": chunk[0]}
+                condition |= {"operator": "EQ", "value": chunk[0]}  # EQ on strings ignores case
             else:
-                condition |= {"operator": "IN", "values": list(chunk)}
+                # IN compares a string property's value, lowercased, with the values as sent: "the searched
+                # values must be lowercase" (D-SRCH). Answers are matched back casefolded in `find`.
+                condition |= {"operator": "IN", "values": list(dict.fromkeys(v.lower() for v in chunk))}
             after: str | None = None
             while True:
                 body: dict[str, Any] = {
@@ -318,6 +328,7 @@ class HubSpotGateway:
         keyed = await self._upserts_by_origin(object_type)
         creates: dict[int, dict[str, Any]] = {}
         upserts: dict[int, dict[str, Any]] = {}
+        keys: dict[int, dict[str, str]] = {}
         for index in indexes:
             op = ops[index]
             body: dict[str, Any] = {
@@ -327,6 +338,7 @@ class HubSpotGateway:
             if keyed and op.origin_id:
                 # Upsert inputs take no associations: they are set afterwards, as for updates.
                 upserts[index] = {**body, "idProperty": DATAVERSE_ID_PROPERTY, "id": op.origin_id}
+                keys[index] = {DATAVERSE_ID_PROPERTY: op.origin_id}
                 continue
             links = [
                 {"to": {"id": to_id}, "types": [_spec(parse_key(key)[1])]}
@@ -336,14 +348,81 @@ class HubSpotGateway:
             if links:
                 body["associations"] = links
             creates[index] = body
+            keys[index] = _unique_keys(object_type, body["properties"])
         done: dict[int, WriteOutcome] = {}
-        if creates:
+        for batch in told_apart(creates, keys):
             path = f"/crm/v3/objects/{object_type}/batch/create"
-            done |= _outcomes(await self._send(BATCH_CREATE, path, creates), ops, list(creates))
+            done |= await self._written(object_type, BATCH_CREATE, path, batch, ops, keys)
         if upserts:
             path = f"/crm/v3/objects/{object_type}/batch/upsert"
-            done |= _outcomes(await self._send(BATCH_UPSERT, path, upserts), ops, list(upserts))
+            done |= await self._written(object_type, BATCH_UPSERT, path, upserts, ops, keys)
         return done
+
+    async def _written(  # noqa: PLR0917 -- one batch call and what it needs to match its answer
+        self,
+        object_type: str,
+        template: str,
+        path: str,
+        inputs: dict[int, dict[str, Any]],
+        ops: Sequence[WriteOp],
+        keys: Mapping[int, Mapping[str, str]],
+    ) -> dict[int, WriteOutcome]:
+        """One create or upsert batch; each input's record matched by identity, not position; an input
+        left without one read back by its unique property."""
+        batch = await self._send(template, path, inputs)
+        done = {index: WriteOutcome(ops[index].ref, ok=False, error=e) for index, e in batch.errors.items()}
+        sent = [
+            Sent(index, str(body["objectWriteTraceId"]), sent_values(body), keys[index])
+            for index, body in inputs.items()
+            if index not in batch.errors
+        ]
+        pairing = pair_results(sent, batch.results)
+        done |= {index: _written(ops[index].ref, item) for index, item in pairing.matched.items()}
+        if not pairing.unmatched:
+            return done
+        found = await self._read_back(object_type, {i: keys[i] for i in pairing.unmatched if keys[i]})
+        claimed = {str(item.get("id")) for item in found.values()}
+        stray = [str(item.get("id")) for item in pairing.stray if str(item.get("id")) not in claimed]
+        for index in pairing.unmatched:
+            if index in found:
+                done[index] = _written(ops[index].ref, found[index])
+                continue
+            why = "; ".join(batch.loose) or "no result in HubSpot's answer"
+            if keys[index]:
+                named = ", ".join(keys[index])
+                error = f"{why}, and no record holds its {named}: not written"
+            else:  # nothing it carries tells which record, if any, HubSpot made for it
+                error = f"unresolved: {why}, and it carries no unique property to read it back by"
+            done[index] = WriteOutcome(ops[index].ref, ok=False, error=short(error))
+        if stray:
+            log.warning(
+                "hubspot %s: the batch answer has records no input could be matched to (%s); the creates "
+                "left unresolved are retried, and find them by their match key",
+                object_type,
+                ", ".join(stray),
+            )
+        return done
+
+    async def _read_back(
+        self, object_type: str, keys: Mapping[int, Mapping[str, str]]
+    ) -> dict[int, dict[str, Any]]:
+        """Input index -> the record holding its unique value (one ``batch/read`` per property, consistent
+        at once, unlike search)."""
+        found: dict[int, dict[str, Any]] = {}
+        wanted: dict[str, dict[str, list[int]]] = {}
+        for index, held in keys.items():
+            name, value = next(iter(held.items()))
+            wanted.setdefault(name, {}).setdefault(value.casefold(), []).append(index)
+        path = f"/crm/v3/objects/{object_type}/batch/read"
+        for name, by_value in wanted.items():
+            for chunk in chunks(list(by_value), BATCH_LIMIT):
+                body = {"idProperty": name, "properties": [name], "inputs": [{"id": v} for v in chunk]}
+                answer = await self._client.post(BATCH_READ, path, body)
+                for item in answer.get("results") or []:
+                    value = str((item.get("properties") or {}).get(name) or "").casefold()
+                    for index in by_value.get(value, []):
+                        found[index] = item
+        return found
 
     async def _upserts_by_origin(self, object_type: str) -> bool:
         """Whether ``object_type`` has the unique `DATAVERSE_ID_PROPERTY`: one GET per type and process."""
@@ -444,16 +523,22 @@ class HubSpotGateway:
                 await self._send(template, path, dict(items[:half])),
                 await self._send(template, path, dict(items[half:])),
             )
-            return _Batch(first.results + second.results, first.errors | second.errors)
+            return _Batch(
+                first.results + second.results, first.errors | second.errors, first.loose + second.loose
+            )
         batch = _Batch(results=list(answer.get("results") or []))
         by_trace = {str(body.get("objectWriteTraceId")): index for index, body in inputs.items()}
         by_id = {str(body.get("id")): index for index, body in inputs.items() if "id" in body}
+        # A StandardError's ``context`` is {key: [string]} (the CRM specs); the keys naming inputs are
+        # ``objectWriteTraceId`` (D-ERR's 207 example) and ``ids`` (not-found answers, fact sheet §3.2).
         for entry in answer.get("errors") or []:
             context = entry.get("context") or {}
             hit = [by_trace[t] for t in context.get("objectWriteTraceId") or [] if t in by_trace]
             hit += [by_id[i] for i in context.get("ids") or [] if i in by_id]
             for index in hit:
                 batch.errors[index] = _describe(entry)
+            if not hit:
+                batch.loose.append(_describe(entry))
         return batch
 
     async def _update_associations(self, ops: Sequence[WriteOp], outcomes: dict[int, WriteOutcome]) -> None:
@@ -486,7 +571,13 @@ class HubSpotGateway:
     async def _associate(
         self, pair: tuple[str, str], items: Sequence[tuple[int, str, str, int]]
     ) -> dict[int, str]:
-        """One v4 batch create; the error text of each op whose association was refused."""
+        """One v4 batch create; the error text of each op whose association was refused.
+
+        An association is written when the answer's results hold its pair (``fromObjectId``,
+        ``toObjectId``: ``LabelsBetweenObjectPair`` in the associations v4 spec). The spec's errors are
+        ``StandardError`` entries whose ``context`` names no input pair (HubSpot answers invalid ids with
+        ``INVALID_OBJECT_IDS`` / ``objectId`` lists, hubspot-api-nodejs issue 646), so an input without a
+        result is refused, with the errors that name one of its ids (else all of them) as the reason."""
         inputs = [
             {"from": {"id": from_id}, "to": {"id": to_id}, "types": [_spec(type_id)]}
             for _, from_id, to_id, type_id in items
@@ -496,11 +587,21 @@ class HubSpotGateway:
             answer = await self._client.post(ASSOCIATE, path, {"inputs": inputs}, retry=False)
         except RequestError as refused:
             return {index: short(str(refused)) for index, *_ in items}
+        written = {
+            (str(result.get("fromObjectId")), str(result.get("toObjectId")))
+            for result in answer.get("results") or []
+            if isinstance(result, Mapping)
+        }
+        errors = [entry for entry in answer.get("errors") or [] if isinstance(entry, Mapping)]
         failed: dict[int, str] = {}
-        for entry in answer.get("errors") or []:
-            context = entry.get("context") or {}
-            pairs = set(zip(context.get("fromId") or [], context.get("toId") or [], strict=False))
-            failed |= {i: _describe(entry) for i, f, t, _ in items if (f, t) in pairs}
+        for index, from_id, to_id, type_id in items:
+            if (from_id, to_id) in written:
+                continue
+            naming = [entry for entry in errors if {from_id, to_id} & _named_ids(entry)]
+            why = (
+                "; ".join(dict.fromkeys(_describe(e) for e in naming or errors)) or "no result in the answer"
+            )
+            failed[index] = short(f"{pair[0]} {from_id} -> {pair[1]} {to_id} (type {type_id}) refused: {why}")
         return failed
 
     async def _dissociate(self, pair: tuple[str, str], items: Sequence[tuple[str, int]]) -> None:
@@ -515,6 +616,14 @@ class HubSpotGateway:
         path = f"/crm/v4/associations/{pair[0]}/{pair[1]}/batch/labels/archive"
         for chunk in chunks(inputs, ASSOCIATION_INPUTS):
             await self._client.post(DISSOCIATE, path, {"inputs": list(chunk)}, retry=False)
+
+
+def _named_ids(entry: Mapping[str, Any]) -> set[str]:
+    """Every id an error's ``context`` lists, e.g. ``objectId: ["123"]`` or ``"COMPANY=123 is not valid"``."""
+    context = entry.get("context")
+    values = context.values() if isinstance(context, Mapping) else []
+    texts = [str(v) for listed in values if isinstance(listed, list) for v in listed]
+    return {word for text in texts for word in text.replace("=", " ").split() if word.isdigit()}
 
 
 def _spec(type_id: int) -> dict[str, Any]:
@@ -550,23 +659,14 @@ def _record(object_type: str, item: Mapping[str, Any], fields: Sequence[str]) ->
     )
 
 
-def _outcomes(batch: _Batch, ops: Sequence[WriteOp], indexes: Sequence[int]) -> dict[int, WriteOutcome]:
-    """Per input of a create or upsert batch: its written record (matched by ``objectWriteTraceId``, else
-    by position among those without an error) or its error."""
-    done = {index: WriteOutcome(ops[index].ref, ok=False, error=e) for index, e in batch.errors.items()}
-    untraced = [i for i in indexes if i not in batch.errors]
-    for position, item in enumerate(batch.results):
-        trace = item.get("objectWriteTraceId")
-        if isinstance(trace, str) and trace.isdigit():
-            index = int(trace)
-        elif position < len(untraced):
-            index = untraced[position]
-        else:
-            continue
-        done[index] = _written(ops[index].ref, item)
-    for index in indexes:  # HubSpot answered neither a result nor an error for it
-        done.setdefault(index, WriteOutcome(ops[index].ref, ok=False, error="no result in the batch answer"))
-    return done
+UNIQUE_PROPERTIES = {"contacts": ("email", DATAVERSE_ID_PROPERTY)}
+"""Properties HubSpot holds one record per value of (fact sheet §3.1: a contact's email; the provisioned
+``cdc_d365id``), by which a create is matched to its result and read back."""
+
+
+def _unique_keys(object_type: str, properties: Mapping[str, str]) -> dict[str, str]:
+    names = UNIQUE_PROPERTIES.get(object_type, (DATAVERSE_ID_PROPERTY,))
+    return {name: properties[name].strip() for name in names if (properties.get(name) or "").strip()}
 
 
 def _written(ref: str, item: Mapping[str, Any]) -> WriteOutcome:

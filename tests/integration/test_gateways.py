@@ -3,6 +3,7 @@ per-record errors, conflicts, associations, outages, and what the sandbox does w
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -187,6 +188,22 @@ async def test_hubspot_find_by_email_is_consistent_and_case_insensitive(hubspot:
     assert by_name["Other"] == []
 
 
+async def test_hubspot_find_by_name_finds_several_names_whatever_their_case(
+    box: Sandbox, hubspot: HubSpotGateway
+) -> None:
+    """Several names are one search with ``IN``, whose values HubSpot wants lowercase (D-SRCH): names as a
+    user wrote them in Dataverse still find the companies."""
+    async with hubspot_admin(box) as admin:
+        seeded = await admin.post("/seed", json={"companies": [{"name": "Acme Corp"}, {"name": "Globex"}]})
+        acme, globex = seeded.json()["companies"]
+    found = await hubspot.find("company", "name", ["ACME corp", "globex", "Initech"], fields=["name"])
+    assert {value: [r.object_id for r in records] for value, records in found.items()} == {
+        "ACME corp": [acme],
+        "globex": [globex],
+        "Initech": [],
+    }
+
+
 async def test_hubspot_associations_set_cleared_and_read_back(hubspot: HubSpotGateway) -> None:
     companies = await hubspot.write(
         [create("c1", "company", {"name": "Acme"}), create("c2", "company", {"name": "Globex"})]
@@ -218,6 +235,36 @@ async def test_hubspot_associations_set_cleared_and_read_back(hubspot: HubSpotGa
     )
     assert not refused.ok
     assert "association" in str(refused.error)
+
+
+async def test_hubspot_refused_association_fails_its_op_and_names_the_association(
+    hubspot: HubSpotGateway,
+) -> None:
+    """The v4 batch create answers a refused association in the spec's ``StandardError`` shape, whose
+    context names invalid ids, not the input pair: the op whose association did not land is not ok, and
+    says which association; the op beside it in the same batch is written."""
+    [company, *people] = await hubspot.write(
+        [create("co", "company", {"name": "Real Co"})]
+        + [create(f"p{i}", "contact", {"email": f"link{i}@example.com"}) for i in range(2)]
+    )
+    good, bad = (str(p.object_id) for p in people)
+    missing = "987654321"
+    outcomes = await hubspot.write(
+        [
+            update(
+                "good", "contact", good, {"firstname": "G"}, associations={"company:1": company.object_id}
+            ),
+            update("bad", "contact", bad, {"firstname": "B"}, associations={"company:1": missing}),
+        ]
+    )
+    assert [o.ok for o in outcomes] == [True, False]
+    error = str(outcomes[1].error)
+    assert error.startswith("association: ")
+    assert f"contacts {bad} -> companies {missing} (type 1) refused" in error
+    assert "One or more associations are invalid" in error
+    read = await hubspot.read("contact", [good, bad], fields=["firstname"], associations=["company:1"])
+    assert read[good].associations == {"company:1": company.object_id}
+    assert read[bad].associations == {"company:1": None}
 
 
 async def test_hubspot_read_by_a_merged_away_id_answers_with_the_survivor_under_that_id(
@@ -637,6 +684,130 @@ async def test_hubspot_creates_without_the_property_stay_plain_creates_with_a_wa
         )
     assert made.ok
     assert "has no unique property cdc_d365id" in caplog.text
+
+
+# -- batch answers in any order, without trace ids on what was written ---------------------------------
+
+
+def _record_of(box: Sandbox, plural_type: str, object_id: str | None) -> dict[str, Any]:
+    record = box.hubspot.store.records[plural_type][str(object_id)]
+    return dict(record.properties)
+
+
+@pytest.mark.parametrize("keyed", [False, True], ids=["plain-creates", "provisioned-upserts"])
+async def test_hubspot_batch_creates_link_each_op_to_its_own_record(
+    box: Sandbox, hubspot: HubSpotGateway, keyed: bool
+) -> None:
+    """HubSpot answers a batch in any order and names a written record's trace id nowhere (its documented
+    207): every create must still come back with the id of the record made from it, not a neighbour's,
+    or the link would tie one Dataverse row to another person's record."""
+    if keyed:
+        await provisioned(box)
+    people = [
+        create(f"p{i}", "contact", {"email": f"who{i}@example.com", "firstname": f"Who{i}"})
+        for i in range(12)
+    ]
+    firms = [
+        create(f"c{i}", "company", {"name": f"Firm {i}", "city": f"Town {i}"}, origin_id=f"dv-account-{i}")
+        for i in range(12)
+    ]
+    deals = [create(f"d{i}", "deal", {"dealname": "Renewal", "amount": str(100 * i)}) for i in range(6)]
+    ops = people + firms + deals
+    outcomes = await hubspot.write(ops)
+    assert all(o.ok for o in outcomes), [o.error for o in outcomes if not o.ok]
+    for op, outcome in zip(ops, outcomes, strict=True):
+        held = _record_of(box, plural_of[op.object_type], outcome.object_id)
+        assert {k: held.get(k) for k in op.values} == op.values, op.ref
+        if keyed and op.origin_id:
+            assert held[DATAVERSE_ID_PROPERTY] == op.origin_id
+    assert len({o.object_id for o in outcomes}) == len(ops)
+
+
+plural_of = {"contact": "contacts", "company": "companies", "deal": "deals"}
+
+
+async def test_hubspot_creates_nothing_tells_apart_go_in_separate_batches(
+    box: Sandbox, hubspot: HubSpotGateway
+) -> None:
+    """Two deals with the same values and no unique property: no answer could say which record is whose,
+    so they are sent in two batches, each answer naming one record."""
+    ops = [create(f"d{i}", "deal", {"dealname": "Same"}) for i in range(2)] + [
+        create("other", "deal", {"dealname": "Other"})
+    ]
+    async with hubspot_admin(box) as admin:
+        await calls(admin, reset=True)
+        outcomes = await hubspot.write(ops)
+        assert (await calls(admin))[BATCH_CREATE] == 2
+    assert all(o.ok for o in outcomes)
+    assert len({o.object_id for o in outcomes}) == 3
+    assert _record_of(box, "deals", outcomes[2].object_id)["dealname"] == "Other"
+
+
+@contextlib.asynccontextmanager
+async def answers_losing_a_result(box: Sandbox, lose: int) -> AsyncIterator[HubSpotGateway]:
+    """A gateway talking to the sandbox through a proxy that drops result ``lose`` from every batch
+    create answer (the record is made, the answer does not say so)."""
+    upstream = httpx.AsyncClient(base_url=box.info.hubspot.base_url, timeout=30)
+
+    async def forward(request: Request) -> Response:
+        answer = await upstream.request(
+            request.method,
+            request.url.path,
+            params=request.query_params,
+            content=await request.body(),
+            headers={
+                k: v for k, v in request.headers.items() if k.lower() in {"authorization", "content-type"}
+            },
+        )
+        body = answer.content
+        if request.url.path.endswith("/batch/create") and answer.status_code in (200, 201, 207):
+            parsed = answer.json()
+            del parsed["results"][lose]
+            body = orjson.dumps(parsed)
+        return Response(body, answer.status_code, media_type="application/json")
+
+    proxy = Starlette(
+        routes=[Route("/{path:path}", forward, methods=["GET", "POST", "PATCH", "PUT", "DELETE"])]
+    )
+    settings = hubspot_settings(box)
+    async with upstream, serve(proxy, name="lossy-hubspot") as served:
+        settings = settings.model_copy(update={"base_url": served.base_url})
+        async with open_hubspot_gateway(settings, Metrics(CollectorRegistry()), backoff=FAST_HUBSPOT) as gw:
+            yield gw
+
+
+async def test_hubspot_create_missing_from_the_answer_is_read_back_not_created_again(box: Sandbox) -> None:
+    """An answer without one input's record: the create is read back by its unique property (the email)
+    and linked to what HubSpot made; it is not sent again."""
+    ops = [
+        create(f"r{i}", "contact", {"email": f"lost{i}@example.com", "firstname": f"L{i}"}) for i in range(4)
+    ]
+    async with hubspot_admin(box) as admin, answers_losing_a_result(box, lose=0) as gateway:
+        await calls(admin, reset=True)
+        outcomes = await gateway.write(ops)
+        counted = await calls(admin)
+    assert all(o.ok for o in outcomes), [o.error for o in outcomes]
+    for op, outcome in zip(ops, outcomes, strict=True):
+        assert _record_of(box, "contacts", outcome.object_id)["email"] == op.values["email"]
+    assert counted[BATCH_CREATE] == 1
+    assert counted[BATCH_READ] == 1  # the read-back, by email
+    assert len(box.hubspot.store.records["contacts"]) == 4
+
+
+async def test_hubspot_create_missing_from_the_answer_without_a_unique_property_is_unresolved(
+    box: Sandbox,
+) -> None:
+    """A lost answer for a create that carries nothing unique to read it back by: reported as an error
+    (the record error is retried, and the retry's match lookup finds what HubSpot made), never linked by
+    a guess."""
+    ops = [create(f"d{i}", "deal", {"dealname": f"Deal {i}"}) for i in range(2)]
+    async with answers_losing_a_result(box, lose=0) as gateway:
+        outcomes = await gateway.write(ops)
+    [lost] = [o for o in outcomes if not o.ok]
+    assert "unresolved" in str(lost.error)
+    [kept] = [(op, o) for op, o in zip(ops, outcomes, strict=True) if o.ok]
+    assert _record_of(box, "deals", kept[1].object_id)["dealname"] == kept[0].values["dealname"]
+    assert len(box.hubspot.store.records["deals"]) == 2
 
 
 async def test_dataverse_creates_of_one_hubspot_record_make_one_row_once_provisioned(

@@ -105,6 +105,39 @@ async def test_same_email_created_on_both_sides_at_once_becomes_one_pair(kafka_s
         assert len(hs_rows) == 1
 
 
+async def test_unlinked_accounts_find_their_companies_whatever_the_case_of_their_names(
+    kafka_settings: Any,
+) -> None:
+    """Accounts new to the sync whose names match existing HubSpot companies (bar case and spacing) link
+    to them: the name lookup of several names is one search with ``IN``, whose values HubSpot wants
+    lowercase (D-SRCH). No company is created twice."""
+    async with running_stack(kafka_settings, small_config()) as stack:
+        await stack.stop_sync()  # the accounts reach the sync together, so one lookup asks for all names
+        seeded = await stack.hs.post(
+            "/_admin/seed",  # HubSpot records from before the sync existed: no webhook
+            json={"companies": [{"name": "Acme Corp"}, {"name": "Globex Industries"}, {"name": "Initech"}]},
+        )
+        acme, globex, initech = seeded.json()["companies"]
+        cities = {"ACME  corp": "Leeds", "globex INDUSTRIES": "York", "INITECH": "Hull"}
+        for name, city in cities.items():
+            await stack.dv_create("account", {"name": name, "address1_city": city})
+        await asyncio.sleep(1.5)  # the poller has put them on Kafka
+        await stack.start_sync()
+
+        async def linked() -> dict[str, str] | None:
+            companies = {c["id"]: c["properties"] for c in await stack.hs_all("companies")}
+            found = {i: str(companies.get(i, {}).get("city")) for i in (acme, globex, initech)}
+            return found if set(found.values()) == set(cities.values()) else None
+
+        assert await eventually(linked, what="each account's city on its company") == {
+            acme: "Leeds",
+            globex: "York",
+            initech: "Hull",
+        }
+        await quiet(stack)
+        assert len(await stack.hs_all("companies")) == 3
+
+
 @pytest.mark.parametrize(
     ("policy", "winner"),
     [

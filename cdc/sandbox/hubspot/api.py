@@ -62,6 +62,10 @@ class Context:
     app_id: int
     portal_id: int
     ids: random.Random
+    order: random.Random
+    """Shuffles batch results: HubSpot answers batch create/read/update/upsert in no set order ("There is
+    no way to do it", HubSpot's maintainers in HubSpot/hubspot-api-nodejs issue 190; fact sheet
+    hubspot_2026.md, trace ids: order UNVERIFIED), so a caller must match results by id or trace id."""
 
     @property
     def app_actor(self) -> Actor:
@@ -69,6 +73,12 @@ class Context:
 
     def uuid(self) -> str:
         return str(uuid.UUID(int=self.ids.getrandbits(128), version=4))
+
+    def shuffled(self, results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """``results`` in a seeded random order (see ``order``)."""
+        results = list(results)
+        self.order.shuffle(results)
+        return results
 
 
 def error_response(

@@ -87,6 +87,8 @@ class HubSpotSandbox:
             app_id=app_id,
             portal_id=portal_id,
             ids=random.Random(rng.getrandbits(32)),  # noqa: S311 -- correlation ids
+            # Its own stream, so the ids drawn from ``rng`` stay what they were for a seed.
+            order=random.Random(f"{seed}:order"),  # noqa: S311 -- batch result order
         )
         self.owners = Owners(self.clock, random.Random(rng.getrandbits(32)))  # noqa: S311 -- ids
         self.set_webhook_url(webhook_url)

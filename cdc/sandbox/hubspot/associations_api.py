@@ -1,7 +1,17 @@
 """Associations v4 routes (fact sheet §4): default and labelled, single and batch, read and archive.
 
 Object types in paths are names or type ids. Ids in v4 read bodies are numbers (``toObjectId``), in
-batch inputs strings, as HubSpot shows them. Labels are the HubSpot-defined ones only.
+batch inputs strings, as HubSpot shows them. Labels are the HubSpot-defined ones only. Batch results come
+in a seeded random order (`Context.order`).
+
+A batch create's refused inputs come back in a 207 as ``StandardError`` entries (the associations v4
+spec's ``BatchResponseLabelsBetweenObjectPairWithErrors``: ``status``, ``category``, ``message``,
+``context: {key: [string]}``, ``errors``, ``links``). The spec names no context keys, and nothing in it
+ties an error to an input pair; the one answer seen from HubSpot for invalid association ids
+(HubSpot/hubspot-api-nodejs issue 646) is "One or more associations are invalid" with
+``context: {"INVALID_OBJECT_IDS": ["CONTACT=<id> is not valid"], "objectId": [...], "objectType": [...]}``.
+So one such entry lists every invalid id of the batch, and a caller learns which pairs were written
+from the results (``fromObjectId``/``toObjectId``), not from the errors.
 """
 
 from __future__ import annotations
@@ -64,6 +74,35 @@ def _batch_inputs(body: dict[str, Any], limit: int) -> list[dict[str, Any]]:
     if len(inputs) > limit:
         raise errors.batch_too_large(limit, len(inputs))
     return inputs
+
+
+def _invalid_ids(found: list[tuple[ObjectType, str]]) -> dict[str, Any]:
+    """One error for every id of the batch that names no record (HubSpot's shape, see the docstring)."""
+    found = list(dict.fromkeys(found))
+    return {
+        "status": "error",
+        "category": "VALIDATION_ERROR",
+        "message": "One or more associations are invalid",
+        "context": {
+            "INVALID_OBJECT_IDS": [f"{ot.singular.upper()}={i} is not valid" for ot, i in found],
+            "objectId": [i for _, i in found],
+            "objectType": [ot.singular.upper() for ot, _ in found],
+        },
+        "errors": [],
+        "links": {},
+    }
+
+
+def _refused(error: errors.HubSpotError) -> dict[str, Any]:
+    """Any other refused input (an association type the pair does not have) as a ``StandardError``."""
+    return {
+        "status": "error",
+        "category": error.fields.get("category", "VALIDATION_ERROR"),
+        "message": error.message,
+        "context": error.fields.get("context") or {},
+        "errors": [],
+        "links": {},
+    }
 
 
 def association_routes(ctx: Context) -> list[Route]:  # noqa: C901, PLR0915 -- one closure per endpoint
@@ -149,48 +188,56 @@ def association_routes(ctx: Context) -> list[Route]:  # noqa: C901, PLR0915 -- o
         )
         return Response(status_code=204)
 
+    def missing_ids(
+        source: ObjectType, from_id: str, target: ObjectType, to_id: str
+    ) -> list[tuple[ObjectType, str]]:
+        return [(ot, i) for ot, i in ((source, from_id), (target, to_id)) if store.get(ot, i) is None]
+
     async def batch_default(request: Request) -> Response:
         source, target = types_of(request)
         started, results, errs = iso(ctx.clock.epoch_ms()), [], []
+        invalid: list[tuple[ObjectType, str]] = []
         for item in _batch_inputs(await json_object(request), CREATE_LIMIT):
             from_id, to_id = str(item.get("from", {}).get("id")), str(item.get("to", {}).get("id"))
-            try:
-                left, right = store.associate(source, from_id, target, to_id, [], ctx.app_actor)
-            except errors.HubSpotError as error:
-                errs.append(
-                    {
-                        "status": "error",
-                        "category": "OBJECT_NOT_FOUND",
-                        "message": error.message,
-                        "context": {"fromId": [from_id], "toId": [to_id]},
-                    }
-                )
-                continue
+            with store.lock:
+                if missing := missing_ids(source, from_id, target, to_id):
+                    invalid += missing
+                    continue
+                try:
+                    left, right = store.associate(source, from_id, target, to_id, [], ctx.app_actor)
+                except errors.HubSpotError as error:
+                    errs.append(_refused(error))
+                    continue
             results += default_results(source, left.id, target, right.id)
-        return JSON(batch_envelope(results, errs, started, iso(ctx.clock.epoch_ms())), 207 if errs else 200)
+        errs = ([_invalid_ids(invalid)] if invalid else []) + errs
+        return JSON(
+            batch_envelope(ctx.shuffled(results), errs, started, iso(ctx.clock.epoch_ms())),
+            207 if errs else 200,
+        )
 
     async def batch_create(request: Request) -> Response:
         source, target = types_of(request)
         started, results, errs = iso(ctx.clock.epoch_ms()), [], []
+        invalid: list[tuple[ObjectType, str]] = []
         for item in _batch_inputs(await json_object(request), CREATE_LIMIT):
             from_id, to_id = str(item.get("from", {}).get("id")), str(item.get("to", {}).get("id"))
-            try:
-                type_ids = _spec_ids(source, target, item.get("types"))
-                with store.lock:
+            with store.lock:
+                if missing := missing_ids(source, from_id, target, to_id):
+                    invalid += missing
+                    continue
+                try:
+                    type_ids = _spec_ids(source, target, item.get("types"))
                     left, right = store.associate(source, from_id, target, to_id, type_ids, ctx.app_actor)
-                    held = store.associations.types_between((source.name, left.id), (target.name, right.id))
-            except errors.HubSpotError as error:
-                errs.append(
-                    {
-                        "status": "error",
-                        "category": error.fields.get("category", "VALIDATION_ERROR"),
-                        "message": error.message,
-                        "context": {"fromId": [from_id], "toId": [to_id]},
-                    }
-                )
-                continue
+                except errors.HubSpotError as error:
+                    errs.append(_refused(error))
+                    continue
+                held = store.associations.types_between((source.name, left.id), (target.name, right.id))
             results.append(_pair(source, left.id, target, right.id, held))
-        return JSON(batch_envelope(results, errs, started, iso(ctx.clock.epoch_ms())), 207 if errs else 201)
+        errs = ([_invalid_ids(invalid)] if invalid else []) + errs
+        return JSON(
+            batch_envelope(ctx.shuffled(results), errs, started, iso(ctx.clock.epoch_ms())),
+            207 if errs else 201,
+        )
 
     async def batch_read(request: Request) -> Response:
         source, target = types_of(request)
@@ -220,7 +267,10 @@ def association_routes(ctx: Context) -> list[Route]:  # noqa: C901, PLR0915 -- o
             if missing
             else []
         )
-        return JSON(batch_envelope(results, errs, started, iso(ctx.clock.epoch_ms())), 207 if errs else 200)
+        return JSON(
+            batch_envelope(ctx.shuffled(results), errs, started, iso(ctx.clock.epoch_ms())),
+            207 if errs else 200,
+        )
 
     async def batch_archive(request: Request) -> Response:
         source, target = types_of(request)

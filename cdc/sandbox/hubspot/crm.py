@@ -5,6 +5,10 @@ duplicate id in a batch is a 400 for the whole request, unknown ids in batch rea
 ``OBJECT_NOT_FOUND`` listing them. A failing input of a batch create/update/upsert fails the whole
 request unless every input carries a unique ``objectWriteTraceId``; then the others are written and the
 failures come back in a 207 under ``context.objectWriteTraceId``. Writes are checked before any is made.
+
+Results come in a (seeded) random order: HubSpot does not answer batches in input order (see
+`Context.order`). A written record's ``objectWriteTraceId`` is not echoed: the documented 207 example
+(fact sheet §3.3, D-ERR) carries it only on the error, so only errors name their input by it.
 """
 
 from __future__ import annotations
@@ -195,7 +199,7 @@ def crm_routes(ctx: Context) -> list[Route]:  # noqa: C901, PLR0915 -- one closu
             else:
                 results.append(record_json(store, record, props, with_history=history))
         errs = [_not_found_entry(ot, missing)] if missing else []
-        return JSON(batch_envelope(results, errs, started, now()), 207 if errs else 200)
+        return JSON(batch_envelope(ctx.shuffled(results), errs, started, now()), 207 if errs else 200)
 
     async def batch_create(request: Request) -> Response:
         ot = path_type(request)
@@ -209,11 +213,8 @@ def crm_routes(ctx: Context) -> list[Route]:  # noqa: C901, PLR0915 -- one closu
                     errs.append(_error_entry(error, item["objectWriteTraceId"]))
                     continue
                 record = create_with_associations(store, ot, item, ctx.app_actor)
-                result = record_json(store, record, everything=True)
-                if traced:
-                    result["objectWriteTraceId"] = item["objectWriteTraceId"]
-                results.append(result)
-        return JSON(batch_envelope(results, errs, started, now()), 207 if errs else 201)
+                results.append(record_json(store, record, everything=True))
+        return JSON(batch_envelope(ctx.shuffled(results), errs, started, now()), 207 if errs else 201)
 
     async def batch_update(request: Request) -> Response:
         ot = path_type(request)
@@ -247,7 +248,7 @@ def crm_routes(ctx: Context) -> list[Route]:  # noqa: C901, PLR0915 -- one closu
                 results.append(record_json(store, updated, everything=True))
         if missing:
             errs.insert(0, _not_found_entry(ot, missing, "update"))
-        return JSON(batch_envelope(results, errs, started, now()), 207 if errs else 200)
+        return JSON(batch_envelope(ctx.shuffled(results), errs, started, now()), 207 if errs else 200)
 
     async def batch_upsert(request: Request) -> Response:
         ot = path_type(request)
@@ -280,7 +281,7 @@ def crm_routes(ctx: Context) -> list[Route]:  # noqa: C901, PLR0915 -- one closu
                 else:
                     record, new = store.update(ot, existing.id, values, ctx.app_actor), False
                 results.append({**record_json(store, record, everything=True), "new": new})
-        return JSON(batch_envelope(results, errs, started, now()), 207 if errs else 200)
+        return JSON(batch_envelope(ctx.shuffled(results), errs, started, now()), 207 if errs else 200)
 
     async def batch_archive(request: Request) -> Response:
         ot = path_type(request)

@@ -2,8 +2,11 @@
 
 Rules (fact sheet §3.5): filters in a group are ANDed, groups are ORed; at most 5 groups, 6 filters per
 group and 18 in all; one sort; ``limit`` defaults to 10 and is at most 200; ``after`` is an offset and no
-query reaches past 10,000 results. String equality is case-insensitive; numbers compare as numbers;
-``datetime``/``date`` values compare as ms epoch whether given as ms or ISO-8601.
+query reaches past 10,000 results. String equality (``EQ``, ``NEQ``) is case-insensitive, but ``IN`` and
+``NOT_IN`` on a string property compare the stored value, lowercased, with the values exactly as sent:
+"the searched values must be lowercase" (D-SRCH, the search guide on ``IN``), so ``["Acme"]`` finds
+nothing. Numbers compare as numbers; ``datetime``/``date`` values compare as ms epoch whether given as ms
+or ISO-8601.
 """
 
 from __future__ import annotations
@@ -190,6 +193,13 @@ def _compare(kind: str, actual: str, wanted: str, operator: str) -> bool:
     return result
 
 
+def _listed(kind: str, actual: str, values: Sequence[str]) -> bool:
+    """``IN`` membership: a string property's value, lowercased, against the values as sent (D-SRCH)."""
+    if kind == "string":
+        return actual.lower() in values
+    return any(_compare(kind, actual, v, "EQ") for v in values)
+
+
 def _contains_token(actual: str, pattern: str) -> bool:
     pattern = pattern.lower()
     tokens = [t for t in _TOKEN.split(actual.lower()) if t]
@@ -208,13 +218,13 @@ def matches(properties: Mapping[str, str], types: Mapping[str, str], flt: Filter
     if flt.operator == "NEQ":
         return actual is None or not _compare(kind, actual, flt.value or "", "EQ")
     if flt.operator == "NOT_IN":
-        return actual is None or not any(_compare(kind, actual, v, "EQ") for v in flt.values)
+        return actual is None or not _listed(kind, actual, flt.values)
     if flt.operator == "NOT_CONTAINS_TOKEN":
         return actual is None or not _contains_token(actual, flt.value or "")
     if actual is None:
         return False
     if flt.operator == "IN":
-        return any(_compare(kind, actual, v, "EQ") for v in flt.values)
+        return _listed(kind, actual, flt.values)
     if flt.operator == "BETWEEN":
         return _compare(kind, actual, flt.value or "", "GTE") and _compare(
             kind, actual, flt.high_value or "", "LTE"

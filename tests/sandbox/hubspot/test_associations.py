@@ -97,6 +97,37 @@ async def test_batch_read_and_create(client: httpx.AsyncClient) -> None:
     assert await types_of(client, "companies", company, "contacts") == {int(contacts[1]): [2, 280]}
 
 
+async def test_batch_create_refusals_come_as_standard_errors_naming_the_invalid_ids(
+    client: httpx.AsyncClient,
+) -> None:
+    """The v4 spec's 207 (``StandardError``: status, category, message, context, errors, links); the context
+    names the invalid ids as HubSpot does (hubspot-api-nodejs issue 646), not the input pair."""
+    company = await make(client, "companies", name="Acme")
+    good, other = await make(client, "contacts", email="g@example.com"), "123456789"
+    created = await client.post(
+        "/crm/v4/associations/contacts/companies/batch/create",
+        json={
+            "inputs": [
+                {"from": {"id": good}, "to": {"id": company}, "types": PRIMARY},
+                {"from": {"id": good}, "to": {"id": other}, "types": PRIMARY},
+                {"from": {"id": other}, "to": {"id": company}, "types": PRIMARY},
+            ]
+        },
+    )
+    assert created.status_code == 207
+    body = created.json()
+    assert [(r["fromObjectId"], r["toObjectId"]) for r in body["results"]] == [(int(good), int(company))]
+    assert body["numErrors"] == 1
+    [error] = body["errors"]
+    assert set(error) == {"status", "category", "message", "context", "errors", "links"}
+    assert error["category"] == "VALIDATION_ERROR"
+    assert error["context"] == {
+        "INVALID_OBJECT_IDS": [f"COMPANY={other} is not valid", f"CONTACT={other} is not valid"],
+        "objectId": [other, other],
+        "objectType": ["COMPANY", "CONTACT"],
+    }
+
+
 async def test_create_with_associations_and_v3_read(client: httpx.AsyncClient) -> None:
     company = await make(client, "companies", name="Acme")
     response = await client.post(

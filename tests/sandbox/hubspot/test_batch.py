@@ -1,4 +1,5 @@
-"""Batch endpoints: at most 100 inputs, duplicate ids -> 400, 207 with per-input errors (fact sheet §3.2)."""
+"""Batch endpoints: at most 100 inputs, duplicate ids -> 400, 207 with per-input errors (fact sheet §3.2);
+results in no set order, written records without their trace id."""
 
 from __future__ import annotations
 
@@ -22,15 +23,16 @@ async def seed(client: httpx.AsyncClient, n: int) -> list[str]:
     assert body["status"] == "COMPLETE"
     assert {"startedAt", "completedAt", "results"} <= set(body)
     assert "errors" not in body
-    return [r["id"] for r in body["results"]]
+    by_email = {r["properties"]["email"]: r["id"] for r in body["results"]}  # results come in any order
+    return [by_email[f"p{i}@example.com"] for i in range(n)]
 
 
 async def test_batch_read_by_id_and_by_email_with_207_for_missing(client: httpx.AsyncClient) -> None:
     ids = await seed(client, 3)
     ok = await post(client, "read", {"properties": ["email"], "inputs": [{"id": i} for i in ids]})
     assert ok.status_code == 200
-    assert [r["id"] for r in ok.json()["results"]] == ids
-    assert ok.json()["results"][0]["properties"]["email"] == "p0@example.com"
+    emails = {r["id"]: r["properties"]["email"] for r in ok.json()["results"]}
+    assert emails == {i: f"p{n}@example.com" for n, i in enumerate(ids)}
 
     mixed = await post(
         client,
@@ -87,7 +89,9 @@ async def test_batch_create_with_trace_ids_is_207_per_input(client: httpx.AsyncC
     response = await post(client, "create", {"inputs": inputs})
     assert response.status_code == 207
     body = response.json()
-    assert [r["objectWriteTraceId"] for r in body["results"]] == ["t-ok"]
+    # As in HubSpot's documented 207: the written record does not echo its trace id, the errors do.
+    assert [r["properties"]["email"] for r in body["results"]] == ["new@example.com"]
+    assert "objectWriteTraceId" not in body["results"][0]
     assert body["numErrors"] == 2
     by_trace = {e["context"]["objectWriteTraceId"][0]: e for e in body["errors"]}
     assert by_trace["t-bad"]["category"] == "VALIDATION_ERROR"
@@ -145,4 +149,24 @@ async def test_other_objects_batch_too(client: httpx.AsyncClient, kind: str) -> 
         json={"inputs": [{"properties": {name: "A"}}, {"properties": {name: "B"}}]},
     )
     assert response.status_code == 201
-    assert [r["properties"][name] for r in response.json()["results"]] == ["A", "B"]
+    assert sorted(r["properties"][name] for r in response.json()["results"]) == ["A", "B"]
+
+
+async def test_batch_results_come_in_no_set_order(client: httpx.AsyncClient) -> None:
+    """HubSpot answers batches in any order (hubspot-api-nodejs issue 190): the sandbox shuffles (seeded),
+    so a caller matching results by position is caught."""
+    sent = [f"o{i}@example.com" for i in range(30)]
+    inputs = [{"properties": {"email": e}, "objectWriteTraceId": str(i)} for i, e in enumerate(sent)]
+    created = (await post(client, "create", {"inputs": inputs})).json()["results"]
+    emails = [r["properties"]["email"] for r in created]
+    assert sorted(emails) == sorted(sent)
+    assert emails != sent
+    assert all("objectWriteTraceId" not in r for r in created)
+    ids = [r["id"] for r in created]
+    read = (await post(client, "read", {"inputs": [{"id": i} for i in ids]})).json()["results"]
+    assert sorted(r["id"] for r in read) == sorted(ids)
+    assert [r["id"] for r in read] != ids
+    updated = (
+        await post(client, "update", {"inputs": [{"id": i, "properties": {"firstname": "X"}} for i in ids]})
+    ).json()["results"]
+    assert [r["id"] for r in updated] != ids

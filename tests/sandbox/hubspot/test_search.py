@@ -70,9 +70,27 @@ async def test_filters_and_groups(client: httpx.AsyncClient, people: list[str]) 
     )
     assert both["total"] == 2  # n = 0, 6
     listed = await find(
-        client, {"filterGroups": [{"filters": [eq("firstname", "IN", values=["user1", "User2"])]}]}
+        client, {"filterGroups": [{"filters": [eq("firstname", "IN", values=["user1", "user2"])]}]}
     )
     assert listed["total"] == 8
+
+
+async def test_in_on_a_string_property_takes_lowercase_values_only(
+    client: httpx.AsyncClient, people: list[str]
+) -> None:
+    """D-SRCH: IN/NOT_IN values must be lowercase; a value as written ("User2") finds nothing, while EQ
+    stays case-insensitive."""
+
+    async def total(*filters: dict[str, Any]) -> int:
+        found = await find(client, {"filterGroups": [{"filters": list(filters)}], "limit": 100})
+        return int(found["total"])
+
+    assert await total(eq("firstname", "IN", values=["user1", "User2"])) == 4
+    assert await total(eq("firstname", "IN", values=["User1", "User2"])) == 0
+    assert await total(eq("firstname", "NOT_IN", values=["User0"])) == 12
+    assert await total(eq("firstname", "NOT_IN", values=["user0"])) == 8
+    assert await total(eq("firstname", "EQ", "USER2")) == 4
+    assert await total(eq("hs_object_id", "IN", values=[people[0], people[1]])) == 2
 
 
 async def test_last_modified_cursor_with_sort_and_paging(
