@@ -23,7 +23,12 @@ class FaultKnobs(BaseModel):
     throttle_rate: float = Field(default=0.0, ge=0, le=1, description="Share of API calls answered 429.")
     webhook_duplicate_rate: float = Field(default=0.0, ge=0, le=1, description="Share of batches sent twice.")
     webhook_drop_rate: float = Field(default=0.0, ge=0, le=1, description="Share of events never sent.")
-    webhook_reorder: bool = Field(default=False, description="Shuffle events within a webhook batch.")
+    webhook_reorder: bool = Field(
+        default=True,
+        # On by default: HubSpot does not guarantee webhook order (fact sheet §1.4, D-WH), so neither does
+        # the sandbox unless a test turns it off to check something else.
+        description="Shuffle events within a webhook batch (HubSpot guarantees no order).",
+    )
 
 
 class Faults:
