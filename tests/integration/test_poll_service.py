@@ -29,6 +29,7 @@ from cdc.ingest.dataverse_poller import DataverseTables
 from cdc.ingest.leases import lease_partition, spread
 from cdc.ingest.poll_service import run_poll
 from cdc.metrics import Metrics
+from cdc.provisioning import enable_change_tracking
 from cdc.sandbox.runner import Sandbox, run_sandbox
 from cdc.settings import PollSettings, Settings
 from cdc.signals import stop_on_signals
@@ -40,10 +41,13 @@ from streams.events import ChangeEvent, Operation
 from streams.keys import join_key
 from streams.topics import LEASE_PARTITIONS, TopicCatalog, TopicRole
 from tests.kafka_reading import read_changes
+from tests.sync_configs import CONTACT_STEPS, enabled_only
 
 TABLES = {"accounts": "name", "contacts": "lastname", "leads": "lastname", "opportunities": "name"}
 LOGICAL = {"accounts": "account", "contacts": "contact", "leads": "lead", "opportunities": "opportunity"}
 REPLICA: contextvars.ContextVar[str] = contextvars.ContextVar("replica", default="?")
+CONTACTS = enabled_only(*CONTACT_STEPS)
+"""Contacts both ways: `cdc poll` polls the Dataverse and HubSpot contacts, nothing else."""
 
 
 # --- the lease's pure parts ----------------------------------------------------------------------
@@ -141,10 +145,13 @@ async def test_run_poll_publishes_both_systems_serves_metrics_and_survives_a_fen
             answer = await hub.post("/_admin/seed", json={"contacts": [{"email": "ada@example.com"}]})
             [contact] = answer.json()["contacts"]
         settings = box.daemon_settings(topics, poll=poll)
+        await enable_change_tracking(settings, ["contacts"])
         stop = asyncio.Event()
         served: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         async with asyncio.TaskGroup() as tasks:
-            running = tasks.create_task(run_poll(settings, stop, metrics=metrics, on_ready=served.set_result))
+            running = tasks.create_task(
+                run_poll(settings, stop, metrics=metrics, on_ready=served.set_result, config=CONTACTS)
+            )
             try:
                 base = await asyncio.wait_for(served, 30)
                 await until_events(topics, TopicRole.CHANGES_DATAVERSE, lambda ev: len(ev) >= 1)
@@ -190,7 +197,7 @@ async def test_run_poll_publishes_both_systems_serves_metrics_and_survives_a_fen
 
 
 def fenced_id(settings: Settings, table: str) -> str:
-    tables = DataverseTables(settings, Metrics(CollectorRegistry()))
+    tables = DataverseTables(settings, Metrics(CollectorRegistry()), config=CONTACTS)
     return tables.transactional_id(table)
 
 
@@ -260,6 +267,7 @@ async def test_two_replicas_never_poll_one_table_at_once_and_one_takes_over_from
     async with run_sandbox(seed=42) as box, dataverse_admin(box) as dv:
         rows = {table: await seed_rows(dv, table, 3) for table in TABLES}
         settings = box.daemon_settings(topics, poll=poll)
+        await enable_change_tracking(settings, list(TABLES))
         tenant = box.info.dataverse.base_url.split("://")[1]
         partitions = {lease_partition(join_key("dataverse", tenant, t), LEASE_PARTITIONS) for t in TABLES}
         assert len(partitions) > 1, "all four tables hash to one partition: one replica must own them all"
@@ -334,7 +342,7 @@ def poll_env(settings: Settings) -> dict[str, str]:
         "DATAVERSE__AUTHORITY": dv.authority,
         "DATAVERSE__SCOPE": dv.scope,
         "DATAVERSE__CA_BUNDLE": dv.ca_bundle,
-        "POLL__DATAVERSE_TABLES": json.dumps(list(poll.dataverse_tables)),
+        "POLL__DATAVERSE_TABLES": json.dumps(list(poll.dataverse_tables or ())),
         "POLL__DATAVERSE_INTERVAL_S": poll.dataverse_interval_s,
         "POLL__HUBSPOT_OBJECTS": "[]",
         "POLL__PORT": 0,
@@ -359,6 +367,7 @@ async def test_a_killed_replica_loses_its_tables_after_the_session_timeout_and_n
     async with run_sandbox(seed=44) as box, dataverse_admin(box) as dv:
         rows = {table: await seed_rows(dv, table, 2) for table in TABLES}
         settings = box.daemon_settings(topics, poll=poll)
+        await enable_change_tracking(settings, list(TABLES))
         all_tables = set(TABLES)
         held_by_b: set[str] = set()
         log_file = tmp_path / "b.log"
@@ -421,12 +430,12 @@ async def test_sigterm_ends_run_poll_within_the_grace_in_the_documented_order(
     )
     async with run_sandbox(seed=43) as box, dataverse_admin(box) as dv:
         await seed_rows(dv, "contacts", 2)
+        settings = box.daemon_settings(topics, poll=poll)
+        await enable_change_tracking(settings, ["contacts"])
         metrics = Metrics(CollectorRegistry())
         stop = asyncio.Event()
         with stop_on_signals(stop):
-            task = asyncio.create_task(
-                run_poll(box.daemon_settings(topics, poll=poll), stop, metrics=metrics)
-            )
+            task = asyncio.create_task(run_poll(settings, stop, metrics=metrics, config=CONTACTS))
             try:
                 await until(
                     lambda: sample(metrics, "cdc_poll_rows_total", system="dataverse", table="contacts") >= 2

@@ -276,7 +276,8 @@ async def test_metadata_lists_columns_and_creates_custom_ones(client: httpx.Asyn
     entity = (await client.get("/api/data/v9.2/EntityDefinitions(LogicalName='lead')")).json()
     assert entity["EntitySetName"] == "leads"
     assert entity["PrimaryIdAttribute"] == "leadid"
-    assert entity["ChangeTrackingEnabled"] is True
+    assert entity["ChangeTrackingEnabled"] is False  # off until enabled (fact sheet §1.1)
+    assert entity["CanChangeTrackingBeEnabled"]["Value"] is True
 
 
 async def test_state_and_status_move_together(client: httpx.AsyncClient) -> None:
