@@ -254,7 +254,7 @@ class _TablePoller:
         self.told_off = True
         log.error(
             "dataverse %s: %s. Nothing of %s is read or published until it is; the other tables keep "
-            "polling, and this one is checked again every %.0fs",
+            "polling, and this one is checked again every %gs",
             self.table,
             why,
             self.table,
