@@ -166,6 +166,12 @@ def rows() -> list[Row]:
                     "Delta-token resets (1 h)",
                     (("sum by (table) (increase(cdc_delta_token_resets_total[1h]))", "{{table}}"),),
                 ),
+                Panel(
+                    "Dataverse tables without change tracking (not polled)",
+                    (("count by (table) (cdc_dataverse_change_tracking_enabled == 0)", "{{table}}"),),
+                    description="A table a sync step syncs whose change tracking is off: nothing of it is "
+                    "read. `cdc provision --dataverse` turns it on; the poller picks it up without a restart.",
+                ),
             ],
         ),
         Row(
