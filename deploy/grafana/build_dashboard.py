@@ -167,10 +167,10 @@ def rows() -> list[Row]:
                     (("sum by (table) (increase(cdc_delta_token_resets_total[1h]))", "{{table}}"),),
                 ),
                 Panel(
-                    "Dataverse tables without change tracking (not polled)",
-                    (("count by (table) (cdc_dataverse_change_tracking_enabled == 0)", "{{table}}"),),
-                    description="A table a sync step syncs whose change tracking is off: nothing of it is "
-                    "read. `cdc provision --dataverse` turns it on; the poller picks it up without a restart.",
+                    "Change tracking of the polled Dataverse tables (0: off, not polled)",
+                    (("min by (table) (cdc_dataverse_change_tracking_enabled)", "{{table}}"),),
+                    description="0: a table a sync step syncs has change tracking off, and nothing of it is "
+                    "read. `cdc provision --dataverse` turns it on; the poller takes it up with no restart.",
                 ),
             ],
         ),

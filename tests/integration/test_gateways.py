@@ -29,7 +29,7 @@ from cdc.gateways.hubspot import DATAVERSE_ID_PROPERTY
 from cdc.hubspot.client import Backoff
 from cdc.hubspot.errors import FatalError as HubSpotFatalError
 from cdc.metrics import Metrics
-from cdc.provisioning.run import provision_sandbox
+from cdc.provisioning.run import enable_change_tracking, provision_sandbox
 from cdc.sandbox.runner import Sandbox, run_sandbox
 from cdc.serving import serve
 from cdc.settings import DataverseSettings, HubSpotSettings
@@ -487,6 +487,7 @@ async def test_dataverse_outage_is_crm_unavailable(
 async def test_dataverse_gateway_writes_show_in_the_change_tracking_feed(
     box: Sandbox, dataverse: DataverseGateway
 ) -> None:
+    await enable_change_tracking(box.daemon_settings(KafkaSettings()), ["contacts"])
     async with dataverse_admin(box) as admin:
         token = (await admin.post("/token")).json()["access_token"]
     context = ssl.create_default_context(cafile=box.info.dataverse.ca_bundle)
