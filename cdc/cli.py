@@ -238,8 +238,11 @@ def poll(state: _State) -> None:
     from cdc.hubspot.errors import HubSpotApiError  # noqa: PLC0415
     from cdc.ingest.poll_service import MissingTopicsError, run_poll  # noqa: PLC0415
     from cdc.metrics import Metrics  # noqa: PLC0415
+    from consumers.loader import load_config  # noqa: PLC0415
 
     settings = state.settings
+    # What to poll follows from the steps `cdc sync` runs: the same configuration, read the same way.
+    config = load_config(settings.sync.config)
     logging.basicConfig(level=settings.log.level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     async def run() -> None:
@@ -250,6 +253,7 @@ def poll(state: _State) -> None:
                 stop,
                 metrics=Metrics(CollectorRegistry()),
                 on_ready=lambda url: _progress(f"poll: metrics at {url}/metrics"),
+                config=config,
             )
 
     try:
@@ -325,7 +329,10 @@ def config_check(file: Path | None, as_json: bool) -> None:
 
 @cli.command()
 @click.option(
-    "--dataverse", "create_columns", is_flag=True, help="Also create missing Dataverse columns (else listed)."
+    "--dataverse",
+    "create_columns",
+    is_flag=True,
+    help="Also create missing Dataverse columns and turn change tracking on (else listed).",
 )
 @click.option("--dry-run", is_flag=True, help="List what would be created; change nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print created/present/missing/problems per area.")
@@ -339,7 +346,8 @@ def provision(
     state: _State, create_columns: bool, dry_run: bool, as_json: bool, sync_config: Path | None
 ) -> None:
     """Create the HubSpot properties, webhook subscriptions and (--dataverse) Dataverse columns the sync
-    configuration needs; exit 3 while anything stays missing or wrong."""
+    configuration needs, and turn change tracking on for the tables `cdc poll` polls; exit 3 while anything
+    stays missing or wrong."""
     from cdc.dataverse import DataverseApiError  # noqa: PLC0415 -- keeps `cdc --help` fast
     from cdc.dataverse import RetriableError as DataverseRetriable  # noqa: PLC0415
     from cdc.hubspot.errors import HubSpotApiError  # noqa: PLC0415
@@ -367,7 +375,11 @@ def provision(
     else:
         click.echo(report.summary())
     if not report.ok:
-        hint = "" if create_columns or not report.dataverse.missing else " (--dataverse creates the columns)"
+        hint = (
+            ""
+            if create_columns or not report.dataverse.missing
+            else " (--dataverse creates the columns and turns change tracking on)"
+        )
         raise CliError(
             f"the CRMs lack what the sync configuration needs: {report.summary()}{hint}", ExitCode.DRIFT
         )

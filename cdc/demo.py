@@ -4,7 +4,8 @@ Start-up, in order (the CLI has started a local Apache Kafka):
 
 1. the topic catalog is created; the sandbox HubSpot and Dataverse start;
 2. ``provision_sandbox`` creates the sync flags, custom properties and columns, and webhook subscriptions
-   the default sync configuration (the seeds' steps 1-5) needs;
+   the default sync configuration (the seeds' steps 1-5) needs, and turns change tracking on for the
+   tables it syncs (a fresh org, like the sandbox, has it on none);
 3. a few hundred companies, contacts and opportunities are seeded through the bulk admin endpoints, 30% of
    the Dataverse ones already in HubSpot under the same email or name (`cdc.demo_seed`);
 4. the three roles start as tasks of one task group, as separate deployments would run them: ``ingest``
@@ -237,10 +238,12 @@ async def run(kafka: KafkaSettings, say: Say, *, once: bool, stop: asyncio.Event
         say(f"sandbox: HubSpot {hs_url}, Dataverse {dv_url}")
         settings = demo_settings(box, kafka)
         provisioned = await provision_sandbox(settings, config)
+        tracked = [i.object for i in provisioned.dataverse.created if i.kind == "table"]
         say(
             f"provisioned: {len(provisioned.hubspot.created)} HubSpot properties, "
             f"{len(provisioned.webhooks.created)} webhook subscriptions, "
-            f"{len(provisioned.dataverse.created)} Dataverse columns"
+            f"{len(provisioned.dataverse.created) - len(tracked)} Dataverse columns and keys, "
+            f"change tracking on {', '.join(tracked)}"
         )
         plan = plan_seed(*(SMALL if once else FULL))
         ca = ssl.create_default_context(cafile=box.info.dataverse.ca_bundle)
@@ -304,7 +307,9 @@ class Demo:
             )
             self.box.hubspot.set_webhook_url(webhook_url)
             poll, poll_url = await _start(
-                tasks, "poll", lambda s, r: run_poll(settings, s, metrics=metrics["poll"], on_ready=r)
+                tasks,
+                "poll",
+                lambda s, r: run_poll(settings, s, metrics=metrics["poll"], on_ready=r, config=config),
             )
             sync, sync_url = await _start(
                 tasks,

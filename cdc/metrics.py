@@ -134,6 +134,13 @@ class Metrics:
             ["table"],
             registry=registry,
         )
+        self.change_tracking = Gauge(
+            "cdc_dataverse_change_tracking_enabled",
+            "1 when a polled Dataverse table has change tracking on; 0 when it has not, and nothing of it is "
+            "read or published (`cdc provision --dataverse` turns it on).",
+            ["table"],
+            registry=registry,
+        )
         # outbound API calls, per system and endpoint (a route template, never a record URL)
         self.api_requests = Counter(
             "cdc_api_requests_total",

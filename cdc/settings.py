@@ -75,15 +75,19 @@ class DataverseSettings(BaseModel):
 class PollSettings(BaseModel):
     """`cdc poll`: the Dataverse change-tracking poller and the HubSpot reconciler.
 
-    A part runs when its system is configured: Dataverse with ``dataverse.base_url`` and a table, HubSpot
-    with ``hubspot.token`` and an object type (an empty list turns a part off). Replicas share the tables
-    through the ``<prefix>poll`` consumer group (`cdc.ingest.leases`).
+    What is polled follows from the enabled sync steps (the ``sync.config`` file `cdc sync` runs, else the
+    default steps; `cdc.ingest.polled`): every table and object type a step syncs. ``dataverse_tables`` and
+    ``hubspot_objects`` override that; an override must name everything the enabled steps sync, and an
+    empty list turns that part off. A part runs when its system is configured too: Dataverse with
+    ``dataverse.base_url``, HubSpot with ``hubspot.token``. Replicas share the tables through the
+    ``<prefix>poll`` consumer group (`cdc.ingest.leases`).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    dataverse_tables: tuple[str, ...] = Field(
-        default=("accounts", "contacts", "opportunities"), description="Entity sets to poll for changes."
+    dataverse_tables: tuple[str, ...] | None = Field(
+        default=None,
+        description="Entity sets to poll for changes; default: every table an enabled sync step syncs.",
     )
     dataverse_interval_s: float = Field(
         default=2.0, gt=0, description="Delay between delta polls of a table."
@@ -93,8 +97,14 @@ class PollSettings(BaseModel):
         default_factory=dict,
         description="Entity set -> columns to $select; a table not listed is read with all its columns.",
     )
-    hubspot_objects: tuple[str, ...] = Field(
-        default=("companies", "contacts", "deals"), description="Object types the reconciler pages."
+    hubspot_objects: tuple[str, ...] | None = Field(
+        default=None,
+        description="Object types the reconciler pages; default: every one an enabled sync step syncs.",
+    )
+    dataverse_recheck_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="How often a table without change tracking is checked again (polled once it has it).",
     )
     hubspot_interval_s: float = Field(default=60.0, gt=0, description="Delay between reconciler passes.")
     hubspot_lookback_s: float = Field(

@@ -23,8 +23,13 @@ from typing import Any
 import httpx
 import orjson
 from prometheus_client.parser import text_string_to_metric_families
+from pydantic import SecretStr
 
 from cdc.devkafka.runner import free_ports
+from cdc.ingest.polled import dataverse_tables
+from cdc.provisioning import enable_change_tracking
+from cdc.settings import DataverseSettings, Settings, SyncSettings
+from consumers.loader import load_config
 from streams.admin import ensure_topics, open_admin
 from streams.config import KafkaSettings
 from streams.topics import TopicCatalog
@@ -193,8 +198,6 @@ def _role_env(
         "CDC_DATAVERSE__CA_BUNDLE": dv["ca_bundle"],
         "CDC_INGEST__PORT": str(ports["ingest"]),
         "CDC_POLL__PORT": str(ports["poll"]),
-        "CDC_POLL__DATAVERSE_TABLES": '["contacts", "accounts"]',
-        "CDC_POLL__HUBSPOT_OBJECTS": '["companies", "contacts"]',
         "CDC_POLL__DATAVERSE_INTERVAL_S": str(options.dataverse_interval_s),
         "CDC_POLL__HUBSPOT_INTERVAL_S": str(options.hubspot_interval_s),
         "CDC_SYNC__PORT": str(ports["sync"]),
@@ -202,6 +205,25 @@ def _role_env(
         "CDC_SYNC__BATCH_SIZE": str(options.batch_size),
         "CDC_SYNC__BATCH_WAIT_MS": str(options.batch_wait_ms),
     }
+
+
+async def _track_changes(info: dict[str, Any], options: RoleOptions) -> None:
+    """Change tracking on the tables `cdc poll` will poll (what the sync configuration's steps sync), turned
+    on through the metadata API as `cdc provision --dataverse` does: a fresh org has it on no table."""
+    dv = info["dataverse"]
+    settings = Settings(
+        dataverse=DataverseSettings(
+            base_url=dv["base_url"],
+            tenant_id=dv["tenant_id"],
+            client_id=dv["client_id"],
+            client_secret=SecretStr(dv["client_secret"]),
+            authority=dv["authority"],
+            scope=dv["scope"],
+            ca_bundle=Path(dv["ca_bundle"]),
+        ),
+        sync=SyncSettings(config=options.sync_config),
+    )
+    await enable_change_tracking(settings, dataverse_tables(settings, load_config(options.sync_config)))
 
 
 @contextlib.asynccontextmanager
@@ -235,6 +257,7 @@ async def running_stack(kafka: KafkaSettings, options: RoleOptions, logs: Path) 
             ) as dv,
         ):
             stack = Stack(kafka, info, hs, dv, logs, _role_env(kafka, info, options, ports), options, ports)
+            await _track_changes(info, options)
             await stack.hubspot_limits(UNLIMITED_HUBSPOT)
             (await dv.put("/_admin/protection", json={"enabled": False})).raise_for_status()
             try:

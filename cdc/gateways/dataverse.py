@@ -19,7 +19,8 @@ per (table, column), so one misspelt column costs that field, not every read of 
 - ``write``: one ``$batch`` per ``batch_size`` ops (default 100; Dataverse takes up to 1,000), without
   change sets and with ``Prefer: odata.continue-on-error``, so each op succeeds or fails on its own.
   Creates are POSTs with ``Prefer: return=representation`` (the new id and ETag come back); updates
-  are PATCHes with ``If-Match: <etag>`` when the op has one (412 -> ``conflict``), else ``If-Match: *``
+  are PATCHes with ``If-Match: <etag>`` when the op has one (412 -> ``conflict``, by the status: the
+  documented body carries an empty code), else ``If-Match: *``
   (a PATCH would otherwise re-create a deleted record). A create copying a HubSpot record (``origin_id``)
   is a PATCH upsert addressed by the alternate key ``cdc_hubspotid='<id>'`` when the table has that key
   (one metadata GET of its keys per table and process), so the same create sent twice (a retried batch,
@@ -92,7 +93,9 @@ _GUID = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 _ENTITY_ID = re.compile(r"\(([0-9a-fA-F-]{36})\)\s*$")
 _IRREGULAR = {"opportunity": "opportunities", "activity": "activities", "territory": "territories"}
 _RECORD_ERRORS = frozenset({400, 404, 409, 412, 413, 422})
-_CONCURRENCY = "0x80060882"
+_DUPLICATE_CODES = frozenset({"0x80040237", "0x80060892"})
+"""DuplicateRecord and DuplicateRecordEntityKey: a 412 that is not about the ETag (fact sheet §2.4, §5), so
+writing again after a re-read would only be refused again."""
 _METADATA = "metadata:attributes"
 
 log = logging.getLogger(__name__)
@@ -176,6 +179,15 @@ def _error_text(answer: PartAnswer) -> tuple[str, str]:
     code, message = str(error.get("code") or ""), str(error.get("message") or f"HTTP {answer.status}")
     message = message.rpartition("ODataException: ")[2] or message
     return code.lower(), short(f"{answer.status} {code}: {message}".replace("  ", " "))
+
+
+def _stale(op: WriteOp, status: int, code: str) -> bool:
+    """A write sent with the ETag it was planned from was refused because the record changed since: 412 on
+    an ``If-Match: <etag>`` write, decided by the status. The code may be empty (the documented body of a
+    failed If-Match is ``{"error": {"code": "", ...}}``, fact sheet §2.5/§5) or ConcurrencyVersionMismatch
+    (``0x80060882``); only a duplicate-key code says the 412 is about something else."""
+    conditional = op.kind is not WriteKind.CREATE and bool(op.if_match) and op.if_match != "*"
+    return status == 412 and conditional and code not in _DUPLICATE_CODES  # noqa: PLR2004 -- HTTP 412
 
 
 class DataverseGateway:
@@ -509,7 +521,7 @@ class DataverseGateway:
             code, message = _error_text(answer)
             if answer.status == 404 and op.kind is WriteKind.DELETE:  # noqa: PLR2004 -- already gone
                 return WriteOutcome(op.ref, ok=True, object_id=op.object_id)
-            if answer.status == 412 and code == _CONCURRENCY:  # noqa: PLR2004 -- stale If-Match
+            if _stale(op, answer.status, code):
                 return WriteOutcome(op.ref, ok=False, object_id=op.object_id, conflict=True)
             return WriteOutcome(op.ref, ok=False, object_id=op.object_id, error=message)
         row: Any = {}

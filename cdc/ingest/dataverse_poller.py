@@ -19,6 +19,16 @@ the pass did not list, asks Dataverse which of them still exist (one ``$filter``
 created after the pass began is alive, not gone) and publishes a delete event for each one that is gone, in
 the transaction of the pass's last page.
 
+Change tracking is per table and off until enabled (fact sheet §1.1): before it reads a row of a table, the
+poller reads the table's definition (``EntityDefinitions``: ``ChangeTrackingEnabled``,
+``CanChangeTrackingBeEnabled``). A table without it publishes nothing: one error says which table and that
+`cdc provision --dataverse` turns it on, ``cdc_dataverse_change_tracking_enabled{table}`` is 0 and
+``/readyz`` names it, the other tables keep polling, and the definition is read again every
+``poll.dataverse_recheck_s``, so turning it on later needs no restart. The answer is checked too (a table
+without tracking answers a tracking read as an ordinary query: no ``Preference-Applied:
+odata.track-changes``, no delta link), so a definition the app user may not read cannot make the poller
+publish a whole table it cannot follow.
+
 Tenant: the org host from ``dataverse.base_url`` (``contoso.crm.dynamics.com``; ``127.0.0.1:PORT`` for the
 sandbox), lower case. Object type: the table's logical name (``contacts`` -> ``contact``).
 """
@@ -29,11 +39,13 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import quote
+
+import orjson
 
 from cdc.dataverse import (
     DataverseClient,
@@ -46,8 +58,10 @@ from cdc.dataverse import (
     row_to_event,
 )
 from cdc.ingest.linked import linked_ids
+from cdc.ingest.polled import dataverse_tables, sync_config
 from cdc.metrics import Metrics, object_label
 from cdc.settings import PollSettings, Settings
+from consumers.config import SyncConfig
 from streams.checkpoint_store import TransactionalChangeWriter, WriterFencedError, read_checkpoints
 from streams.checkpoints import Checkpoint, CursorKind, checkpoint_key
 from streams.events import ChangeEvent, Operation
@@ -64,6 +78,30 @@ PROGRESS_EVERY_S = 5.0
 MAX_TABLE_BACKOFF_S = 60.0
 VERIFY_IDS = 50
 """Ids per existence check after a full pass (a ``$filter`` of 50 GUIDs stays far below URL limits)."""
+TRACKING = "odata.track-changes"
+_FORBIDDEN = 403
+_NOT_FOUND = 404
+
+
+class ChangeTrackingOffError(Exception):
+    """The table has no change tracking (its definition says so, or it answered a tracking read as an
+    ordinary query): nothing of it can be followed, so nothing of it is published."""
+
+
+def _page(answer_body: bytes, status: int, endpoint: str) -> dict[str, Any]:
+    try:
+        body = orjson.loads(answer_body) if answer_body.strip() else None
+    except orjson.JSONDecodeError:
+        body = None
+    if not isinstance(body, dict):
+        raise RetriableError(status, "body", "answer is not a JSON object", endpoint=endpoint)
+    return body
+
+
+def _tracking_applied(headers: Mapping[str, str]) -> bool:
+    """``Preference-Applied`` names ``odata.track-changes`` (CT: the answer of a tracked table does)."""
+    applied = headers.get("Preference-Applied") or headers.get("preference-applied") or ""
+    return TRACKING in {part.strip() for part in applied.split(",")}
 
 
 async def _unless_stopped(stop: asyncio.Event, work: Awaitable[T]) -> tuple[bool, T | None]:
@@ -115,6 +153,10 @@ class _TablePoller:
     """The ids of this table's rows in the links (for the deletes check after a full pass)."""
     full_pass: bool = False
     seen: set[str] = field(default_factory=set)
+    tracked: bool = False
+    """The table's definition (or its answer) said change tracking is on; checked before the first read."""
+    told_off: bool = False
+    """The error about tracking being off was logged (once; each re-check only logs at debug)."""
 
     @property
     def object_type(self) -> str:
@@ -133,8 +175,13 @@ class _TablePoller:
         failures = 0
         while not self.stop.is_set():
             try:
+                if not self.tracked:
+                    await self.check_tracking()
                 delay = await self.step()
                 failures = 0
+            except ChangeTrackingOffError as off:
+                self._tracking_off(str(off))
+                delay = self.poll.dataverse_recheck_s
             except ExpiredDeltaTokenError:
                 log.warning("dataverse %s: delta token expired or invalid; starting a full pass", self.table)
                 self.metrics.delta_token_resets.labels(table=self.table).inc()
@@ -147,6 +194,79 @@ class _TablePoller:
             if delay > 0:
                 await _unless_stopped(self.stop, asyncio.sleep(delay))
 
+    async def check_tracking(self) -> None:
+        """Read the table's definition; raise `ChangeTrackingOffError` unless it has change tracking.
+
+        A definition the app user may not read (403) is not a verdict: the first answer decides then.
+        A table the org does not have is fatal, as its first read would be.
+        """
+        url = (
+            f"{self.client.api_root}/EntityDefinitions(LogicalName='{quote(self.object_type)}')"
+            "?$select=LogicalName,ChangeTrackingEnabled,CanChangeTrackingBeEnabled"
+        )
+        try:
+            definition = await self.client.get_json(url, endpoint="metadata:entity")
+        except FatalError as error:
+            if error.status == _NOT_FOUND:
+                raise FatalError(
+                    error.status, error.code, f"the org has no table {self.object_type!r} ({self.table})"
+                ) from error
+            if error.status != _FORBIDDEN:
+                raise
+            log.warning(
+                "dataverse %s: the table's definition cannot be read (%s); its first answer will tell "
+                "whether it has change tracking",
+                self.table,
+                error.message,
+            )
+            self._tracking_on()
+            return
+        if definition.get("ChangeTrackingEnabled") is True:
+            self._tracking_on()
+            return
+        can = (definition.get("CanChangeTrackingBeEnabled") or {}).get("Value")
+        if can is False:
+            raise ChangeTrackingOffError(
+                f"change tracking is not enabled on table {self.object_type!r} and cannot be "
+                "(CanChangeTrackingBeEnabled is false): its changes cannot be polled; disable the sync "
+                "steps that sync it, or poll other tables (poll.dataverse_tables)"
+            )
+        raise ChangeTrackingOffError(
+            f"change tracking is not enabled on table {self.object_type!r}: run `cdc provision "
+            "--dataverse` (or turn on Track changes in the table's advanced settings)"
+        )
+
+    def _tracking_on(self) -> None:
+        if self.told_off:
+            log.warning("dataverse %s: change tracking is on now; polling the table", self.table)
+        self.tracked, self.told_off = True, False
+        self.metrics.change_tracking.labels(table=self.table).set(1)
+
+    def _tracking_off(self, why: str) -> None:
+        """Nothing of this pass was committed; forget it, say so once, check again later."""
+        self.tracked, self.link, self.full_pass = False, None, False
+        self.pass_rows = self.pass_pages = 0
+        self.seen.clear()
+        self.metrics.change_tracking.labels(table=self.table).set(0)
+        if self.told_off:
+            log.debug("dataverse %s: still no change tracking", self.table)
+            return
+        self.told_off = True
+        log.error(
+            "dataverse %s: %s. Nothing of %s is read or published until it is; the other tables keep "
+            "polling, and this one is checked again every %gs",
+            self.table,
+            why,
+            self.table,
+            self.poll.dataverse_recheck_s,
+        )
+
+    async def _read(self, url: str, prefer: str) -> tuple[dict[str, Any], bool]:
+        """One page and whether its answer applied ``odata.track-changes``."""
+        endpoint = f"{self.table}:track"
+        answer = await self.client.send("GET", url, endpoint=endpoint, headers={"Prefer": prefer})
+        return _page(answer.body, answer.status, endpoint), _tracking_applied(answer.headers)
+
     async def step(self) -> float:
         """Read and commit one page; the delay before the next step (0 while a pass has more pages)."""
         if self.link is None:
@@ -154,24 +274,29 @@ class _TablePoller:
             self.full_pass = True
             self.seen.clear()
             log.info("dataverse %s: full change-tracking pass starts", self.table)
+        first_page = self.pass_pages == 0 and self.link == self.initial_url()
         if self.pass_pages == 0:
             self.pass_started = self.last_progress_log = time.monotonic()
-        prefer = f"odata.track-changes,odata.maxpagesize={self.poll.dataverse_page_size}"
-        finished, page = await _unless_stopped(
-            self.stop, self.client.get_json(self.link, endpoint=f"{self.table}:track", prefer=prefer)
-        )
-        if not finished or page is None:
+        prefer = f"{TRACKING},odata.maxpagesize={self.poll.dataverse_page_size}"
+        finished, read = await _unless_stopped(self.stop, self._read(self.link, prefer))
+        if not finished or read is None:
             return 0.0  # stopping: nothing of this page was committed
+        page, applied = read
+        next_link, delta_link = page.get("@odata.nextLink"), page.get("@odata.deltaLink")
+        cursor = next_link or delta_link
+        if (first_page and not applied) or not isinstance(cursor, str) or not cursor:
+            # An ordinary query's answer (fact sheet §1.1): publishing it would send the whole table,
+            # then fail for want of a delta link, and send it all again on every restart.
+            raise ChangeTrackingOffError(
+                f"table {self.object_type!r} answered a change-tracking read as an ordinary query (no "
+                "delta link): change tracking is not enabled on it; run `cdc provision --dataverse`"
+            )
         received = datetime.now(UTC)
         entries = page.get("value") or []
         events = [
             row_to_event(entry, tenant=self.tenant, object_type=self.object_type, received_at=received)
             for entry in entries
         ]
-        next_link, delta_link = page.get("@odata.nextLink"), page.get("@odata.deltaLink")
-        cursor = next_link or delta_link
-        if not isinstance(cursor, str) or not cursor:
-            raise FatalError(200, "no-delta-link", f"change tracking is not enabled on {self.table}")
         if self.full_pass:
             self.seen.update(e.object_id for e in events if e.operation is Operation.UPSERT)
             if not next_link:
@@ -279,14 +404,20 @@ class DataverseTables:
     """
 
     def __init__(
-        self, settings: Settings, metrics: Metrics, *, retry_policy: RetryPolicy | None = None
+        self,
+        settings: Settings,
+        metrics: Metrics,
+        *,
+        retry_policy: RetryPolicy | None = None,
+        config: SyncConfig | None = None,
     ) -> None:
+        # The tables first: a setting that leaves out a table the steps sync fails before any I/O.
+        self.tables = dataverse_tables(settings, config or sync_config(settings))
         self._settings = settings
         self._metrics = metrics
         self._tokens = TokenProvider(settings.dataverse)
         self._client = DataverseClient(settings.dataverse, self._tokens, metrics, policy=retry_policy)
         self.tenant = self._tokens.org_host
-        self.tables = settings.poll.dataverse_tables
 
     async def __aenter__(self) -> DataverseTables:
         try:
@@ -347,6 +478,8 @@ class DataverseTables:
             for gauge in (self._metrics.checkpoint_age, self._metrics.poll_last_success):
                 with contextlib.suppress(KeyError):
                     gauge.remove("dataverse", table)
+            with contextlib.suppress(KeyError):
+                self._metrics.change_tracking.remove(table)
 
 
 async def run_dataverse_poller(
@@ -355,8 +488,11 @@ async def run_dataverse_poller(
     *,
     metrics: Metrics,
     retry_policy: RetryPolicy | None = None,
+    config: SyncConfig | None = None,
 ) -> None:
-    """Poll every configured table in this process until ``stop`` is set. Raises a :class:`FatalError`.
+    """Poll every table ``config``'s enabled steps sync (default: ``sync.config``'s; or the
+    ``poll.dataverse_tables`` override, `cdc.ingest.polled`) in this process until ``stop`` is set.
+    Raises a :class:`FatalError`, or `SettingsError` for an override that leaves out a table.
 
     Start: credentials are checked first (a wrong secret fails here, before anything else runs), then
     one task per table runs under one ``asyncio.TaskGroup`` (see :meth:`DataverseTables.run_table`).
@@ -371,8 +507,10 @@ async def run_dataverse_poller(
     5. one summary log line.
     """
     started = time.monotonic()
+    tables_count = 0
     try:
-        async with DataverseTables(settings, metrics, retry_policy=retry_policy) as tables:
+        async with DataverseTables(settings, metrics, retry_policy=retry_policy, config=config) as tables:
+            tables_count = len(tables.tables)
             try:
                 async with asyncio.TaskGroup() as group:
                     for table in tables.tables:
@@ -380,5 +518,4 @@ async def run_dataverse_poller(
             except* FatalError as failures:
                 raise failures.exceptions[0] from None
     finally:
-        tables_count = len(settings.poll.dataverse_tables)
         log.info("dataverse poller stopped after %.0fs: %d tables", time.monotonic() - started, tables_count)

@@ -1,15 +1,18 @@
 """`cdc poll`: the Dataverse change-tracking poller and the HubSpot reconciler, each table on one replica.
 
-A part runs when its settings are there: Dataverse when ``dataverse.base_url`` is set and
-``poll.dataverse_tables`` is not empty, HubSpot when ``hubspot.token`` is set and ``poll.hubspot_objects``
-is not empty. Every table of both parts is a lease unit (`cdc.ingest.leases`): however many replicas run,
+What it polls follows from the sync configuration `cdc sync` runs (``sync.config``, else the default
+steps): every table and object type an enabled step syncs (`cdc.ingest.polled`; ``poll.dataverse_tables``
+and ``poll.hubspot_objects`` override it, and must name all of those). A part runs when its system is
+configured too: Dataverse with ``dataverse.base_url``, HubSpot with ``hubspot.token``. Every table of both
+parts is a lease unit (`cdc.ingest.leases`): however many replicas run,
 one polls it at a time, and each table's task belongs to the one TaskGroup of :func:`run_poll`.
 
 Start-up, in order:
 
 1. the parts are set up (Dataverse: a first token, so a wrong secret fails here) and the topics checked
    (a missing lease topic would silently leave every table unpolled);
-2. the health server binds ``poll.host:poll.port``: ``/metrics``, ``/healthz``, ``/readyz``;
+2. the health server binds ``poll.host:poll.port``: ``/metrics``, ``/healthz``, ``/readyz`` (503 while a
+   Dataverse table held here has no change tracking, naming it);
 3. the replica joins the ``<prefix>poll`` group and starts the tables of the partitions it is given.
 
 Shutdown (``stop`` is set, e.g. by SIGTERM through `cdc.signals.stop_on_signals`) is numbered and bounded:
@@ -42,11 +45,13 @@ from starlette.routing import Route
 from cdc.ingest.dataverse_poller import COMPONENT as DATAVERSE
 from cdc.ingest.dataverse_poller import DataverseTables
 from cdc.ingest.leases import TableLeases, Unit
+from cdc.ingest.polled import dataverse_tables, hubspot_objects, sync_config
 from cdc.ingest.reconciler import COMPONENT as HUBSPOT
 from cdc.ingest.reconciler import HubSpotObjects
 from cdc.metrics import Metrics
 from cdc.serving import serve
 from cdc.settings import Settings, SettingsError
+from consumers.config import SyncConfig
 from streams.admin import describe, open_admin
 from streams.topics import TopicCatalog, TopicRole
 
@@ -101,6 +106,17 @@ class _Progress:
             return False, "shutting down"
         if not self._leases.joined:
             return False, f"not (yet) a member of the {self._leases.group_id} group"
+        untracked = sorted(
+            sample.labels["table"]
+            for metric in self._metrics.change_tracking.collect()
+            for sample in metric.samples
+            if sample.value == 0
+        )
+        if untracked:
+            return False, (
+                f"{DATAVERSE}: change tracking is not enabled on {', '.join(untracked)}: nothing of it is "
+                "polled (`cdc provision --dataverse`)"
+            )
         now = time.time()
         for component, since in sorted(self._leases.components().items()):
             labels = {"component": component}
@@ -141,19 +157,23 @@ async def run_poll(
     *,
     metrics: Metrics,
     on_ready: Callable[[str], None] | None = None,
+    config: SyncConfig | None = None,
 ) -> None:
-    """Poll the configured tables this replica holds leases for until ``stop`` is set (module docstring).
+    """Poll what ``config`` syncs (default: the configuration ``sync.config`` names) on the tables this
+    replica holds leases for until ``stop`` is set (module docstring).
 
     ``on_ready`` gets the health server's base URL once it serves. A fatal error of any table (a refused
     credential, a missing table) ends the whole process with that error, unwrapped from the TaskGroup's.
+    A table without change tracking does not: it waits, unpolled and named by ``/readyz``.
     """
     poll = settings.poll
-    dataverse_on = settings.dataverse.base_url is not None and bool(poll.dataverse_tables)
-    hubspot_on = settings.hubspot.token is not None and bool(poll.hubspot_objects)
+    config = config or sync_config(settings)
+    dataverse_on = settings.dataverse.base_url is not None and bool(dataverse_tables(settings, config))
+    hubspot_on = settings.hubspot.token is not None and bool(hubspot_objects(settings, config))
     if not (dataverse_on or hubspot_on):
         raise SettingsError(
-            "`cdc poll` has nothing to poll: set dataverse.base_url (CDC_DATAVERSE__BASE_URL) and "
-            "poll.dataverse_tables, or hubspot.token (CDC_HUBSPOT__TOKEN) and poll.hubspot_objects"
+            "`cdc poll` has nothing to poll: set dataverse.base_url (CDC_DATAVERSE__BASE_URL) or "
+            "hubspot.token (CDC_HUBSPOT__TOKEN), and enable a sync step of that system"
         )
     started = time.monotonic()
     units: list[Unit] = []
@@ -161,13 +181,13 @@ async def run_poll(
     try:
         async with contextlib.AsyncExitStack() as parts:
             if dataverse_on:
-                tables = await parts.enter_async_context(DataverseTables(settings, metrics))
+                tables = await parts.enter_async_context(DataverseTables(settings, metrics, config=config))
                 units += [
                     Unit(tables.unit(t), DATAVERSE, functools.partial(tables.run_table, t))
                     for t in tables.tables
                 ]
             if hubspot_on:
-                objects = await parts.enter_async_context(HubSpotObjects(settings, metrics))
+                objects = await parts.enter_async_context(HubSpotObjects(settings, metrics, config=config))
                 units += [
                     Unit(objects.unit(o), HUBSPOT, functools.partial(objects.run_object, o))
                     for o in objects.objects

@@ -39,8 +39,10 @@ from cdc.hubspot.client import AssociatedRecord, HubSpotClient
 from cdc.hubspot.errors import HubSpotApiError, RequestError, RetriableError
 from cdc.hubspot.search import LAST_MODIFIED, MAX_PAGE, SearchPosition, next_position, parse_ms, search_body
 from cdc.ingest.linked import linked_ids
+from cdc.ingest.polled import hubspot_objects, sync_config
 from cdc.metrics import Metrics, object_label
 from cdc.settings import Settings, SettingsError, require
+from consumers.config import SyncConfig
 from consumers.ports import MERGED_IDS
 from streams.checkpoint_store import TransactionalChangeWriter, WriterFencedError, read_checkpoints
 from streams.checkpoints import Checkpoint, CursorKind, checkpoint_key
@@ -404,15 +406,20 @@ async def _bounded(run: Any, stop: asyncio.Event, grace_s: float, obj: str) -> N
                 await asyncio.gather(pending, return_exceptions=True)
 
 
-def check_options(settings: Settings, page_size: int) -> dict[str, tuple[str, ...]]:
-    """The properties to read per object type, or SettingsError before anything is started."""
-    objects = settings.poll.hubspot_objects
-    unknown = sorted({*objects, *settings.poll.hubspot_properties} - set(SINGULAR))
+def check_options(
+    settings: Settings, page_size: int, config: SyncConfig | None = None
+) -> dict[str, tuple[str, ...]]:
+    """The object types to page (`cdc.ingest.polled.hubspot_objects` of ``config``, default the one
+    ``sync.config`` names) and the properties to read of each, or SettingsError before anything starts."""
+    unknown = sorted(
+        {*(settings.poll.hubspot_objects or ()), *settings.poll.hubspot_properties} - set(SINGULAR)
+    )
     if unknown:
         raise SettingsError(
             f"poll.hubspot_objects / poll.hubspot_properties: unsupported {unknown}; "
             "the reconciler knows contacts, companies, deals"
         )
+    objects = hubspot_objects(settings, config or sync_config(settings))
     return {obj: object_properties(settings, obj, page_size) for obj in objects}
 
 
@@ -441,6 +448,7 @@ class HubSpotObjects:
         *,
         page_size: int = MAX_PAGE,
         client: HubSpotClient | None = None,
+        config: SyncConfig | None = None,
     ) -> None:
         portal = settings.hubspot.portal_id
         require(settings.hubspot.token, "hubspot.token", "poll")
@@ -448,9 +456,9 @@ class HubSpotObjects:
         assert settings.hubspot.token is not None  # noqa: S101 -- checked just above
         assert portal is not None  # noqa: S101 -- checked just above
         self.portal = portal
-        self.objects = settings.poll.hubspot_objects
+        self._properties = check_options(settings, page_size, config)
+        self.objects = tuple(self._properties)
         self.cursors: dict[str, int | None] = {}
-        self._properties = check_options(settings, page_size)
         self._settings, self._metrics, self._page_size = settings, metrics, page_size
         self._client = client or HubSpotClient(
             settings.hubspot.base_url, settings.hubspot.token.get_secret_value(), metrics=metrics
@@ -523,8 +531,10 @@ async def run_hubspot_reconciler(
     metrics: Metrics,
     page_size: int = MAX_PAGE,
     client: HubSpotClient | None = None,
+    config: SyncConfig | None = None,
 ) -> None:
-    """Reconcile every configured object type in this process until ``stop`` is set; raise when fatal.
+    """Reconcile every object type ``config`` syncs (default: ``sync.config``'s; `cdc.ingest.polled`) in
+    this process until ``stop`` is set; raise when fatal.
 
     One task per object type, all owned by one TaskGroup: a slow or throttled type never stalls the others
     (search's shared 5/s limiter is the only thing they share); a fatal error (401, 403, a refused request)
@@ -536,7 +546,7 @@ async def run_hubspot_reconciler(
     3. the HTTP session closes;
     4. one summary line is logged.
     """
-    objects = HubSpotObjects(settings, metrics, page_size=page_size, client=client)
+    objects = HubSpotObjects(settings, metrics, page_size=page_size, client=client, config=config)
     try:
         async with objects:
             try:

@@ -39,6 +39,7 @@ from cdc.hubspot.errors import HubSpotApiError
 from cdc.hubspot.errors import RetriableError as HubSpotRetriable
 from cdc.hubspot.search import MAX_PAGE
 from cdc.ingest.dataverse_poller import table_url
+from cdc.ingest.polled import hubspot_objects, sync_config
 from cdc.ingest.publisher import ChangePublisher, PublishUnavailableError
 from cdc.ingest.reconciler import (
     SINGULAR,
@@ -217,7 +218,10 @@ async def _hubspot(settings: Settings, obj: str, since: datetime | None, run: _R
     assert settings.hubspot.portal_id is not None  # noqa: S101 -- checked just above
     portal = settings.hubspot.portal_id
     properties = object_properties(settings, obj, MAX_PAGE)
-    others = tuple(o for o in settings.poll.hubspot_objects if o != obj and o in SINGULAR)
+    configured = settings.poll.hubspot_objects
+    if configured is None:
+        configured = hubspot_objects(settings, sync_config(settings))
+    others = tuple(o for o in configured if o != obj and o in SINGULAR)
     since_ms = 0 if since is None else max(0, int(since.timestamp() * 1000))
     seen: dict[str, int] = {}
     client = HubSpotClient(

@@ -1,4 +1,13 @@
-"""Dataverse side of provisioning: the custom columns (metadata API, ``EntityDefinitions/Attributes``).
+"""Dataverse side of provisioning: change tracking on the polled tables, and the custom columns (metadata
+API, ``EntityDefinitions`` and ``EntityDefinitions/Attributes``).
+
+Change tracking (fact sheet §1.1) is per table and off unless enabled; `cdc poll` reads nothing of a table
+without it. Per table: read its definition; ``ChangeTrackingEnabled`` true is present; else, when
+``CanChangeTrackingBeEnabled`` is false, a problem (it can never be tracked); else, only when asked to
+create, turn it on the documented way: PUT the whole definition back with ``ChangeTrackingEnabled: true``
+and ``MSCRM.MergeLabels: true`` (a table definition cannot be PATCHed, and a PUT without the header drops
+the labels it does not carry; Learn, create-update-entity-definitions-using-web-api, "Update table
+definitions"). It cannot be turned off again (CT).
 
 Per table, in order: list its attributes (``LogicalName``, ``AttributeType``); compare the needed columns by
 logical name (another attribute type, or a choice column lacking option values the sync writes, is a
@@ -22,7 +31,7 @@ from cdc.dataverse.errors import FatalError, UnauthorizedError
 from cdc.provisioning.report import Item, Section
 from cdc.provisioning.specs import ColumnSpec
 
-__all__ = ["ensure_columns"]
+__all__ = ["ensure_change_tracking", "ensure_columns"]
 
 Say = Callable[[str], None]
 _NOT_FOUND = 404
@@ -32,6 +41,9 @@ READ_CHOICES = "metadata:attribute:options"
 CREATE = "metadata:attributes:create"
 LIST_KEYS = "metadata:keys"
 CREATE_KEY = "metadata:keys:create"
+READ_ENTITY = "metadata:entity"
+UPDATE_ENTITY = "metadata:entity:update"
+TRACKING = "ChangeTrackingEnabled"
 
 
 def _item(spec: ColumnSpec, detail: str = "") -> Item:
@@ -149,6 +161,62 @@ async def _ensure_keys(
             continue
         section.created.append(item)
         say(f"created {item}")
+
+
+async def ensure_change_tracking(
+    client: DataverseClient,
+    tables: Sequence[str],
+    section: Section,
+    *,
+    create: bool,
+    dry_run: bool,
+    say: Say,
+) -> None:
+    """Check change tracking on every table of ``tables`` (logical names); turn it on where it is off when
+    ``create`` and not ``dry_run`` (module docstring)."""
+    for table in tables:
+        item = Item("table", table, TRACKING, detail="")
+        try:
+            definition = await client.get_json(_entity_url(client, table), endpoint=READ_ENTITY)
+        except FatalError as error:
+            if error.status != _NOT_FOUND:
+                raise
+            section.problems.append(dataclasses.replace(item, detail=f"the org has no table {table!r}"))
+            say(f"problem: {section.problems[-1]}")
+            continue
+        if definition.get(TRACKING) is True:
+            section.present.append(item)
+            continue
+        if (definition.get("CanChangeTrackingBeEnabled") or {}).get("Value") is False:
+            why = (
+                "change tracking cannot be enabled on this table (CanChangeTrackingBeEnabled is false): "
+                "`cdc poll` cannot follow it; disable the sync steps that sync it"
+            )
+            section.problems.append(dataclasses.replace(item, detail=why))
+            say(f"problem: {section.problems[-1]}")
+            continue
+        if not create or dry_run:
+            off = dataclasses.replace(item, detail="change tracking is off: `cdc poll` reads nothing of it")
+            section.missing.append(off)
+            say(f"{'would enable' if create else 'missing'} {off}")
+            continue
+        definition.pop("@odata.context", None)
+        body = orjson.dumps({**definition, TRACKING: True})
+        headers = {**_JSON, "MSCRM.MergeLabels": "true"}
+        try:
+            await client.send(
+                "PUT", _entity_url(client, table), endpoint=UPDATE_ENTITY, body=body, headers=headers
+            )
+        except UnauthorizedError:
+            raise
+        except FatalError as error:
+            section.problems.append(
+                dataclasses.replace(item, detail=f"Dataverse refused it: {error.message}")
+            )
+            say(f"problem: {section.problems[-1]}")
+            continue
+        section.created.append(dataclasses.replace(item, detail="change tracking turned on"))
+        say(f"enabled change tracking on table {table}")
 
 
 async def _create(client: DataverseClient, spec: ColumnSpec, section: Section, say: Say) -> None:

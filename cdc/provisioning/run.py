@@ -1,32 +1,36 @@
 """One provisioning run: from a `SyncConfig` and `Settings` to a `ProvisionReport`.
 
 Order: (1) what the configuration needs (`needs_of`, pure); (2) HubSpot properties, before (3) the webhook
-subscriptions that name them; (4) Dataverse columns, created only with ``create_columns``. A setting the
-run cannot do without (HubSpot URL or token) is a `ProvisionError`; one it can do without (the app id for
-webhooks, the Dataverse org) makes that area a problem and the rest still runs. API failures other than a
-refused item (401, outage after the client's retries) propagate: the caller decides the exit code.
+subscriptions that name them; (4) change tracking on every table `cdc poll` polls (what the enabled
+steps sync, `cdc.ingest.polled`), then (5) Dataverse columns; both made only with ``create_columns``. A
+setting the run cannot do without (HubSpot URL or token) is a `ProvisionError`; one it can do without
+(the app id for webhooks, the Dataverse org) makes that area a problem and the rest still runs. API
+failures other than a refused item (401, outage after the client's retries) propagate: the caller decides
+the exit code.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from prometheus_client import CollectorRegistry
 
 from cdc.dataverse.auth import TokenProvider
 from cdc.dataverse.client import DataverseClient
+from cdc.dataverse.rows import entity_logical_name
 from cdc.hubspot.client import HubSpotClient
+from cdc.ingest.polled import dataverse_tables
 from cdc.metrics import Metrics
-from cdc.provisioning.dataverse import ensure_columns
+from cdc.provisioning.dataverse import ensure_change_tracking, ensure_columns
 from cdc.provisioning.hubspot import ensure_properties, ensure_subscriptions
 from cdc.provisioning.needs import Needs, needs_of
-from cdc.provisioning.report import Item, ProvisionReport
+from cdc.provisioning.report import Item, ProvisionReport, Section
 from cdc.settings import Settings
 from consumers.config import SyncConfig
 from consumers.loader import default_config
 from streams.keys import SourceSystem
 
-__all__ = ["ProvisionError", "provision", "provision_sandbox"]
+__all__ = ["ProvisionError", "enable_change_tracking", "provision", "provision_sandbox"]
 
 
 class ProvisionError(Exception):
@@ -65,6 +69,7 @@ async def provision(
     if hub.token is None or not hub.token.get_secret_value():
         raise ProvisionError("hubspot.token (CDC_HUBSPOT__TOKEN) is required")
     needs = needs_of(config)
+    polled = tuple(entity_logical_name(t) for t in dataverse_tables(settings, config))
     report = ProvisionReport(dry_run=dry_run)
     _config_problems(needs, report)
 
@@ -95,6 +100,9 @@ async def provision(
     dataverse = DataverseClient(settings.dataverse, tokens, metrics)
     try:
         await dataverse.start()
+        await ensure_change_tracking(
+            dataverse, polled, report.dataverse, create=create_columns, dry_run=dry_run, say=say
+        )
         await ensure_columns(
             dataverse, needs.columns, report.dataverse, create=create_columns, dry_run=dry_run, say=say
         )
@@ -102,6 +110,26 @@ async def provision(
         await dataverse.close()
         tokens.close()
     return report
+
+
+async def enable_change_tracking(settings: Settings, tables: Sequence[str]) -> Section:
+    """Turn change tracking on for ``tables`` (entity sets, e.g. ``poll.dataverse_tables``) through the
+    metadata API, as `cdc provision --dataverse` does; raises `ProvisionError` unless all end tracked.
+    For set-ups that poll Dataverse without the rest of provisioning (tests, benchmarks)."""
+    section = Section()
+    tokens = TokenProvider(settings.dataverse)
+    dataverse = DataverseClient(settings.dataverse, tokens, Metrics(CollectorRegistry()))
+    try:
+        await dataverse.start()
+        logical = [entity_logical_name(t) for t in tables]
+        await ensure_change_tracking(dataverse, logical, section, create=True, dry_run=False, say=_quiet)
+    finally:
+        await dataverse.close()
+        tokens.close()
+    if section.problems or section.missing:
+        wrong = "; ".join(str(i) for i in (*section.problems, *section.missing))
+        raise ProvisionError(f"change tracking could not be turned on: {wrong}")
+    return section
 
 
 async def provision_sandbox(

@@ -166,6 +166,12 @@ def rows() -> list[Row]:
                     "Delta-token resets (1 h)",
                     (("sum by (table) (increase(cdc_delta_token_resets_total[1h]))", "{{table}}"),),
                 ),
+                Panel(
+                    "Change tracking of the polled Dataverse tables (0: off, not polled)",
+                    (("min by (table) (cdc_dataverse_change_tracking_enabled)", "{{table}}"),),
+                    description="0: a table a sync step syncs has change tracking off, and nothing of it is "
+                    "read. `cdc provision --dataverse` turns it on; the poller takes it up with no restart.",
+                ),
             ],
         ),
         Row(

@@ -224,9 +224,7 @@ async def test_two_sided_edits_under_faults_converge_without_loss_duplicates_or_
     config = small_config(deletes="propagate")
     # Provisioned as `cdc provision` leaves an org: creates key on the other CRM's id, so a batch two sync
     # replicas apply across a rebalance still makes one record.
-    async with running_stack(
-        kafka_settings, config, reconcile=("contacts",), processes=True, provision=True
-    ) as stack:
+    async with running_stack(kafka_settings, config, reconcile=True, processes=True, provision=True) as stack:
         world = await chaos_world(stack, rng)
         await stack.dv.put("/_admin/change-tracking", json={"expiry_days": 7})
         for _ in range(REPLICAS - 1):
@@ -436,7 +434,7 @@ async def test_a_kafka_broker_restart_during_two_sided_edits_loses_nothing(tmp_p
     kafka = KafkaSettings(bootstrap_servers=broker.bootstrap, topic_prefix="restart.", partitions=2)
     pairs = 6
     try:
-        async with running_stack(kafka, small_config(), reconcile=("contacts",)) as stack:
+        async with running_stack(kafka, small_config(), reconcile=True) as stack:
             await stack.hs.put("/_admin/webhooks", json={"retry_base_seconds": 0.5})
             hs_ids = [
                 await stack.hs_create("contacts", {"email": f"kr{n}@example.com", "firstname": f"K{n}"})

@@ -626,12 +626,14 @@ def test_k8s_ingress_routes_the_webhook_path_to_ingest() -> None:
     assert service["spec"]["selector"].items() <= ingest_labels.items()
 
 
-def test_k8s_sync_config_is_the_default_steps_file_mounted_where_the_setting_points() -> None:
+@pytest.mark.parametrize("role", ["sync", "poll"])
+def test_k8s_sync_config_is_the_default_steps_file_mounted_where_the_setting_points(role: str) -> None:
+    """`cdc poll` reads it too: what it polls follows from the enabled steps."""
     (generator,) = [g for g in _kustomization()["configMapGenerator"] if g["name"] == "cdc-sync-config"]
     key, _, source = generator["files"][0].partition("=")
     assert (K8S / source).resolve() == (ROOT / "consumers" / "default_steps.yaml").resolve()
     assert load_config(K8S / source).steps
-    pod = _deployments()["cdc-sync"]["spec"]["template"]["spec"]
+    pod = _deployments()[f"cdc-{role}"]["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     env = {item["name"]: item.get("value") for item in container["env"]}
     mount = next(m for m in container["volumeMounts"] if m["name"] == "sync-config")

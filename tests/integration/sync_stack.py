@@ -25,9 +25,10 @@ from pydantic import SecretStr
 
 from cdc.ingest.dataverse_poller import run_dataverse_poller
 from cdc.ingest.poll_service import run_poll
+from cdc.ingest.polled import dataverse_tables
 from cdc.ingest.service import run_ingest
 from cdc.metrics import Metrics
-from cdc.provisioning.run import provision_sandbox
+from cdc.provisioning.run import enable_change_tracking, provision_sandbox
 from cdc.sandbox.runner import Sandbox, run_sandbox
 from cdc.settings import PollSettings, Settings, SyncSettings
 from cdc.sync_service import run_sync
@@ -74,6 +75,7 @@ def role_env(settings: Settings) -> dict[str, str]:
             "CDC_DATAVERSE__SCOPE": str(dv.scope),
             "CDC_DATAVERSE__CA_BUNDLE": str(dv.ca_bundle),
             "CDC_SYNC__GROUP_PREFIX": settings.sync.group_prefix,
+            "CDC_SYNC__CONFIG": str(settings.sync.config or ""),
             "CDC_SYNC__PORT": "0",
             "CDC_INGEST": settings.ingest.model_dump_json(),
             "CDC_POLL": settings.poll.model_dump_json(),
@@ -82,11 +84,22 @@ def role_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def stack_settings(kafka: KafkaSettings, box: Sandbox, *, tables: tuple[str, ...]) -> Settings:
+def stack_settings(
+    kafka: KafkaSettings, box: Sandbox, *, tables: tuple[str, ...] | None, config_file: Path | None = None
+) -> Settings:
+    """``tables`` None: `cdc poll` polls what the configuration's enabled steps sync, as in production."""
     settings = box.daemon_settings(
         kafka, poll=PollSettings(port=0, dataverse_tables=tables, dataverse_interval_s=0.3)
     )
-    return settings.model_copy(update={"sync": SyncSettings(port=0, group_prefix=f"{kafka.topic_prefix}g-")})
+    sync = SyncSettings(port=0, group_prefix=f"{kafka.topic_prefix}g-", config=config_file)
+    return settings.model_copy(update={"sync": sync})
+
+
+def write_config(config: SyncConfig) -> Path:
+    """The configuration as a YAML file, for `cdc` processes (``sync.config``)."""
+    path = Path(tempfile.mkdtemp(prefix="cdc-sync-")) / "sync.yaml"
+    path.write_text(yaml.safe_dump(config.model_dump(mode="json", exclude_defaults=True)))
+    return path
 
 
 @dataclass
@@ -100,7 +113,6 @@ class Stack:
     _sync: tuple[asyncio.Event, asyncio.Task[None]] | None = None
     _replicas: list[asyncio.subprocess.Process] = field(default_factory=list)
     _roles: dict[str, asyncio.subprocess.Process] = field(default_factory=dict)
-    _config_file: Path | None = None
     urls: dict[str, str] = field(default_factory=dict)
     """Base URL serving ``/metrics`` per running role: ``ingest``, ``sync`` and, when it runs, ``poll``
     (only `cdc poll` serves one; the bare Dataverse poller of a stack without ``reconcile`` does not)."""
@@ -111,13 +123,9 @@ class Stack:
         return f"{self.urls['ingest']}/webhooks/hubspot"
 
     async def add_replica(self) -> int:
-        """Another `cdc sync`, a real process in the same groups (a rebalance); its index, to kill it."""
-        if self._config_file is None:
-            self._config_file = Path(tempfile.mkdtemp(prefix="cdc-sync-")) / "sync.yaml"
-            self._config_file.write_text(
-                yaml.safe_dump(self.config.model_dump(mode="json", exclude_defaults=True))
-            )
-        self._replicas.append(await _spawn("sync", "--sync-config", str(self._config_file), env=self._env))
+        """Another `cdc sync`, a real process in the same groups (a rebalance); its index, to kill it.
+        It reads the stack's configuration from ``sync.config``, as `cdc poll` does."""
+        self._replicas.append(await _spawn("sync", env=self._env))
         return len(self._replicas) - 1
 
     @property
@@ -313,14 +321,16 @@ async def running_stack(
     config: SyncConfig,
     *,
     seed: int = 5,
-    tables: tuple[str, ...] = ("contacts", "accounts"),
+    tables: tuple[str, ...] | None = None,
     provision: bool = False,
-    reconcile: tuple[str, ...] = (),
+    reconcile: bool = False,
     processes: bool = False,
 ) -> AsyncIterator[Stack]:
-    """The pipeline; ``reconcile`` names HubSpot objects the reconciler pages too (`cdc poll` then runs
-    both parts, every 2 s with a 30 s lookback, archived records every 3 s), to catch webhooks the sandbox
-    drops. With ``processes``,
+    """The pipeline. It polls what ``config``'s enabled steps sync (``tables`` overrides the Dataverse
+    side); the polled tables get change tracking through the metadata API (``provision``: everything
+    `cdc provision --dataverse` makes). ``reconcile``: the reconciler pages the HubSpot objects the steps
+    sync too (`cdc poll` then runs both parts, every 2 s with a 30 s lookback, archived records every 3 s),
+    to catch webhooks the sandbox drops. With ``processes``,
     `cdc ingest`, `cdc poll` and `cdc sync` run as real processes a test can kill (`Stack.kill_role`,
     `Stack.kill_replica`); the stack's own metrics then see none of them."""
     before = asyncio.all_tasks()
@@ -387,18 +397,20 @@ async def _pipeline(
     config: SyncConfig,
     *,
     seed: int,
-    tables: tuple[str, ...],
+    tables: tuple[str, ...] | None,
     provision: bool,
-    reconcile: tuple[str, ...],
+    reconcile: bool,
     processes: bool,
 ) -> AsyncIterator[Stack]:
     catalog = TopicCatalog.from_settings(kafka)
     async with open_admin(kafka) as admin:
         await ensure_topics(admin, catalog)
     async with run_sandbox(seed=seed) as box:
-        settings = stack_settings(kafka, box, tables=tables)
+        settings = stack_settings(kafka, box, tables=tables, config_file=write_config(config))
         if provision:
             await provision_sandbox(settings, config)
+        else:
+            await enable_change_tracking(settings, dataverse_tables(settings, config))
         metrics = Metrics(CollectorRegistry())
         stop = asyncio.Event()
         listening: asyncio.Future[str] = asyncio.get_running_loop().create_future()
@@ -412,7 +424,6 @@ async def _pipeline(
             if reconcile:
                 poll = settings.poll.model_copy(
                     update={
-                        "hubspot_objects": reconcile,
                         "hubspot_interval_s": 2.0,
                         "hubspot_lookback_s": 30.0,
                         "hubspot_deletes_interval_s": 3.0,
@@ -431,10 +442,16 @@ async def _pipeline(
             box.hubspot.set_webhook_url(f"{urls['ingest']}/webhooks/hubspot")
             if reconcile and not processes:
                 tasks.create_task(
-                    run_poll(settings, stop, metrics=metrics, on_ready=lambda url: urls.update(poll=url))
+                    run_poll(
+                        settings,
+                        stop,
+                        metrics=metrics,
+                        on_ready=lambda url: urls.update(poll=url),
+                        config=config,
+                    )
                 )
             elif not processes:
-                tasks.create_task(run_dataverse_poller(settings, stop, metrics=metrics))
+                tasks.create_task(run_dataverse_poller(settings, stop, metrics=metrics, config=config))
             stack = Stack(box=box, settings=settings, metrics=metrics, hs=hs, dv=dv, config=config, urls=urls)
             try:
                 if processes:

@@ -21,6 +21,7 @@ from pydantic import SecretStr
 from cdc.dataverse import DataverseAuthError, RetryPolicy
 from cdc.ingest.dataverse_poller import run_dataverse_poller
 from cdc.metrics import Metrics
+from cdc.provisioning import enable_change_tracking
 from cdc.sandbox.runner import Sandbox, run_sandbox
 from cdc.settings import PollSettings, Settings
 from streams.admin import ensure_topics, open_admin
@@ -31,9 +32,12 @@ from streams.events import CHANGE_CODEC, ChangeEvent, Operation, Origin
 from streams.keys import join_key
 from streams.topics import TopicCatalog, TopicRole
 from tests.kafka_reading import read_changes
+from tests.sync_configs import CONTACT_STEPS, enabled_only
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 FAST = RetryPolicy(attempts=4, base_s=0.01, cap_s=0.05)
+CONTACTS = enabled_only(*CONTACT_STEPS)
+"""The contact steps only: the poller polls the contacts table."""
 
 
 @pytest.fixture(autouse=True)
@@ -93,9 +97,12 @@ async def until(condition: Callable[[], bool], within: float = 20) -> None:
 
 @contextlib.asynccontextmanager
 async def polling(settings: Settings, metrics: Metrics) -> AsyncIterator[asyncio.Event]:
+    await enable_change_tracking(settings, ["contacts"])  # as `cdc provision --dataverse` does
     stop = asyncio.Event()
     async with asyncio.TaskGroup() as group:
-        group.create_task(run_dataverse_poller(settings, stop, metrics=metrics, retry_policy=FAST))
+        group.create_task(
+            run_dataverse_poller(settings, stop, metrics=metrics, retry_policy=FAST, config=CONTACTS)
+        )
         try:
             yield stop
         finally:
@@ -246,7 +253,9 @@ async def test_a_forged_or_missing_secret_fails_with_a_clear_error(
     async with run_sandbox(seed=25) as box:
         settings = poller_settings(topics, box, secret=secret)
         with pytest.raises(DataverseAuthError, match=expected) as caught:
-            await run_dataverse_poller(settings, asyncio.Event(), metrics=Metrics(CollectorRegistry()))
+            await run_dataverse_poller(
+                settings, asyncio.Event(), metrics=Metrics(CollectorRegistry()), config=CONTACTS
+            )
     assert box.info.dataverse.client_secret not in str(caught.value)
 
 

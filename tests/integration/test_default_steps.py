@@ -191,10 +191,9 @@ def lead_mode() -> SyncConfig:
 
 
 async def test_lead_mode_creates_leads_from_hubspot_contacts_and_back(kafka_settings: Any) -> None:
+    """No table setting: the poller polls leads because the lead steps are enabled."""
     config = SyncConfig.model_validate(lead_mode().model_dump())
-    async with running_stack(
-        kafka_settings, config, tables=("leads", "accounts", "opportunities"), provision=True
-    ) as stack:
+    async with running_stack(kafka_settings, config, provision=True) as stack:
         await stack.hs_create(
             "contacts",
             {

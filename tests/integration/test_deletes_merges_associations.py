@@ -218,7 +218,7 @@ async def test_a_hubspot_delete_whose_webhook_is_lost_still_reaches_dataverse(ka
     search, so only the reconciler's sweep of archived records (every 3 s here) finds the delete, and the
     Dataverse counterpart goes with it; the other linked contact stays."""
     config = small_config(deletes="propagate")
-    async with running_stack(kafka_settings, config, reconcile=("contacts",)) as stack:
+    async with running_stack(kafka_settings, config, reconcile=True) as stack:
         gone = await stack.hs_create("contacts", {"email": "lost-hook@example.com", "firstname": "Lost"})
         await stack.hs_create("contacts", {"email": "stays@example.com", "firstname": "Stays"})
         for email in ("lost-hook@example.com", "stays@example.com"):
@@ -243,7 +243,7 @@ async def test_a_hubspot_merge_whose_webhook_is_lost_repoints_the_link_instead_o
     """Every webhook dropped while two linked contacts are merged: only the reconciler sees the survivor,
     a new record whose ``hs_merged_object_ids`` names them. The sync applies the merge from that (the link
     moves to the survivor) instead of taking it for a new contact and creating a second Dataverse one."""
-    async with running_stack(kafka_settings, small_config(), reconcile=("contacts",)) as stack:
+    async with running_stack(kafka_settings, small_config(), reconcile=True) as stack:
         primary, other = await linked_contacts(stack, "lm-primary@example.com", "lm-other@example.com")
 
         assert (await stack.hs.put("/_admin/faults", json={"webhook_drop_rate": 1.0})).status_code == 200

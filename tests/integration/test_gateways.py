@@ -30,7 +30,7 @@ from cdc.gateways.hubspot import DATAVERSE_ID_PROPERTY
 from cdc.hubspot.client import Backoff
 from cdc.hubspot.errors import FatalError as HubSpotFatalError
 from cdc.metrics import Metrics
-from cdc.provisioning.run import provision_sandbox
+from cdc.provisioning.run import enable_change_tracking, provision_sandbox
 from cdc.sandbox.runner import Sandbox, run_sandbox
 from cdc.serving import serve
 from cdc.settings import DataverseSettings, HubSpotSettings
@@ -420,17 +420,55 @@ async def test_dataverse_one_bad_op_fails_alone_and_names_the_field(dataverse: D
 
 
 async def test_dataverse_stale_if_match_is_a_conflict(dataverse: DataverseGateway) -> None:
+    """The sandbox answers a stale If-Match with the documented body, whose code is empty: the 412 alone
+    makes it a conflict (re-read, re-plan), for an update and for a delete."""
     [made] = await dataverse.write([create("a", "account", {"name": "Before"})])
     record_id, first = str(made.object_id), made.version
     [changed] = await dataverse.write([update("u", "account", record_id, {"name": "After"}, if_match=first)])
     assert changed.ok
     assert changed.version not in {None, first}
-    [stale] = await dataverse.write([update("s", "account", record_id, {"name": "Late"}, if_match=first)])
-    assert stale.conflict
-    assert not stale.ok
-    assert stale.error is None
+    stale, stale_delete = await dataverse.write(
+        [
+            update("s", "account", record_id, {"name": "Late"}, if_match=first),
+            WriteOp(
+                ref="d",
+                kind=WriteKind.DELETE,
+                object_type="account",
+                values={},
+                object_id=record_id,
+                if_match=first,
+            ),
+        ]
+    )
+    for outcome in (stale, stale_delete):
+        assert outcome.conflict
+        assert not outcome.ok
+        assert outcome.error is None
     current = await dataverse.read("account", [record_id], fields=["name"])
     assert current[record_id].values["name"] == "After"
+
+
+async def test_dataverse_duplicate_key_412_on_an_if_match_update_is_an_error_not_a_conflict(
+    box: Sandbox, dataverse: DataverseGateway
+) -> None:
+    """A 412 whose code names a duplicate key is not about the ETag: re-planning would send it again."""
+    key = {"name": "cdc_accountnumber_key", "columns": ["accountnumber"]}
+    async with dataverse_admin(box) as admin:
+        assert (await admin.post("/tables/account/keys", json=key)).status_code == 201
+    one, two = await dataverse.write(
+        [
+            create("a", "account", {"name": "One", "accountnumber": "N-1"}),
+            create("b", "account", {"name": "Two", "accountnumber": "N-2"}),
+        ]
+    )
+    assert one.ok
+    assert two.ok
+    [clash] = await dataverse.write(
+        [update("c", "account", str(two.object_id), {"accountnumber": "N-1"}, if_match=two.version)]
+    )
+    assert not clash.ok
+    assert not clash.conflict
+    assert "412" in str(clash.error)
 
 
 async def test_dataverse_lookups_set_cleared_and_read_back(dataverse: DataverseGateway) -> None:
@@ -496,6 +534,7 @@ async def test_dataverse_outage_is_crm_unavailable(
 async def test_dataverse_gateway_writes_show_in_the_change_tracking_feed(
     box: Sandbox, dataverse: DataverseGateway
 ) -> None:
+    await enable_change_tracking(box.daemon_settings(KafkaSettings()), ["contacts"])
     async with dataverse_admin(box) as admin:
         token = (await admin.post("/token")).json()["access_token"]
     context = ssl.create_default_context(cafile=box.info.dataverse.ca_bundle)

@@ -23,15 +23,18 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 from prometheus_client import CollectorRegistry
 
 from cdc.ingest.dataverse_poller import DataverseTables
 from cdc.ingest.leases import lease_partition, spread
 from cdc.ingest.poll_service import run_poll
 from cdc.metrics import Metrics
+from cdc.provisioning import enable_change_tracking
 from cdc.sandbox.runner import Sandbox, run_sandbox
 from cdc.settings import PollSettings, Settings
 from cdc.signals import stop_on_signals
+from consumers.config import SyncConfig
 from streams.admin import ensure_topics, open_admin
 from streams.checkpoint_store import TransactionalChangeWriter
 from streams.checkpoints import Checkpoint
@@ -40,10 +43,13 @@ from streams.events import ChangeEvent, Operation
 from streams.keys import join_key
 from streams.topics import LEASE_PARTITIONS, TopicCatalog, TopicRole
 from tests.kafka_reading import read_changes
+from tests.sync_configs import CONTACT_STEPS, LEAD_STEPS, enabled_only
 
 TABLES = {"accounts": "name", "contacts": "lastname", "leads": "lastname", "opportunities": "name"}
 LOGICAL = {"accounts": "account", "contacts": "contact", "leads": "lead", "opportunities": "opportunity"}
 REPLICA: contextvars.ContextVar[str] = contextvars.ContextVar("replica", default="?")
+CONTACTS = enabled_only(*CONTACT_STEPS)
+"""Contacts both ways: `cdc poll` polls the Dataverse and HubSpot contacts, nothing else."""
 
 
 # --- the lease's pure parts ----------------------------------------------------------------------
@@ -141,10 +147,13 @@ async def test_run_poll_publishes_both_systems_serves_metrics_and_survives_a_fen
             answer = await hub.post("/_admin/seed", json={"contacts": [{"email": "ada@example.com"}]})
             [contact] = answer.json()["contacts"]
         settings = box.daemon_settings(topics, poll=poll)
+        await enable_change_tracking(settings, ["contacts"])
         stop = asyncio.Event()
         served: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         async with asyncio.TaskGroup() as tasks:
-            running = tasks.create_task(run_poll(settings, stop, metrics=metrics, on_ready=served.set_result))
+            running = tasks.create_task(
+                run_poll(settings, stop, metrics=metrics, on_ready=served.set_result, config=CONTACTS)
+            )
             try:
                 base = await asyncio.wait_for(served, 30)
                 await until_events(topics, TopicRole.CHANGES_DATAVERSE, lambda ev: len(ev) >= 1)
@@ -190,7 +199,7 @@ async def test_run_poll_publishes_both_systems_serves_metrics_and_survives_a_fen
 
 
 def fenced_id(settings: Settings, table: str) -> str:
-    tables = DataverseTables(settings, Metrics(CollectorRegistry()))
+    tables = DataverseTables(settings, Metrics(CollectorRegistry()), config=CONTACTS)
     return tables.transactional_id(table)
 
 
@@ -260,6 +269,7 @@ async def test_two_replicas_never_poll_one_table_at_once_and_one_takes_over_from
     async with run_sandbox(seed=42) as box, dataverse_admin(box) as dv:
         rows = {table: await seed_rows(dv, table, 3) for table in TABLES}
         settings = box.daemon_settings(topics, poll=poll)
+        await enable_change_tracking(settings, list(TABLES))
         tenant = box.info.dataverse.base_url.split("://")[1]
         partitions = {lease_partition(join_key("dataverse", tenant, t), LEASE_PARTITIONS) for t in TABLES}
         assert len(partitions) > 1, "all four tables hash to one partition: one replica must own them all"
@@ -334,7 +344,7 @@ def poll_env(settings: Settings) -> dict[str, str]:
         "DATAVERSE__AUTHORITY": dv.authority,
         "DATAVERSE__SCOPE": dv.scope,
         "DATAVERSE__CA_BUNDLE": dv.ca_bundle,
-        "POLL__DATAVERSE_TABLES": json.dumps(list(poll.dataverse_tables)),
+        "POLL__DATAVERSE_TABLES": json.dumps(list(poll.dataverse_tables or ())),
         "POLL__DATAVERSE_INTERVAL_S": poll.dataverse_interval_s,
         "POLL__HUBSPOT_OBJECTS": "[]",
         "POLL__PORT": 0,
@@ -359,6 +369,7 @@ async def test_a_killed_replica_loses_its_tables_after_the_session_timeout_and_n
     async with run_sandbox(seed=44) as box, dataverse_admin(box) as dv:
         rows = {table: await seed_rows(dv, table, 2) for table in TABLES}
         settings = box.daemon_settings(topics, poll=poll)
+        await enable_change_tracking(settings, list(TABLES))
         all_tables = set(TABLES)
         held_by_b: set[str] = set()
         log_file = tmp_path / "b.log"
@@ -421,12 +432,12 @@ async def test_sigterm_ends_run_poll_within_the_grace_in_the_documented_order(
     )
     async with run_sandbox(seed=43) as box, dataverse_admin(box) as dv:
         await seed_rows(dv, "contacts", 2)
+        settings = box.daemon_settings(topics, poll=poll)
+        await enable_change_tracking(settings, ["contacts"])
         metrics = Metrics(CollectorRegistry())
         stop = asyncio.Event()
         with stop_on_signals(stop):
-            task = asyncio.create_task(
-                run_poll(box.daemon_settings(topics, poll=poll), stop, metrics=metrics)
-            )
+            task = asyncio.create_task(run_poll(settings, stop, metrics=metrics, config=CONTACTS))
             try:
                 await until(
                     lambda: sample(metrics, "cdc_poll_rows_total", system="dataverse", table="contacts") >= 2
@@ -475,3 +486,124 @@ async def test_sigusr1_logs_where_every_task_waits_and_changes_nothing(
         await task
     assert "task parked-role:" in caplog.text
     assert "in parked" in caplog.text
+
+
+async def test_a_table_without_change_tracking_publishes_nothing_says_so_and_the_others_keep_polling(
+    topics: KafkaSettings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Accounts and contacts are synced; only contacts has change tracking. Nothing of accounts reaches
+    Kafka, one error names it and the command that fixes it, /readyz and a metric say so, contacts keep
+    flowing; once tracking is turned on (no restart), accounts are polled."""
+    caplog.set_level(logging.INFO, logger="cdc")
+    config = enabled_only(*CONTACT_STEPS, "s1_companies_to_accounts", "s3_accounts_to_companies")
+    poll = PollSettings(port=0, dataverse_interval_s=0.2, dataverse_recheck_s=0.5, hubspot_objects=())
+    metrics = Metrics(CollectorRegistry())
+    async with run_sandbox(seed=45) as box, dataverse_admin(box) as dv:
+        accounts = await seed_rows(dv, "accounts", 3)
+        [contact] = await seed_rows(dv, "contacts", 1)
+        settings = box.daemon_settings(topics, poll=poll)
+        await enable_change_tracking(settings, ["contacts"])
+        stop = asyncio.Event()
+        served: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        async with asyncio.TaskGroup() as tasks:
+            running = tasks.create_task(
+                run_poll(settings, stop, metrics=metrics, on_ready=served.set_result, config=config)
+            )
+            try:
+                base = await asyncio.wait_for(served, 30)
+                await until_events(topics, TopicRole.CHANGES_DATAVERSE, lambda ev: len(ev) >= 1)
+                await edit(dv, "contacts", contact, "the other table keeps polling")
+                await until_events(topics, TopicRole.CHANGES_DATAVERSE, lambda ev: len(ev) >= 2)
+                await asyncio.sleep(1.5)  # three re-checks of accounts
+                untracked = await read_changes(topics, TopicRole.CHANGES_DATAVERSE)
+                async with httpx.AsyncClient(base_url=base) as http:
+                    not_ready = await http.get("/readyz")
+                    gauge = sample(metrics, "cdc_dataverse_change_tracking_enabled", table="accounts")
+                    assert not running.done()
+                    await enable_change_tracking(settings, ["accounts"])  # `cdc provision --dataverse`
+                    await until_events(topics, TopicRole.CHANGES_DATAVERSE, lambda ev: len(ev) >= 5)
+                    await until(
+                        lambda: (
+                            sample(metrics, "cdc_dataverse_change_tracking_enabled", table="accounts") == 1
+                        )
+                    )
+                    ready = await http.get("/readyz")
+            finally:
+                stop.set()
+
+    assert [e.object_type for e in untracked] == ["contact", "contact"]
+    assert not_ready.status_code == 503
+    assert "change tracking is not enabled on accounts" in not_ready.json()["status"]
+    assert gauge == 0
+    assert ready.status_code == 200, ready.text
+    errors = [
+        r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR and r.name.startswith("cdc")
+    ]
+    assert len(errors) == 1, errors
+    assert "dataverse accounts: change tracking is not enabled on table 'account'" in errors[0]
+    assert "cdc provision --dataverse" in errors[0]
+    events = await read_changes(topics, TopicRole.CHANGES_DATAVERSE)
+    assert sorted(e.object_id for e in events if e.object_type == "account") == sorted(accounts)
+
+
+def _config_file(config: SyncConfig, tmp_path: Path) -> Path:
+    path = tmp_path / "sync.yaml"
+    path.write_text(yaml.safe_dump(config.model_dump(mode="json", exclude_defaults=True)))
+    return path
+
+
+async def test_lead_steps_make_cdc_poll_poll_leads_with_no_table_setting(
+    topics: KafkaSettings, tmp_path: Path
+) -> None:
+    """`cdc poll` reads the sync configuration `cdc sync` runs (CDC_SYNC__CONFIG): lead steps poll leads."""
+    poll = PollSettings(port=0, dataverse_interval_s=0.2, hubspot_objects=())
+    async with run_sandbox(seed=46) as box, dataverse_admin(box) as dv:
+        [lead] = await seed_rows(dv, "leads", 1)
+        settings = box.daemon_settings(topics, poll=poll)
+        await enable_change_tracking(settings, ["leads"])
+        env = poll_env(settings)
+        del env["CDC_POLL__DATAVERSE_TABLES"]
+        env["CDC_SYNC__CONFIG"] = str(_config_file(enabled_only(*LEAD_STEPS), tmp_path))
+        log_file = tmp_path / "poll.log"
+        with log_file.open("wb") as log_out:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "cdc", "poll", env=env, stderr=log_out
+            )
+        try:
+            events = await until_events(
+                topics,
+                TopicRole.CHANGES_DATAVERSE,
+                lambda ev: any(e.object_id == lead for e in ev),
+                within=45,
+            )
+        except TimeoutError:
+            raise AssertionError(f"no lead event; cdc poll said:\n{log_file.read_text()}") from None
+        finally:
+            process.terminate()
+            await process.wait()
+    assert [(e.object_type, e.object_id) for e in events] == [("lead", lead)]
+
+
+async def test_a_table_setting_that_leaves_out_a_synced_table_stops_cdc_poll_at_start(tmp_path: Path) -> None:
+    """An explicit poll.dataverse_tables must name every table an enabled step syncs: exit 78, one line."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CDC_")}
+    env |= {
+        "CDC_KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:9",
+        "CDC_DATAVERSE__BASE_URL": "https://org.example.crm.dynamics.com",
+        "CDC_SYNC__CONFIG": str(_config_file(enabled_only(*LEAD_STEPS), tmp_path)),
+        "CDC_POLL__DATAVERSE_TABLES": '["contacts"]',
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "cdc", "poll", env=env, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        _, err = await asyncio.wait_for(process.communicate(), 60)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    lines = err.decode().strip().splitlines()
+    assert process.returncode == 78, lines
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("cdc: error: poll.dataverse_tables (CDC_POLL__DATAVERSE_TABLES) leaves out")
+    assert "'lead' (enabled steps l1_hubspot_contacts_to_leads, l2_leads_to_hubspot_contacts)" in lines[0]

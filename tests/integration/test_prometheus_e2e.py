@@ -253,7 +253,7 @@ async def test_prometheus_scrapes_the_pipeline_and_every_panel_and_rule_works(
 ) -> None:
     queries = panel_queries()
     assert set(MAY_BE_EMPTY) <= set(queries), "MAY_BE_EMPTY names a query the dashboard no longer has"
-    async with running_stack(kafka_settings, small_config(), reconcile=("contacts",)) as stack:
+    async with running_stack(kafka_settings, small_config(), reconcile=True) as stack:
 
         async def poll_serving() -> bool:
             return "poll" in stack.urls

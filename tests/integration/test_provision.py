@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import ssl
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -36,6 +37,7 @@ from cdc.settings import Settings
 from consumers.config import SyncConfig
 from consumers.loader import default_config
 from streams.config import KafkaSettings
+from tests.sync_configs import LEAD_STEPS, enabled_only
 
 FLAGS = {"sync_to_d365", "sync_to_d365_lead", "cdc_synctohubspot", HUBSPOT_ID_COLUMN, DATAVERSE_ID_PROPERTY}
 ENTITY_SETS = {"contact": "contacts", "account": "accounts", "opportunity": "opportunities", "lead": "leads"}
@@ -50,6 +52,7 @@ DEFAULT_PROPERTIES = (
 )
 DEFAULT_COLUMNS = 80  # section 13: contact 59, account 15; flag and id on contact, account, opportunity
 DEFAULT_KEYS = 3  # the alternate key on cdc_hubspotid of contact, account, opportunity
+DEFAULT_TRACKED = 3  # change tracking on account, contact, opportunity: the tables the default steps sync
 
 
 @pytest.fixture(autouse=True)
@@ -233,10 +236,15 @@ async def test_a_fresh_sandbox_gets_everything_writes_succeed_and_a_second_run_c
     hubspot = Counter(i.kind for i in report.hubspot.created)
     assert hubspot == {"property": DEFAULT_PROPERTIES, "group": 3}
     assert len(report.webhooks.created) == len(needs.subscriptions)
-    assert len(report.dataverse.created) == DEFAULT_COLUMNS + DEFAULT_KEYS
+    assert len(report.dataverse.created) == DEFAULT_COLUMNS + DEFAULT_KEYS + DEFAULT_TRACKED
     assert report.ok
-    assert len(lines) == DEFAULT_PROPERTIES + 3 + len(needs.subscriptions) + DEFAULT_COLUMNS + DEFAULT_KEYS
+    assert len(lines) == (
+        DEFAULT_PROPERTIES + 3 + len(needs.subscriptions) + DEFAULT_COLUMNS + DEFAULT_KEYS + DEFAULT_TRACKED
+    )
     assert "created column contact.cdc_synctohubspot (Boolean)" in lines
+    assert "enabled change tracking on table opportunity" in lines
+    tables = box.dataverse.store.tables
+    assert [t for t in sorted(tables) if tables[t].change_tracking] == ["account", "contact", "opportunity"]
     assert "created key contact.cdc_hubspotid_key (alternate key on cdc_hubspotid)" in lines
     assert [k.columns for k in box.dataverse.store.tables["contact"].keys] == [(HUBSPOT_ID_COLUMN,)]
     for obj in ("contacts", "companies", "deals"):
@@ -288,12 +296,13 @@ async def test_cli_without_dataverse_lists_the_missing_columns_and_exits_3(
     out, err = capsys.readouterr()
     assert "missing column contact.cdc_synctohubspot (Boolean)" in err
     assert "created property deal.d365_status_reason (enumeration)" in err
-    assert "--dataverse creates the columns" in err
+    assert "missing table contact.ChangeTrackingEnabled: change tracking is off" in err
+    assert "--dataverse creates the columns and turns change tracking on" in err
     assert out.startswith(f"created {DEFAULT_PROPERTIES + 3 + len(needs_of(default_config()).subscriptions)}")
-    assert f"missing {DEFAULT_COLUMNS + DEFAULT_KEYS}" in out
+    assert f"missing {DEFAULT_COLUMNS + DEFAULT_KEYS + DEFAULT_TRACKED}" in out
 
     assert await _cdc("--config", config, "provision", "--dataverse") == 0
-    assert f"created {DEFAULT_COLUMNS + DEFAULT_KEYS}," in capsys.readouterr().out
+    assert f"created {DEFAULT_COLUMNS + DEFAULT_KEYS + DEFAULT_TRACKED}," in capsys.readouterr().out
     assert await _cdc("--config", config, "provision") == 0
     assert capsys.readouterr().out.startswith("created 0,")
 
@@ -313,13 +322,15 @@ async def test_cli_json_dry_run_lists_everything_and_changes_nothing(
         assert report[name]["problems"] == []
     assert len(report["hubspot"]["missing"]) == DEFAULT_PROPERTIES + 3
     assert len(report["webhooks"]["missing"]) == len(needs_of(default_config()).subscriptions)
-    assert len(report["dataverse"]["missing"]) == DEFAULT_COLUMNS + DEFAULT_KEYS
+    assert len(report["dataverse"]["missing"]) == DEFAULT_COLUMNS + DEFAULT_KEYS + DEFAULT_TRACKED
     assert {"kind": "column", "object": "account", "name": "cdc_hubspotid", "type": "String"} in report[
         "dataverse"
     ]["missing"]
     assert "would create property contact.sync_to_d365 (bool)" in err
     assert "d365_sync" not in box.hubspot.store.property_groups["contacts"]
     assert "cdc_hubspotid" not in box.dataverse.store.tables["account"].columns
+    assert "would enable table account.ChangeTrackingEnabled" in err
+    assert not box.dataverse.store.tables["account"].change_tracking
     assert box.hubspot.subscriptions.items == {}
 
 
@@ -370,4 +381,34 @@ async def test_a_dataverse_column_of_another_type_is_a_problem(box: Sandbox) -> 
     assert [(i.object, i.name, i.detail.split(",")[0]) for i in report.dataverse.problems] == [
         ("contact", HUBSPOT_ID_COLUMN, "is type Integer")
     ]
-    assert len(report.dataverse.created) == len(needs.columns) - 1 + DEFAULT_KEYS - 1  # nor its key
+    # Neither the column nor its key; change tracking is turned on all the same.
+    assert len(report.dataverse.created) == len(needs.columns) - 1 + DEFAULT_KEYS - 1 + DEFAULT_TRACKED
+
+
+async def test_change_tracking_follows_the_enabled_steps_and_a_table_that_cannot_have_it_is_a_problem(
+    box: Sandbox,
+) -> None:
+    """Lead mode turns it on for leads (not contacts); a table whose CanChangeTrackingBeEnabled is false is
+    reported by name, and the rest is still provisioned."""
+    settings = settings_of(box)
+    context = ssl.create_default_context(cafile=box.info.dataverse.ca_bundle)
+    async with httpx.AsyncClient(base_url=f"{box.info.dataverse.base_url}/_admin", verify=context) as admin:
+        locked = await admin.put("/tables/account/change-tracking", json={"can_be_enabled": False})
+        assert locked.status_code == 200, locked.text
+    leads = enabled_only(*LEAD_STEPS, "s1_companies_to_accounts", "s3_accounts_to_companies")
+    report = await provision(settings, leads, create_columns=True)
+    tracked = [(i.object, i.name) for i in report.dataverse.created if i.kind == "table"]
+    assert tracked == [("lead", "ChangeTrackingEnabled")]
+    problems = [(i.kind, i.object, i.detail) for i in report.dataverse.problems]
+    assert problems == [
+        (
+            "table",
+            "account",
+            "change tracking cannot be enabled on this table (CanChangeTrackingBeEnabled is false): "
+            "`cdc poll` cannot follow it; disable the sync steps that sync it",
+        )
+    ]
+    assert not report.ok
+    tables = box.dataverse.store.tables
+    assert [t for t in sorted(tables) if tables[t].change_tracking] == ["lead"]
+    assert HUBSPOT_ID_COLUMN in tables["account"].columns  # the columns were still made

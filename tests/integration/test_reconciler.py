@@ -22,11 +22,13 @@ from cdc.ingest.reconciler import run_hubspot_reconciler
 from cdc.metrics import Metrics
 from cdc.sandbox.runner import Sandbox, run_sandbox
 from cdc.settings import PollSettings, Settings
+from consumers.config import SyncConfig
 from streams.admin import ensure_topics, open_admin
 from streams.config import KafkaSettings
 from streams.events import ChangeEvent, Operation, Origin
 from streams.topics import TopicCatalog
 from tests.kafka_reading import read_changes
+from tests.sync_configs import CONTACT_STEPS, enabled_only
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -55,10 +57,23 @@ def settings_for(
     return box.daemon_settings(kafka, poll=poll)
 
 
+STEPS = {
+    "contacts": CONTACT_STEPS,
+    "companies": ("s1_companies_to_accounts", "s3_accounts_to_companies"),
+    "deals": ("s5_opportunities_to_deals",),
+}
+
+
+def config_for(settings: Settings) -> SyncConfig:
+    """The default steps that sync exactly the object types the settings reconcile."""
+    return enabled_only(*(step for obj in settings.poll.hubspot_objects or () for step in STEPS[obj]))
+
+
 @asynccontextmanager
 async def reconciling(settings: Settings, **options: Any) -> AsyncIterator[Metrics]:
     metrics = Metrics(CollectorRegistry())
     stop = asyncio.Event()
+    options.setdefault("config", config_for(settings))
     async with asyncio.TaskGroup() as tasks:
         tasks.create_task(run_hubspot_reconciler(settings, stop, metrics=metrics, **options))
         try:
@@ -236,7 +251,9 @@ async def test_a_wrong_token_stops_with_a_clear_error(kafka_settings: KafkaSetti
         update={"hubspot": settings.hubspot.model_copy(update={"token": SecretStr("pat-na1-wrong")})}
     )
     with pytest.raises(FatalError, match=r"401.*CDC_HUBSPOT__TOKEN") as caught:
-        await run_hubspot_reconciler(wrong, asyncio.Event(), metrics=Metrics(CollectorRegistry()))
+        await run_hubspot_reconciler(
+            wrong, asyncio.Event(), metrics=Metrics(CollectorRegistry()), config=config_for(wrong)
+        )
     assert "pat-na1-wrong" not in str(caught.value)
 
 

@@ -29,6 +29,7 @@ from cdc.exits import ExitCode
 from cdc.ingest.dataverse_poller import run_dataverse_poller
 from cdc.ingest.resync import resync
 from cdc.metrics import Metrics
+from cdc.provisioning import enable_change_tracking
 from cdc.sandbox.runner import Sandbox, run_sandbox
 from cdc.settings import PollSettings, Settings
 from streams.admin import ensure_topics, open_admin
@@ -39,6 +40,7 @@ from streams.events import ChangeEvent, Operation, Origin
 from streams.keys import join_key
 from streams.topics import TopicCatalog, TopicRole
 from tests.kafka_reading import read_changes
+from tests.sync_configs import CONTACT_STEPS, enabled_only
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -54,6 +56,9 @@ async def topics(kafka_settings: KafkaSettings) -> KafkaSettings:
     async with open_admin(kafka_settings) as admin:
         await ensure_topics(admin, TopicCatalog.from_settings(kafka_settings))
     return kafka_settings
+
+
+CONTACTS = enabled_only(*CONTACT_STEPS)
 
 
 @pytest.fixture
@@ -132,7 +137,8 @@ async def one_poller_pass(settings: Settings) -> None:
     done = "cdc_poll_duration_seconds_count"
     labels = {"system": "dataverse", "table": "contacts"}
     async with asyncio.TaskGroup() as group:
-        group.create_task(run_dataverse_poller(settings, stop, metrics=metrics))
+        await enable_change_tracking(settings, ["contacts"])  # as `cdc provision --dataverse` does
+        group.create_task(run_dataverse_poller(settings, stop, metrics=metrics, config=CONTACTS))
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(20):
                 while not metrics.registry.get_sample_value(done, labels):  # noqa: ASYNC110 -- a metric

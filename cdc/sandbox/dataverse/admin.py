@@ -96,6 +96,17 @@ def admin_routes(sandbox: DataverseSandbox) -> list[Route]:  # noqa: C901, PLR09
         key = create_key(store, table, str(body["name"]), list(body["columns"]))
         return JSONResponse({"name": key.name, "columns": list(key.columns)}, status_code=201)
 
+    async def table_tracking(request: Request) -> Response:
+        """What a table's definition says of change tracking. PUT sets only the managed property
+        ``CanChangeTrackingBeEnabled`` (a managed solution can lock it); tracking itself is turned on as on
+        a real org, through the metadata API (`cdc provision --dataverse`)."""
+        table = table_of(request)
+        if request.method == "PUT":
+            body = await _json(request)
+            with store.lock:
+                table.can_change_tracking = bool(body["can_be_enabled"])
+        return JSONResponse({"enabled": table.change_tracking, "can_be_enabled": table.can_change_tracking})
+
     async def calls(request: Request) -> Response:
         if request.method == "DELETE":
             sandbox.calls.reset()
@@ -145,6 +156,7 @@ def admin_routes(sandbox: DataverseSandbox) -> list[Route]:  # noqa: C901, PLR09
         Route(f"{prefix}/tables/{{table}}/rows", guarded(rows), methods=["GET", "POST"]),
         Route(f"{prefix}/tables/{{table}}/rows/{{id}}", guarded(row), methods=["GET", "PATCH", "DELETE"]),
         Route(f"{prefix}/tables/{{table}}/keys", guarded(keys), methods=["POST"]),
+        Route(f"{prefix}/tables/{{table}}/change-tracking", guarded(table_tracking), methods=["GET", "PUT"]),
     ]
     return [
         Route(f"{prefix}/state", guarded(state), methods=["GET"]),

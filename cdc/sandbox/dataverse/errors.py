@@ -75,17 +75,19 @@ def not_found(logical_name: str, record_id: str) -> DataverseError:
 
 
 def etag_mismatch() -> DataverseError:
-    """ConcurrencyVersionMismatch on a stale ``If-Match``, HTTP 412."""
+    """A stale ``If-Match`` (ConcurrencyVersionMismatch), HTTP 412, with the body the conditional-operations
+    page documents: an empty ``code`` (fact sheet §2.5 and §5, COND "Apply optimistic concurrency on delete":
+    ``{"error":{"code":"","message":"The version of the existing record doesn't match the RowVersion
+    property provided."}}``). Clients must decide by the status, never by a code that may be empty."""
     return DataverseError(
-        412,
-        "0x80060882",
-        "The version of the existing record doesn't match the RowVersion property provided.",
+        412, "", "The version of the existing record doesn't match the RowVersion property provided."
     )
 
 
 def record_exists() -> DataverseError:
-    """``If-None-Match: *`` and the record exists: HTTP 412 (DuplicateRecord)."""
-    return DataverseError(412, "0x80040237", "A record with matching key values already exists.")
+    """``If-None-Match: *`` and the record exists: HTTP 412 with an empty code, as documented (fact sheet
+    §2.4, COND "Limit upsert operations")."""
+    return DataverseError(412, "", "A record with matching key values already exists.")
 
 
 def duplicate_key(key_name: str, columns: tuple[str, ...]) -> DataverseError:

@@ -1,7 +1,16 @@
-"""The metadata API the daemon uses: ``EntityDefinitions``, their ``Attributes`` (list and create custom
-columns) and ``Keys`` (list and create alternate keys). Shapes follow EntityMetadata / AttributeMetadata /
-EntityKeyMetadata; only the members a client reads are filled. New keys are ``Active`` at once (a real
-org builds the index asynchronously).
+"""The metadata API the daemon uses: ``EntityDefinitions`` (read, and update with PUT), their ``Attributes``
+(list and create custom columns) and ``Keys`` (list and create alternate keys). Shapes follow
+EntityMetadata / AttributeMetadata / EntityKeyMetadata; only the members a client reads are filled. New
+keys are ``Active`` at once (a real org builds the index asynchronously).
+
+Change tracking is per table and off until enabled (fact sheet §1.1): ``ChangeTrackingEnabled`` and the
+managed property ``CanChangeTrackingBeEnabled`` are in every definition, and the one way to turn it on is
+the documented table update: ``PUT EntityDefinitions(...)`` with the whole definition (PATCH is refused:
+"You can't use the PATCH method to update data model entities", Learn page
+create-update-entity-definitions-using-web-api, "Update table definitions"). A PUT replaces the
+definition, so an omitted ``ChangeTrackingEnabled`` means false, and labels it leaves out are lost
+unless ``MSCRM.MergeLabels: true`` is sent (same page). Once on, tracking cannot be turned off (CT); a
+table whose ``CanChangeTrackingBeEnabled`` is false refuses it.
 """
 
 from __future__ import annotations
@@ -50,6 +59,7 @@ def _label(text: str) -> dict[str, Any]:
 
 
 def _entity(table: Table) -> dict[str, Any]:
+    label = table.logical_name.capitalize() if table.display_name is None else table.display_name
     return {
         "MetadataId": metadata_id(table.logical_name),
         "LogicalName": table.logical_name,
@@ -59,9 +69,14 @@ def _entity(table: Table) -> dict[str, Any]:
         "PrimaryIdAttribute": table.primary_id,
         "PrimaryNameAttribute": table.primary_name,
         "ObjectTypeCode": table.object_type_code,
-        "ChangeTrackingEnabled": True,
+        "ChangeTrackingEnabled": table.change_tracking,
+        "CanChangeTrackingBeEnabled": {
+            "Value": table.can_change_tracking,
+            "CanBeChanged": False,
+            "ManagedPropertyLogicalName": "canchangetrackingbeenabled",
+        },
         "IsCustomEntity": False,
-        "DisplayName": _label(table.logical_name.capitalize()),
+        "DisplayName": _label(label) if label else {"LocalizedLabels": [], "UserLocalizedLabel": None},
     }
 
 
@@ -183,6 +198,50 @@ def _create_attribute(store: Store, table: Table, request: ApiRequest) -> Outcom
     return Outcome(204, {"OData-Version": "4.0", "OData-EntityId": url})
 
 
+def _update_entity(store: Store, table: Table, request: ApiRequest) -> Outcome:
+    """PUT of a whole table definition: what it says replaces what was (module docstring). The refusals'
+    codes and texts are the emulator's: the documentation names the rules, not the answers."""
+    body = request.json()
+    if not isinstance(body, dict):
+        raise errors.bad_request("The request body must be an EntityMetadata object.")
+    for member, expected in (
+        ("LogicalName", table.logical_name),
+        ("MetadataId", metadata_id(table.logical_name)),
+    ):
+        if member in body and body[member] != expected:
+            raise errors.bad_request(f"The {member} in the body does not match the entity being updated.")
+    wanted = body.get("ChangeTrackingEnabled", False)
+    if not isinstance(wanted, bool):
+        raise errors.bad_request("ChangeTrackingEnabled must be a boolean.")
+    if table.change_tracking and not wanted:
+        raise errors.bad_request(
+            f"Change tracking cannot be disabled for the entity '{table.logical_name}' once it is enabled."
+        )
+    if wanted and not table.change_tracking and not table.can_change_tracking:
+        raise errors.bad_request(
+            f"Change tracking cannot be enabled for the entity '{table.logical_name}': "
+            "its CanChangeTrackingBeEnabled managed property is false."
+        )
+    labels = (body.get("DisplayName") or {}).get("LocalizedLabels") or []
+    given = next((str(x.get("Label", "")) for x in labels if x.get("LanguageCode") == 1033), None)  # noqa: PLR2004 -- English
+    merge = request.headers.get("mscrm.mergelabels", "").strip().lower() == "true"
+    with store.lock:
+        table.change_tracking = wanted
+        if given is not None:
+            table.display_name = given
+        elif not merge:
+            table.display_name = ""  # not sent and not merged: the label is lost (update page)
+    return Outcome(204, {"OData-Version": "4.0"})
+
+
+def _definition(store: Store, table: Table, request: ApiRequest, context: str) -> Outcome:
+    if request.method == "PUT":
+        return _update_entity(store, table, request)
+    if request.method != "GET":  # PATCH cannot update a table definition (module docstring)
+        raise errors.DataverseError(405, "0x80060888", "The requested method is not supported.")
+    return json_outcome(200, {"@odata.context": f"{context}/$entity", **_entity(table)})
+
+
 def _key(table: Table, key: Key) -> dict[str, Any]:
     return {
         "MetadataId": metadata_id(table.logical_name, "key", key.name),
@@ -226,7 +285,7 @@ def handle_metadata(store: Store, request: ApiRequest) -> Outcome:  # noqa: PLR0
     child, item = match.group("child"), match.group("item")
     expand = "OptionSet" in (request.query.get("$expand") or "")
     if child is None:
-        return json_outcome(200, {"@odata.context": f"{context}/$entity", **_entity(table)})
+        return _definition(store, table, request, context)
     if child == "Keys":
         if request.method == "POST":
             body = request.json()

@@ -48,7 +48,13 @@ def read_collection(store: Store, table: Table, request: ApiRequest, expire_days
     size = min(prefer.max_page_size or MAX_PAGE_SIZE, MAX_PAGE_SIZE)
     skiptoken = query.get("$skiptoken")
     cursor = Cursor.from_cookie(skiptoken) if skiptoken else None
-    if prefer.track_changes or "$deltatoken" in query or cursor is not None:
+    tracking = prefer.track_changes or "$deltatoken" in query or cursor is not None
+    if tracking and not table.change_tracking:
+        # A table without change tracking answers a tracking request as an ordinary query: rows and
+        # nextLinks, no `Preference-Applied: odata.track-changes`, and never a deltaLink (fact sheet §1.1,
+        # drasi-core README "No delta link returned from initial change tracking request").
+        return _plain(store, table, request, select, size)
+    if tracking:
         for option in _NOT_WITH_TRACKING:
             if f"${option}" in query:
                 raise errors.tracking_option_not_supported(option)

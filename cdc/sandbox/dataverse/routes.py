@@ -21,7 +21,7 @@ _API_TEMPLATES: list[tuple[str, list[str]]] = [
     ("/WhoAmI", ["GET"]),
     ("/organizations", ["GET"]),
     ("/EntityDefinitions", ["GET"]),
-    ("/EntityDefinitions({entity})", ["GET"]),
+    ("/EntityDefinitions({entity})", ["GET", "PUT", "PATCH"]),
     ("/EntityDefinitions({entity})/Attributes", ["GET", "POST"]),
     ("/EntityDefinitions({entity})/Attributes({attribute})", ["GET"]),
     ("/EntityDefinitions({entity})/Attributes({attribute})/{cast}", ["GET"]),

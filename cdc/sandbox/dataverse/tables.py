@@ -92,6 +92,14 @@ class Table:
     object_type_code: int
     columns: dict[str, Column] = field(default_factory=dict)
     keys: list[Key] = field(default_factory=list)
+    change_tracking: bool = False
+    """``ChangeTrackingEnabled``: off until enabled through the metadata API, as on a fresh org (CT: a table
+    must have it on before changes can be read; it cannot be turned off again)."""
+    can_change_tracking: bool = True
+    """The managed property ``CanChangeTrackingBeEnabled`` (some tables can never be tracked, CT)."""
+    display_name: str | None = None
+    """The table's display label (LanguageCode 1033): None is the standard one, "" a label a definition
+    update without ``MSCRM.MergeLabels`` dropped."""
 
     def add(self, column: Column) -> None:
         self.columns[column.name] = column

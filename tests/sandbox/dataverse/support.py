@@ -22,6 +22,20 @@ async def create(client: httpx.AsyncClient, entity_set: str, body: dict[str, obj
     return match.group(1)
 
 
+async def enable_change_tracking(client: httpx.AsyncClient, *tables: str) -> None:
+    """Turn change tracking on as documented for a table update (Learn, create-update-entity-definitions-
+    using-web-api, "Update table definitions"): read the whole definition, set ``ChangeTrackingEnabled``, PUT
+    it all back with ``MSCRM.MergeLabels: true``."""
+    for table in tables:
+        url = f"/api/data/v9.2/EntityDefinitions(LogicalName='{table}')"
+        definition = (await client.get(url)).json()
+        definition.pop("@odata.context", None)
+        answer = await client.put(
+            url, json={**definition, "ChangeTrackingEnabled": True}, headers={"MSCRM.MergeLabels": "true"}
+        )
+        assert answer.status_code == 204, answer.text
+
+
 @dataclass
 class Part:
     """One response inside a multipart/mixed batch answer, parsed by the test's own reader."""

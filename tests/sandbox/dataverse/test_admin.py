@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from cdc.sandbox.dataverse import DataverseSandbox
-from tests.sandbox.dataverse.support import ORG
+from tests.sandbox.dataverse.support import ORG, enable_change_tracking
+
+
+@pytest.fixture
+async def client(client: httpx.AsyncClient) -> httpx.AsyncClient:
+    """The tables these tests read are change-tracked, as `cdc provision --dataverse` leaves them."""
+    await enable_change_tracking(client, "contact")
+    return client
 
 
 async def test_user_edits_land_in_change_tracking(client: httpx.AsyncClient) -> None:

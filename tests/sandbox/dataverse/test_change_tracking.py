@@ -12,7 +12,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cdc.sandbox.dataverse import DataverseSandbox
-from tests.sandbox.dataverse.support import API, ORG, create
+from tests.sandbox.dataverse.support import API, ORG, create, enable_change_tracking
+
+
+@pytest.fixture
+async def client(client: httpx.AsyncClient) -> httpx.AsyncClient:
+    """The tables these tests read are change-tracked, as `cdc provision --dataverse` leaves them."""
+    await enable_change_tracking(client, "account", "contact", "lead")
+    return client
+
 
 TRACK = {"Prefer": "odata.track-changes"}
 
@@ -136,6 +144,7 @@ async def test_delta_feed_replays_to_the_true_state(
     transport = httpx.ASGITransport(app=sandbox.app)
     async with httpx.AsyncClient(transport=transport, base_url=ORG) as http:
         http.headers["Authorization"] = "Bearer " + (await http.post("/_admin/token")).json()["access_token"]
+        await enable_change_tracking(http, "contact")
         for i in range(3):
             await create(http, "contacts", {"lastname": f"seed{i}"})
         replica: dict[str, str] = {}

@@ -161,19 +161,24 @@ async def test_if_match_and_if_none_match(client: httpx.AsyncClient) -> None:
         f"/api/data/v9.2/contacts({contact})", json={"lastname": "E3"}, headers={"If-Match": etag}
     )
     assert stale.status_code == 412
-    assert stale.json() == {
+    # The documented bodies (COND, fact sheet §2.4/§2.5): the code is empty.
+    documented = {
         "error": {
-            "code": "0x80060882",
+            "code": "",
             "message": "The version of the existing record doesn't match the RowVersion property provided.",
         }
     }
+    assert stale.json() == documented
     stale_delete = await client.delete(f"/api/data/v9.2/contacts({contact})", headers={"If-Match": etag})
     assert stale_delete.status_code == 412
+    assert stale_delete.json() == documented
     create_only = await client.patch(
         f"/api/data/v9.2/contacts({contact})", json={"lastname": "E4"}, headers={"If-None-Match": "*"}
     )
     assert create_only.status_code == 412
-    assert create_only.json()["error"]["message"] == "A record with matching key values already exists."
+    assert create_only.json() == {
+        "error": {"code": "", "message": "A record with matching key values already exists."}
+    }
     current = (await client.get(f"/api/data/v9.2/contacts({contact})")).json()["@odata.etag"]
     not_modified = await client.get(f"/api/data/v9.2/contacts({contact})", headers={"If-None-Match": current})
     assert not_modified.status_code == 304
@@ -271,7 +276,8 @@ async def test_metadata_lists_columns_and_creates_custom_ones(client: httpx.Asyn
     entity = (await client.get("/api/data/v9.2/EntityDefinitions(LogicalName='lead')")).json()
     assert entity["EntitySetName"] == "leads"
     assert entity["PrimaryIdAttribute"] == "leadid"
-    assert entity["ChangeTrackingEnabled"] is True
+    assert entity["ChangeTrackingEnabled"] is False  # off until enabled (fact sheet §1.1)
+    assert entity["CanChangeTrackingBeEnabled"]["Value"] is True
 
 
 async def test_state_and_status_move_together(client: httpx.AsyncClient) -> None:
