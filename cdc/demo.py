@@ -71,6 +71,8 @@ ONCE_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 20.0
 LATE_S = 10.0
 """An edit not seen synced after this long is named in the summary."""
+CONFIRM_AFTER_S = 2.0
+"""An edit no write has completed after this long is checked by reading its record (it may need none)."""
 DATAVERSE_POLL_S = 0.5
 FULL = (150, 300, 100, 100, 80)
 """HubSpot companies and contacts; Dataverse accounts, contacts and opportunities."""
@@ -211,9 +213,13 @@ class Summary:
 
 
 async def _watch(user: DemoUser, stop: asyncio.Event) -> None:
-    """Mark expectations met as writes arrive."""
+    """Mark expectations met as writes arrive; read the records of those still open after a while."""
+    read_at = time.monotonic()
     while not stop.is_set():
         user.check()
+        if time.monotonic() - read_at >= CONFIRM_AFTER_S / 2:
+            await user.confirm(older_than_s=CONFIRM_AFTER_S)
+            read_at = time.monotonic()
         user.view.new_write.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(user.view.new_write.wait(), 0.5)
@@ -221,9 +227,10 @@ async def _watch(user: DemoUser, stop: asyncio.Event) -> None:
 
 def _say_missing(missing: list[Expectation], say: Say) -> None:
     for e in missing:
+        wanted = ", ".join(f"{k}={v!r}" for k, v in e.wanted.items())
         say(
-            f"  missing: {e.label}: {e.system.value} {e.object_type} "
-            f"{e.object_id or '(new)'} never got {e.column}={e.value!r}"
+            f"  missing: {e.label}: {e.system.value} {e.object_type} {e.object_id or '(new)'} "
+            f"never held {wanted}"
         )
 
 
@@ -407,11 +414,18 @@ async def _timed(say: Say, step: str, work: Awaitable[Any]) -> None:
 async def _verify(user: DemoUser, say: Say) -> str | None:
     """``--once``: every expectation met, and the conflict's pair equal on both sides."""
     user.check()
+    await user.confirm(older_than_s=0.0)
     missing = user.missing
     for e in user.expectations:
         if e.met is not None:
-            latency = "?" if e.met.latency_s is None else f"{e.met.latency_s * 1000:.0f} ms"
-            say(f"  synced: {e.label} ({latency})")
+            how = "?" if e.met.latency_s is None else f"{e.met.latency_s * 1000:.0f} ms"
+        elif e.confirmed:
+            how = "read back from the record"
+        elif e.settled:
+            how = "overwritten by a later edit, which synced"
+        else:
+            continue
+        say(f"  synced: {e.label} ({how})")
     _say_missing(missing, say)
     problems = [f"{len(missing)} of {len(user.expectations)} edits not seen synced"] if missing else []
     conflict = next((e for e in user.expectations if e.label.startswith("conflict")), None)

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from consumers.config import FORMATTED_VALUE, Pair, Step, SyncConfig, ValueType
+from consumers.config import COUNTERPART_ID, FORMATTED_VALUE, Pair, Step, SyncConfig, ValueType
 from consumers.matching import match_key
 from consumers.planner import (
     ASSOCIATION_PREFIX,
@@ -431,7 +431,7 @@ class Applier:
         lookups = await self._field_lookups([state for _, state in states])
         plans: list[tuple[Unit, PairState, PairPlan]] = []
         for unit, state in states:
-            plan = plan_pair(self.config, state, resolve=self.counterpart, lookups=lookups)
+            plan = plan_pair(self.config, state, resolve=self.counterpart, now=self._now(), lookups=lookups)
             for skip in plan.skips:
                 result.skips[(skip.step, skip.reason)] += 1
             for conflict in plan.conflicts:
@@ -629,7 +629,8 @@ class Applier:
         return matches
 
     def _fields(self, system: SourceSystem, object_type: str) -> tuple[list[str], list[str]]:
-        props: set[str] = {MERGED_IDS} if system is HS else set()
+        # The counterpart's id is read (the planner stamps it where it is missing), not tracked.
+        props: set[str] = {COUNTERPART_ID[system], *((MERGED_IDS,) if system is HS else ())}
         assocs: set[str] = set()
         for pair in self.config.pairs_of(system, object_type):
             for name in self._tracked(pair)[system]:

@@ -24,6 +24,9 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 from streams.keys import SourceSystem
 
 __all__ = [
+    "COUNTERPART_ID",
+    "DATAVERSE_ID_PROPERTY",
+    "HUBSPOT_ID_COLUMN",
     "AssociationMap",
     "ConflictPolicy",
     "Criterion",
@@ -33,6 +36,7 @@ __all__ = [
     "OptionSet",
     "Pair",
     "SourceFilter",
+    "SourceKind",
     "Step",
     "SyncConfig",
     "ValueType",
@@ -48,6 +52,14 @@ LOOKUP_READS = {
     FORMATTED_VALUE: (SourceSystem.DATAVERSE, "a Dataverse lookup column"),
 }
 """What each lookup reads, and from which system: a step's source must be that system."""
+HUBSPOT_ID_COLUMN = "cdc_hubspotid"
+"""Dataverse: the id of the linked HubSpot record (``default_mappings.md`` section 3; `cdc provision` creates
+it, with an alternate key). HubSpot's timeline view in Dynamics reads it; creates upsert by it."""
+DATAVERSE_ID_PROPERTY = "cdc_d365id"
+"""HubSpot: the id of the linked Dataverse record (a unique-valued property `cdc provision` creates)."""
+COUNTERPART_ID = {SourceSystem.HUBSPOT: DATAVERSE_ID_PROPERTY, SourceSystem.DATAVERSE: HUBSPOT_ID_COLUMN}
+"""Per system, the property/column holding the id of the record's counterpart in the other system: written
+by the daemon on every linked record that has it (created, or matched on first sync)."""
 
 
 class _Model(BaseModel):
@@ -134,9 +146,25 @@ class OptionSet(_Model):
     )
 
 
+class SourceKind(StrEnum):
+    """Where a field map's value comes from."""
+
+    RECORD = "record"
+    """The source record's property/column named by ``source``."""
+    SYNC_TIME = "sync_time"
+    """Written by the daemon: the time of the write that syncs the pair (``default_mappings.md`` section 14
+    item 5, "Last CRM Sync Date"). Set only inside a write the pair's sync makes anyway (an update or a
+    create), never as a write of its own; the target is not tracked, so its echo is no change. ``source`` is
+    then the kind's name: nothing is read."""
+
+
 class FieldMap(_Model):
     source: str = Field(min_length=1)
     target: str = Field(min_length=1)
+    source_kind: SourceKind = Field(
+        default=SourceKind.RECORD,
+        description="'record': the source property/column; 'sync_time': the time of the daemon's write.",
+    )
     source_type: ValueType = ValueType.STRING
     target_type: ValueType = ValueType.STRING
     options: str | None = Field(default=None, description="Name of an option set in `option_sets`.")
@@ -156,6 +184,35 @@ class FieldMap(_Model):
         "owner is not found); 'formatted_value': a Dataverse lookup column read as the display name of the "
         "record it points to.",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _daemon_source(cls, data: Any) -> Any:
+        # A daemon-written row reads nothing: its `source` may be left out and names the kind.
+        if (
+            isinstance(data, dict)
+            and data.get("source_kind") == SourceKind.SYNC_TIME
+            and "source" not in data
+        ):
+            return {**data, "source": SourceKind.SYNC_TIME.value}
+        return data
+
+    @model_validator(mode="after")
+    def _daemon_written(self) -> Self:
+        if self.source_kind is SourceKind.RECORD:
+            return self
+        if self.source != self.source_kind.value:
+            raise ValueError(f"a {self.source_kind} row reads no source field: leave `source` out")
+        if self.target_type not in {ValueType.DATETIME, ValueType.DATE, ValueType.STRING}:
+            raise ValueError(f"a {self.source_kind} row writes a time: target_type datetime, date or string")
+        if self.options is not None or self.lookup is not None:
+            raise ValueError(f"a {self.source_kind} row takes no option set and no lookup")
+        return self
+
+    @property
+    def daemon_written(self) -> bool:
+        """The daemon makes this value (`SourceKind`); no source record property is read."""
+        return self.source_kind is not SourceKind.RECORD
 
 
 class Criterion(_Model):
@@ -252,6 +309,14 @@ class Step(_Model):
     def active_fields(self) -> tuple[FieldMap, ...]:
         return tuple(f for f in self.fields if f.enabled)
 
+    def record_fields(self) -> tuple[FieldMap, ...]:
+        """The enabled field maps that copy a source record's value (all but the daemon-written ones)."""
+        return tuple(f for f in self.fields if f.enabled and not f.daemon_written)
+
+    def daemon_fields(self) -> tuple[FieldMap, ...]:
+        """The enabled field maps whose value the daemon makes (`SourceKind.SYNC_TIME`)."""
+        return tuple(f for f in self.fields if f.enabled and f.daemon_written)
+
 
 class SyncConfig(_Model):
     """Steps in execution order, and the option sets their fields name."""
@@ -278,6 +343,7 @@ class SyncConfig(_Model):
                 if field.lookup is not None and source is not LOOKUP_READS[field.lookup][0]:
                     reads = LOOKUP_READS[field.lookup][1]
                     raise ValueError(f"{where}: lookup {field.lookup} reads {reads}; the source is {source}")
+        self._daemon_targets_unread()
         enabled = [s for s in self.steps if s.enabled]
         leads = [s for s in enabled if s.is_lead_step]
         contacts = [
@@ -297,6 +363,24 @@ class SyncConfig(_Model):
             if late:
                 raise ValueError(f"lead steps run first (as the seeds say); move {', '.join(late)} up")
         return self
+
+    def _daemon_targets_unread(self) -> None:
+        """A daemon-written target is the daemon's own: a step of its pair reading it would copy every
+        stamp on, and take the stamp's echo for a user's change."""
+        read = {
+            (step.pair, step.source.system, f.source): step.name
+            for step in self.steps
+            for f in step.fields
+            if not f.daemon_written
+        }
+        for step in self.steps:
+            for f in step.fields:
+                reader = read.get((step.pair, step.target.system, f.target)) if f.daemon_written else None
+                if reader is not None:
+                    raise ValueError(
+                        f"step {step.name!r}, field {f.target!r}: the daemon writes it ({f.source_kind}); "
+                        f"step {reader!r} may not read it"
+                    )
 
     def enabled_steps(self) -> tuple[Step, ...]:
         return tuple(s for s in self.steps if s.enabled)

@@ -6,6 +6,12 @@ would have written, exactly as the seeds' sequential steps do. That makes the de
 ``step_order``, fall out of the order itself: for a field mapped both ways and changed on both sides, the
 earlier step copies its source over the target before the later step reads it.
 
+Two kinds of value come from the daemon rather than from a record, and both ride on writes the sync makes
+anyway: a field map of `SourceKind.SYNC_TIME` (the time of the write, ``now``) is set on a side only when
+that side is written (an update with values, or a create); the counterpart's id (`COUNTERPART_ID`) is set
+on a record matched on first sync (one write per side, the first sync's own) and later only inside a write
+to that side. Neither is tracked, so their echoes are no change.
+
 Whether a side "changed a field since the last sync" is decided against the link's per-field fingerprints
 (`streams.links`). A field whose values already agree writes nothing; a field that changed on one side only
 always flows; an empty value never overwrites a non-empty one unless the field allows it. Our own writes
@@ -16,9 +22,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from types import MappingProxyType
 
 from consumers.config import (
+    COUNTERPART_ID,
     AssociationMap,
     ConflictPolicy,
     FieldMap,
@@ -30,7 +38,7 @@ from consumers.config import (
 )
 from consumers.matching import match_key
 from consumers.ports import Record, WriteKind
-from consumers.values import Converted, canonical, convert, is_empty, same
+from consumers.values import Converted, canonical, convert, convert_time, is_empty, same
 from streams.codec import Scalar
 from streams.keys import SourceSystem
 from streams.links import Link, fingerprint
@@ -157,7 +165,7 @@ def tracked_fields(config: SyncConfig, pair: Pair) -> dict[SourceSystem, dict[st
     out: dict[SourceSystem, dict[str, ValueType]] = {HS: {}, DV: {}}
     for step in config.steps_for(pair):
         src, dst = step.source.system, step.target.system
-        for f in step.active_fields():
+        for f in step.record_fields():  # a daemon-written target is not tracked: its echo is no change
             out[src].setdefault(f.source, f.source_type)
             out[dst].setdefault(f.target, f.target_type)
         for am in step.associations:
@@ -213,6 +221,9 @@ class _Planning:
     resolve: Resolver
     proj: dict[SourceSystem, dict[str, Scalar]]
     lookups: Lookups
+    now: datetime
+    ran: list[Step] = field(default_factory=list)
+    """The steps that ran (not refused), in order."""
     writes: dict[SourceSystem, SideWrite] = field(default_factory=dict)
     skips: list[Skip] = field(default_factory=list)
     conflicts: list[Conflict] = field(default_factory=list)
@@ -259,12 +270,18 @@ def field_value(record: Record, prop: str) -> Scalar:
 
 
 def plan_pair(
-    config: SyncConfig, state: PairState, *, resolve: Resolver, lookups: Lookups = NO_LOOKUPS
+    config: SyncConfig,
+    state: PairState,
+    *,
+    resolve: Resolver,
+    now: datetime,
+    lookups: Lookups = NO_LOOKUPS,
 ) -> PairPlan:
     """Plan the writes that bring the pair in sync under the configuration's steps and rules.
 
-    ``resolve`` finds a related record's counterpart; ``lookups`` holds, per field lookup kind, what the
-    caller read for the records' values (``owner_email``: owner id -> email)."""
+    ``resolve`` finds a related record's counterpart; ``now`` is the time of the writes (what a
+    `SourceKind.SYNC_TIME` field is set to); ``lookups`` holds, per field lookup kind, what the caller read
+    for the records' values (``owner_email``: owner id -> email)."""
     proj: dict[SourceSystem, dict[str, Scalar]] = {}
     for system in (HS, DV):
         record = state.record(system)
@@ -272,10 +289,12 @@ def plan_pair(
         if record is not None:
             values.update({ASSOCIATION_PREFIX + k: v for k, v in record.associations.items()})
         proj[system] = values
-    p = _Planning(config=config, state=state, resolve=resolve, proj=proj, lookups=lookups)
+    p = _Planning(config=config, state=state, resolve=resolve, proj=proj, lookups=lookups, now=now)
     steps = config.steps_for(state.pair)
     for step in steps:
         _run_step(p, step, steps)
+    _stamp_counterpart_ids(p)
+    _stamp_sync_time(p)
     return PairPlan(
         pair=state.pair,
         writes=tuple(
@@ -299,9 +318,10 @@ def _run_step(p: _Planning, step: Step, steps: tuple[Step, ...]) -> None:
         p.skips.append(Skip(step.name, refusal))
         _freeze(p, step)
         return
+    p.ran.append(step)
     if creating:
         _join_sync_set(p, step, steps)
-    for f in step.active_fields():
+    for f in step.record_fields():
         _plan_field(p, step, f, steps, creating=creating)
     for am in step.associations:
         _plan_association(p, step, am, creating=creating)
@@ -343,7 +363,7 @@ def _freeze(p: _Planning, step: Step) -> None:
     """A step that did not run keeps its source fields' last-synced fingerprints, so the changes it
     skipped (e.g. while the sync flag was off) still count as changes when it runs again."""
     src = step.source.system
-    for f in step.active_fields():
+    for f in step.record_fields():
         p.frozen.add((src, f.source))
     for am in step.associations:
         p.frozen.add((src, ASSOCIATION_PREFIX + am.on(src)))
@@ -353,14 +373,14 @@ def _reverse(steps: tuple[Step, ...], step: Step, f: FieldMap) -> Step | None:
     """The step that maps this field the other way, if any (the field is then mapped both ways)."""
     for other in steps:
         if other.source.system is step.target.system and any(
-            g.source == f.target and g.target == f.source for g in other.active_fields()
+            g.source == f.target and g.target == f.source for g in other.record_fields()
         ):
             return other
     return None
 
 
 def _reverse_field(reverse: Step, f: FieldMap) -> FieldMap | None:
-    return next((g for g in reverse.active_fields() if g.source == f.target and g.target == f.source), None)
+    return next((g for g in reverse.record_fields() if g.source == f.target and g.target == f.source), None)
 
 
 def _policy(config: SyncConfig, step: Step, f: FieldMap, reverse: Step) -> ConflictPolicy:
@@ -379,7 +399,7 @@ def _policy(config: SyncConfig, step: Step, f: FieldMap, reverse: Step) -> Confl
 def _allows_empty(reverse: Step, f: FieldMap) -> bool:
     """Does the reverse mapping of ``f`` let an empty value overwrite?"""
     return any(
-        g.allow_empty for g in reverse.active_fields() if g.source == f.target and g.target == f.source
+        g.allow_empty for g in reverse.record_fields() if g.source == f.target and g.target == f.source
     )
 
 
@@ -480,6 +500,59 @@ def _plan_association(p: _Planning, step: Step, am: AssociationMap, *, creating:
         )
     )
     p.proj[dst][key_dst] = counterpart
+
+
+def _stamp_counterpart_ids(p: _Planning) -> None:
+    """Each record of a pair holds the id of its counterpart (`COUNTERPART_ID`) where it has that property:
+    HubSpot's timeline view in Dynamics reads it, and the gateways key creates on it.
+
+    A create carries it already (the gateways write the ``origin_id`` of a `WriteOp`). A record matched on
+    first sync (no link yet) gets it in that sync's write, made for it alone when nothing else is written:
+    one write per side, once. After that it is set only inside a write to that side the sync makes anyway,
+    so it is never a write of its own again. A record whose read shows no such property (it is absent from
+    the answer, unlike a property with no value) is one the target cannot hold it on: left alone."""
+    if not p.ran:
+        return  # no step runs for this pair now: nothing is synced, nothing stamped
+    for system in (HS, DV):
+        record, other = p.state.record(system), p.state.record(system.other)
+        if record is None or other is None:
+            continue
+        prop = COUNTERPART_ID[system]
+        if prop not in record.values:
+            continue
+        current = record.values[prop]
+        if isinstance(current, str) and current.strip().lower() == other.object_id.lower():
+            continue
+        written = p.writes.get(system)
+        if p.state.link is not None and (written is None or not written.values):
+            continue
+        step = next((s for s in p.ran if s.target.system is system), p.ran[0])
+        w = p.write(step, system)
+        w.values[prop] = other.object_id
+        w.decisions.append(FieldDecision(step.name, "", prop, current, other.object_id, "counterpart_id"))
+
+
+def _stamp_sync_time(p: _Planning) -> None:
+    """`SourceKind.SYNC_TIME` fields of the steps that ran: set to ``now`` inside a write to their side that
+    sets something else (an update with values, or a create), never as a write of their own."""
+    for step in p.ran:
+        dst = step.target.system
+        w = p.writes.get(dst)
+        if w is None or not (w.values or w.kind is WriteKind.CREATE):
+            continue
+        for f in step.daemon_fields():
+            converted = convert_time(p.now, f, target_system=dst)
+            if not isinstance(converted, Converted):
+                p.skips.append(Skip(step.name, converted.reason, f.target))
+                continue
+            old = p.proj[dst].get(f.target)
+            w.values[f.target] = converted.value
+            w.decisions.append(
+                FieldDecision(step.name, f.source, f.target, old, converted.value, "sync_time")
+            )
+            p.proj[dst][f.target] = converted.value
+            if step.name not in w.steps:
+                w.steps.append(step.name)
 
 
 def _after(p: _Planning) -> dict[SourceSystem, dict[str, str]]:

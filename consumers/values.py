@@ -45,6 +45,7 @@ __all__ = [
     "Skipped",
     "canonical",
     "convert",
+    "convert_time",
     "is_empty",
     "same",
 ]
@@ -121,6 +122,12 @@ def convert(
     if isinstance(translated, Skipped):
         return translated
     return _deliver(translated, field, source_system.other)
+
+
+def convert_time(moment: datetime, field: FieldMap, *, target_system: SourceSystem) -> Converted | Skipped:
+    """A time the daemon makes (`consumers.config.SourceKind.SYNC_TIME`) as ``field`` writes it to the
+    target: whole seconds, as every datetime here (module docstring), in the target's representation."""
+    return _deliver(moment.astimezone(UTC).replace(microsecond=0), field, target_system)
 
 
 def _deliver(parsed: _Parsed, field: FieldMap, target_system: SourceSystem) -> Converted | Skipped:

@@ -52,6 +52,7 @@ from cdc.gateways._common import chunks, parse_time, short
 from cdc.gateways._multipart import Part, PartAnswer, decode, encode
 from cdc.metrics import Metrics
 from cdc.settings import DataverseSettings
+from consumers.config import HUBSPOT_ID_COLUMN
 from consumers.ports import CrmUnavailableError, Record, WriteKind, WriteOp, WriteOutcome
 from streams.codec import Scalar
 from streams.keys import SourceSystem
@@ -99,9 +100,8 @@ writing again after a re-read would only be refused again."""
 _METADATA = "metadata:attributes"
 
 log = logging.getLogger(__name__)
-HUBSPOT_ID_COLUMN = "cdc_hubspotid"
-"""The text column (`cdc provision` creates it, with an alternate key of its own) holding the id of the
-HubSpot record a row was created from. Creates upsert by it where the table has the key."""
+# HUBSPOT_ID_COLUMN (consumers.config): the text column (`cdc provision` creates it, with an alternate key of
+# its own) holding the id of the linked HubSpot record. Creates upsert by it where the table has the key.
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,7 +48,7 @@ from cdc.hubspot.client import Backoff, HubSpotClient
 from cdc.hubspot.errors import FatalError, RequestError, RetriableError
 from cdc.metrics import Metrics
 from cdc.settings import HubSpotSettings
-from consumers.config import OWNER_EMAIL
+from consumers.config import DATAVERSE_ID_PROPERTY, OWNER_EMAIL
 from consumers.ports import MERGED_IDS, CrmUnavailableError, Record, WriteKind, WriteOp, WriteOutcome
 from streams.codec import Scalar
 from streams.keys import SourceSystem
@@ -56,9 +56,8 @@ from streams.keys import SourceSystem
 __all__ = ["DATAVERSE_ID_PROPERTY", "GATEWAY_BACKOFF", "HubSpotGateway", "open_hubspot_gateway"]
 
 log = logging.getLogger(__name__)
-DATAVERSE_ID_PROPERTY = "cdc_d365id"
-"""A unique-valued text property (`cdc provision` creates it): the id of the Dataverse record a HubSpot
-record was created from. Creates upsert by it where the object has it."""
+# DATAVERSE_ID_PROPERTY (consumers.config): a unique-valued text property (`cdc provision` creates it), the id
+# of the linked Dataverse record; creates upsert by it where the object has it.
 
 BATCH_LIMIT = 100
 SEARCH_VALUES = 25

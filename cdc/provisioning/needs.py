@@ -8,8 +8,9 @@ Derivation, in order:
    text) and, for an option type, with the option set's options on that side.
 2. **Reads.** A source field of an enabled step that is one of ours (the ``d365_`` / ``cdc_`` prefix of
    ``default_mappings.md`` section 0, or a custom target somewhere in the configuration) is needed too,
-   typed by ``source_type``: e.g. ``cdc_lastcrmsyncdate`` read by step L2. Writers come first, so a
-   property's label is the one its writer gives it.
+   typed by ``source_type``: e.g. ``d365_street_address_2`` read by step 2. Writers come first, so a
+   property's label is the one its writer gives it. A daemon-written row (``source_kind: sync_time``,
+   step L2's "Last CRM Sync Date") reads nothing, so it needs no source column.
 3. **Flags and ids** (section 3): each enabled step's ``filter.flag`` on its source object (HubSpot
    ``bool``/``booleancheckbox``, Dataverse ``Boolean``); ``cdc_hubspotid`` (String 20, and an alternate
    key of its own) on every Dataverse table an enabled step touches, and ``cdc_d365id`` (text, unique
@@ -267,7 +268,7 @@ def _is_ours(config: SyncConfig, system: SourceSystem, object_type: str, name: s
 
 def _hubspot_reads(step: Step) -> Iterable[str]:
     """Every HubSpot property a HubSpot-source step reads: fields, match key, flag, criteria."""
-    yield from (fm.source for fm in step.active_fields())
+    yield from (fm.source for fm in step.record_fields())
     yield step.match.source
     if step.filter is not None:
         if step.filter.flag:
@@ -284,7 +285,7 @@ def needs_of(config: SyncConfig) -> Needs:
             if fm.custom:
                 out.add(step, fm, side="target")
     for step in steps:  # 2. reads
-        for fm in step.active_fields():
+        for fm in step.record_fields():
             if _is_ours(config, step.source.system, step.source.object, fm.source):
                 out.add(step, fm, side="source")
     for step in steps:  # 3. flags and ids

@@ -4,12 +4,15 @@ label (a value with no counterpart skips that field, not the record), and lead m
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from cdc.provisioning.specs import SubscriptionSpec
 from consumers.config import SyncConfig
 from consumers.loader import load_config
 from streams.topics import TopicRole
@@ -261,3 +264,90 @@ async def test_a_contact_whose_company_syncs_later_gets_its_parent_account_acros
 
 async def _none_waiting(waiting: Callable[[], Awaitable[list[dict[str, Any]]]]) -> bool:
     return not await waiting()
+
+
+async def test_lead_mode_a_matched_pair_holds_both_ids_and_the_contact_its_last_crm_sync_date(
+    kafka_settings: Any,
+) -> None:
+    """A HubSpot contact and a Dynamics lead that exist before the first sync are matched by email: each
+    ends holding the other's id (the HubSpot timeline in Dynamics reads ``cdc_hubspotid``), and the
+    contact's "Last CRM Sync Date" is the time of the sync's write to it, moved by the next write that
+    syncs the pair; the write's echo (webhooks, the reconciler's reads) writes nothing more."""
+    config = SyncConfig.model_validate(lead_mode().model_dump())
+    async with running_stack(
+        kafka_settings,
+        config,
+        tables=("leads", "accounts", "opportunities"),
+        provision=True,
+        reconcile=("contacts",),
+    ) as stack:
+        # The webhook for the daemon's own property comes back too (HubSpot sends one for every write).
+        echo = SubscriptionSpec("contact", "propertyChange", "d365_last_crm_sync_date")
+        subscribed = await stack.hs.post(
+            f"/webhooks/v3/{stack.settings.hubspot.app_id}/subscriptions",
+            json=echo.body(),
+            headers={"Authorization": f"Bearer {stack.box.hubspot.token}"},
+        )
+        assert subscribed.status_code == 201, subscribed.text
+        await stack.stop_sync()  # both records exist before the sync sees either: a first sync matches
+        contact = await stack.hs_create(
+            "contacts",
+            {"email": "mia@contoso.example", "lastname": "Match", "sync_to_d365_lead": "true"},
+        )
+        lead = await stack.dv_create(
+            "lead",
+            {
+                "emailaddress1": "mia@contoso.example",
+                "lastname": "Match",
+                "subject": "Matched lead",
+                "cdc_synctohubspot": True,
+            },
+        )
+        await stack.start_sync()
+
+        async def stamped() -> tuple[dict[str, Any], dict[str, Any]] | None:
+            hs = await hs_record(stack, "contacts", "email", "mia@contoso.example")
+            dv = await dv_row(stack, "lead", "emailaddress1", "mia@contoso.example")
+            if hs and dv and hs.get("cdc_d365id") and dv.get("cdc_hubspotid"):
+                return hs, dv
+            return None
+
+        hs, dv = await eventually(stamped, within=45, what="both ids on the matched pair")
+        assert (hs["id"], hs["cdc_d365id"]) == (contact, lead)
+        assert dv["cdc_hubspotid"] == contact
+        assert len(await stack.dv_all("lead")) == 1  # matched, not created
+        assert len(await stack.hs_all("contacts")) == 1
+        first_sync = hs.get("d365_last_crm_sync_date")
+        assert first_sync, "the first sync's write to the contact carries the time of the sync"
+
+        await quiet(stack)
+        edited = datetime.now(UTC).replace(microsecond=0)
+        await stack.dv_update("lead", lead, {"jobtitle": "Buyer"})
+
+        async def moved() -> dict[str, Any] | None:
+            found = await hs_record(stack, "contacts", "email", "mia@contoso.example")
+            return found if found and found.get("jobtitle") == "Buyer" else None
+
+        hs = await eventually(moved, within=30, what="L2: the lead's job title on the contact")
+        synced_at = datetime.fromisoformat(hs["d365_last_crm_sync_date"])
+        assert synced_at >= edited > datetime.fromisoformat(first_sync) - timedelta(seconds=1)
+
+        # The echo of that write (its webhooks, the reconciler re-reading the contact with its new Last CRM
+        # Sync Date) is no change: nothing more is written, the date stays.
+        async def came_back() -> bool:
+            return any(
+                "d365_last_crm_sync_date" in (event.get("changed_properties") or {})
+                and event.get("object_id") == contact
+                for event in await read_topic(kafka_settings, TopicRole.CHANGES_HUBSPOT)
+            )
+
+        await eventually(came_back, within=30, what="the webhook for Last CRM Sync Date on Kafka")
+        writes = await quiet(stack, for_s=6.0, within=45)
+        calls = await stack.write_calls()
+        await asyncio.sleep(5.0)  # the reconciler pages contacts every 2 s
+        assert stack.sync_writes() == writes
+        assert await stack.write_calls() == calls
+        after = await hs_record(stack, "contacts", "email", "mia@contoso.example")
+        assert after is not None
+        assert after["d365_last_crm_sync_date"] == hs["d365_last_crm_sync_date"]
+        assert after["cdc_d365id"] == lead

@@ -124,8 +124,9 @@ def test_the_defaults_need_section_13_without_the_lead_steps() -> None:
 def test_every_step_needs_exactly_section_13() -> None:
     properties, columns = customs(every_step(default_config()))
     assert properties == {"contact": 15, "company": 4, "deal": 9}
-    # lead 60 (with cdc_lastcrmsyncdate, read by L2), contact 59, account 15 plus the 5 optional rows.
-    assert columns == {"lead": 60, "contact": 59, "account": 20}
+    # lead 59, contact 59, account 15 plus the 5 optional rows. Section 13's 60th lead column,
+    # cdc_lastcrmsyncdate, is not needed: the daemon writes "Last CRM Sync Date" itself (section 14 item 5).
+    assert columns == {"lead": 59, "contact": 59, "account": 20}
 
 
 def test_types_and_options_follow_the_field_maps() -> None:
@@ -145,7 +146,8 @@ def test_types_and_options_follow_the_field_maps() -> None:
     assert lifecycle.options[0] == (100000000, "Subscriber")
     assert col["lead", "cdc_marketingcontactstatus"].kind == "Boolean"
     assert col["lead", "cdc_hubspotscore"].kind == "Integer"
-    assert col["lead", "cdc_lastcrmsyncdate"].kind == "DateTime"
+    assert ("lead", "cdc_lastcrmsyncdate") not in col
+    assert prop["contact", "d365_last_crm_sync_date"].type == "datetime"  # what the daemon writes
     assert col["account", "cdc_latestsourcedrilldown1"].label == "Latest Source Data 1"  # step 1's label
     body = col["lead", "cdc_latestsource"].body()
     assert body["@odata.type"] == "Microsoft.Dynamics.CRM.PicklistAttributeMetadata"

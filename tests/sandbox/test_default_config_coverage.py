@@ -174,9 +174,13 @@ def mapped(
     for step in load_config().steps:
         for field in step.fields:
             (hs_name, hs_use, hs_custom), (dv_name, dv_use, dv_custom) = _sides(step, field)
-            if not (standard_only and hs_custom):
+            # A daemon-written row (L2's "Last CRM Sync Date") reads nothing on its source side.
+            reads = {SourceSystem.HUBSPOT, SourceSystem.DATAVERSE} - (
+                {step.source.system} if field.daemon_written else set()
+            )
+            if SourceSystem.HUBSPOT in reads and not (standard_only and hs_custom):
                 hubspot[step.pair.hubspot, hs_name].append(hs_use)
-            if not (standard_only and dv_custom):
+            if SourceSystem.DATAVERSE in reads and not (standard_only and dv_custom):
                 dataverse[step.pair.dataverse, dv_name].append(dv_use)
     return dict(hubspot), dict(dataverse)
 

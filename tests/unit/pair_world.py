@@ -1,10 +1,10 @@
 """An in-memory pair of CRM records for planner tests: plan, apply the plan as the CRMs would, link, repeat.
 
 `apply_plan` does what the applier does around a plan, without I/O: it merges each write into the record
-(creating it with a new id), bumps the record's version and modification time as the CRM would, and builds
-the link from ``plan.after`` (the fingerprints of what both sides hold once the writes land). `World` keeps
-the current records, the link and a clock, so a test can edit either side and re-plan, and so simulate a
-whole sequence of edits.
+(creating it with a new id that holds the id of the record it copies, as the gateways' creates do), bumps
+the record's version and modification time as the CRM would, and builds the link from ``plan.after`` (the
+fingerprints of what both sides hold once the writes land). `World` keeps the current records, the link and a
+clock, so a test can edit either side and re-plan, and so simulate a whole sequence of edits.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
-from consumers.config import Pair, SyncConfig
+from consumers.config import COUNTERPART_ID, Pair, SyncConfig
 from consumers.planner import MatchState, PairPlan, PairState, plan_pair
 from consumers.ports import Record, WriteKind
 from streams.codec import Scalar
@@ -66,7 +66,13 @@ def _serial(rec: Record) -> int:
 
 
 def _write_into(
-    system: SourceSystem, current: Record | None, plan: PairPlan, *, now: datetime, new_id: str
+    system: SourceSystem,
+    current: Record | None,
+    plan: PairPlan,
+    *,
+    now: datetime,
+    new_id: str,
+    origin: Record | None = None,
 ) -> Record | None:
     w = plan.write_for(system)
     if w is None:
@@ -74,10 +80,12 @@ def _write_into(
     assert w.kind is not WriteKind.DELETE
     if current is None:
         assert w.kind is WriteKind.CREATE, "an update of a record that does not exist"
+        # The gateways write the copied record's id (`WriteOp.origin_id`) into a create.
+        origin_id = {COUNTERPART_ID[system]: origin.object_id} if origin is not None else {}
         return Record(
             object_type=w.object_type,
             object_id=new_id,
-            values=dict(w.values),
+            values={**w.values, **origin_id},
             version=version_of(system, 1, now),
             modified_at=now,
             associations=dict(w.associations),
@@ -126,8 +134,8 @@ def apply_plan(
     """The records after the plan's writes succeed, and the link the applier would then keep (None when
     one side still has no record: nothing to link)."""
     ids = {HS: "hs-new", DV: "dv-new", **(new_ids or {})}
-    hubspot = _write_into(HS, state.hubspot, plan, now=now, new_id=ids[HS])
-    dataverse = _write_into(DV, state.dataverse, plan, now=now, new_id=ids[DV])
+    hubspot = _write_into(HS, state.hubspot, plan, now=now, new_id=ids[HS], origin=state.dataverse)
+    dataverse = _write_into(DV, state.dataverse, plan, now=now, new_id=ids[DV], origin=state.hubspot)
     if hubspot is None or dataverse is None:
         return Applied(hubspot, dataverse, None)
     old = state.link
@@ -180,7 +188,9 @@ class World:
         self.related[(DV, *dataverse)] = hubspot[1]
 
     def plan(self) -> PairPlan:
-        return plan_pair(self.config, self.state(), resolve=self.resolve, lookups=self.lookups)
+        return plan_pair(
+            self.config, self.state(), resolve=self.resolve, now=self.clock, lookups=self.lookups
+        )
 
     def apply(self, plan: PairPlan) -> None:
         applied = apply_plan(self.state(), plan, now=self.tick())

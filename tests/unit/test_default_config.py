@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from consumers.config import ConflictPolicy, FieldMap, Step, SyncConfig, ValueType
+from consumers.config import ConflictPolicy, FieldMap, SourceKind, Step, SyncConfig, ValueType
 from consumers.loader import ConfigError, default_config, describe, validate_config
 from streams.keys import SourceSystem
 
@@ -128,7 +128,11 @@ def test_row_totals(config: SyncConfig) -> None:
         ),
         ((L1, 74), ("hs_email_optout", "donotbulkemail"), {"source_type": "bool", "custom": False}),
         ((L1, 75), ("website", "websiteurl"), {"max_length": 200, "label": "Website URL -> Website"}),
-        ((L2, 10), ("cdc_lastcrmsyncdate", "d365_last_crm_sync_date"), {"custom": True}),
+        (
+            (L2, 10),
+            ("sync_time", "d365_last_crm_sync_date"),
+            {"source_kind": SourceKind.SYNC_TIME, "target_type": "datetime", "custom": True},
+        ),
         ((L2, 13), ("ownerid", "d365_lead_owner"), {"lookup": "formatted_value"}),
         ((L2, 18), ("salesstage", "d365_lead_stage"), {"options": "lead_sales_stage"}),
         ((L2, 22), ("subject", "d365_lead_topic"), {"custom": True, "max_length": None}),
@@ -205,6 +209,42 @@ def test_associations(config: SyncConfig) -> None:
     deal_company = step_named(config, S5).associations[1]
     assert (deal_company.hubspot_object, deal_company.hubspot_type_id) == ("company", 5)
     assert (deal_company.dataverse_lookup, deal_company.dataverse_table) == ("parentaccountid", "account")
+
+
+def test_last_crm_sync_date_is_the_only_daemon_written_row(config: SyncConfig) -> None:
+    """Reference section 14 item 5: the daemon writes its own last-sync time into "Last CRM Sync Date"
+    (L2 row 10); no other step's table carries that label, so no other row is written by the daemon."""
+    written = [(s.name, f.target) for s in config.steps for f in s.fields if f.daemon_written]
+    assert written == [(L2, "d365_last_crm_sync_date")]
+    assert step_named(config, L2).fields[9] not in step_named(config, L2).record_fields()
+    assert step_named(config, L2).daemon_fields() == (step_named(config, L2).fields[9],)
+
+
+def test_a_daemon_written_row_reads_nothing_and_writes_a_time() -> None:
+    row = FieldMap.model_validate(
+        {"source_kind": "sync_time", "target": "last_sync", "target_type": "datetime"}
+    )
+    assert (row.source, row.daemon_written) == ("sync_time", True)
+    for bad, message in (
+        ({"source": "cdc_lastcrmsyncdate"}, "reads no source field"),
+        ({"target_type": "number"}, "writes a time"),
+        ({"options": "lead_source"}, "no option set"),
+    ):
+        data = {"source_kind": "sync_time", "target": "last_sync", "target_type": "datetime", **bad}
+        with pytest.raises(ValueError, match=message):
+            FieldMap.model_validate(data)
+
+
+def test_a_step_may_not_read_what_the_daemon_writes() -> None:
+    data = defaults_as_data()
+    for step in data["steps"]:
+        step["enabled"] = step["name"] not in (S2, S4)
+    l1 = data["steps"][0]
+    l1["fields"].append({"source": "d365_last_crm_sync_date", "target": "cdc_lastcrmsyncdate", "label": "x"})
+    with pytest.raises(
+        ConfigError, match=r"the daemon writes it .* step 'l1_hubspot_contacts_to_leads' may not"
+    ):
+        validate_config(data)
 
 
 def test_every_option_set_is_defined_and_used(config: SyncConfig) -> None:

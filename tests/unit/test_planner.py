@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from consumers.config import (
+    COUNTERPART_ID,
     AssociationMap,
     ConflictPolicy,
     Endpoint,
@@ -46,7 +47,7 @@ from consumers.ports import Record, WriteKind
 from consumers.values import Converted, convert, is_empty, same
 from streams.codec import Scalar
 from streams.keys import SourceSystem
-from tests.unit.pair_world import CONTACTS, DV, HS, World, apply_plan, record
+from tests.unit.pair_world import CONTACTS, DV, HS, START, World, apply_plan, record
 
 VT = ValueType
 P = ConflictPolicy
@@ -194,7 +195,9 @@ DV_VALUES: dict[str, Scalar] = {**DV_CREATED, DV_FLAG: True, "createdon": "2024-
 
 
 def plan_of(config: SyncConfig, state: PairState, resolve: World | None = None) -> PairPlan:
-    return plan_pair(config, state, resolve=resolve.resolve if resolve is not None else (lambda *_: None))
+    return plan_pair(
+        config, state, resolve=resolve.resolve if resolve is not None else (lambda *_: None), now=START
+    )
 
 
 def only_hubspot(config: SyncConfig, values: Mapping[str, Scalar] = HS_VALUES, **kw: object) -> World:
@@ -856,6 +859,70 @@ def test_creates_carry_no_version() -> None:
     assert (w.kind, w.if_match, w.object_id) == (WriteKind.CREATE, None, None)
 
 
+# -- the counterpart's id ---------------------------------------------------------------------------------
+
+HS_ID, DV_ID = COUNTERPART_ID[HS], COUNTERPART_ID[DV]  # cdc_d365id on HubSpot, cdc_hubspotid on Dataverse
+
+
+def matched(hs_extra: Mapping[str, Scalar], dv_extra: Mapping[str, Scalar]) -> World:
+    """A first sync that matched an existing record by email: both records, no link yet."""
+    world = World(contact_config())
+    world.hubspot = record(HS, "hs-1", {**HS_VALUES, **hs_extra})
+    world.dataverse = record(DV, "dv-1", {**DV_VALUES, "createdon": None, **dv_extra})
+    return world
+
+
+def test_a_matched_pair_gets_each_others_id_on_both_sides_in_its_first_sync_once() -> None:
+    world = matched({HS_ID: None}, {DV_ID: None})  # the values agree: only the ids are missing
+    plan = world.sync()
+    assert values_written(plan, HS) == {HS_ID: "dv-1"}
+    assert values_written(plan, DV) == {DV_ID: "hs-1"}
+    for w in plan.writes:
+        assert w.kind is WriteKind.UPDATE
+        assert [(d.rule, d.old) for d in w.decisions] == [("counterpart_id", None)]
+        assert w.steps == ([H2D] if w.system is DV else [D2H])
+    assert HS_ID not in plan.after[HS]  # not tracked: the stamp's echo is no change
+    assert DV_ID not in plan.after[DV]
+    assert world.plan().writes == ()
+    world.edit(HS, {"firstname": "Anna"})
+    assert values_written(world.sync(), DV) == {"firstname": "Anna"}  # the id is not sent again
+
+
+def test_a_matched_pairs_id_rides_on_the_first_syncs_other_writes() -> None:
+    world = matched({HS_ID: ""}, {DV_ID: None, "firstname": "Dana"})
+    plan = world.plan()
+    assert values_written(plan, DV) == {"firstname": "Ann", DV_ID: "hs-1"}
+    assert values_written(plan, HS) == {HS_ID: "dv-1"}
+
+
+def test_an_id_held_already_is_not_written_and_a_wrong_one_is_corrected_on_first_sync() -> None:
+    plan = matched({HS_ID: "DV-1"}, {DV_ID: "hs-999"}).plan()  # GUIDs compare case-insensitively
+    assert values_written(plan, HS) == {}
+    assert values_written(plan, DV) == {DV_ID: "hs-1"}
+
+
+def test_a_record_whose_read_shows_no_id_property_is_not_given_one() -> None:
+    # The target lacks the property (not provisioned): a read leaves it out, and writing it would fail.
+    assert matched({}, {}).plan().writes == ()
+
+
+def test_no_id_is_stamped_on_a_pair_no_step_syncs() -> None:
+    world = matched({HS_ID: None, HS_FLAG: "false"}, {DV_ID: None, DV_FLAG: False})
+    assert world.plan().writes == ()
+
+
+def test_a_linked_records_missing_id_is_set_only_inside_a_write_the_sync_makes_anyway() -> None:
+    world = only_hubspot(contact_config(), {**HS_VALUES, HS_ID: None})
+    plan = world.sync()  # a create: the new row holds its origin's id; the HubSpot one cannot know it yet
+    assert plan.write_for(HS) is None
+    assert world.dataverse is not None
+    assert world.dataverse.values[DV_ID] == "hs-1"
+    assert world.plan().writes == ()  # never a write of its own once the pair is linked
+    world.edit(DV, {DV_FLAG: True, "telephone1": "+1 555"})
+    assert values_written(world.sync(), HS) == {"phone": "+1 555", HS_ID: "dv-new"}
+    assert world.plan().writes == ()
+
+
 # -- properties: random edits on both sides ---------------------------------------------------------------
 
 HS_POOL: dict[str, list[Scalar]] = {
@@ -1019,6 +1086,35 @@ def test_a_change_on_one_side_only_always_flows(
     if isinstance(moved, Converted):
         assert same(moved.value, dst.values.get(row.on(side.other)), fmap.target_type, side.other)
     assert world.plan().writes == ()
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    script=rounds, hs_id=st.sampled_from([None, "", "dv-1", "dv-9"]), dv_id=st.sampled_from([None, "hs-1"])
+)
+def test_random_edits_after_a_match_send_each_missing_id_once_and_never_again(
+    script: list[tuple[dict[str, Scalar], dict[str, Scalar], bool]], hs_id: str | None, dv_id: str | None
+) -> None:
+    world = matched({HS_ID: hs_id}, {DV_ID: dv_id})
+    world.relate(("company", "c1"), ("account", "a1"))
+    world.relate(("company", "c2"), ("account", "a2"))
+    sent = {HS: 0, DV: 0}
+
+    def sync() -> None:
+        for w in world.sync().writes:
+            sent[w.system] += COUNTERPART_ID[w.system] in w.values
+
+    sync()
+    for hs_edits, dv_edits, dynamics_first in script:
+        order = [(DV, dv_edits, ACCOUNT), (HS, hs_edits, COMPANY)]
+        for system, edits, key in order if dynamics_first else reversed(order):
+            apply_edits(world, system, edits, key)
+        sync()
+        assert world.plan().writes == ()
+    assert sent == {HS: hs_id != "dv-1", DV: dv_id != "hs-1"}
+    assert world.hubspot is not None
+    assert world.dataverse is not None
+    assert (world.hubspot.values[HS_ID], world.dataverse.values[DV_ID]) == ("dv-1", "hs-1")
 
 
 # -- the packaged defaults --------------------------------------------------------------------------------
@@ -1284,3 +1380,141 @@ def test_apply_plan_leaves_nothing_to_link_when_the_create_was_skipped() -> None
     assert applied.link is None
     assert applied.dataverse is None
     assert applied.hubspot == state.hubspot
+
+
+# -- the packaged defaults in lead mode: "Last CRM Sync Date" ----------------------------------------------
+
+L1, L2 = "l1_hubspot_contacts_to_leads", "l2_leads_to_hubspot_contacts"
+LEADS = Pair(hubspot="contact", dataverse="lead")
+LAST_SYNC = "d365_last_crm_sync_date"
+
+
+@pytest.fixture(scope="module")
+def lead_mode(defaults: SyncConfig) -> SyncConfig:
+    """The seeds' "Leads Exclusive" set-up: L1, L2, 1, 3, 5."""
+    steps = tuple(
+        s.model_copy(update={"enabled": s.is_lead_step or s.pair.hubspot != "contact"})
+        for s in defaults.steps
+    )
+    return SyncConfig.model_validate(defaults.model_copy(update={"steps": steps}).model_dump())
+
+
+def linked_lead(config: SyncConfig) -> World:
+    """A HubSpot contact matched to an existing lead, both in their sync sets, their first sync done."""
+    world = World(config, pair=LEADS)
+    world.hubspot = record(
+        HS,
+        "hs-1",
+        {"sync_to_d365_lead": "true", "email": "lena@example.com", "lastname": "Lead", HS_ID: None},
+    )
+    world.dataverse = record(
+        DV,
+        "dv-1",
+        {"cdc_synctohubspot": True, "emailaddress1": "lena@example.com", "lastname": "Lead", DV_ID: None},
+        object_type="lead",
+    )
+    return world
+
+
+def wire_time(moment: datetime) -> str:
+    """A datetime as HubSpot writes it (whole seconds: Dataverse stores no fractions)."""
+    return moment.replace(microsecond=0, tzinfo=None).isoformat(timespec="milliseconds") + "Z"
+
+
+def test_defaults_lead_mode_stamps_the_hubspot_contacts_last_crm_sync_date_inside_its_writes(
+    lead_mode: SyncConfig,
+) -> None:
+    world = linked_lead(lead_mode)
+    first = world.plan()  # the match: both ids, and the HubSpot write carries the time of the sync
+    assert values_written(first, HS) == {HS_ID: "dv-1", LAST_SYNC: wire_time(world.clock)}
+    assert values_written(first, DV) == {DV_ID: "hs-1"}
+    stamped = first.write_for(HS)
+    assert stamped is not None
+    assert [(d.step, d.source, d.rule) for d in stamped.decisions] == [
+        (L2, "", "counterpart_id"),
+        (L2, "sync_time", "sync_time"),
+    ]
+    world.apply(first)
+    world.edit(DV, {"jobtitle": "Buyer"})
+    world.clock += timedelta(minutes=5, microseconds=250_000)
+    plan = world.plan()
+    assert values_written(plan, HS) == {"jobtitle": "Buyer", LAST_SYNC: wire_time(world.clock)}
+    later = plan_pair(lead_mode, world.state(), resolve=world.resolve, now=world.clock + timedelta(hours=1))
+    assert values_written(later, HS)[LAST_SYNC] == wire_time(world.clock + timedelta(hours=1))  # it is `now`
+
+
+def test_defaults_lead_mode_never_writes_the_last_crm_sync_date_on_its_own(lead_mode: SyncConfig) -> None:
+    world = linked_lead(lead_mode)
+    world.sync()
+    world.clock += timedelta(days=1)
+    assert world.plan().writes == ()  # time passing is no reason to write
+    world.edit(HS, {"firstname": "Lena"})  # L1 writes the lead; the HubSpot contact is not written
+    plan = world.plan()
+    assert values_written(plan, DV) == {"firstname": "Lena"}
+    assert plan.write_for(HS) is None
+    world.apply(plan)
+    world.edit(DV, {"address1_line2": "Suite 1"}, associations={})  # a change L2 maps: a real write
+    assert LAST_SYNC in values_written(world.plan(), HS)
+
+
+def test_defaults_lead_mode_the_last_crm_sync_date_coming_back_is_no_change(lead_mode: SyncConfig) -> None:
+    world = linked_lead(lead_mode)
+    world.sync()
+    world.edit(DV, {"jobtitle": "Buyer"})
+    world.sync()
+    assert world.hubspot is not None
+    assert LAST_SYNC in world.hubspot.values
+    assert world.plan().writes == ()  # the echo of the write
+    world.edit(HS, {LAST_SYNC: "1714564801000"})  # read back as HubSpot spells it, or edited by a user
+    assert world.plan().writes == ()
+    tracked = tracked_fields(lead_mode, LEADS)
+    assert LAST_SYNC not in tracked[HS]
+    assert "sync_time" not in tracked[DV]
+    assert "cdc_lastcrmsyncdate" not in tracked[DV]  # no Dataverse column is read for it
+
+
+LEAD_HS_POOL: dict[str, list[Scalar]] = {
+    "firstname": ["Lena", "Lee", None],
+    "jobtitle": ["CTO", "Buyer"],
+    "city": ["Leeds", "York", None],
+    LAST_SYNC: ["2024-01-01T00:00:00.000Z", None],
+}
+LEAD_DV_POOL: dict[str, list[Scalar]] = {
+    "firstname": ["Lena", "Dana", None],
+    "jobtitle": ["CTO", "Owner"],
+    "address1_city": ["Leeds", "Bath", None],
+    "leadqualitycode": [1, 2, 3],
+    "cdc_synctohubspot": [True, False],
+}
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    script=st.lists(
+        st.tuples(
+            st.lists(st.sampled_from(sorted(LEAD_HS_POOL)), max_size=3, unique=True),
+            st.lists(st.sampled_from(sorted(LEAD_DV_POOL)), max_size=3, unique=True),
+            st.integers(min_value=1, max_value=10**6),
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+    data=st.data(),
+)
+def test_defaults_lead_mode_random_edits_stamp_the_time_only_with_other_values_and_never_echo(
+    lead_mode: SyncConfig, script: list[tuple[list[str], list[str], int]], data: st.DataObject
+) -> None:
+    world = linked_lead(lead_mode)
+    world.sync()
+    for hs_names, dv_names, seconds in script:
+        world.edit(HS, {k: data.draw(st.sampled_from(LEAD_HS_POOL[k])) for k in hs_names})
+        world.edit(DV, {k: data.draw(st.sampled_from(LEAD_DV_POOL[k])) for k in dv_names})
+        world.clock += timedelta(seconds=seconds)
+        plan = world.plan()
+        w = plan.write_for(HS)
+        if w is not None and set(w.values) - {LAST_SYNC}:
+            assert w.values[LAST_SYNC] == wire_time(world.clock)
+        else:
+            assert w is None or LAST_SYNC not in w.values  # never a write of its own
+        world.apply(plan)
+        assert world.plan().writes == ()
