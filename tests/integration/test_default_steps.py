@@ -279,7 +279,7 @@ async def test_lead_mode_a_matched_pair_holds_both_ids_and_the_contact_its_last_
         config,
         tables=("leads", "accounts", "opportunities"),
         provision=True,
-        reconcile=("contacts",),
+        reconcile=True,
     ) as stack:
         # The webhook for the daemon's own property comes back too (HubSpot sends one for every write).
         echo = SubscriptionSpec("contact", "propertyChange", "d365_last_crm_sync_date")
