@@ -5,6 +5,7 @@ store's lock, so concurrent requests never interleave inside a write.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 
@@ -121,6 +122,6 @@ class WebApi:
             "@odata.etag": 'W/"1"',
             "organizationid": self.organization_id,
             "name": "sandbox",
-            "expirechangetrackingindays": self.expire_days(),
+            "expirechangetrackingindays": math.ceil(self.expire_days()),  # an Integer column (fact sheet 1.6)
         }
         return json_outcome(200, {"@odata.context": f"{request.api}/$metadata#organizations", "value": [row]})

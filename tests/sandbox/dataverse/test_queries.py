@@ -92,4 +92,4 @@ async def test_count_and_organization_settings(client: httpx.AsyncClient) -> Non
     await _seed(client)
     assert (await client.get("/api/data/v9.2/accounts/$count")).text == "4"
     org = (await client.get("/api/data/v9.2/organizations?$select=expirechangetrackingindays")).json()
-    assert org["value"][0]["expirechangetrackingindays"] == 90
+    assert org["value"][0]["expirechangetrackingindays"] == 7
