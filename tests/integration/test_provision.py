@@ -236,7 +236,7 @@ async def test_a_fresh_sandbox_gets_everything_writes_succeed_and_a_second_run_c
     report = await provision_sandbox(settings, progress=lines.append)
     # The keys are usable only once Dataverse has built their indexes: provisioning waits for that.
     waited = [line for line in lines if "alternate key index(es)" in line]
-    assert waited[0] == f"waiting up to 120 s for Dataverse to build {DEFAULT_KEYS} alternate key index(es)"
+    assert waited[0] == f"waiting up to 60 s for Dataverse to build {DEFAULT_KEYS} alternate key index(es)"
     assert waited[1].startswith(f"{DEFAULT_KEYS} of {DEFAULT_KEYS} alternate key index(es) Active after ")
     assert len(waited) == 2  # the start and the end of the wait
     lines = [line for line in lines if line not in waited]
