@@ -335,19 +335,34 @@ def config_check(file: Path | None, as_json: bool) -> None:
     help="Also create missing Dataverse columns and turn change tracking on (else listed).",
 )
 @click.option("--dry-run", is_flag=True, help="List what would be created; change nothing.")
-@click.option("--json", "as_json", is_flag=True, help="Print created/present/missing/problems per area.")
+@click.option(
+    "--key-wait",
+    type=click.FloatRange(min=0),
+    default=120.0,
+    show_default=True,
+    help="Seconds to wait (--dataverse) for Dataverse to build new alternate keys' indexes; 0: do not wait.",
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print created/present/missing/pending/problems per area."
+)
 @click.option(
     "--sync-config",
     type=click.Path(dir_okay=False, path_type=Path),
     help="Sync configuration YAML (default: sync.config, else the seeds' standard set-up).",
 )
 @click.pass_obj
-def provision(
-    state: _State, create_columns: bool, dry_run: bool, as_json: bool, sync_config: Path | None
+def provision(  # noqa: PLR0917 -- click passes one argument per option
+    state: _State,
+    create_columns: bool,
+    dry_run: bool,
+    key_wait: float,
+    as_json: bool,
+    sync_config: Path | None,
 ) -> None:
-    """Create the HubSpot properties, webhook subscriptions and (--dataverse) Dataverse columns the sync
-    configuration needs, and turn change tracking on for the tables `cdc poll` polls; exit 3 while anything
-    stays missing or wrong."""
+    """Create the HubSpot properties, webhook subscriptions and (--dataverse) Dataverse columns and keys the
+    sync configuration needs, and turn change tracking on for the tables `cdc poll` polls; exit 3 while
+    anything stays missing or wrong. A key whose index Dataverse is still building is reported pending
+    (exit 0: nothing to do but wait; creates upsert by it once it is Active)."""
     from cdc.dataverse import DataverseApiError  # noqa: PLC0415 -- keeps `cdc --help` fast
     from cdc.dataverse import RetriableError as DataverseRetriable  # noqa: PLC0415
     from cdc.hubspot.errors import HubSpotApiError  # noqa: PLC0415
@@ -361,7 +376,12 @@ def provision(
     try:
         report = asyncio.run(
             provision_crms(
-                settings, config, create_columns=create_columns, dry_run=dry_run, progress=_progress
+                settings,
+                config,
+                create_columns=create_columns,
+                dry_run=dry_run,
+                progress=_progress,
+                key_wait_s=key_wait,
             )
         )
     except ProvisionError as error:

@@ -23,7 +23,9 @@ per (table, column), so one misspelt column costs that field, not every read of 
   documented body carries an empty code), else ``If-Match: *``
   (a PATCH would otherwise re-create a deleted record). A create copying a HubSpot record (``origin_id``)
   is a PATCH upsert addressed by the alternate key ``cdc_hubspotid='<id>'`` when the table has that key
-  (one metadata GET of its keys per table and process), so the same create sent twice (a retried batch,
+  and its index is Active (one metadata GET of its keys per table; a key that is missing, or whose index
+  Dataverse is still building or failed to build, is asked about again after ``key_recheck_s``, so a key
+  created while the daemon runs is used within a minute), so the same create sent twice (a retried batch,
   two replicas across a rebalance) updates the row the first one made; lookups are written as
   ``<navigation>@odata.bind: "/<set>(<id>)"`` and cleared with ``null``.
 
@@ -38,7 +40,8 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -98,6 +101,10 @@ _DUPLICATE_CODES = frozenset({"0x80040237", "0x80060892"})
 """DuplicateRecord and DuplicateRecordEntityKey: a 412 that is not about the ETag (fact sheet §2.4, §5), so
 writing again after a re-read would only be refused again."""
 _METADATA = "metadata:attributes"
+KEY_RECHECK_S = 60.0
+"""How long a "no usable key" answer is trusted: a key's index is built by a background job (Pending ->
+InProgress -> Active, Learn define-alternate-keys-entity, "Monitor index creation for alternate keys"),
+so a key still being built at the first create is looked at again, not given up on for the process's life."""
 
 log = logging.getLogger(__name__)
 # HUBSPOT_ID_COLUMN (consumers.config): the text column (`cdc provision` creates it, with an alternate key of
@@ -121,6 +128,19 @@ class _Columns:
 
 
 _FALLBACK = _Columns(lookups=STANDARD_LOOKUPS, known=None)
+
+
+@dataclass(frozen=True, slots=True)
+class _KeyState:
+    """What the key metadata said of the alternate key on `HUBSPOT_ID_COLUMN`: its ``EntityKeyIndexStatus``
+    (None: no such key), and when it was asked (the gateway's clock)."""
+
+    status: str | None
+    checked: float
+
+    @property
+    def active(self) -> bool:
+        return self.status == "Active"
 
 
 def entity_set_name(logical_name: str) -> str:
@@ -201,6 +221,8 @@ class DataverseGateway:
         entity_sets: Mapping[str, str] | None = None,
         navigation: Mapping[str, str] | None = None,
         batch_size: int = BATCH_SIZE,
+        key_recheck_s: float = KEY_RECHECK_S,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not 0 < batch_size <= MAX_BATCH:
             raise ValueError(f"batch_size must be 1..{MAX_BATCH}")
@@ -210,7 +232,9 @@ class DataverseGateway:
         self._navigation = dict(navigation or {})
         """Association key -> navigation property, where the default rule is wrong for a custom lookup."""
         self._batch_size = batch_size
-        self._keys: dict[str, bool] = {}
+        self._keys: dict[str, _KeyState] = {}
+        self._key_recheck_s = key_recheck_s
+        self._clock = clock
         self._metadata: dict[str, _Columns] = {}
         self._metadata_lock = asyncio.Lock()
         self._warned: set[tuple[str, str]] = set()
@@ -337,29 +361,53 @@ class DataverseGateway:
         return [item for item in listed.get("value") or [] if isinstance(item, dict)]
 
     async def _keyed(self, table: str) -> bool:
-        """Whether `HUBSPOT_ID_COLUMN` is an active alternate key of ``table`` on its own: one GET per table
-        and process, at its first create."""
-        if (known := self._keys.get(table)) is not None:
-            return known
+        """Whether `HUBSPOT_ID_COLUMN` is an alternate key of ``table`` on its own whose index is Active.
+        Asked at the table's first create; an Active key is trusted for the process's life, any other
+        answer for ``key_recheck_s`` (`KEY_RECHECK_S`). Each change of the answer is logged once."""
+        known = self._keys.get(table)
+        now = self._clock()
+        if known is not None and (known.active or now - known.checked < self._key_recheck_s):
+            return known.active
         try:
             keys = await self._metadata_of(table, "Keys?$select=KeyAttributes,EntityKeyIndexStatus")
         except FatalError:
             keys = []
-        keyed = any(
-            list(k.get("KeyAttributes") or ()) == [HUBSPOT_ID_COLUMN]
-            and k.get("EntityKeyIndexStatus", "Active") == "Active"
+        statuses = [
+            str(k.get("EntityKeyIndexStatus") or "Active")
             for k in keys
-        )
-        if not keyed:
-            log.warning(
-                "dataverse %s has no active alternate key on %s (`cdc provision --dataverse` creates "
-                "it): a create sent twice (a retried batch, two sync replicas during a rebalance) can "
-                "make two rows",
-                table,
-                HUBSPOT_ID_COLUMN,
+            if list(k.get("KeyAttributes") or ()) == [HUBSPOT_ID_COLUMN]
+        ]
+        state = _KeyState("Active" if "Active" in statuses else next(iter(statuses), None), now)
+        self._keys[table] = state
+        if known is None or known.status != state.status:
+            self._log_key(table, state.status)
+        return state.active
+
+    def _log_key(self, table: str, status: str | None) -> None:
+        column = HUBSPOT_ID_COLUMN
+        if status == "Active":
+            log.info("dataverse %s: the alternate key on %s is Active: creates upsert by it", table, column)
+            return
+        if status is None:
+            state = f"has no alternate key on {column} (`cdc provision --dataverse` creates it)"
+        elif status == "Failed":
+            state = (
+                f"has an alternate key on {column} whose index build Failed (most likely rows hold duplicate "
+                "values of the column): remove the duplicates, then reactivate the key (ReactivateEntityKey, "
+                "or `cdc provision --dataverse`)"
             )
-        self._keys[table] = keyed
-        return keyed
+        else:
+            state = (
+                f"has an alternate key on {column} that is {status}: Dataverse is still building its index"
+            )
+        log.warning(
+            "dataverse %s %s; until the key is Active creates are plain POSTs, so a create sent twice "
+            "(a retried batch, two sync replicas during a rebalance) can make two rows; asked again "
+            "every %.0f s",
+            table,
+            state,
+            self._key_recheck_s,
+        )
 
     def _readable(self, table: str, columns: _Columns, fields: Sequence[str]) -> list[str]:
         """The fields worth selecting, in order, without repeats: a name the table lacks is a

@@ -13,7 +13,8 @@ Per table, in order: list its attributes (``LogicalName``, ``AttributeType``); c
 logical name (another attribute type, or a choice column lacking option values the sync writes, is a
 problem: never modified); then, only when asked to create (``cdc provision --dataverse``), create the
 missing ones one by one. Without it they are listed as missing, so a CI check can fail on them. A table
-the org does not have makes each of its columns a problem.
+the org does not have makes each of its columns a problem. The alternate keys some columns carry are
+`cdc.provisioning.keys`' (their indexes are built in the background).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import orjson
 
 from cdc.dataverse.client import DataverseClient
 from cdc.dataverse.errors import FatalError, UnauthorizedError
+from cdc.provisioning.keys import KEY_WAIT_S, Building, check_keys, settle_keys
 from cdc.provisioning.report import Item, Section
 from cdc.provisioning.specs import ColumnSpec
 
@@ -39,8 +41,6 @@ _JSON = {"Content-Type": "application/json; charset=utf-8"}
 LIST = "metadata:attributes"
 READ_CHOICES = "metadata:attribute:options"
 CREATE = "metadata:attributes:create"
-LIST_KEYS = "metadata:keys"
-CREATE_KEY = "metadata:keys:create"
 READ_ENTITY = "metadata:entity"
 UPDATE_ENTITY = "metadata:entity:update"
 TRACKING = "ChangeTrackingEnabled"
@@ -84,9 +84,13 @@ async def ensure_columns(
     create: bool,
     dry_run: bool,
     say: Say,
+    key_wait_s: float = KEY_WAIT_S,
 ) -> None:
-    """Check every column of ``specs``; create the missing ones when ``create`` and not ``dry_run``."""
+    """Check every column of ``specs``; create the missing ones when ``create`` and not ``dry_run``. Then
+    the alternate keys (`cdc.provisioning.keys`): after creating, wait up to ``key_wait_s`` for their
+    indexes."""
     ordered = sorted(specs, key=lambda s: s.table)
+    building: list[Building] = []
     for table, group in groupby(ordered, key=lambda s: s.table):
         columns = list(group)
         url = f"{_entity_url(client, table)}/Attributes?$select=LogicalName,AttributeType"
@@ -117,50 +121,10 @@ async def ensure_columns(
         unusable = {(p.object, p.name) for p in section.problems}
         keyed = [s for s in columns if s.alternate_key and (s.table, s.name) not in unusable]
         if keyed:
-            await _ensure_keys(client, table, keyed, section, create=create and not dry_run, say=say)
-
-
-async def _ensure_keys(
-    client: DataverseClient,
-    table: str,
-    specs: Sequence[ColumnSpec],
-    section: Section,
-    *,
-    create: bool,
-    say: Say,
-) -> None:
-    """Each spec's column is an alternate key of its own, or (when ``create``) becomes one. Dataverse
-    builds the key's index in the background: until it is Active, upserts by it are refused."""
-    url = f"{_entity_url(client, table)}/Keys?$select=SchemaName,KeyAttributes,EntityKeyIndexStatus"
-    listed = await client.get_json(url, endpoint=LIST_KEYS)
-    have = {tuple(k.get("KeyAttributes") or ()): k for k in listed.get("value") or [] if isinstance(k, dict)}
-    for spec in specs:
-        item = Item("key", spec.table, f"{spec.name}_key", f"alternate key on {spec.name}")
-        found = have.get((spec.name,))
-        if found is not None:
-            section.present.append(item)
-            continue
-        if not create:
-            section.missing.append(item)
-            say(f"missing {item}")
-            continue
-        try:
-            await client.send(
-                "POST",
-                f"{_entity_url(client, table)}/Keys",
-                endpoint=CREATE_KEY,
-                body=orjson.dumps(spec.key_body()),
-                headers=_JSON,
-            )
-        except UnauthorizedError:
-            raise
-        except FatalError as error:
-            refused = f"Dataverse refused it: {error.message}"
-            section.problems.append(dataclasses.replace(item, detail=refused))
-            say(f"problem: {section.problems[-1]}")
-            continue
-        section.created.append(item)
-        say(f"created {item}")
+            making = create and not dry_run
+            building += await check_keys(client, table, keyed, section, create=making, say=say)
+    wait = key_wait_s if create and not dry_run else 0.0
+    await settle_keys(client, building, section, wait_s=wait, say=say)
 
 
 async def ensure_change_tracking(

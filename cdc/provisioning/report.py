@@ -1,6 +1,8 @@
 """What a provisioning run found and did, per area (HubSpot properties, webhook subscriptions, Dataverse
 columns): created, present, missing (needed but not created: a dry run, or Dataverse without
-``--dataverse``) and problems (present but wrong, refused, or not checkable)."""
+``--dataverse``), pending (made, but not usable until the CRM finishes it: a Dataverse alternate key whose
+index is still being built; nothing to do but wait) and problems (present but wrong, refused, failed, or
+not checkable)."""
 
 from __future__ import annotations
 
@@ -41,12 +43,14 @@ class Section:
     present: list[Item] = field(default_factory=list)
     missing: list[Item] = field(default_factory=list)
     problems: list[Item] = field(default_factory=list)
+    pending: list[Item] = field(default_factory=list)
 
     def as_json(self) -> dict[str, list[dict[str, str]]]:
         return {
             "created": [i.as_json() for i in self.created],
             "present": [i.as_json() for i in self.present],
             "missing": [i.as_json() for i in self.missing],
+            "pending": [i.as_json() for i in self.pending],
             "problems": [i.as_json() for i in self.problems],
         }
 
@@ -67,7 +71,8 @@ class ProvisionReport:
 
     @property
     def ok(self) -> bool:
-        """Nothing is missing and nothing is wrong: the CRMs have what the configuration needs."""
+        """Nothing is missing and nothing is wrong: the CRMs have, or are finishing (pending), what the
+        configuration needs."""
         return self.count("missing") == 0 and self.count("problems") == 0
 
     def summary(self) -> str:
@@ -76,6 +81,8 @@ class ProvisionReport:
         parts.append(f"present {self.count('present')}")
         if not self.dry_run and self.count("missing"):
             parts.append(f"missing {self.count('missing')}")
+        if self.count("pending"):
+            parts.append(f"pending {self.count('pending')}")
         parts.append(f"problems {self.count('problems')}")
         return ", ".join(parts)
 

@@ -2,7 +2,8 @@
 
 Order: (1) what the configuration needs (`needs_of`, pure); (2) HubSpot properties, before (3) the webhook
 subscriptions that name them; (4) change tracking on every table `cdc poll` polls (what the enabled
-steps sync, `cdc.ingest.polled`), then (5) Dataverse columns; both made only with ``create_columns``. A
+steps sync, `cdc.ingest.polled`), then (5) Dataverse columns and their alternate keys, waiting (at most
+``key_wait_s``) for Dataverse to build the keys' indexes; all made only with ``create_columns``. A
 setting the run cannot do without (HubSpot URL or token) is a `ProvisionError`; one it can do without
 (the app id for webhooks, the Dataverse org) makes that area a problem and the rest still runs. API
 failures other than a refused item (401, outage after the client's retries) propagate: the caller decides
@@ -23,6 +24,7 @@ from cdc.ingest.polled import dataverse_tables
 from cdc.metrics import Metrics
 from cdc.provisioning.dataverse import ensure_change_tracking, ensure_columns
 from cdc.provisioning.hubspot import ensure_properties, ensure_subscriptions
+from cdc.provisioning.keys import KEY_WAIT_S
 from cdc.provisioning.needs import Needs, needs_of
 from cdc.provisioning.report import Item, ProvisionReport, Section
 from cdc.settings import Settings
@@ -31,6 +33,10 @@ from consumers.loader import default_config
 from streams.keys import SourceSystem
 
 __all__ = ["ProvisionError", "enable_change_tracking", "provision", "provision_sandbox"]
+
+
+SANDBOX_KEY_WAIT_S = 60.0
+"""`provision_sandbox`'s bound on the wait for key indexes (the sandbox builds one in about a second)."""
 
 
 class ProvisionError(Exception):
@@ -57,6 +63,7 @@ async def provision(
     progress: Callable[[str], None] | None = None,
     metrics: Metrics | None = None,
     developer_api_key: str | None = None,
+    key_wait_s: float = KEY_WAIT_S,
 ) -> ProvisionReport:
     """Make the CRMs hold what ``config``'s enabled steps need; report what was there, made, or wrong.
 
@@ -104,7 +111,13 @@ async def provision(
             dataverse, polled, report.dataverse, create=create_columns, dry_run=dry_run, say=say
         )
         await ensure_columns(
-            dataverse, needs.columns, report.dataverse, create=create_columns, dry_run=dry_run, say=say
+            dataverse,
+            needs.columns,
+            report.dataverse,
+            create=create_columns,
+            dry_run=dry_run,
+            say=say,
+            key_wait_s=key_wait_s,
         )
     finally:
         await dataverse.close()
@@ -137,12 +150,18 @@ async def provision_sandbox(
     config: SyncConfig | None = None,
     *,
     progress: Callable[[str], None] | None = None,
+    key_wait_s: float = SANDBOX_KEY_WAIT_S,
 ) -> ProvisionReport:
     """Prepare fresh CRMs (the sandbox, for the demo and end-to-end tests) in one call: HubSpot properties,
-    webhook subscriptions and Dataverse columns for ``config`` (default: the packaged defaults). Raises
-    `ProvisionError` unless everything ends present."""
-    report = await provision(settings, config or default_config(), create_columns=True, progress=progress)
-    if not report.ok:
-        wrong = [str(i) for s in report.sections.values() for i in (*s.problems, *s.missing)]
-        raise ProvisionError(f"provisioning left {len(wrong)} item(s) missing or wrong: {'; '.join(wrong)}")
+    webhook subscriptions and Dataverse columns for ``config`` (default: the packaged defaults), waiting for
+    the alternate keys' indexes as a user would before starting the daemon. Raises `ProvisionError` unless
+    everything ends present (and every key Active)."""
+    report = await provision(
+        settings, config or default_config(), create_columns=True, progress=progress, key_wait_s=key_wait_s
+    )
+    if not report.ok or report.count("pending"):
+        wrong = [str(i) for s in report.sections.values() for i in (*s.problems, *s.missing, *s.pending)]
+        raise ProvisionError(
+            f"provisioning left {len(wrong)} item(s) missing, wrong or not ready: {'; '.join(wrong)}"
+        )
     return report

@@ -30,10 +30,11 @@ from cdc.gateways.hubspot import DATAVERSE_ID_PROPERTY
 from cdc.hubspot.client import Backoff
 from cdc.hubspot.errors import FatalError as HubSpotFatalError
 from cdc.metrics import Metrics
-from cdc.provisioning.run import enable_change_tracking, provision_sandbox
+from cdc.provisioning.run import enable_change_tracking, provision, provision_sandbox
 from cdc.sandbox.runner import Sandbox, run_sandbox
 from cdc.serving import serve
 from cdc.settings import DataverseSettings, HubSpotSettings
+from consumers.loader import default_config
 from consumers.ports import CrmUnavailableError, WriteKind, WriteOp
 from streams.config import KafkaSettings
 from streams.keys import SourceSystem
@@ -44,6 +45,7 @@ BATCH_READ = "POST /crm/v3/objects/{objectType}/batch/read"
 DV_BATCH = "POST /api/data/v9.2/$batch"
 DV_QUERY = "GET /api/data/v9.2/{entityset}"
 DV_COLUMNS = "GET /api/data/v9.2/EntityDefinitions({entity})/Attributes"
+KEYS = "GET /api/data/v9.2/EntityDefinitions({entity})/Keys"
 FAST_HUBSPOT = Backoff(base_s=0.01, cap_s=0.05, attempts=1, throttle_attempts=0)
 FAST_DATAVERSE = RetryPolicy(attempts=2, base_s=0.01, cap_s=0.05, throttle_attempts=0)
 
@@ -454,7 +456,9 @@ async def test_dataverse_duplicate_key_412_on_an_if_match_update_is_an_error_not
     """A 412 whose code names a duplicate key is not about the ETag: re-planning would send it again."""
     key = {"name": "cdc_accountnumber_key", "columns": ["accountnumber"]}
     async with dataverse_admin(box) as admin:
-        assert (await admin.post("/tables/account/keys", json=key)).status_code == 201
+        made = await admin.post("/tables/account/keys", json=key)
+        assert made.status_code == 201
+        await admin.post("/clock/advance", json={"seconds": made.json()["ready_in_s"]})  # the index is built
     one, two = await dataverse.write(
         [
             create("a", "account", {"name": "One", "accountnumber": "N-1"}),
@@ -873,4 +877,48 @@ async def test_dataverse_creates_without_the_key_are_posts_with_a_warning(
     with caplog.at_level(logging.WARNING, logger="cdc.gateways.dataverse"):
         [made] = await dataverse.write([create("p", "contact", {"lastname": "Plain"}, origin_id="77")])
     assert made.ok
-    assert "has no active alternate key on cdc_hubspotid" in caplog.text
+    assert "has no alternate key on cdc_hubspotid" in caplog.text
+    assert "until the key is Active creates are plain POSTs" in caplog.text
+
+
+async def test_dataverse_a_key_still_being_built_is_asked_about_again_and_used_once_active(
+    box: Sandbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Dataverse builds a new key's index in the background (Pending -> InProgress -> Active; Learn,
+    define-alternate-keys-entity, "Monitor index creation for alternate keys"). A key still Pending at the
+    table's first create must not mean plain POSTs for the process's whole life: once it is Active (and the
+    last answer is older than ``key_recheck_s``), the same create sent twice makes one row."""
+    settings = box.daemon_settings(KafkaSettings())
+    async with dataverse_admin(box) as admin:
+        assert (await admin.put("/keys", json={"index_delay_s": 600})).status_code == 200
+        report = await provision(settings, default_config(), create_columns=True, key_wait_s=0)
+        assert {i.object for i in report.dataverse.pending} == {"contact", "account", "opportunity"}
+        now = [1000.0]
+        metrics = Metrics(CollectorRegistry())
+        async with open_dataverse_gateway(
+            dataverse_settings(box), metrics, policy=FAST_DATAVERSE, key_recheck_s=60, clock=lambda: now[0]
+        ) as gateway:
+            with caplog.at_level(logging.INFO, logger="cdc.gateways.dataverse"):
+                [early] = await gateway.write(
+                    [create("a", "contact", {"lastname": "Early"}, origin_id="501")]
+                )
+                assert early.ok
+                assert "has an alternate key on cdc_hubspotid that is Pending" in caplog.text
+                assert "has no alternate key" not in caplog.text  # pending, not missing
+
+                await admin.post("/clock/advance", json={"seconds": 600})  # the index is Active now
+                await calls(admin, reset=True)
+                now[0] += 30  # within key_recheck_s: the last answer still stands
+                [soon] = await gateway.write([create("b", "contact", {"lastname": "Soon"}, origin_id="502")])
+                assert soon.ok
+                assert KEYS not in await calls(admin)
+
+                now[0] += 31
+                op = create("c", "contact", {"lastname": "Later"}, origin_id="503")
+                first, second = await gateway.write([op]), await gateway.write([op])
+                assert (await calls(admin))[KEYS] == 1  # asked once more, then trusted
+                assert "the alternate key on cdc_hubspotid is Active: creates upsert by it" in caplog.text
+    assert (first[0].ok, second[0].ok) == (True, True), (first[0].error, second[0].error)
+    assert first[0].object_id == second[0].object_id
+    rows = [r for r in box.dataverse.store.rows("contact") if r.values.get(HUBSPOT_ID_COLUMN) == "503"]
+    assert len(rows) == 1

@@ -234,6 +234,12 @@ async def test_a_fresh_sandbox_gets_everything_writes_succeed_and_a_second_run_c
     needs = needs_of(default_config())
     lines: list[str] = []
     report = await provision_sandbox(settings, progress=lines.append)
+    # The keys are usable only once Dataverse has built their indexes: provisioning waits for that.
+    waited = [line for line in lines if "alternate key index(es)" in line]
+    assert waited[0] == f"waiting up to 60 s for Dataverse to build {DEFAULT_KEYS} alternate key index(es)"
+    assert waited[1].startswith(f"{DEFAULT_KEYS} of {DEFAULT_KEYS} alternate key index(es) Active after ")
+    assert len(waited) == 2  # the start and the end of the wait
+    lines = [line for line in lines if line not in waited]
 
     hubspot = Counter(i.kind for i in report.hubspot.created)
     assert hubspot == {"property": DEFAULT_PROPERTIES, "group": 3}
@@ -248,7 +254,9 @@ async def test_a_fresh_sandbox_gets_everything_writes_succeed_and_a_second_run_c
     tables = box.dataverse.store.tables
     assert [t for t in sorted(tables) if tables[t].change_tracking] == ["account", "contact", "opportunity"]
     assert "created key contact.cdc_hubspotid_key (alternate key on cdc_hubspotid)" in lines
-    assert [k.columns for k in box.dataverse.store.tables["contact"].keys] == [(HUBSPOT_ID_COLUMN,)]
+    assert [(k.columns, k.status) for k in box.dataverse.store.tables["contact"].keys] == [
+        ((HUBSPOT_ID_COLUMN,), "Active")
+    ]
     for obj in ("contacts", "companies", "deals"):
         assert box.hubspot.store.properties[obj][DATAVERSE_ID_PROPERTY].has_unique_value
     assert report.summary() == f"created {len(lines)}, present 0, problems 0"
@@ -319,7 +327,7 @@ async def test_cli_json_dry_run_lists_everything_and_changes_nothing(
     assert set(report) == {"dry_run", "hubspot", "webhooks", "dataverse"}
     assert report["dry_run"] is True
     for name in ("hubspot", "webhooks", "dataverse"):
-        assert set(report[name]) == {"created", "present", "missing", "problems"}
+        assert set(report[name]) == {"created", "present", "missing", "pending", "problems"}
         assert report[name]["created"] == []
         assert report[name]["problems"] == []
     assert len(report["hubspot"]["missing"]) == DEFAULT_PROPERTIES + 3
@@ -414,3 +422,92 @@ async def test_change_tracking_follows_the_enabled_steps_and_a_table_that_cannot
     tables = box.dataverse.store.tables
     assert [t for t in sorted(tables) if tables[t].change_tracking] == ["lead"]
     assert HUBSPOT_ID_COLUMN in tables["account"].columns  # the columns were still made
+
+
+def _admin(box: Sandbox) -> httpx.AsyncClient:
+    context = ssl.create_default_context(cafile=box.info.dataverse.ca_bundle)
+    return httpx.AsyncClient(base_url=f"{box.info.dataverse.base_url}/_admin", verify=context)
+
+
+def _keys(report: ProvisionReport, bucket: str) -> dict[str, str]:
+    return {i.object: i.detail for i in getattr(report.dataverse, bucket) if i.kind == "key"}
+
+
+async def test_a_key_dataverse_is_still_building_is_pending_not_missing_and_not_made_again(
+    box: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Dataverse builds a key's index in the background (Learn, define-alternate-keys-entity, "Monitor index
+    creation for alternate keys"): a run that does not wait reports the keys pending, a later run does not
+    create them again, and `cdc provision` exits 0 (nothing to do but wait)."""
+    settings = settings_of(box)
+    async with _admin(box) as admin:
+        assert (await admin.put("/keys", json={"index_delay_s": 3600})).status_code == 200
+    report = await provision(settings, default_config(), create_columns=True, key_wait_s=0)
+    pending = _keys(report, "pending")
+    assert set(pending) == {"contact", "account", "opportunity"}
+    assert pending["contact"].startswith("index Pending: Dataverse is still building it")
+    assert _keys(report, "missing") == _keys(report, "problems") == _keys(report, "created") == {}
+    assert report.ok
+    assert report.summary().endswith(f"pending {DEFAULT_KEYS}, problems 0")
+
+    config = str(_settings_file(box, tmp_path))
+    assert await _cdc("--config", config, "provision", "--dataverse", "--key-wait", "0") == 0
+    out, err = capsys.readouterr()
+    assert f"pending {DEFAULT_KEYS}" in out
+    assert "pending key contact.cdc_hubspotid_key (alternate key on cdc_hubspotid): index Pending" in err
+    assert "created key" not in err
+    assert len(box.dataverse.store.tables["contact"].keys) == 1
+
+    async with _admin(box) as admin:
+        assert (await admin.post("/clock/advance", json={"seconds": 1800})).status_code == 200
+    half_way = await provision(settings, default_config(), key_wait_s=0)
+    assert set(_keys(half_way, "pending")) == {"contact", "account", "opportunity"}
+    assert _keys(half_way, "pending")["account"].startswith("index InProgress")
+    with pytest.raises(
+        ProvisionError, match=r"not ready: key account\.cdc_hubspotid_key .*: index InProgress"
+    ):
+        await provision_sandbox(settings, key_wait_s=0.5)  # the demo and tests need usable keys
+
+    async with _admin(box) as admin:
+        assert (await admin.post("/clock/advance", json={"seconds": 1800})).status_code == 200
+    done = await provision(settings, default_config())
+    assert set(_keys(done, "present")) == {"contact", "account", "opportunity"}
+    assert done.count("pending") == 0
+
+
+async def test_a_key_whose_index_failed_on_duplicates_is_a_problem_saying_what_to_do(box: Sandbox) -> None:
+    """Rows holding the same value make the index job fail (the key is not refused when it is made); the
+    report names the table and the way out, and once the duplicates are gone `--dataverse` reactivates the
+    key (ReactivateEntityKey, Learn webapi/reference/reactivateentitykey)."""
+    settings = settings_of(box)
+    async with _admin(box) as admin:
+        assert (await admin.put("/keys", json={"index_delay_s": 3600})).status_code == 200
+        await provision(settings, default_config(), create_columns=True, key_wait_s=0)
+        twins = {
+            "rows": [{"name": "Twin", HUBSPOT_ID_COLUMN: "42"}, {"name": "Twin 2", HUBSPOT_ID_COLUMN: "42"}]
+        }
+        made = await admin.post("/tables/account/rows", json=twins)
+        assert made.status_code == 201, made.text  # no index yet: nothing enforces the key
+        assert (await admin.put("/keys", json={"index_delay_s": 0.5})).status_code == 200
+        assert (await admin.post("/clock/advance", json={"seconds": 3600})).status_code == 200
+
+        check = await provision(settings, default_config(), key_wait_s=0)
+        problems = _keys(check, "problems")
+        assert list(problems) == ["account"]
+        assert "rows of account hold duplicate values of cdc_hubspotid" in problems["account"]
+        assert "remove or merge the duplicates" in problems["account"]
+        assert "ReactivateEntityKey" in problems["account"]
+        assert not check.ok
+
+        lines: list[str] = []
+        again = await provision(settings, default_config(), create_columns=True, progress=lines.append)
+        reactivated = "reactivated key account.cdc_hubspotid_key (alternate key on cdc_hubspotid)"
+        assert f"{reactivated}: its index build had failed" in lines
+        assert "failed again after it was reactivated" in _keys(again, "problems")["account"]
+
+        second = made.json()["value"][1]["accountid"]
+        assert (await admin.delete(f"/tables/account/rows/{second}")).status_code == 204
+        fixed = await provision(settings, default_config(), create_columns=True)
+    assert set(_keys(fixed, "present")) == {"contact", "account", "opportunity"}
+    assert fixed.ok
+    assert [k.status for k in box.dataverse.store.tables["account"].keys] == ["Active"]

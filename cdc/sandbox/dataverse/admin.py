@@ -61,6 +61,7 @@ def admin_routes(sandbox: DataverseSandbox) -> list[Route]:  # noqa: C901, PLR09
                 "protection": sandbox.protection.settings.model_dump(),
                 "faults": sandbox.faults.knobs.model_dump(),
                 "clock_offset_s": sandbox.clock.offset,
+                "key_index_delay_s": store.key_index_delay_s,
             }
         )
 
@@ -94,7 +95,18 @@ def admin_routes(sandbox: DataverseSandbox) -> list[Route]:  # noqa: C901, PLR09
         table = table_of(request)
         body = await _json(request)
         key = create_key(store, table, str(body["name"]), list(body["columns"]))
-        return JSONResponse({"name": key.name, "columns": list(key.columns)}, status_code=201)
+        ready_in = max(0.0, round(key.ready_at - sandbox.clock.time(), 3))
+        made = {"name": key.name, "columns": list(key.columns), "status": key.status, "ready_in_s": ready_in}
+        return JSONResponse(made, status_code=201)
+
+    async def key_jobs(request: Request) -> Response:
+        """How long a key's index job takes on the sandbox clock (``{"index_delay_s": s}``)."""
+        if request.method == "PUT":
+            delay = float((await _json(request))["index_delay_s"])
+            if delay < 0:
+                return _error(400, "index_delay_s must not be negative")
+            store.key_index_delay_s = delay
+        return JSONResponse({"index_delay_s": store.key_index_delay_s})
 
     async def table_tracking(request: Request) -> Response:
         """What a table's definition says of change tracking. PUT sets only the managed property
@@ -166,5 +178,6 @@ def admin_routes(sandbox: DataverseSandbox) -> list[Route]:  # noqa: C901, PLR09
         Route(f"{prefix}/protection", guarded(protection), methods=["GET", "PUT"]),
         Route(f"{prefix}/clock/advance", guarded(clock), methods=["POST"]),
         Route(f"{prefix}/change-tracking", guarded(tracking), methods=["GET", "PUT"]),
+        Route(f"{prefix}/keys", guarded(key_jobs), methods=["GET", "PUT"]),
         Route(f"{prefix}/token", guarded(token), methods=["POST"]),
     ]

@@ -13,7 +13,10 @@ Admin API (JSON; no token needed, not counted, no injected faults):
 ``GET|POST /_admin/tables/{t}/rows``        list rows / seed rows (``{"rows": [...]}`` or one object) as a
                                             user; ``{t}`` is a logical name or entity set name
 ``GET|PATCH|DELETE /_admin/tables/{t}/rows/{id}``  read / edit / delete as a user (change tracking sees it)
-``POST /_admin/tables/{t}/keys``            define an alternate key ``{"name": ..., "columns": [...]}``
+``POST /_admin/tables/{t}/keys``            define an alternate key ``{"name": ..., "columns": [...]}`` as a
+                                            user would: its index is built like any (Pending, then Active)
+``GET|PUT /_admin/keys``                    ``{"index_delay_s": s}``: how long a key's index job takes on
+                                            the sandbox clock (``clock/advance`` finishes it)
 ``GET|DELETE /_admin/calls``                calls per endpoint (``CallCounter.snapshot()``) / reset them
 ``GET|PUT /_admin/faults``                  fault knobs (partial update)
 ``GET|PUT /_admin/protection``              service protection: ``enabled``, ``requests_per_window``,
@@ -41,7 +44,7 @@ from cdc.sandbox.dataverse.auth import TokenIssuer
 from cdc.sandbox.dataverse.guard import Guard, error_response
 from cdc.sandbox.dataverse.protection import ServiceProtection
 from cdc.sandbox.dataverse.routes import api_routes, auth_routes
-from cdc.sandbox.dataverse.store import Store
+from cdc.sandbox.dataverse.store import KEY_INDEX_DELAY_S, Store
 from cdc.sandbox.dataverse.webapi import WebApi
 from cdc.sandbox.faults import Faults
 from cdc.sandbox.middleware import SandboxMiddleware
@@ -63,6 +66,7 @@ class DataverseSandbox:
         client_id: str | None = None,
         client_secret: str | None = None,
         change_tracking_expiry_days: float = 7.0,
+        key_index_delay_s: float = KEY_INDEX_DELAY_S,
     ) -> None:
         # 7 days: "Changes are returned if the last token is within a default value of 7 days"
         # (Learn, change tracking; fact sheet 1.6). It was 90 here, kinder than any org documented.
@@ -74,7 +78,7 @@ class DataverseSandbox:
         self.change_tracking_expiry_days = change_tracking_expiry_days
         self.calls = CallCounter()
         self.faults = Faults(seed)
-        self.store = Store(seed=seed, clock=self.clock)
+        self.store = Store(seed=seed, clock=self.clock, key_index_delay_s=key_index_delay_s)
         self.protection = ServiceProtection(self.clock)
         self.issuer = TokenIssuer(
             seed=seed,

@@ -1,7 +1,14 @@
 """The metadata API the daemon uses: ``EntityDefinitions`` (read, and update with PUT), their ``Attributes``
 (list and create custom columns) and ``Keys`` (list and create alternate keys). Shapes follow
-EntityMetadata / AttributeMetadata / EntityKeyMetadata; only the members a client reads are filled. New
-keys are ``Active`` at once (a real org builds the index asynchronously).
+EntityMetadata / AttributeMetadata / EntityKeyMetadata; only the members a client reads are filled.
+
+A new key is accepted (204) and its index built by a background job: ``EntityKeyIndexStatus`` is Pending,
+then InProgress, then Active, or Failed when rows hold duplicate values (Learn, define-alternate-keys-entity,
+"Monitor index creation for alternate keys"; the job's timing is `Store.settle_keys`). Creating a key on
+columns that already hold duplicates is therefore not refused: the job fails, and the documented way out
+is to correct the data and submit a new job with the unbound action ``ReactivateEntityKey``
+(``EntityLogicalName``, ``EntityKeyLogicalName``; Learn, webapi/reference/reactivateentitykey). A table
+takes at most ten keys (same page, "Maximum number of alternate key table definitions").
 
 Change tracking is per table and off until enabled (fact sheet §1.1): ``ChangeTrackingEnabled`` and the
 managed property ``CanChangeTrackingBeEnabled`` are in every definition, and the one way to turn it on is
@@ -24,7 +31,9 @@ from cdc.sandbox.dataverse.odata import FilterSyntaxError, evaluate, parse_filte
 from cdc.sandbox.dataverse.store import Store
 from cdc.sandbox.dataverse.tables import Choice, Column, Key, Table, metadata_id
 
-__all__ = ["handle_metadata"]
+__all__ = ["create_key", "handle_metadata", "reactivate_key"]
+
+MAX_KEYS = 10
 
 _PATH = re.compile(
     r"^EntityDefinitions(?:\((?P<entity>[^)]*)\))?"
@@ -249,25 +258,36 @@ def _key(table: Table, key: Key) -> dict[str, Any]:
         "SchemaName": key.name,
         "EntityLogicalName": table.logical_name,
         "KeyAttributes": list(key.columns),
-        "EntityKeyIndexStatus": "Active",
+        "EntityKeyIndexStatus": key.status,
     }
 
 
 def create_key(store: Store, table: Table, name: str, columns: list[str]) -> Key:
+    """Define the key and submit its index job (module docstring); the refusals' texts are the emulator's."""
     if not columns or any(c not in table.columns or table.columns[c].is_lookup for c in columns):
         raise errors.bad_request(f"Invalid key attributes {columns} for {table.logical_name}.")
-    if any(k.name == name for k in table.keys):
-        raise errors.bad_request(f"A key named {name} already exists on {table.logical_name}.")
-    key = Key(name.lower(), tuple(columns))
     with store.lock:
-        seen: set[tuple[Any, ...]] = set()
-        for row in store.rows(table.logical_name):
-            values = tuple(row.values.get(c) for c in columns)
-            if None not in values and values in seen:
-                raise errors.duplicate_key(key.name, key.columns)
-            seen.add(values)
-        store.add_key(table, key)
-    return key
+        if any(k.name == name.lower() for k in table.keys):
+            raise errors.bad_request(f"A key named {name} already exists on {table.logical_name}.")
+        if len(table.keys) >= MAX_KEYS:
+            raise errors.bad_request(
+                f"The entity {table.logical_name} already has the maximum of {MAX_KEYS} alternate keys."
+            )
+        return store.add_key(table, Key(name.lower(), tuple(columns)))
+
+
+def reactivate_key(store: Store, request: ApiRequest) -> Outcome:
+    """The unbound action ``ReactivateEntityKey``: a new index job for a key that is not Active."""
+    body = request.json()
+    if not isinstance(body, dict):
+        raise errors.bad_request("The request body must be a JSON object.")
+    entity, name = str(body.get("EntityLogicalName", "")), str(body.get("EntityKeyLogicalName", ""))
+    table = store.tables.get(entity)
+    if table is None:
+        raise errors.DataverseError(404, "0x80040217", f"Could not find entity with name {entity}.")
+    if store.reactivate_key(table, name) is None:
+        raise errors.DataverseError(404, "0x80040217", f"Could not find key {name} on entity {entity}.")
+    return Outcome(204, {"OData-Version": "4.0"})
 
 
 def handle_metadata(store: Store, request: ApiRequest) -> Outcome:  # noqa: PLR0911 -- one answer per route
@@ -295,9 +315,8 @@ def handle_metadata(store: Store, request: ApiRequest) -> Outcome:  # noqa: PLR0
             entity = f"{request.api}/EntityDefinitions({metadata_id(table.logical_name)})"
             url = f"{entity}/Keys({metadata_id(table.logical_name, 'key', key.name)})"
             return Outcome(204, {"OData-Version": "4.0", "OData-EntityId": url})
-        return _listing(
-            request, f"{context}('{table.logical_name}')/Keys", [_key(table, k) for k in table.keys]
-        )
+        keys = store.settle_keys(table)
+        return _listing(request, f"{context}('{table.logical_name}')/Keys", [_key(table, k) for k in keys])
     if request.method == "POST" and item is None:
         return _create_attribute(store, table, request)
     if item is None:

@@ -21,6 +21,7 @@ __all__ = [
     "read_view",
     "render_row",
     "resolve_reference",
+    "usable_key",
     "validate_names",
 ]
 
@@ -96,6 +97,20 @@ def _convert(  # noqa: C901, PLR0911, PLR0912 -- one branch per column type
     raise mismatch
 
 
+def usable_key(store: Store, table: Table, names: set[str]) -> None:
+    """A URL key naming these columns needs an alternate key on them whose index is Active. A key still
+    Pending, InProgress or Failed gets the same answer as no key at all: the documentation names no other
+    error, and says the key "will not be immediately available" while its system job builds the index
+    (maker page define-alternate-keys-portal; Learn, define-alternate-keys-entity, "Monitor index creation
+    for alternate keys"; fact sheet §2.4: upserts by a key work "after ... the key index is active").
+    Microsoft's own upsert sample polls ``EntityKeyIndexStatus`` until Active before its first upsert
+    (PowerApps-Samples, ProductUpsertSample ``WaitForEntityAndKeysToBeActive``). **[derived]**"""
+    store.settle_keys(table)
+    key = table.find_key(names)
+    if key is None or not key.active:
+        raise errors.invalid_key(table.logical_name)
+
+
 def resolve_reference(store: Store, text: str) -> Row:
     """``/contacts(<guid>)``, a full URL, or ``accounts(accountnumber='A1')`` -> the row it names."""
     match = _REFERENCE.match(text.strip())
@@ -110,9 +125,8 @@ def resolve_reference(store: Store, text: str) -> Row:
         row = store.get(target.logical_name, key)
     elif set(key) == {target.primary_id}:
         row = store.get(target.logical_name, str(key[target.primary_id]))
-    elif target.find_key(set(key)) is None:
-        raise errors.invalid_key(target.logical_name)
     else:
+        usable_key(store, target, set(key))
         row = store.find_by_key(target, key)
     if row is None:
         raise errors.not_found(target.logical_name, match.group("key"))
@@ -240,8 +254,7 @@ def key_values(store: Store, table: Table, key: str | Mapping[str, Any]) -> tupl
     if set(key) == {table.primary_id}:
         record_id = str(key[table.primary_id]).lower()
         return store.get(table.logical_name, record_id), {table.primary_id: record_id}
-    if table.find_key(set(key)) is None:
-        raise errors.invalid_key(table.logical_name)
+    usable_key(store, table, set(key))
     values = dict(key)
     for name, value in values.items():
         if name in table.columns:

@@ -20,6 +20,7 @@ _API_TEMPLATES: list[tuple[str, list[str]]] = [
     ("/$batch", ["POST"]),
     ("/WhoAmI", ["GET"]),
     ("/organizations", ["GET"]),
+    ("/ReactivateEntityKey", ["POST"]),
     ("/EntityDefinitions", ["GET"]),
     ("/EntityDefinitions({entity})", ["GET", "PUT", "PATCH"]),
     ("/EntityDefinitions({entity})/Attributes", ["GET", "POST"]),

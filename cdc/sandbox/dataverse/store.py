@@ -1,6 +1,15 @@
 """Rows in memory: one org-wide version counter (SQL ``rowversion``, fact sheet §3.1), ETags, and the
 delete log that change tracking reads.
 
+Alternate keys are built as on a real org: creating one submits an index job and the key's
+``EntityKeyIndexStatus`` goes Pending -> InProgress -> Active, or Failed when rows then hold duplicate
+values (Learn, define-alternate-keys-entity, "Monitor index creation for alternate keys"; the maker page
+define-alternate-keys-portal: "The alternate key will not be immediately available. A system job is
+initiated ... to create database indexes"). The job takes ``key_index_delay_s`` of the sandbox clock
+(so ``POST /_admin/clock/advance`` finishes it); it runs when someone next looks at the table's keys
+(`Store.settle_keys`). Until a key is Active its uniqueness is not enforced (there is no index yet) and
+it cannot address a row.
+
 Every write takes the store's re-entrant lock, so requests from several tasks or threads see whole writes.
 Inside :meth:`Store.transaction` each write also records how to undo itself; a failure rolls all of them
 back (``$batch`` change sets and the bulk actions). Version numbers used by a rolled-back write stay
@@ -20,7 +29,11 @@ from typing import Any
 from cdc.sandbox.clock import Clock
 from cdc.sandbox.dataverse.tables import Column, Key, Table, standard_tables
 
-__all__ = ["Deleted", "Row", "Store"]
+__all__ = ["KEY_INDEX_DELAY_S", "Deleted", "Row", "Store"]
+
+KEY_INDEX_DELAY_S = 1.0
+"""Default duration of a key's index job in the sandbox: short, so the demo and tests that provision wait
+little, but never zero, so nothing may use a key the moment it is created."""
 
 
 @dataclass(frozen=True)
@@ -51,8 +64,9 @@ class _Data:
 
 
 class Store:
-    def __init__(self, *, seed: int, clock: Clock) -> None:
+    def __init__(self, *, seed: int, clock: Clock, key_index_delay_s: float = KEY_INDEX_DELAY_S) -> None:
         self.clock = clock
+        self.key_index_delay_s = key_index_delay_s
         self.lock = threading.RLock()
         self.tables = standard_tables()
         self._data = _Data(
@@ -204,14 +218,67 @@ class Store:
             for row in self._data.rows[table.logical_name].values():
                 row.values.setdefault(column.name, None)
 
-    def add_key(self, table: Table, key: Key) -> None:
+    def add_key(self, table: Table, key: Key) -> Key:
+        """Define ``key`` and submit its index job: it is Pending until the job has run."""
         with self.lock:
-            table.keys.append(key)
+            queued = self._submitted(key)
+            table.keys.append(queued)
+            return queued
+
+    def _submitted(self, key: Key) -> Key:
+        now = self.clock.time()
+        ready = now + self.key_index_delay_s
+        return replace(key, status="Pending", submitted=now, ready_at=ready, failure="")
+
+    def reactivate_key(self, table: Table, name: str) -> Key | None:
+        """``ReactivateEntityKey``: submit a new index job for a key that is not Active (a Failed one, once
+        its duplicates are gone); an Active key stays as it is. None: no such key."""
+        with self.lock:
+            self.settle_keys(table)
+            for index, key in enumerate(table.keys):
+                if key.name == name.lower():
+                    if not key.active:
+                        table.keys[index] = self._submitted(key)
+                    return table.keys[index]
+        return None
+
+    def settle_keys(self, table: Table) -> list[Key]:
+        """Advance every index job of ``table`` to where the sandbox clock says it is: InProgress after half
+        its time, then Active, or Failed when two rows hold the same non-empty values of the key's
+        columns (text compared case-insensitively, as the SQL collation does). Returns the keys."""
+        with self.lock:
+            now = self.clock.time()
+            for index, key in enumerate(table.keys):
+                if key.status not in {"Pending", "InProgress"}:
+                    continue
+                if now >= key.ready_at:
+                    duplicate = self._duplicate(table, key)
+                    failure = "" if duplicate is None else f"duplicate values {duplicate!r}"
+                    status = "Failed" if failure else "Active"
+                    table.keys[index] = replace(key, status=status, failure=failure)
+                elif now >= (key.submitted + key.ready_at) / 2:
+                    table.keys[index] = replace(key, status="InProgress")
+            return list(table.keys)
+
+    def _duplicate(self, table: Table, key: Key) -> tuple[Any, ...] | None:
+        seen: set[tuple[Any, ...]] = set()
+        for row in self._data.rows[table.logical_name].values():
+            values = tuple(row.values.get(c) for c in key.columns)
+            if None in values:
+                continue
+            folded = tuple(v.casefold() if isinstance(v, str) else v for v in values)
+            if folded in seen:
+                return values
+            seen.add(folded)
+        return None
 
     def key_conflict(self, table: Table, values: Mapping[str, Any], own_id: str | None) -> Key | None:
-        """The alternate key another row already holds with these values, if any."""
+        """The Active alternate key another row already holds with these values, if any (a key whose
+        index is not built yet enforces nothing)."""
         with self.lock:
-            for key in table.keys:
+            for key in self.settle_keys(table):
+                if not key.active:
+                    continue
                 wanted = {c: values.get(c) for c in key.columns}
                 if any(v is None for v in wanted.values()):
                     continue

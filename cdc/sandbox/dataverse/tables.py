@@ -19,6 +19,7 @@ import uuid
 from dataclasses import dataclass, field
 
 __all__ = [
+    "KEY_STATUSES",
     "READ_ONLY_TYPES",
     "Choice",
     "Column",
@@ -75,12 +76,27 @@ class Column:
         return next((c for c in self.choices if c.value == value), None)
 
 
+KEY_STATUSES = ("Pending", "InProgress", "Active", "Failed")
+"""``EntityKeyIndexStatus`` (Learn, webapi/reference/entitykeyindexstatus: Pending 0, InProgress 1, Active 2,
+Failed 3)."""
+
+
 @dataclass(frozen=True)
 class Key:
-    """An alternate key; only tables with one accept ``entityset(col='v')`` addressing and upserts."""
+    """An alternate key; only tables with one accept ``entityset(col='v')`` addressing and upserts, and only
+    once its index is built (``status`` Active). ``submitted`` and ``ready_at`` are sandbox clock times of
+    the index job (see `Store.settle_keys`); ``failure`` says why a Failed job failed."""
 
     name: str
     columns: tuple[str, ...]
+    status: str = "Active"
+    submitted: float = 0.0
+    ready_at: float = 0.0
+    failure: str = ""
+
+    @property
+    def active(self) -> bool:
+        return self.status == "Active"
 
 
 @dataclass
@@ -122,6 +138,7 @@ class Table:
         return {c.read_name: c for c in self.columns.values()}
 
     def find_key(self, names: set[str]) -> Key | None:
+        """The key on exactly these columns, whatever its index status (callers check `Key.active`)."""
         return next((k for k in self.keys if set(k.columns) == names), None)
 
 

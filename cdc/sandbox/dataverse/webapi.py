@@ -60,7 +60,7 @@ class WebApi:
             raise _no_segment(entity_set)
         return table
 
-    def _dispatch(self, request: ApiRequest) -> Outcome:
+    def _dispatch(self, request: ApiRequest) -> Outcome:  # noqa: PLR0911 -- one answer per kind of path
         path, method = request.path, request.method
         if path.startswith("EntityDefinitions"):
             return metadata.handle_metadata(self.store, request)
@@ -68,6 +68,10 @@ class WebApi:
             return self._who_am_i(request)
         if path == "organizations" and method == "GET":
             return self._organizations(request)
+        if path == "ReactivateEntityKey":
+            if method != "POST":
+                raise _method_not_allowed(request)
+            return metadata.reactivate_key(self.store, request)
         if match := _ACTION.match(path):
             if match.group("action") not in ACTIONS:
                 raise _no_segment(f"Microsoft.Dynamics.CRM.{match.group('action')}")

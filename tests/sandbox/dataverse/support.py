@@ -36,6 +36,19 @@ async def enable_change_tracking(client: httpx.AsyncClient, *tables: str) -> Non
         assert answer.status_code == 204, answer.text
 
 
+async def key_status(client: httpx.AsyncClient, table: str) -> dict[str, str]:
+    """Key name -> ``EntityKeyIndexStatus``, as a client reads it from the key metadata."""
+    url = f"/api/data/v9.2/EntityDefinitions(LogicalName='{table}')/Keys"
+    url += "?$select=LogicalName,EntityKeyIndexStatus"
+    return {k["LogicalName"]: k["EntityKeyIndexStatus"] for k in (await client.get(url)).json()["value"]}
+
+
+async def build_key_indexes(client: httpx.AsyncClient) -> None:
+    """Let the org's key index jobs finish: move the sandbox clock past their duration."""
+    delay = (await client.get("/_admin/keys")).json()["index_delay_s"]
+    assert (await client.post("/_admin/clock/advance", json={"seconds": delay})).status_code == 200
+
+
 @dataclass
 class Part:
     """One response inside a multipart/mixed batch answer, parsed by the test's own reader."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from tests.sandbox.dataverse.support import API, GUID, create
+from tests.sandbox.dataverse.support import API, GUID, build_key_indexes, create
 
 TYPE = {"@odata.type": "Microsoft.Dynamics.CRM.contact"}
 
@@ -66,6 +66,7 @@ async def test_upsert_multiple_by_alternate_key(client: httpx.AsyncClient) -> No
         "/api/data/v9.2/EntityDefinitions(LogicalName='contact')/Keys",
         json={"SchemaName": "cdc_email_key", "KeyAttributes": ["emailaddress1"]},
     )
+    await build_key_indexes(client)
     existing = await create(client, "contacts", {"lastname": "old", "emailaddress1": "a@example.com"})
     response = await client.post(
         "/api/data/v9.2/contacts/Microsoft.Dynamics.CRM.UpsertMultiple",

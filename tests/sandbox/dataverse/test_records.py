@@ -7,7 +7,7 @@ import asyncio
 import httpx
 
 from cdc.sandbox.dataverse import DataverseSandbox
-from tests.sandbox.dataverse.support import API, GUID, create
+from tests.sandbox.dataverse.support import API, GUID, build_key_indexes, create, key_status
 
 FORMATTED = "@OData.Community.Display.V1.FormattedValue"
 
@@ -200,6 +200,10 @@ async def test_alternate_key_upsert_only_where_a_key_is_defined(client: httpx.As
         json={"SchemaName": "cdc_accountnumber_key", "KeyAttributes": ["accountnumber"]},
     )
     assert key.status_code == 204
+    assert (await key_status(client, "account")) == {"cdc_accountnumber_key": "Pending"}
+    early = await client.patch("/api/data/v9.2/accounts(accountnumber='ACC-1')", json={"name": "Keyed"})
+    assert early.status_code == 400  # the index is not built yet (define-alternate-keys-portal)
+    await build_key_indexes(client)
     created = await client.patch("/api/data/v9.2/accounts(accountnumber='ACC-1')", json={"name": "Keyed"})
     assert created.status_code == 204
     account_url = created.headers["OData-EntityId"]
