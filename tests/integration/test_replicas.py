@@ -7,8 +7,9 @@ CRM's id (`cdc_hubspotid` alternate key, `cdc_d365id` unique property), so they 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 
 import pytest
@@ -19,7 +20,7 @@ from cdc.metrics import Metrics
 from cdc.provisioning.run import provision_sandbox
 from cdc.sandbox.runner import Sandbox, run_sandbox
 from consumers.applier import Applier
-from consumers.ports import BatchRevokedError, CrmGateway, WriteKind, WriteOp
+from consumers.ports import BatchRevokedError, CrmGateway, Record, WriteKind, WriteOp, WriteOutcome
 from consumers.routing import routes
 from streams.codec import Scalar
 from streams.config import KafkaSettings
@@ -80,10 +81,52 @@ async def created(gateway: CrmGateway, values: dict[str, Scalar]) -> ChangeEvent
     return change(gateway.system, gateway.tenant, "contact", str(made.object_id))
 
 
+class Racing:
+    """A replica's view of a shared gateway whose first create waits until the other replica's is ready
+    too (bounded), so both send a create planned before either landed: the race this file is about, made
+    certain rather than left to how the two replicas' reads interleave on a loaded machine."""
+
+    def __init__(self, gateway: CrmGateway, barrier: asyncio.Barrier) -> None:
+        self._gateway, self._barrier, self._raced = gateway, barrier, False
+
+    @property
+    def system(self) -> SourceSystem:
+        return self._gateway.system
+
+    @property
+    def tenant(self) -> str:
+        return self._gateway.tenant
+
+    async def read(
+        self, object_type: str, ids: Sequence[str], *, fields: Sequence[str], associations: Sequence[str] = ()
+    ) -> dict[str, Record]:
+        return await self._gateway.read(object_type, ids, fields=fields, associations=associations)
+
+    async def find(
+        self, object_type: str, field: str, values: Sequence[str], *, fields: Sequence[str]
+    ) -> dict[str, list[Record]]:
+        return await self._gateway.find(object_type, field, values, fields=fields)
+
+    async def lookup(self, kind: str, keys: Sequence[str]) -> dict[str, str]:
+        return await self._gateway.lookup(kind, keys)
+
+    async def write(self, ops: Sequence[WriteOp]) -> list[WriteOutcome]:
+        if not self._raced and any(op.kind is WriteKind.CREATE for op in ops):
+            self._raced = True
+            with contextlib.suppress(TimeoutError):  # the other replica sent no create: no race to make
+                await asyncio.wait_for(self._barrier.wait(), 10)
+        return await self._gateway.write(ops)
+
+
 async def two_replicas_apply(gateways: dict[SourceSystem, CrmGateway], event: ChangeEvent) -> list[str]:
-    """Both replicas apply the same work at once; returns the actions each audited."""
+    """Both replicas apply the same work at once, their creates sent together; returns the actions each
+    audited."""
     config = small_config()
-    replicas = [Applier(config, gateways, LinkIndex()), Applier(config, gateways, LinkIndex())]
+    barriers = {system: asyncio.Barrier(2) for system in gateways}
+    replicas = [
+        Applier(config, {s: Racing(g, barriers[s]) for s, g in gateways.items()}, LinkIndex())
+        for _ in range(2)
+    ]
     items = routes(config, LinkIndex(), event)
     results = await asyncio.gather(*(r.apply(items) for r in replicas))
     assert [r.failed for r in results] == [[], []]
