@@ -6,6 +6,11 @@ docs' examples), ids are int64 (kept as strings: they exceed 2^31), ``occurredAt
 Legacy per-object types (``contact.propertyChange``) and the generic ones (``object.propertyChange`` with
 ``objectTypeId``) map to the same events. An unknown type is not an error: it is published as
 ``Operation.OTHER`` with its raw type, so nothing HubSpot sends is lost.
+
+Two levels of malformed: a body that is not a JSON array of objects is refused whole
+(:class:`WebhookBodyError`, the receiver answers 400); one object of the array that is not a readable event
+(:class:`WebhookEventError`) is set aside by :func:`read_body` and dead-lettered, so it cannot make HubSpot
+retry, and at last drop, the good events delivered beside it.
 """
 
 from __future__ import annotations
@@ -41,8 +46,16 @@ ACTIONS = {
 }
 
 
+# The last millisecond a Python datetime can hold (9999-12-31T23:59:59.999Z): a later occurredAt is no date.
+MAX_OCCURRED_AT_MS = 253_402_300_799_999
+
+
 class WebhookBodyError(ValueError):
     """The body is not HubSpot's documented shape; the message is short enough for a 400 answer."""
+
+
+class WebhookEventError(ValueError):
+    """One event of a body cannot be read as a change; the message is short and names no values."""
 
 
 def _id(value: Any) -> str | None:
@@ -61,7 +74,7 @@ class WebhookEvent(BaseModel):
     subscription_type: str = Field(alias="subscriptionType", min_length=1)
     event_id: str = Field(alias="eventId")
     portal_id: str = Field(alias="portalId")
-    occurred_at: int = Field(alias="occurredAt", ge=0)
+    occurred_at: int = Field(alias="occurredAt", ge=0, le=MAX_OCCURRED_AT_MS)
     app_id: str | None = Field(default=None, alias="appId")
     subscription_id: str | None = Field(default=None, alias="subscriptionId")
     attempt_number: int = Field(default=0, alias="attemptNumber")
@@ -113,24 +126,43 @@ class WebhookEvent(BaseModel):
         raise ValueError("must be a string")
 
 
-def parse_body(body: bytes) -> list[WebhookEvent]:
-    """The events of one request, or :class:`WebhookBodyError` saying what is wrong."""
+def split_body(body: bytes) -> list[dict[str, Any]]:
+    """The raw event objects of one request, or :class:`WebhookBodyError` when the body is not an array
+    of objects (then nothing of it is HubSpot's, and it is refused whole)."""
     try:
         raw = orjson.loads(body)
     except orjson.JSONDecodeError:
         raise WebhookBodyError("body is not JSON") from None
     if not isinstance(raw, list):
         raise WebhookBodyError(f"body must be a JSON array of events, not {type(raw).__name__}")
-    events = []
     for index, item in enumerate(raw):
         if not isinstance(item, dict):
             raise WebhookBodyError(f"event {index} is not a JSON object")
+    return raw
+
+
+def _validation_reason(error: ValidationError, prefix: str = "") -> str:
+    first = error.errors()[0]
+    field = ".".join(str(part) for part in first["loc"]) or "event"
+    return f"{prefix}{field}: {first['msg']}"
+
+
+def parse_event(item: dict[str, Any]) -> WebhookEvent:
+    """One event object, or :class:`WebhookEventError` saying which field is wrong."""
+    try:
+        return WebhookEvent.model_validate(item)
+    except ValidationError as error:
+        raise WebhookEventError(_validation_reason(error)) from None
+
+
+def parse_body(body: bytes) -> list[WebhookEvent]:
+    """Every event of one request, or :class:`WebhookBodyError` at the first that is not an event."""
+    events = []
+    for index, item in enumerate(split_body(body)):
         try:
-            events.append(WebhookEvent.model_validate(item))
-        except ValidationError as error:
-            first = error.errors()[0]
-            field = ".".join(str(part) for part in first["loc"]) or "event"
-            raise WebhookBodyError(f"event {index}: {field}: {first['msg']}") from None
+            events.append(parse_event(item))
+        except WebhookEventError as error:
+            raise WebhookBodyError(f"event {index}: {error}") from None
     return events
 
 
@@ -149,7 +181,17 @@ def _split_type(event: WebhookEvent) -> tuple[str | None, str]:
 
 
 def translate(event: WebhookEvent, received_at: datetime) -> Translated:
-    """One HubSpot webhook event as a change event keyed by the record it is about."""
+    """One HubSpot webhook event as a change event keyed by the record it is about.
+
+    :class:`WebhookEventError` when the event cannot be one (e.g. an association type naming no types).
+    """
+    try:
+        return _translate(event, received_at)
+    except ValidationError as error:
+        raise WebhookEventError(_validation_reason(error)) from None
+
+
+def _translate(event: WebhookEvent, received_at: datetime) -> Translated:
     object_type, action = _split_type(event)
     operation = ACTIONS.get(action, Operation.OTHER)
     object_id = event.object_id
@@ -166,6 +208,8 @@ def translate(event: WebhookEvent, received_at: datetime) -> Translated:
         object_id = object_id or merge.surviving_id
     elif operation is Operation.ASSOCIATION and event.association_type and event.to_object_id:
         from_type, _, to_type = event.association_type.lower().partition("_to_")
+        if not to_type or not (object_type or from_type):
+            raise WebhookEventError("associationType: names no object types (expected FROM_TO_TO)")
         object_type = object_type or from_type
         object_id = event.from_object_id or object_id
         association = Association(
@@ -200,3 +244,32 @@ def translate(event: WebhookEvent, received_at: datetime) -> Translated:
         ),
         known_type=known,
     )
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """An event object of a body that is not a readable event: what it was, and why."""
+
+    index: int
+    raw: dict[str, Any]
+    reason: str
+
+
+@dataclass(frozen=True)
+class Batch:
+    translated: list[Translated]
+    rejected: list[Rejected]
+
+
+def read_body(body: bytes, received_at: datetime) -> Batch:
+    """The events of one request, each translated or set aside with its reason.
+
+    :class:`WebhookBodyError` only when the body is not a JSON array of objects at all.
+    """
+    translated, rejected = [], []
+    for index, item in enumerate(split_body(body)):
+        try:
+            translated.append(translate(parse_event(item), received_at))
+        except WebhookEventError as error:
+            rejected.append(Rejected(index, item, f"event {index}: {error}"))
+    return Batch(translated, rejected)

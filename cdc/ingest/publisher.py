@@ -3,7 +3,8 @@
 The webhook answers 2xx only after :meth:`ChangePublisher.publish` returns (guarantee 1); if Kafka is down
 or slower than the deadline it raises :class:`PublishUnavailableError` and the caller answers 503 so
 HubSpot retries. Events that were sent but not awaited may still land: duplicates are fine downstream,
-losses are not.
+losses are not. Dead letters of the same request (events that could not be read) go to the deadletter
+topic under the same deadline, so a 2xx also means they are durable.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from aiokafka.errors import KafkaError
 from cdc.metrics import Metrics, object_label
 from streams.clients import make_producer, start_or_close
 from streams.config import KafkaSettings
+from streams.deadletters import DEADLETTER_CODEC, DeadLetter
 from streams.events import CHANGE_CODEC, ChangeEvent
 from streams.keys import SourceSystem
-from streams.topics import TopicCatalog
+from streams.topics import TopicCatalog, TopicRole
 
 
 class PublishUnavailableError(RuntimeError):
@@ -33,6 +35,7 @@ class ChangePublisher:
     def __init__(self, kafka: KafkaSettings, metrics: Metrics, *, deadline_s: float = 4.0) -> None:
         catalog = TopicCatalog.from_settings(kafka)
         self._topics = {system: catalog.changes_topic(system) for system in SourceSystem}
+        self._deadletter_topic = catalog.name(TopicRole.DEADLETTER)
         self._producer: Any = make_producer(kafka, linger_ms=2)
         self._metrics = metrics
         self._deadline_s = deadline_s
@@ -50,9 +53,12 @@ class ChangePublisher:
         self._started = False
         await self._producer.stop()
 
-    async def publish(self, events: Sequence[ChangeEvent]) -> None:
-        """Send every event and wait until Kafka acknowledged all of them, within the deadline."""
-        if not events:
+    def changes_topic(self, system: SourceSystem) -> str:
+        return self._topics[system]
+
+    async def publish(self, events: Sequence[ChangeEvent], dead_letters: Sequence[DeadLetter] = ()) -> None:
+        """Send every event (and dead letter) and wait until Kafka acknowledged all, within the deadline."""
+        if not events and not dead_letters:
             return
         started = time.perf_counter()
         try:
@@ -66,11 +72,21 @@ class ChangePublisher:
                     )
                     for event in events
                 ]
+                futures += [
+                    await self._producer.send(
+                        self._deadletter_topic,
+                        DEADLETTER_CODEC.encode(letter),
+                        key=(letter.key or "").encode(),
+                        headers=[DEADLETTER_CODEC.header],
+                    )
+                    for letter in dead_letters
+                ]
                 await asyncio.gather(*futures)
         except TimeoutError:
             self._metrics.produce_failures.labels(reason="timeout").inc()
+            count = len(events) + len(dead_letters)
             raise PublishUnavailableError(
-                f"Kafka did not acknowledge {len(events)} event(s) within {self._deadline_s:g}s"
+                f"Kafka did not acknowledge {count} event(s) within {self._deadline_s:g}s"
             ) from None
         except KafkaError as error:
             self._metrics.produce_failures.labels(reason=type(error).__name__).inc()

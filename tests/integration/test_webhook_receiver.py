@@ -21,7 +21,7 @@ from streams.admin import ensure_topics, open_admin
 from streams.config import KafkaSettings
 from streams.events import ChangeEvent, Operation
 from streams.topics import TopicCatalog, TopicRole
-from tests.kafka_reading import read_changes
+from tests.kafka_reading import read_changes, read_topic
 
 pytestmark = pytest.mark.kafka
 
@@ -176,13 +176,56 @@ async def test_bad_signatures_get_401_and_nothing_reaches_kafka(
     [
         (b"{not json", "body is not JSON"),
         (b'{"eventId": 1}', "body must be a JSON array of events, not dict"),
-        (b'[{"eventId": 1}]', "event 0: subscriptionType: Field required"),
+        (b'[{"eventId": 1}, 2]', "event 1 is not a JSON object"),
     ],
 )
 async def test_malformed_bodies_get_400_with_a_reason(receiver: Receiver, body: bytes, message: str) -> None:
     response = await receiver.post(body, sign_v3(body))
     assert response.status_code == 400
     assert response.json()["message"] == message
+    assert await receiver.published() == []
+    assert await read_topic(receiver.kafka, TopicRole.DEADLETTER) == []
+    assert receiver.counter("cdc_webhook_requests_total", status="400") == 1
+
+
+async def test_bad_events_are_dead_lettered_and_the_good_events_of_their_batch_published(
+    receiver: Receiver,
+) -> None:
+    """Issue 13: one unreadable event used to fail its batch with a 500, so HubSpot retried and then
+    dropped the good events beside it. Now they land, and the bad ones wait on the deadletter topic."""
+    good = orjson.loads(webhook_body(3))
+    past_9999 = {**good[0], "eventId": 901, "occurredAt": 253_402_300_800_000}
+    no_types = {
+        **good[0], "eventId": 902, "subscriptionType": "contact.associationChange",
+        "associationType": "_TO_", "fromObjectId": 1, "toObjectId": 2,
+    }  # fmt: skip
+    missing_type = {"eventId": 903, "portalId": 62515}
+    body = orjson.dumps([good[0], past_9999, good[1], no_types, missing_type, good[2]])
+    response = await receiver.post(body, sign_v3(body))
+    assert response.status_code == 200
+    assert sorted(str(e.source_event_id) for e in await receiver.published()) == ["100", "101", "102"]
+    letters = await read_topic(receiver.kafka, TopicRole.DEADLETTER)
+    assert [orjson.loads(letter["value"])["eventId"] for letter in letters] == [901, 902, 903]
+    assert [letter["error"].split(":")[0:2] for letter in letters] == [
+        ["event 1", " occurredAt"],
+        ["event 3", " associationType"],
+        ["event 4", " subscriptionType"],
+    ]
+    assert {letter["step"] for letter in letters} == {"webhook"}
+    assert {letter["topic"] for letter in letters} == {receiver.topic}
+    assert receiver.counter("cdc_sync_deadletters_total", step="webhook", reason="unreadable_event") == 3
+    assert receiver.counter("cdc_webhook_requests_total", status="200") == 1
+
+
+@pytest.mark.parametrize("timestamp", ["9" * 310, "9" * 4301])
+async def test_a_timestamp_that_is_not_ascii_digits_gets_a_counted_401(
+    receiver: Receiver, timestamp: str
+) -> None:
+    body = webhook_body(1)
+    response = await receiver.post(body, {**sign_v3(body), "X-HubSpot-Request-Timestamp": timestamp})
+    assert response.status_code == 401
+    assert receiver.counter("cdc_webhook_requests_total", status="401") == 1
+    assert receiver.counter("cdc_webhook_signature_failures_total", reason="bad_timestamp") == 1
     assert await receiver.published() == []
 
 

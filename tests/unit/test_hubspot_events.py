@@ -10,7 +10,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cdc.ingest.hubspot_events import WebhookBodyError, parse_body, translate
+from cdc.ingest.hubspot_events import (
+    MAX_OCCURRED_AT_MS,
+    WebhookBodyError,
+    WebhookEventError,
+    parse_body,
+    read_body,
+    translate,
+)
 from streams.events import Operation
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -201,3 +208,34 @@ def test_any_json_array_parses_or_fails_cleanly_and_translates(items: list[dict[
         return
     for parsed in events:
         assert translate(parsed, NOW).event.source_event_type
+
+
+def test_occurred_at_past_the_last_representable_date_is_an_error_not_a_crash() -> None:
+    with pytest.raises(WebhookBodyError, match="event 0: occurredAt"):
+        parse_body(body(base("contact.creation", objectId=1, occurredAt=MAX_OCCURRED_AT_MS + 1)))
+    last = one(base("contact.creation", objectId=1, occurredAt=MAX_OCCURRED_AT_MS))
+    assert last.event.occurred_at.year == 9999
+
+
+@pytest.mark.parametrize("association_type", ["_TO_", "CONTACT_TO_", "_to_"])
+def test_an_association_type_naming_no_types_cannot_be_translated(association_type: str) -> None:
+    event = base("object.associationChange", associationType=association_type, fromObjectId=1, toObjectId=2)
+    [parsed] = parse_body(body(event))
+    with pytest.raises(WebhookEventError, match="associationType"):
+        translate(parsed, NOW)
+
+
+def test_read_body_sets_bad_events_aside_and_keeps_the_good_ones() -> None:
+    good = base("contact.creation", objectId=7)
+    batch = read_body(body(good, base("contact.creation", occurredAt=-1), {"eventId": 3}, good), NOW)
+    assert [item.event.object_id for item in batch.translated] == ["7", "7"]
+    assert [(rejected.index, rejected.reason.split(":")[:2]) for rejected in batch.rejected] == [
+        (1, ["event 1", " occurredAt"]),
+        (2, ["event 2", " subscriptionType"]),
+    ]
+
+
+@given(st.lists(st.dictionaries(st.sampled_from(sorted(base("x"))) | st.text(max_size=12), json_values)))
+def test_read_body_never_raises_for_an_array_of_objects(items: list[dict[str, Any]]) -> None:
+    batch = read_body(orjson.dumps(items), NOW)
+    assert len(batch.translated) + len(batch.rejected) == len(items)
