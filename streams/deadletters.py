@@ -15,6 +15,10 @@ from pydantic import AwareDatetime, Field, model_validator
 
 from streams.codec import SCHEMA_HEADER, Codec, Position, Versioned
 
+WEBHOOK_STEP = "webhook"
+"""The ``step`` of a HubSpot webhook event the receiver could not read: it never was a change event, so
+its letter is kept to be read (`cdc deadletter show`), not redriven onto a changes topic."""
+
 
 class DeadLetter(Versioned):
     """One message that failed, where it came from, and why."""

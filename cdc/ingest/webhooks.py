@@ -41,7 +41,7 @@ from cdc.hubspot.signatures import is_valid
 from cdc.ingest.hubspot_events import Rejected, WebhookBodyError, read_body
 from cdc.ingest.publisher import PublishUnavailableError
 from cdc.metrics import Metrics
-from streams.deadletters import DeadLetter
+from streams.deadletters import WEBHOOK_STEP, DeadLetter
 from streams.events import ChangeEvent
 from streams.keys import SourceSystem
 
@@ -54,7 +54,7 @@ V3_TIMESTAMP = "x-hubspot-request-timestamp"
 # digits until the year 2286; 15 leave room and keep int() and float arithmetic far from their limits.
 _TIMESTAMP = re.compile(r"[0-9]{1,15}")
 _DECIMAL = re.compile(r"[0-9]+")
-DEADLETTER_STEP = "webhook"
+DEADLETTER_STEP = WEBHOOK_STEP
 """The dead letters' ``step``: `cdc deadletter list --step webhook` lists the events set aside here."""
 
 

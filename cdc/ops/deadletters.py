@@ -23,7 +23,7 @@ from cdc.ops._kafka import Raw, scan, start_client
 from streams.clients import make_producer
 from streams.codec import Position, SchemaError
 from streams.config import KafkaSettings
-from streams.deadletters import REDRIVE_CODEC, DeadLetter, Redrive, decode_deadletter_topic
+from streams.deadletters import REDRIVE_CODEC, WEBHOOK_STEP, DeadLetter, Redrive, decode_deadletter_topic
 from streams.topics import TopicCatalog, TopicRole
 
 __all__ = [
@@ -243,6 +243,12 @@ async def redrive(
     return report
 
 
+WEBHOOK_NOT_REDRIVEN = (
+    "a HubSpot webhook event the receiver could not read: kept to be read, not redriven (it would be "
+    "refused again); the reconciler reads the record itself, or `cdc resync` does"
+)
+
+
 def _choose(
     book: DeadLetterBook, ids: Iterable[tuple[int, int]], *, step: str | None, since: datetime | None
 ) -> tuple[RedriveReport, list[Letter]]:
@@ -265,6 +271,8 @@ def _choose(
     for entry in candidates:
         if entry.redrive is not None:
             report.skipped.append((entry, f"already redriven at {entry.redrive.redriven_at.isoformat()}"))
+        elif entry.letter.step == WEBHOOK_STEP:
+            report.skipped.append((entry, WEBHOOK_NOT_REDRIVEN))
         else:
             chosen.append(entry)
     return report, chosen

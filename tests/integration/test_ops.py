@@ -28,7 +28,7 @@ from streams.audit import AUDIT_CODEC, AuditAction, AuditRecord, FieldWrite
 from streams.checkpoints import CHECKPOINT_CODEC, Checkpoint, CursorKind
 from streams.clients import make_consumer, make_producer
 from streams.config import KafkaSettings
-from streams.deadletters import DEADLETTER_CODEC, DeadLetter
+from streams.deadletters import DEADLETTER_CODEC, WEBHOOK_STEP, DeadLetter
 from streams.events import CHANGE_CODEC, ChangeEvent, Operation, Origin
 from streams.keys import RecordRef, SourceSystem
 from streams.links import LINK_CODEC, FieldSync, Link, LinkSide, fingerprint
@@ -507,6 +507,37 @@ async def test_deadletters_list_show_and_redrive_each_once(
     healthy = await asyncio.to_thread(run_cli, "status", "--fail-on-deadletters", "--json", env=env)
     assert as_json(healthy)["deadletters"]["pending"] == 0
     assert healthy.returncode == 0, healthy.stderr
+
+
+@pytest.mark.kafka
+async def test_an_unreadable_webhook_event_is_kept_not_redriven(
+    kafka_settings: KafkaSettings, unique: str
+) -> None:
+    """The receiver dead-letters a HubSpot event it cannot read (it never was a change event): redrive
+    skips it with the reason, and puts nothing on the changes topic, where the router would refuse it."""
+    catalog = await ensure(kafka_settings)
+    changes = catalog.name(TopicRole.CHANGES_HUBSPOT)
+    raw, encoding = DeadLetter.wrap_value(b'{"eventId": 1, "occurredAt": 99999999999999999}')
+    letter = DeadLetter(
+        topic=changes,
+        partition=0,
+        offset=0,
+        value=raw,
+        value_encoding=encoding,
+        step=WEBHOOK_STEP,
+        error_class="WebhookEventError",
+        error="occurredAt is past year 9999",
+        failed_at=NOW,
+    )
+    await produce(
+        kafka_settings, catalog.name(TopicRole.DEADLETTER), [(0, b"", DEADLETTER_CODEC.encode(letter), NOW)]
+    )
+    env = cli_env(kafka_settings, unique)
+    redriven = await asyncio.to_thread(run_cli, "deadletter", "redrive", "--all", env=env)
+    assert redriven.returncode == 0, redriven.stderr
+    assert "0 redriven, 1 skipped" in redriven.stdout
+    assert "a HubSpot webhook event the receiver could not read" in redriven.stdout
+    assert await read_all(kafka_settings, changes, catalog[TopicRole.CHANGES_HUBSPOT].partitions) == []
 
 
 # --- explain ------------------------------------------------------------------------------------
