@@ -2,7 +2,9 @@
 
 Errors end a command with one ``cdc: error: ...`` line on stderr and a named exit code
 (`cdc.exits.ExitCode`); tracebacks are for bugs only. Progress goes to stderr, results to stdout, and
-``--json`` prints what a script would read.
+``--json`` prints what a script would read. Logs go to stderr through `cdc.logs` in the ``log`` settings'
+format, set up as soon as a command has read its settings: the roles at ``log.level``, the demo and the
+short commands (which print their own progress) at WARNING unless ``log.level`` is set.
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ from typing import Any
 
 import click
 import orjson
+from aiokafka.errors import KafkaConnectionError
 
 from cdc.devkafka.runner import KafkaRunnerError, LocalKafka, kafka_version, resolve_jars
 from cdc.exits import CliError, ExitCode
+from cdc.logs import setup_logging
 from cdc.settings import Settings, SettingsError, load_settings
 from cdc.signals import sigterm_as_interrupt, stop_on_signals
 from consumers.loader import ConfigError
@@ -38,6 +42,7 @@ class _State:
     def settings(self) -> Settings:
         if self._settings is None:
             self._settings = load_settings(self.config_file)
+            setup_logging(self._settings.log, default_level="WARNING")
         return self._settings
 
 
@@ -193,7 +198,8 @@ def demo(state: _State, once: bool) -> None:
     """Run the product end to end on an embedded local Kafka and the sandbox CRMs."""
     from cdc import demo as demo_run  # noqa: PLC0415 -- keeps `cdc --help` fast
 
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # The demo prints its own story; the roles' logs join it at WARNING unless log.level asks for more.
+    setup_logging(state.settings.log, default_level="WARNING")
     logging.getLogger("aiokafka").setLevel(logging.ERROR)  # fresh topics log leader elections as warnings
     _progress("starting a local Apache Kafka (first run: its jars are resolved from Maven Central) ...")
     with LocalKafka(progress=_progress) as kafka:
@@ -216,7 +222,7 @@ def ingest(state: _State) -> None:
     from cdc.ingest.service import run_ingest  # noqa: PLC0415 -- keeps `cdc --help` fast
 
     settings = state.settings
-    logging.basicConfig(level=settings.log.level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging(settings.log)
 
     async def run() -> None:
         stop = asyncio.Event()
@@ -243,7 +249,7 @@ def poll(state: _State) -> None:
     settings = state.settings
     # What to poll follows from the steps `cdc sync` runs: the same configuration, read the same way.
     config = load_config(settings.sync.config)
-    logging.basicConfig(level=settings.log.level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging(settings.log)
 
     async def run() -> None:
         stop = asyncio.Event()
@@ -286,7 +292,7 @@ def sync(state: _State, dry_run: bool, sync_config: Path | None) -> None:
     if updates:
         settings = settings.model_copy(update={"sync": settings.sync.model_copy(update=updates)})
     config = load_config(settings.sync.config)
-    logging.basicConfig(level=settings.log.level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging(settings.log)
 
     async def run() -> None:
         stop = asyncio.Event()
@@ -412,11 +418,21 @@ def provision(  # noqa: PLR0917 -- click passes one argument per option
 @click.option("--webhook-url", help="Where the HubSpot emulator posts webhooks (e.g. the ingest receiver).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for ids, tokens and fault dice.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON line of URLs and credentials.")
+@click.pass_obj
 def sandbox(
-    *, host: str, hubspot_port: int, dataverse_port: int, webhook_url: str | None, seed: int, as_json: bool
+    state: _State,
+    *,
+    host: str,
+    hubspot_port: int,
+    dataverse_port: int,
+    webhook_url: str | None,
+    seed: int,
+    as_json: bool,
 ) -> None:
     """Run the local HubSpot and Dataverse emulators until Ctrl-C; prints their URLs and credentials."""
     from cdc.sandbox.runner import run_sandbox  # noqa: PLC0415 -- keeps `cdc --help` fast
+
+    _ = state.settings  # its servers' warnings are logged in the log settings' format
 
     async def run() -> None:
         async with run_sandbox(
@@ -822,6 +838,9 @@ def main(argv: list[str] | None = None) -> None:
         _fail(str(error), ExitCode.CONFIG)
     except KafkaUnavailableError as error:
         _fail(str(error), ExitCode.UNAVAILABLE)
+    except KafkaConnectionError as error:
+        # A role's producer or consumer could not bootstrap: the same answer as the short commands give.
+        _fail(f"{error} (check kafka.bootstrap_servers, CDC_KAFKA__BOOTSTRAP_SERVERS)", ExitCode.UNAVAILABLE)
     except (KafkaRunnerError, TopicAdminError) as error:
         _fail(str(error), ExitCode.FAILURE)
     except CliError as error:

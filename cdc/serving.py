@@ -61,6 +61,7 @@ async def serve(
     config = uvicorn.Config(
         app,
         log_level="warning",
+        log_config=None,  # uvicorn's records go through the root logger's handler (cdc.logs), not its own
         access_log=False,
         lifespan="on",
         ssl_certfile=str(tls.certfile) if tls else None,

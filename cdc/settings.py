@@ -4,12 +4,18 @@ Precedence, highest first: environment (``CDC_KAFKA__BOOTSTRAP_SERVERS``; ``__``
 the YAML file (``--config FILE`` or ``CDC_CONFIG``), then the defaults. Anything wrong, including an
 unknown ``CDC_`` variable (a typo would otherwise be ignored silently), is one :class:`SettingsError`
 whose message names the setting, its environment variable and what to write instead.
+
+An error never shows a value that may be a credential: none of a section that holds one (a model with a
+``SecretStr`` field: ``hubspot``, ``dataverse``, ``kafka``; a token put under a misspelt key there is still
+a token), none of a key named like a secret, and nowhere a value that looks like a token (`looks_secret`).
 """
 
 from __future__ import annotations
 
 import difflib
 import os
+import types
+import typing
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -17,7 +23,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import SettingsError as SourceError
 
+from cdc._redact import looks_secret, scrub, secret_name
 from streams.config import KafkaSettings
 
 ENV_PREFIX = "CDC_"
@@ -247,18 +255,60 @@ def unknown_env(environ: Mapping[str, str]) -> list[str]:
     return problems
 
 
+def _models_in(annotation: object) -> list[type[BaseModel]]:
+    if isinstance(annotation, type):
+        return [annotation] if issubclass(annotation, BaseModel) else []
+    if typing.get_origin(annotation) in {typing.Union, types.UnionType}:
+        return [m for arg in typing.get_args(annotation) for m in _models_in(arg)]
+    return []
+
+
+def _is_secret(annotation: object) -> bool:
+    if isinstance(annotation, type):
+        return issubclass(annotation, SecretStr)
+    return any(_is_secret(arg) for arg in typing.get_args(annotation))
+
+
+def credential_sections(
+    model: type[BaseModel] = Settings, prefix: tuple[str, ...] = ()
+) -> frozenset[tuple[str, ...]]:
+    """Paths of the sections that hold a credential (a ``SecretStr`` field): nothing under them is shown."""
+    found: set[tuple[str, ...]] = set()
+    if any(_is_secret(info.annotation) for info in model.model_fields.values()):
+        found.add(prefix)
+    for name, info in model.model_fields.items():
+        for sub in _models_in(info.annotation):
+            found |= credential_sections(sub, (*prefix, name))
+    return frozenset(found)
+
+
+def _why_hidden(location: tuple[str, ...], value: str) -> str | None:
+    """Why the value given at ``location`` must not be shown, or None when it may be."""
+    for section in sorted(credential_sections()):
+        if location[: len(section)] == section:
+            return f"{'.'.join(section)} holds credentials"
+    if any(secret_name(part) for part in location):
+        return "the name says it is a secret"
+    if looks_secret(value):
+        return "it looks like a token"
+    return None
+
+
 def _describe(error: ValidationError, source_file: Path | None) -> str:
     lines = []
     for item in error.errors():
-        location = tuple(item["loc"])
-        dotted = ".".join(str(part) for part in location) or "settings"
+        location = tuple(str(part) for part in item["loc"])
+        dotted = ".".join(location) or "settings"
         where = f"{dotted} ({env_name(location)}"
         where += f" or {source_file})" if source_file else ")"
         got = item.get("input")
-        shown = "" if isinstance(got, dict) or got is None else f"; got {str(got)[:80]!r}"
-        if "password" in dotted or "secret" in dotted:
-            shown = ""  # never echo a secret back, even a wrong one
-        lines.append(f"{where}: {item['msg']}{shown}")
+        shown = ""
+        if not isinstance(got, dict) and got is not None:
+            # Never echo what may be a secret, even a wrong one or one under a misspelt key.
+            text = str(got)
+            hidden = _why_hidden(location, text)
+            shown = f"; got {text[:80]!r}" if hidden is None else f" (value not shown: {hidden})"
+        lines.append(f"{where}: {scrub(item['msg'])}{shown}")
     return "invalid settings: " + "; ".join(lines)
 
 
@@ -268,12 +318,24 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     except FileNotFoundError:
         raise SettingsError(f"config file {path} does not exist") from None
     except yaml.YAMLError as error:
-        raise SettingsError(f"config file {path} is not valid YAML: {error}") from None
+        raise SettingsError(f"config file {path} is not valid YAML: {_yaml_problem(error)}") from None
     if loaded is None:
         return {}
     if not isinstance(loaded, dict):
         raise SettingsError(f"config file {path} must hold a mapping at the top, not {type(loaded).__name__}")
     return loaded
+
+
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    """What is wrong and where, without the quoted line PyYAML adds (it may hold a token)."""
+    if not isinstance(error, yaml.MarkedYAMLError):
+        return type(error).__name__
+    parts = []
+    for text, mark in ((error.context, error.context_mark), (error.problem, error.problem_mark)):
+        if text:
+            place = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+            parts.append(scrub(text) + place)
+    return "; ".join(parts) or type(error).__name__
 
 
 def require(value: object, path: str, command: str) -> None:
@@ -295,3 +357,9 @@ def load_settings(config_file: Path | None = None) -> Settings:
         return Settings(**values)
     except ValidationError as error:
         raise SettingsError(_describe(error, config_file)) from None
+    except SourceError as error:
+        # A section set from one variable (CDC_HUBSPOT='{...}') that is not JSON; the message names the
+        # field and the source, never the value.
+        raise SettingsError(
+            f"{scrub(str(error))}: a section set by one variable takes a JSON object"
+        ) from None

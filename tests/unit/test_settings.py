@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from cdc.settings import Settings, SettingsError, load_settings, unknown_env
+from cdc._redact import looks_secret, scrub
+from cdc.settings import Settings, SettingsError, credential_sections, load_settings, unknown_env
 from streams.config import KafkaSettings
 
 
@@ -57,13 +58,26 @@ def test_unknown_env_ignores_other_programs_variables() -> None:
 
 
 def test_a_wrong_value_names_the_setting_its_variable_and_the_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CDC_POLL__PORT", "eighty")
+    with pytest.raises(SettingsError) as raised:
+        load_settings()
+    message = str(raised.value)
+    assert "poll.port (CDC_POLL__PORT)" in message
+    assert "valid integer" in message
+    assert "got 'eighty'" in message
+
+
+def test_in_a_section_with_credentials_the_setting_and_the_rule_are_named_not_the_value(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("CDC_KAFKA__SECURITY_PROTOCOL", "TLS")
     with pytest.raises(SettingsError) as raised:
         load_settings()
     message = str(raised.value)
     assert "kafka.security_protocol (CDC_KAFKA__SECURITY_PROTOCOL)" in message
     assert "'PLAINTEXT', 'SSL', 'SASL_PLAINTEXT' or 'SASL_SSL'" in message
-    assert "got 'TLS'" in message
+    assert "value not shown: kafka holds credentials" in message
+    assert "TLS'" not in message
 
 
 def test_yaml_problems_name_the_file(tmp_path: Path) -> None:
@@ -137,3 +151,49 @@ def test_poll_serves_on_its_own_port_and_takes_its_settings_from_the_environment
         SettingsError, match=r"poll\.lease_session_timeout_s \(CDC_POLL__LEASE_SESSION_TIMEOUT_S"
     ):
         load_settings()
+
+
+def test_every_section_holding_a_secret_is_a_credential_section() -> None:
+    """Derived from the models: a section that gains a SecretStr field (a webhook secret) is covered."""
+    assert credential_sections() >= {("hubspot",), ("dataverse",), ("kafka",)}
+    assert ("poll",) not in credential_sections()
+    assert ("log",) not in credential_sections()
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "pat-na1-6f1c2a9e-0b7d-4c55-9a1e-2f3b4c5d6e7f",  # HubSpot private-app token
+        "pat-eu1-00000000-1111-2222-3333-444444444444",
+        "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln",  # JWT
+        "Qx8Q~f3kLm9pZr2VtY7uWb4nHs6dJc1aEg5oKi0",  # Entra ID client secret
+        "9f86d081884c7d659a2feaa0c55ad015",  # hex
+        "pvi4c7tuLzz2KWKfjPnVqhviMhHxmOde",  # base64url
+        "Bearer abcdefghijkl",
+        "https://svc:p4ssw0rd@kafka.example.com/",
+        "6f1c2a9e-0b7d-4c55-9a1e-2f3b4c5d6e7f",  # a client id or an app secret: a UUID
+    ],
+)
+def test_token_shapes_look_secret(value: str) -> None:
+    assert looks_secret(value)
+    assert value not in scrub(f"got {value!r} here")
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["TLS", "eighty", "127.0.0.1:9092", "kafka-broker-01.internal", "https://contoso.crm.dynamics.com",
+     "/var/lib/cdc/sync-2024.yaml", "my-service-account-2024", "aaaaaaaaaaaaaaaaaaaa1"],
+)  # fmt: skip
+def test_ordinary_values_do_not(value: str) -> None:
+    assert not looks_secret(value)
+    assert scrub(f"got {value!r} here") == f"got {value!r} here"
+
+
+def test_a_yaml_syntax_error_says_where_without_quoting_the_line(tmp_path: Path) -> None:
+    token = "pat-na1-6f1c2a9e-0b7d-4c55-9a1e-2f3b4c5d6e7f"
+    bad = tmp_path / "cdc.yaml"
+    bad.write_text(f"hubspot:\n  token: {token}: oops\n")
+    with pytest.raises(SettingsError, match="line 2, column") as raised:
+        load_settings(bad)
+    assert token not in str(raised.value)
+    assert "6f1c2a9e" not in str(raised.value)
