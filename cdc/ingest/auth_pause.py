@@ -3,8 +3,9 @@
 A token revoked or a secret rotated while `cdc poll` runs is a system error (DESIGN.md guarantee 6): the
 source's tables wait and try again, bounded (``AUTH_BACKOFF``: 5 s doubling to 5 min), while the other
 source keeps polling; each table's cursor stays where its last committed page left it, so the first pass
-after the credentials work again reads everything changed meanwhile. Credentials refused at start-up are
-still fatal (the part's set-up checks them), because then no earlier success says the settings are right.
+after the credentials work again reads everything changed meanwhile. Credentials refused before any call
+of the source succeeded in this process are still fatal (`cdc poll` exits 78 with the reason): then no
+earlier success says the settings are right, and a typo must not look like an outage.
 
 :class:`SourceAuth` is what a source's tables share: ``cdc_poll_auth_failing{system}``, one log line per
 change of state (refused, accepted again; never per retry) and the reason ``/readyz`` gives.
@@ -47,6 +48,8 @@ class SourceAuth:
         self._backoff = backoff
         self._gauge = metrics.poll_auth_failing.labels(system=system)
         self._gauge.set(0)
+        self.ever_accepted = False
+        """A call of the source succeeded in this process: from now on a refusal is paused, not fatal."""
         self.refused_since: float | None = None
         """``time.time()`` of the first refusal of the current failing state; None while accepted."""
         self.reason = ""
@@ -55,10 +58,13 @@ class SourceAuth:
     def failing(self) -> bool:
         return self.refused_since is not None
 
-    def refused(self, unit: str, error: Exception, refusals: int) -> float:
+    def refused(self, unit: str, error: Exception, refusals: int) -> float | None:
         """A call of ``unit`` (a table) was refused for its credentials, the ``refusals``-th time in a row
-        for that table; the seconds it waits before trying again. Logs only when the source turns failing.
+        for that table: the seconds it waits before trying again, or None when no call of the source ever
+        succeeded (then the refusal is fatal: the caller raises it). Logs only when the source turns failing.
         """
+        if not self.ever_accepted:
+            return None
         delay = (self._backoff or AUTH_BACKOFF).delay(refusals)
         if self.refused_since is None:
             self.refused_since, self.reason = time.time(), str(error)
@@ -78,6 +84,7 @@ class SourceAuth:
 
     def accepted(self) -> None:
         """A call succeeded: the credentials work (again). Logs only when the source was failing."""
+        self.ever_accepted = True
         if self.refused_since is None:
             return
         paused = time.time() - self.refused_since

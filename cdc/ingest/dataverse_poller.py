@@ -29,10 +29,11 @@ without tracking answers a tracking read as an ordinary query: no ``Preference-A
 odata.track-changes``, no delta link), so a definition the app user may not read cannot make the poller
 publish a whole table it cannot follow.
 
-Credentials: the first token is fetched on set-up (refused there, it is fatal: the settings are wrong).
-Refused later (the secret rotated or the app disabled: msal's token request refused, or a 401 that a fresh
-token does not cure), every table of the org backs off (`cdc.ingest.auth_pause`) with its cursor where its
-last committed page left it, and resumes from there once a token is granted again: nothing is lost.
+Credentials: the first token is fetched on set-up; refused there, or refused before any request of the
+org succeeded, it is fatal (the settings are wrong). Refused later (the secret rotated or the app disabled:
+msal's token request refused, or a 401 that a fresh token does not cure), every table of the org backs off
+(`cdc.ingest.auth_pause`) with its cursor where its last committed page left it, and resumes from there
+once a token is granted again: nothing is lost.
 
 Tenant: the org host from ``dataverse.base_url`` (``contoso.crm.dynamics.com``; ``127.0.0.1:PORT`` for the
 sandbox), lower case. Object type: the table's logical name (``contacts`` -> ``contact``).
@@ -193,10 +194,8 @@ class _TablePoller:
                 if self.auth is not None:
                     self.auth.accepted()
             except (UnauthorizedError, DataverseAuthError) as refused:
-                if self.auth is None:
-                    raise
                 refusals += 1
-                delay = self.auth.refused(self.table, refused, refusals)
+                delay = self._refused(refused, refusals)
             except ChangeTrackingOffError as off:
                 self._tracking_off(str(off))
                 delay = self.poll.dataverse_recheck_s
@@ -211,6 +210,13 @@ class _TablePoller:
                 log.warning("dataverse %s: poll failed (%s); next try in %.1fs", self.table, error, delay)
             if delay > 0:
                 await _unless_stopped(self.stop, asyncio.sleep(delay))
+
+    def _refused(self, error: FatalError, refusals: int) -> float:
+        """The backoff after a refused credential, or ``error`` raised (fatal) when no call ever succeeded."""
+        backoff = None if self.auth is None else self.auth.refused(self.table, error, refusals)
+        if backoff is None:
+            raise error
+        return backoff
 
     async def check_tracking(self) -> None:
         """Read the table's definition; raise `ChangeTrackingOffError` unless it has change tracking.

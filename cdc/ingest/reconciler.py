@@ -23,8 +23,8 @@ added or changed edges (``removed=False``) and, when it knows the earlier set, r
 ASSOCIATION events rather than a list on the record event: they are the shape association webhooks
 already produce, so the sync engine has one path for both, and the record event's schema stays flat.
 
-Credentials: the token is tried once on set-up (a refused one is fatal there: the settings are wrong). A
-401 later (the token revoked or rotated while running) pauses the type's passes with backoff
+Credentials: a 401 before any call of the portal succeeded is fatal (the settings are wrong). A 401 later
+(the token revoked or rotated while running) pauses the type's passes with backoff
 (`cdc.ingest.auth_pause`) instead: its cursor stays at the last committed page, so the first pass after
 the token works again publishes every change made meanwhile. A 403 (a scope missing) stays fatal.
 """
@@ -256,7 +256,10 @@ class _ObjectReconciler:
                 if self.auth is None or error.status != UNAUTHORIZED:
                     raise
                 refusals += 1
-                wait = self.auth.refused(self.obj, error, refusals)
+                backoff = self.auth.refused(self.obj, error, refusals)
+                if backoff is None:
+                    raise
+                wait = backoff
             try:
                 await asyncio.wait_for(stop.wait(), wait)
             except TimeoutError:
@@ -487,18 +490,7 @@ class HubSpotObjects:
         self.auth = SourceAuth(SYSTEM, metrics)
 
     async def __aenter__(self) -> HubSpotObjects:
-        """Open the session and try the token once: refused here (401, or 403 for a missing scope), it is
-        fatal, as the settings are wrong; HubSpot unreachable here is left to the passes to wait out."""
         await self._client.__aenter__()
-        try:
-            if self.objects:
-                obj = self.objects[0]
-                await self._client.get(LIST_OBJECTS, f"/crm/v3/objects/{obj}?limit=1&properties=hs_object_id")
-        except RetriableError as error:
-            log.warning("hubspot reconciler: the token could not be checked at start (%s)", error)
-        except BaseException:
-            await self.__aexit__()
-            raise
         return self
 
     async def __aexit__(self, *_: object) -> None:
