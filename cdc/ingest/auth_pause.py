@@ -71,7 +71,7 @@ class SourceAuth:
             self._gauge.set(1)
             log.error(
                 "%s refuses the credentials (%s): polling %s is paused and retried with backoff (first in "
-                "%.0fs, at most every %.0fs); the other source keeps polling, nothing is lost",
+                "%gs, at most every %gs); the other source keeps polling, nothing is lost",
                 self.system,
                 error,
                 self.system,
@@ -79,7 +79,7 @@ class SourceAuth:
                 (self._backoff or AUTH_BACKOFF).max_s,
             )
         else:
-            log.debug("%s %s: credentials still refused; next try in %.0fs", self.system, unit, delay)
+            log.debug("%s %s: credentials still refused; next try in %gs", self.system, unit, delay)
         return delay
 
     def accepted(self) -> None:

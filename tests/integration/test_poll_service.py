@@ -720,3 +720,92 @@ async def test_a_hubspot_token_refused_at_start_still_stops_cdc_poll(topics: Kaf
                 run_poll(wrong, asyncio.Event(), metrics=Metrics(CollectorRegistry()), config=CONTACTS), 60
             )
     assert "pat-na1-wrong" not in str(caught.value)
+
+
+async def test_a_revoked_dataverse_secret_pauses_dataverse_only_and_nothing_is_lost_once_it_works_again(  # noqa: PLR0915 -- one story in order: run, revoke, meanwhile, restore
+    topics: KafkaSettings, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The app's client secret is deleted while `cdc poll` runs; once msal's access token runs out (the
+    sandbox clock jumps an hour), Dataverse answers 401 and the identity provider refuses a new token. The
+    process stays up, HubSpot changes keep flowing, and the Dataverse change made meanwhile is published
+    once the secret is accepted again."""
+    monkeypatch.setattr("cdc.ingest.auth_pause.AUTH_BACKOFF", AuthBackoff(first_s=0.25, max_s=1.0))
+    caplog.set_level(logging.INFO, logger="cdc")
+    caplog.set_level(logging.DEBUG, logger="cdc.poll.auth")  # last: it sets the capturing handler's level too
+    metrics = Metrics(CollectorRegistry())
+    poll = PollSettings(
+        port=0,
+        dataverse_tables=("contacts",),
+        dataverse_interval_s=0.2,
+        hubspot_objects=("contacts",),
+        hubspot_interval_s=0.3,
+        hubspot_lookback_s=30,
+    )
+
+    def retries() -> int:
+        return sum("credentials still refused" in r.getMessage() for r in caplog.records)
+
+    async with run_sandbox(seed=49) as box, dataverse_admin(box) as dv:
+        [row] = await seed_rows(dv, "contacts", 1)
+        async with httpx.AsyncClient(base_url=f"{box.info.hubspot.base_url}/_admin") as hub:
+            answer = await hub.post("/seed", json={"contacts": [{"email": "ada@example.com"}]})
+            [contact] = answer.json()["contacts"]
+            settings = box.daemon_settings(topics, poll=poll)
+            await enable_change_tracking(settings, ["contacts"])
+            stop = asyncio.Event()
+            served: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+            async with asyncio.TaskGroup() as tasks:
+                running = tasks.create_task(
+                    run_poll(settings, stop, metrics=metrics, on_ready=served.set_result, config=CONTACTS)
+                )
+                try:
+                    base = await asyncio.wait_for(served, 30)
+                    await until_events(topics, TopicRole.CHANGES_DATAVERSE, lambda ev: len(ev) >= 1)
+                    await until_events(topics, TopicRole.CHANGES_HUBSPOT, lambda ev: len(ev) >= 1)
+
+                    assert (await dv.post("/secret/revoke")).status_code == 200
+                    assert (await dv.post("/clock/advance", json={"seconds": 3600})).status_code == 200
+                    await until(lambda: sample(metrics, "cdc_poll_auth_failing", system="dataverse") == 1)
+                    await edit(dv, "contacts", row, MEANWHILE)
+                    answer = await hub.patch(
+                        f"/objects/contacts/{contact}", json={"properties": {"firstname": MEANWHILE}}
+                    )
+                    assert answer.status_code == 200, answer.text
+                    hubspot = await until_events(
+                        topics,
+                        TopicRole.CHANGES_HUBSPOT,
+                        lambda ev: any(e.record and e.record.get("firstname") == MEANWHILE for e in ev),
+                    )
+                    await until(lambda: retries() >= 4)  # refused for a while, with backoff
+                    async with httpx.AsyncClient(base_url=base) as http:
+                        not_ready = await http.get("/readyz")
+                        assert not running.done()
+                        published_while_revoked = await read_changes(topics, TopicRole.CHANGES_DATAVERSE)
+
+                        assert (await dv.post("/secret/restore")).status_code == 200
+                        restored = time.monotonic()
+                        dataverse = await until_events(
+                            topics,
+                            TopicRole.CHANGES_DATAVERSE,
+                            lambda ev: any(e.record and e.record.get("description") == MEANWHILE for e in ev),
+                        )
+                        resumed_in = time.monotonic() - restored
+                        await until(lambda: sample(metrics, "cdc_poll_auth_failing", system="dataverse") == 0)
+                        ready = await http.get("/readyz")
+                finally:
+                    stop.set()
+
+    assert [e.object_id for e in hubspot if e.record and e.record.get("firstname") == MEANWHILE] == [contact]
+    assert not [e for e in published_while_revoked if e.record and e.record.get("description") == MEANWHILE]
+    assert [e.object_id for e in dataverse if e.record and e.record.get("description") == MEANWHILE] == [row]
+    assert not_ready.status_code == 503
+    assert "dataverse refuses the credentials" in not_ready.json()["status"]
+    assert ready.status_code == 200, ready.text
+    errors = [
+        r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR and r.name.startswith("cdc")
+    ]
+    assert len(errors) == 1, errors  # once per change of state, not per retry
+    assert "dataverse refuses the credentials" in errors[0]
+    assert "invalid_client" in errors[0]
+    assert box.info.dataverse.client_secret not in caplog.text
+    print(f"\ndataverse: the change made while refused was published {resumed_in:.2f}s after the restore")
