@@ -36,15 +36,13 @@ def test_refusals_after_a_success_pause_and_log_once_per_change_of_state(
     auth.accepted()
     with caplog.at_level(logging.INFO, logger="cdc.poll.auth"):
         delays = [auth.refused(table, RuntimeError("AADSTS7000215"), n) for n in (1, 2) for table in "ab"]
-        assert auth.failing
-        assert failing(metrics, "dataverse") == 1
+        assert (auth.failing, failing(metrics, "dataverse")) == (True, 1)
         assert "AADSTS7000215" in auth.reason
         assert [auth.refused("a", RuntimeError("x"), n) for n in (3, 4)] == [4, 4]
         auth.accepted()
         auth.accepted()
     assert delays == [1, 1, 2, 2]
-    assert not auth.failing
-    assert failing(metrics, "dataverse") == 0
+    assert (auth.failing, failing(metrics, "dataverse")) == (False, 0)
     assert [(r.levelno, r.getMessage().split(" (")[0]) for r in caplog.records] == [
         (logging.ERROR, "dataverse refuses the credentials"),
         (
