@@ -563,8 +563,9 @@ async def run_hubspot_reconciler(
     this process until ``stop`` is set; raise when fatal.
 
     One task per object type, all owned by one TaskGroup: a slow or throttled type never stalls the others
-    (search's shared 5/s limiter is the only thing they share); a fatal error (401, 403, a refused request)
-    ends them all and is raised as itself. Shutdown, in order, each step bounded:
+    (search's shared 5/s limiter is the only thing they share); a fatal error (403, a refused request, a
+    401 before any call succeeded) ends them all and is raised as itself; a 401 after one pauses every type
+    with backoff until the token works again (`cdc.ingest.auth_pause`). Shutdown, in order, each step bounded:
 
     1. ``stop`` is set: each loop stops fetching; a page in hand finishes publishing (step bound
        ``SHUTDOWN_GRACE_S``; past it the pass is cancelled, its transaction aborted, no cursor moved);
