@@ -141,6 +141,14 @@ class Metrics:
             ["table"],
             registry=registry,
         )
+        self.poll_auth_failing = Gauge(
+            "cdc_poll_auth_failing",
+            "1 while a polled CRM refuses the daemon's credentials (HubSpot 401; Dataverse 401 or the "
+            "identity provider refusing the app): that source's polls are paused and retried with backoff, "
+            "the other source keeps polling; 0 when they are accepted.",
+            ["system"],
+            registry=registry,
+        )
         # outbound API calls, per system and endpoint (a route template, never a record URL)
         self.api_requests = Counter(
             "cdc_api_requests_total",

@@ -29,6 +29,12 @@ without tracking answers a tracking read as an ordinary query: no ``Preference-A
 odata.track-changes``, no delta link), so a definition the app user may not read cannot make the poller
 publish a whole table it cannot follow.
 
+Credentials: the first token is fetched on set-up; refused there, or refused before any request of the
+org succeeded, it is fatal (the settings are wrong). Refused later (the secret rotated or the app disabled:
+msal's token request refused, or a 401 that a fresh token does not cure), every table of the org backs off
+(`cdc.ingest.auth_pause`) with its cursor where its last committed page left it, and resumes from there
+once a token is granted again: nothing is lost.
+
 Tenant: the org host from ``dataverse.base_url`` (``contoso.crm.dynamics.com``; ``127.0.0.1:PORT`` for the
 sandbox), lower case. Object type: the table's logical name (``contacts`` -> ``contact``).
 """
@@ -48,15 +54,18 @@ from urllib.parse import quote
 import orjson
 
 from cdc.dataverse import (
+    DataverseAuthError,
     DataverseClient,
     ExpiredDeltaTokenError,
     FatalError,
     RetriableError,
     RetryPolicy,
     TokenProvider,
+    UnauthorizedError,
     entity_logical_name,
     row_to_event,
 )
+from cdc.ingest.auth_pause import SourceAuth
 from cdc.ingest.linked import linked_ids
 from cdc.ingest.polled import dataverse_tables, sync_config
 from cdc.metrics import Metrics, object_label
@@ -157,6 +166,8 @@ class _TablePoller:
     """The table's definition (or its answer) said change tracking is on; checked before the first read."""
     told_off: bool = False
     """The error about tracking being off was logged (once; each re-check only logs at debug)."""
+    auth: SourceAuth | None = None
+    """The org's credentials as every table sees them; None: a refused credential is fatal (not paused)."""
 
     @property
     def object_type(self) -> str:
@@ -166,19 +177,25 @@ class _TablePoller:
         return table_url(self.client.api_root, self.table, self.poll)
 
     async def run(self) -> None:
-        """Poll until ``stop``; transient failures back off per table, fatal ones end the process."""
+        """Poll until ``stop``; transient failures back off per table, and so do refused credentials (with
+        ``auth``'s policy, until a token is granted again); other fatal ones end the process."""
         self.metrics.checkpoint_age.labels(system="dataverse", table=self.table).set_function(
             lambda: max(0.0, time.time() - self.token_issued)
         )
         # The series exists from the start at 0, so the first reset is an increase alerts can see.
         self.metrics.delta_token_resets.labels(table=self.table)
-        failures = 0
+        failures = refusals = 0
         while not self.stop.is_set():
             try:
                 if not self.tracked:
                     await self.check_tracking()
                 delay = await self.step()
-                failures = 0
+                failures = refusals = 0
+                if self.auth is not None:
+                    self.auth.accepted()
+            except (UnauthorizedError, DataverseAuthError) as refused:
+                refusals += 1
+                delay = self._refused(refused, refusals)
             except ChangeTrackingOffError as off:
                 self._tracking_off(str(off))
                 delay = self.poll.dataverse_recheck_s
@@ -193,6 +210,13 @@ class _TablePoller:
                 log.warning("dataverse %s: poll failed (%s); next try in %.1fs", self.table, error, delay)
             if delay > 0:
                 await _unless_stopped(self.stop, asyncio.sleep(delay))
+
+    def _refused(self, error: FatalError, refusals: int) -> float:
+        """The backoff after a refused credential, or ``error`` raised (fatal) when no call ever succeeded."""
+        backoff = None if self.auth is None else self.auth.refused(self.table, error, refusals)
+        if backoff is None:
+            raise error
+        return backoff
 
     async def check_tracking(self) -> None:
         """Read the table's definition; raise `ChangeTrackingOffError` unless it has change tracking.
@@ -418,6 +442,7 @@ class DataverseTables:
         self._tokens = TokenProvider(settings.dataverse)
         self._client = DataverseClient(settings.dataverse, self._tokens, metrics, policy=retry_policy)
         self.tenant = self._tokens.org_host
+        self.auth = SourceAuth("dataverse", metrics)
 
     async def __aenter__(self) -> DataverseTables:
         try:
@@ -453,7 +478,7 @@ class DataverseTables:
         poller = _TablePoller(
             table, self.tenant, self._settings.poll, self._client, writer, self._metrics, stop
         )
-        poller.linked = self._linked
+        poller.linked, poller.auth = self._linked, self.auth
         try:
             await writer.start()
             key = checkpoint_key(SourceSystem.DATAVERSE, self.tenant, poller.object_type)

@@ -12,7 +12,7 @@ Start-up, in order:
 1. the parts are set up (Dataverse: a first token, so a wrong secret fails here) and the topics checked
    (a missing lease topic would silently leave every table unpolled);
 2. the health server binds ``poll.host:poll.port``: ``/metrics``, ``/healthz``, ``/readyz`` (503 while a
-   Dataverse table held here has no change tracking, naming it);
+   source refuses the credentials, or a Dataverse table held here has no change tracking, naming it);
 3. the replica joins the ``<prefix>poll`` group and starts the tables of the partitions it is given.
 
 Shutdown (``stop`` is set, e.g. by SIGTERM through `cdc.signals.stop_on_signals`) is numbered and bounded:
@@ -106,6 +106,18 @@ class _Progress:
             return False, "shutting down"
         if not self._leases.joined:
             return False, f"not (yet) a member of the {self._leases.group_id} group"
+        refused = sorted(
+            sample.labels["system"]
+            for metric in self._metrics.poll_auth_failing.collect()
+            for sample in metric.samples
+            if sample.value == 1
+        )
+        if refused:
+            return False, "; ".join(
+                f"{system} refuses the credentials: its polling is paused and retried with backoff "
+                "(the other source keeps polling)"
+                for system in refused
+            )
         untracked = sorted(
             sample.labels["table"]
             for metric in self._metrics.change_tracking.collect()
@@ -162,9 +174,11 @@ async def run_poll(
     """Poll what ``config`` syncs (default: the configuration ``sync.config`` names) on the tables this
     replica holds leases for until ``stop`` is set (module docstring).
 
-    ``on_ready`` gets the health server's base URL once it serves. A fatal error of any table (a refused
-    credential, a missing table) ends the whole process with that error, unwrapped from the TaskGroup's.
-    A table without change tracking does not: it waits, unpolled and named by ``/readyz``.
+    ``on_ready`` gets the health server's base URL once it serves. A fatal error of any table (a missing
+    table, a missing scope) ends the whole process with that error, unwrapped from the TaskGroup's, and so
+    do credentials refused at start-up. Neither a table without change tracking nor credentials refused
+    later do: the table, or every table of that source, waits (`cdc.ingest.auth_pause`), named by
+    ``/readyz``, while the others keep polling.
     """
     poll = settings.poll
     config = config or sync_config(settings)

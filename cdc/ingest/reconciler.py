@@ -22,6 +22,11 @@ publishes ASSOCIATION events for the edges that differ from what it last publish
 added or changed edges (``removed=False``) and, when it knows the earlier set, removed ones. Separate
 ASSOCIATION events rather than a list on the record event: they are the shape association webhooks
 already produce, so the sync engine has one path for both, and the record event's schema stays flat.
+
+Credentials: a 401 before any call of the portal succeeded is fatal (the settings are wrong). A 401 later
+(the token revoked or rotated while running) pauses the type's passes with backoff
+(`cdc.ingest.auth_pause`) instead: its cursor stays at the last committed page, so the first pass after
+the token works again publishes every change made meanwhile. A 403 (a scope missing) stays fatal.
 """
 
 from __future__ import annotations
@@ -36,8 +41,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cdc.hubspot.client import AssociatedRecord, HubSpotClient
-from cdc.hubspot.errors import HubSpotApiError, RequestError, RetriableError
+from cdc.hubspot.errors import FatalError, HubSpotApiError, RequestError, RetriableError
 from cdc.hubspot.search import LAST_MODIFIED, MAX_PAGE, SearchPosition, next_position, parse_ms, search_body
+from cdc.ingest.auth_pause import SourceAuth
 from cdc.ingest.linked import linked_ids
 from cdc.ingest.polled import hubspot_objects, sync_config
 from cdc.metrics import Metrics, object_label
@@ -70,6 +76,7 @@ SINGULAR = {"contacts": "contact", "companies": "company", "deals": "deal"}
 PRIMARY_TYPE_IDS = frozenset({1, 2, 5, 6})
 SHUTDOWN_GRACE_S = 10.0
 LIST_LIMIT = 100
+UNAUTHORIZED = 401
 LIST_OBJECTS = "GET /crm/v3/objects/{type}"
 READ_OBJECT = "GET /crm/v3/objects/{type}/{id}"
 DEFAULT_PROPERTIES: Mapping[str, tuple[str, ...]] = {
@@ -222,24 +229,37 @@ class _ObjectReconciler:
     """Ids of this portal's records of a type that some link holds (for the deletes sweep)."""
     deletes_interval_s: float = 0.0
     swept_at: float | None = None
+    auth: SourceAuth | None = None
+    """The portal's token as every type sees it; None: a refused token is fatal (not paused)."""
 
     @property
     def singular(self) -> str:
         return SINGULAR[self.obj]
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Passes until ``stop``; a throttle or outage outlasting the client's retries waits for the next."""
+        """Passes until ``stop``; a throttle or outage outlasting the client's retries waits for the next,
+        a refused token (401) backs off (``auth``) until it is accepted again."""
+        refusals = 0
         while not stop.is_set():
             wait = self.interval_s
             try:
                 await self._pass(stop)
                 if self._sweep_due():
                     await self._sweep_deletes()
+                refusals = 0
             except RetriableError as error:
                 log.warning(
                     "hubspot reconciler %s: pass interrupted, next in %.0fs: %s", self.obj, wait, error
                 )
                 wait = max(wait, error.retry_after or 0.0)
+            except FatalError as error:
+                if self.auth is None or error.status != UNAUTHORIZED:
+                    raise
+                refusals += 1
+                backoff = self.auth.refused(self.obj, error, refusals)
+                if backoff is None:
+                    raise
+                wait = backoff
             try:
                 await asyncio.wait_for(stop.wait(), wait)
             except TimeoutError:
@@ -265,6 +285,8 @@ class _ObjectReconciler:
                 read, pages = read + len(rows), pages + 1
                 self.metrics.poll_rows.labels(system=SYSTEM, table=self.obj).inc(len(rows))
                 self.metrics.progress(COMPONENT)  # per page: a long backfill is progress too (/readyz)
+                if self.auth is not None:
+                    self.auth.accepted()
                 if backfill and rows:
                     log.info("hubspot backfill %s: %d of about %d records read", self.obj, read, total)
         now = time.time()
@@ -273,6 +295,8 @@ class _ObjectReconciler:
         if self.cursor_ms is not None:
             self.metrics.checkpoint_age.labels(system=SYSTEM, table=self.obj).set(now - self.cursor_ms / 1000)
         self.metrics.progress(COMPONENT)
+        if self.auth is not None:
+            self.auth.accepted()
         log.info(
             "hubspot reconciler %s: pass read %d records in %d searches, published %d events",
             self.obj, read, pages, published,
@@ -463,6 +487,7 @@ class HubSpotObjects:
         self._client = client or HubSpotClient(
             settings.hubspot.base_url, settings.hubspot.token.get_secret_value(), metrics=metrics
         )
+        self.auth = SourceAuth(SYSTEM, metrics)
 
     async def __aenter__(self) -> HubSpotObjects:
         await self._client.__aenter__()
@@ -508,6 +533,7 @@ class HubSpotObjects:
                 page_size=self._page_size,
                 linked=self._linked,
                 deletes_interval_s=self._settings.poll.hubspot_deletes_interval_s,
+                auth=self.auth,
             )
             await _bounded(reconciler.run(stop), stop, SHUTDOWN_GRACE_S, obj)
         except WriterFencedError as fenced:
@@ -537,8 +563,9 @@ async def run_hubspot_reconciler(
     this process until ``stop`` is set; raise when fatal.
 
     One task per object type, all owned by one TaskGroup: a slow or throttled type never stalls the others
-    (search's shared 5/s limiter is the only thing they share); a fatal error (401, 403, a refused request)
-    ends them all and is raised as itself. Shutdown, in order, each step bounded:
+    (search's shared 5/s limiter is the only thing they share); a fatal error (403, a refused request, a
+    401 before any call succeeded) ends them all and is raised as itself; a 401 after one pauses every type
+    with backoff until the token works again (`cdc.ingest.auth_pause`). Shutdown, in order, each step bounded:
 
     1. ``stop`` is set: each loop stops fetching; a page in hand finishes publishing (step bound
        ``SHUTDOWN_GRACE_S``; past it the pass is cancelled, its transaction aborted, no cursor moved);

@@ -172,6 +172,12 @@ def rows() -> list[Row]:
                     description="0: a table a sync step syncs has change tracking off, and nothing of it is "
                     "read. `cdc provision --dataverse` turns it on; the poller takes it up with no restart.",
                 ),
+                Panel(
+                    "Sources refusing cdc poll's credentials (1: paused, retried with backoff)",
+                    (("max by (system) (cdc_poll_auth_failing)", "{{system}}"),),
+                    description="1: the source refuses the token or secret; its tables wait (cursors kept) "
+                    "and resume by themselves once it is accepted again (alert: CdcPollAuthFailing).",
+                ),
             ],
         ),
         Row(

@@ -25,7 +25,10 @@ import httpx
 import pytest
 import yaml
 from prometheus_client import CollectorRegistry
+from pydantic import SecretStr
 
+from cdc.hubspot.errors import FatalError as HubSpotFatalError
+from cdc.ingest.auth_pause import AuthBackoff
 from cdc.ingest.dataverse_poller import DataverseTables
 from cdc.ingest.leases import lease_partition, spread
 from cdc.ingest.poll_service import run_poll
@@ -607,3 +610,202 @@ async def test_a_table_setting_that_leaves_out_a_synced_table_stops_cdc_poll_at_
     assert len(lines) == 1, lines
     assert lines[0].startswith("cdc: error: poll.dataverse_tables (CDC_POLL__DATAVERSE_TABLES) leaves out")
     assert "'lead' (enabled steps l1_hubspot_contacts_to_leads, l2_leads_to_hubspot_contacts)" in lines[0]
+
+
+MEANWHILE = "Changed while revoked"
+
+
+async def test_a_revoked_hubspot_token_pauses_hubspot_only_and_nothing_is_lost_once_it_works_again(  # noqa: PLR0915 -- one story in order: run, revoke, meanwhile, restore
+    topics: KafkaSettings, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The HubSpot token is revoked while `cdc poll` runs (an admin uninstalled the app or rotated its
+    token), for long enough that the reconciler is refused several times. The process stays up, Dataverse
+    changes keep flowing, ``/readyz`` and ``cdc_poll_auth_failing`` name HubSpot, one error line says so
+    (not one per retry); once the token works again, the HubSpot change made meanwhile is published."""
+    monkeypatch.setattr("cdc.ingest.auth_pause.AUTH_BACKOFF", AuthBackoff(first_s=0.25, max_s=1.0))
+    caplog.set_level(logging.INFO, logger="cdc")
+    metrics = Metrics(CollectorRegistry())
+    poll = PollSettings(
+        port=0,
+        dataverse_tables=("contacts",),
+        dataverse_interval_s=0.2,
+        hubspot_objects=("contacts",),
+        hubspot_interval_s=0.3,
+        hubspot_lookback_s=30,
+    )
+    refused_calls = {"system": "hubspot", "endpoint": "POST /crm/v3/objects/{type}/search", "status": "401"}
+    async with run_sandbox(seed=47) as box, dataverse_admin(box) as dv:
+        [row] = await seed_rows(dv, "contacts", 1)
+        async with httpx.AsyncClient(base_url=f"{box.info.hubspot.base_url}/_admin") as hub:
+            answer = await hub.post("/seed", json={"contacts": [{"email": "ada@example.com"}]})
+            [contact] = answer.json()["contacts"]
+            settings = box.daemon_settings(topics, poll=poll)
+            await enable_change_tracking(settings, ["contacts"])
+            stop = asyncio.Event()
+            served: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+            async with asyncio.TaskGroup() as tasks:
+                running = tasks.create_task(
+                    run_poll(settings, stop, metrics=metrics, on_ready=served.set_result, config=CONTACTS)
+                )
+                try:
+                    base = await asyncio.wait_for(served, 30)
+                    await until_events(topics, TopicRole.CHANGES_DATAVERSE, lambda ev: len(ev) >= 1)
+                    await until_events(topics, TopicRole.CHANGES_HUBSPOT, lambda ev: len(ev) >= 1)
+
+                    assert (await hub.post("/token/revoke")).status_code == 200
+                    revoked = time.monotonic()
+                    await until(lambda: sample(metrics, "cdc_poll_auth_failing", system="hubspot") == 1)
+                    answer = await hub.patch(
+                        f"/objects/contacts/{contact}", json={"properties": {"firstname": MEANWHILE}}
+                    )
+                    assert answer.status_code == 200, answer.text
+                    await edit(dv, "contacts", row, "while hubspot refuses the token")
+                    dataverse = await until_events(
+                        topics, TopicRole.CHANGES_DATAVERSE, lambda ev: len(ev) >= 2
+                    )
+                    # Revoked for a while: the reconciler is refused again and again, with backoff.
+                    await until(lambda: sample(metrics, "cdc_api_requests_total", **refused_calls) >= 6)
+                    async with httpx.AsyncClient(base_url=base) as http:
+                        not_ready = await http.get("/readyz")
+                        alive = await http.get("/healthz")
+                        assert not running.done()
+                        published_while_revoked = await read_changes(topics, TopicRole.CHANGES_HUBSPOT)
+                        refused_for = time.monotonic() - revoked
+
+                        assert (await hub.post("/token/restore")).status_code == 200
+                        restored = time.monotonic()
+                        hubspot = await until_events(
+                            topics,
+                            TopicRole.CHANGES_HUBSPOT,
+                            lambda ev: any(e.record and e.record.get("firstname") == MEANWHILE for e in ev),
+                        )
+                        resumed_in = time.monotonic() - restored
+                        await until(lambda: sample(metrics, "cdc_poll_auth_failing", system="hubspot") == 0)
+                        ready = await http.get("/readyz")
+                finally:
+                    stop.set()
+
+    assert dataverse[1].record is not None
+    assert dataverse[1].record["description"] == "while hubspot refuses the token"
+    assert not [e for e in published_while_revoked if e.record and e.record.get("firstname")]
+    assert [e.object_id for e in hubspot if e.record and e.record.get("firstname")] == [contact]
+    assert sample(metrics, "cdc_poll_auth_failing", system="dataverse") == 0
+    assert not_ready.status_code == 503
+    assert "hubspot refuses the credentials" in not_ready.json()["status"]
+    assert alive.status_code == 200
+    assert ready.status_code == 200, ready.text
+    lines = [(r.levelno, r.getMessage()) for r in caplog.records if r.name.startswith("cdc")]
+    refusals = [text for level, text in lines if "refuses the credentials" in text]
+    assert len(refusals) == 1, refusals  # once per change of state, not per retry
+    assert [level for level, text in lines if "refuses the credentials" in text] == [logging.ERROR]
+    assert len([text for _, text in lines if "accepts the credentials again" in text]) == 1
+    assert box.info.hubspot.token not in caplog.text
+    searches = sample(metrics, "cdc_api_requests_total", **refused_calls)
+    print(  # shown with -s
+        f"\nhubspot refused for {refused_for:.1f}s ({searches:.0f} refused searches); the change made "
+        f"meanwhile was published {resumed_in:.2f}s after the restore"
+    )
+
+
+async def test_a_hubspot_token_refused_at_start_still_stops_cdc_poll(topics: KafkaSettings) -> None:
+    """Refused before any success, the token is a settings error: run_poll raises (`cdc poll` exits 78)."""
+    poll = PollSettings(port=0, dataverse_interval_s=0.2, hubspot_objects=("contacts",))
+    async with run_sandbox(seed=48) as box:
+        settings = box.daemon_settings(topics, poll=poll)
+        wrong = settings.model_copy(
+            update={"hubspot": settings.hubspot.model_copy(update={"token": SecretStr("pat-na1-wrong")})}
+        )
+        with pytest.raises(HubSpotFatalError, match=r"401.*CDC_HUBSPOT__TOKEN") as caught:
+            await asyncio.wait_for(
+                run_poll(wrong, asyncio.Event(), metrics=Metrics(CollectorRegistry()), config=CONTACTS), 60
+            )
+    assert "pat-na1-wrong" not in str(caught.value)
+
+
+async def test_a_revoked_dataverse_secret_pauses_dataverse_only_and_nothing_is_lost_once_it_works_again(  # noqa: PLR0915 -- one story in order: run, revoke, meanwhile, restore
+    topics: KafkaSettings, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The app's client secret is deleted while `cdc poll` runs; once msal's access token runs out (the
+    sandbox clock jumps an hour), Dataverse answers 401 and the identity provider refuses a new token. The
+    process stays up, HubSpot changes keep flowing, and the Dataverse change made meanwhile is published
+    once the secret is accepted again."""
+    monkeypatch.setattr("cdc.ingest.auth_pause.AUTH_BACKOFF", AuthBackoff(first_s=0.25, max_s=1.0))
+    caplog.set_level(logging.INFO, logger="cdc")
+    caplog.set_level(logging.DEBUG, logger="cdc.poll.auth")  # last: it sets the capturing handler's level too
+    metrics = Metrics(CollectorRegistry())
+    poll = PollSettings(
+        port=0,
+        dataverse_tables=("contacts",),
+        dataverse_interval_s=0.2,
+        hubspot_objects=("contacts",),
+        hubspot_interval_s=0.3,
+        hubspot_lookback_s=30,
+    )
+
+    def retries() -> int:
+        return sum("credentials still refused" in r.getMessage() for r in caplog.records)
+
+    async with run_sandbox(seed=49) as box, dataverse_admin(box) as dv:
+        [row] = await seed_rows(dv, "contacts", 1)
+        async with httpx.AsyncClient(base_url=f"{box.info.hubspot.base_url}/_admin") as hub:
+            answer = await hub.post("/seed", json={"contacts": [{"email": "ada@example.com"}]})
+            [contact] = answer.json()["contacts"]
+            settings = box.daemon_settings(topics, poll=poll)
+            await enable_change_tracking(settings, ["contacts"])
+            stop = asyncio.Event()
+            served: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+            async with asyncio.TaskGroup() as tasks:
+                running = tasks.create_task(
+                    run_poll(settings, stop, metrics=metrics, on_ready=served.set_result, config=CONTACTS)
+                )
+                try:
+                    base = await asyncio.wait_for(served, 30)
+                    await until_events(topics, TopicRole.CHANGES_DATAVERSE, lambda ev: len(ev) >= 1)
+                    await until_events(topics, TopicRole.CHANGES_HUBSPOT, lambda ev: len(ev) >= 1)
+
+                    assert (await dv.post("/secret/revoke")).status_code == 200
+                    assert (await dv.post("/clock/advance", json={"seconds": 3600})).status_code == 200
+                    await until(lambda: sample(metrics, "cdc_poll_auth_failing", system="dataverse") == 1)
+                    await edit(dv, "contacts", row, MEANWHILE)
+                    answer = await hub.patch(
+                        f"/objects/contacts/{contact}", json={"properties": {"firstname": MEANWHILE}}
+                    )
+                    assert answer.status_code == 200, answer.text
+                    hubspot = await until_events(
+                        topics,
+                        TopicRole.CHANGES_HUBSPOT,
+                        lambda ev: any(e.record and e.record.get("firstname") == MEANWHILE for e in ev),
+                    )
+                    await until(lambda: retries() >= 4)  # refused for a while, with backoff
+                    async with httpx.AsyncClient(base_url=base) as http:
+                        not_ready = await http.get("/readyz")
+                        assert not running.done()
+                        published_while_revoked = await read_changes(topics, TopicRole.CHANGES_DATAVERSE)
+
+                        assert (await dv.post("/secret/restore")).status_code == 200
+                        restored = time.monotonic()
+                        dataverse = await until_events(
+                            topics,
+                            TopicRole.CHANGES_DATAVERSE,
+                            lambda ev: any(e.record and e.record.get("description") == MEANWHILE for e in ev),
+                        )
+                        resumed_in = time.monotonic() - restored
+                        await until(lambda: sample(metrics, "cdc_poll_auth_failing", system="dataverse") == 0)
+                        ready = await http.get("/readyz")
+                finally:
+                    stop.set()
+
+    assert [e.object_id for e in hubspot if e.record and e.record.get("firstname") == MEANWHILE] == [contact]
+    assert not [e for e in published_while_revoked if e.record and e.record.get("description") == MEANWHILE]
+    assert [e.object_id for e in dataverse if e.record and e.record.get("description") == MEANWHILE] == [row]
+    assert not_ready.status_code == 503
+    assert "dataverse refuses the credentials" in not_ready.json()["status"]
+    assert ready.status_code == 200, ready.text
+    errors = [
+        r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR and r.name.startswith("cdc")
+    ]
+    assert len(errors) == 1, errors  # once per change of state, not per retry
+    assert "dataverse refuses the credentials" in errors[0]
+    assert "invalid_client" in errors[0]
+    assert box.info.dataverse.client_secret not in caplog.text
+    print(f"\ndataverse: the change made while refused was published {resumed_in:.2f}s after the restore")

@@ -1,6 +1,8 @@
 """Admin routes under ``/_admin`` (JSON in and out; no token, not counted, no injected faults).
 
 Edits made here are "user" edits: they bump versions and land in change tracking like any write.
+``POST /_admin/secret/revoke`` and ``/_admin/secret/restore`` take the app's client secret away and give it
+back (the token endpoint refuses it meanwhile; tokens already issued run out on the sandbox clock).
 """
 
 from __future__ import annotations
@@ -151,6 +153,14 @@ def admin_routes(sandbox: DataverseSandbox) -> list[Route]:  # noqa: C901, PLR09
         org = f"{request.url.scheme}://{request.url.netloc}"
         return JSONResponse({"access_token": sandbox.issuer.issue_for_tests(org), "token_type": "Bearer"})
 
+    async def revoke_secret(_: Request) -> Response:
+        sandbox.issuer.secret_revoked = True
+        return JSONResponse({"revoked": True})
+
+    async def restore_secret(_: Request) -> Response:
+        sandbox.issuer.secret_revoked = False
+        return JSONResponse({"revoked": False})
+
     def guarded(handler: Any) -> Any:
         async def run(request: Request) -> Response:
             try:
@@ -180,4 +190,6 @@ def admin_routes(sandbox: DataverseSandbox) -> list[Route]:  # noqa: C901, PLR09
         Route(f"{prefix}/change-tracking", guarded(tracking), methods=["GET", "PUT"]),
         Route(f"{prefix}/keys", guarded(key_jobs), methods=["GET", "PUT"]),
         Route(f"{prefix}/token", guarded(token), methods=["POST"]),
+        Route(f"{prefix}/secret/revoke", guarded(revoke_secret), methods=["POST"]),
+        Route(f"{prefix}/secret/restore", guarded(restore_secret), methods=["POST"]),
     ]

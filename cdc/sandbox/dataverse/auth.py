@@ -48,6 +48,12 @@ class TokenIssuer:
         self._random = random.Random(f"dataverse-tokens:{seed}")  # noqa: S311 -- reproducible sandbox tokens
         self._grants: dict[str, Grant] = {}
         self._lock = threading.Lock()
+        self.secret_revoked = False
+        """The client secret was deleted (or expired) in the app registration: the token endpoint refuses it
+        until it is restored (``invalid_client`` 7000215, as for a wrong secret). Tokens issued before stay
+        valid until they expire: an access token is a bearer credential checked on its own, not against the
+        secret (UNVERIFIED for continuous-access-evaluation resources); the expiry then answers 401
+        ``ExpiredOAuthToken`` (fact sheet §5), after which the client asks for a new token and is refused."""
 
     def www_authenticate(self, org: str) -> str:
         return f"Bearer authorization_uri={org}/{self.tenant_id}/oauth2/authorize, resource_id={org}/"
@@ -111,7 +117,7 @@ class TokenIssuer:
                 700016,
                 f"Application with identifier '{client_id}' was not found in the directory '{tenant}'.",
             )
-        if not hmac.compare_digest(secret.encode(), self.client_secret.encode()):
+        if self.secret_revoked or not hmac.compare_digest(secret.encode(), self.client_secret.encode()):
             return _entra_error(401, "invalid_client", 7000215, "Invalid client secret provided.")
         if [s.rstrip("/") for s in scopes] != [f"{org}/.default"]:
             return _entra_error(

@@ -27,6 +27,8 @@ Routes:
 - ``GET    /_admin/faults`` / ``PUT`` -- the fault knobs (partial update; 400 on unknown knobs).
 - ``GET    /_admin/ratelimits`` / ``PUT`` -- ``{"burst", "window_ms", "daily", "search_per_second"}``,
   ``null`` meaning unlimited; ``DELETE`` empties the counters.
+- ``POST   /_admin/token/revoke``, ``POST /_admin/token/restore`` -- every API call answers 401 from the
+  revoke until the restore (an uninstalled app, a rotated static token, a revoked OAuth grant).
 - ``POST   /_admin/clock/advance`` -- ``{"seconds"}``: moves the sandbox clock (rate windows, retries).
 - ``POST   /_admin/owners``, ``DELETE /_admin/owners/{ownerId}`` -- add and archive owners
   (:mod:`cdc.sandbox.hubspot.owners`).
@@ -222,8 +224,18 @@ def admin_routes(ctx: Context, calls: CallCounter, faults: Faults) -> list[Route
         dispatcher.wake()
         return JSON({"offset": ctx.clock.offset, "now": ctx.clock.epoch_ms()})
 
+    async def revoke_token(_: Request) -> Response:
+        ctx.token_revoked = True
+        return JSON({"revoked": True})
+
+    async def restore_token(_: Request) -> Response:
+        ctx.token_revoked = False
+        return JSON({"revoked": False})
+
     table = [
         ("/info", info, ["GET"]),
+        ("/token/revoke", revoke_token, ["POST"]),
+        ("/token/restore", restore_token, ["POST"]),
         ("/seed", seed, ["POST"]),
         ("/objects/{objectType}/merge", merge, ["POST"]),
         ("/objects/{objectType}", create, ["POST"]),

@@ -66,6 +66,10 @@ class Context:
     """Shuffles batch results: HubSpot answers batch create/read/update/upsert in no set order ("There is
     no way to do it", HubSpot's maintainers in HubSpot/hubspot-api-nodejs issue 190; fact sheet
     hubspot_2026.md, trace ids: order UNVERIFIED), so a caller must match results by id or trace id."""
+    token_revoked: bool = False
+    """The token is revoked (an admin uninstalled the app, or rotated its static token): every API call
+    answers 401 until it is restored (``/_admin/token/revoke``, ``/_admin/token/restore``). A refused token
+    is refused on every call, in the 401 shape of reference/hubspot.md §3.4."""
 
     @property
     def app_actor(self) -> Actor:
@@ -100,7 +104,7 @@ def _token_of(request: Request) -> str | None:
 def endpoint(ctx: Context, handler: Handler, *, search: bool = False) -> Handler:
     async def run(request: Request) -> Response:
         token = _token_of(request)
-        if token is None or not hmac.compare_digest(token.encode(), ctx.token.encode()):
+        if token is None or not hmac.compare_digest(token.encode(), ctx.token.encode()) or ctx.token_revoked:
             return error_response(ctx, errors.unauthorized())
         headers: dict[str, str] = {}
         try:

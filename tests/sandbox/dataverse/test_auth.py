@@ -139,3 +139,40 @@ async def test_a_token_is_bound_to_its_org(sandbox: DataverseSandbox) -> None:
     async with httpx.AsyncClient(transport=transport, base_url="https://other.test") as other:
         response = await other.get("/api/data/v9.2/contacts", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 401
+
+
+async def test_a_revoked_secret_is_refused_until_restored_and_issued_tokens_run_out_on_their_own(
+    tmp_path: Path,
+) -> None:
+    """`/_admin/secret/revoke`: the token endpoint refuses the secret; a token issued before keeps working
+    until it expires on the sandbox clock. `/_admin/secret/restore` makes the secret good again."""
+    sandbox = DataverseSandbox(seed=5)
+    tls = make_local_tls(tmp_path / "tls")
+    async with serve(sandbox.app, tls=tls, name="dataverse-test") as served:
+        org = served.base_url
+        ssl_context = ssl.create_default_context(cafile=str(tls.ca_bundle))
+
+        async def token() -> dict[str, Any]:
+            result = await asyncio.to_thread(
+                _msal_token,
+                f"{org}/{sandbox.tenant_id}",
+                sandbox.client_id,
+                sandbox.client_secret,
+                f"{org}/.default",
+                str(tls.ca_bundle),
+            )
+            first: dict[str, Any] = result["first"]
+            return first
+
+        async with httpx.AsyncClient(base_url=org, verify=ssl_context) as http:
+            issued = (await token())["access_token"]
+            assert (await http.post("/_admin/secret/revoke")).json() == {"revoked": True}
+            refused = await token()
+            assert refused["error"] == "invalid_client"
+            assert "AADSTS7000215" in refused["error_description"]
+            bearer = {"Authorization": f"Bearer {issued}"}
+            assert (await http.get("/api/data/v9.2/WhoAmI", headers=bearer)).status_code == 200
+            await http.post("/_admin/clock/advance", json={"seconds": 3600})
+            assert (await http.get("/api/data/v9.2/WhoAmI", headers=bearer)).status_code == 401
+            assert (await http.post("/_admin/secret/restore")).json() == {"revoked": False}
+            assert "access_token" in await token()

@@ -100,3 +100,16 @@ async def test_concurrent_creates_keep_unique_emails(
     statuses = await asyncio.gather(*(create(n) for n in range(50)))
     assert statuses.count(201) == 5
     assert statuses.count(409) == 45
+
+
+async def test_a_revoked_token_is_refused_on_every_call_until_restored(client: httpx.AsyncClient) -> None:
+    """`/_admin/token/revoke` and `/restore`: HubSpot's 401 shape meanwhile; admin routes stay open."""
+    assert (await client.get("/crm/v3/objects/contacts")).status_code == 200
+    assert (await client.post("/_admin/token/revoke")).json() == {"revoked": True}
+    for _ in range(2):
+        refused = await client.get("/crm/v3/objects/contacts")
+        assert refused.status_code == 401
+        assert refused.json()["category"] == "INVALID_AUTHENTICATION"
+    assert (await client.get("/_admin/objects/contacts")).status_code == 200
+    assert (await client.post("/_admin/token/restore")).json() == {"revoked": False}
+    assert (await client.get("/crm/v3/objects/contacts")).status_code == 200
