@@ -36,7 +36,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -106,24 +106,14 @@ class _Progress:
             return False, "shutting down"
         if not self._leases.joined:
             return False, f"not (yet) a member of the {self._leases.group_id} group"
-        refused = sorted(
-            sample.labels["system"]
-            for metric in self._metrics.poll_auth_failing.collect()
-            for sample in metric.samples
-            if sample.value == 1
-        )
+        refused = _labels_where(self._metrics.poll_auth_failing, "system", 1)
         if refused:
             return False, "; ".join(
                 f"{system} refuses the credentials: its polling is paused and retried with backoff "
                 "(the other source keeps polling)"
                 for system in refused
             )
-        untracked = sorted(
-            sample.labels["table"]
-            for metric in self._metrics.change_tracking.collect()
-            for sample in metric.samples
-            if sample.value == 0
-        )
+        untracked = _labels_where(self._metrics.change_tracking, "table", 0)
         if untracked:
             return False, (
                 f"{DATAVERSE}: change tracking is not enabled on {', '.join(untracked)}: nothing of it is "
@@ -156,6 +146,16 @@ async def _check_topics(settings: Settings) -> None:
             f"{leases.name} has {actual[leases.name].partitions} partitions, the catalog needs "
             f"{leases.partitions}: tables on the others would never be polled"
         )
+
+
+def _labels_where(gauge: Gauge, label: str, value: float) -> list[str]:
+    """The ``label`` of every series of ``gauge`` now at ``value``, sorted (what readiness names)."""
+    return sorted(
+        sample.labels[label]
+        for metric in gauge.collect()
+        for sample in metric.samples
+        if sample.value == value
+    )
 
 
 def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
