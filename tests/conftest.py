@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
+import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING
 
 import hypothesis  # noqa: F401 -- imported early: a late import at session end trips CPython 3.11.7's
@@ -17,6 +19,24 @@ if TYPE_CHECKING:  # imported by pytest as a plugin below; importing it first wo
     from cdc.devkafka.pytest_plugin import KafkaBroker
 
 pytest_plugins = ["cdc.devkafka.pytest_plugin"]
+
+
+@pytest.fixture
+def no_cdc_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No ``CDC_`` variable of the shell running the tests reaches the settings under test."""
+    for name in [n for n in os.environ if n.upper().startswith("CDC_")]:
+        monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def restore_root_logger() -> Iterator[None]:
+    """The root logger's level and handlers as they were (a test that sets logging up leaves no trace)."""
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    yield
+    root.setLevel(level)
+    for handler in [h for h in root.handlers if h not in handlers]:
+        root.removeHandler(handler)
 
 
 @pytest.fixture

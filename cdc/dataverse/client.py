@@ -69,7 +69,12 @@ class Answer:
 
     status: int
     headers: Mapping[str, str]
+    """Case-insensitive (a ``CIMultiDict``)."""
     body: bytes
+
+    def json_object(self, endpoint: str) -> dict[str, Any]:
+        """The body as a JSON object; anything else (a proxy's page, a cut answer) is a `RetriableError`."""
+        return _object(_parse(self.body), self.status, endpoint)
 
 
 class DataverseClient:
@@ -209,9 +214,7 @@ class DataverseClient:
             )
         if error is not None:
             raise error
-        if not isinstance(body, dict):
-            raise RetriableError(response.status, "body", "answer is not a JSON object", endpoint=endpoint)
-        return body
+        return _object(body, response.status, endpoint)
 
 
 def _parse(raw: bytes) -> Any:
@@ -221,3 +224,9 @@ def _parse(raw: bytes) -> Any:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:
         return None
+
+
+def _object(body: Any, status: int, endpoint: str) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise RetriableError(status, "body", "answer is not a JSON object", endpoint=endpoint)
+    return body

@@ -51,8 +51,6 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import quote
 
-import orjson
-
 from cdc.dataverse import (
     DataverseAuthError,
     DataverseClient,
@@ -97,20 +95,9 @@ class ChangeTrackingOffError(Exception):
     ordinary query): nothing of it can be followed, so nothing of it is published."""
 
 
-def _page(answer_body: bytes, status: int, endpoint: str) -> dict[str, Any]:
-    try:
-        body = orjson.loads(answer_body) if answer_body.strip() else None
-    except orjson.JSONDecodeError:
-        body = None
-    if not isinstance(body, dict):
-        raise RetriableError(status, "body", "answer is not a JSON object", endpoint=endpoint)
-    return body
-
-
 def _tracking_applied(headers: Mapping[str, str]) -> bool:
     """``Preference-Applied`` names ``odata.track-changes`` (CT: the answer of a tracked table does)."""
-    applied = headers.get("Preference-Applied") or headers.get("preference-applied") or ""
-    return TRACKING in {part.strip() for part in applied.split(",")}
+    return TRACKING in {part.strip() for part in headers.get("Preference-Applied", "").split(",")}
 
 
 async def _unless_stopped(stop: asyncio.Event, work: Awaitable[T]) -> tuple[bool, T | None]:
@@ -289,7 +276,7 @@ class _TablePoller:
         """One page and whether its answer applied ``odata.track-changes``."""
         endpoint = f"{self.table}:track"
         answer = await self.client.send("GET", url, endpoint=endpoint, headers={"Prefer": prefer})
-        return _page(answer.body, answer.status, endpoint), _tracking_applied(answer.headers)
+        return answer.json_object(endpoint), _tracking_applied(answer.headers)
 
     async def step(self) -> float:
         """Read and commit one page; the delay before the next step (0 while a pass has more pages)."""

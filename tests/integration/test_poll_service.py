@@ -615,15 +615,27 @@ async def test_a_table_setting_that_leaves_out_a_synced_table_stops_cdc_poll_at_
 MEANWHILE = "Changed while revoked"
 
 
-async def test_a_revoked_hubspot_token_pauses_hubspot_only_and_nothing_is_lost_once_it_works_again(  # noqa: PLR0915 -- one story in order: run, revoke, meanwhile, restore
-    topics: KafkaSettings, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The HubSpot token is revoked while `cdc poll` runs (an admin uninstalled the app or rotated its
-    token), for long enough that the reconciler is refused several times. The process stays up, Dataverse
-    changes keep flowing, ``/readyz`` and ``cdc_poll_auth_failing`` name HubSpot, one error line says so
-    (not one per retry); once the token works again, the HubSpot change made meanwhile is published."""
-    monkeypatch.setattr("cdc.ingest.auth_pause.AUTH_BACKOFF", AuthBackoff(first_s=0.25, max_s=1.0))
-    caplog.set_level(logging.INFO, logger="cdc")
+@dataclass
+class Polling:
+    """`cdc poll` running on contacts of both CRMs, each side's first event published."""
+
+    box: Sandbox
+    hub: httpx.AsyncClient
+    """The HubSpot sandbox's admin API."""
+    dv: httpx.AsyncClient
+    """The Dataverse sandbox's admin API."""
+    row: str
+    contact: str
+    metrics: Metrics
+    base: str
+    """`cdc poll`'s probes and metrics."""
+    running: asyncio.Task[None]
+
+
+@contextlib.asynccontextmanager
+async def polling_contacts(topics: KafkaSettings, *, seed: int) -> AsyncIterator[Polling]:
+    """One Dataverse row and one HubSpot contact, `cdc poll` following both (fast auth backoff set by the
+    caller), until the block ends."""
     metrics = Metrics(CollectorRegistry())
     poll = PollSettings(
         port=0,
@@ -633,8 +645,7 @@ async def test_a_revoked_hubspot_token_pauses_hubspot_only_and_nothing_is_lost_o
         hubspot_interval_s=0.3,
         hubspot_lookback_s=30,
     )
-    refused_calls = {"system": "hubspot", "endpoint": "POST /crm/v3/objects/{type}/search", "status": "401"}
-    async with run_sandbox(seed=47) as box, dataverse_admin(box) as dv:
+    async with run_sandbox(seed=seed) as box, dataverse_admin(box) as dv:
         [row] = await seed_rows(dv, "contacts", 1)
         async with httpx.AsyncClient(base_url=f"{box.info.hubspot.base_url}/_admin") as hub:
             answer = await hub.post("/seed", json={"contacts": [{"email": "ada@example.com"}]})
@@ -651,39 +662,52 @@ async def test_a_revoked_hubspot_token_pauses_hubspot_only_and_nothing_is_lost_o
                     base = await asyncio.wait_for(served, 30)
                     await until_events(topics, TopicRole.CHANGES_DATAVERSE, lambda ev: len(ev) >= 1)
                     await until_events(topics, TopicRole.CHANGES_HUBSPOT, lambda ev: len(ev) >= 1)
-
-                    assert (await hub.post("/token/revoke")).status_code == 200
-                    revoked = time.monotonic()
-                    await until(lambda: sample(metrics, "cdc_poll_auth_failing", system="hubspot") == 1)
-                    answer = await hub.patch(
-                        f"/objects/contacts/{contact}", json={"properties": {"firstname": MEANWHILE}}
-                    )
-                    assert answer.status_code == 200, answer.text
-                    await edit(dv, "contacts", row, "while hubspot refuses the token")
-                    dataverse = await until_events(
-                        topics, TopicRole.CHANGES_DATAVERSE, lambda ev: len(ev) >= 2
-                    )
-                    # Revoked for a while: the reconciler is refused again and again, with backoff.
-                    await until(lambda: sample(metrics, "cdc_api_requests_total", **refused_calls) >= 6)
-                    async with httpx.AsyncClient(base_url=base) as http:
-                        not_ready = await http.get("/readyz")
-                        alive = await http.get("/healthz")
-                        assert not running.done()
-                        published_while_revoked = await read_changes(topics, TopicRole.CHANGES_HUBSPOT)
-                        refused_for = time.monotonic() - revoked
-
-                        assert (await hub.post("/token/restore")).status_code == 200
-                        restored = time.monotonic()
-                        hubspot = await until_events(
-                            topics,
-                            TopicRole.CHANGES_HUBSPOT,
-                            lambda ev: any(e.record and e.record.get("firstname") == MEANWHILE for e in ev),
-                        )
-                        resumed_in = time.monotonic() - restored
-                        await until(lambda: sample(metrics, "cdc_poll_auth_failing", system="hubspot") == 0)
-                        ready = await http.get("/readyz")
+                    yield Polling(box, hub, dv, row, contact, metrics, base, running)
                 finally:
                     stop.set()
+
+
+async def test_a_revoked_hubspot_token_pauses_hubspot_only_and_nothing_is_lost_once_it_works_again(
+    topics: KafkaSettings, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The HubSpot token is revoked while `cdc poll` runs (an admin uninstalled the app or rotated its
+    token), for long enough that the reconciler is refused several times. The process stays up, Dataverse
+    changes keep flowing, ``/readyz`` and ``cdc_poll_auth_failing`` name HubSpot, one error line says so
+    (not one per retry); once the token works again, the HubSpot change made meanwhile is published."""
+    monkeypatch.setattr("cdc.ingest.auth_pause.AUTH_BACKOFF", AuthBackoff(first_s=0.25, max_s=1.0))
+    caplog.set_level(logging.INFO, logger="cdc")
+    refused_calls = {"system": "hubspot", "endpoint": "POST /crm/v3/objects/{type}/search", "status": "401"}
+    async with polling_contacts(topics, seed=47) as polling:
+        box, hub, dv, metrics = polling.box, polling.hub, polling.dv, polling.metrics
+        row, contact, base, running = polling.row, polling.contact, polling.base, polling.running
+        assert (await hub.post("/token/revoke")).status_code == 200
+        revoked = time.monotonic()
+        await until(lambda: sample(metrics, "cdc_poll_auth_failing", system="hubspot") == 1)
+        answer = await hub.patch(
+            f"/objects/contacts/{contact}", json={"properties": {"firstname": MEANWHILE}}
+        )
+        assert answer.status_code == 200, answer.text
+        await edit(dv, "contacts", row, "while hubspot refuses the token")
+        dataverse = await until_events(topics, TopicRole.CHANGES_DATAVERSE, lambda ev: len(ev) >= 2)
+        # Revoked for a while: the reconciler is refused again and again, with backoff.
+        await until(lambda: sample(metrics, "cdc_api_requests_total", **refused_calls) >= 6)
+        async with httpx.AsyncClient(base_url=base) as http:
+            not_ready = await http.get("/readyz")
+            alive = await http.get("/healthz")
+            assert not running.done()
+            published_while_revoked = await read_changes(topics, TopicRole.CHANGES_HUBSPOT)
+            refused_for = time.monotonic() - revoked
+
+            assert (await hub.post("/token/restore")).status_code == 200
+            restored = time.monotonic()
+            hubspot = await until_events(
+                topics,
+                TopicRole.CHANGES_HUBSPOT,
+                lambda ev: any(e.record and e.record.get("firstname") == MEANWHILE for e in ev),
+            )
+            resumed_in = time.monotonic() - restored
+            await until(lambda: sample(metrics, "cdc_poll_auth_failing", system="hubspot") == 0)
+            ready = await http.get("/readyz")
 
     assert dataverse[1].record is not None
     assert dataverse[1].record["description"] == "while hubspot refuses the token"
@@ -722,7 +746,7 @@ async def test_a_hubspot_token_refused_at_start_still_stops_cdc_poll(topics: Kaf
     assert "pat-na1-wrong" not in str(caught.value)
 
 
-async def test_a_revoked_dataverse_secret_pauses_dataverse_only_and_nothing_is_lost_once_it_works_again(  # noqa: PLR0915 -- one story in order: run, revoke, meanwhile, restore
+async def test_a_revoked_dataverse_secret_pauses_dataverse_only_and_nothing_is_lost_once_it_works_again(
     topics: KafkaSettings, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The app's client secret is deleted while `cdc poll` runs; once msal's access token runs out (the
@@ -732,68 +756,42 @@ async def test_a_revoked_dataverse_secret_pauses_dataverse_only_and_nothing_is_l
     monkeypatch.setattr("cdc.ingest.auth_pause.AUTH_BACKOFF", AuthBackoff(first_s=0.25, max_s=1.0))
     caplog.set_level(logging.INFO, logger="cdc")
     caplog.set_level(logging.DEBUG, logger="cdc.poll.auth")  # last: it sets the capturing handler's level too
-    metrics = Metrics(CollectorRegistry())
-    poll = PollSettings(
-        port=0,
-        dataverse_tables=("contacts",),
-        dataverse_interval_s=0.2,
-        hubspot_objects=("contacts",),
-        hubspot_interval_s=0.3,
-        hubspot_lookback_s=30,
-    )
 
     def retries() -> int:
         return sum("credentials still refused" in r.getMessage() for r in caplog.records)
 
-    async with run_sandbox(seed=49) as box, dataverse_admin(box) as dv:
-        [row] = await seed_rows(dv, "contacts", 1)
-        async with httpx.AsyncClient(base_url=f"{box.info.hubspot.base_url}/_admin") as hub:
-            answer = await hub.post("/seed", json={"contacts": [{"email": "ada@example.com"}]})
-            [contact] = answer.json()["contacts"]
-            settings = box.daemon_settings(topics, poll=poll)
-            await enable_change_tracking(settings, ["contacts"])
-            stop = asyncio.Event()
-            served: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-            async with asyncio.TaskGroup() as tasks:
-                running = tasks.create_task(
-                    run_poll(settings, stop, metrics=metrics, on_ready=served.set_result, config=CONTACTS)
-                )
-                try:
-                    base = await asyncio.wait_for(served, 30)
-                    await until_events(topics, TopicRole.CHANGES_DATAVERSE, lambda ev: len(ev) >= 1)
-                    await until_events(topics, TopicRole.CHANGES_HUBSPOT, lambda ev: len(ev) >= 1)
+    async with polling_contacts(topics, seed=49) as polling:
+        box, hub, dv, metrics = polling.box, polling.hub, polling.dv, polling.metrics
+        row, contact, base, running = polling.row, polling.contact, polling.base, polling.running
+        assert (await dv.post("/secret/revoke")).status_code == 200
+        assert (await dv.post("/clock/advance", json={"seconds": 3600})).status_code == 200
+        await until(lambda: sample(metrics, "cdc_poll_auth_failing", system="dataverse") == 1)
+        await edit(dv, "contacts", row, MEANWHILE)
+        answer = await hub.patch(
+            f"/objects/contacts/{contact}", json={"properties": {"firstname": MEANWHILE}}
+        )
+        assert answer.status_code == 200, answer.text
+        hubspot = await until_events(
+            topics,
+            TopicRole.CHANGES_HUBSPOT,
+            lambda ev: any(e.record and e.record.get("firstname") == MEANWHILE for e in ev),
+        )
+        await until(lambda: retries() >= 4)  # refused for a while, with backoff
+        async with httpx.AsyncClient(base_url=base) as http:
+            not_ready = await http.get("/readyz")
+            assert not running.done()
+            published_while_revoked = await read_changes(topics, TopicRole.CHANGES_DATAVERSE)
 
-                    assert (await dv.post("/secret/revoke")).status_code == 200
-                    assert (await dv.post("/clock/advance", json={"seconds": 3600})).status_code == 200
-                    await until(lambda: sample(metrics, "cdc_poll_auth_failing", system="dataverse") == 1)
-                    await edit(dv, "contacts", row, MEANWHILE)
-                    answer = await hub.patch(
-                        f"/objects/contacts/{contact}", json={"properties": {"firstname": MEANWHILE}}
-                    )
-                    assert answer.status_code == 200, answer.text
-                    hubspot = await until_events(
-                        topics,
-                        TopicRole.CHANGES_HUBSPOT,
-                        lambda ev: any(e.record and e.record.get("firstname") == MEANWHILE for e in ev),
-                    )
-                    await until(lambda: retries() >= 4)  # refused for a while, with backoff
-                    async with httpx.AsyncClient(base_url=base) as http:
-                        not_ready = await http.get("/readyz")
-                        assert not running.done()
-                        published_while_revoked = await read_changes(topics, TopicRole.CHANGES_DATAVERSE)
-
-                        assert (await dv.post("/secret/restore")).status_code == 200
-                        restored = time.monotonic()
-                        dataverse = await until_events(
-                            topics,
-                            TopicRole.CHANGES_DATAVERSE,
-                            lambda ev: any(e.record and e.record.get("description") == MEANWHILE for e in ev),
-                        )
-                        resumed_in = time.monotonic() - restored
-                        await until(lambda: sample(metrics, "cdc_poll_auth_failing", system="dataverse") == 0)
-                        ready = await http.get("/readyz")
-                finally:
-                    stop.set()
+            assert (await dv.post("/secret/restore")).status_code == 200
+            restored = time.monotonic()
+            dataverse = await until_events(
+                topics,
+                TopicRole.CHANGES_DATAVERSE,
+                lambda ev: any(e.record and e.record.get("description") == MEANWHILE for e in ev),
+            )
+            resumed_in = time.monotonic() - restored
+            await until(lambda: sample(metrics, "cdc_poll_auth_failing", system="dataverse") == 0)
+            ready = await http.get("/readyz")
 
     assert [e.object_id for e in hubspot if e.record and e.record.get("firstname") == MEANWHILE] == [contact]
     assert not [e for e in published_while_revoked if e.record and e.record.get("description") == MEANWHILE]

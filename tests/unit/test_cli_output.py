@@ -7,7 +7,6 @@ import logging
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -40,17 +39,7 @@ def _assert_hidden(output: str) -> None:
             assert piece not in output, f"{piece!r} of a credential was printed:\n{output}"
 
 
-@pytest.fixture(autouse=True)
-def _clean(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name in list(os.environ):
-        if name.upper().startswith("CDC_"):
-            monkeypatch.delenv(name)
-    root = logging.getLogger()
-    level, handlers = root.level, list(root.handlers)
-    yield
-    root.setLevel(level)
-    for handler in [h for h in root.handlers if h not in handlers]:
-        root.removeHandler(handler)
+pytestmark = pytest.mark.usefixtures("no_cdc_env", "restore_root_logger")
 
 
 YAML_CASES = {

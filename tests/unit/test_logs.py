@@ -4,7 +4,6 @@ traceback as one field; ``console`` stays one readable line; the level follows `
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import orjson
@@ -13,15 +12,7 @@ import pytest
 from cdc.logs import Level, setup_logging
 from cdc.settings import LogSettings
 
-
-@pytest.fixture(autouse=True)
-def _restore_root_logger() -> Iterator[None]:
-    root = logging.getLogger()
-    level, handlers = root.level, list(root.handlers)
-    yield
-    root.setLevel(level)
-    for handler in [h for h in root.handlers if h not in handlers]:
-        root.removeHandler(handler)
+pytestmark = pytest.mark.usefixtures("restore_root_logger")
 
 
 def _json_lines(text: str) -> list[dict[str, object]]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from cdc.ingest.polled import dataverse_tables, hubspot_objects
@@ -11,11 +9,7 @@ from cdc.settings import PollSettings, Settings, SettingsError
 from consumers.loader import default_config
 from tests.sync_configs import CONTACT_STEPS, LEAD_STEPS, enabled_only
 
-
-@pytest.fixture(autouse=True)
-def _no_stray_cdc_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in [n for n in os.environ if n.startswith("CDC_")]:
-        monkeypatch.delenv(name)
+pytestmark = pytest.mark.usefixtures("no_cdc_env")
 
 
 def settings(**poll: object) -> Settings:

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from cdc.ingest.reconciler import DEFAULT_PROPERTIES, check_options
 from cdc.settings import PollSettings, Settings, SettingsError
 
-
-@pytest.fixture(autouse=True)
-def _no_stray_cdc_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in [n for n in os.environ if n.startswith("CDC_")]:
-        monkeypatch.delenv(name)
+pytestmark = pytest.mark.usefixtures("no_cdc_env")
 
 
 def settings(**poll: object) -> Settings:
