@@ -246,7 +246,7 @@ class HubSpotGateway:
         properties = list(dict.fromkeys([*fields, field]))
         with _system_errors():
             if field == "email" and plural(object_type) == "contacts":
-                items = await self._read_by_email(wanted, properties)
+                items = await self._read_by("contacts", "email", wanted, properties)
             else:
                 items = await self._search(plural(object_type), field, wanted, properties)
         seen: set[tuple[str, str]] = set()
@@ -259,11 +259,15 @@ class HubSpotGateway:
                     found[value].append(record)
         return found
 
-    async def _read_by_email(self, emails: list[str], properties: list[str]) -> list[dict[str, Any]]:
+    async def _read_by(
+        self, object_type: str, id_property: str, values: list[str], properties: list[str]
+    ) -> list[dict[str, Any]]:
+        """``batch/read`` by a unique property (``idProperty``): consistent at once, unlike search."""
         items: list[dict[str, Any]] = []
-        for chunk in chunks(emails, BATCH_LIMIT):
-            body = {"idProperty": "email", "properties": properties, "inputs": [{"id": e} for e in chunk]}
-            answer = await self._client.post(BATCH_READ, "/crm/v3/objects/contacts/batch/read", body)
+        path = f"/crm/v3/objects/{object_type}/batch/read"
+        for chunk in chunks(values, BATCH_LIMIT):
+            body = {"idProperty": id_property, "properties": properties, "inputs": [{"id": v} for v in chunk]}
+            answer = await self._client.post(BATCH_READ, path, body)
             items += answer.get("results") or []
         return items
 
@@ -412,15 +416,11 @@ class HubSpotGateway:
         for index, held in keys.items():
             name, value = next(iter(held.items()))
             wanted.setdefault(name, {}).setdefault(value.casefold(), []).append(index)
-        path = f"/crm/v3/objects/{object_type}/batch/read"
         for name, by_value in wanted.items():
-            for chunk in chunks(list(by_value), BATCH_LIMIT):
-                body = {"idProperty": name, "properties": [name], "inputs": [{"id": v} for v in chunk]}
-                answer = await self._client.post(BATCH_READ, path, body)
-                for item in answer.get("results") or []:
-                    value = str((item.get("properties") or {}).get(name) or "").casefold()
-                    for index in by_value.get(value, []):
-                        found[index] = item
+            for item in await self._read_by(object_type, name, list(by_value), [name]):
+                value = str((item.get("properties") or {}).get(name) or "").casefold()
+                for index in by_value.get(value, []):
+                    found[index] = item
         return found
 
     async def _upserts_by_origin(self, object_type: str) -> bool:
