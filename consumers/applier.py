@@ -38,6 +38,7 @@ from consumers.ports import (
     WriteKind,
     WriteOp,
     WriteOutcome,
+    merged_ids,
 )
 from consumers.values import canonical
 from streams.audit import AuditAction, AuditRecord, FieldWrite
@@ -152,6 +153,11 @@ class BatchResult:
             index.apply(link_id, link)
 
 
+class StaleLinkError(RuntimeError):
+    """A link built on an older copy than the batch's current one: a bug, never published (the apply loop
+    retries the batch, then its items one by one)."""
+
+
 class StagedLinks:
     """The link index as a batch sees it: the committed view plus the batch's own, not yet published, link
     changes. The committed view moves only once the batch's transaction is committed (`BatchResult.links`),
@@ -185,9 +191,17 @@ class StagedLinks:
         return base | self.staged.waiting_on(key)
 
     def apply(self, link_id: str, link: Link | None) -> None:
+        """Stage a link change. A link replaces the current one only at a higher revision: two values at
+        one revision are two writers of one pair (a copy taken before another change of the batch moved
+        the link), and the compacted topic would keep whichever came last."""
         if link is None:
             self.removed.add(link_id)
         else:
+            current = self.get(link_id)
+            if current is not None and link.revision <= current.revision:
+                raise StaleLinkError(
+                    f"link {link_id}: revision {link.revision} would replace revision {current.revision}"
+                )
             self.removed.discard(link_id)
         self.staged.apply(link_id, link)
 
@@ -365,18 +379,7 @@ class Applier:
             if rounds > MAX_PASSES + len(items):
                 result.failed.extend(current)
                 break
-            for unit in current:
-                if unit.link is None:
-                    # An earlier pass may have linked this record (same route).
-                    for system in (HS, DV):
-                        object_id = unit.ids[system]
-                        if object_id is not None:
-                            found = self.view.find(self.ref(system, unit.pair.object_on(system), object_id))
-                            if found is not None:
-                                unit.link = found
-                                unit.ids = {HS: found.hubspot.object_id, DV: found.dataverse.object_id}
-                                break
-            retry = await self._pass(current, result)
+            retry = await self._pass(self._current(current), result)
             for unit in retry:
                 unit.attempts += 1
                 if unit.error is not None and unit.attempts >= RECORD_ERROR_ATTEMPTS:
@@ -385,6 +388,51 @@ class Applier:
                     queue.append(unit)
         self._rechecks(result)
         return result
+
+    def _current(self, units: list[Unit]) -> list[Unit]:
+        """The units of a pass on their links as the batch has staged them so far, one unit per link
+        (two that now share one, such as a survivor's change and a change of the pair a merge moved to
+        it, are one: one read, one plan, one link write)."""
+        out: list[Unit] = []
+        by_link: dict[str, Unit] = {}
+        for unit in units:
+            if not self._current_link(unit):
+                continue
+            if unit.link is None:
+                out.append(unit)
+                continue
+            first = by_link.setdefault(unit.link.link_id, unit)
+            if first is unit:
+                out.append(unit)
+            else:
+                first.items.extend(unit.items)
+                first.items.sort(key=lambda i: i.change.occurred_at)
+        return out
+
+    def _current_link(self, unit: Unit) -> bool:
+        """Bring a unit's link up to what the batch has staged so far, before it is read and planned: a
+        merge earlier in the batch may have moved it to the survivor, an earlier pass may have linked the
+        record (same route). False when the pair's link is gone (deleted or erased in this batch)."""
+        if unit.link is not None:
+            found = self.view.get(unit.link.link_id)
+            if found is None:
+                return False
+        else:
+            found = next(
+                (
+                    link
+                    for system in (HS, DV)
+                    if (object_id := unit.ids[system]) is not None
+                    and (link := self.view.find(self.ref(system, unit.pair.object_on(system), object_id)))
+                    is not None
+                ),
+                None,
+            )
+            if found is None:
+                return True
+        unit.link = found
+        unit.ids = {HS: found.hubspot.object_id, DV: found.dataverse.object_id}
+        return True
 
     def _rechecks(self, result: BatchResult) -> None:
         """Pairs whose association waited for a record this batch linked are planned again; so are pairs
@@ -442,6 +490,9 @@ class Applier:
         outcomes = await self._write([(unit, plan) for unit, _, plan in plans], result)
         retry: list[Unit] = []
         for unit, state, plan in plans:
+            if unit.link is not None and _revision(self.view.get(unit.link.link_id)) != unit.link.revision:
+                retry.append(unit)  # moved in this pass (a merge found in a read): plan again on the new link
+                continue
             mine = {w.system: outcomes[(id(unit), w.system)] for w in plan.writes}
             if any(o.conflict for o in mine.values()):
                 retry.append(unit)
@@ -517,16 +568,23 @@ class Applier:
         takes the link, so the survivor's changes are neither taken for a new contact nor lost."""
         if hs is None or (hs.object_id == unit.ids[HS] and unit.link is not None):
             return False
-        raw = hs.values.get(MERGED_IDS)
-        ids = [i for i in raw.split(";") if i.strip() and i != hs.object_id] if isinstance(raw, str) else []
-        if not any(self.view.find(self.ref(HS, hs.object_type, i)) for i in ids):
+        link = self._lost_merge(unit.items[-1], unit.pair, hs, result)
+        if link is None:
             return False
-        merge = Merge(primary_object_id=ids[0], merged_object_ids=tuple(ids[1:]), new_object_id=hs.object_id)
-        self._merge(unit.items[-1], merge, unit.pair, result, self._now(), survivor_record=hs)
-        link = self.view.find(self.ref(HS, hs.object_type, hs.object_id))
-        if link is not None:
-            unit.link, unit.ids = link, {HS: link.hubspot.object_id, DV: link.dataverse.object_id}
+        unit.link, unit.ids = link, {HS: link.hubspot.object_id, DV: link.dataverse.object_id}
         return True
+
+    def _lost_merge(self, item: WorkItem, pair: Pair, survivor: Record, result: BatchResult) -> Link | None:
+        """Apply the merge a HubSpot survivor's record tells of (its ``hs_merged_object_ids`` names linked
+        records) when no merge event did: the survivor's link, or None when it names no linked record."""
+        ids = merged_ids(survivor.values, survivor.object_id)
+        if not any(self.view.find(self.ref(HS, survivor.object_type, i)) for i in ids):
+            return None
+        merge = Merge(
+            primary_object_id=ids[0], merged_object_ids=tuple(ids[1:]), new_object_id=survivor.object_id
+        )
+        self._merge(item, merge, pair, result, self._now(), survivor_record=survivor)
+        return self.view.find(self.ref(HS, survivor.object_type, survivor.object_id))
 
     def _with_sent(self, pair: Pair, link: Link, records: Mapping[SourceSystem, Record | None]) -> Link:
         """The link as it would be had the writes of an earlier, failed attempt been committed: a field
@@ -843,6 +901,11 @@ class Applier:
             )
             return item.model_copy(update={"change": survivor})
         link = self.view.find(change.ref)
+        if link is None and change.operation is Operation.DELETE and change.source is HS:
+            # The survivor of a merge whose webhook was lost, deleted before any change of it was synced:
+            # its archived record (read before routing) names the merged ids the pair's link holds.
+            archived = Record(change.object_type, change.object_id, dict(change.changed_properties))
+            link = self._lost_merge(item, pair, archived, result)
         if change.operation is Operation.PRIVACY_DELETION:
             if link is not None:
                 self.view.apply(link.link_id, None)
@@ -1045,6 +1108,10 @@ def _moved(state: PairState, plan: PairPlan) -> bool:
         if any(side.get(k) is None or side[k].fingerprint != v for k, v in fps.items()):
             return True
     return False
+
+
+def _revision(link: Link | None) -> int | None:
+    return None if link is None else link.revision
 
 
 def _always() -> bool:

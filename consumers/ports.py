@@ -25,6 +25,7 @@ __all__ = [
     "WriteKind",
     "WriteOp",
     "WriteOutcome",
+    "merged_ids",
 ]
 
 
@@ -45,6 +46,14 @@ class Record:
 MERGED_IDS = "hs_merged_object_ids"
 """HubSpot's record of the ids merged into a record (``;``-separated). A read of a merged-away id answers
 with the merge's record, under its new id."""
+
+
+def merged_ids(values: Mapping[str, Scalar], own_id: str) -> list[str]:
+    """The ids ``hs_merged_object_ids`` says were merged into the record ``own_id`` (oldest first)."""
+    raw = values.get(MERGED_IDS)
+    if not isinstance(raw, str):
+        return []
+    return [i for i in (part.strip() for part in raw.split(";")) if i and i != own_id]
 
 
 class WriteKind(StrEnum):
@@ -123,9 +132,12 @@ class CrmGateway(Protocol):
         *,
         fields: Sequence[str],
         associations: Sequence[str] = (),
+        archived: bool = False,
     ) -> dict[str, Record]:
         """The current state of these records, by the ids asked for; missing (deleted) ids are absent. An id
-        merged into another record (HubSpot) answers with that record, whose ``object_id`` differs."""
+        merged into another record (HubSpot) answers with that record, whose ``object_id`` differs.
+        ``archived``: the deleted ones instead, as the CRM keeps them (HubSpot keeps archived records for
+        90 days; a deleted Dataverse row is gone, so that answer is always empty)."""
         ...
 
     async def find(

@@ -8,16 +8,27 @@ no match key goes to its own route.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from consumers.config import MatchRule, Pair, SyncConfig
 from consumers.matching import match_key
+from consumers.ports import MERGED_IDS, merged_ids
 from streams.codec import Scalar
-from streams.events import ChangeEvent
+from streams.events import ChangeEvent, Operation
 from streams.keys import SourceSystem
-from streams.links import LinkIndex
+from streams.links import Link, LinkIndex
 from streams.work import WorkItem, link_route, match_route, record_route
 
-__all__ = ["match_field", "needs_lookup", "route", "routes"]
+__all__ = ["Lookup", "link_of", "match_field", "needs_lookup", "route", "routes"]
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """What to read of a changed record before its change can be routed: these properties, of the live
+    record, or of the archived one (a delete)."""
+
+    fields: tuple[str, ...]
+    archived: bool = False
 
 
 def _rule(config: SyncConfig, pair: Pair, system: SourceSystem) -> tuple[MatchRule, str] | None:
@@ -39,20 +50,40 @@ def _values(event: ChangeEvent) -> Mapping[str, Scalar]:
     return event.record if event.record is not None else event.changed_properties
 
 
-def needs_lookup(config: SyncConfig, index: LinkIndex, event: ChangeEvent) -> str | None:
-    """The match property to fetch when an unlinked record's change does not carry it (a HubSpot
-    creation or property webhook), else None."""
-    if index.find(event.ref) is not None:
+def needs_lookup(config: SyncConfig, index: LinkIndex, event: ChangeEvent) -> Lookup | None:
+    """What to fetch of an unlinked record before routing its change, else None: the match property
+    when the change does not carry it (a HubSpot creation or property webhook); for the delete of a
+    HubSpot record no link knows, its archived record's merged ids (and match property), in case it is
+    the survivor of a merge whose webhook was lost (a deleted Dataverse row cannot be read at all)."""
+    if link_of(index, event) is not None:
         return None
-    for pair in config.pairs_of(event.source, event.object_type):
-        name = match_field(config, pair, event.source)
-        if name is not None and name not in _values(event):
-            return name
+    names = [
+        name
+        for pair in config.pairs_of(event.source, event.object_type)
+        if (name := match_field(config, pair, event.source)) is not None and name not in _values(event)
+    ]
+    if event.operation is Operation.DELETE:
+        if event.source is SourceSystem.HUBSPOT and config.pairs_of(event.source, event.object_type):
+            return Lookup(fields=tuple(dict.fromkeys([MERGED_IDS, *names])), archived=True)
+        return None
+    return Lookup(fields=(names[0],)) if names else None
+
+
+def link_of(index: LinkIndex, event: ChangeEvent) -> Link | None:
+    """The link of the changed record: by its own id, or (a HubSpot record a merge made, whose merge
+    has not reached the links yet) by an id its ``hs_merged_object_ids`` names."""
+    link = index.find(event.ref)
+    if link is not None or event.source is not SourceSystem.HUBSPOT:
+        return link
+    for old in merged_ids(_values(event), event.object_id):
+        link = index.find(event.ref.model_copy(update={"object_id": old}))
+        if link is not None:
+            return link
     return None
 
 
 def route(config: SyncConfig, index: LinkIndex, event: ChangeEvent, pair: Pair) -> str:
-    link = index.find(event.ref)
+    link = link_of(index, event)
     if link is not None:
         return link_route(link.link_id)
     found = _rule(config, pair, event.source)

@@ -34,8 +34,9 @@ from aiokafka.structs import ConsumerRecord
 
 from consumers.applier import Applier, BatchResult
 from consumers.config import SyncConfig
+from consumers.enrichment import enrich
 from consumers.ports import BatchRevokedError, CrmGateway, CrmUnavailableError
-from consumers.routing import needs_lookup, routes
+from consumers.routing import routes
 from streams.admin import TopicAdminError
 from streams.audit import AUDIT_CODEC
 from streams.clients import make_consumer, make_producer, partitions_of, running, settle, start_or_close
@@ -289,28 +290,7 @@ class Router(_TransactionalLoop):
         self.on_routed = on_routed
 
     async def enrich(self, events: list[ChangeEvent]) -> list[ChangeEvent]:
-        """Fetch the match property of unlinked records whose change lacks it (batched per object)."""
-        wanted: dict[tuple[SourceSystem, str], dict[str, set[str]]] = {}
-        for event in events:
-            name = needs_lookup(self.config, self.index, event)
-            if name is not None:
-                wanted.setdefault((event.source, event.object_type), {}).setdefault(name, set()).add(
-                    event.object_id
-                )
-        if not wanted:
-            return events
-        found: dict[tuple[SourceSystem, str, str], dict[str, object]] = {}
-        for (system, object_type), by_field in wanted.items():
-            ids = sorted({i for group in by_field.values() for i in group})
-            records = await self.gateways[system].read(object_type, ids, fields=sorted(by_field))
-            for object_id, record in records.items():
-                found[(system, object_type, object_id)] = dict(record.values)
-        out = []
-        for event in events:
-            extra = found.get((event.source, event.object_type, event.object_id))
-            merged = {**extra, **event.changed_properties} if extra else None
-            out.append(event.model_copy(update={"changed_properties": merged}) if merged else event)
-        return out
+        return await enrich(self.config, self.index, self.gateways, events)
 
     async def run(self, stop: asyncio.Event) -> None:
         topics = (

@@ -21,9 +21,10 @@ if TYPE_CHECKING:  # imported by pytest as a plugin below; importing it first wo
 pytest_plugins = ["cdc.devkafka.pytest_plugin"]
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def no_cdc_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No ``CDC_`` variable of the shell running the tests reaches the settings under test."""
+    """No ``CDC_`` variable of the shell running the tests reaches the settings under test (every test:
+    one left over in the shell would change what a test runs against)."""
     for name in [n for n in os.environ if n.upper().startswith("CDC_")]:
         monkeypatch.delenv(name)
 

@@ -263,7 +263,10 @@ class DataverseGateway:
         *,
         fields: Sequence[str],
         associations: Sequence[str] = (),
+        archived: bool = False,
     ) -> dict[str, Record]:
+        if archived:
+            return {}  # a deleted row is gone: Dataverse keeps no archive to read
         key = f"{object_type}id"
         wanted = list(dict.fromkeys(i.lower() for i in ids if _GUID.match(i)))  # others cannot exist
         if not wanted:

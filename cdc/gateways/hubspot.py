@@ -49,7 +49,14 @@ from cdc.hubspot.errors import FatalError, RequestError, RetriableError
 from cdc.metrics import Metrics
 from cdc.settings import HubSpotSettings
 from consumers.config import DATAVERSE_ID_PROPERTY, OWNER_EMAIL
-from consumers.ports import MERGED_IDS, CrmUnavailableError, Record, WriteKind, WriteOp, WriteOutcome
+from consumers.ports import (
+    CrmUnavailableError,
+    Record,
+    WriteKind,
+    WriteOp,
+    WriteOutcome,
+    merged_ids,
+)
 from streams.codec import Scalar
 from streams.keys import SourceSystem
 
@@ -201,8 +208,11 @@ class HubSpotGateway:
         *,
         fields: Sequence[str],
         associations: Sequence[str] = (),
+        archived: bool = False,
     ) -> dict[str, Record]:
-        path = f"/crm/v3/objects/{plural(object_type)}/batch/read"
+        # `archived=true`: "Whether to return only results that have been archived" (the objects spec,
+        # POST /crm/v3/objects/{objectType}/batch/read); an archived record keeps its properties.
+        path = f"/crm/v3/objects/{plural(object_type)}/batch/read" + ("?archived=true" if archived else "")
         found: dict[str, Record] = {}
         with _system_errors():
             for chunk in chunks(list(dict.fromkeys(ids)), BATCH_LIMIT):
@@ -213,9 +223,9 @@ class HubSpotGateway:
                     record = _record(object_type, item, fields)
                     found[record.object_id] = record
                     if record.object_id not in asked:  # asked by an id merged into it
-                        for old in _merged_ids(record) & asked:
+                        for old in set(merged_ids(record.values, record.object_id)) & asked:
                             found[old] = record
-            if associations and found:
+            if associations and found and not archived:
                 current = list(dict.fromkeys(r.object_id for r in found.values()))
                 linked = await self._read_associations(object_type, current, associations)
                 found = {
@@ -691,9 +701,3 @@ async def open_hubspot_gateway(
     )
     async with client:
         yield HubSpotGateway(client, portal_id=settings.portal_id)
-
-
-def _merged_ids(record: Record) -> set[str]:
-    """The ids merged into this record (when ``hs_merged_object_ids`` was read)."""
-    raw = record.values.get(MERGED_IDS)
-    return {i.strip() for i in raw.split(";") if i.strip()} if isinstance(raw, str) else set()

@@ -53,12 +53,6 @@ FIELDS = [("firstname", "firstname"), ("lastname", "lastname"), ("city", "addres
 COMPANY = "@company"
 
 
-@pytest.fixture(autouse=True)
-def _no_stray_cdc_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in [n for n in os.environ if n.startswith("CDC_")]:
-        monkeypatch.delenv(name)
-
-
 async def set_faults(stack: Stack, *, on: bool) -> None:
     api = {"error_rate": 0.05, "throttle_rate": 0.05} if on else {"error_rate": 0.0, "throttle_rate": 0.0}
     hooks = (

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import ssl
 import statistics
 import time
@@ -38,12 +37,6 @@ pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 FAST = RetryPolicy(attempts=4, base_s=0.01, cap_s=0.05)
 CONTACTS = enabled_only(*CONTACT_STEPS)
 """The contact steps only: the poller polls the contacts table."""
-
-
-@pytest.fixture(autouse=True)
-def _no_stray_cdc_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in [n for n in os.environ if n.startswith("CDC_")]:
-        monkeypatch.delenv(name)
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ label (a value with no counterpart skips that field, not the record), and lead m
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,12 +21,6 @@ from tests.kafka_reading import read_topic
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 TABLES = ("contacts", "accounts", "opportunities")
-
-
-@pytest.fixture(autouse=True)
-def _no_stray_cdc_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in [n for n in os.environ if n.startswith("CDC_")]:
-        monkeypatch.delenv(name)
 
 
 async def dv_row(stack: Stack, table: str, column: str, value: str) -> dict[str, Any] | None:

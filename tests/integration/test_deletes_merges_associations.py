@@ -4,7 +4,6 @@ made as a user in one sandbox CRM, reach the other one through the whole pipelin
 from __future__ import annotations
 
 import asyncio
-import os
 from functools import partial
 from typing import Any
 
@@ -15,12 +14,6 @@ from tests.integration.sync_stack import Stack, eventually, quiet, running_stack
 from tests.kafka_reading import read_topic
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
-
-
-@pytest.fixture(autouse=True)
-def _no_stray_cdc_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in [n for n in os.environ if n.startswith("CDC_")]:
-        monkeypatch.delenv(name)
 
 
 async def dv_rows(stack: Stack, email: str) -> list[dict[str, Any]]:
@@ -257,6 +250,32 @@ async def test_a_hubspot_merge_whose_webhook_is_lost_repoints_the_link_instead_o
         await quiet(stack)
         assert len(await dv_rows(stack, "lm-primary@example.com")) == 1
         assert len(await dv_rows(stack, "lm-other@example.com")) == 1
+
+
+async def test_a_survivor_deleted_half_a_second_after_a_merge_whose_webhook_was_lost_takes_its_pair_along(
+    kafka_settings: Any,
+) -> None:
+    """The merge's webhooks are lost (no reconciler either); half a second later the user deletes the
+    survivor, and that delete's webhook arrives. No link knows the survivor's new id: the sync reads its
+    archived record, whose ``hs_merged_object_ids`` names the primary's pair, and deletes that pair's
+    Dataverse contact (issue 13: it used to stay for ever)."""
+    async with running_stack(kafka_settings, small_config(deletes="propagate")) as stack:
+        primary, other = await linked_contacts(stack, "gone-p@example.com", "gone-o@example.com")
+
+        assert (await stack.hs.put("/_admin/faults", json={"webhook_drop_rate": 1.0})).status_code == 200
+        survivor = await stack.hs_merge("contacts", primary, other)
+        assert (await stack.hs.put("/_admin/faults", json={"webhook_drop_rate": 0.0})).status_code == 200
+        await asyncio.sleep(0.5)
+        await stack.hs_delete("contacts", survivor)
+
+        async def dataverse_gone() -> bool:
+            return not await dv_rows(stack, "gone-p@example.com")
+
+        await eventually(
+            dataverse_gone, within=60, what="the Dataverse contact of the deleted survivor's pair"
+        )
+        await quiet(stack)
+        assert len(await dv_rows(stack, "gone-o@example.com")) == 1  # the other pair is kept for review
 
 
 async def test_a_merge_into_the_survivor_of_a_merge_whose_webhook_was_lost_keeps_the_primarys_pair(

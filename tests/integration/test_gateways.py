@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import os
 import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -48,12 +47,6 @@ DV_COLUMNS = "GET /api/data/v9.2/EntityDefinitions({entity})/Attributes"
 KEYS = "GET /api/data/v9.2/EntityDefinitions({entity})/Keys"
 FAST_HUBSPOT = Backoff(base_s=0.01, cap_s=0.05, attempts=1, throttle_attempts=0)
 FAST_DATAVERSE = RetryPolicy(attempts=2, base_s=0.01, cap_s=0.05, throttle_attempts=0)
-
-
-@pytest.fixture(autouse=True)
-def _no_stray_cdc_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in [n for n in os.environ if n.startswith("CDC_")]:
-        monkeypatch.delenv(name)
 
 
 @pytest.fixture

@@ -82,12 +82,6 @@ def test_spread_gives_tables_out_first_and_evenly_to_members_that_have_them() ->
 # --- against the sandbox and a real broker --------------------------------------------------------
 
 
-@pytest.fixture(autouse=True)
-def _no_stray_cdc_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in [n for n in os.environ if n.startswith("CDC_")]:
-        monkeypatch.delenv(name)
-
-
 @pytest.fixture
 async def topics(kafka_settings: KafkaSettings) -> KafkaSettings:
     async with open_admin(kafka_settings) as admin:

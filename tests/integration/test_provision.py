@@ -4,7 +4,6 @@ once, usable by writes, idempotent; the CLI's exit codes and ``--json``; mismatc
 from __future__ import annotations
 
 import asyncio
-import os
 import ssl
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -53,12 +52,6 @@ DEFAULT_PROPERTIES = (
 DEFAULT_COLUMNS = 80  # section 13: contact 59, account 15; flag and id on contact, account, opportunity
 DEFAULT_KEYS = 3  # the alternate key on cdc_hubspotid of contact, account, opportunity
 DEFAULT_TRACKED = 3  # change tracking on account, contact, opportunity: the tables the default steps sync
-
-
-@pytest.fixture(autouse=True)
-def _no_stray_cdc_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in [n for n in os.environ if n.startswith("CDC_")]:
-        monkeypatch.delenv(name)
 
 
 @pytest.fixture

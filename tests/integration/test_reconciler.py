@@ -4,7 +4,6 @@ the 10,000-result window, throttling, a wrong token."""
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -31,12 +30,6 @@ from tests.kafka_reading import read_changes
 from tests.sync_configs import CONTACT_STEPS, enabled_only
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
-
-
-@pytest.fixture(autouse=True)
-def _no_stray_cdc_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in [n for n in os.environ if n.startswith("CDC_")]:
-        monkeypatch.delenv(name)
 
 
 @pytest.fixture

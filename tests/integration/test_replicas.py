@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 
@@ -31,12 +30,6 @@ from tests.integration.sync_stack import small_config
 
 pytestmark = [pytest.mark.slow]
 HS, DV = SourceSystem.HUBSPOT, SourceSystem.DATAVERSE
-
-
-@pytest.fixture(autouse=True)
-def _no_stray_cdc_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in [n for n in os.environ if n.startswith("CDC_")]:
-        monkeypatch.delenv(name)
 
 
 @pytest.fixture
@@ -98,9 +91,17 @@ class Racing:
         return self._gateway.tenant
 
     async def read(
-        self, object_type: str, ids: Sequence[str], *, fields: Sequence[str], associations: Sequence[str] = ()
+        self,
+        object_type: str,
+        ids: Sequence[str],
+        *,
+        fields: Sequence[str],
+        associations: Sequence[str] = (),
+        archived: bool = False,
     ) -> dict[str, Record]:
-        return await self._gateway.read(object_type, ids, fields=fields, associations=associations)
+        return await self._gateway.read(
+            object_type, ids, fields=fields, associations=associations, archived=archived
+        )
 
     async def find(
         self, object_type: str, field: str, values: Sequence[str], *, fields: Sequence[str]

@@ -4,7 +4,6 @@ tracking, Kafka and `cdc sync`; and the pipeline goes quiet afterwards (no echo,
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,12 +20,6 @@ from tests.integration.sync_stack import Stack, eventually, quiet, running_stack
 from tests.kafka_reading import read_topic
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
-
-
-@pytest.fixture(autouse=True)
-def _no_stray_cdc_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in [n for n in os.environ if n.startswith("CDC_")]:
-        monkeypatch.delenv(name)
 
 
 def by_email(rows: list[dict[str, Any]], email: str, *, field: str) -> list[dict[str, Any]]:

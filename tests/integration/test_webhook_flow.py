@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 
 import httpx
 import pytest
@@ -17,12 +16,6 @@ from streams.topics import TopicCatalog
 from tests.kafka_reading import read_changes
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
-
-
-@pytest.fixture(autouse=True)
-def _no_stray_cdc_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in [n for n in os.environ if n.startswith("CDC_")]:
-        monkeypatch.delenv(name)
 
 
 async def test_a_user_edit_in_hubspot_arrives_on_kafka_through_the_signed_webhook(

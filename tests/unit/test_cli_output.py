@@ -39,7 +39,7 @@ def _assert_hidden(output: str) -> None:
             assert piece not in output, f"{piece!r} of a credential was printed:\n{output}"
 
 
-pytestmark = pytest.mark.usefixtures("no_cdc_env", "restore_root_logger")
+pytestmark = pytest.mark.usefixtures("restore_root_logger")
 
 
 YAML_CASES = {

@@ -9,8 +9,6 @@ from cdc.settings import PollSettings, Settings, SettingsError
 from consumers.loader import default_config
 from tests.sync_configs import CONTACT_STEPS, LEAD_STEPS, enabled_only
 
-pytestmark = pytest.mark.usefixtures("no_cdc_env")
-
 
 def settings(**poll: object) -> Settings:
     return Settings(poll=PollSettings.model_validate(poll))

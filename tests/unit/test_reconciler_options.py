@@ -7,8 +7,6 @@ import pytest
 from cdc.ingest.reconciler import DEFAULT_PROPERTIES, check_options
 from cdc.settings import PollSettings, Settings, SettingsError
 
-pytestmark = pytest.mark.usefixtures("no_cdc_env")
-
 
 def settings(**poll: object) -> Settings:
     return Settings(poll=PollSettings.model_validate(poll))

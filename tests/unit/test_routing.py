@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 from consumers.config import Pair, SyncConfig
 from consumers.loader import default_config, load_config
-from consumers.routing import match_field, needs_lookup, route, routes
+from consumers.ports import MERGED_IDS
+from consumers.routing import Lookup, match_field, needs_lookup, route, routes
 from streams.codec import Scalar
 from streams.events import ChangeEvent, Operation, Origin
 from streams.keys import RecordRef, SourceSystem
@@ -42,13 +43,14 @@ def event(
     *,
     changed: dict[str, Scalar] | None = None,
     record: dict[str, Scalar] | None = None,
+    operation: Operation = Operation.UPDATE,
 ) -> ChangeEvent:
     return ChangeEvent(
         source=system,
         tenant=TENANTS[system],
         object_type=object_type,
         object_id=object_id,
-        operation=Operation.UPDATE,
+        operation=operation,
         origin=Origin.WEBHOOK,
         changed_properties=changed or {},
         record=record,
@@ -192,7 +194,9 @@ def test_match_fields_name_each_systems_side_of_the_rule(config: SyncConfig) -> 
 
 def test_an_unlinked_change_without_its_match_property_needs_a_lookup(config: SyncConfig) -> None:
     index = LinkIndex()
-    assert needs_lookup(config, index, event(HS, "contact", "51", changed={"firstname": "Ann"})) == "email"
+    assert needs_lookup(config, index, event(HS, "contact", "51", changed={"firstname": "Ann"})) == Lookup(
+        fields=("email",)
+    )
     assert needs_lookup(config, index, event(HS, "contact", "51", changed={"email": None})) is None
     assert needs_lookup(config, index, event(DV, "account", "g", record={"name": "Acme"})) is None
     linked(index, ref(HS, "contact", "51"), ref(DV, "contact", "guid-1"))
@@ -215,3 +219,27 @@ def test_any_spelling_of_one_email_routes_both_sides_together(
     )
     dynamics = event(DV, "contact", data.draw(st.uuids()).hex, changed={"emailaddress1": email})
     assert route(config, LinkIndex(), hubspot, CONTACTS) == route(config, LinkIndex(), dynamics, CONTACTS)
+
+
+def test_the_delete_of_an_unknown_hubspot_record_reads_its_archived_merged_ids(config: SyncConfig) -> None:
+    """It may be the survivor of a merge whose webhook was lost: its archived record names the merged ids
+    a link holds. A deleted Dataverse row cannot be read at all, so its delete asks for nothing."""
+    index = LinkIndex()
+    deleted = event(HS, "contact", "77", operation=Operation.DELETE)
+    assert needs_lookup(config, index, deleted) == Lookup(fields=(MERGED_IDS, "email"), archived=True)
+    assert needs_lookup(config, index, event(DV, "contact", "g", operation=Operation.DELETE)) is None
+    assert needs_lookup(config, index, event(HS, "ticket", "9", operation=Operation.DELETE)) is None
+    linked(index, ref(HS, "contact", "77"), ref(DV, "contact", "guid-7"))
+    assert needs_lookup(config, index, deleted) is None
+
+
+def test_a_merges_survivor_routes_with_the_pair_of_an_id_it_names(config: SyncConfig) -> None:
+    """Before the merge reaches the links, the survivor's record (read before routing) names the merged
+    ids: its changes go where the pair of the merged record goes, so one consumer owns that pair."""
+    index = LinkIndex()
+    link = linked(index, ref(HS, "contact", "51"), ref(DV, "contact", "guid-1"))
+    survivor = event(HS, "contact", "90", changed={MERGED_IDS: "12;51", "email": "x@example.com"})
+    assert route(config, index, survivor, CONTACTS) == link_route(link.link_id)
+    assert needs_lookup(config, index, survivor) is None
+    stranger = event(HS, "contact", "91", changed={MERGED_IDS: "12;13", "email": "x@example.com"})
+    assert route(config, index, stranger, CONTACTS) == match_route(str(CONTACTS), "x@example.com")
