@@ -40,9 +40,10 @@ from consumers.applier import Applier, BatchResult
 from consumers.config import SyncConfig
 from consumers.loader import load_config
 from consumers.ports import CrmGateway, CrmUnavailableError
-from consumers.runtime import ApplyLoop, Lag, LinkView, Router
+from consumers.runtime import ApplyLoop, Lag, Router
 from streams.keys import SourceSystem
-from streams.links import LinkIndex
+from streams.link_store import LinkIndex
+from streams.link_view import LinkView
 from streams.topics import TopicCatalog
 
 log = logging.getLogger("cdc.sync")

@@ -45,7 +45,8 @@ from streams.audit import AuditAction, AuditRecord, FieldWrite
 from streams.codec import Scalar
 from streams.events import ChangeEvent, Merge, Operation, Origin
 from streams.keys import RecordRef, SourceSystem, split_key
-from streams.links import FieldSync, Link, LinkIndex, LinkSide, fingerprint, link_id_for
+from streams.link_store import LinkIndex, StagedLinks
+from streams.links import FieldSync, Link, LinkSide, fingerprint, link_id_for
 from streams.work import WorkItem, link_route
 
 __all__ = ["Applier", "BatchResult", "Unit"]
@@ -147,64 +148,6 @@ class BatchResult:
         self.api_writes += other.api_writes
         self.latencies.extend(other.latencies)
 
-    def commit(self, index: LinkIndex) -> None:
-        """Once published: the batch's link changes join the committed view."""
-        for link_id, link in self.links:
-            index.apply(link_id, link)
-
-
-class StaleLinkError(RuntimeError):
-    """A link built on an older copy than the batch's current one: a bug, never published (the apply loop
-    retries the batch, then its items one by one)."""
-
-
-class StagedLinks:
-    """The link index as a batch sees it: the committed view plus the batch's own, not yet published, link
-    changes. The committed view moves only once the batch's transaction is committed (`BatchResult.links`),
-    so a batch that fails half-way leaves no trace in it and its retry publishes every link it makes."""
-
-    def __init__(self, base: LinkIndex) -> None:
-        self.base = base
-        self.staged = LinkIndex()
-        self.removed: set[str] = set()
-
-    def find(self, record: RecordRef) -> Link | None:
-        return self.find_key(record.key)
-
-    def find_key(self, key: str) -> Link | None:
-        link = self.staged.find(key)
-        if link is not None:
-            return link
-        link = self.base.find(key)
-        if link is None or link.link_id in self.removed or self.staged.get(link.link_id) is not None:
-            return None  # tombstoned, or re-pointed (a merge) within this batch
-        return link
-
-    def get(self, link_id: str) -> Link | None:
-        if link_id in self.removed:
-            return None
-        return self.staged.get(link_id) or self.base.get(link_id)
-
-    def waiting_on(self, key: str) -> set[str]:
-        """The links (as this batch leaves them) waiting for this record to be linked."""
-        base = {i for i in self.base.waiting_on(key) if i not in self.removed and self.staged.get(i) is None}
-        return base | self.staged.waiting_on(key)
-
-    def apply(self, link_id: str, link: Link | None) -> None:
-        """Stage a link change. A link replaces the current one only at a higher revision: two values at
-        one revision are two writers of one pair (a copy taken before another change of the batch moved
-        the link), and the compacted topic would keep whichever came last."""
-        if link is None:
-            self.removed.add(link_id)
-        else:
-            current = self.get(link_id)
-            if current is not None and link.revision <= current.revision:
-                raise StaleLinkError(
-                    f"link {link_id}: revision {link.revision} would replace revision {current.revision}"
-                )
-            self.removed.discard(link_id)
-        self.staged.apply(link_id, link)
-
 
 class Applier:
     def __init__(
@@ -234,7 +177,7 @@ class Applier:
     def commit(self, result: BatchResult) -> None:
         """Once published: the batch's link changes join the committed view; what they cover is no
         longer pending."""
-        result.commit(self.index)
+        self.index.commit(result.links)
         for _, link in result.links:
             if link is not None:
                 self._sent.pop(link.hubspot.key, None)
@@ -443,7 +386,7 @@ class Applier:
                 continue
             for side in (link.hubspot, link.dataverse):
                 waiting |= self.view.waiting_on(side.key)
-            if any(self.view.find_key(key) is not None for key in link.waiting_for):
+            if any(self.view.find(key) is not None for key in link.waiting_for):
                 waiting.add(link.link_id)
         for link_id in sorted(waiting):
             link = self.view.get(link_id)

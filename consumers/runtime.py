@@ -1,6 +1,5 @@
-"""The sync stage on Kafka: the link view, the router and the apply loop.
+"""The sync stage on Kafka: the router and the apply loop.
 
-- `LinkView` rebuilds the `links` topic into a `LinkIndex` at start-up, then tails it.
 - `Router` (group ``<prefix>sync-route``) reads both change topics and re-keys every change to its pair on
   the work topic, in one Kafka transaction with its consumed offsets (exactly once into the work topic).
 - `ApplyLoop` (group ``<prefix>sync-apply``) reads the work topic in batches (up to N records or M ms),
@@ -28,7 +27,6 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import TypeAlias, TypeVar
 
-import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
@@ -37,19 +35,19 @@ from consumers.config import SyncConfig
 from consumers.enrichment import enrich
 from consumers.ports import BatchRevokedError, CrmGateway, CrmUnavailableError
 from consumers.routing import routes
-from streams.admin import TopicAdminError
 from streams.audit import AUDIT_CODEC
-from streams.clients import make_consumer, make_producer, partitions_of, running, settle, start_or_close
+from streams.clients import make_consumer, make_producer, running, settle
 from streams.codec import Position, SchemaError
 from streams.config import KafkaSettings
 from streams.deadletters import DEADLETTER_CODEC, DeadLetter
 from streams.events import CHANGE_CODEC, ChangeEvent
 from streams.keys import SourceSystem
-from streams.links import LINK_CODEC, LinkIndex, link_id_from_key, link_key
+from streams.link_store import LinkIndex
+from streams.links import LINK_CODEC, link_key
 from streams.topics import TopicCatalog, TopicRole
 from streams.work import WORK_CODEC, WorkItem
 
-__all__ = ["ApplyLoop", "Lag", "LinkView", "LoadStats", "Router"]
+__all__ = ["ApplyLoop", "Lag", "Router"]
 
 log = logging.getLogger(__name__)
 
@@ -57,113 +55,6 @@ Raw: TypeAlias = ConsumerRecord[bytes, bytes]
 T = TypeVar("T")
 UNEXPECTED_ATTEMPTS = 3
 SYSTEMIC_FAILURES = 5
-
-
-@dataclass(frozen=True, slots=True)
-class LoadStats:
-    links: int
-    records: int
-    seconds: float
-
-
-class LinkView:
-    """The `links` topic as a `LinkIndex`; every sync replica holds all links."""
-
-    def __init__(self, kafka: KafkaSettings, catalog: TopicCatalog, index: LinkIndex | None = None) -> None:
-        self.kafka = kafka
-        self.topic = catalog.name(TopicRole.LINKS)
-        self.partitions = catalog[TopicRole.LINKS].partitions
-        self.index = index if index is not None else LinkIndex()
-        self._consumer: AIOKafkaConsumer | None = None
-
-    def apply(self, key: bytes | None, value: bytes | None, where: Position) -> None:
-        if key is None:
-            return
-        try:
-            link_id = link_id_from_key(key.decode())
-            if value is not None:
-                incoming = orjson.loads(value)
-                current = self.index.revision(link_id)
-                if current is not None and int(incoming.get("revision", 1)) < current:
-                    return  # our own newer write is already in the index
-            self.index.apply_raw(link_id, value)
-        except (ValueError, UnicodeDecodeError, TypeError, AttributeError, KeyError) as error:
-            log.warning("skipping unreadable link at %s: %r", where, error)
-
-    async def load(self) -> LoadStats:
-        """Read the topic from the start to its end; afterwards `run` tails it."""
-        started = time.monotonic()
-        consumer = make_consumer(self.kafka, group_id=None, auto_offset_reset="earliest")
-        await start_or_close(consumer)
-        try:
-            records = await self._read_to_end(consumer)
-        except BaseException:
-            await consumer.stop()
-            raise
-        self._consumer = consumer  # `run` tails on from here
-        stats = LoadStats(links=len(self.index), records=records, seconds=time.monotonic() - started)
-        log.info("link view: %d links from %d records in %.2fs", stats.links, stats.records, stats.seconds)
-        return stats
-
-    async def _read_to_end(self, consumer: AIOKafkaConsumer) -> int:
-        partitions = await partitions_of(consumer, self.topic)
-        if not partitions:
-            raise TopicAdminError(f"topic {self.topic} does not exist: run `cdc topics ensure` first")
-        if len(partitions) != self.partitions:
-            log.warning(
-                "topic %s has %d partitions, the settings say %d: reading all %d",
-                self.topic,
-                len(partitions),
-                self.partitions,
-                len(partitions),
-            )
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        end = await consumer.end_offsets(partitions)
-        records = 0
-        idle = 0
-        while True:
-            positions = [await _position(consumer, tp) for tp in partitions]
-            if all(pos >= end[tp] for pos, tp in zip(positions, partitions, strict=True)):
-                return records
-            batch = await consumer.getmany(timeout_ms=250, max_records=10_000)
-            if not batch:
-                idle += 1
-                if idle >= 8:  # only transaction markers left before the end offsets  # noqa: PLR2004
-                    return records
-                continue
-            idle = 0
-            for tp, messages in batch.items():
-                for m in messages:
-                    self.apply(m.key, m.value, Position(tp.topic, tp.partition, m.offset))
-                    records += 1
-
-    async def close(self) -> None:
-        """Stop the consumer `load` left open for `run` (when `run` is not going to be called)."""
-        if self._consumer is not None:
-            await self._consumer.stop()
-            self._consumer = None
-
-    async def run(self, stop: asyncio.Event) -> None:
-        consumer = self._consumer
-        if consumer is None:
-            await self.load()
-            consumer = self._consumer
-        if consumer is None:
-            raise RuntimeError("link view consumer did not start")
-        try:
-            while not stop.is_set():
-                batch = await consumer.getmany(timeout_ms=200, max_records=5_000)
-                for tp, messages in batch.items():
-                    for m in messages:
-                        self.apply(m.key, m.value, Position(tp.topic, tp.partition, m.offset))
-        finally:
-            await consumer.stop()
-            self._consumer = None
-
-
-async def _position(consumer: AIOKafkaConsumer, tp: TopicPartition) -> int:
-    return int(await consumer.position(tp))
 
 
 def _dead(message: Raw, error: Exception, *, step: str | None = None, attempts: int = 1) -> DeadLetter:

@@ -31,7 +31,8 @@ from streams.codec import Scalar
 from streams.config import KafkaSettings
 from streams.events import ChangeEvent, Merge, Operation, Origin
 from streams.keys import SourceSystem
-from streams.links import Link, LinkIndex
+from streams.link_store import LinkIndex
+from streams.links import Link
 from tests.integration.sync_stack import small_config
 
 pytestmark = [pytest.mark.slow]
