@@ -37,14 +37,16 @@ from cdc.probes import probe_app
 from cdc.serving import serve
 from cdc.settings import Settings, require
 from consumers.applier import Applier, BatchResult
+from consumers.apply_loop import ApplyLoop
 from consumers.config import SyncConfig
 from consumers.loader import load_config
 from consumers.ports import CrmGateway, CrmUnavailableError
-from consumers.runtime import ApplyLoop, Lag, Router
+from consumers.router import Router
 from streams.keys import SourceSystem
 from streams.link_store import LinkIndex
 from streams.link_view import LinkView
 from streams.topics import TopicCatalog
+from streams.transactions import Lag
 
 log = logging.getLogger("cdc.sync")
 RESTART_RESET_S = 60.0
