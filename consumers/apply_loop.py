@@ -19,7 +19,8 @@ from functools import partial
 
 from aiokafka import TopicPartition
 
-from consumers.applier import Applier, BatchResult
+from consumers.applier import Applier
+from consumers.batch import BatchResult
 from consumers.outages import pause, retrying
 from consumers.ports import BatchRevokedError, CrmUnavailableError
 from streams.audit import AUDIT_CODEC
@@ -121,11 +122,11 @@ class ApplyLoop(TransactionalLoop):
                     await rewind(consumer, batch)
                     continue
                 dead.extend(dead_letter(origin[id(item)], error, step="apply") for item, error in poisoned)
-                for unit in result.failed:
-                    rejected = RecordRejectedError(unit.error or "could not be applied")
+                for failure in result.failed:
+                    rejected = RecordRejectedError(failure.error or "could not be applied")
                     dead.extend(
-                        dead_letter(origin[id(item)], rejected, step=unit.failed_step, attempts=unit.attempts)
-                        for item in unit.items
+                        dead_letter(origin[id(item)], rejected, step=failure.step, attempts=failure.attempts)
+                        for item in failure.items
                     )
                 await transaction(producer, self._records(result, dead), offsets(batch), self.group)
                 self.applier.commit(result)

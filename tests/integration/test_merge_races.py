@@ -22,7 +22,8 @@ from cdc.gateways import open_dataverse_gateway, open_hubspot_gateway
 from cdc.metrics import Metrics
 from cdc.provisioning.run import provision_sandbox
 from cdc.sandbox.runner import Sandbox, run_sandbox
-from consumers.applier import Applier, BatchResult
+from consumers.applier import Applier
+from consumers.batch import BatchResult
 from consumers.config import SyncConfig
 from consumers.enrichment import enrich
 from consumers.ports import CrmGateway, WriteKind, WriteOp
