@@ -145,10 +145,15 @@ class ApplyLoop(TransactionalLoop):
         the batch is applied item by item so only the items that fail on their own are dead-lettered;
         when every item fails alike the cause is systemic (configuration, a CRM answering nonsense):
         the loop pauses and retries instead of emptying the queue into dead letters."""
+
+        async def once(some: list[WorkItem]) -> BatchResult:
+            apply = partial(self.applier.apply, some, owned=owned)
+            return await retrying(apply, stop, what="sync", on_pause=self.on_pause, keepalive=keepalive)
+
         attempt = 0
         while True:
             try:
-                return await self._apply_once(items, stop, keepalive, owned), []
+                return await once(items), []
             except (CrmUnavailableError, BatchRevokedError):
                 raise  # CrmUnavailableError only when stopping: _retrying waits out outages
             except Exception as error:  # noqa: BLE001 -- sorted below: poison record or systemic
@@ -160,7 +165,7 @@ class ApplyLoop(TransactionalLoop):
         merged, poisoned = BatchResult(), []
         for item in items:
             try:
-                merged.merge(await self._apply_once([item], stop, keepalive, owned))
+                merged.merge(await once([item]))
                 self._failing_in_a_row = 0
             except (CrmUnavailableError, BatchRevokedError):
                 raise
@@ -178,21 +183,6 @@ class ApplyLoop(TransactionalLoop):
             await pause(stop, 30.0, keepalive)
             return await self._apply(items, stop, keepalive, owned=owned)
         return merged, poisoned
-
-    async def _apply_once(
-        self,
-        items: list[WorkItem],
-        stop: asyncio.Event,
-        keepalive: Callable[[], Awaitable[None]],
-        owned: Callable[[], bool],
-    ) -> BatchResult:
-        return await retrying(
-            partial(self.applier.apply, items, owned=owned),
-            stop,
-            what="sync",
-            on_pause=self.on_pause,
-            keepalive=keepalive,
-        )
 
     def _records(self, result: BatchResult, dead: list[DeadLetter]) -> list[Outgoing]:
         """Links, audit records, dead letters and rechecks of one batch: committed with its offsets, all or
