@@ -434,6 +434,14 @@ class Applier:
         unit.ids = {HS: found.hubspot.object_id, DV: found.dataverse.object_id}
         return True
 
+    def _linked_meanwhile(self, unit: Unit) -> bool:
+        """Has another replica linked this unlinked unit's record since the batch began (its link reached
+        the view, which is tailed throughout)? The unit then takes that link."""
+        if unit.link is not None:
+            return False
+        self._current_link(unit)
+        return unit.link is not None
+
     def _rechecks(self, result: BatchResult) -> None:
         """Pairs whose association waited for a record this batch linked are planned again; so are pairs
         this batch left waiting for a record linked meanwhile (by another replica)."""
@@ -526,8 +534,9 @@ class Applier:
     async def _read(
         self, units: list[Unit], result: BatchResult
     ) -> tuple[list[tuple[Unit, PairState]], list[Unit]]:
-        """The pairs' states; and the units a merge found in their HubSpot record relinked (the next pass
-        plans them with the link)."""
+        """The pairs' states; and the units relinked (the next pass plans them with the link): by a merge
+        found in their HubSpot record, or by another replica whose link reached the view while this pass
+        read (the view's tail runs between any two awaits)."""
         fetched = await self._fetch(units)
 
         def record(unit: Unit, system: SourceSystem) -> Record | None:
@@ -539,8 +548,12 @@ class Applier:
         relinked = [u for u in units if self._merge_survivor(u, record(u, HS), result)]
         units = [u for u in units if u not in relinked]
         matches = await self._match(units, record)
+        # A record linked meanwhile: its counterpart now looks "linked to another record" to the match, so
+        # planning it as unlinked would create a second counterpart.
+        late = [u for u in units if self._linked_meanwhile(u)]
+        relinked += late
         states: list[tuple[Unit, PairState]] = []
-        for unit in units:
+        for unit in (u for u in units if u not in late):
             hs, dv = record(unit, HS), record(unit, DV)
             match = MatchState()
             candidates = matches.get(id(unit), [])
