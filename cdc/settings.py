@@ -192,7 +192,10 @@ class IngestSettings(BaseModel):
         "HubSpot gives up after 5 s.",
     )
     max_concurrent_requests: int = Field(
-        default=64, ge=1, description="Webhook requests in progress at once; more -> 503 (HubSpot retries)."
+        default=64,
+        ge=1,
+        description="Signed webhook requests being published at once; more -> 503 (HubSpot retries). "
+        "Requests still being read do not count: anyone can open those (read_timeout_s bounds them).",
     )
     shutdown_grace_s: float = Field(
         default=10.0, gt=0, description="In-flight requests may finish this long."

@@ -2,8 +2,7 @@
 
 Per request, in order (each step answers on its own failure, and nothing that fails reaches Kafka):
 
-1. intake closed (shutting down) -> 503; ``max_concurrent`` webhook requests already in progress -> 503
-   (``busy``): HubSpot retries either later;
+1. intake closed (shutting down) -> 503, so HubSpot retries against another replica or later;
 2. headers, strictly, before the body is read: both Content-Length and Transfer-Encoding -> 400 (RFC 9112
    §6.1: a request smuggling attempt, or a broken proxy); a Content-Length that is not ASCII digits -> 400;
    the signature's headers -> 401: a v3 timestamp that is not 1-15 ASCII digits, older than 5 minutes
@@ -11,7 +10,10 @@ Per request, in order (each step answers on its own failure, and nothing that fa
    is not a legacy one (v1/v2 carry no timestamp: a captured request could be replayed for ever);
 3. body larger than the limit -> 413, or not complete within ``read_timeout_s`` -> 408 (read in chunks;
    never buffered past the limit);
-4. the signature itself (v3, or v1/v2 for a legacy app) -> 401;
+4. the signature itself (v3, or v1/v2 for a legacy app) -> 401; then ``max_concurrent`` signed requests
+   already being published -> 503 (``busy``; HubSpot retries). Requests still being read do not count:
+   anyone can open those, so a cap on them would let anyone hold off HubSpot's requests, and the read
+   timeout bounds them already;
 5. body not a JSON array of objects -> 400 with a short reason; more than ``max_events`` events -> 413;
    an event of another portal (or app, when one is configured) is no change of ours: it is counted, never
    published nor dead-lettered, and a request holding nothing else gets 403; an object of the array that is
@@ -100,6 +102,7 @@ class ReceiverConfig:
     read_timeout_s: float = 5.0
     """The body must be complete this long after the headers (the server times the headers)."""
     max_concurrent: int = 64
+    """Signed requests being published at once (requests still being read do not count)."""
     public_url: str | None = None
     """The webhook URL as HubSpot calls it (https://host/webhooks/hubspot), for v2/v3 signatures behind a
     proxy or load balancer that changes scheme or host."""
@@ -249,7 +252,7 @@ class _Receiver:
         started = time.perf_counter()
         outcome = "500"  # what an exception escaping handle() becomes
         try:
-            response = await self._gate(request)
+            response = await self.handle(request)
             outcome = str(response.status_code)
         except ClientDisconnect:
             # Nobody reads this answer; HubSpot counts a hang-up as a failed delivery and retries.
@@ -262,18 +265,6 @@ class _Receiver:
             self.metrics.progress("webhook")
         return response
 
-    async def _gate(self, request: Request) -> Response:
-        """Step 1: intake open and a place free among the requests in progress, else 503."""
-        if not self.intake.open:
-            return _error(503, "shutting down; retry")
-        if self.in_progress >= self.config.max_concurrent:
-            return self._refuse(Refusal(503, "busy", "too many webhook requests in progress; retry"))
-        self.in_progress += 1
-        try:
-            return await self.handle(request)
-        finally:
-            self.in_progress -= 1
-
     def _refuse(self, refusal: Refusal) -> JSONResponse:
         """Counted by its reason; one short log line (no traceback, no header or body values)."""
         if refusal.status == HTTPStatus.UNAUTHORIZED:  # only the signature answers 401
@@ -284,7 +275,9 @@ class _Receiver:
         return _error(refusal.status, refusal.message)
 
     async def _admit(self, request: Request) -> Response | bytes:
-        """The body of a request we take (steps 2-4), else the answer refusing it."""
+        """The body of a request we take (steps 1-4), else the answer refusing it."""
+        if not self.intake.open:
+            return _error(503, "shutting down; retry")
         now = self.clock()
         refusal = _header_refusal(request, self.config, now)
         if refusal is not None:
@@ -305,6 +298,16 @@ class _Receiver:
         admitted = await self._admit(request)
         if isinstance(admitted, Response):
             return admitted
+        if self.in_progress >= self.config.max_concurrent:
+            return self._refuse(Refusal(503, "busy", "too many webhook requests being published; retry"))
+        self.in_progress += 1
+        try:
+            return await self._take(admitted)
+        finally:
+            self.in_progress -= 1
+
+    async def _take(self, admitted: bytes) -> Response:
+        """Steps 5-6: the events of a signed body published, else the answer refusing it."""
         received_at = datetime.fromtimestamp(self.clock(), UTC)
         try:
             batch = read_body(admitted, received_at, self.config.tenant, self.config.max_events)

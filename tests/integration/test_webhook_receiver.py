@@ -9,7 +9,7 @@ import hashlib
 import hmac
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,12 +22,14 @@ from pydantic import SecretStr
 from cdc.ingest.hubspot_events import Tenant
 from cdc.ingest.publisher import ChangePublisher
 from cdc.ingest.service import run_ingest
-from cdc.ingest.webhooks import Intake, ReceiverConfig, create_app
+from cdc.ingest.webhooks import Intake, Publisher, ReceiverConfig, create_app
 from cdc.metrics import Metrics
 from cdc.settings import HubSpotSettings, IngestSettings, Settings
 from streams.admin import ensure_topics, open_admin
 from streams.config import KafkaSettings
+from streams.deadletters import DeadLetter
 from streams.events import ChangeEvent, Operation
+from streams.keys import SourceSystem
 from streams.topics import TopicCatalog, TopicRole
 from tests.kafka_reading import read_changes, read_topic
 
@@ -103,7 +105,11 @@ class Receiver:
 
 
 async def _receiver(
-    kafka: KafkaSettings, *, deadline_s: float = 4.0, **config: Any
+    kafka: KafkaSettings,
+    *,
+    deadline_s: float = 4.0,
+    wrap: Callable[[Publisher], Publisher] = lambda publisher: publisher,
+    **config: Any,
 ) -> AsyncIterator[Receiver]:
     async with open_admin(kafka) as admin:
         await ensure_topics(admin, TopicCatalog.from_settings(kafka))
@@ -117,7 +123,7 @@ async def _receiver(
 
     config.setdefault("tenant", Tenant(PORTAL))
     app = create_app(
-        ReceiverConfig(client_secret=SECRET, **config), publisher, metrics, ready=ready, intake=intake
+        ReceiverConfig(client_secret=SECRET, **config), wrap(publisher), metrics, ready=ready, intake=intake
     )
     try:
         async with httpx.AsyncClient(
@@ -414,25 +420,60 @@ async def test_a_body_slower_than_the_read_timeout_gets_408_and_the_connection_c
         await receiver.assert_nothing_published()
 
 
-async def test_requests_beyond_the_concurrency_limit_get_503_so_hubspot_retries(
+@dataclass
+class HeldPublisher:
+    """The receiver's publisher, holding each publish until released: a request stays "being published"."""
+
+    publisher: Publisher
+    publishing: asyncio.Event
+    release: asyncio.Event
+
+    def changes_topic(self, system: SourceSystem) -> str:
+        return self.publisher.changes_topic(system)
+
+    async def publish(self, events: Sequence[ChangeEvent], dead_letters: Sequence[DeadLetter] = ()) -> None:
+        self.publishing.set()
+        await self.release.wait()
+        await self.publisher.publish(events, dead_letters)
+
+
+async def test_signed_requests_beyond_the_concurrency_limit_get_503_so_hubspot_retries(
     kafka_settings: KafkaSettings,
 ) -> None:
-    first, second = webhook_body(1), webhook_body(2)
-    held = HeldBody.of(first)
-    async for receiver in _receiver(kafka_settings, max_concurrent=1):
-        in_progress = asyncio.create_task(
-            receiver.client.post("/webhooks/hubspot", content=held.chunks(), headers=sign_v3(first))
+    """The limit counts signed requests being published; requests still being read do not count, or anyone
+    could hold off HubSpot's requests with a few slow bodies (the read timeout bounds those)."""
+    first, second, third = webhook_body(1), webhook_body(2), webhook_body(3)
+    held_body = HeldBody.of(webhook_body(4))
+    holding: list[HeldPublisher] = []
+
+    def held(publisher: Publisher) -> Publisher:
+        holding.append(HeldPublisher(publisher, asyncio.Event(), asyncio.Event()))
+        return holding[0]
+
+    async for receiver in _receiver(kafka_settings, max_concurrent=1, wrap=held):
+        reading = asyncio.create_task(
+            receiver.client.post(
+                "/webhooks/hubspot", content=held_body.chunks(), headers=sign_v3(held_body.body)
+            )
         )
-        await asyncio.wait_for(held.sent_half.wait(), 5)
-        refused = await receiver.post(second, sign_v3(second))
-        held.release.set()
-        assert (await in_progress).status_code == 200
+        await asyncio.wait_for(held_body.sent_half.wait(), 5)
+        publishing = asyncio.create_task(receiver.post(first, sign_v3(first)))
+        await asyncio.wait_for(holding[0].publishing.wait(), 5)  # the slow body took no place
+        refused = await asyncio.wait_for(receiver.post(second, sign_v3(second)), 5)
+        holding[0].release.set()
+        assert (await publishing).status_code == 200
+        held_body.release.set()
+        assert (await reading).status_code == 200
         assert refused.status_code == 503
-        assert refused.json()["message"] == "too many webhook requests in progress; retry"
+        assert refused.json()["message"] == "too many webhook requests being published; retry"
         assert receiver.counter("cdc_webhook_refusals_total", reason="busy") == 1
         assert receiver.counter("cdc_webhook_requests_total", status="503") == 1
-        assert [e.source_event_id for e in await receiver.published()] == ["100"]  # the first request's
-        assert (await receiver.post(second, sign_v3(second))).status_code == 200  # a place is free again
+        assert sorted(str(e.source_event_id) for e in await receiver.published()) == ["100"] * 2 + [
+            "101",
+            "102",
+            "103",
+        ]  # the first request's and the slow one's, not the refused one's
+        assert (await receiver.post(third, sign_v3(third))).status_code == 200  # a place is free again
 
 
 # Over real sockets, through `cdc ingest` as it runs: h11 and the server act before the app sees a request.
