@@ -64,7 +64,7 @@ class HubSpotSettings(BaseModel):
     app_kind: Literal["project", "legacy"] = Field(
         default="project",
         description="project: a developer-platform app, whose webhooks are taken with a v3 signature only. "
-        "legacy: a legacy app, which signs CRM webhooks with v1 only; v1/v2 signatures are then taken too, "
+        "legacy: a legacy app, which may sign CRM webhooks with v1 only; v1/v2 signatures are taken too, "
         "though they carry no timestamp, so a captured request can be replayed for ever.",
     )
 

@@ -151,8 +151,8 @@ def _timestamp_problem(timestamp: str, config: ReceiverConfig, now: float) -> st
 def signature_header_problem(request: Request, config: ReceiverConfig, now: float) -> str | None:
     """What the signature headers alone show to be wrong (so the body need not be read), else ``None``.
 
-    v3 when its headers are present; else v1/v2, only from a legacy app (fact sheet §2: legacy apps sign CRM
-    webhooks with v1; v1/v2 carry no timestamp).
+    v3 when its headers are present; else v1/v2, only from a legacy app (fact sheet §2: CRM webhooks carry
+    v1, v3 was added for OAuth apps; v1/v2 carry no timestamp).
     """
     if V3_SIGNATURE in request.headers:
         return _timestamp_problem(request.headers.get(V3_TIMESTAMP, ""), config, now)
