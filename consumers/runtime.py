@@ -75,6 +75,8 @@ class LinkView:
         self.partitions = catalog[TopicRole.LINKS].partitions
         self.index = index if index is not None else LinkIndex()
         self._consumer: AIOKafkaConsumer | None = None
+        self._read_to: dict[TopicPartition, int] = {}
+        """Per partition of the topic, the offset the index has taken in everything before."""
 
     def apply(self, key: bytes | None, value: bytes | None, where: Position) -> None:
         if key is None:
@@ -97,6 +99,7 @@ class LinkView:
         await start_or_close(consumer)
         try:
             records = await self._read_to_end(consumer)
+            await self._note_positions(consumer)
         except BaseException:
             await consumer.stop()
             raise
@@ -157,9 +160,33 @@ class LinkView:
                 for tp, messages in batch.items():
                     for m in messages:
                         self.apply(m.key, m.value, Position(tp.topic, tp.partition, m.offset))
+                await self._note_positions(consumer)
         finally:
             await consumer.stop()
             self._consumer = None
+
+    async def _note_positions(self, consumer: AIOKafkaConsumer) -> None:
+        for tp in consumer.assignment():
+            self._read_to[tp] = await _position(consumer, tp)
+
+    async def caught_up(self, stop: asyncio.Event, *, patience_s: float = 20.0) -> bool:
+        """Wait until the index holds every link committed before this call (the topic's last stable
+        offsets: an open transaction's links are not committed yet). After a rebalance the new owner of a
+        partition must plan with the links its old owner committed, not with a copy its tail has not caught
+        up with (it would plan on stale fingerprints and write a link at a revision already taken). False,
+        logged, when ``patience_s`` passed first (the broker unreachable): the loop goes on, and the link
+        writer's revision rule still refuses to write over a newer link it has seen."""
+        consumer = self._consumer
+        if consumer is None:
+            return True  # not tailing: `load` read to the end
+        ends = await consumer.end_offsets(list(consumer.assignment()))
+        deadline = time.monotonic() + patience_s
+        while any(self._read_to.get(tp, 0) < end for tp, end in ends.items()):
+            if stop.is_set() or time.monotonic() > deadline:
+                log.warning("link view still behind the links topic after %.0fs: applying anyway", patience_s)
+                return False
+            await asyncio.sleep(0.01)
+        return True
 
 
 async def _position(consumer: AIOKafkaConsumer, tp: TopicPartition) -> int:
@@ -379,9 +406,12 @@ class ApplyLoop(_TransactionalLoop):
         on_batch: Callable[[BatchResult, int], None] | None = None,
         on_pause: Callable[[CrmUnavailableError], None] | None = None,
         on_lag: Callable[[Lag], None] | None = None,
+        links: LinkView | None = None,
     ) -> None:
         super().__init__(kafka, catalog, group=group, on_lag=on_lag)
         self.applier = applier
+        self.links = links
+        """The view the applier's index is fed by: after each rebalance, caught up before the first batch."""
         self.batch_size = batch_size
         self.batch_wait_ms = batch_wait_ms
         self.on_batch = on_batch
@@ -401,6 +431,9 @@ class ApplyLoop(_TransactionalLoop):
                 consumer.pause(*consumer.assignment())
                 await consumer.getmany(timeout_ms=0)
 
+            links_for = (
+                ownership.generation
+            )  # `load` read the links topic to its end before the first assignment
             while not stop.is_set():
                 # Taken before the read: a batch read across a rebalance is dropped, never committed.
                 generation = ownership.generation
@@ -408,6 +441,9 @@ class ApplyLoop(_TransactionalLoop):
                 await self.report_lag(consumer, batch)
                 if not batch:
                     continue
+                if generation != links_for and self.links is not None:
+                    await self.links.caught_up(stop)  # the partitions' last owner's links first
+                    links_for = generation
                 items, origin, dead = _decode_work(batch)
 
                 def owned(read_in: int = generation) -> bool:
