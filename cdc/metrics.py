@@ -70,6 +70,22 @@ class Metrics:
             ["reason"],
             registry=registry,
         )
+        self.webhook_refusals = Counter(
+            "cdc_webhook_refusals_total",
+            "Webhook requests refused for anything but their signature, by reason (busy, framing, "
+            "malformed_header, header_timeout, body_timeout, body_too_large, malformed_body, "
+            "too_many_events, foreign_portal, foreign_app).",
+            ["reason"],
+            registry=registry,
+        )
+        self.webhook_foreign_events = Counter(
+            "cdc_webhook_foreign_events_total",
+            "Webhook events of another portal or app (field portalId or appId): neither published nor "
+            "dead-lettered. The app is installed where this daemon does not sync, or hubspot.portal_id "
+            "is wrong.",
+            ["field"],
+            registry=registry,
+        )
         self.webhook_unknown_types = Counter(
             "cdc_webhook_unknown_event_types_total",
             "Webhook events of a type this version does not interpret (published as-is).",

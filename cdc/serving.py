@@ -2,6 +2,9 @@
 
 Binding first means the port is known (and owned) before uvicorn starts: no free-port race. The caller's
 task group owns the server task; leaving the context asks uvicorn to shut down and waits for it.
+
+HTTP/1.1 is always h11 (never httptools, should it be installed), with a deadline on request headers
+(:class:`_HeaderDeadline`): the framing rules the apps rely on are h11's, and the tests run what ships.
 """
 
 from __future__ import annotations
@@ -9,11 +12,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator, Generator
+from collections.abc import AsyncIterator, Callable, Generator
 from dataclasses import dataclass
 
+import h11
 import uvicorn
 from starlette.types import ASGIApp
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from cdc.sandbox.tls import LocalTls
 
@@ -24,6 +29,68 @@ class _EmbeddedServer(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
         yield
+
+
+class _HeaderDeadline(H11Protocol):
+    """uvicorn's h11 protocol with a deadline on each request's headers.
+
+    uvicorn has none: its keep-alive timer runs only between requests and stops at the first byte of the
+    next one, and no timer runs before a connection's first request, so a client that opens a connection and
+    trickles its headers, or sends nothing, held it for as long as it liked (issue 13: 40 such connections
+    stayed open for a minute). Here the deadline starts when the connection opens and at the first byte of
+    each later request; if it passes before the headers are complete, the connection is closed the way
+    uvicorn closes an idle keep-alive one (no answer: there is no request to answer). The body's own
+    deadline is the app's, which can answer it (408).
+    """
+
+    timeout_s: float = 5.0
+    _deadline: asyncio.TimerHandle | None = None
+
+    def on_timeout(self) -> None:
+        """Called when the deadline closes a connection; :func:`serve` puts the caller's count here."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # as uvicorn's
+        super().connection_made(transport)
+        self._arm()
+
+    def data_received(self, data: bytes) -> None:
+        if self._deadline is None and self.conn.their_state is h11.IDLE:
+            self._arm()  # the first byte of a request on a kept-alive connection
+        super().data_received(data)
+        if self.conn.their_state is not h11.IDLE:
+            self._disarm()  # the headers are complete (or the connection failed)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._deadline = self.loop.call_later(self.timeout_s, self._expire)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _expire(self) -> None:
+        self._deadline = None
+        if self.transport.is_closing() or self.conn.their_state is not h11.IDLE:
+            return
+        self.on_timeout()
+        with contextlib.suppress(h11.LocalProtocolError):
+            self.conn.send(h11.ConnectionClosed())
+        self.transport.close()
+
+
+def _protocol(header_timeout_s: float, on_header_timeout: Callable[[], None]) -> type[H11Protocol]:
+    class Protocol(_HeaderDeadline):
+        timeout_s = header_timeout_s
+
+        def on_timeout(self) -> None:
+            on_header_timeout()
+
+    return Protocol
 
 
 @dataclass(frozen=True)
@@ -54,8 +121,14 @@ async def serve(
     tls: LocalTls | None = None,
     name: str = "http",
     graceful_s: float = 5.0,
+    header_timeout_s: float = 5.0,
+    on_header_timeout: Callable[[], None] = lambda: None,
 ) -> AsyncIterator[Served]:
-    """Run ``app`` until the block ends; yields its base URL once uvicorn accepts connections."""
+    """Run ``app`` until the block ends; yields its base URL once uvicorn accepts connections.
+
+    A connection whose request headers are not complete ``header_timeout_s`` after it opened (or after the
+    request's first byte) is closed, and ``on_header_timeout`` called.
+    """
     sock = bind(host, port)
     bound_port: int = sock.getsockname()[1]
     config = uvicorn.Config(
@@ -64,6 +137,7 @@ async def serve(
         log_config=None,  # uvicorn's records go through the root logger's handler (cdc.logs), not its own
         access_log=False,
         lifespan="on",
+        http=_protocol(header_timeout_s, on_header_timeout),
         ssl_certfile=str(tls.certfile) if tls else None,
         ssl_keyfile=str(tls.keyfile) if tls else None,
         timeout_graceful_shutdown=max(1, round(graceful_s)),

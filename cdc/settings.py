@@ -58,7 +58,14 @@ class HubSpotSettings(BaseModel):
     client_secret: SecretStr | None = Field(default=None, description="The app's client secret (signatures).")
     portal_id: str | None = Field(
         default=None,
-        description="The portal (hub) id: the tenant in keys of reconciler events and checkpoints.",
+        description="The portal (hub) id: the tenant in keys and checkpoints; `cdc ingest` refuses webhook "
+        "events of any other portal.",
+    )
+    app_kind: Literal["project", "legacy"] = Field(
+        default="project",
+        description="project: a developer-platform app, whose webhooks are taken with a v3 signature only. "
+        "legacy: a legacy app, which may sign CRM webhooks with v1 only; v1/v2 signatures are taken too, "
+        "though they carry no timestamp, so a captured request can be replayed for ever.",
     )
 
 
@@ -167,8 +174,28 @@ class IngestSettings(BaseModel):
     trust_forwarded_headers: bool = Field(
         default=False, description="Take scheme and host from X-Forwarded-* (only behind a trusted proxy)."
     )
-    allow_v1_v2_signatures: bool = Field(
-        default=True, description="Accept v1/v2 signatures when v3 is absent."
+    clock_skew_s: float = Field(
+        default=60.0,
+        ge=0,
+        le=300,
+        description="A v3 timestamp may be this far ahead of our clock; later -> 401 (our rule: HubSpot "
+        "documents only that a timestamp older than 5 minutes is refused).",
+    )
+    max_events_per_request: int = Field(
+        default=100, ge=1, description="More events in one request -> 413 (HubSpot sends at most 100)."
+    )
+    read_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="A request's headers must arrive within this of its first byte (or of the connection "
+        "opening), then its body within this again; else the connection is closed (slow body: 408). "
+        "HubSpot gives up after 5 s.",
+    )
+    max_concurrent_requests: int = Field(
+        default=64,
+        ge=1,
+        description="Signed webhook requests being published at once; more -> 503 (HubSpot retries). "
+        "Requests still being read do not count: anyone can open those (read_timeout_s bounds them).",
     )
     shutdown_grace_s: float = Field(
         default=10.0, gt=0, description="In-flight requests may finish this long."

@@ -197,6 +197,7 @@ async def run_sync(
             on_batch=stats.applied,
             on_pause=stats.paused,
             on_lag=stats.lag,
+            links=view,
         )
         app = probe_app(metrics, ready=_true)
         async with serve(

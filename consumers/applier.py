@@ -33,7 +33,7 @@ from consumers.planner import MatchState, PairPlan, PairState, plan_pair
 from consumers.ports import BatchRevokedError, CrmGateway, Record, WriteKind, WriteOp, WriteOutcome
 from consumers.sent import SentValues
 from consumers.settle import planned, rechecks, refusal, settle
-from consumers.units import Grouping, Unit, current, match_requests, step_name
+from consumers.units import Grouping, Unit, current, linked_meanwhile, match_requests, step_name
 from streams.keys import RecordRef, SourceSystem
 from streams.link_store import LinkIndex
 from streams.links import Link
@@ -167,11 +167,15 @@ class Applier:
     # -- reads ---------------------------------------------------------------------------------------
 
     async def _read(self, batch: Batch, units: list[Unit]) -> tuple[list[tuple[Unit, PairState]], list[Unit]]:
-        """The pairs' states; and the units relinked by a merge found in their HubSpot record: one whose
-        webhook is lost or late, shown by an unlinked record whose ``hs_merged_object_ids`` names linked
-        records, or by a linked id that now answers with the merge's record (new id). The merge is applied
-        now and the unit takes the link (the next pass plans it), so the survivor's changes are neither
-        taken for a new contact nor lost."""
+        """The pairs' states; and the units relinked (the next pass plans them with the link):
+
+        - by a merge found in their HubSpot record, one whose webhook is lost or late, shown by an unlinked
+          record whose ``hs_merged_object_ids`` names linked records, or by a linked id that now answers
+          with the merge's record (new id). The merge is applied now, so the survivor's changes are neither
+          taken for a new contact nor lost;
+        - by another replica whose link for an unlinked record reached the link store while this pass read
+          (its tail runs between any two awaits): the counterpart now looks "linked to another record" to
+          the match, so planning the unit as unlinked would create a second counterpart."""
         fetched = await self._fetch(units)
 
         def record(unit: Unit, system: SourceSystem) -> Record | None:
@@ -194,8 +198,10 @@ class Applier:
                 relinked.append(unit)
         units = [u for u in units if u not in relinked]
         matches = await self._match(batch, units, record)
+        late = [u for u in units if linked_meanwhile(u, batch)]
+        relinked += late
         states: list[tuple[Unit, PairState]] = []
-        for unit in units:
+        for unit in (u for u in units if u not in late):
             state = self._state(batch, unit, record(unit, HS), record(unit, DV), matches.get(unit, []))
             if state is not None:
                 states.append((unit, state))

@@ -27,6 +27,7 @@ from streams.audit import AUDIT_CODEC
 from streams.clients import make_consumer, running
 from streams.config import KafkaSettings
 from streams.deadletters import DeadLetter
+from streams.link_view import LinkView
 from streams.links import LINK_CODEC, link_key
 from streams.topics import TopicCatalog, TopicRole
 from streams.transactions import (
@@ -74,9 +75,12 @@ class ApplyLoop(TransactionalLoop):
         on_batch: Callable[[BatchResult, int], None] | None = None,
         on_pause: Callable[[CrmUnavailableError], None] | None = None,
         on_lag: Callable[[Lag], None] | None = None,
+        links: LinkView | None = None,
     ) -> None:
         super().__init__(kafka, catalog, group=group, on_lag=on_lag)
         self.applier = applier
+        self.links = links
+        """The view the applier's index is fed by: after each rebalance, caught up before the first batch."""
         self.batch_size = batch_size
         self.batch_wait_ms = batch_wait_ms
         self.on_batch = on_batch
@@ -96,6 +100,8 @@ class ApplyLoop(TransactionalLoop):
                 consumer.pause(*consumer.assignment())
                 await consumer.getmany(timeout_ms=0)
 
+            # `load` read the links topic to its end before the first assignment.
+            links_for = ownership.generation
             while not stop.is_set():
                 # Taken before the read: a batch read across a rebalance is dropped, never committed.
                 generation = ownership.generation
@@ -103,6 +109,9 @@ class ApplyLoop(TransactionalLoop):
                 await self.report_lag(consumer, batch)
                 if not batch:
                     continue
+                if generation != links_for and self.links is not None:
+                    await self.links.caught_up(stop)  # the partitions' last owner's links first
+                    links_for = generation
                 items, origin, dead = _decode_work(batch)
 
                 def owned(read_in: int = generation) -> bool:

@@ -33,6 +33,7 @@ __all__ = [
     "Unit",
     "current",
     "first_step",
+    "linked_meanwhile",
     "match_requests",
     "pair_of",
     "step_name",
@@ -206,6 +207,15 @@ def current(units: Sequence[Unit], batch: Batch) -> list[Unit]:
             first.items.extend(unit.items)
             first.items.sort(key=lambda i: i.change.occurred_at)
     return out
+
+
+def linked_meanwhile(unit: Unit, batch: Batch) -> bool:
+    """Has another replica linked this unlinked unit's record since the batch began (its link reached the
+    link store, whose tail runs between any two awaits of a batch)? The unit then takes that link."""
+    if unit.link is not None:
+        return False
+    _up_to_date(unit, batch)
+    return unit.link is not None
 
 
 def _up_to_date(unit: Unit, batch: Batch) -> bool:

@@ -41,6 +41,8 @@ class LinkView:
         self.partitions = catalog[TopicRole.LINKS].partitions
         self.index = index if index is not None else LinkIndex()
         self._consumer: AIOKafkaConsumer | None = None
+        self._read_to: dict[TopicPartition, int] = {}
+        """Per partition of the topic, the offset the index has taken in everything before."""
 
     async def load(self) -> LoadStats:
         """Read the topic from the start to its end; afterwards `run` tails it."""
@@ -49,6 +51,7 @@ class LinkView:
         await start_or_close(consumer)
         try:
             records = await self._read_to_end(consumer)
+            await self._note_positions(consumer)
         except BaseException:
             await consumer.stop()
             raise
@@ -109,9 +112,33 @@ class LinkView:
                 for tp, messages in batch.items():
                     for m in messages:
                         self.index.apply_record(m.key, m.value, Position(tp.topic, tp.partition, m.offset))
+                await self._note_positions(consumer)
         finally:
             await consumer.stop()
             self._consumer = None
+
+    async def _note_positions(self, consumer: AIOKafkaConsumer) -> None:
+        for tp in consumer.assignment():
+            self._read_to[tp] = await _position(consumer, tp)
+
+    async def caught_up(self, stop: asyncio.Event, *, patience_s: float = 20.0) -> bool:
+        """Wait until the index holds every link committed before this call (the topic's last stable
+        offsets: an open transaction's links are not committed yet). After a rebalance the new owner of a
+        partition must plan with the links its old owner committed, not with a copy its tail has not caught
+        up with (it would plan on stale fingerprints and write a link at a revision already taken). False,
+        logged, when ``patience_s`` passed first (the broker unreachable): the loop goes on, and the link
+        writer's revision rule still refuses to write over a newer link it has seen."""
+        consumer = self._consumer
+        if consumer is None:
+            return True  # not tailing: `load` read to the end
+        ends = await consumer.end_offsets(list(consumer.assignment()))
+        deadline = time.monotonic() + patience_s
+        while any(self._read_to.get(tp, 0) < end for tp, end in ends.items()):
+            if stop.is_set() or time.monotonic() > deadline:
+                log.warning("link view still behind the links topic after %.0fs: applying anyway", patience_s)
+                return False
+            await asyncio.sleep(0.01)
+        return True
 
 
 async def _position(consumer: AIOKafkaConsumer, tp: TopicPartition) -> int:

@@ -23,6 +23,7 @@ from typing import Any
 
 import orjson
 
+from cdc.bench.loadgen import PORTAL_ID
 from cdc.bench.stats import percentile, summary
 from cdc.devkafka.runner import LocalKafka, free_port
 from streams.admin import ensure_topics, open_admin
@@ -83,6 +84,7 @@ def run_bench(
             "CDC_KAFKA__BOOTSTRAP_SERVERS": broker.bootstrap,
             "CDC_KAFKA__TOPIC_PREFIX": kafka.topic_prefix,
             "CDC_HUBSPOT__CLIENT_SECRET": secret,
+            "CDC_HUBSPOT__PORTAL_ID": str(PORTAL_ID),
             "CDC_INGEST__PORT": str(port),
             "CDC_LOG__LEVEL": "WARNING",
         }

@@ -19,6 +19,7 @@ from cdc.sandbox.hubspot.webhooks import sign_request
 
 BATCH = 100
 MAX_IN_FLIGHT = 64
+PORTAL_ID = 62515
 
 
 def batch_body(seq: int) -> bytes:
@@ -28,7 +29,7 @@ def batch_body(seq: int) -> bytes:
             {
                 "eventId": base + n,
                 "subscriptionId": 1,
-                "portalId": 62515,
+                "portalId": PORTAL_ID,
                 "appId": 1160452,
                 "occurredAt": int(time.time() * 1000),
                 "subscriptionType": "contact.propertyChange",

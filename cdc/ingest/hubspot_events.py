@@ -11,6 +11,10 @@ Two levels of malformed: a body that is not a JSON array of objects is refused w
 (:class:`WebhookBodyError`, the receiver answers 400); one object of the array that is not a readable event
 (:class:`WebhookEventError`) is set aside by :func:`read_body` and dead-lettered, so it cannot make HubSpot
 retry, and at last drop, the good events delivered beside it.
+
+Whose events: an event naming another portal (or, when one is configured, another app) than the
+:class:`Tenant` is neither translated nor dead-lettered but counted apart (:attr:`Batch.foreign`): it is no
+change of ours, and another customer's data has no place on our topics.
 """
 
 from __future__ import annotations
@@ -52,6 +56,10 @@ MAX_OCCURRED_AT_MS = 253_402_300_799_999
 
 class WebhookBodyError(ValueError):
     """The body is not HubSpot's documented shape; the message is short enough for a 400 answer."""
+
+
+class TooManyEventsError(WebhookBodyError):
+    """The body holds more events than HubSpot ever sends in one request."""
 
 
 class WebhookEventError(ValueError):
@@ -247,6 +255,33 @@ def _translate(event: WebhookEvent, received_at: datetime) -> Translated:
 
 
 @dataclass(frozen=True)
+class Tenant:
+    """Whose webhooks these are: our portal (``portalId``) and, when configured, our app (``appId``)."""
+
+    portal_id: str
+    app_id: str | None = None
+
+    def foreign_field(self, item: dict[str, Any]) -> str | None:
+        """``portalId`` or ``appId`` when the event object names another portal or app than ours, else None.
+
+        Read from the raw object, before the event is validated: an event of another portal is foreign even
+        when it is unreadable too. A missing or unreadable ``portalId`` is no portal at all, so that event is
+        unreadable instead (dead-lettered); a missing ``appId`` passes, since the signature already proves
+        the app (HubSpot documents ``appId`` on every event; the check catches a second app on one URL).
+        """
+        for field, ours in (("portalId", self.portal_id), ("appId", self.app_id)):
+            if ours is None or item.get(field) is None:
+                continue
+            try:
+                theirs = _id(item[field])
+            except ValueError:
+                continue  # unreadable: validation says so
+            if theirs != ours:
+                return field
+        return None
+
+
+@dataclass(frozen=True)
 class Rejected:
     """An event object of a body that is not a readable event: what it was, and why."""
 
@@ -256,20 +291,40 @@ class Rejected:
 
 
 @dataclass(frozen=True)
+class Foreign:
+    """An event object naming another portal or app: which field differs, and its value (an account id)."""
+
+    index: int
+    field: str
+    value: str
+
+
+@dataclass(frozen=True)
 class Batch:
     translated: list[Translated]
     rejected: list[Rejected]
+    foreign: list[Foreign]
 
 
-def read_body(body: bytes, received_at: datetime) -> Batch:
-    """The events of one request, each translated or set aside with its reason.
+def read_body(body: bytes, received_at: datetime, tenant: Tenant, max_events: int = 100) -> Batch:
+    """The events of one request, each translated, set aside with its reason, or set apart as foreign.
 
-    :class:`WebhookBodyError` only when the body is not a JSON array of objects at all.
+    :class:`WebhookBodyError` only when the body is not a JSON array of objects at all;
+    :class:`TooManyEventsError` when it holds more than ``max_events`` (nothing of it is read then).
     """
-    translated, rejected = [], []
-    for index, item in enumerate(split_body(body)):
+    items = split_body(body)
+    if len(items) > max_events:
+        raise TooManyEventsError(
+            f"body holds {len(items)} events; the limit is {max_events} (HubSpot sends up to 100)"
+        )
+    translated, rejected, foreign = [], [], []
+    for index, item in enumerate(items):
+        field = tenant.foreign_field(item)
+        if field is not None:
+            foreign.append(Foreign(index, field, str(item[field])[:40]))
+            continue
         try:
             translated.append(translate(parse_event(item), received_at))
         except WebhookEventError as error:
             rejected.append(Rejected(index, item, f"event {index}: {error}"))
-    return Batch(translated, rejected)
+    return Batch(translated, rejected, foreign)

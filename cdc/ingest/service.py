@@ -1,6 +1,7 @@
 """`cdc ingest`: the webhook receiver's lifecycle.
 
-Start-up: the producer connects, then uvicorn binds and serves. Shutdown is numbered and bounded:
+Start-up: the settings are checked (client secret and portal required; a legacy app is warned about), the
+producer connects, then uvicorn binds and serves. Shutdown is numbered and bounded:
 
 1. close intake: new webhooks get 503 (HubSpot retries them), ``/readyz`` turns red;
 2. uvicorn stops accepting and lets in-flight requests finish (``ingest.shutdown_grace_s``);
@@ -17,8 +18,9 @@ from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry
 
+from cdc.ingest.hubspot_events import Tenant
 from cdc.ingest.publisher import ChangePublisher
-from cdc.ingest.webhooks import Intake, ReceiverConfig, create_app
+from cdc.ingest.webhooks import Intake, ReceiverConfig, count_header_timeout, create_app
 from cdc.metrics import Metrics
 from cdc.serving import serve
 from cdc.settings import Settings, require
@@ -51,6 +53,27 @@ class KafkaReadiness:
         return self._ready
 
 
+def receiver_config(settings: Settings) -> ReceiverConfig:
+    """The receiver's configuration, or :class:`SettingsError` naming the setting `cdc ingest` lacks."""
+    hubspot, ingest = settings.hubspot, settings.ingest
+    require(hubspot.client_secret, "hubspot.client_secret", "ingest")
+    require(hubspot.portal_id, "hubspot.portal_id", "ingest")
+    assert hubspot.client_secret is not None  # noqa: S101 -- checked by require() above
+    assert hubspot.portal_id is not None  # noqa: S101 -- checked by require() above
+    return ReceiverConfig(
+        client_secret=hubspot.client_secret.get_secret_value(),
+        tenant=Tenant(hubspot.portal_id, None if hubspot.app_id is None else str(hubspot.app_id)),
+        legacy_signatures=hubspot.app_kind == "legacy",
+        max_body_bytes=ingest.max_body_bytes,
+        max_events=ingest.max_events_per_request,
+        clock_skew_s=ingest.clock_skew_s,
+        read_timeout_s=ingest.read_timeout_s,
+        max_concurrent=ingest.max_concurrent_requests,
+        public_url=ingest.public_url,
+        trust_forwarded_headers=ingest.trust_forwarded_headers,
+    )
+
+
 async def run_ingest(
     settings: Settings,
     stop: asyncio.Event,
@@ -59,16 +82,14 @@ async def run_ingest(
     on_listening: Callable[[str], None] = lambda _: None,
 ) -> None:
     """Serve webhooks until ``stop`` is set, then shut down in the documented order."""
-    require(settings.hubspot.client_secret, "hubspot.client_secret", "ingest")
-    assert settings.hubspot.client_secret is not None  # noqa: S101 -- checked by require() above
-    metrics = metrics or Metrics(CollectorRegistry())
-    config = ReceiverConfig(
-        client_secret=settings.hubspot.client_secret.get_secret_value(),
-        max_body_bytes=settings.ingest.max_body_bytes,
-        allow_v1_v2=settings.ingest.allow_v1_v2_signatures,
-        public_url=settings.ingest.public_url,
-        trust_forwarded_headers=settings.ingest.trust_forwarded_headers,
-    )
+    config = receiver_config(settings)
+    if config.legacy_signatures:
+        log.warning(
+            "hubspot.app_kind is legacy: webhooks signed with v1 or v2 alone are accepted. Those signatures "
+            "carry no timestamp, so whoever captures one such request can replay it for ever; HubSpot signs "
+            "a project app's webhooks with v3 too (hubspot.app_kind: project, the default, takes v3 only)"
+        )
+    counted = metrics = metrics or Metrics(CollectorRegistry())
     publisher = ChangePublisher(settings.kafka, metrics, deadline_s=settings.ingest.publish_deadline_s)
     await publisher.start()
     intake = Intake()
@@ -81,6 +102,8 @@ async def run_ingest(
             port=settings.ingest.port,
             name="ingest",
             graceful_s=settings.ingest.shutdown_grace_s,
+            header_timeout_s=config.read_timeout_s,
+            on_header_timeout=lambda: count_header_timeout(counted),
         ) as served:
             on_listening(f"{served.base_url}/webhooks/hubspot")
             await stop.wait()

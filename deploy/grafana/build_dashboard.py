@@ -111,6 +111,16 @@ def rows() -> list[Row]:
                     ),
                     "ops",
                 ),
+                Panel(
+                    "Webhook refusals by reason, events of another portal or app",
+                    (
+                        (_rate("cdc_webhook_refusals_total", "reason"), "refused: {{reason}}"),
+                        (_rate("cdc_webhook_foreign_events_total", "field"), "foreign event: {{field}}"),
+                    ),
+                    "ops",
+                    description="Refused for anything but the signature: busy, slow or malformed requests, "
+                    "limits, another portal. Foreign events are dropped (alert CdcWebhookForeignEvents).",
+                ),
             ],
         ),
         Row(

@@ -256,15 +256,18 @@ async def test_two_sided_edits_under_faults_converge_without_loss_duplicates_or_
 
 
 async def explain(world: World, kafka: KafkaSettings, violations: list[Any]) -> None:
-    """What the audit says was written to the pairs that ended wrong (as `cdc explain` would show)."""
-    ids: set[str] = set()
-    for violation in violations:
-        k = violation[0] if isinstance(violation[0], int) else None
-        if isinstance(violation[0], str) and violation[0].startswith("chaos"):
-            k = int(violation[0].removeprefix("chaos").split("@")[0])
-        if k is not None:
-            ids |= {world.hs_ids[k], world.dv_id(k), *world.former.get(k, [])}
+    """What the audit says was written to the pairs that ended wrong (as `cdc explain` would show), the
+    links that name them and the work items that changed them."""
     emails = {v[0] for v in violations if isinstance(v[0], str) and v[0].startswith("fresh")}
+    audits = await read_topic(kafka, TopicRole.AUDIT)
+    ids = _violating_ids(world, violations, audits, emails)
+    for item in await read_topic(kafka, TopicRole.WORK):
+        change = item.get("change") or {}
+        if change.get("object_id") in ids:
+            print(
+                "  work:", change.get("received_at"), item.get("route"), change.get("source"),
+                change.get("operation"), change.get("object_id"), change.get("origin"),
+            )  # fmt: skip
     for letter in await read_topic(kafka, TopicRole.DEADLETTER):
         if any(i in (letter.get("value") or "") for i in ids):
             print(
@@ -283,7 +286,7 @@ async def explain(world: World, kafka: KafkaSettings, violations: list[Any]) -> 
                 link["revision"],
                 [(s["object_id"], s.get("merged_ids")) for s in sides],
             )
-    for record in await read_topic(kafka, TopicRole.AUDIT):
+    for record in audits:
         refs = {(record.get(side) or {}).get("object_id") for side in ("source", "target")}
         written = {str(f.get("new")).lower() for f in record.get("fields") or []}
         if refs & ids or written & emails:
@@ -292,6 +295,23 @@ async def explain(world: World, kafka: KafkaSettings, violations: list[Any]) -> 
                 "  audit:", record["at"], record["action"], record["step"], record.get("reason"), fields,
                 record.get("source"), record.get("target"), record.get("source_event_ids"),
             )  # fmt: skip
+
+
+def _violating_ids(
+    world: World, violations: list[Any], audits: list[dict[str, Any]], emails: set[str]
+) -> set[str]:
+    """The record ids of the pairs that ended wrong, and of the records a fresh contact's creates made."""
+    ids: set[str] = set()
+    for violation in violations:
+        k = violation[0] if isinstance(violation[0], int) else None
+        if isinstance(violation[0], str) and violation[0].startswith("chaos"):
+            k = int(violation[0].removeprefix("chaos").split("@")[0])
+        if k is not None:
+            ids |= {world.hs_ids[k], world.dv_id(k), *world.former.get(k, [])}
+    for record in audits:
+        if {str(f.get("new")).lower() for f in record.get("fields") or []} & emails:
+            ids |= {(record.get(side) or {}).get("object_id") or "" for side in ("source", "target")} - {""}
+    return ids
 
 
 async def inject(stack: Stack, window: range, faults: Counter[str], rng: random.Random) -> None:

@@ -416,9 +416,14 @@ async def _pipeline(
         listening: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         urls: dict[str, str] = {}
         ca = ssl.create_default_context(cafile=box.info.dataverse.ca_bundle)
+        # The user's idle connections are dropped well before uvicorn closes them (keep-alive 5 s): a request
+        # sent on a connection the server is closing at that moment fails without an answer.
+        limits = httpx.Limits(keepalive_expiry=2.0)
         async with (
-            httpx.AsyncClient(base_url=box.info.hubspot.base_url, timeout=30) as hs,
-            httpx.AsyncClient(base_url=box.info.dataverse.base_url, verify=ca, timeout=30) as dv,
+            httpx.AsyncClient(base_url=box.info.hubspot.base_url, timeout=30, limits=limits) as hs,
+            httpx.AsyncClient(
+                base_url=box.info.dataverse.base_url, verify=ca, timeout=30, limits=limits
+            ) as dv,
             asyncio.TaskGroup() as tasks,
         ):
             if reconcile:

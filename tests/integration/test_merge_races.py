@@ -26,7 +26,7 @@ from consumers.applier import Applier
 from consumers.batch import BatchResult
 from consumers.config import SyncConfig
 from consumers.enrichment import enrich
-from consumers.ports import CrmGateway, WriteKind, WriteOp
+from consumers.ports import CrmGateway, Record, WriteKind, WriteOp, WriteOutcome
 from consumers.routing import routes
 from streams.codec import Scalar
 from streams.config import KafkaSettings
@@ -229,3 +229,71 @@ async def test_the_delete_of_a_record_no_link_knows_and_no_merge_made_is_skipped
     result = await sync.batch([_tenanted(sync, event(HS, str(made.object_id), Operation.DELETE))])
     assert result.skips[("contact~contact", "delete_of_unlinked")] == 1
     assert await dataverse_ids(gateways, dv_kept) == {dv_kept}
+
+
+class Tailing:
+    """A replica's gateway whose reads let the replica's link view take in another replica's links, as the
+    view's tail does between any two awaits of a batch."""
+
+    def __init__(self, gateway: CrmGateway, arrive: list[tuple[str, Link | None]], index: LinkIndex) -> None:
+        self._gateway, self._arrive, self._index = gateway, arrive, index
+
+    @property
+    def system(self) -> SourceSystem:
+        return self._gateway.system
+
+    @property
+    def tenant(self) -> str:
+        return self._gateway.tenant
+
+    async def read(
+        self,
+        object_type: str,
+        ids: Sequence[str],
+        *,
+        fields: Sequence[str],
+        associations: Sequence[str] = (),
+        archived: bool = False,
+    ) -> dict[str, Record]:
+        found = await self._gateway.read(
+            object_type, ids, fields=fields, associations=associations, archived=archived
+        )
+        while self._arrive:
+            self._index.apply(*self._arrive.pop(0))
+        return found
+
+    async def find(
+        self, object_type: str, field: str, values: Sequence[str], *, fields: Sequence[str]
+    ) -> dict[str, list[Record]]:
+        return await self._gateway.find(object_type, field, values, fields=fields)
+
+    async def lookup(self, kind: str, keys: Sequence[str]) -> dict[str, str]:
+        return await self._gateway.lookup(kind, keys)
+
+    async def write(self, ops: Sequence[WriteOp]) -> list[WriteOutcome]:
+        return await self._gateway.write(ops)
+
+
+async def test_a_record_another_replica_links_while_a_batch_reads_it_is_not_created_again(
+    gateways: dict[SourceSystem, CrmGateway],
+) -> None:
+    """Replica B creates the HubSpot contact of a new Dataverse contact and links the two. The contact's
+    creation webhook reaches replica C (routed by the link, a partition C owns) before C's link view has
+    B's link; the link arrives while C reads the contact. C must take the pair as linked, not find the
+    Dataverse contact "already linked to another record" and create a second one (the chaos test's
+    long form made two Dataverse contacts this way)."""
+    config = small_config()
+    b = Sync(config, gateways)
+    [made] = await gateways[DV].write(
+        [WriteOp(ref="n", kind=WriteKind.CREATE, object_type="contact",
+                 values={"emailaddress1": "late-link@example.com", "lastname": "Late"})]
+    )  # fmt: skip
+    await b.batch([_tenanted(b, event(DV, str(made.object_id), Operation.UPSERT))])
+    link = b.link_of(DV, str(made.object_id))
+    assert link is not None
+    c = Sync(config, gateways)
+    c.applier.gateways = {HS: Tailing(gateways[HS], list(b.published), c.index), DV: gateways[DV]}
+
+    await c.batch([_tenanted(c, event(HS, link.hubspot.object_id, Operation.CREATE))])
+    rows = await gateways[DV].find("contact", "emailaddress1", ["late-link@example.com"], fields=["lastname"])
+    assert [r.object_id for r in rows["late-link@example.com"]] == [str(made.object_id)]

@@ -27,11 +27,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import orjson
 import pytest
 import yaml
 
 from cdc.devkafka.runner import free_port
 from cdc.metrics import Metrics
+from cdc.sandbox.hubspot.webhooks import sign_request
 from tests.integration.sync_stack import Stack, eventually, quiet, running_stack, small_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -208,6 +210,12 @@ async def drive(stack: Stack, api: httpx.AsyncClient) -> None:
     # A webhook with no signature: refused with 401 and counted by reason.
     refused = await stack.hs.post(stack.webhook_url, json=[{"subscriptionType": "contact.creation"}])
     assert refused.status_code == 401, refused.text
+    # A signed webhook of another portal: refused with 403, counted by reason and per foreign event.
+    foreign = orjson.dumps([{"eventId": 1, "portalId": 99999, "occurredAt": 0, "subscriptionType": "x"}])
+    secret = stack.box.info.hubspot.client_secret
+    signed = sign_request(secret, stack.webhook_url, foreign, int(time.time() * 1000))
+    refused = await stack.hs.post(stack.webhook_url, content=foreign, headers=signed)
+    assert refused.status_code == 403, refused.text
 
     # A short window in which both CRMs throttle: 429s, Retry-After honoured, retries counted.
     for client in (stack.hs, stack.dv):

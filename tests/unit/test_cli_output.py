@@ -144,6 +144,7 @@ def test_a_role_logs_json_lines_when_log_format_is_json() -> None:
     env |= {
         "CDC_LOG__FORMAT": "json",
         "CDC_HUBSPOT__CLIENT_SECRET": HEX_SECRET,
+        "CDC_HUBSPOT__PORTAL_ID": "12345",
         "CDC_KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:1",  # nothing listens on port 1
         "CDC_INGEST__PORT": "0",
     }

@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 
 from cdc.ingest.hubspot_events import (
     MAX_OCCURRED_AT_MS,
+    Tenant,
+    TooManyEventsError,
     WebhookBodyError,
     WebhookEventError,
     parse_body,
@@ -21,6 +23,7 @@ from cdc.ingest.hubspot_events import (
 from streams.events import Operation
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+OURS = Tenant("62515")
 
 
 def body(*events: dict[str, Any]) -> bytes:
@@ -227,7 +230,7 @@ def test_an_association_type_naming_no_types_cannot_be_translated(association_ty
 
 def test_read_body_sets_bad_events_aside_and_keeps_the_good_ones() -> None:
     good = base("contact.creation", objectId=7)
-    batch = read_body(body(good, base("contact.creation", occurredAt=-1), {"eventId": 3}, good), NOW)
+    batch = read_body(body(good, base("contact.creation", occurredAt=-1), {"eventId": 3}, good), NOW, OURS)
     assert [item.event.object_id for item in batch.translated] == ["7", "7"]
     assert [(rejected.index, rejected.reason.split(":")[:2]) for rejected in batch.rejected] == [
         (1, ["event 1", " occurredAt"]),
@@ -237,5 +240,47 @@ def test_read_body_sets_bad_events_aside_and_keeps_the_good_ones() -> None:
 
 @given(st.lists(st.dictionaries(st.sampled_from(sorted(base("x"))) | st.text(max_size=12), json_values)))
 def test_read_body_never_raises_for_an_array_of_objects(items: list[dict[str, Any]]) -> None:
-    batch = read_body(orjson.dumps(items), NOW)
-    assert len(batch.translated) + len(batch.rejected) == len(items)
+    batch = read_body(orjson.dumps(items), NOW, OURS, max_events=len(items))
+    assert len(batch.translated) + len(batch.rejected) + len(batch.foreign) == len(items)
+
+
+@pytest.mark.parametrize(
+    ("tenant", "fields", "foreign"),
+    [
+        (OURS, {}, None),
+        (OURS, {"portalId": "62515"}, None),  # an id as a string is the same id
+        (OURS, {"portalId": 99999}, "portalId"),
+        (OURS, {"portalId": 99999, "occurredAt": "yesterday"}, "portalId"),  # foreign before unreadable
+        (OURS, {"appId": 7}, None),  # no app configured: any app of our portal
+        (Tenant("62515", "1160452"), {}, None),
+        (Tenant("62515", "1160452"), {"appId": 7}, "appId"),
+        (Tenant("62515", "1160452"), {"appId": None}, None),  # the signature proves the app
+        (OURS, {"portalId": None}, None),  # no portal at all: unreadable, dead-lettered
+        (OURS, {"portalId": True}, None),
+        (OURS, {"portalId": 1.5}, None),
+    ],
+)
+def test_the_tenant_names_events_of_another_portal_or_app(
+    tenant: Tenant, fields: dict[str, Any], foreign: str | None
+) -> None:
+    assert tenant.foreign_field(base("contact.creation", objectId=7, **fields)) == foreign
+
+
+def test_read_body_sets_foreign_events_apart_neither_translated_nor_rejected() -> None:
+    ours = base("contact.creation", objectId=7)
+    theirs = base("contact.creation", objectId=8, portalId=99999)
+    theirs_unreadable = {**theirs, "occurredAt": -1}
+    batch = read_body(body(theirs, ours, theirs_unreadable), NOW, OURS)
+    assert [item.event.object_id for item in batch.translated] == ["7"]
+    assert batch.rejected == []
+    assert [(item.index, item.field, item.value) for item in batch.foreign] == [
+        (0, "portalId", "99999"),
+        (2, "portalId", "99999"),
+    ]
+
+
+def test_read_body_refuses_more_events_than_the_limit_before_reading_any() -> None:
+    events = [base("contact.creation", objectId=n) for n in range(101)]
+    assert len(read_body(body(*events[:100]), NOW, OURS).translated) == 100
+    with pytest.raises(TooManyEventsError, match="body holds 101 events; the limit is 100"):
+        read_body(body(*events), NOW, OURS)

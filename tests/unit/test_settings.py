@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from cdc._redact import looks_secret, scrub
+from cdc.ingest.hubspot_events import Tenant
+from cdc.ingest.service import receiver_config
 from cdc.settings import Settings, SettingsError, credential_sections, load_settings, unknown_env
 from streams.config import KafkaSettings
 
@@ -25,6 +27,28 @@ def test_defaults_need_no_configuration() -> None:
     settings = load_settings()
     assert settings.kafka.bootstrap_servers == "127.0.0.1:9092"
     assert settings.kafka.topic_prefix == "crm."
+
+
+def test_a_new_install_takes_v3_signatures_only_and_ingest_needs_the_portal(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 13: v1/v2 signatures (no timestamp, replayable for ever) only when the app is said to be a
+    legacy one; and webhooks of any other portal are refused, so `cdc ingest` must know ours."""
+    monkeypatch.setenv("CDC_HUBSPOT__CLIENT_SECRET", "s")
+    assert load_settings().hubspot.app_kind == "project"
+    with pytest.raises(
+        SettingsError, match=re.escape("hubspot.portal_id (CDC_HUBSPOT__PORTAL_ID) is required")
+    ):
+        receiver_config(load_settings())
+    monkeypatch.setenv("CDC_HUBSPOT__PORTAL_ID", "62515")
+    monkeypatch.setenv("CDC_HUBSPOT__APP_ID", "1160452")
+    config = receiver_config(load_settings())
+    assert (config.legacy_signatures, config.tenant) == (False, Tenant("62515", "1160452"))
+    monkeypatch.setenv("CDC_HUBSPOT__APP_KIND", "legacy")
+    assert receiver_config(load_settings()).legacy_signatures
+    monkeypatch.setenv("CDC_INGEST__ALLOW_V1_V2_SIGNATURES", "true")
+    with pytest.raises(SettingsError, match="CDC_INGEST__ALLOW_V1_V2_SIGNATURES is not a setting"):
+        load_settings()
 
 
 def test_environment_overrides_the_yaml_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,7 +11,16 @@ from hypothesis import strategies as st
 
 from consumers.config import Pair
 from consumers.ports import Record
-from consumers.units import Grouping, Unit, current, first_step, match_requests, nothing_new, step_name
+from consumers.units import (
+    Grouping,
+    Unit,
+    current,
+    first_step,
+    linked_meanwhile,
+    match_requests,
+    nothing_new,
+    step_name,
+)
 from streams.codec import Scalar
 from streams.events import Operation
 from streams.keys import SourceSystem
@@ -145,6 +154,19 @@ def test_a_unit_follows_its_link_as_the_batch_moved_it() -> None:
     assert [i.change.object_id for i in a.items] == ["h9", "d1"]  # b's change joined, in time order
     assert d.link == made
     assert d.ids == {HS: "h4", DV: "d4"}
+
+
+def test_a_record_another_replica_linked_while_the_batch_read_takes_that_link() -> None:
+    """The link store's tail runs between any two awaits of a batch: a link made by another replica for a
+    record this batch took for unlinked arrives in the committed view, and the unit takes it (else its
+    counterpart looks linked to another record and a second one is created)."""
+    batch = batch_of()
+    unit = Unit(CONTACTS, "r", [item(change(DV, "d1"))], {HS: None, DV: "d1"})
+    assert not linked_meanwhile(unit, batch)
+    batch.view.base.commit([(PAIR.link_id, PAIR)])  # the tail, meanwhile
+    assert linked_meanwhile(unit, batch)
+    assert (unit.link, unit.ids) == (PAIR, {HS: "h1", DV: "d1"})
+    assert not linked_meanwhile(unit, batch)  # linked already: nothing to take
 
 
 def test_an_unlinked_record_asks_for_its_match_as_written_and_with_its_spacing_normalized() -> None:

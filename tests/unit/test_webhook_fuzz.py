@@ -1,6 +1,6 @@
 """The webhook receiver under hypothesis-generated headers and bodies: never a 5xx, every answer counted,
-nothing published from a refused request, and a bad event of a signed batch dead-lettered beside the good
-ones, which are published.
+nothing published from a refused request, nothing of another portal or app published or dead-lettered,
+and a bad event of a signed batch dead-lettered beside the good ones, which are published.
 
 The app is driven in process through a small ASGI driver (not httpx) so that headers can carry any Latin-1
 byte, as they can on the wire, and so that a client can hang up mid-body. A recording publisher stands
@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 
+from cdc.ingest.hubspot_events import Tenant
 from cdc.ingest.webhooks import ReceiverConfig, create_app
 from cdc.metrics import Metrics
 from streams.deadletters import DeadLetter
@@ -36,6 +37,8 @@ from streams.keys import SourceSystem
 SECRET = "fuzz-secret-0000"
 URL = "http://ingest.test/webhooks/hubspot"
 MAX_BODY = 4096
+PORTAL, APP = 62515, 1160452
+TENANT = Tenant(str(PORTAL), str(APP))
 SUBSCRIPTIONS = ["contact.creation", "contact.propertyChange", "company.deletion", "deal.merge", "bogus.kind"]
 
 
@@ -62,6 +65,7 @@ class Answer:
     counted: dict[str, float]
     events: list[ChangeEvent] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
+    foreign: dict[str, float] = field(default_factory=dict)
 
     @property
     def published(self) -> int:
@@ -109,7 +113,10 @@ def post(body: bytes, headers: dict[str, str], *, hang_up: bool = False) -> Answ
     """One request to a fresh receiver: the status, the requests counted by status, what was published."""
     recorder, metrics = Recorder(), Metrics(CollectorRegistry())
     app = create_app(
-        ReceiverConfig(client_secret=SECRET, max_body_bytes=MAX_BODY), recorder, metrics, ready=_ready
+        ReceiverConfig(client_secret=SECRET, tenant=TENANT, max_body_bytes=MAX_BODY),
+        recorder,
+        metrics,
+        ready=_ready,
     )
     status = asyncio.run(_drive(app, headers, body, hang_up))
     counted = {
@@ -118,11 +125,17 @@ def post(body: bytes, headers: dict[str, str], *, hang_up: bool = False) -> Answ
         for sample in metric.samples
         if sample.name.endswith("_total")
     }
-    return Answer(status, counted, recorder.events, recorder.dead)
+    foreign = {
+        sample.labels["field"]: sample.value
+        for metric in metrics.webhook_foreign_events.collect()
+        for sample in metric.samples
+        if sample.name.endswith("_total")
+    }
+    return Answer(status, counted, recorder.events, recorder.dead, foreign)
 
 
-def sign_v3(body: bytes, timestamp: str | None = None) -> dict[str, str]:
-    timestamp = timestamp or str(int(time.time() * 1000))
+def sign_v3(body: bytes, timestamp: str | None = None, skew_s: float = 0) -> dict[str, str]:
+    timestamp = timestamp or str(int((time.time() + skew_s) * 1000))
     digest = hmac.new(SECRET.encode(), b"POST" + URL.encode() + body + timestamp.encode(), hashlib.sha256)
     return {
         "X-HubSpot-Signature-v3": base64.b64encode(digest.digest()).decode(),
@@ -138,7 +151,8 @@ def good_event(n: int) -> dict[str, Any]:
     return {
         "eventId": 5000 + n,
         "subscriptionId": 7,
-        "portalId": 62515,
+        "portalId": PORTAL,
+        "appId": APP,
         "occurredAt": 1_764_000_000_000 + n,
         "subscriptionType": "contact.propertyChange",
         "objectId": 900 + n,
@@ -178,6 +192,7 @@ header_names = st.sampled_from(
         "X-HubSpot-Request-Timestamp",
         "Content-Type",
         "Content-Length",
+        "Transfer-Encoding",
         "X-Forwarded-Proto",
         "X-Forwarded-Host",
     ]
@@ -188,7 +203,8 @@ event_like = st.fixed_dictionaries(
     optional={
         "eventId": st.integers() | st.text(max_size=5),
         "subscriptionId": st.integers(),
-        "portalId": st.integers() | st.none(),
+        "portalId": st.sampled_from([PORTAL, str(PORTAL), 99999]) | st.integers() | st.none(),
+        "appId": st.sampled_from([APP, 7]) | st.integers() | st.text(max_size=3),
         "occurredAt": st.integers() | st.text(max_size=5),
         "subscriptionType": st.sampled_from(SUBSCRIPTIONS) | st.text(max_size=10),
         "eventType": st.sampled_from(SUBSCRIPTIONS),
@@ -219,6 +235,9 @@ def assert_well_answered(answer: Answer) -> None:
     assert answer.counted == {label: 1.0}, answer.counted
     if answer.status != 200:
         assert answer.published == 0
+    assert {event.tenant for event in answer.events} <= {str(PORTAL)}
+    for letter in answer.dead:
+        assert TENANT.foreign_field(orjson.loads(letter.original_value() or b"")) is None
 
 
 @FUZZ
@@ -226,29 +245,40 @@ def assert_well_answered(answer: Answer) -> None:
     body=bodies,
     headers=st.dictionaries(header_names, number_like, max_size=5),
     sign=st.sampled_from(["no", "yes", "yes_then_headers"]),
+    skew_s=st.sampled_from([0, 0, 0, -299, -301, 59, 61, 3600]),
     hang_up=st.booleans(),
 )
 def test_any_request_is_answered_below_500_counted_and_refusals_publish_nothing(
-    body: bytes, headers: dict[str, str], sign: str, hang_up: bool
+    body: bytes, headers: dict[str, str], sign: str, skew_s: int, hang_up: bool
 ) -> None:
-    """Signed (so the body gets past the signature) or not; the fuzzed headers win when applied last."""
+    """Signed (so the body gets past the signature) or not, with a timestamp off our clock by ``skew_s``;
+    the fuzzed headers win when applied last."""
     if sign == "yes":
-        headers = {**headers, **sign_v3(body)}
+        headers = {**headers, **sign_v3(body, skew_s=skew_s)}
     elif sign == "yes_then_headers":
-        headers = {**sign_v3(body), **headers}
+        headers = {**sign_v3(body, skew_s=skew_s), **headers}
     assert_well_answered(post(body, headers, hang_up=hang_up))
+
+
+FOREIGN_EVENTS: dict[str, dict[str, Any]] = {
+    "portalId": {**good_event(97), "portalId": 99999},
+    "appId": {**good_event(98), "appId": 7},
+}
 
 
 @BATCHES
 @given(
     good=st.lists(st.integers(0, 80), min_size=1, max_size=6, unique=True),
     bad=st.lists(st.sampled_from(sorted(BAD_EVENTS)), min_size=1, max_size=3),
+    foreign=st.lists(st.sampled_from(sorted(FOREIGN_EVENTS)), max_size=3),
     seed=st.randoms(use_true_random=False),
 )
 def test_a_partly_bad_batch_publishes_every_good_event_and_dead_letters_each_bad_one(
-    good: list[int], bad: list[str], seed: Any
+    good: list[int], bad: list[str], foreign: list[str], seed: Any
 ) -> None:
+    """Events of another portal or app beside them are counted, and neither published nor dead-lettered."""
     items = [good_event(n) for n in good] + [BAD_EVENTS[name] for name in bad]
+    items += [FOREIGN_EVENTS[name] for name in foreign]
     seed.shuffle(items)
     body = _dumps(items)
     answer = post(body, sign_v3(body))
@@ -263,6 +293,7 @@ def test_a_partly_bad_batch_publishes_every_good_event_and_dead_letters_each_bad
     ) == sorted(orjson.dumps(orjson.loads(_dumps(BAD_EVENTS[name]))) for name in bad)
     assert {letter.step for letter in answer.dead} == {"webhook"}
     assert {letter.topic for letter in answer.dead} == {"test.changes.hubspot"}
+    assert answer.foreign == {name: float(foreign.count(name)) for name in set(foreign)}
 
 
 # The issue's named inputs, one by one: each got an uncounted 500 (with a traceback) from the old receiver.
