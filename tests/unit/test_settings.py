@@ -63,6 +63,17 @@ def test_environment_overrides_the_yaml_file(tmp_path: Path, monkeypatch: pytest
     assert settings.log.level == "DEBUG"
 
 
+def test_a_portal_id_written_as_a_yaml_number_is_its_digits(tmp_path: Path) -> None:
+    """HubSpot shows the portal id as a number, and YAML reads `portal_id: 12345678` as one: it was
+    refused ("Input should be a valid string"), so users had to know to quote it."""
+    config = tmp_path / "cdc.yaml"
+    config.write_text("hubspot:\n  portal_id: 12345678\n")
+    assert load_settings(config).hubspot.portal_id == "12345678"
+    config.write_text("hubspot:\n  portal_id: true\n")
+    with pytest.raises(SettingsError, match="portal_id"):
+        load_settings(config)
+
+
 def test_config_file_can_come_from_cdc_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     config = tmp_path / "cdc.yaml"
     config.write_text("kafka:\n  partitions: 12\n")
