@@ -447,6 +447,7 @@ def sandbox(
             else:
                 hub, dv = box.info.hubspot, box.info.dataverse
                 click.echo(f"HubSpot   {hub.base_url}  token {hub.token}  app {hub.app_id}")
+                click.echo(f"          portal {hub.portal_id}  client secret {hub.client_secret}")
                 click.echo(f"Dataverse {dv.base_url}  authority {dv.authority}  client {dv.client_id}")
                 click.echo(f"          CA bundle {dv.ca_bundle}; admin APIs under /_admin; Ctrl-C stops")
             sys.stdout.flush()
