@@ -79,7 +79,7 @@ class ColumnSpec:
     """The column is also an alternate key of its own (``<column>_key``): upserts can address a row by it."""
 
     def key_body(self) -> dict[str, Any]:
-        """The ``POST EntityDefinitions(LogicalName='<table>')/Keys`` body (EntityKeyMetadata)."""
+        """The body (EntityKeyMetadata) POSTed to `cdc.dataverse.paths.keys`."""
         return {
             "SchemaName": f"{self.name}_key",
             "DisplayName": _localized(f"{self.label} (key)"),
@@ -87,7 +87,7 @@ class ColumnSpec:
         }
 
     def body(self) -> dict[str, Any]:
-        """The ``POST EntityDefinitions(LogicalName='<table>')/Attributes`` body (AttributeMetadata)."""
+        """The body (AttributeMetadata by type) POSTed to `cdc.dataverse.paths.attributes`."""
         body: dict[str, Any] = {
             "@odata.type": f"Microsoft.Dynamics.CRM.{self.kind}AttributeMetadata",
             "SchemaName": self.name,
