@@ -373,8 +373,8 @@ def provision(  # noqa: PLR0917 -- click passes one argument per option
     from cdc.dataverse import RetriableError as DataverseRetriable  # noqa: PLC0415
     from cdc.hubspot.errors import HubSpotApiError  # noqa: PLC0415
     from cdc.hubspot.errors import RetriableError as HubSpotRetriable  # noqa: PLC0415
-    from cdc.provisioning import ProvisionError  # noqa: PLC0415
-    from cdc.provisioning import provision as provision_crms  # noqa: PLC0415
+    from cdc.provisioning.run import ProvisionError  # noqa: PLC0415
+    from cdc.provisioning.run import provision as provision_crms  # noqa: PLC0415
     from consumers.loader import load_config  # noqa: PLC0415
 
     settings = state.settings
