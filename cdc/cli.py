@@ -373,8 +373,8 @@ def provision(  # noqa: PLR0917 -- click passes one argument per option
     from cdc.dataverse import RetriableError as DataverseRetriable  # noqa: PLC0415
     from cdc.hubspot.errors import HubSpotApiError  # noqa: PLC0415
     from cdc.hubspot.errors import RetriableError as HubSpotRetriable  # noqa: PLC0415
-    from cdc.provisioning import ProvisionError  # noqa: PLC0415
-    from cdc.provisioning import provision as provision_crms  # noqa: PLC0415
+    from cdc.provisioning.run import ProvisionError  # noqa: PLC0415
+    from cdc.provisioning.run import provision as provision_crms  # noqa: PLC0415
     from consumers.loader import load_config  # noqa: PLC0415
 
     settings = state.settings
@@ -447,6 +447,7 @@ def sandbox(
             else:
                 hub, dv = box.info.hubspot, box.info.dataverse
                 click.echo(f"HubSpot   {hub.base_url}  token {hub.token}  app {hub.app_id}")
+                click.echo(f"          portal {hub.portal_id}  client secret {hub.client_secret}")
                 click.echo(f"Dataverse {dv.base_url}  authority {dv.authority}  client {dv.client_id}")
                 click.echo(f"          CA bundle {dv.ca_bundle}; admin APIs under /_admin; Ctrl-C stops")
             sys.stdout.flush()

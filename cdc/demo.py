@@ -46,7 +46,7 @@ from cdc.exits import CliError, ExitCode
 from cdc.ingest.poll_service import run_poll
 from cdc.ingest.service import run_ingest
 from cdc.metrics import Metrics
-from cdc.provisioning import provision_sandbox
+from cdc.provisioning.run import provision_sandbox
 from cdc.sandbox.runner import Sandbox, run_sandbox
 from cdc.settings import PollSettings, Settings, SyncSettings
 from cdc.sync_service import run_sync

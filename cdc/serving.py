@@ -14,13 +14,23 @@ import contextlib
 import socket
 from collections.abc import AsyncIterator, Callable, Generator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
 
 import h11
 import uvicorn
 from starlette.types import ASGIApp
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from cdc.sandbox.tls import LocalTls
+
+class CertFiles(Protocol):
+    """Where a TLS server's certificate chain and key are (the sandbox's `LocalTls` is one)."""
+
+    @property
+    def certfile(self) -> Path: ...
+
+    @property
+    def keyfile(self) -> Path: ...
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -118,7 +128,7 @@ async def serve(
     *,
     host: str = "127.0.0.1",
     port: int = 0,
-    tls: LocalTls | None = None,
+    tls: CertFiles | None = None,
     name: str = "http",
     graceful_s: float = 5.0,
     header_timeout_s: float = 5.0,

@@ -18,10 +18,10 @@ import types
 import typing
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings import SettingsError as SourceError
 
@@ -47,6 +47,11 @@ class LogSettings(BaseModel):
     )
 
 
+def _digits_as_text(value: object) -> object:
+    """A portal id is a number to HubSpot and in YAML (`portal_id: 12345678`); it is kept as its digits."""
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
 class HubSpotSettings(BaseModel):
     """The HubSpot portal and the app the daemon runs as."""
 
@@ -56,7 +61,7 @@ class HubSpotSettings(BaseModel):
     token: SecretStr | None = Field(default=None, description="Private-app (or OAuth) bearer token.")
     app_id: int | None = Field(default=None, description="The app's id: webhooks of its own writes carry it.")
     client_secret: SecretStr | None = Field(default=None, description="The app's client secret (signatures).")
-    portal_id: str | None = Field(
+    portal_id: Annotated[str, BeforeValidator(_digits_as_text)] | None = Field(
         default=None,
         description="The portal (hub) id: the tenant in keys and checkpoints; `cdc ingest` refuses webhook "
         "events of any other portal.",

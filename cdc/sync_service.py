@@ -29,9 +29,9 @@ from prometheus_client import CollectorRegistry
 from cdc.dataverse.auth import TokenProvider
 from cdc.dataverse.client import DataverseClient
 from cdc.dataverse.errors import RetriableError
-from cdc.gateways.dataverse import DataverseGateway
-from cdc.gateways.hubspot import HubSpotGateway
+from cdc.dataverse.gateway import DataverseGateway
 from cdc.hubspot.client import HubSpotClient
+from cdc.hubspot.gateway import HubSpotGateway
 from cdc.metrics import Metrics, object_label
 from cdc.probes import probe_app
 from cdc.serving import serve

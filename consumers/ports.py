@@ -1,5 +1,5 @@
-"""The ports the sync engine talks to a CRM through. `cdc/` implements them over HTTP (`cdc.gateways`);
-the engine never does HTTP itself.
+"""The ports the sync engine talks to a CRM through. `cdc/` implements them over HTTP
+(`cdc.hubspot.gateway`, `cdc.dataverse.gateway`); the engine never does HTTP itself.
 
 Values are the CRM's own wire values: HubSpot properties as strings (or None), Dataverse columns as JSON
 scalars. Associations are addressed by the keys of `consumers.config.AssociationMap`: on HubSpot

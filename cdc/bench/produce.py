@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 import orjson
 
 from cdc.bench.loadgen import BATCH, MAX_IN_FLIGHT, batch_body
-from cdc.ingest.hubspot_events import parse_body, translate
+from cdc.hubspot.events import parse_body, translate
 from streams.clients import make_producer
 from streams.config import KafkaSettings
 from streams.events import CHANGE_CODEC

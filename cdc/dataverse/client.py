@@ -37,6 +37,7 @@ from cdc.dataverse.errors import (
     UnauthorizedError,
     classify,
 )
+from cdc.dataverse.paths import api_root
 from cdc.metrics import Metrics
 from cdc.settings import DataverseSettings
 
@@ -91,7 +92,7 @@ class DataverseClient:
         if not settings.base_url:
             raise FatalError(0, "config", "dataverse.base_url (CDC_DATAVERSE__BASE_URL) is required")
         self.base_url = settings.base_url.rstrip("/")
-        self.api_root = f"{self.base_url}/api/data/{settings.api_version}"
+        self.api_root = api_root(self.base_url, settings.api_version)
         self._settings = settings
         self._tokens = tokens
         self._metrics = metrics

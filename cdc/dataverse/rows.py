@@ -22,26 +22,14 @@ from streams.codec import Scalar
 from streams.events import ChangeEvent, Operation, Origin
 from streams.keys import SourceSystem
 
-__all__ = ["RowError", "entity_logical_name", "is_deleted_entry", "row_to_event"]
+__all__ = ["RowError", "is_deleted_entry", "row_to_event"]
 
 _ETAG = re.compile(r'^W/"(\d+)"$')
 _INT64 = 2**63
-_IRREGULAR_SETS = {"opportunities": "opportunity", "activities": "activity", "territories": "territory"}
 
 
 class RowError(ValueError):
     """An entry that is neither a row with its key nor a deleted entity (the page is not what it seems)."""
-
-
-def entity_logical_name(entity_set: str) -> str:
-    """``contacts`` -> ``contact``: the standard tables' plural rule (the key column is ``<name>id``)."""
-    if entity_set in _IRREGULAR_SETS:
-        return _IRREGULAR_SETS[entity_set]
-    if entity_set.endswith("ies"):
-        return entity_set[:-3] + "y"
-    if entity_set.endswith(("sses", "xes")):
-        return entity_set[:-2]
-    return entity_set.removesuffix("s")
 
 
 def is_deleted_entry(entry: Mapping[str, Any]) -> bool:

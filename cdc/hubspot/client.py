@@ -4,8 +4,10 @@ Every call goes through :meth:`HubSpotClient._call`, in order: wait for the sear
 send, sort the answer with :func:`cdc.hubspot.errors.classify`, then either return the JSON, wait and send
 again (throttles as long as the limit asks, at most ``Backoff.throttle_attempts`` times when set; 5xx
 and network errors up to ``Backoff.attempts`` times, exponentially with full jitter), or raise. Metrics
-carry the route template (``POST /crm/v3/objects/{type}/search``), never a record URL. The sync engine's
-gateway (`cdc.gateways.hubspot`) sends its batch calls through :meth:`HubSpotClient.request`.
+carry the endpoint's label (`cdc.hubspot.paths.Endpoint.label`), never a record URL. Callers name an
+endpoint of `cdc.hubspot.paths` and the values of its path, and the client builds the path, so no other
+module writes one. The sync engine's gateway (`cdc.hubspot.gateway`) sends its batch calls through
+:meth:`HubSpotClient.call`.
 """
 
 from __future__ import annotations
@@ -25,17 +27,16 @@ import aiohttp
 import orjson
 
 from cdc.hubspot.errors import FatalError, RetriableError, classify
+from cdc.hubspot.paths import ASSOCIATIONS_BATCH_READ, OWNERS, SEARCH, Endpoint, Query
 from cdc.metrics import Metrics
 
 __all__ = ["AssociatedRecord", "Backoff", "HubSpotClient", "SearchLimiter", "SearchPage"]
 
 log = logging.getLogger(__name__)
 SYSTEM = "hubspot"
-SEARCH = "POST /crm/v3/objects/{type}/search"
-ASSOCIATIONS_BATCH_READ = "POST /crm/v4/associations/{from}/{to}/batch/read"
 ASSOCIATIONS_READ_LIMIT = 1000
-OWNERS = "GET /crm/v3/owners"
 OWNERS_PAGE = 500
+Body = Mapping[str, Any] | Sequence[Any]
 
 
 @dataclass(frozen=True)
@@ -131,8 +132,8 @@ class HubSpotClient:
             self._session = None
 
     async def search(self, object_type: str, body: Mapping[str, Any]) -> SearchPage:
-        """One page of ``POST /crm/v3/objects/{type}/search``."""
-        answer = await self._call("POST", SEARCH, f"/crm/v3/objects/{object_type}/search", body, search=True)
+        """One page of a search (`cdc.hubspot.paths.SEARCH`)."""
+        answer = await self._call(SEARCH, SEARCH.path(object_type), body, search=True)
         after = ((answer.get("paging") or {}).get("next") or {}).get("after")
         return SearchPage(
             total=int(answer.get("total") or 0),
@@ -143,21 +144,22 @@ class HubSpotClient:
 
     async def owner_emails(self) -> dict[str, str]:
         """Every owner's email by owner id, active and archived (a record may still name an owner who has
-        left): ``GET /crm/v3/owners``, 500 per page."""
+        left): `cdc.hubspot.paths.OWNERS`, 500 per page."""
         emails: dict[str, str] = {}
         for archived in ("false", "true"):
-            path = f"/crm/v3/owners?limit={OWNERS_PAGE}&archived={archived}"
-            async for owner in self.listed(OWNERS, path):
+            async for owner in self.listed(OWNERS, query={"limit": OWNERS_PAGE, "archived": archived}):
                 if owner.get("id") is not None and owner.get("email"):
                     emails.setdefault(str(owner["id"]), str(owner["email"]))
         return emails
 
-    async def listed(self, template: str, path: str) -> AsyncIterator[dict[str, Any]]:
-        """Every result of a GET list endpoint, page after page (``paging.next.after``); ``path`` carries
-        its query, without ``after``."""
+    async def listed(
+        self, endpoint: Endpoint, *names: str, query: Query | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Every result of a GET list endpoint, page after page (``paging.next.after``)."""
         after: str | None = None
         while True:
-            answer = await self._call("GET", template, path + (f"&after={after}" if after else ""))
+            page = {**(query or {}), **({"after": after} if after else {})}
+            answer = await self._call(endpoint, endpoint.path(*names, query=page))
             for item in answer.get("results") or []:
                 if isinstance(item, dict):
                     yield item
@@ -174,10 +176,10 @@ class HubSpotClient:
         """
         found: dict[str, list[AssociatedRecord]] = {record_id: [] for record_id in ids}
         pending: list[dict[str, str]] = [{"id": record_id} for record_id in ids]
-        path = f"/crm/v4/associations/{from_type}/{to_type}/batch/read"
+        path = ASSOCIATIONS_BATCH_READ.path(from_type, to_type)
         while pending:
             chunk, pending = pending[:ASSOCIATIONS_READ_LIMIT], pending[ASSOCIATIONS_READ_LIMIT:]
-            answer = await self._call("POST", ASSOCIATIONS_BATCH_READ, path, {"inputs": chunk})
+            answer = await self._call(ASSOCIATIONS_BATCH_READ, path, {"inputs": chunk})
             for result in answer.get("results") or []:
                 from_id = str((result.get("from") or {}).get("id"))
                 for item in result.get("to") or []:
@@ -195,40 +197,25 @@ class HubSpotClient:
                     pending.append({"id": from_id, "after": str(after)})
         return found
 
-    async def request(
-        self, method: str, template: str, path: str, body: Mapping[str, Any] | Sequence[Any] | None = None
+    async def call(
+        self,
+        endpoint: Endpoint,
+        *names: str,
+        query: Query | None = None,
+        body: Body | None = None,
+        retry: bool = True,
     ) -> dict[str, Any]:
-        """Any CRM call through the one retry policy. ``template`` labels metrics (``POST
-        /crm/v3/objects/{type}/batch/create``), never a record URL; an empty answer (204) is ``{}``."""
-        return await self._call(method, template, path, body)
-
-    async def get(self, template: str, path: str) -> dict[str, Any]:
-        return await self._call("GET", template, path)
-
-    async def post(
-        self, template: str, path: str, body: Mapping[str, Any] | Sequence[Any], *, retry: bool = True
-    ) -> dict[str, Any]:
-        """``retry=False`` sends once and raises what a retry would wait out: for a write planned from a
-        read, whose caller must read again before it writes again (HubSpot has no If-Match)."""
-        return await self._call("POST", template, path, body, retry=retry)
-
-    async def put(
-        self, template: str, path: str, body: Mapping[str, Any] | Sequence[Any] | None = None
-    ) -> dict[str, Any]:
-        return await self._call("PUT", template, path, body)
-
-    async def patch(self, template: str, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        return await self._call("PATCH", template, path, body)
-
-    async def delete(self, template: str, path: str) -> dict[str, Any]:
-        return await self._call("DELETE", template, path)
+        """Any CRM call through the one retry policy: ``endpoint`` with ``names`` filled into its path; an
+        empty answer (204) is ``{}``. ``retry=False`` sends once and raises what a retry would wait out: for
+        a write planned from a read, whose caller must read again before it writes again (HubSpot has no
+        If-Match)."""
+        return await self._call(endpoint, endpoint.path(*names, query=query), body, retry=retry)
 
     async def _call(
         self,
-        method: str,
-        template: str,
+        endpoint: Endpoint,
         path: str,
-        body: Mapping[str, Any] | Sequence[Any] | None = None,
+        body: Body | None = None,
         *,
         search: bool = False,
         retry: bool = True,
@@ -242,7 +229,7 @@ class HubSpotClient:
             if search:
                 await self._limiter.wait()
             try:
-                return await self._send_once(method, template, path, body)
+                return await self._send_once(endpoint.method, endpoint.label, path, body)
             except RetriableError as error:
                 if not retry:
                     raise
@@ -260,12 +247,10 @@ class HubSpotClient:
                     wait = wait if wait is not None else self._backoff.delay(failures, self._rng)
                     failures += 1
                 self._metrics.api_retries.labels(system=SYSTEM).inc()
-                log.warning("retrying %s in %.2fs: %s", template, wait, error)
+                log.warning("retrying %s in %.2fs: %s", endpoint.label, wait, error)
                 await asyncio.sleep(wait)
 
-    async def _send_once(
-        self, method: str, template: str, path: str, body: Mapping[str, Any] | Sequence[Any] | None
-    ) -> dict[str, Any]:
+    async def _send_once(self, method: str, template: str, path: str, body: Body | None) -> dict[str, Any]:
         assert self._session is not None  # noqa: S101 -- checked by the caller; narrows the type
         started = time.perf_counter()
         status_label = "network_error"

@@ -42,12 +42,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from cdc.ingest.dataverse_poller import COMPONENT as DATAVERSE
-from cdc.ingest.dataverse_poller import DataverseTables
+from cdc.dataverse.poller import COMPONENT as DATAVERSE
+from cdc.dataverse.poller import DataverseTables, dataverse_tables
+from cdc.hubspot.reconciler import COMPONENT as HUBSPOT
+from cdc.hubspot.reconciler import HubSpotObjects, hubspot_objects
 from cdc.ingest.leases import TableLeases, Unit
-from cdc.ingest.polled import dataverse_tables, hubspot_objects, sync_config
-from cdc.ingest.reconciler import COMPONENT as HUBSPOT
-from cdc.ingest.reconciler import HubSpotObjects
+from cdc.ingest.polled import sync_config
 from cdc.metrics import Metrics
 from cdc.serving import serve
 from cdc.settings import Settings, SettingsError

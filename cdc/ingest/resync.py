@@ -12,7 +12,7 @@ running pollers neither skip nor repeat anything because of a resync.
   ``$select``), page by page through ``@odata.nextLink``; with ``since``, a plain query filtered on
   ``modifiedon ge TIME`` instead (change tracking refuses ``$filter``). The next page is fetched while
   the current one is published.
-- HubSpot: the reconciler's search window (`cdc.ingest.reconciler.search_window`, so the 10,000-result
+- HubSpot: the reconciler's search window (`cdc.hubspot.reconciler.search_window`, so the 10,000-result
   limit is never met) from ``since`` (default: the beginning) to the end of the results, and for every
   record its associations to the other configured object types, as ASSOCIATION events (additions only:
   a resync knows no earlier state to tell removals by).
@@ -33,22 +33,24 @@ from prometheus_client import CollectorRegistry
 
 from cdc.dataverse import DataverseApiError, DataverseClient, TokenProvider, entity_logical_name, row_to_event
 from cdc.dataverse import RetriableError as DataverseRetriable
+from cdc.dataverse.poller import table_url
 from cdc.exits import CliError, ExitCode
 from cdc.hubspot.client import HubSpotClient
 from cdc.hubspot.errors import HubSpotApiError
 from cdc.hubspot.errors import RetriableError as HubSpotRetriable
-from cdc.hubspot.search import MAX_PAGE
-from cdc.ingest.dataverse_poller import table_url
-from cdc.ingest.polled import hubspot_objects, sync_config
-from cdc.ingest.publisher import ChangePublisher, PublishUnavailableError
-from cdc.ingest.reconciler import (
-    SINGULAR,
+from cdc.hubspot.paths import singular
+from cdc.hubspot.reconciler import (
+    RECONCILED,
     association_events,
+    hubspot_objects,
     object_properties,
     read_edges,
     record_event,
     search_window,
 )
+from cdc.hubspot.search import MAX_PAGE
+from cdc.ingest.polled import sync_config
+from cdc.ingest.publisher import ChangePublisher, PublishUnavailableError
 from cdc.metrics import Metrics
 from cdc.settings import Settings, require
 from streams.events import ChangeEvent, Origin
@@ -57,7 +59,7 @@ __all__ = ["ResyncError", "ResyncReport", "resolve_object", "resync", "run_resyn
 
 Progress = Callable[[str], None]
 DATAVERSE_TABLES = ("contacts", "accounts", "opportunities", "leads")
-HUBSPOT_OBJECTS = tuple(SINGULAR)
+HUBSPOT_OBJECTS = RECONCILED
 BATCH = 1000
 """Events per produce call: acknowledged together, within ``PUBLISH_DEADLINE_S``."""
 PUBLISH_DEADLINE_S = 60.0
@@ -74,10 +76,10 @@ def resolve_object(system: str, name: str) -> str:
     if known is None:
         raise ResyncError(f"unknown system {system!r}: use hubspot or dataverse")
     wanted = name.strip().lower()
-    for plural in known:
-        singular = entity_logical_name(plural) if system == "dataverse" else SINGULAR[plural]
-        if wanted in {plural, singular}:
-            return plural
+    for name_in_path in known:
+        one = entity_logical_name(name_in_path) if system == "dataverse" else singular(name_in_path)
+        if wanted in {name_in_path, one}:
+            return name_in_path
     raise ResyncError(f"{system} has no object {name!r} to resync: use one of {', '.join(known)}")
 
 
@@ -221,7 +223,7 @@ async def _hubspot(settings: Settings, obj: str, since: datetime | None, run: _R
     configured = settings.poll.hubspot_objects
     if configured is None:
         configured = hubspot_objects(settings, sync_config(settings))
-    others = tuple(o for o in configured if o != obj and o in SINGULAR)
+    others = tuple(o for o in configured if o != obj and o in RECONCILED)
     since_ms = 0 if since is None else max(0, int(since.timestamp() * 1000))
     seen: dict[str, int] = {}
     client = HubSpotClient(
@@ -243,7 +245,7 @@ async def _hubspot(settings: Settings, obj: str, since: datetime | None, run: _R
                     event
                     for record_id, found in edges.items()
                     for event in association_events(
-                        portal, SINGULAR[obj], record_id, found, before=None, received=received,
+                        portal, singular(obj), record_id, found, before=None, received=received,
                         origin=Origin.RESYNC,
                     )
                 ]  # fmt: skip

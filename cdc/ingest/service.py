@@ -18,9 +18,9 @@ from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry
 
-from cdc.ingest.hubspot_events import Tenant
+from cdc.hubspot.events import Tenant
+from cdc.hubspot.receiver import Intake, ReceiverConfig, count_header_timeout, create_app
 from cdc.ingest.publisher import ChangePublisher
-from cdc.ingest.webhooks import Intake, ReceiverConfig, count_header_timeout, create_app
 from cdc.metrics import Metrics
 from cdc.serving import serve
 from cdc.settings import Settings, require

@@ -32,16 +32,20 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
-from cdc.gateways.dataverse import HUBSPOT_ID_COLUMN
-from cdc.gateways.hubspot import DATAVERSE_ID_PROPERTY
 from cdc.provisioning.specs import STRING_MAX_LENGTH, ColumnSpec, PropertySpec, SubscriptionSpec
-from consumers.config import FieldMap, OptionSet, Step, SyncConfig, ValueType
+from consumers.config import (
+    DATAVERSE_ID_PROPERTY,
+    HUBSPOT_ID_COLUMN,
+    FieldMap,
+    OptionSet,
+    Step,
+    SyncConfig,
+    ValueType,
+)
 from streams.keys import SourceSystem
 
 __all__ = [
     "DATAVERSE_PREFIX",
-    "HUBSPOT_GROUP",
-    "HUBSPOT_GROUP_LABEL",
     "HUBSPOT_ID_COLUMN",
     "HUBSPOT_PREFIX",
     "Needs",
@@ -50,8 +54,6 @@ __all__ = [
 
 HUBSPOT_PREFIX = "d365_"
 DATAVERSE_PREFIX = "cdc_"
-HUBSPOT_GROUP = "d365_sync"
-HUBSPOT_GROUP_LABEL = "Dynamics 365 sync"
 HUBSPOT_ID_LENGTH = 20
 UNSUBSCRIBABLE = frozenset({"hs_lastmodifieddate", "num_unique_conversion_events"})
 OBJECT_ACTIONS = ("creation", "deletion", "merge", "restore", "associationChange")

@@ -18,13 +18,13 @@ from prometheus_client import CollectorRegistry
 
 from cdc.dataverse.auth import TokenProvider
 from cdc.dataverse.client import DataverseClient
-from cdc.dataverse.rows import entity_logical_name
+from cdc.dataverse.keys import KEY_WAIT_S
+from cdc.dataverse.paths import entity_logical_name
+from cdc.dataverse.poller import dataverse_tables
+from cdc.dataverse.provisioning import ensure_change_tracking, ensure_columns
 from cdc.hubspot.client import HubSpotClient
-from cdc.ingest.polled import dataverse_tables
+from cdc.hubspot.provisioning import ensure_properties, ensure_subscriptions
 from cdc.metrics import Metrics
-from cdc.provisioning.dataverse import ensure_change_tracking, ensure_columns
-from cdc.provisioning.hubspot import ensure_properties, ensure_subscriptions
-from cdc.provisioning.keys import KEY_WAIT_S
 from cdc.provisioning.needs import Needs, needs_of
 from cdc.provisioning.report import Item, ProvisionReport, Section
 from cdc.settings import Settings
@@ -87,7 +87,6 @@ async def provision(
                 Item("setting", "hubspot", "app_id", detail="not set (CDC_HUBSPOT__APP_ID): not checked")
             )
         else:
-            query = f"?hapikey={developer_api_key}" if developer_api_key else ""
             await ensure_subscriptions(
                 client,
                 hub.app_id,
@@ -95,7 +94,7 @@ async def provision(
                 report.webhooks,
                 dry_run=dry_run,
                 say=say,
-                query=query,
+                developer_api_key=developer_api_key,
             )
 
     if not settings.dataverse.base_url:

@@ -13,7 +13,6 @@ __all__ = [
     "ColumnSpec",
     "PropertySpec",
     "SubscriptionSpec",
-    "hubspot_path_name",
 ]
 
 STRING_MAX_LENGTH = 4000
@@ -21,13 +20,7 @@ STRING_MAX_LENGTH = 4000
 HubSpot strings hold 65,536 characters, so a text column without a configured length takes the maximum."""
 MEMO_MAX_LENGTH = 1_048_576
 
-_PATH_NAMES = {"contact": "contacts", "company": "companies", "deal": "deals"}
 _DESCRIPTION = "Created by the HubSpot <-> Dynamics 365 sync for {}."
-
-
-def hubspot_path_name(object_type: str) -> str:
-    """The plural the v3 paths use (``contact`` -> ``contacts``); other names pass through."""
-    return _PATH_NAMES.get(object_type, object_type)
 
 
 def _localized(text: str) -> dict[str, Any]:
@@ -50,7 +43,7 @@ class PropertySpec:
     """``hasUniqueValue``: HubSpot refuses a second record with the value, and upserts can key on it."""
 
     def body(self, group: str) -> dict[str, Any]:
-        """The ``POST /crm/v3/properties/{objectType}`` body."""
+        """The body of `cdc.hubspot.paths.CREATE_PROPERTY`."""
         body: dict[str, Any] = {
             "name": self.name,
             "label": self.label,
@@ -86,7 +79,7 @@ class ColumnSpec:
     """The column is also an alternate key of its own (``<column>_key``): upserts can address a row by it."""
 
     def key_body(self) -> dict[str, Any]:
-        """The ``POST EntityDefinitions(LogicalName='<table>')/Keys`` body (EntityKeyMetadata)."""
+        """The body (EntityKeyMetadata) POSTed to `cdc.dataverse.paths.keys`."""
         return {
             "SchemaName": f"{self.name}_key",
             "DisplayName": _localized(f"{self.label} (key)"),
@@ -94,7 +87,7 @@ class ColumnSpec:
         }
 
     def body(self) -> dict[str, Any]:
-        """The ``POST EntityDefinitions(LogicalName='<table>')/Attributes`` body (AttributeMetadata)."""
+        """The body (AttributeMetadata by type) POSTed to `cdc.dataverse.paths.attributes`."""
         body: dict[str, Any] = {
             "@odata.type": f"Microsoft.Dynamics.CRM.{self.kind}AttributeMetadata",
             "SchemaName": self.name,
@@ -151,7 +144,7 @@ class SubscriptionSpec:
         return f"{self.event_type}:{self.property_name}" if self.property_name else self.event_type
 
     def body(self) -> dict[str, Any]:
-        """The ``POST /webhooks/v3/{appId}/subscriptions`` body, active (new ones are paused by default)."""
+        """The body of `cdc.hubspot.paths.CREATE_SUBSCRIPTION`, active (new ones are paused by default)."""
         body: dict[str, Any] = {"eventType": self.event_type, "active": True}
         if self.property_name:
             body["propertyName"] = self.property_name

@@ -23,9 +23,8 @@ import yaml
 from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
-from cdc.ingest.dataverse_poller import run_dataverse_poller
+from cdc.dataverse.poller import dataverse_tables, run_dataverse_poller
 from cdc.ingest.poll_service import run_poll
-from cdc.ingest.polled import dataverse_tables
 from cdc.ingest.service import run_ingest
 from cdc.metrics import Metrics
 from cdc.provisioning.run import enable_change_tracking, provision_sandbox

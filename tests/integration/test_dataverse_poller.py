@@ -18,9 +18,9 @@ from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
 from cdc.dataverse import DataverseAuthError, RetryPolicy
-from cdc.ingest.dataverse_poller import run_dataverse_poller
+from cdc.dataverse.poller import run_dataverse_poller
 from cdc.metrics import Metrics
-from cdc.provisioning import enable_change_tracking
+from cdc.provisioning.run import enable_change_tracking
 from cdc.sandbox.runner import Sandbox, run_sandbox
 from cdc.settings import PollSettings, Settings
 from streams.admin import ensure_topics, open_admin

@@ -20,7 +20,7 @@ from cdc.demo_seed import plan_seed
 from cdc.demo_user import DemoUser, Expectation
 from cdc.demo_user import Pair as DemoPair
 from cdc.demo_view import LiveView, Written, percentile
-from cdc.provisioning import provision_sandbox
+from cdc.provisioning.run import provision_sandbox
 from cdc.sandbox.runner import run_sandbox
 from consumers.loader import load_config
 from streams.audit import AuditAction, AuditRecord, FieldWrite

@@ -23,11 +23,10 @@ from starlette.routing import Route
 
 from cdc.dataverse.client import RetryPolicy
 from cdc.dataverse.errors import FatalError
-from cdc.gateways import DataverseGateway, HubSpotGateway, open_dataverse_gateway, open_hubspot_gateway
-from cdc.gateways.dataverse import HUBSPOT_ID_COLUMN
-from cdc.gateways.hubspot import DATAVERSE_ID_PROPERTY
+from cdc.dataverse.gateway import HUBSPOT_ID_COLUMN, DataverseGateway, open_dataverse_gateway
 from cdc.hubspot.client import Backoff
 from cdc.hubspot.errors import FatalError as HubSpotFatalError
+from cdc.hubspot.gateway import DATAVERSE_ID_PROPERTY, HubSpotGateway, open_hubspot_gateway
 from cdc.metrics import Metrics
 from cdc.provisioning.run import enable_change_tracking, provision, provision_sandbox
 from cdc.sandbox.runner import Sandbox, run_sandbox
@@ -329,7 +328,7 @@ async def test_hubspot_owner_list_refused_leaves_owner_emails_out_and_says_why_o
         raise HubSpotFatalError("403: This app hasn't been granted all required scopes", status=403)
 
     monkeypatch.setattr(hubspot._client, "owner_emails", refused)
-    with caplog.at_level(logging.ERROR, logger="cdc.gateways.hubspot"):
+    with caplog.at_level(logging.ERROR, logger="cdc.hubspot.gateway"):
         assert await hubspot.lookup("owner_email", ["1"]) == {}
         hubspot._owners_read_at = -1000.0
         assert await hubspot.lookup("owner_email", ["1"]) == {}
@@ -617,7 +616,7 @@ async def test_dataverse_lookup_columns_read_as_display_names(
 async def test_dataverse_unknown_columns_are_dropped_with_one_warning(
     dataverse: DataverseGateway, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="cdc.gateways")
+    caplog.set_level(logging.WARNING, logger="cdc.dataverse.gateway")
     linked, _ = await made_opportunity(dataverse)
     fields = ["name", "nosuchcolumn", "parentaccountid"]
     records = await dataverse.read("opportunity", [linked], fields=fields)
@@ -714,7 +713,7 @@ async def test_hubspot_creates_of_one_dataverse_record_make_one_record_once_prov
 async def test_hubspot_creates_without_the_property_stay_plain_creates_with_a_warning(
     hubspot: HubSpotGateway, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="cdc.gateways.hubspot"):
+    with caplog.at_level(logging.WARNING, logger="cdc.hubspot.gateway"):
         [made] = await hubspot.write(
             [create("p", "contact", {"email": "plain@example.com"}, origin_id="x-1")]
         )
@@ -867,7 +866,7 @@ async def test_dataverse_creates_of_one_hubspot_record_make_one_row_once_provisi
 async def test_dataverse_creates_without_the_key_are_posts_with_a_warning(
     dataverse: DataverseGateway, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="cdc.gateways.dataverse"):
+    with caplog.at_level(logging.WARNING, logger="cdc.dataverse.gateway"):
         [made] = await dataverse.write([create("p", "contact", {"lastname": "Plain"}, origin_id="77")])
     assert made.ok
     assert "has no alternate key on cdc_hubspotid" in caplog.text
@@ -891,7 +890,7 @@ async def test_dataverse_a_key_still_being_built_is_asked_about_again_and_used_o
         async with open_dataverse_gateway(
             dataverse_settings(box), metrics, policy=FAST_DATAVERSE, key_recheck_s=60, clock=lambda: now[0]
         ) as gateway:
-            with caplog.at_level(logging.INFO, logger="cdc.gateways.dataverse"):
+            with caplog.at_level(logging.INFO, logger="cdc.dataverse.gateway"):
                 [early] = await gateway.write(
                     [create("a", "contact", {"lastname": "Early"}, origin_id="501")]
                 )

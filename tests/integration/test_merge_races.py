@@ -18,7 +18,8 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 
-from cdc.gateways import open_dataverse_gateway, open_hubspot_gateway
+from cdc.dataverse.gateway import open_dataverse_gateway
+from cdc.hubspot.gateway import open_hubspot_gateway
 from cdc.metrics import Metrics
 from cdc.provisioning.run import provision_sandbox
 from cdc.sandbox.runner import Sandbox, run_sandbox

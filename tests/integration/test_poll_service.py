@@ -27,13 +27,13 @@ import yaml
 from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
+from cdc.dataverse.poller import DataverseTables
 from cdc.hubspot.errors import FatalError as HubSpotFatalError
 from cdc.ingest.auth_pause import AuthBackoff
-from cdc.ingest.dataverse_poller import DataverseTables
 from cdc.ingest.leases import lease_partition, spread
 from cdc.ingest.poll_service import run_poll
 from cdc.metrics import Metrics
-from cdc.provisioning import enable_change_tracking
+from cdc.provisioning.run import enable_change_tracking
 from cdc.sandbox.runner import Sandbox, run_sandbox
 from cdc.settings import PollSettings, Settings
 from cdc.signals import stop_on_signals

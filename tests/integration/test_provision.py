@@ -18,19 +18,13 @@ from prometheus_client import CollectorRegistry
 
 from cdc.cli import main
 from cdc.dataverse import DataverseClient, TokenProvider
-from cdc.gateways.hubspot import DATAVERSE_ID_PROPERTY
+from cdc.hubspot.gateway import DATAVERSE_ID_PROPERTY
+from cdc.hubspot.paths import plural
 from cdc.metrics import Metrics
-from cdc.provisioning import (
-    ColumnSpec,
-    PropertySpec,
-    ProvisionError,
-    ProvisionReport,
-    needs_of,
-    provision,
-    provision_sandbox,
-)
-from cdc.provisioning.needs import HUBSPOT_ID_COLUMN
-from cdc.provisioning.specs import hubspot_path_name
+from cdc.provisioning.needs import HUBSPOT_ID_COLUMN, needs_of
+from cdc.provisioning.report import ProvisionReport
+from cdc.provisioning.run import ProvisionError, provision, provision_sandbox
+from cdc.provisioning.specs import ColumnSpec, PropertySpec
 from cdc.sandbox.runner import Sandbox, run_sandbox
 from cdc.settings import Settings
 from consumers.config import SyncConfig
@@ -188,7 +182,7 @@ async def _write_every_hubspot_property(box: Sandbox, specs: tuple[PropertySpec,
     headers = {"Authorization": f"Bearer {hub.token}"}
     async with httpx.AsyncClient(base_url=hub.base_url, headers=headers) as api:
         for obj in sorted({s.object for s in specs}):
-            path = f"/crm/v3/objects/{hubspot_path_name(obj)}"
+            path = f"/crm/v3/objects/{plural(obj)}"
             created = await api.post(path, json={"properties": {}})
             assert created.status_code == 201, created.text
             values = {s.name: _hubspot_value(s) for s in specs if s.object == obj}

@@ -17,7 +17,7 @@ from pydantic import SecretStr
 
 from cdc.hubspot.client import HubSpotClient, SearchLimiter
 from cdc.hubspot.errors import FatalError
-from cdc.ingest.reconciler import run_hubspot_reconciler
+from cdc.hubspot.reconciler import run_hubspot_reconciler
 from cdc.metrics import Metrics
 from cdc.sandbox.runner import Sandbox, run_sandbox
 from cdc.settings import PollSettings, Settings
@@ -253,7 +253,7 @@ async def test_a_wrong_token_stops_with_a_clear_error(kafka_settings: KafkaSetti
 async def test_a_daily_429_is_waited_on_and_stop_still_ends_within_the_grace(
     kafka_settings: KafkaSettings, box: Sandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("cdc.ingest.reconciler.SHUTDOWN_GRACE_S", 1.0)
+    monkeypatch.setattr("cdc.hubspot.reconciler.SHUTDOWN_GRACE_S", 1.0)
     ids = (await seed(box, contacts=[{"email": f"d{i}@example.com"} for i in range(6)]))["contacts"]
     await admin(box, "PUT", "/_admin/ratelimits", {"daily": 1})
     async with reconciling(settings_for(kafka_settings, box), page_size=5) as metrics:

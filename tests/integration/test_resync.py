@@ -24,11 +24,11 @@ from aiokafka import TopicPartition
 from prometheus_client import CollectorRegistry
 
 from cdc.cli import main
+from cdc.dataverse.poller import run_dataverse_poller
 from cdc.exits import ExitCode
-from cdc.ingest.dataverse_poller import run_dataverse_poller
 from cdc.ingest.resync import resync
 from cdc.metrics import Metrics
-from cdc.provisioning import enable_change_tracking
+from cdc.provisioning.run import enable_change_tracking
 from cdc.sandbox.runner import Sandbox, run_sandbox
 from cdc.settings import PollSettings, Settings
 from streams.admin import ensure_topics, open_admin

@@ -18,9 +18,13 @@ from tests.kafka_reading import read_changes
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 
+@pytest.mark.parametrize("days_ahead", [0, 8])
 async def test_a_user_edit_in_hubspot_arrives_on_kafka_through_the_signed_webhook(
-    kafka_settings: KafkaSettings,
+    kafka_settings: KafkaSettings, days_ahead: int
 ) -> None:
+    """Also with the sandbox's clock moved days ahead (as tests do to expire its tokens): HubSpot signs a
+    delivery with the time it sends it, which is the daemon's time too, so the receiver's clock-skew check
+    must not refuse it (it did: every webhook after the chaos test's 8-day jump was refused as 'future')."""
     async with open_admin(kafka_settings) as admin:
         await ensure_topics(admin, TopicCatalog.from_settings(kafka_settings))
     async with run_sandbox(seed=11) as box:
@@ -32,6 +36,10 @@ async def test_a_user_edit_in_hubspot_arrives_on_kafka_through_the_signed_webhoo
             )
             box.hubspot.set_webhook_url(await asyncio.wait_for(listening, 30))
             async with httpx.AsyncClient(base_url=box.info.hubspot.base_url) as admin_api:
+                advanced = await admin_api.post(
+                    "/_admin/clock/advance", json={"seconds": days_ahead * 86_400}
+                )
+                assert advanced.status_code == 200, advanced.text
                 created = await admin_api.post(
                     "/_admin/objects/contacts",
                     json={"properties": {"email": "ada@example.com", "firstname": "Ada"}},

@@ -19,10 +19,10 @@ import pytest
 from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
-from cdc.ingest.hubspot_events import Tenant
+from cdc.hubspot.events import Tenant
+from cdc.hubspot.receiver import Intake, Publisher, ReceiverConfig, create_app
 from cdc.ingest.publisher import ChangePublisher
 from cdc.ingest.service import run_ingest
-from cdc.ingest.webhooks import Intake, Publisher, ReceiverConfig, create_app
 from cdc.metrics import Metrics
 from cdc.settings import HubSpotSettings, IngestSettings, Settings
 from streams.admin import ensure_topics, open_admin

@@ -80,3 +80,25 @@ def test_cdc_sandbox_json_prints_one_line_of_working_urls_and_credentials(
             process.send_signal(signal.SIGINT)
             code = process.wait(30)
     assert code == 0
+
+
+@pytest.mark.slow
+def test_cdc_sandbox_prints_what_cdc_ingest_needs_to_take_its_webhooks() -> None:
+    """The plain output names the portal and the client secret too: `cdc ingest` refuses to start without
+    the portal, and checks every webhook's signature with the secret."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CDC_")}
+    with subprocess.Popen(
+        [sys.executable, "-m", "cdc", "sandbox", "--seed", "5"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    ) as process:
+        try:
+            assert process.stdout is not None
+            printed = "".join(process.stdout.readline() for _ in range(4))
+        finally:
+            process.send_signal(signal.SIGINT)
+    assert "portal " in printed
+    assert "client secret " in printed
+    assert "token " in printed

@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
-from cdc.provisioning import provision_sandbox
+from cdc.provisioning.run import provision_sandbox
 from cdc.sandbox.runner import Sandbox, run_sandbox
 from consumers.config import FieldMap, Step, SyncConfig, ValueType
 from consumers.loader import load_config

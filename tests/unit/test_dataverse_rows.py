@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cdc.dataverse.rows import RowError, entity_logical_name, is_deleted_entry, row_to_event
+from cdc.dataverse.paths import entity_logical_name
+from cdc.dataverse.rows import RowError, is_deleted_entry, row_to_event
 from streams.codec import Position
 from streams.events import CHANGE_CODEC, Operation, Origin
 

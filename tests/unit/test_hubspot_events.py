@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cdc.ingest.hubspot_events import (
+from cdc.hubspot.events import (
     MAX_OCCURRED_AT_MS,
     Tenant,
     TooManyEventsError,

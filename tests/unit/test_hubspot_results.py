@@ -1,5 +1,5 @@
 """Matching a HubSpot batch create's results to its inputs: by trace id, unique property, values, and the
-last one left; never by position (`cdc.gateways._hubspot_results`)."""
+last one left; never by position (`cdc.hubspot._results`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cdc.gateways._hubspot_results import Sent, fingerprint, pair_results, same_value, told_apart
+from cdc.hubspot._results import Sent, fingerprint, pair_results, same_value, told_apart
 
 
 def sent(index: int, values: dict[str, str], **keys: str) -> Sent:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from cdc.ingest.polled import dataverse_tables, hubspot_objects
+from cdc.dataverse.poller import dataverse_tables
+from cdc.hubspot.reconciler import hubspot_objects
 from cdc.settings import PollSettings, Settings, SettingsError
 from consumers.loader import default_config
 from tests.sync_configs import CONTACT_STEPS, LEAD_STEPS, enabled_only

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cdc.ingest.reconciler import DEFAULT_PROPERTIES, check_options
+from cdc.hubspot.reconciler import DEFAULT_PROPERTIES, check_options
 from cdc.settings import PollSettings, Settings, SettingsError
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from cdc._redact import looks_secret, scrub
-from cdc.ingest.hubspot_events import Tenant
+from cdc.hubspot.events import Tenant
 from cdc.ingest.service import receiver_config
 from cdc.settings import Settings, SettingsError, credential_sections, load_settings, unknown_env
 from streams.config import KafkaSettings
@@ -61,6 +61,17 @@ def test_environment_overrides_the_yaml_file(tmp_path: Path, monkeypatch: pytest
     assert settings.kafka.bootstrap_servers == "kafka-b:9092"
     assert settings.kafka.topic_prefix == "prod."
     assert settings.log.level == "DEBUG"
+
+
+def test_a_portal_id_written_as_a_yaml_number_is_its_digits(tmp_path: Path) -> None:
+    """HubSpot shows the portal id as a number, and YAML reads `portal_id: 12345678` as one: it was
+    refused ("Input should be a valid string"), so users had to know to quote it."""
+    config = tmp_path / "cdc.yaml"
+    config.write_text("hubspot:\n  portal_id: 12345678\n")
+    assert load_settings(config).hubspot.portal_id == "12345678"
+    config.write_text("hubspot:\n  portal_id: true\n")
+    with pytest.raises(SettingsError, match="portal_id"):
+        load_settings(config)
 
 
 def test_config_file_can_come_from_cdc_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -27,8 +27,8 @@ from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 
-from cdc.ingest.hubspot_events import Tenant
-from cdc.ingest.webhooks import ReceiverConfig, create_app
+from cdc.hubspot.events import Tenant
+from cdc.hubspot.receiver import ReceiverConfig, create_app
 from cdc.metrics import Metrics
 from streams.deadletters import DeadLetter
 from streams.events import ChangeEvent

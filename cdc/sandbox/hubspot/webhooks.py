@@ -236,7 +236,10 @@ class WebhookDispatcher:
             self.log.append(entry)
             return
         body = orjson.dumps(events)
-        headers = sign_request(self.client_secret, url, body, self._clock.epoch_ms())
+        # Signed with the wall clock, not the sandbox's: X-HubSpot-Request-Timestamp is when HubSpot sends
+        # this attempt, in the time the receiver shares with it (reference/hubspot.md, signatures: the
+        # timestamp is per delivery attempt). The sandbox clock jumps ahead only to expire its own state.
+        headers = sign_request(self.client_secret, url, body, int(time.time() * 1000))
         started = time.monotonic()
         try:
             async with (

@@ -52,8 +52,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from cdc.hubspot.signatures import is_valid
-from cdc.ingest.hubspot_events import (
+from cdc.hubspot.events import (
     Foreign,
     Rejected,
     Tenant,
@@ -61,6 +60,7 @@ from cdc.ingest.hubspot_events import (
     WebhookBodyError,
     read_body,
 )
+from cdc.hubspot.signatures import is_valid
 from cdc.ingest.publisher import PublishUnavailableError
 from cdc.metrics import Metrics
 from streams.deadletters import WEBHOOK_STEP, DeadLetter

@@ -21,8 +21,9 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any
+
+from cdc.hubspot.search import parse_ms
 
 __all__ = ["Pairing", "Sent", "fingerprint", "pair_results", "same_value", "sent_values", "told_apart"]
 
@@ -125,7 +126,7 @@ def same_value(sent: str, answered: object) -> bool:
     x, y = _number(a), _number(b)
     if x is not None and y is not None:
         return x == y
-    t, u = _instant(a), _instant(b)
+    t, u = parse_ms(a), parse_ms(b)  # an instant given in ms, answered in ISO-8601 (fact sheet §3.6)
     return t is not None and t == u
 
 
@@ -158,14 +159,3 @@ def _number(text: str) -> float | None:
     except ValueError:
         return None
     return number if math.isfinite(number) else None
-
-
-def _instant(text: str) -> float | None:
-    """ms epoch of an ISO-8601 date/instant or of a ms-epoch number string (fact sheet §3.6)."""
-    if text.isdigit():
-        return float(text)
-    try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp() * 1000

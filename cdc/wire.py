@@ -1,4 +1,4 @@
-"""What both gateways share: chunking, timestamps, short error texts."""
+"""What the HubSpot and Dataverse packages share, knowing neither: chunking, timestamps, short error texts."""
 
 from __future__ import annotations
 

@@ -44,29 +44,24 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urlencode
 
 import orjson
 
+from cdc.dataverse import paths
+from cdc.dataverse._multipart import Part, PartAnswer, decode, encode
 from cdc.dataverse.auth import TokenProvider
 from cdc.dataverse.client import DataverseClient, RetryPolicy
 from cdc.dataverse.errors import FatalError, RetriableError, UnauthorizedError
-from cdc.gateways._common import chunks, parse_time, short
-from cdc.gateways._multipart import Part, PartAnswer, decode, encode
+from cdc.dataverse.paths import entity_set_name, literal
 from cdc.metrics import Metrics
 from cdc.settings import DataverseSettings
+from cdc.wire import chunks, parse_time, short
 from consumers.config import HUBSPOT_ID_COLUMN
 from consumers.ports import CrmUnavailableError, Record, WriteKind, WriteOp, WriteOutcome
 from streams.codec import Scalar
 from streams.keys import SourceSystem
 
-__all__ = [
-    "GATEWAY_POLICY",
-    "HUBSPOT_ID_COLUMN",
-    "DataverseGateway",
-    "entity_set_name",
-    "open_dataverse_gateway",
-]
+__all__ = ["GATEWAY_POLICY", "HUBSPOT_ID_COLUMN", "DataverseGateway", "open_dataverse_gateway"]
 
 GATEWAY_POLICY = RetryPolicy(attempts=3, base_s=0.5, cap_s=5.0, throttle_attempts=1)
 """Short client retries: the engine pauses the whole batch on `CrmUnavailableError` instead."""
@@ -95,12 +90,10 @@ _PREFER_FORMATTED = f'odata.include-annotations="{_FORMATTED},{_LOGICAL}"'
 _RAW_LOOKUP = re.compile(r"^_(?P<column>\w+)_value$")
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 _ENTITY_ID = re.compile(r"\(([0-9a-fA-F-]{36})\)\s*$")
-_IRREGULAR = {"opportunity": "opportunities", "activity": "activities", "territory": "territories"}
 _RECORD_ERRORS = frozenset({400, 404, 409, 412, 413, 422})
 _DUPLICATE_CODES = frozenset({"0x80040237", "0x80060892"})
 """DuplicateRecord and DuplicateRecordEntityKey: a 412 that is not about the ETag (fact sheet §2.4, §5), so
 writing again after a re-read would only be refused again."""
-_METADATA = "metadata:attributes"
 KEY_RECHECK_S = 60.0
 """How long a "no usable key" answer is trusted: a key's index is built by a background job (Pending ->
 InProgress -> Active, Learn define-alternate-keys-entity, "Monitor index creation for alternate keys"),
@@ -143,28 +136,12 @@ class _KeyState:
         return self.status == "Active"
 
 
-def entity_set_name(logical_name: str) -> str:
-    """``contact`` -> ``contacts``, ``opportunity`` -> ``opportunities``: the standard tables' plural
-    (the inverse of `cdc.dataverse.rows.entity_logical_name`)."""
-    if logical_name in _IRREGULAR:
-        return _IRREGULAR[logical_name]
-    if logical_name.endswith("y") and logical_name[-2:-1] not in {"a", "e", "i", "o", "u"}:
-        return logical_name[:-1] + "ies"
-    if logical_name.endswith(("s", "x")):
-        return logical_name + "es"
-    return logical_name + "s"
-
-
 def parse_key(key: str) -> tuple[str, str]:
     """``parentcustomerid:account`` -> (``parentcustomerid``, ``account``)."""
     lookup, _, table = key.partition(":")
     if not lookup or not table:
         raise ValueError(f"a Dataverse association key is <lookup>:<table>, not {key!r}")
     return lookup, table
-
-
-def _literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 def _scalar(value: Any) -> Scalar:
@@ -303,7 +280,7 @@ class DataverseGateway:
         select = [f"{object_type}id", field, *(columns.read_name(f) for f in fields), "modifiedon"]
         prefer = self._prefer(columns, fields)
         for chunk in chunks(wanted, FIND_VALUES):
-            where = " or ".join(f"{field} eq {_literal(value)}" for value in chunk)
+            where = " or ".join(f"{field} eq {literal(value)}" for value in chunk)
             for row in await self._query(object_type, select, where, "find", prefer):
                 actual = row.get(field)
                 record = self._record(object_type, row, columns, fields, ())
@@ -330,9 +307,8 @@ class DataverseGateway:
             if (cached := self._metadata.get(table)) is not None:
                 return cached
             try:
-                attributes = await self._metadata_of(
-                    table, "Attributes?$select=LogicalName,AttributeType,IsValidForRead"
-                )
+                url = paths.attributes(self._client.api_root, table)
+                attributes = await self._metadata_of(url, ["LogicalName", "AttributeType", "IsValidForRead"])
             except FatalError as error:  # 401 and 403 left _system_errors as CrmUnavailableError
                 log.warning(
                     "dataverse: cannot read the columns of %s (%s %s); assuming the standard lookups",
@@ -355,12 +331,13 @@ class DataverseGateway:
             self._metadata[table] = columns
             return columns
 
-    async def _metadata_of(self, table: str, child: str) -> list[dict[str, Any]]:
-        """The items of ``EntityDefinitions(LogicalName='<table>')/<child>``; an outage or refused
+    async def _metadata_of(self, url: str, select: Sequence[str]) -> list[dict[str, Any]]:
+        """The items of a table definition's list (its columns, its keys); an outage or refused
         credentials is `CrmUnavailableError`, a request error (no such endpoint) `FatalError`."""
-        url = f"{self._client.api_root}/EntityDefinitions(LogicalName='{quote(table)}')/{child}"
         with _system_errors():
-            listed = await self._client.get_json(url, endpoint=_METADATA)
+            listed = await self._client.get_json(
+                paths.with_options(url, select=select), endpoint=paths.METADATA_ATTRIBUTES
+            )
         return [item for item in listed.get("value") or [] if isinstance(item, dict)]
 
     async def _keyed(self, table: str) -> bool:
@@ -372,7 +349,8 @@ class DataverseGateway:
         if known is not None and (known.active or now - known.checked < self._key_recheck_s):
             return known.active
         try:
-            keys = await self._metadata_of(table, "Keys?$select=KeyAttributes,EntityKeyIndexStatus")
+            url = paths.keys(self._client.api_root, table)
+            keys = await self._metadata_of(url, ["KeyAttributes", "EntityKeyIndexStatus"])
         except FatalError:
             keys = []
         statuses = [
@@ -440,13 +418,14 @@ class DataverseGateway:
         self, table: str, select: list[str], where: str, purpose: str, prefer: str
     ) -> list[dict[str, Any]]:
         entity_set = self._set(table)
-        select = list(dict.fromkeys(select))
-        params = urlencode({"$select": ",".join(select), "$filter": where}, quote_via=quote, safe="$,()'")
-        url: str | None = f"{self._client.api_root}/{entity_set}?{params}"
+        root, select = self._client.api_root, list(dict.fromkeys(select))
+        url: str | None = paths.with_options(paths.rows(root, entity_set), select=select, where=where)
         rows: list[dict[str, Any]] = []
         with _system_errors():
             while url:
-                page = await self._client.get_json(url, endpoint=f"{entity_set}:{purpose}", prefer=prefer)
+                page = await self._client.get_json(
+                    url, endpoint=paths.rows_label(entity_set, purpose), prefer=prefer
+                )
                 rows += [row for row in page.get("value") or [] if isinstance(row, dict)]
                 next_link = page.get("@odata.nextLink")
                 url = next_link if isinstance(next_link, str) else None
@@ -517,28 +496,29 @@ class DataverseGateway:
         root, entity_set, key = self._client.api_root, self._set(op.object_type), f"{op.object_type}id"
         if op.kind is not WriteKind.CREATE and not (op.object_id and _GUID.match(op.object_id)):
             raise ValueError(f"{op.kind} needs the record's id (a GUID), not {op.object_id!r}")
+        row = paths.row(root, entity_set, op.object_id or "")  # the id of an update or delete (checked)
         if op.kind is WriteKind.DELETE:
             headers = {"If-Match": op.if_match} if op.if_match else {}
-            return Part("DELETE", f"{root}/{entity_set}({op.object_id})", headers)
+            return Part("DELETE", row, headers)
         body: dict[str, Any] = dict(op.values)
         for assoc, related in op.associations.items():
             target = parse_key(assoc)[1]
             if related is not None and not _GUID.match(related):
                 raise ValueError(f"{assoc}: {related!r} is not a record id")
-            bind = f"/{self._set(target)}({related})" if related is not None else None
+            bind = paths.reference(self._set(target), related) if related is not None else None
             body[f"{self._nav(assoc)}@odata.bind"] = bind
         headers = {"Content-Type": "application/json; type=entry", "Prefer": "return=representation"}
-        query = f"?$select={key},modifiedon"
+        answered = [key, "modifiedon"]
         if op.kind is WriteKind.CREATE and op.origin_id and keyed:
-            origin = quote(_literal(op.origin_id), safe="'")
-            url = f"{root}/{entity_set}({HUBSPOT_ID_COLUMN}={origin}){query}"
-            return Part("PATCH", url, headers, orjson.dumps(body))
+            url = paths.row_by_key(root, entity_set, HUBSPOT_ID_COLUMN, op.origin_id)
+            return Part("PATCH", paths.with_options(url, select=answered), headers, orjson.dumps(body))
         if op.kind is WriteKind.CREATE:
             if op.origin_id and columns.known is not None and HUBSPOT_ID_COLUMN in columns.known:
                 body[HUBSPOT_ID_COLUMN] = op.origin_id
-            return Part("POST", f"{root}/{entity_set}{query}", headers, orjson.dumps(body))
+            url = paths.with_options(paths.rows(root, entity_set), select=answered)
+            return Part("POST", url, headers, orjson.dumps(body))
         headers["If-Match"] = op.if_match or "*"
-        return Part("PATCH", f"{root}/{entity_set}({op.object_id}){query}", headers, orjson.dumps(body))
+        return Part("PATCH", paths.with_options(row, select=answered), headers, orjson.dumps(body))
 
     async def _batch(self, parts: list[Part]) -> list[PartAnswer]:
         content_type, body = encode(parts)
@@ -549,7 +529,7 @@ class DataverseGateway:
         }
         with _system_errors():
             answer = await self._client.send(
-                "POST", f"{self._client.api_root}/$batch", endpoint="$batch", body=body, headers=headers
+                "POST", paths.batch(self._client.api_root), endpoint=paths.BATCH, body=body, headers=headers
             )
         answers = decode(answer.headers.get("Content-Type", ""), answer.body)
         if len(answers) != len(parts):

@@ -49,7 +49,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
-from urllib.parse import quote
 
 from cdc.dataverse import (
     DataverseAuthError,
@@ -61,11 +60,13 @@ from cdc.dataverse import (
     TokenProvider,
     UnauthorizedError,
     entity_logical_name,
+    paths,
     row_to_event,
 )
+from cdc.dataverse.paths import entity_set_name
 from cdc.ingest.auth_pause import SourceAuth
 from cdc.ingest.linked import linked_ids
-from cdc.ingest.polled import dataverse_tables, sync_config
+from cdc.ingest.polled import polled, sync_config, synced_objects
 from cdc.metrics import Metrics, object_label
 from cdc.settings import PollSettings, Settings
 from consumers.config import SyncConfig
@@ -74,7 +75,7 @@ from streams.checkpoints import Checkpoint, CursorKind, checkpoint_key
 from streams.events import ChangeEvent, Operation
 from streams.keys import SourceSystem, join_key
 
-__all__ = ["DataverseTables", "run_dataverse_poller", "table_url"]
+__all__ = ["DataverseTables", "dataverse_tables", "run_dataverse_poller", "table_url"]
 
 log = logging.getLogger("cdc.poll.dataverse")
 T = TypeVar("T")
@@ -117,6 +118,16 @@ async def _unless_stopped(stop: asyncio.Event, work: Awaitable[T]) -> tuple[bool
     return False, None
 
 
+def dataverse_tables(settings: Settings, config: SyncConfig) -> tuple[str, ...]:
+    """The entity sets to poll: ``poll.dataverse_tables`` when set (checked), else every table an enabled
+    step syncs (``lead`` -> ``leads``), `cdc.ingest.polled`. Raises `SettingsError`."""
+    needed = synced_objects(config, SourceSystem.DATAVERSE)
+    override = settings.poll.dataverse_tables
+    return polled(
+        "poll.dataverse_tables", override, needed, name=entity_set_name, object_of=entity_logical_name
+    )
+
+
 def table_url(api_root: str, table: str, poll: PollSettings, *, where: str | None = None) -> str:
     """The entity set's URL with the configured ``$select`` (the key column always first when there is
     one) and, when given, a ``$filter`` (plain queries only: change tracking refuses ``$filter``)."""
@@ -124,10 +135,7 @@ def table_url(api_root: str, table: str, poll: PollSettings, *, where: str | Non
     key = f"{entity_logical_name(table)}id"
     if columns and key not in columns:
         columns.insert(0, key)
-    options = [f"$select={quote(','.join(columns), safe=',')}"] if columns else []
-    if where is not None:
-        options.append(f"$filter={quote(where, safe='')}")
-    return f"{api_root}/{table}" + (f"?{'&'.join(options)}" if options else "")
+    return paths.with_options(paths.rows(api_root, table), select=columns, where=where)
 
 
 @dataclass
@@ -211,12 +219,12 @@ class _TablePoller:
         A definition the app user may not read (403) is not a verdict: the first answer decides then.
         A table the org does not have is fatal, as its first read would be.
         """
-        url = (
-            f"{self.client.api_root}/EntityDefinitions(LogicalName='{quote(self.object_type)}')"
-            "?$select=LogicalName,ChangeTrackingEnabled,CanChangeTrackingBeEnabled"
+        url = paths.with_options(
+            paths.definition(self.client.api_root, self.object_type),
+            select=["LogicalName", "ChangeTrackingEnabled", "CanChangeTrackingBeEnabled"],
         )
         try:
-            definition = await self.client.get_json(url, endpoint="metadata:entity")
+            definition = await self.client.get_json(url, endpoint=paths.METADATA_ENTITY)
         except FatalError as error:
             if error.status == _NOT_FOUND:
                 raise FatalError(
@@ -274,7 +282,7 @@ class _TablePoller:
 
     async def _read(self, url: str, prefer: str) -> tuple[dict[str, Any], bool]:
         """One page and whether its answer applied ``odata.track-changes``."""
-        endpoint = f"{self.table}:track"
+        endpoint = paths.rows_label(self.table, "track")
         answer = await self.client.send("GET", url, endpoint=endpoint, headers={"Prefer": prefer})
         return answer.json_object(endpoint), _tracking_applied(answer.headers)
 
@@ -345,8 +353,8 @@ class _TablePoller:
         for start in range(0, len(missing), VERIFY_IDS):
             chunk = missing[start : start + VERIFY_IDS]
             where = " or ".join(f"{key} eq {record_id}" for record_id in chunk)
-            url = f"{self.client.api_root}/{self.table}?$select={key}&$filter={quote(where, safe='')}"
-            page = await self.client.get_json(url, endpoint=f"{self.table}:verify")
+            url = paths.with_options(paths.rows(self.client.api_root, self.table), select=[key], where=where)
+            page = await self.client.get_json(url, endpoint=paths.rows_label(self.table, "verify"))
             alive.update(str(row.get(key) or "").lower() for row in page.get("value") or [])
         gone = [record_id for record_id in missing if record_id not in alive]
         if gone:

@@ -14,7 +14,7 @@ logical name (another attribute type, or a choice column lacking option values t
 problem: never modified); then, only when asked to create (``cdc provision --dataverse``), create the
 missing ones one by one. Without it they are listed as missing, so a CI check can fail on them. A table
 the org does not have makes each of its columns a problem. The alternate keys some columns carry are
-`cdc.provisioning.keys`' (their indexes are built in the background).
+`cdc.dataverse.keys`' (their indexes are built in the background).
 """
 
 from __future__ import annotations
@@ -23,13 +23,13 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from itertools import groupby
 from typing import Any
-from urllib.parse import quote
 
 import orjson
 
+from cdc.dataverse import paths
 from cdc.dataverse.client import DataverseClient
 from cdc.dataverse.errors import FatalError, UnauthorizedError
-from cdc.provisioning.keys import KEY_WAIT_S, Building, check_keys, settle_keys
+from cdc.dataverse.keys import KEY_WAIT_S, Building, check_keys, settle_keys
 from cdc.provisioning.report import Item, Section
 from cdc.provisioning.specs import ColumnSpec
 
@@ -38,11 +38,6 @@ __all__ = ["ensure_change_tracking", "ensure_columns"]
 Say = Callable[[str], None]
 _NOT_FOUND = 404
 _JSON = {"Content-Type": "application/json; charset=utf-8"}
-LIST = "metadata:attributes"
-READ_CHOICES = "metadata:attribute:options"
-CREATE = "metadata:attributes:create"
-READ_ENTITY = "metadata:entity"
-UPDATE_ENTITY = "metadata:entity:update"
 TRACKING = "ChangeTrackingEnabled"
 
 
@@ -50,16 +45,10 @@ def _item(spec: ColumnSpec, detail: str = "") -> Item:
     return Item("column", spec.table, spec.name, spec.kind, detail)
 
 
-def _entity_url(client: DataverseClient, table: str) -> str:
-    return f"{client.api_root}/EntityDefinitions(LogicalName='{quote(table)}')"
-
-
 async def _options(client: DataverseClient, table: str, name: str) -> set[int]:
-    url = (
-        f"{_entity_url(client, table)}/Attributes(LogicalName='{quote(name)}')"
-        "/Microsoft.Dynamics.CRM.PicklistAttributeMetadata?$select=LogicalName&$expand=OptionSet"
-    )
-    answer = await client.get_json(url, endpoint=READ_CHOICES)
+    url = paths.attribute_options(client.api_root, table, name)
+    url = paths.with_options(url, select=["LogicalName"], expand="OptionSet")
+    answer = await client.get_json(url, endpoint=paths.METADATA_ATTRIBUTE_OPTIONS)
     options = (answer.get("OptionSet") or {}).get("Options") or []
     return {int(o["Value"]) for o in options if isinstance(o, dict) and isinstance(o.get("Value"), int)}
 
@@ -87,15 +76,17 @@ async def ensure_columns(
     key_wait_s: float = KEY_WAIT_S,
 ) -> None:
     """Check every column of ``specs``; create the missing ones when ``create`` and not ``dry_run``. Then
-    the alternate keys (`cdc.provisioning.keys`): after creating, wait up to ``key_wait_s`` for their
+    the alternate keys (`cdc.dataverse.keys`): after creating, wait up to ``key_wait_s`` for their
     indexes."""
     ordered = sorted(specs, key=lambda s: s.table)
     building: list[Building] = []
     for table, group in groupby(ordered, key=lambda s: s.table):
         columns = list(group)
-        url = f"{_entity_url(client, table)}/Attributes?$select=LogicalName,AttributeType"
+        url = paths.with_options(
+            paths.attributes(client.api_root, table), select=["LogicalName", "AttributeType"]
+        )
         try:
-            listed = await client.get_json(url, endpoint=LIST)
+            listed = await client.get_json(url, endpoint=paths.METADATA_ATTRIBUTES)
         except FatalError as error:
             if error.status != _NOT_FOUND:
                 raise
@@ -139,9 +130,9 @@ async def ensure_change_tracking(
     """Check change tracking on every table of ``tables`` (logical names); turn it on where it is off when
     ``create`` and not ``dry_run`` (module docstring)."""
     for table in tables:
-        item = Item("table", table, TRACKING, detail="")
+        item, url = Item("table", table, TRACKING, detail=""), paths.definition(client.api_root, table)
         try:
-            definition = await client.get_json(_entity_url(client, table), endpoint=READ_ENTITY)
+            definition = await client.get_json(url, endpoint=paths.METADATA_ENTITY)
         except FatalError as error:
             if error.status != _NOT_FOUND:
                 raise
@@ -168,9 +159,7 @@ async def ensure_change_tracking(
         body = orjson.dumps({**definition, TRACKING: True})
         headers = {**_JSON, "MSCRM.MergeLabels": "true"}
         try:
-            await client.send(
-                "PUT", _entity_url(client, table), endpoint=UPDATE_ENTITY, body=body, headers=headers
-            )
+            await client.send("PUT", url, endpoint=paths.METADATA_UPDATE_ENTITY, body=body, headers=headers)
         except UnauthorizedError:
             raise
         except FatalError as error:
@@ -184,9 +173,15 @@ async def ensure_change_tracking(
 
 
 async def _create(client: DataverseClient, spec: ColumnSpec, section: Section, say: Say) -> None:
-    url = f"{_entity_url(client, spec.table)}/Attributes"
+    url = paths.attributes(client.api_root, spec.table)
     try:
-        await client.send("POST", url, endpoint=CREATE, body=orjson.dumps(spec.body()), headers=_JSON)
+        await client.send(
+            "POST",
+            url,
+            endpoint=paths.METADATA_CREATE_ATTRIBUTE,
+            body=orjson.dumps(spec.body()),
+            headers=_JSON,
+        )
     except UnauthorizedError:
         raise
     except FatalError as error:

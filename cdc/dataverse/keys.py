@@ -23,10 +23,10 @@ import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from urllib.parse import quote
 
 import orjson
 
+from cdc.dataverse import paths
 from cdc.dataverse.client import DataverseClient
 from cdc.dataverse.errors import FatalError, UnauthorizedError
 from cdc.provisioning.report import Item, Section
@@ -40,9 +40,6 @@ KEY_WAIT_S = 120.0
 POLL_S = (0.25, 0.5, 1.0, 2.0, 5.0)
 """Pauses between polls of the key metadata (the last repeats): quick for a small org, gentle after."""
 PROGRESS_S = 15.0
-LIST_KEYS = "metadata:keys"
-CREATE_KEY = "metadata:keys:create"
-REACTIVATE = "metadata:keys:reactivate"
 _BUILDING = frozenset({"Pending", "InProgress"})
 _JSON = {"Content-Type": "application/json; charset=utf-8"}
 
@@ -59,14 +56,11 @@ class Building:
     reactivated: bool = False
 
 
-def _keys_url(client: DataverseClient, table: str) -> str:
-    return f"{client.api_root}/EntityDefinitions(LogicalName='{quote(table)}')/Keys"
-
-
 async def _statuses(client: DataverseClient, table: str) -> dict[str, tuple[str, str]]:
     """Single-column keys of ``table``: column -> (key logical name, EntityKeyIndexStatus)."""
-    url = f"{_keys_url(client, table)}?$select=LogicalName,KeyAttributes,EntityKeyIndexStatus"
-    listed = await client.get_json(url, endpoint=LIST_KEYS)
+    select = ["LogicalName", "KeyAttributes", "EntityKeyIndexStatus"]
+    url = paths.with_options(paths.keys(client.api_root, table), select=select)
+    listed = await client.get_json(url, endpoint=paths.METADATA_KEYS)
     found: dict[str, tuple[str, str]] = {}
     for key in listed.get("value") or []:
         columns = list(key.get("KeyAttributes") or ()) if isinstance(key, dict) else []
@@ -135,7 +129,8 @@ async def _create(
 ) -> bool:
     try:
         body = orjson.dumps(spec.key_body())
-        await client.send("POST", _keys_url(client, table), endpoint=CREATE_KEY, body=body, headers=_JSON)
+        url = paths.keys(client.api_root, table)
+        await client.send("POST", url, endpoint=paths.METADATA_CREATE_KEY, body=body, headers=_JSON)
     except UnauthorizedError:
         raise
     except FatalError as error:
@@ -152,7 +147,11 @@ async def _reactivate(
     body = orjson.dumps({"EntityLogicalName": table, "EntityKeyLogicalName": name})
     try:
         await client.send(
-            "POST", f"{client.api_root}/ReactivateEntityKey", endpoint=REACTIVATE, body=body, headers=_JSON
+            "POST",
+            paths.reactivate_key(client.api_root),
+            endpoint=paths.METADATA_REACTIVATE_KEY,
+            body=body,
+            headers=_JSON,
         )
     except UnauthorizedError:
         raise

@@ -7,8 +7,8 @@ Calls per operation (batches of at most 100 inputs, fact sheet §3.2):
 - ``find``: ``email`` on contacts is a ``batch/read`` with ``idProperty=email`` (consistent at once, unlike
   search, and case-insensitive); any other property is a search (``EQ``, or ``IN`` for several values,
   through the client's 5-per-second limiter), so it lags behind recent writes;
-- ``lookup("owner_email", ids)``: none while the cached owner list is fresh, else one ``GET
-  /crm/v3/owners`` per 500 owners (active and archived);
+- ``lookup("owner_email", ids)``: none while the cached owner list is fresh, else one owners list call
+  per 500 owners (active and archived);
 - ``write``: one ``batch/create`` / ``batch/update`` / ``batch/archive`` per 100 ops of one object type and
   kind, then for updates one v4 ``batch/create`` per related object type (associations to set) and one
   v4 ``batch/read`` + ``batch/labels/archive`` pair (associations to clear). Creates carry their
@@ -21,7 +21,7 @@ Every create and update input carries an ``objectWriteTraceId`` (its position in
 input comes back in a 207 next to the written ones; should HubSpot refuse a whole batch anyway (a 400
 for one input), the batch is split in halves until the bad input stands alone. Results come in no set
 order and written records need not echo their trace id: updates are matched by id, creates and upserts
-by what identifies each input (`cdc.gateways._hubspot_results`), never by position; two creates that
+by what identifies each input (`cdc.hubspot._results`), never by position; two creates that
 nothing tells apart (no unique property, the same values) go in different batches, and a create left
 without a result is read back by its unique property (one ``batch/read``) before it is linked, never
 created again.
@@ -42,12 +42,24 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from cdc.gateways._common import chunks, parse_time, short
-from cdc.gateways._hubspot_results import Sent, pair_results, sent_values, told_apart
+from cdc.hubspot._results import Sent, pair_results, sent_values, told_apart
 from cdc.hubspot.client import Backoff, HubSpotClient
 from cdc.hubspot.errors import FatalError, RequestError, RetriableError
+from cdc.hubspot.paths import (
+    ASSOCIATE,
+    BATCH_ARCHIVE,
+    BATCH_CREATE,
+    BATCH_READ,
+    BATCH_UPDATE,
+    BATCH_UPSERT,
+    DISSOCIATE,
+    PROPERTY,
+    Endpoint,
+    plural,
+)
 from cdc.metrics import Metrics
 from cdc.settings import HubSpotSettings
+from cdc.wire import chunks, parse_time, short
 from consumers.config import DATAVERSE_ID_PROPERTY, OWNER_EMAIL
 from consumers.ports import (
     CrmUnavailableError,
@@ -78,22 +90,6 @@ OWNERS_MISS_S = 30.0
 HUBSPOT_DEFINED = "HUBSPOT_DEFINED"
 GATEWAY_BACKOFF = Backoff(base_s=0.5, cap_s=5.0, attempts=3, max_throttle_wait_s=30.0, throttle_attempts=1)
 """Short client retries: the engine pauses the whole batch on `CrmUnavailableError` instead."""
-
-_PLURAL = {"contact": "contacts", "company": "companies", "deal": "deals", "ticket": "tickets"}
-_OBJECTS = "/crm/v3/objects/{type}"
-BATCH_READ = f"POST {_OBJECTS}/batch/read"
-BATCH_CREATE = f"POST {_OBJECTS}/batch/create"
-BATCH_UPSERT = f"POST {_OBJECTS}/batch/upsert"
-PROPERTY = "GET /crm/v3/properties/{type}/{name}"
-BATCH_UPDATE = f"POST {_OBJECTS}/batch/update"
-BATCH_ARCHIVE = f"POST {_OBJECTS}/batch/archive"
-ASSOCIATE = "POST /crm/v4/associations/{from}/{to}/batch/create"
-DISSOCIATE = "POST /crm/v4/associations/{from}/{to}/batch/labels/archive"
-
-
-def plural(object_type: str) -> str:
-    """``contact`` -> ``contacts`` (paths take either, the association APIs' answers use the plural)."""
-    return _PLURAL.get(object_type, object_type)
 
 
 def parse_key(key: str) -> tuple[str, int]:
@@ -210,14 +206,14 @@ class HubSpotGateway:
         associations: Sequence[str] = (),
         archived: bool = False,
     ) -> dict[str, Record]:
-        # `archived=true`: "Whether to return only results that have been archived" (the objects spec,
-        # POST /crm/v3/objects/{objectType}/batch/read); an archived record keeps its properties.
-        path = f"/crm/v3/objects/{plural(object_type)}/batch/read" + ("?archived=true" if archived else "")
+        # `archived=true`: "Whether to return only results that have been archived" (the objects spec's
+        # batch read); an archived record keeps its properties.
+        query = {"archived": "true"} if archived else None
         found: dict[str, Record] = {}
         with _system_errors():
             for chunk in chunks(list(dict.fromkeys(ids)), BATCH_LIMIT):
                 body = {"properties": list(fields), "inputs": [{"id": i} for i in chunk]}
-                answer = await self._client.post(BATCH_READ, path, body)
+                answer = await self._client.call(BATCH_READ, plural(object_type), query=query, body=body)
                 asked = set(chunk)
                 for item in answer.get("results") or []:
                     record = _record(object_type, item, fields)
@@ -274,10 +270,9 @@ class HubSpotGateway:
     ) -> list[dict[str, Any]]:
         """``batch/read`` by a unique property (``idProperty``): consistent at once, unlike search."""
         items: list[dict[str, Any]] = []
-        path = f"/crm/v3/objects/{object_type}/batch/read"
         for chunk in chunks(values, BATCH_LIMIT):
             body = {"idProperty": id_property, "properties": properties, "inputs": [{"id": v} for v in chunk]}
-            answer = await self._client.post(BATCH_READ, path, body)
+            answer = await self._client.call(BATCH_READ, object_type, body=body)
             items += answer.get("results") or []
         return items
 
@@ -364,25 +359,22 @@ class HubSpotGateway:
             keys[index] = _unique_keys(object_type, body["properties"])
         done: dict[int, WriteOutcome] = {}
         for batch in told_apart(creates, keys):
-            path = f"/crm/v3/objects/{object_type}/batch/create"
-            done |= await self._written(object_type, BATCH_CREATE, path, batch, ops, keys)
+            done |= await self._written(object_type, BATCH_CREATE, batch, ops, keys)
         if upserts:
-            path = f"/crm/v3/objects/{object_type}/batch/upsert"
-            done |= await self._written(object_type, BATCH_UPSERT, path, upserts, ops, keys)
+            done |= await self._written(object_type, BATCH_UPSERT, upserts, ops, keys)
         return done
 
-    async def _written(  # noqa: PLR0917 -- one batch call and what it needs to match its answer
+    async def _written(
         self,
         object_type: str,
-        template: str,
-        path: str,
+        endpoint: Endpoint,
         inputs: dict[int, dict[str, Any]],
         ops: Sequence[WriteOp],
         keys: Mapping[int, Mapping[str, str]],
     ) -> dict[int, WriteOutcome]:
         """One create or upsert batch; each input's record matched by identity, not position; an input
         left without one read back by its unique property."""
-        batch = await self._send(template, path, inputs)
+        batch = await self._send(endpoint, object_type, inputs)
         done = {index: WriteOutcome(ops[index].ref, ok=False, error=e) for index, e in batch.errors.items()}
         sent = [
             Sent(index, str(body["objectWriteTraceId"]), sent_values(body), keys[index])
@@ -438,9 +430,7 @@ class HubSpotGateway:
         if (known := self._keyed.get(object_type)) is not None:
             return known
         try:
-            found = await self._client.get(
-                PROPERTY, f"/crm/v3/properties/{object_type}/{DATAVERSE_ID_PROPERTY}"
-            )
+            found = await self._client.call(PROPERTY, object_type, DATAVERSE_ID_PROPERTY)
         except RequestError:  # 404: not provisioned
             found = {}
         keyed = bool(found.get("hasUniqueValue"))
@@ -491,7 +481,7 @@ class HubSpotGateway:
             }
             for index in indexes
         }
-        batch = await self._send(BATCH_UPDATE, f"/crm/v3/objects/{object_type}/batch/update", inputs)
+        batch = await self._send(BATCH_UPDATE, object_type, inputs)
         by_id = {str(ops[index].object_id): index for index in indexes}
         done = {index: WriteOutcome(ops[index].ref, ok=False, error=e) for index, e in batch.errors.items()}
         for item in batch.results:
@@ -506,7 +496,7 @@ class HubSpotGateway:
         self, object_type: str, ops: Sequence[WriteOp], indexes: Sequence[int]
     ) -> dict[int, WriteOutcome]:
         inputs = {index: {"id": ops[index].object_id} for index in indexes}
-        batch = await self._send(BATCH_ARCHIVE, f"/crm/v3/objects/{object_type}/batch/archive", inputs)
+        batch = await self._send(BATCH_ARCHIVE, object_type, inputs)
         return {
             index: WriteOutcome(
                 ops[index].ref,
@@ -517,20 +507,21 @@ class HubSpotGateway:
             for index in indexes
         }
 
-    async def _send(self, template: str, path: str, inputs: dict[int, dict[str, Any]]) -> _Batch:
+    async def _send(self, endpoint: Endpoint, object_type: str, inputs: dict[int, dict[str, Any]]) -> _Batch:
         """One batch call; a whole-batch 400 is split in halves until the refused input stands alone."""
         try:
             # Sent once: a write held back by a 429 or 5xx and sent again later would carry values planned
             # before whatever a user wrote meanwhile. The batch is read and planned again instead.
-            answer = await self._client.post(template, path, {"inputs": list(inputs.values())}, retry=False)
+            body = {"inputs": list(inputs.values())}
+            answer = await self._client.call(endpoint, object_type, body=body, retry=False)
         except RequestError as refused:
             if len(inputs) == 1:
                 return _Batch(errors={next(iter(inputs)): short(str(refused))})
             items = list(inputs.items())
             half = len(items) // 2
             first, second = (
-                await self._send(template, path, dict(items[:half])),
-                await self._send(template, path, dict(items[half:])),
+                await self._send(endpoint, object_type, dict(items[:half])),
+                await self._send(endpoint, object_type, dict(items[half:])),
             )
             return _Batch(
                 first.results + second.results, first.errors | second.errors, first.loose + second.loose
@@ -591,9 +582,8 @@ class HubSpotGateway:
             {"from": {"id": from_id}, "to": {"id": to_id}, "types": [_spec(type_id)]}
             for _, from_id, to_id, type_id in items
         ]
-        path = f"/crm/v4/associations/{pair[0]}/{pair[1]}/batch/create"
         try:
-            answer = await self._client.post(ASSOCIATE, path, {"inputs": inputs}, retry=False)
+            answer = await self._client.call(ASSOCIATE, *pair, body={"inputs": inputs}, retry=False)
         except RequestError as refused:
             return {index: short(str(refused)) for index, *_ in items}
         written = {
@@ -622,9 +612,8 @@ class HubSpotGateway:
             for other in related.get(from_id, [])
             if type_id in other.type_ids
         ]
-        path = f"/crm/v4/associations/{pair[0]}/{pair[1]}/batch/labels/archive"
         for chunk in chunks(inputs, ASSOCIATION_INPUTS):
-            await self._client.post(DISSOCIATE, path, {"inputs": list(chunk)}, retry=False)
+            await self._client.call(DISSOCIATE, *pair, body={"inputs": list(chunk)}, retry=False)
 
 
 def _named_ids(entry: Mapping[str, Any]) -> set[str]:

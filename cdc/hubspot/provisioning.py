@@ -17,18 +17,26 @@ from typing import Any
 
 from cdc.hubspot.client import HubSpotClient
 from cdc.hubspot.errors import RequestError
-from cdc.provisioning.needs import HUBSPOT_GROUP, HUBSPOT_GROUP_LABEL
+from cdc.hubspot.events import OBJECT_TYPE_IDS
+from cdc.hubspot.paths import (
+    CREATE_PROPERTY,
+    CREATE_PROPERTY_GROUP,
+    CREATE_SUBSCRIPTION,
+    LIST_PROPERTIES,
+    LIST_PROPERTY_GROUPS,
+    LIST_SUBSCRIPTIONS,
+    plural,
+)
 from cdc.provisioning.report import Item, Section
-from cdc.provisioning.specs import PropertySpec, SubscriptionSpec, hubspot_path_name
+from cdc.provisioning.specs import PropertySpec, SubscriptionSpec
 
 __all__ = ["ensure_properties", "ensure_subscriptions"]
 
 Say = Callable[[str], None]
 _CONFLICT = 409
-_TYPE_IDS = {"0-1": "contact", "0-2": "company", "0-3": "deal"}
-PROPERTIES = "/crm/v3/properties/{objectType}"
-GROUPS = "/crm/v3/properties/{objectType}/groups"
-SUBSCRIPTIONS = "/webhooks/v3/{appId}/subscriptions"
+HUBSPOT_GROUP = "d365_sync"
+"""The property group the created properties go in (made when missing)."""
+HUBSPOT_GROUP_LABEL = "Dynamics 365 sync"
 
 
 def _property_item(spec: PropertySpec, detail: str = "") -> Item:
@@ -56,8 +64,7 @@ async def ensure_properties(
     """Create the missing ``specs`` (grouped per object type) and record every outcome in ``section``."""
     ordered = sorted(specs, key=lambda s: s.object)
     for object_type, group in groupby(ordered, key=lambda s: s.object):
-        path = f"/crm/v3/properties/{hubspot_path_name(object_type)}"
-        listed = await client.get(f"GET {PROPERTIES}", path)
+        listed = await client.call(LIST_PROPERTIES, plural(object_type))
         existing = {str(p.get("name")): p for p in listed.get("results") or [] if isinstance(p, dict)}
         missing: list[PropertySpec] = []
         for spec in group:
@@ -81,14 +88,13 @@ async def ensure_properties(
             continue
         await _group(client, object_type, section, create=True, say=say)
         for spec in missing:
-            await _create_property(client, path, spec, section, say)
+            await _create_property(client, spec, section, say)
 
 
 async def _group(
     client: HubSpotClient, object_type: str, section: Section, *, create: bool, say: Say
 ) -> None:
-    path = f"/crm/v3/properties/{hubspot_path_name(object_type)}/groups"
-    listed = await client.get(f"GET {GROUPS}", path)
+    listed = await client.call(LIST_PROPERTY_GROUPS, plural(object_type))
     if any(isinstance(g, dict) and g.get("name") == HUBSPOT_GROUP for g in listed.get("results") or []):
         return
     item = Item("group", object_type, HUBSPOT_GROUP, "property group")
@@ -97,7 +103,8 @@ async def _group(
         say(f"would create {item}")
         return
     try:
-        await client.post(f"POST {GROUPS}", path, {"name": HUBSPOT_GROUP, "label": HUBSPOT_GROUP_LABEL})
+        body = {"name": HUBSPOT_GROUP, "label": HUBSPOT_GROUP_LABEL}
+        await client.call(CREATE_PROPERTY_GROUP, plural(object_type), body=body)
     except RequestError as error:
         if error.status != _CONFLICT:
             raise
@@ -106,11 +113,9 @@ async def _group(
     say(f"created {item}")
 
 
-async def _create_property(
-    client: HubSpotClient, path: str, spec: PropertySpec, section: Section, say: Say
-) -> None:
+async def _create_property(client: HubSpotClient, spec: PropertySpec, section: Section, say: Say) -> None:
     try:
-        await client.post(f"POST {PROPERTIES}", path, spec.body(HUBSPOT_GROUP))
+        await client.call(CREATE_PROPERTY, plural(spec.object), body=spec.body(HUBSPOT_GROUP))
     except RequestError as error:
         if error.status == _CONFLICT:
             section.present.append(_property_item(spec))
@@ -126,7 +131,7 @@ def _existing_key(sub: dict[str, Any]) -> str:
     """``contact.propertyChange:email`` for a legacy or a generic (``object.*`` + type id) subscription."""
     prefix, _, action = str(sub.get("eventType", "")).partition(".")
     if prefix == "object":
-        prefix = _TYPE_IDS.get(str(sub.get("objectTypeId")), f"object[{sub.get('objectTypeId')}]")
+        prefix = OBJECT_TYPE_IDS.get(str(sub.get("objectTypeId")), f"object[{sub.get('objectTypeId')}]")
     prop = sub.get("propertyName")
     return f"{prefix}.{action}:{prop}" if prop else f"{prefix}.{action}"
 
@@ -144,12 +149,12 @@ async def ensure_subscriptions(
     *,
     dry_run: bool,
     say: Say,
-    query: str = "",
+    developer_api_key: str | None = None,
 ) -> None:
-    """Create the missing subscriptions, active. ``query`` is appended to every path (``?hapikey=...``
-    when a developer API key manages the app's webhooks instead of the token)."""
-    path = f"/webhooks/v3/{app_id}/subscriptions"
-    listed = await client.get(f"GET {SUBSCRIPTIONS}", path + query)
+    """Create the missing subscriptions, active. ``developer_api_key``: sent as ``hapikey`` with every
+    call, when a developer API key manages the app's webhooks instead of the token."""
+    app, query = str(app_id), {"hapikey": developer_api_key} if developer_api_key else None
+    listed = await client.call(LIST_SUBSCRIPTIONS, app, query=query)
     existing: dict[str, dict[str, Any]] = {}
     for sub in listed.get("results") or []:
         if isinstance(sub, dict):
@@ -170,7 +175,7 @@ async def ensure_subscriptions(
             say(f"would create {section.missing[-1]}")
             continue
         try:
-            await client.post(f"POST {SUBSCRIPTIONS}", path + query, spec.body())
+            await client.call(CREATE_SUBSCRIPTION, app, query=query, body=spec.body())
         except RequestError as error:
             section.problems.append(_subscription_item(spec, f"HubSpot refused it: {error}"))
             say(f"problem: {section.problems[-1]}")

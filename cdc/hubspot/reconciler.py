@@ -10,8 +10,8 @@ search lags behind writes; the 10,000-result window is never met (see `cdc.hubsp
 
 Deletes: a deleted (archived) record leaves search, so a delete whose webhook HubSpot gave up on would be
 lost. Every ``poll.hubspot_deletes_interval_s`` the reconciler lists the archived records of its type
-(``GET /crm/v3/objects/{type}?archived=true``, 100 per page), keeps those some link holds, confirms each is
-gone with a GET by id (a merged-away id still reads: it is the merge's, not a delete), and publishes a
+(`cdc.hubspot.paths.LIST_OBJECTS`, ``archived=true``, 100 per page), keeps those some link holds, confirms
+each is gone with a GET by id (a merged-away id still reads: it is the merge's, not a delete), and publishes a
 DELETE change event for each, with the current cursor, in one transaction. Linked records only: a delete
 of an unlinked record has nothing to propagate, and a delete already applied has tombstoned its link, so a
 sweep after a complete sync publishes nothing.
@@ -42,10 +42,11 @@ from typing import Any
 
 from cdc.hubspot.client import AssociatedRecord, HubSpotClient
 from cdc.hubspot.errors import FatalError, HubSpotApiError, RequestError, RetriableError
+from cdc.hubspot.paths import LIST_OBJECTS, READ_OBJECT, Query, plural, singular
 from cdc.hubspot.search import LAST_MODIFIED, MAX_PAGE, SearchPosition, next_position, parse_ms, search_body
 from cdc.ingest.auth_pause import SourceAuth
 from cdc.ingest.linked import linked_ids
-from cdc.ingest.polled import hubspot_objects, sync_config
+from cdc.ingest.polled import polled, sync_config, synced_objects
 from cdc.metrics import Metrics, object_label
 from cdc.settings import Settings, SettingsError, require
 from consumers.config import SyncConfig
@@ -57,11 +58,12 @@ from streams.keys import SourceSystem, join_key
 
 __all__ = [
     "DEFAULT_PROPERTIES",
-    "SINGULAR",
+    "RECONCILED",
     "Edge",
     "HubSpotObjects",
     "association_events",
     "check_options",
+    "hubspot_objects",
     "object_properties",
     "read_edges",
     "record_event",
@@ -72,13 +74,13 @@ __all__ = [
 log = logging.getLogger(__name__)
 SYSTEM = "hubspot"
 COMPONENT = "hubspot_reconciler"
-SINGULAR = {"contacts": "contact", "companies": "company", "deals": "deal"}
+RECONCILED = tuple(LAST_MODIFIED)
+"""The object types the reconciler pages (``contacts``, ...): those search can sort by modification time.
+Others are left to webhooks."""
 PRIMARY_TYPE_IDS = frozenset({1, 2, 5, 6})
 SHUTDOWN_GRACE_S = 10.0
 LIST_LIMIT = 100
 UNAUTHORIZED = 401
-LIST_OBJECTS = "GET /crm/v3/objects/{type}"
-READ_OBJECT = "GET /crm/v3/objects/{type}/{id}"
 DEFAULT_PROPERTIES: Mapping[str, tuple[str, ...]] = {
     "contacts": (
         "email", "firstname", "lastname", "phone", "mobilephone", "jobtitle", "company", "address", "city",
@@ -140,7 +142,7 @@ async def read_edges(
     found: dict[str, set[Edge]] = {record_id: set() for record_id in ids}
     for other in others:
         for record_id, items in (await client.read_associations(obj, other, ids)).items():
-            found.setdefault(record_id, set()).update(_edge(SINGULAR[other], item) for item in items)
+            found.setdefault(record_id, set()).update(_edge(singular(other), item) for item in items)
     return found
 
 
@@ -150,7 +152,7 @@ def record_event(
     """A search result as an UPSERT with the full record; its version is the last-modified value."""
     properties = result.get("properties") or {}
     return ChangeEvent(
-        source=SourceSystem.HUBSPOT, tenant=portal, object_type=SINGULAR[obj],
+        source=SourceSystem.HUBSPOT, tenant=portal, object_type=singular(obj),
         object_id=str(result["id"]), operation=Operation.UPSERT, origin=origin,
         record={str(k): (None if v is None else str(v)) for k, v in properties.items()},
         source_version=_modified(result, obj),
@@ -234,7 +236,7 @@ class _ObjectReconciler:
 
     @property
     def singular(self) -> str:
-        return SINGULAR[self.obj]
+        return singular(self.obj)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Passes until ``stop``; a throttle or outage outlasting the client's retries waits for the next,
@@ -315,8 +317,9 @@ class _ObjectReconciler:
         linked = await self.linked(self.singular)
         if not linked:
             return
-        path = f"/crm/v3/objects/{self.obj}?archived=true&limit={LIST_LIMIT}&properties=hs_object_id"
-        archived = {str(r["id"]) async for r in self.client.listed(LIST_OBJECTS, path) if r.get("id")}
+        query: Query = {"archived": "true", "limit": LIST_LIMIT, "properties": "hs_object_id"}
+        listed = self.client.listed(LIST_OBJECTS, self.obj, query=query)
+        archived = {str(r["id"]) async for r in listed if r.get("id")}
         gone = [i for i in sorted(archived & linked) if not await self._readable(i)]
         if not gone:
             return
@@ -346,9 +349,7 @@ class _ObjectReconciler:
     async def _readable(self, record_id: str) -> bool:
         """Whether a GET by id finds a live record (a merged-away id resolves to the merge's record)."""
         try:
-            await self.client.get(
-                READ_OBJECT, f"/crm/v3/objects/{self.obj}/{record_id}?properties=hs_object_id"
-            )
+            await self.client.call(READ_OBJECT, self.obj, record_id, query={"properties": "hs_object_id"})
         except RequestError:
             return False
         return True
@@ -433,10 +434,10 @@ async def _bounded(run: Any, stop: asyncio.Event, grace_s: float, obj: str) -> N
 def check_options(
     settings: Settings, page_size: int, config: SyncConfig | None = None
 ) -> dict[str, tuple[str, ...]]:
-    """The object types to page (`cdc.ingest.polled.hubspot_objects` of ``config``, default the one
-    ``sync.config`` names) and the properties to read of each, or SettingsError before anything starts."""
+    """The object types to page (`hubspot_objects` of ``config``, default the one ``sync.config`` names)
+    and the properties to read of each, or SettingsError before anything starts."""
     unknown = sorted(
-        {*(settings.poll.hubspot_objects or ()), *settings.poll.hubspot_properties} - set(SINGULAR)
+        {*(settings.poll.hubspot_objects or ()), *settings.poll.hubspot_properties} - {*RECONCILED}
     )
     if unknown:
         raise SettingsError(
@@ -445,6 +446,15 @@ def check_options(
         )
     objects = hubspot_objects(settings, config or sync_config(settings))
     return {obj: object_properties(settings, obj, page_size) for obj in objects}
+
+
+def hubspot_objects(settings: Settings, config: SyncConfig) -> tuple[str, ...]:
+    """The object types the reconciler pages: ``poll.hubspot_objects`` when set (checked), else every
+    object an enabled step syncs that the reconciler can page (`RECONCILED`). Raises `SettingsError`."""
+    needed = synced_objects(config, SourceSystem.HUBSPOT)
+    pageable = {obj: steps for obj, steps in needed.items() if obj in {singular(o) for o in RECONCILED}}
+    override = settings.poll.hubspot_objects
+    return polled("poll.hubspot_objects", override, pageable, name=plural, object_of=singular)
 
 
 def object_properties(settings: Settings, obj: str, page_size: int) -> tuple[str, ...]:
@@ -517,7 +527,7 @@ class HubSpotObjects:
         reconciler: _ObjectReconciler | None = None
         try:
             await writer.start()
-            key = checkpoint_key(SourceSystem.HUBSPOT, self.portal, SINGULAR[obj])
+            key = checkpoint_key(SourceSystem.HUBSPOT, self.portal, singular(obj))
             found = (await read_checkpoints(kafka)).get(key)
             reconciler = _ObjectReconciler(
                 obj=obj,
