@@ -36,14 +36,18 @@ from cdc.metrics import Metrics, object_label
 from cdc.probes import probe_app
 from cdc.serving import serve
 from cdc.settings import Settings, require
-from consumers.applier import Applier, BatchResult
+from consumers.applier import Applier
+from consumers.apply_loop import ApplyLoop
+from consumers.batch import BatchResult
 from consumers.config import SyncConfig
 from consumers.loader import load_config
 from consumers.ports import CrmGateway, CrmUnavailableError
-from consumers.runtime import ApplyLoop, Lag, LinkView, Router
+from consumers.router import Router
 from streams.keys import SourceSystem
-from streams.links import LinkIndex
+from streams.link_store import LinkIndex
+from streams.link_view import LinkView
 from streams.topics import TopicCatalog
+from streams.transactions import Lag
 
 log = logging.getLogger("cdc.sync")
 RESTART_RESET_S = 60.0
@@ -132,9 +136,9 @@ class SyncStats:
             m.sync_skipped.labels(step=step, reason=reason).inc(n)
         if result.echoes:
             m.sync_echoes.inc(result.echoes)
-        for unit in result.failed:
-            m.sync_deadletters.labels(step=unit.failed_step or "unknown", reason="record_error").inc(
-                len(unit.items)
+        for failure in result.failed:
+            m.sync_deadletters.labels(step=failure.step or "unknown", reason="record_error").inc(
+                len(failure.items)
             )
         self.dead += dead
         self.count_links()

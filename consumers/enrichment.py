@@ -16,7 +16,7 @@ from consumers.routing import needs_lookup
 from streams.codec import Scalar
 from streams.events import ChangeEvent
 from streams.keys import SourceSystem
-from streams.links import LinkIndex
+from streams.link_store import LinkIndex
 
 __all__ = ["enrich"]
 

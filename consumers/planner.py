@@ -37,7 +37,7 @@ from consumers.config import (
     ValueType,
 )
 from consumers.matching import match_key
-from consumers.ports import Record, WriteKind
+from consumers.ports import Record, WriteKind, WriteOp
 from consumers.values import Converted, canonical, convert, convert_time, is_empty, same
 from streams.codec import Scalar
 from streams.keys import SourceSystem
@@ -143,6 +143,19 @@ class SideWrite:
     associations: dict[str, str | None] = field(default_factory=dict)
     decisions: list[FieldDecision] = field(default_factory=list)
     steps: list[str] = field(default_factory=list)
+
+    def op(self, *, ref: str, origin_id: str | None) -> WriteOp:
+        """The write to send; ``origin_id``, the id of the record on the other side, keys a create."""
+        return WriteOp(
+            ref=ref,
+            kind=self.kind,
+            object_type=self.object_type,
+            object_id=self.object_id,
+            values=self.values,
+            if_match=self.if_match,
+            associations=self.associations,
+            origin_id=origin_id if self.kind is WriteKind.CREATE else None,
+        )
 
 
 @dataclass(frozen=True, slots=True)

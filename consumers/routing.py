@@ -16,7 +16,8 @@ from consumers.ports import MERGED_IDS, merged_ids
 from streams.codec import Scalar
 from streams.events import ChangeEvent, Operation
 from streams.keys import SourceSystem
-from streams.links import Link, LinkIndex
+from streams.link_store import LinkIndex
+from streams.links import Link
 from streams.work import WorkItem, link_route, match_route, record_route
 
 __all__ = ["Lookup", "link_of", "match_field", "needs_lookup", "route", "routes"]

@@ -1,7 +1,7 @@
 """`cdc bench links`: how long the sync stage takes to rebuild its link view, and the memory it holds.
 
 Produces N synthetic links (``fields`` fingerprinted fields per side: the default configuration tracks
-about 75 on contacts) to a fresh topic prefix, then times `consumers.runtime.LinkView.load` and measures
+about 75 on contacts) to a fresh topic prefix, then times `streams.link_view.LinkView.load` and measures
 the process's resident memory before and after.
 """
 
@@ -17,11 +17,11 @@ from typing import Any
 
 import orjson
 
-from consumers.runtime import LinkView
 from streams.admin import ensure_topics, open_admin
 from streams.clients import make_producer
 from streams.config import KafkaSettings
 from streams.keys import SourceSystem
+from streams.link_view import LinkView
 from streams.links import LINK_CODEC, FieldSync, Link, LinkSide, fingerprint, link_key
 from streams.topics import TopicCatalog, TopicRole
 

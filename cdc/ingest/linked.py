@@ -7,9 +7,9 @@ records they can still see against these ids and publish the deletes of the link
 
 from __future__ import annotations
 
-from consumers.runtime import LinkView
 from streams.config import KafkaSettings
 from streams.keys import SourceSystem
+from streams.link_view import LinkView
 from streams.topics import TopicCatalog
 
 __all__ = ["linked_ids"]

@@ -23,12 +23,11 @@ from aiokafka.structs import ConsumerRecord
 
 from cdc.exits import CliError, ExitCode
 from cdc.settings import Settings
-from consumers.runtime import LinkView
 from streams.admin import KafkaUnavailableError, open_admin
 from streams.clients import make_consumer
 from streams.codec import Position
 from streams.config import KafkaSettings
-from streams.links import LinkIndex
+from streams.link_store import LinkIndex
 from streams.topics import TopicCatalog, TopicRole
 
 __all__ = [
@@ -240,10 +239,10 @@ async def _unfinished(
 
 async def load_links(kafka: KafkaSettings) -> LinkIndex:
     """The `links` topic as the sync stage sees it (newest revision per link, tombstones applied)."""
-    view = LinkView(kafka, TopicCatalog.from_settings(kafka))
+    index = LinkIndex()
     await scan(
         kafka,
-        view.topic,
-        lambda m: view.apply(m.key, m.value, Position(m.topic, m.partition, m.offset)),
+        TopicCatalog.from_settings(kafka).name(TopicRole.LINKS),
+        lambda m: index.apply_record(m.key, m.value, Position(m.topic, m.partition, m.offset)),
     )
-    return view.index
+    return index

@@ -15,7 +15,8 @@ from streams.clients import make_consumer, make_producer
 from streams.codec import Position
 from streams.config import KafkaSettings
 from streams.keys import SourceSystem
-from streams.links import LINK_CODEC, Link, LinkIndex, LinkSide, link_id_for, link_id_from_key
+from streams.link_store import LinkIndex
+from streams.links import LINK_CODEC, Link, LinkSide, link_id_for, link_id_from_key
 from streams.topics import TopicCatalog, TopicRole
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]

@@ -10,10 +10,10 @@ import contextlib
 
 import pytest
 
-from consumers.runtime import LinkView
 from streams.admin import ensure_topics, open_admin
 from streams.clients import make_producer
 from streams.config import KafkaSettings
+from streams.link_view import LinkView
 from streams.links import LINK_CODEC, link_key
 from streams.topics import TopicCatalog, TopicRole
 from tests.integration.test_compaction import make_link

@@ -23,7 +23,8 @@ from cdc.hubspot.gateway import open_hubspot_gateway
 from cdc.metrics import Metrics
 from cdc.provisioning.run import provision_sandbox
 from cdc.sandbox.runner import Sandbox, run_sandbox
-from consumers.applier import Applier, BatchResult
+from consumers.applier import Applier
+from consumers.batch import BatchResult
 from consumers.config import SyncConfig
 from consumers.enrichment import enrich
 from consumers.ports import CrmGateway, Record, WriteKind, WriteOp, WriteOutcome
@@ -32,7 +33,8 @@ from streams.codec import Scalar
 from streams.config import KafkaSettings
 from streams.events import ChangeEvent, Merge, Operation, Origin
 from streams.keys import SourceSystem
-from streams.links import Link, LinkIndex
+from streams.link_store import LinkIndex
+from streams.links import Link
 from tests.integration.sync_stack import small_config
 
 pytestmark = [pytest.mark.slow]

@@ -26,7 +26,7 @@ from streams.codec import Scalar
 from streams.config import KafkaSettings
 from streams.events import ChangeEvent, Operation, Origin
 from streams.keys import SourceSystem
-from streams.links import LinkIndex
+from streams.link_store import LinkIndex
 from tests.integration.sync_stack import small_config
 
 pytestmark = [pytest.mark.slow]

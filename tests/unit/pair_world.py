@@ -3,8 +3,9 @@
 `apply_plan` does what the applier does around a plan, without I/O: it merges each write into the record
 (creating it with a new id that holds the id of the record it copies, as the gateways' creates do), bumps
 the record's version and modification time as the CRM would, and builds the link from ``plan.after`` (the
-fingerprints of what both sides hold once the writes land). `World` keeps the current records, the link and a
-clock, so a test can edit either side and re-plan, and so simulate a whole sequence of edits.
+fingerprints of what both sides hold once the writes land; sync times kept as `consumers.settle` keeps
+them). `World` keeps the current records, the link and a clock, so a test can edit either side and
+re-plan, and so simulate a whole sequence of edits.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from datetime import UTC, datetime, timedelta
 from consumers.config import COUNTERPART_ID, Pair, SyncConfig
 from consumers.planner import MatchState, PairPlan, PairState, plan_pair
 from consumers.ports import Record, WriteKind
+from consumers.settle import synced_fields
 from streams.codec import Scalar
 from streams.keys import SourceSystem
-from streams.links import FieldSync, Link, LinkSide, link_id_for
+from streams.links import Link, LinkSide, link_id_for
 
 HS = SourceSystem.HUBSPOT
 DV = SourceSystem.DATAVERSE
@@ -105,14 +107,7 @@ def _write_into(
 def _side(
     system: SourceSystem, rec: Record, plan: PairPlan, prior: LinkSide | None, now: datetime
 ) -> LinkSide:
-    fields = {
-        prop: (
-            prior.fields[prop]
-            if prior is not None and prop in prior.fields and prior.fields[prop].fingerprint == fp
-            else FieldSync(fingerprint=fp, synced_at=now)
-        )
-        for prop, fp in plan.after.get(system, {}).items()
-    }
+    fields = synced_fields(prior, plan.after.get(system, {}), now)
     return LinkSide(
         system=system,
         tenant=TENANTS[system],

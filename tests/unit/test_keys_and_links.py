@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given
 
 from streams.keys import RecordRef, SourceSystem, join_key, split_key
-from streams.links import Link, LinkIndex, LinkSide, fingerprint, link_id_for, link_id_from_key, link_key
+from streams.link_store import LinkIndex
+from streams.links import Link, LinkSide, fingerprint, link_id_for, link_id_from_key, link_key
 from tests.unit import strategies
 
 NOW = datetime(2026, 11, 23, tzinfo=UTC)

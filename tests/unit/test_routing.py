@@ -20,7 +20,8 @@ from consumers.routing import Lookup, match_field, needs_lookup, route, routes
 from streams.codec import Scalar
 from streams.events import ChangeEvent, Operation, Origin
 from streams.keys import RecordRef, SourceSystem
-from streams.links import Link, LinkIndex, LinkSide, link_id_for
+from streams.link_store import LinkIndex
+from streams.links import Link, LinkSide, link_id_for
 from streams.work import link_route, match_route, record_route
 
 HS, DV = SourceSystem.HUBSPOT, SourceSystem.DATAVERSE

@@ -1,0 +1,221 @@
+"""The apply loop (group ``<prefix>sync-apply``): reads the work topic in batches (up to N records or M ms),
+runs them through the `Applier`, and publishes links, audit records, dead letters and rechecks in one
+transaction with its offsets (`streams.transactions`): an offset moves only after the writes and the link
+updates are acknowledged (guarantee 1), and the batch's links join the link store only then.
+
+A CRM outage pauses the partitions and retries the same batch for as long as it takes (`consumers.outages`);
+a record error dead-letters that record's events and the partition moves on. A rebalance while a batch is
+in hand (counted by the group's revocations, `streams.transactions.Ownership`) stops it: no write is sent
+after it and nothing is committed; the partitions' new owner reads the batch again. Creates, which a write
+sent just before the revocation could still double, key on the other CRM's id (see the gateways).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from functools import partial
+
+from aiokafka import TopicPartition
+
+from consumers.applier import Applier
+from consumers.batch import BatchResult
+from consumers.outages import pause, retrying
+from consumers.ports import BatchRevokedError, CrmUnavailableError
+from streams.audit import AUDIT_CODEC
+from streams.clients import make_consumer, running
+from streams.config import KafkaSettings
+from streams.deadletters import DeadLetter
+from streams.link_view import LinkView
+from streams.links import LINK_CODEC, link_key
+from streams.topics import TopicCatalog, TopicRole
+from streams.transactions import (
+    Lag,
+    Outgoing,
+    Ownership,
+    Raw,
+    TransactionalLoop,
+    collect,
+    dead_letter,
+    dead_letter_record,
+    decode,
+    offsets,
+    record,
+    rewind,
+    tombstone,
+    transaction,
+)
+from streams.work import WORK_CODEC, WorkItem
+
+__all__ = ["ApplyLoop", "RecordRejectedError"]
+
+log = logging.getLogger(__name__)
+
+UNEXPECTED_ATTEMPTS = 3
+SYSTEMIC_FAILURES = 5
+
+
+class RecordRejectedError(Exception):
+    """A record error that outlived its retries (validation, 400 for this input)."""
+
+
+class ApplyLoop(TransactionalLoop):
+    role = "apply"
+
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        catalog: TopicCatalog,
+        applier: Applier,
+        *,
+        group: str,
+        batch_size: int = 100,
+        batch_wait_ms: int = 5,
+        on_batch: Callable[[BatchResult, int], None] | None = None,
+        on_pause: Callable[[CrmUnavailableError], None] | None = None,
+        on_lag: Callable[[Lag], None] | None = None,
+        links: LinkView | None = None,
+    ) -> None:
+        super().__init__(kafka, catalog, group=group, on_lag=on_lag)
+        self.applier = applier
+        self.links = links
+        """The view the applier's index is fed by: after each rebalance, caught up before the first batch."""
+        self.batch_size = batch_size
+        self.batch_wait_ms = batch_wait_ms
+        self.on_batch = on_batch
+        self.on_pause = on_pause
+        self._failing_in_a_row = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        work = make_consumer(self.kafka, group_id=self.group)
+        ownership = Ownership()
+        work.subscribe([self.catalog.name(TopicRole.WORK)], listener=ownership)
+        async with running(self.producer()) as producer, running(work) as consumer:
+
+            async def keepalive() -> None:
+                # Polling keeps this member in the group through a long CRM outage (max.poll.interval.ms).
+                # Everything assigned is paused first: a rebalance meanwhile may have handed this member
+                # partitions the batch does not hold, and records fetched here would be dropped.
+                consumer.pause(*consumer.assignment())
+                await consumer.getmany(timeout_ms=0)
+
+            # `load` read the links topic to its end before the first assignment.
+            links_for = ownership.generation
+            while not stop.is_set():
+                # Taken before the read: a batch read across a rebalance is dropped, never committed.
+                generation = ownership.generation
+                batch = await collect(consumer, max_records=self.batch_size, wait_ms=self.batch_wait_ms)
+                await self.report_lag(consumer, batch)
+                if not batch:
+                    continue
+                if generation != links_for and self.links is not None:
+                    await self.links.caught_up(stop)  # the partitions' last owner's links first
+                    links_for = generation
+                items, origin, dead = _decode_work(batch)
+
+                def owned(read_in: int = generation) -> bool:
+                    return ownership.generation == read_in
+
+                consumer.pause(*consumer.assignment())
+                try:
+                    result, poisoned = await self._apply(items, stop, keepalive, owned=owned)
+                except BatchRevokedError as revoked:
+                    log.warning("sync batch of %d dropped uncommitted: %s", len(items), revoked)
+                    await rewind(consumer, batch)
+                    continue
+                finally:
+                    consumer.resume(*consumer.assignment())
+                if ownership.generation != generation:
+                    log.warning("sync batch of %d applied as its partitions moved: not committed", len(items))
+                    await rewind(consumer, batch)
+                    continue
+                dead.extend(dead_letter(origin[id(item)], error, step="apply") for item, error in poisoned)
+                for failure in result.failed:
+                    rejected = RecordRejectedError(failure.error or "could not be applied")
+                    dead.extend(
+                        dead_letter(origin[id(item)], rejected, step=failure.step, attempts=failure.attempts)
+                        for item in failure.items
+                    )
+                await transaction(producer, self._records(result, dead), offsets(batch), self.group)
+                self.applier.commit(result)
+                if self.on_batch is not None:
+                    self.on_batch(result, len(dead))
+
+    async def _apply(
+        self,
+        items: list[WorkItem],
+        stop: asyncio.Event,
+        keepalive: Callable[[], Awaitable[None]],
+        *,
+        owned: Callable[[], bool],
+    ) -> tuple[BatchResult, list[tuple[WorkItem, Exception]]]:
+        """Apply a batch through CRM outages. An unexpected error (a bug, a poison record) is retried, then
+        the batch is applied item by item so only the items that fail on their own are dead-lettered;
+        when every item fails alike the cause is systemic (configuration, a CRM answering nonsense):
+        the loop pauses and retries instead of emptying the queue into dead letters."""
+
+        async def once(some: list[WorkItem]) -> BatchResult:
+            apply = partial(self.applier.apply, some, owned=owned)
+            return await retrying(apply, stop, what="sync", on_pause=self.on_pause, keepalive=keepalive)
+
+        attempt = 0
+        while True:
+            try:
+                return await once(items), []
+            except (CrmUnavailableError, BatchRevokedError):
+                raise  # CrmUnavailableError only when stopping: _retrying waits out outages
+            except Exception as error:  # noqa: BLE001 -- sorted below: poison record or systemic
+                attempt += 1
+                log.warning("sync batch of %d failed (attempt %d): %r", len(items), attempt, error)
+                if attempt >= UNEXPECTED_ATTEMPTS:
+                    break
+                await pause(stop, 0.2 * 2**attempt, None)
+        merged, poisoned = BatchResult(), []
+        for item in items:
+            try:
+                merged.merge(await once([item]))
+                self._failing_in_a_row = 0
+            except (CrmUnavailableError, BatchRevokedError):
+                raise
+            except Exception as error:  # noqa: BLE001 -- a record that fails on its own is poison
+                poisoned.append((item, error))
+                self._failing_in_a_row += 1
+        systemic = (
+            len(items) > 1 and len(poisoned) == len(items)
+        ) or self._failing_in_a_row >= SYSTEMIC_FAILURES
+        if systemic and not stop.is_set():
+            log.error(
+                "every record fails (%r): pausing instead of dead-lettering (fix the cause and it resumes)",
+                poisoned[-1][1],
+            )
+            await pause(stop, 30.0, keepalive)
+            return await self._apply(items, stop, keepalive, owned=owned)
+        return merged, poisoned
+
+    def _records(self, result: BatchResult, dead: list[DeadLetter]) -> list[Outgoing]:
+        """Links, audit records, dead letters and rechecks of one batch: committed with its offsets, all or
+        nothing (guarantee 1)."""
+        links = self.catalog.name(TopicRole.LINKS)
+        audit = self.catalog.name(TopicRole.AUDIT)
+        work = self.catalog.name(TopicRole.WORK)
+        dead_topic = self.catalog.name(TopicRole.DEADLETTER)
+        records: list[Outgoing] = [
+            tombstone(links, link_key(link_id))
+            if link is None
+            else record(links, link_key(link_id), link, LINK_CODEC)
+            for link_id, link in result.links
+        ]
+        records += [record(audit, a.key, a, AUDIT_CODEC) for a in result.audits]
+        records += [dead_letter_record(dead_topic, letter) for letter in dead]
+        records += [record(work, item.route, item, WORK_CODEC) for item in result.rechecks]
+        return records
+
+
+def _decode_work(
+    batch: Mapping[TopicPartition, Sequence[Raw]],
+) -> tuple[list[WorkItem], dict[int, Raw], list[DeadLetter]]:
+    """The batch's work items, the message each came from (by the item's identity: a unit holds the very
+    items), and the dead letters of the unreadable ones."""
+    decoded, dead = decode(batch, WORK_CODEC)
+    return [item for item, _ in decoded], {id(item): m for item, m in decoded}, dead

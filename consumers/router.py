@@ -1,0 +1,87 @@
+"""The router (group ``<prefix>sync-route``): reads both change topics and re-keys every change to its pair
+on the work topic (`consumers.routing`), in one Kafka transaction with its consumed offsets, so each change
+reaches the work topic exactly once. What a change must carry to find its pair is read first
+(`consumers.enrichment`), waiting out a CRM outage; an unreadable change is dead-lettered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from functools import partial
+
+from consumers.config import SyncConfig
+from consumers.enrichment import enrich
+from consumers.outages import retrying
+from consumers.ports import CrmGateway
+from consumers.routing import routes
+from streams.clients import make_consumer, running
+from streams.config import KafkaSettings
+from streams.events import CHANGE_CODEC, ChangeEvent
+from streams.keys import SourceSystem
+from streams.link_store import LinkIndex
+from streams.topics import TopicCatalog, TopicRole
+from streams.transactions import (
+    Lag,
+    TransactionalLoop,
+    collect,
+    dead_letter_record,
+    decode,
+    offsets,
+    record,
+    transaction,
+)
+from streams.work import WORK_CODEC
+
+__all__ = ["Router"]
+
+
+class Router(TransactionalLoop):
+    role = "route"
+
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        catalog: TopicCatalog,
+        config: SyncConfig,
+        index: LinkIndex,
+        gateways: Mapping[SourceSystem, CrmGateway],
+        *,
+        group: str,
+        on_routed: Callable[[int, int], None] | None = None,
+        on_lag: Callable[[Lag], None] | None = None,
+    ) -> None:
+        super().__init__(kafka, catalog, group=group, on_lag=on_lag)
+        self.config = config
+        self.index = index
+        self.gateways = gateways
+        self.on_routed = on_routed
+
+    async def enrich(self, events: list[ChangeEvent]) -> list[ChangeEvent]:
+        return await enrich(self.config, self.index, self.gateways, events)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        topics = (
+            self.catalog.name(TopicRole.CHANGES_HUBSPOT),
+            self.catalog.name(TopicRole.CHANGES_DATAVERSE),
+        )
+        work = self.catalog.name(TopicRole.WORK)
+        dead_topic = self.catalog.name(TopicRole.DEADLETTER)
+        async with (
+            running(self.producer()) as producer,
+            running(make_consumer(self.kafka, *topics, group_id=self.group)) as consumer,
+        ):
+            while not stop.is_set():
+                batch = await collect(consumer, max_records=1_000, wait_ms=5)
+                await self.report_lag(consumer, batch)
+                if not batch:
+                    continue
+                decoded, dead = decode(batch, CHANGE_CODEC)
+                events = [event for event, _ in decoded]
+                events = await retrying(partial(self.enrich, events), stop, what="route")
+                items = [item for event in events for item in routes(self.config, self.index, event)]
+                records = [record(work, item.route, item, WORK_CODEC) for item in items]
+                records += [dead_letter_record(dead_topic, letter) for letter in dead]
+                await transaction(producer, records, offsets(batch), self.group)
+                if self.on_routed is not None:
+                    self.on_routed(len(items), len(dead))

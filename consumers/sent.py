@@ -1,0 +1,80 @@
+"""What updates were sent to set, until a committed link covers it. Pure, no I/O.
+
+A batch that fails after some of its writes landed (a 429 on the next call) is read again. A value that is
+exactly what was sent is this daemon's write, not a user's edit: the retry counts it as synced
+(`SentValues.covering`), else it would take it for the newer change and let it overwrite the other side's
+newer one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+
+from consumers.config import ValueType
+from consumers.planner import ASSOCIATION_PREFIX, PairPlan, SideWrite, field_value
+from consumers.ports import Record
+from consumers.values import canonical
+from streams.keys import SourceSystem
+from streams.links import FieldSync, Link, LinkSide, fingerprint
+
+__all__ = ["MAX_SENT", "SentValues"]
+
+MAX_SENT = 100_000
+"""Records remembered at most: those whose link never came (deleted meanwhile) go, oldest first."""
+
+
+class SentValues:
+    def __init__(self) -> None:
+        self._sent: dict[str, dict[str, str]] = {}
+        """Record key -> tracked field -> fingerprint of the value sent."""
+
+    def __len__(self) -> int:
+        return len(self._sent)
+
+    def note(self, key: str, write: SideWrite, plan: PairPlan) -> None:
+        """An update of the record ``key`` about to be sent: the fingerprints of what it sets."""
+        written = set(write.values) | {ASSOCIATION_PREFIX + k for k in write.associations}
+        after = plan.after.get(write.system, {})
+        self._sent.setdefault(key, {}).update({prop: fp for prop, fp in after.items() if prop in written})
+        while len(self._sent) > MAX_SENT:
+            del self._sent[next(iter(self._sent))]
+
+    def forget(self, links: Iterable[Link | None]) -> None:
+        """These links are committed: what they cover is no longer pending."""
+        for link in links:
+            if link is not None:
+                self._sent.pop(link.hubspot.key, None)
+                self._sent.pop(link.dataverse.key, None)
+
+    def covering(
+        self,
+        link: Link,
+        records: Mapping[SourceSystem, Record | None],
+        tracked: Mapping[SourceSystem, Mapping[str, ValueType]],
+        now: datetime,
+    ) -> Link:
+        """The link as it would be had the writes of an earlier, failed attempt been committed: a field that
+        holds exactly the value sent to it counts as synced."""
+        sides: dict[SourceSystem, LinkSide] = {}
+        for system in SourceSystem:
+            side, record = link.side(system), records[system]
+            sent = self._sent.get(side.key)
+            if not sent or record is None:
+                continue
+            fields = dict(side.fields)
+            for prop, fp in sent.items():
+                value_type = tracked[system].get(prop)
+                if value_type is not None and fp == fingerprint(
+                    canonical(field_value(record, prop), value_type, system)
+                ):
+                    fields[prop] = FieldSync(fingerprint=fp, synced_at=now)
+            sides[system] = side.model_copy(update={"fields": fields})
+        if not sides:
+            return link
+        return link.model_copy(
+            update={
+                "hubspot": sides.get(SourceSystem.HUBSPOT, link.hubspot),
+                "dataverse": sides.get(SourceSystem.DATAVERSE, link.dataverse),
+            }
+        )
