@@ -27,7 +27,7 @@ from consumers.applier import Applier
 from consumers.batch import BatchResult
 from consumers.config import SyncConfig
 from consumers.enrichment import enrich
-from consumers.ports import CrmGateway, Record, WriteKind, WriteOp, WriteOutcome
+from consumers.ports import CrmGateway, Record, WriteKind, WriteOp
 from consumers.routing import routes
 from streams.codec import Scalar
 from streams.config import KafkaSettings
@@ -36,6 +36,7 @@ from streams.keys import SourceSystem
 from streams.link_store import LinkIndex
 from streams.links import Link
 from tests.integration.sync_stack import small_config
+from tests.integration.wrapped_gateway import WrappedGateway
 
 pytestmark = [pytest.mark.slow]
 HS, DV = SourceSystem.HUBSPOT, SourceSystem.DATAVERSE
@@ -232,20 +233,13 @@ async def test_the_delete_of_a_record_no_link_knows_and_no_merge_made_is_skipped
     assert await dataverse_ids(gateways, dv_kept) == {dv_kept}
 
 
-class Tailing:
+class Tailing(WrappedGateway):
     """A replica's gateway whose reads let the replica's link view take in another replica's links, as the
     view's tail does between any two awaits of a batch."""
 
     def __init__(self, gateway: CrmGateway, arrive: list[tuple[str, Link | None]], index: LinkIndex) -> None:
-        self._gateway, self._arrive, self._index = gateway, arrive, index
-
-    @property
-    def system(self) -> SourceSystem:
-        return self._gateway.system
-
-    @property
-    def tenant(self) -> str:
-        return self._gateway.tenant
+        super().__init__(gateway)
+        self._arrive, self._index = arrive, index
 
     async def read(
         self,
@@ -256,23 +250,12 @@ class Tailing:
         associations: Sequence[str] = (),
         archived: bool = False,
     ) -> dict[str, Record]:
-        found = await self._gateway.read(
+        found = await super().read(
             object_type, ids, fields=fields, associations=associations, archived=archived
         )
         while self._arrive:
             self._index.apply(*self._arrive.pop(0))
         return found
-
-    async def find(
-        self, object_type: str, field: str, values: Sequence[str], *, fields: Sequence[str]
-    ) -> dict[str, list[Record]]:
-        return await self._gateway.find(object_type, field, values, fields=fields)
-
-    async def lookup(self, kind: str, keys: Sequence[str]) -> dict[str, str]:
-        return await self._gateway.lookup(kind, keys)
-
-    async def write(self, ops: Sequence[WriteOp]) -> list[WriteOutcome]:
-        return await self._gateway.write(ops)
 
 
 async def test_a_record_another_replica_links_while_a_batch_reads_it_is_not_created_again(

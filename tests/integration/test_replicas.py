@@ -20,7 +20,7 @@ from cdc.metrics import Metrics
 from cdc.provisioning.run import provision_sandbox
 from cdc.sandbox.runner import Sandbox, run_sandbox
 from consumers.applier import Applier
-from consumers.ports import BatchRevokedError, CrmGateway, Record, WriteKind, WriteOp, WriteOutcome
+from consumers.ports import BatchRevokedError, CrmGateway, WriteKind, WriteOp, WriteOutcome
 from consumers.routing import routes
 from streams.codec import Scalar
 from streams.config import KafkaSettings
@@ -28,6 +28,7 @@ from streams.events import ChangeEvent, Operation, Origin
 from streams.keys import SourceSystem
 from streams.link_store import LinkIndex
 from tests.integration.sync_stack import small_config
+from tests.integration.wrapped_gateway import WrappedGateway
 
 pytestmark = [pytest.mark.slow]
 HS, DV = SourceSystem.HUBSPOT, SourceSystem.DATAVERSE
@@ -75,49 +76,21 @@ async def created(gateway: CrmGateway, values: dict[str, Scalar]) -> ChangeEvent
     return change(gateway.system, gateway.tenant, "contact", str(made.object_id))
 
 
-class Racing:
+class Racing(WrappedGateway):
     """A replica's view of a shared gateway whose first create waits until the other replica's is ready
     too (bounded), so both send a create planned before either landed: the race this file is about, made
     certain rather than left to how the two replicas' reads interleave on a loaded machine."""
 
     def __init__(self, gateway: CrmGateway, barrier: asyncio.Barrier) -> None:
-        self._gateway, self._barrier, self._raced = gateway, barrier, False
-
-    @property
-    def system(self) -> SourceSystem:
-        return self._gateway.system
-
-    @property
-    def tenant(self) -> str:
-        return self._gateway.tenant
-
-    async def read(
-        self,
-        object_type: str,
-        ids: Sequence[str],
-        *,
-        fields: Sequence[str],
-        associations: Sequence[str] = (),
-        archived: bool = False,
-    ) -> dict[str, Record]:
-        return await self._gateway.read(
-            object_type, ids, fields=fields, associations=associations, archived=archived
-        )
-
-    async def find(
-        self, object_type: str, field: str, values: Sequence[str], *, fields: Sequence[str]
-    ) -> dict[str, list[Record]]:
-        return await self._gateway.find(object_type, field, values, fields=fields)
-
-    async def lookup(self, kind: str, keys: Sequence[str]) -> dict[str, str]:
-        return await self._gateway.lookup(kind, keys)
+        super().__init__(gateway)
+        self._barrier, self._raced = barrier, False
 
     async def write(self, ops: Sequence[WriteOp]) -> list[WriteOutcome]:
         if not self._raced and any(op.kind is WriteKind.CREATE for op in ops):
             self._raced = True
             with contextlib.suppress(TimeoutError):  # the other replica sent no create: no race to make
                 await asyncio.wait_for(self._barrier.wait(), 10)
-        return await self._gateway.write(ops)
+        return await super().write(ops)
 
 
 async def two_replicas_apply(gateways: dict[SourceSystem, CrmGateway], event: ChangeEvent) -> list[str]:
