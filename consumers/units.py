@@ -182,9 +182,14 @@ def _pair_up(group: list[Unit]) -> None:
     if len(hubspot) == 1 and len(dataverse) == 1:
         keep, other = hubspot[0], dataverse[0]
         keep.ids[DV] = other.ids[DV]
-        keep.items.extend(other.items)
-        keep.items.sort(key=lambda i: i.change.occurred_at)
+        _absorb(keep, other)
         group.remove(other)
+
+
+def _absorb(keep: Unit, other: Unit) -> None:
+    """``other``'s changes join ``keep``'s, in the order they happened."""
+    keep.items.extend(other.items)
+    keep.items.sort(key=lambda i: i.change.occurred_at)
 
 
 def current(units: Sequence[Unit], batch: Batch) -> list[Unit]:
@@ -204,8 +209,7 @@ def current(units: Sequence[Unit], batch: Batch) -> list[Unit]:
         if first is unit:
             out.append(unit)
         else:
-            first.items.extend(unit.items)
-            first.items.sort(key=lambda i: i.change.occurred_at)
+            _absorb(first, unit)
     return out
 
 

@@ -131,13 +131,16 @@ class LinkView:
         consumer = self._consumer
         if consumer is None:
             return True  # not tailing: `load` read to the end
-        ends = await consumer.end_offsets(list(consumer.assignment()))
-        deadline = time.monotonic() + patience_s
-        while any(self._read_to.get(tp, 0) < end for tp, end in ends.items()):
-            if stop.is_set() or time.monotonic() > deadline:
-                log.warning("link view still behind the links topic after %.0fs: applying anyway", patience_s)
-                return False
-            await asyncio.sleep(0.01)
+        try:
+            async with asyncio.timeout(patience_s):  # the end offsets' request too: the broker may be away
+                ends = await consumer.end_offsets(list(consumer.assignment()))
+                while any(self._read_to.get(tp, 0) < end for tp, end in ends.items()):
+                    if stop.is_set():
+                        return False
+                    await asyncio.sleep(0.01)
+        except TimeoutError:
+            log.warning("link view still behind the links topic after %.0fs: applying anyway", patience_s)
+            return False
         return True
 
 
