@@ -11,9 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from consumers.config import SyncConfig
-from consumers.ports import CrmGateway
+from consumers.ports import CrmGateway, Record
 from consumers.routing import needs_lookup
-from streams.codec import Scalar
 from streams.events import ChangeEvent
 from streams.keys import SourceSystem
 from streams.link_store import LinkIndex
@@ -40,13 +39,13 @@ async def enrich(
             ids.add(event.object_id)
     if not wanted:
         return list(events)
-    found: dict[tuple[SourceSystem, str, bool, str], Mapping[str, Scalar]] = {}
+    found: dict[tuple[SourceSystem, str, bool, str], Record] = {}
     for (system, object_type, archived), (fields, ids) in wanted.items():
         records = await gateways[system].read(
             object_type, sorted(ids), fields=sorted(fields), archived=archived
         )
         for object_id, record in records.items():
-            found[(system, object_type, archived, object_id)] = record.values
+            found[(system, object_type, archived, object_id)] = record
     out = []
     for event, lookup in zip(events, lookups, strict=True):
         extra = (
@@ -54,6 +53,10 @@ async def enrich(
             if lookup is None
             else found.get((event.source, event.object_type, lookup.archived, event.object_id))
         )
-        merged = {**extra, **event.changed_properties} if extra else None
-        out.append(event.model_copy(update={"changed_properties": merged}) if merged else event)
+        if extra is None:
+            out.append(event)
+            continue
+        changed = {**extra.values, **event.changed_properties}
+        merged_ids = event.merged_ids or extra.merged_ids
+        out.append(event.model_copy(update={"changed_properties": changed, "merged_ids": merged_ids}))
     return out

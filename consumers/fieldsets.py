@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from consumers.config import COUNTERPART_ID, FORMATTED_VALUE, Pair, SyncConfig, ValueType
 from consumers.planner import ASSOCIATION_PREFIX, tracked_fields
-from consumers.ports import MERGED_IDS
 from streams.keys import SourceSystem
 
 __all__ = ["FieldSets"]
@@ -40,12 +39,12 @@ class FieldSets:
 
     def reads(self, system: SourceSystem, object_type: str) -> tuple[list[str], list[str]]:
         """(properties, association keys) to read of an object: what its pairs track, match on and filter
-        by; the counterpart's id (the planner stamps it where it is missing, untracked) and, on HubSpot, the
-        merged ids (a merge whose event is lost shows there)."""
+        by; the counterpart's id (the planner stamps it where it is missing, untracked). (A read always
+        brings the ids merged into a record, `Record.merged_ids`.)"""
         found = self._reads.get((system, object_type))
         if found is not None:
             return found
-        props: set[str] = {COUNTERPART_ID[system], *((MERGED_IDS,) if system is SourceSystem.HUBSPOT else ())}
+        props: set[str] = {COUNTERPART_ID[system]}
         assocs: set[str] = set()
         for pair in self.config.pairs_of(system, object_type):
             for name in self.tracked(pair)[system]:

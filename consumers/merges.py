@@ -22,7 +22,7 @@ from typing import NamedTuple
 from consumers.batch import Batch, BatchResult, Failure
 from consumers.config import Pair
 from consumers.fieldsets import FieldSets
-from consumers.ports import Record, WriteKind, WriteOp, merged_ids
+from consumers.ports import Record, WriteKind, WriteOp
 from consumers.units import pair_of
 from consumers.values import canonical
 from streams.audit import AuditAction, AuditRecord
@@ -108,7 +108,12 @@ def special(item: WorkItem, batch: Batch, fields: FieldSets, now: datetime) -> S
     if link is None and change.operation is Operation.DELETE and change.source is HS:
         # The survivor of a merge whose webhook was lost, deleted before any change of it was synced: its
         # archived record (read before routing) names the merged ids the pair's link holds.
-        archived = Record(change.object_type, change.object_id, dict(change.changed_properties))
+        archived = Record(
+            change.object_type,
+            change.object_id,
+            dict(change.changed_properties),
+            merged_ids=change.merged_ids,
+        )
         link, decided = lost_merge(change, pair, archived, batch, fields=fields, now=now)
     if change.operation is Operation.PRIVACY_DELETION:
         if link is not None:
@@ -229,9 +234,9 @@ def merge(
 def lost_merge(
     change: ChangeEvent, pair: Pair, survivor: Record, batch: Batch, *, fields: FieldSets, now: datetime
 ) -> tuple[Link | None, BatchResult]:
-    """The merge a HubSpot survivor's record tells of (its ``hs_merged_object_ids`` names linked records)
-    when no merge event did: the link the survivor continues, or None when it names no linked record."""
-    ids = merged_ids(survivor.values, survivor.object_id)
+    """The merge a HubSpot survivor's record tells of (its merged ids name linked records) when no merge
+    event did: the link the survivor continues, or None when it names no linked record."""
+    ids = list(survivor.merged_ids)
     if not any(batch.linked(HS, survivor.object_type, i) for i in ids):
         return None, BatchResult()
     told = Merge(primary_object_id=ids[0], merged_object_ids=tuple(ids[1:]), new_object_id=survivor.object_id)

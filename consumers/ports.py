@@ -25,7 +25,6 @@ __all__ = [
     "WriteKind",
     "WriteOp",
     "WriteOutcome",
-    "merged_ids",
 ]
 
 
@@ -41,19 +40,9 @@ class Record:
     modified_at: datetime | None = None
     associations: Mapping[str, str | None] = field(default_factory=dict)
     """Association key -> related record id (only for the keys asked for)."""
-
-
-MERGED_IDS = "hs_merged_object_ids"
-"""HubSpot's record of the ids merged into a record (``;``-separated). A read of a merged-away id answers
-with the merge's record, under its new id."""
-
-
-def merged_ids(values: Mapping[str, Scalar], own_id: str) -> list[str]:
-    """The ids ``hs_merged_object_ids`` says were merged into the record ``own_id`` (oldest first)."""
-    raw = values.get(MERGED_IDS)
-    if not isinstance(raw, str):
-        return []
-    return [i for i in (part.strip() for part in raw.split(";")) if i and i != own_id]
+    merged_ids: tuple[str, ...] = ()
+    """The ids the CRM says were merged into this record, oldest first (HubSpot; a read of a merged-away id
+    answers with the merge's record, under its new id). Always read: a lost merge event shows here."""
 
 
 class WriteKind(StrEnum):

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 from consumers.config import MatchRule, Pair, SyncConfig
 from consumers.matching import match_key
-from consumers.ports import MERGED_IDS, merged_ids
 from streams.codec import Scalar
 from streams.events import ChangeEvent, Operation
 from streams.keys import SourceSystem
@@ -26,7 +25,7 @@ __all__ = ["Lookup", "link_of", "match_field", "needs_lookup", "route", "routes"
 @dataclass(frozen=True, slots=True)
 class Lookup:
     """What to read of a changed record before its change can be routed: these properties, of the live
-    record, or of the archived one (a delete)."""
+    record, or of the archived one (a delete; the read brings the ids merged into it, `Record.merged_ids`)."""
 
     fields: tuple[str, ...]
     archived: bool = False
@@ -54,7 +53,7 @@ def _values(event: ChangeEvent) -> Mapping[str, Scalar]:
 def needs_lookup(config: SyncConfig, index: LinkIndex, event: ChangeEvent) -> Lookup | None:
     """What to fetch of an unlinked record before routing its change, else None: the match property
     when the change does not carry it (a HubSpot creation or property webhook); for the delete of a
-    HubSpot record no link knows, its archived record's merged ids (and match property), in case it is
+    HubSpot record no link knows, its archived record (its merged ids and match property), in case it is
     the survivor of a merge whose webhook was lost (a deleted Dataverse row cannot be read at all)."""
     if link_of(index, event) is not None:
         return None
@@ -65,18 +64,18 @@ def needs_lookup(config: SyncConfig, index: LinkIndex, event: ChangeEvent) -> Lo
     ]
     if event.operation is Operation.DELETE:
         if event.source is SourceSystem.HUBSPOT and config.pairs_of(event.source, event.object_type):
-            return Lookup(fields=tuple(dict.fromkeys([MERGED_IDS, *names])), archived=True)
+            return Lookup(fields=tuple(dict.fromkeys(names)), archived=True)
         return None
     return Lookup(fields=(names[0],)) if names else None
 
 
 def link_of(index: LinkIndex, event: ChangeEvent) -> Link | None:
     """The link of the changed record: by its own id, or (a HubSpot record a merge made, whose merge
-    has not reached the links yet) by an id its ``hs_merged_object_ids`` names."""
+    has not reached the links yet) by an id merged into it (`ChangeEvent.merged_ids`)."""
     link = index.find(event.ref)
     if link is not None or event.source is not SourceSystem.HUBSPOT:
         return link
-    for old in merged_ids(_values(event), event.object_id):
+    for old in event.merged_ids:
         link = index.find(event.ref.model_copy(update={"object_id": old}))
         if link is not None:
             return link

@@ -105,6 +105,11 @@ class ChangeEvent(Versioned):
     )
     merge: Merge | None = None
     association: Association | None = None
+    merged_ids: tuple[str, ...] = Field(
+        default=(),
+        description="Ids the source says were merged into this record, oldest first (HubSpot), when the "
+        "change carries the record: the survivor of a merge whose own event was lost is found by them.",
+    )
     occurred_at: AwareDatetime = Field(description="When the change happened at the source.")
     received_at: AwareDatetime = Field(description="When the daemon received it.")
 

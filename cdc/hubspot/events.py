@@ -19,6 +19,7 @@ change of ours, and another customer's data has no place on our topics.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -48,6 +49,19 @@ ACTIONS = {
     "associationChange": Operation.ASSOCIATION,
     "privacyDeletion": Operation.PRIVACY_DELETION,
 }
+
+
+MERGED_IDS = "hs_merged_object_ids"
+"""HubSpot's record of the ids merged into a record, ``;``-separated (fact sheet §6: a merge makes a record
+whose ``hs_merged_object_ids`` names the merged ids; a read of a merged-away id answers with that record)."""
+
+
+def merged_ids(properties: Mapping[str, Any], own_id: str) -> tuple[str, ...]:
+    """The ids ``hs_merged_object_ids`` says were merged into the record ``own_id`` (oldest first)."""
+    raw = properties.get(MERGED_IDS)
+    if not isinstance(raw, str):
+        return ()
+    return tuple(i for i in (part.strip() for part in raw.split(";")) if i and i != own_id)
 
 
 # The last millisecond a Python datetime can hold (9999-12-31T23:59:59.999Z): a later occurredAt is no date.

@@ -45,6 +45,7 @@ from typing import Any
 from cdc.hubspot._results import Sent, pair_results, sent_values, told_apart
 from cdc.hubspot.client import Backoff, HubSpotClient
 from cdc.hubspot.errors import FatalError, RequestError, RetriableError
+from cdc.hubspot.events import MERGED_IDS, merged_ids
 from cdc.hubspot.paths import (
     ASSOCIATE,
     BATCH_ARCHIVE,
@@ -67,7 +68,6 @@ from consumers.ports import (
     WriteKind,
     WriteOp,
     WriteOutcome,
-    merged_ids,
 )
 from streams.codec import Scalar
 from streams.keys import SourceSystem
@@ -212,14 +212,14 @@ class HubSpotGateway:
         found: dict[str, Record] = {}
         with _system_errors():
             for chunk in chunks(list(dict.fromkeys(ids)), BATCH_LIMIT):
-                body = {"properties": list(fields), "inputs": [{"id": i} for i in chunk]}
+                body = {"properties": _with_merged_ids(fields), "inputs": [{"id": i} for i in chunk]}
                 answer = await self._client.call(BATCH_READ, plural(object_type), query=query, body=body)
                 asked = set(chunk)
                 for item in answer.get("results") or []:
                     record = _record(object_type, item, fields)
                     found[record.object_id] = record
                     if record.object_id not in asked:  # asked by an id merged into it
-                        for old in set(merged_ids(record.values, record.object_id)) & asked:
+                        for old in set(record.merged_ids) & asked:
                             found[old] = record
             if associations and found and not archived:
                 current = list(dict.fromkeys(r.object_id for r in found.values()))
@@ -249,7 +249,7 @@ class HubSpotGateway:
     ) -> dict[str, list[Record]]:
         found: dict[str, list[Record]] = {value: [] for value in values}
         wanted = list(dict.fromkeys(values))
-        properties = list(dict.fromkeys([*fields, field]))
+        properties = _with_merged_ids([*fields, field])
         with _system_errors():
             if field == "email" and plural(object_type) == "contacts":
                 items = await self._read_by("contacts", "email", wanted, properties)
@@ -644,16 +644,23 @@ def _rounds(ops: Sequence[WriteOp], indexes: list[int]) -> Iterator[list[int]]:
         yield chunk
 
 
+def _with_merged_ids(fields: Sequence[str]) -> list[str]:
+    """The properties to read: ``fields`` and the merged ids, which every read brings (Record.merged_ids)."""
+    return list(dict.fromkeys([*fields, MERGED_IDS]))
+
+
 def _record(object_type: str, item: Mapping[str, Any], fields: Sequence[str]) -> Record:
     properties = item.get("properties") or {}
     values: dict[str, Scalar] = {name: properties[name] for name in fields if name in properties}
     updated = item.get("updatedAt")
+    object_id = str(item.get("id"))
     return Record(
         object_type=object_type,
-        object_id=str(item.get("id")),
+        object_id=object_id,
         values=values,
         version=str(updated) if updated else None,
         modified_at=parse_time(updated),
+        merged_ids=merged_ids(properties, object_id),
     )
 
 

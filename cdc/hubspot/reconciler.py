@@ -42,6 +42,7 @@ from typing import Any
 
 from cdc.hubspot.client import AssociatedRecord, HubSpotClient
 from cdc.hubspot.errors import FatalError, HubSpotApiError, RequestError, RetriableError
+from cdc.hubspot.events import MERGED_IDS, merged_ids
 from cdc.hubspot.paths import LIST_OBJECTS, READ_OBJECT, Query, plural, singular
 from cdc.hubspot.search import LAST_MODIFIED, MAX_PAGE, SearchPosition, next_position, parse_ms, search_body
 from cdc.ingest.auth_pause import SourceAuth
@@ -50,7 +51,6 @@ from cdc.ingest.polled import polled, sync_config, synced_objects
 from cdc.metrics import Metrics, object_label
 from cdc.settings import Settings, SettingsError, require
 from consumers.config import SyncConfig
-from consumers.ports import MERGED_IDS
 from streams.checkpoint_store import TransactionalChangeWriter, WriterFencedError, read_checkpoints
 from streams.checkpoints import Checkpoint, CursorKind, checkpoint_key
 from streams.events import Association, ChangeEvent, Operation, Origin
@@ -154,7 +154,8 @@ def record_event(
     return ChangeEvent(
         source=SourceSystem.HUBSPOT, tenant=portal, object_type=singular(obj),
         object_id=str(result["id"]), operation=Operation.UPSERT, origin=origin,
-        record={str(k): (None if v is None else str(v)) for k, v in properties.items()},
+        record={str(k): (None if v is None else str(v)) for k, v in properties.items() if k != MERGED_IDS},
+        merged_ids=merged_ids(properties, str(result["id"])),
         source_version=_modified(result, obj),
         occurred_at=datetime.fromtimestamp(ms / 1000, UTC), received_at=received,
     )  # fmt: skip

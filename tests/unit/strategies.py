@@ -69,6 +69,7 @@ def change_events(draw: st.DrawFn) -> ChangeEvent:
         association=draw(associations)
         if operation is Operation.ASSOCIATION
         else draw(st.none() | associations),
+        merged_ids=tuple(draw(st.lists(ids, max_size=3))),
         occurred_at=draw(aware),
         received_at=draw(aware),
     )

@@ -12,7 +12,7 @@ import consumers.sent
 from consumers.batch import BatchResult
 from consumers.config import COUNTERPART_ID
 from consumers.planner import PairPlan, SideWrite
-from consumers.ports import MERGED_IDS, Record, WriteKind, WriteOp, WriteOutcome
+from consumers.ports import Record, WriteKind, WriteOp, WriteOutcome
 from consumers.sent import SentValues
 from streams.keys import SourceSystem
 from streams.link_store import StaleLinkError
@@ -120,12 +120,9 @@ def test_covering_changes_only_the_fields_sent_and_only_to_what_was_sent(values:
 
 def test_the_fields_read_of_an_object_are_what_its_pairs_track_match_and_filter_on() -> None:
     props, assocs = FIELDS.reads(HS, "contact")
-    assert {"email", "firstname", "lastname", "city", "jobtitle", COUNTERPART_ID[HS], MERGED_IDS} <= set(
-        props
-    )
+    assert {"email", "firstname", "lastname", "city", "jobtitle", COUNTERPART_ID[HS]} <= set(props)
     assert assocs == ["company:1"]
     props, assocs = FIELDS.reads(SourceSystem.DATAVERSE, "contact")
-    assert MERGED_IDS not in props
     assert COUNTERPART_ID[DV] in props
     assert assocs == ["parentcustomerid:account"]
     assert FIELDS.reads(HS, "contact") is FIELDS.reads(HS, "contact")  # worked out once

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from consumers.batch import Batch
 from consumers.fieldsets import FieldSets
 from consumers.merges import Deletion, deleted, lost_merge, merge, special
-from consumers.ports import MERGED_IDS, Record, WriteKind
+from consumers.ports import Record, WriteKind
 from streams.audit import AuditAction
 from streams.events import Operation
 from streams.link_store import StaleLinkError
@@ -102,7 +102,7 @@ def test_a_late_merge_event_already_covered_by_a_later_merge_changes_nothing() -
 
 
 def survivor_record(survivor: str, *merged: str, email: str) -> Record:
-    return Record("contact", survivor, {MERGED_IDS: ";".join(merged), "email": email})
+    return Record("contact", survivor, {"email": email}, merged_ids=merged)
 
 
 def test_a_lost_merge_continues_the_pair_last_synced_with_the_survivors_email() -> None:
@@ -154,8 +154,8 @@ def test_the_delete_of_a_survivor_whose_merge_webhook_was_lost_takes_its_pair_al
     and the primary's Dataverse contact is deleted; the other pair is kept for review."""
     fields = FieldSets(propagating())
     batch = batch_of(PRIMARY, OTHER)
-    archived = {MERGED_IDS: "h1;h2", "email": "p@example.com"}
-    event = change(HS, "h9", Operation.DELETE, changed_properties=archived)
+    archived = {"email": "p@example.com"}
+    event = change(HS, "h9", Operation.DELETE, changed_properties=archived, merged_ids=("h1", "h2"))
     sorted_out = special(item(event, PRIMARY, OTHER), batch, fields, AT)
     deletion = sorted_out.deletion
     assert deletion is not None

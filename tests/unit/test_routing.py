@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 
 from consumers.config import Pair, SyncConfig
 from consumers.loader import default_config, load_config
-from consumers.ports import MERGED_IDS
 from consumers.routing import Lookup, match_field, needs_lookup, route, routes
 from streams.codec import Scalar
 from streams.events import ChangeEvent, Operation, Origin
@@ -45,8 +44,10 @@ def event(
     changed: dict[str, Scalar] | None = None,
     record: dict[str, Scalar] | None = None,
     operation: Operation = Operation.UPDATE,
+    merged_ids: tuple[str, ...] = (),
 ) -> ChangeEvent:
     return ChangeEvent(
+        merged_ids=merged_ids,
         source=system,
         tenant=TENANTS[system],
         object_type=object_type,
@@ -227,7 +228,7 @@ def test_the_delete_of_an_unknown_hubspot_record_reads_its_archived_merged_ids(c
     a link holds. A deleted Dataverse row cannot be read at all, so its delete asks for nothing."""
     index = LinkIndex()
     deleted = event(HS, "contact", "77", operation=Operation.DELETE)
-    assert needs_lookup(config, index, deleted) == Lookup(fields=(MERGED_IDS, "email"), archived=True)
+    assert needs_lookup(config, index, deleted) == Lookup(fields=("email",), archived=True)
     assert needs_lookup(config, index, event(DV, "contact", "g", operation=Operation.DELETE)) is None
     assert needs_lookup(config, index, event(HS, "ticket", "9", operation=Operation.DELETE)) is None
     linked(index, ref(HS, "contact", "77"), ref(DV, "contact", "guid-7"))
@@ -239,8 +240,8 @@ def test_a_merges_survivor_routes_with_the_pair_of_an_id_it_names(config: SyncCo
     ids: its changes go where the pair of the merged record goes, so one consumer owns that pair."""
     index = LinkIndex()
     link = linked(index, ref(HS, "contact", "51"), ref(DV, "contact", "guid-1"))
-    survivor = event(HS, "contact", "90", changed={MERGED_IDS: "12;51", "email": "x@example.com"})
+    survivor = event(HS, "contact", "90", changed={"email": "x@example.com"}, merged_ids=("12", "51"))
     assert route(config, index, survivor, CONTACTS) == link_route(link.link_id)
     assert needs_lookup(config, index, survivor) is None
-    stranger = event(HS, "contact", "91", changed={MERGED_IDS: "12;13", "email": "x@example.com"})
+    stranger = event(HS, "contact", "91", changed={"email": "x@example.com"}, merged_ids=("12", "13"))
     assert route(config, index, stranger, CONTACTS) == match_route(str(CONTACTS), "x@example.com")
