@@ -4,6 +4,12 @@ A batch that fails after some of its writes landed (a 429 on the next call) is r
 exactly what was sent is this daemon's write, not a user's edit: the retry counts it as synced
 (`SentValues.covering`), else it would take it for the newer change and let it overwrite the other side's
 newer one.
+
+Unless both sides of one mapping hold what was sent to them: two failed attempts each wrote one side (one
+the other's value, the next the other way round), and the users then picked those very values, so the
+sides disagree while each looks like our write. Taking both for ours would leave the pair apart for good
+(the chaos test's company race, where only three companies are picked from); neither is taken for ours,
+and the pair's conflict rule settles it.
 """
 
 from __future__ import annotations
@@ -26,8 +32,9 @@ MAX_SENT = 100_000
 
 class SentValues:
     def __init__(self) -> None:
-        self._sent: dict[str, dict[str, str]] = {}
-        """Record key -> tracked field -> fingerprint of the value sent."""
+        self._sent: dict[str, dict[str, tuple[str, str]]] = {}
+        """Record key -> tracked field -> (fingerprint of the value sent, the other side's field it came
+        from, or "" for a value of the daemon's own such as a sync time)."""
 
     def __len__(self) -> int:
         return len(self._sent)
@@ -36,7 +43,10 @@ class SentValues:
         """An update of the record ``key`` about to be sent: the fingerprints of what it sets."""
         written = set(write.values) | {ASSOCIATION_PREFIX + k for k in write.associations}
         after = plan.after.get(write.system, {})
-        self._sent.setdefault(key, {}).update({prop: fp for prop, fp in after.items() if prop in written})
+        sources = {d.target: d.source for d in write.decisions}
+        self._sent.setdefault(key, {}).update(
+            {prop: (fp, sources.get(prop, "")) for prop, fp in after.items() if prop in written}
+        )
         while len(self._sent) > MAX_SENT:
             del self._sent[next(iter(self._sent))]
 
@@ -55,19 +65,26 @@ class SentValues:
         now: datetime,
     ) -> Link:
         """The link as it would be had the writes of an earlier, failed attempt been committed: a field that
-        holds exactly the value sent to it counts as synced."""
-        sides: dict[SourceSystem, LinkSide] = {}
+        holds exactly the value sent to it counts as synced, unless the field it was sent from holds what was
+        sent to it too (both sides look like ours: neither is taken for ours)."""
+        held: dict[SourceSystem, dict[str, tuple[str, str]]] = {}
         for system in SourceSystem:
-            side, record = link.side(system), records[system]
-            sent = self._sent.get(side.key)
+            record, sent = records[system], self._sent.get(link.side(system).key)
             if not sent or record is None:
                 continue
+            held[system] = {
+                prop: (fp, source)
+                for prop, (fp, source) in sent.items()
+                if (value_type := tracked[system].get(prop)) is not None
+                and fp == fingerprint(canonical(field_value(record, prop), value_type, system))
+            }
+        sides: dict[SourceSystem, LinkSide] = {}
+        for system, covered in held.items():
+            both = held.get(system.other, {})
+            side = link.side(system)
             fields = dict(side.fields)
-            for prop, fp in sent.items():
-                value_type = tracked[system].get(prop)
-                if value_type is not None and fp == fingerprint(
-                    canonical(field_value(record, prop), value_type, system)
-                ):
+            for prop, (fp, source) in covered.items():
+                if not (source and source in both):
                     fields[prop] = FieldSync(fingerprint=fp, synced_at=now)
             sides[system] = side.model_copy(update={"fields": fields})
         if not sides:

@@ -44,6 +44,7 @@ from consumers.planner import (
     tracked_fields,
 )
 from consumers.ports import Record, WriteKind
+from consumers.sent import SentValues
 from consumers.values import Converted, convert, is_empty, same
 from streams.codec import Scalar
 from streams.keys import SourceSystem
@@ -1518,3 +1519,56 @@ def test_defaults_lead_mode_random_edits_stamp_the_time_only_with_other_values_a
             assert w is None or LAST_SYNC not in w.values  # never a write of its own
         world.apply(plan)
         assert world.plan().writes == ()
+
+
+# -- retries after a half-failed batch --------------------------------------------------------------------
+
+
+def _attempt(world: World, sent: SentValues) -> PairPlan:
+    """One attempt of a batch whose writes land and whose commit then fails (a 5xx on its next call): the
+    CRMs hold what it wrote, the link does not move, and `SentValues` remembers what was sent."""
+    link = world.link
+    assert link is not None
+    records = {HS: world.hubspot, DV: world.dataverse}
+    covered = sent.covering(link, records, tracked_fields(world.config, world.pair), world.clock)
+    plan = plan_pair(
+        world.config,
+        PairState(world.pair, world.hubspot, world.dataverse, covered),
+        resolve=world.resolve,
+        now=world.clock,
+    )
+    applied = apply_plan(
+        PairState(world.pair, world.hubspot, world.dataverse, covered), plan, now=world.tick()
+    )
+    world.hubspot, world.dataverse = applied.hubspot, applied.dataverse
+    for w in plan.writes:
+        sent.note(link.side(w.system).key, w, plan)
+    return plan
+
+
+def test_two_failed_attempts_whose_sent_values_both_sides_then_hold_still_converge() -> None:
+    """The chaos run's company race: Dynamics moves the contact to a2 and an attempt writes c2 to HubSpot;
+    HubSpot moves it to c3 and the next attempt writes a3 to Dynamics; both attempts fail after their
+    writes landed. Then the HubSpot user picks c2 and the Dynamics user a3: each side holds exactly what was
+    sent to it, yet they disagree. Taking both for our own writes left the pair apart for good (no change
+    seen on either side); the pair is settled by its conflict rule instead."""
+    world = synced(company=True)
+    world.relate(("company", "c3"), ("account", "a3"))
+    sent = SentValues()
+    world.edit(DV, associations={ACCOUNT: "a2"})
+    first = _attempt(world, sent)
+    assert (w := first.write_for(HS)) is not None
+    assert w.associations == {COMPANY: "c2"}
+    world.edit(HS, associations={COMPANY: "c3"})
+    second = _attempt(world, sent)
+    assert (w := second.write_for(DV)) is not None
+    assert w.associations == {ACCOUNT: "a3"}
+    world.edit(HS, associations={COMPANY: "c2"})
+    world.edit(DV, associations={ACCOUNT: "a3"})
+    _attempt(world, sent)
+    assert world.hubspot is not None
+    assert world.dataverse is not None
+    assert (
+        world.resolve(HS, "company", str(world.hubspot.associations[COMPANY]))
+        == (world.dataverse.associations[ACCOUNT])
+    )
