@@ -61,8 +61,8 @@ from cdc.hubspot.events import (
     read_body,
 )
 from cdc.hubspot.signatures import is_valid
-from cdc.ingest.publisher import PublishUnavailableError
 from cdc.metrics import Metrics
+from cdc.sources.publisher import PublishUnavailableError
 from streams.deadletters import WEBHOOK_STEP, DeadLetter
 from streams.events import ChangeEvent
 from streams.keys import SourceSystem

@@ -25,7 +25,7 @@ already produce, so the sync engine has one path for both, and the record event'
 
 Credentials: a 401 before any call of the portal succeeded is fatal (the settings are wrong). A 401 later
 (the token revoked or rotated while running) pauses the type's passes with backoff
-(`cdc.ingest.auth_pause`) instead: its cursor stays at the last committed page, so the first pass after
+(`cdc.sources.auth_pause`) instead: its cursor stays at the last committed page, so the first pass after
 the token works again publishes every change made meanwhile. A 403 (a scope missing) stays fatal.
 """
 
@@ -44,11 +44,11 @@ from cdc.hubspot.client import AssociatedRecord, HubSpotClient
 from cdc.hubspot.errors import FatalError, HubSpotApiError, RequestError, RetriableError
 from cdc.hubspot.paths import LIST_OBJECTS, READ_OBJECT, Query, plural, singular
 from cdc.hubspot.search import LAST_MODIFIED, MAX_PAGE, SearchPosition, next_position, parse_ms, search_body
-from cdc.ingest.auth_pause import SourceAuth
-from cdc.ingest.linked import linked_ids
-from cdc.ingest.polled import polled, sync_config, synced_objects
 from cdc.metrics import Metrics, object_label
 from cdc.settings import Settings, SettingsError, require
+from cdc.sources.auth_pause import SourceAuth
+from cdc.sources.linked import linked_ids
+from cdc.sources.polled import polled, sync_config, synced_objects
 from consumers.config import SyncConfig
 from consumers.ports import MERGED_IDS
 from streams.checkpoint_store import TransactionalChangeWriter, WriterFencedError, read_checkpoints
@@ -569,13 +569,14 @@ async def run_hubspot_reconciler(
     client: HubSpotClient | None = None,
     config: SyncConfig | None = None,
 ) -> None:
-    """Reconcile every object type ``config`` syncs (default: ``sync.config``'s; `cdc.ingest.polled`) in
+    """Reconcile every object type ``config`` syncs (default: ``sync.config``'s; `cdc.sources.polled`) in
     this process until ``stop`` is set; raise when fatal.
 
     One task per object type, all owned by one TaskGroup: a slow or throttled type never stalls the others
     (search's shared 5/s limiter is the only thing they share); a fatal error (403, a refused request, a
     401 before any call succeeded) ends them all and is raised as itself; a 401 after one pauses every type
-    with backoff until the token works again (`cdc.ingest.auth_pause`). Shutdown, in order, each step bounded:
+    with backoff until the token works again (`cdc.sources.auth_pause`). Shutdown, in order, each step
+    bounded:
 
     1. ``stop`` is set: each loop stops fetching; a page in hand finishes publishing (step bound
        ``SHUTDOWN_GRACE_S``; past it the pass is cancelled, its transaction aborted, no cursor moved);

@@ -21,10 +21,10 @@ from pydantic import SecretStr
 
 from cdc.hubspot.events import Tenant
 from cdc.hubspot.receiver import Intake, Publisher, ReceiverConfig, create_app
-from cdc.ingest.publisher import ChangePublisher
-from cdc.ingest.service import run_ingest
 from cdc.metrics import Metrics
+from cdc.roles.ingest import run_ingest
 from cdc.settings import HubSpotSettings, IngestSettings, Settings
+from cdc.sources.publisher import ChangePublisher
 from streams.admin import ensure_topics, open_admin
 from streams.config import KafkaSettings
 from streams.deadletters import DeadLetter

@@ -33,7 +33,7 @@ from cdc.dataverse.gateway import DataverseGateway
 from cdc.hubspot.client import HubSpotClient
 from cdc.hubspot.gateway import HubSpotGateway
 from cdc.metrics import Metrics, object_label
-from cdc.probes import probe_app
+from cdc.roles.probes import probe_app
 from cdc.serving import serve
 from cdc.settings import Settings, require
 from consumers.applier import Applier

@@ -20,10 +20,10 @@ from prometheus_client import CollectorRegistry
 
 from cdc.hubspot.events import Tenant
 from cdc.hubspot.receiver import Intake, ReceiverConfig, count_header_timeout, create_app
-from cdc.ingest.publisher import ChangePublisher
 from cdc.metrics import Metrics
 from cdc.serving import serve
 from cdc.settings import Settings, require
+from cdc.sources.publisher import ChangePublisher
 from streams.admin import KafkaUnavailableError, describe, open_admin
 from streams.topics import TopicCatalog, TopicRole
 

@@ -1,10 +1,10 @@
 """`cdc poll`: the Dataverse change-tracking poller and the HubSpot reconciler, each table on one replica.
 
 What it polls follows from the sync configuration `cdc sync` runs (``sync.config``, else the default
-steps): every table and object type an enabled step syncs (`cdc.ingest.polled`; ``poll.dataverse_tables``
+steps): every table and object type an enabled step syncs (`cdc.sources.polled`; ``poll.dataverse_tables``
 and ``poll.hubspot_objects`` override it, and must name all of those). A part runs when its system is
 configured too: Dataverse with ``dataverse.base_url``, HubSpot with ``hubspot.token``. Every table of both
-parts is a lease unit (`cdc.ingest.leases`): however many replicas run,
+parts is a lease unit (`cdc.roles.leases`): however many replicas run,
 one polls it at a time, and each table's task belongs to the one TaskGroup of :func:`run_poll`.
 
 Start-up, in order:
@@ -46,11 +46,11 @@ from cdc.dataverse.poller import COMPONENT as DATAVERSE
 from cdc.dataverse.poller import DataverseTables, dataverse_tables
 from cdc.hubspot.reconciler import COMPONENT as HUBSPOT
 from cdc.hubspot.reconciler import HubSpotObjects, hubspot_objects
-from cdc.ingest.leases import TableLeases, Unit
-from cdc.ingest.polled import sync_config
 from cdc.metrics import Metrics
+from cdc.roles.leases import TableLeases, Unit
 from cdc.serving import serve
 from cdc.settings import Settings, SettingsError
+from cdc.sources.polled import sync_config
 from consumers.config import SyncConfig
 from streams.admin import describe, open_admin
 from streams.topics import TopicCatalog, TopicRole
@@ -177,7 +177,7 @@ async def run_poll(
     ``on_ready`` gets the health server's base URL once it serves. A fatal error of any table (a missing
     table, a missing scope) ends the whole process with that error, unwrapped from the TaskGroup's, and so
     do credentials refused at start-up. Neither a table without change tracking nor credentials refused
-    later do: the table, or every table of that source, waits (`cdc.ingest.auth_pause`), named by
+    later do: the table, or every table of that source, waits (`cdc.sources.auth_pause`), named by
     ``/readyz``, while the others keep polling.
     """
     poll = settings.poll
