@@ -163,6 +163,8 @@ class _TablePoller:
     """The error about tracking being off was logged (once; each re-check only logs at debug)."""
     auth: SourceAuth | None = None
     """The org's credentials as every table sees them; None: a refused credential is fatal (not paused)."""
+    beat: Callable[[float], None] = lambda _wait_s: None
+    """Called after each step with the wait before the next: the loop is alive (`cdc poll`'s ``/readyz``)."""
 
     @property
     def object_type(self) -> str:
@@ -203,6 +205,7 @@ class _TablePoller:
                 failures += 1
                 delay = min(MAX_TABLE_BACKOFF_S, self.poll.dataverse_interval_s * 2.0**failures)
                 log.warning("dataverse %s: poll failed (%s); next try in %.1fs", self.table, error, delay)
+            self.beat(delay)
             if delay > 0:
                 await _unless_stopped(self.stop, asyncio.sleep(delay))
 
@@ -462,7 +465,9 @@ class DataverseTables:
     def transactional_id(self, table: str) -> str:
         return f"{self._settings.kafka.topic_prefix}cdc-poll-dataverse-{self.tenant}-{table}"
 
-    async def run_table(self, table: str, stop: asyncio.Event) -> None:
+    async def run_table(
+        self, table: str, stop: asyncio.Event, beat: Callable[[float], None] = lambda _wait_s: None
+    ) -> None:
         """Own one table until ``stop``, or until another poller fences it. Raises :class:`FatalError`.
 
         In order: start the table's transactional writer (this fences any earlier owner and aborts its
@@ -473,7 +478,7 @@ class DataverseTables:
         poller = _TablePoller(
             table, self.tenant, self._settings.poll, self._client, writer, self._metrics, stop
         )
-        poller.linked, poller.auth = self._linked, self.auth
+        poller.linked, poller.auth, poller.beat = self._linked, self.auth, beat
         try:
             await writer.start()
             key = checkpoint_key(SourceSystem.DATAVERSE, self.tenant, poller.object_type)

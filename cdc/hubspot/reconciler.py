@@ -233,6 +233,8 @@ class _ObjectReconciler:
     swept_at: float | None = None
     auth: SourceAuth | None = None
     """The portal's token as every type sees it; None: a refused token is fatal (not paused)."""
+    beat: Callable[[float], None] = lambda _wait_s: None
+    """Called per page, and before each wait with its length: the loop is alive (`cdc poll`'s ``/readyz``)."""
 
     @property
     def singular(self) -> str:
@@ -262,6 +264,7 @@ class _ObjectReconciler:
                 if backoff is None:
                     raise
                 wait = backoff
+            self.beat(wait)
             try:
                 await asyncio.wait_for(stop.wait(), wait)
             except TimeoutError:
@@ -286,7 +289,8 @@ class _ObjectReconciler:
                 published += await self._publish(rows)
                 read, pages = read + len(rows), pages + 1
                 self.metrics.poll_rows.labels(system=SYSTEM, table=self.obj).inc(len(rows))
-                self.metrics.progress(COMPONENT)  # per page: a long backfill is progress too (/readyz)
+                self.metrics.progress(COMPONENT)  # per page: a long backfill is progress too
+                self.beat(0.0)
                 if self.auth is not None:
                     self.auth.accepted()
                 if backfill and rows:
@@ -513,7 +517,9 @@ class HubSpotObjects:
         """The object type's name for leases and logs: ``hubspot/<portal>/<object type>``."""
         return join_key(SourceSystem.HUBSPOT, self.portal, obj)
 
-    async def run_object(self, obj: str, stop: asyncio.Event) -> None:
+    async def run_object(
+        self, obj: str, stop: asyncio.Event, beat: Callable[[float], None] = lambda _wait_s: None
+    ) -> None:
         """Reconcile one object type until ``stop``, or until another replica fences it; raise when fatal.
 
         In order: start the transactional writer (fencing any earlier owner, whose open transaction is
@@ -544,6 +550,7 @@ class HubSpotObjects:
                 linked=self._linked,
                 deletes_interval_s=self._settings.poll.hubspot_deletes_interval_s,
                 auth=self.auth,
+                beat=beat,
             )
             await _bounded(reconciler.run(stop), stop, SHUTDOWN_GRACE_S, obj)
         except WriterFencedError as fenced:

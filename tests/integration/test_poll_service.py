@@ -217,11 +217,13 @@ def ledger(monkeypatch: pytest.MonkeyPatch) -> Ledger:
     record = Ledger()
     run_table, commit = DataverseTables.run_table, TransactionalChangeWriter.commit
 
-    async def recorded_run(self: DataverseTables, table: str, stop: asyncio.Event) -> None:
+    async def recorded_run(
+        self: DataverseTables, table: str, stop: asyncio.Event, beat: Callable[[float], None]
+    ) -> None:
         who, started = REPLICA.get(), time.monotonic()
         record.active[(who, table)] = started
         try:
-            await run_table(self, table, stop)
+            await run_table(self, table, stop, beat)
         finally:
             del record.active[(who, table)]
             record.runs.append((table, who, started, time.monotonic()))
