@@ -26,7 +26,7 @@ USER 10001:10001
 WORKDIR /home/cdc
 # 8080 `cdc ingest` (webhooks + probes), 8081 `cdc poll`, 8082 `cdc sync` (probes and /metrics).
 EXPOSE 8080 8081 8082
-# Liveness only: /healthz answers while the event loop runs. Which port depends on the role, so it is read
+# Liveness only: /healthz answers 200 while the event loop runs (503 once the role is shutting down). Which port depends on the role, so it is read
 # from HEALTH_PORT (not a CDC_ variable: the settings loader rejects CDC_ names it does not know).
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
     CMD python -c "import os, urllib.request as r; r.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('HEALTH_PORT', '8080'), timeout=4)" || exit 1

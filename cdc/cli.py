@@ -17,13 +17,12 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import orjson
 from aiokafka.errors import KafkaConnectionError
 
-from cdc.devkafka.runner import KafkaRunnerError, LocalKafka, kafka_version, resolve_jars
 from cdc.exits import CliError, ExitCode
 from cdc.logs import setup_logging
 from cdc.settings import Settings, SettingsError, load_settings
@@ -31,6 +30,9 @@ from cdc.signals import sigterm_as_interrupt, stop_on_signals
 from consumers.loader import ConfigError
 from streams.admin import EnsureReport, KafkaUnavailableError, TopicAdminError, ensure_topics, open_admin
 from streams.topics import TopicCatalog
+
+if TYPE_CHECKING:  # the tools are imported by their commands only (the product path never loads them)
+    from cdc.tools.devkafka.runner import LocalKafka
 
 
 @dataclass
@@ -160,6 +162,8 @@ def _wait_for_signal(kafka: LocalKafka) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print {bootstrap, pid, log, version} as JSON.")
 def dev_kafka(port: int | None, controller_port: int | None, data_dir: Path | None, as_json: bool) -> None:
     """Run a real single-node Apache Kafka on loopback until Ctrl-C; prints its bootstrap address."""
+    from cdc.tools.devkafka.runner import LocalKafka, kafka_version  # noqa: PLC0415 -- a tool: lazily
+
     kafka = LocalKafka(port=port, controller_port=controller_port, data_dir=data_dir, progress=_progress)
     with kafka:
         if as_json:
@@ -184,6 +188,8 @@ def dev_kafka(port: int | None, controller_port: int | None, data_dir: Path | No
 @dev.command("resolve-kafka")
 def dev_resolve_kafka() -> None:
     """Resolve the Kafka broker's jars from Maven Central into the cache (done by `dev kafka` too)."""
+    from cdc.tools.devkafka.runner import resolve_jars  # noqa: PLC0415 -- a tool: lazily
+
     click.echo(resolve_jars(progress=_progress))
 
 
@@ -196,7 +202,8 @@ def dev_resolve_kafka() -> None:
 @click.pass_obj
 def demo(state: _State, once: bool) -> None:
     """Run the product end to end on an embedded local Kafka and the sandbox CRMs."""
-    from cdc import demo as demo_run  # noqa: PLC0415 -- keeps `cdc --help` fast
+    from cdc.tools.demo.run import run as run_demo  # noqa: PLC0415 -- a tool: lazily
+    from cdc.tools.devkafka.runner import LocalKafka  # noqa: PLC0415
 
     # The demo prints its own story; the roles' logs join it at WARNING unless log.level asks for more.
     setup_logging(state.settings.log, default_level="WARNING")
@@ -209,7 +216,7 @@ def demo(state: _State, once: bool) -> None:
         async def run() -> None:
             stop = asyncio.Event()
             with stop_on_signals(stop):
-                await demo_run.run(settings, click.echo, once=once, stop=stop)
+                await run_demo(settings, click.echo, once=once, stop=stop)
 
         asyncio.run(run())
         _progress("stopping ...")
@@ -219,7 +226,7 @@ def demo(state: _State, once: bool) -> None:
 @click.pass_obj
 def ingest(state: _State) -> None:
     """Receive HubSpot webhooks and publish them to Kafka (answers 2xx only once Kafka acknowledged)."""
-    from cdc.ingest.service import run_ingest  # noqa: PLC0415 -- keeps `cdc --help` fast
+    from cdc.roles.ingest import run_ingest  # noqa: PLC0415 -- keeps `cdc --help` fast
 
     settings = state.settings
     setup_logging(settings.log)
@@ -242,8 +249,8 @@ def poll(state: _State) -> None:
 
     from cdc.dataverse import FatalError as DataverseFatal  # noqa: PLC0415
     from cdc.hubspot.errors import HubSpotApiError  # noqa: PLC0415
-    from cdc.ingest.poll_service import MissingTopicsError, run_poll  # noqa: PLC0415
     from cdc.metrics import Metrics  # noqa: PLC0415
+    from cdc.roles.poll import MissingTopicsError, run_poll  # noqa: PLC0415
     from consumers.loader import load_config  # noqa: PLC0415
 
     settings = state.settings
@@ -280,7 +287,7 @@ def poll(state: _State) -> None:
 @click.pass_obj
 def sync(state: _State, dry_run: bool, sync_config: Path | None) -> None:
     """Apply changes from Kafka to the other CRM by the configured sync steps."""
-    from cdc.sync_service import run_sync  # noqa: PLC0415 -- keeps `cdc --help` fast
+    from cdc.roles.sync import run_sync  # noqa: PLC0415 -- keeps `cdc --help` fast
     from consumers.loader import load_config  # noqa: PLC0415
 
     settings = state.settings
@@ -479,7 +486,7 @@ def bench() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON result instead of the table.")
 def bench_ingest(rates: str, seconds: float, repeats: int, out_dir: Path, as_json: bool) -> None:
     """Webhook ingest: signed batches of 100 through `cdc ingest`, next to raw aiokafka produce."""
-    from cdc.bench.ingest import run_bench, table  # noqa: PLC0415 -- keeps `cdc --help` fast
+    from cdc.tools.bench.ingest import run_bench, table  # noqa: PLC0415 -- keeps `cdc --help` fast
 
     try:
         targets = [float(rate) for rate in rates.split(",") if rate.strip()]
@@ -502,7 +509,7 @@ def bench_ingest(rates: str, seconds: float, repeats: int, out_dir: Path, as_jso
 @click.pass_obj
 def bench_links(state: _State, counts: str, fields: int, out_dir: Path) -> None:
     """Link-view rebuild: time and memory to load N links from the links topic (as `cdc sync` does)."""
-    from cdc.bench.links import run_links_bench  # noqa: PLC0415 -- keeps `cdc --help` fast
+    from cdc.tools.bench.links import run_links_bench  # noqa: PLC0415 -- keeps `cdc --help` fast
 
     sizes = [int(c) for c in counts.split(",") if c.strip()]
     result = asyncio.run(
@@ -528,7 +535,7 @@ def bench_links(state: _State, counts: str, fields: int, out_dir: Path) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON result instead of the table.")
 def bench_sync(quick: bool, rates: str | None, out_dir: Path, as_json: bool, **counts: Any) -> None:
     """Sync: latency, bulk backfill, replay, rate-limited, naive batching; real processes, local Kafka."""
-    from cdc.bench.sync import Plan, run_bench, table  # noqa: PLC0415 -- keeps `cdc --help` fast
+    from cdc.tools.bench.sync import Plan, run_bench, table  # noqa: PLC0415 -- keeps `cdc --help` fast
 
     changes: dict[str, Any] = {k: v for k, v in counts.items() if v is not None}
     if rates is not None:
@@ -810,8 +817,8 @@ def resync(
 ) -> None:
     """Re-read records from the source and publish them as change events (origin resync); the sync
     re-applies them idempotently. No poller checkpoint or delta link moves."""
-    from cdc.ingest.resync import run_resync  # noqa: PLC0415 -- keeps `cdc --help` fast
     from cdc.ops import parse_when, quiet_kafka_logs  # noqa: PLC0415
+    from cdc.ops.resync import run_resync  # noqa: PLC0415 -- keeps `cdc --help` fast
 
     quiet_kafka_logs()
     when = parse_when(since, "--since")
@@ -842,7 +849,7 @@ def main(argv: list[str] | None = None) -> None:
     except KafkaConnectionError as error:
         # A role's producer or consumer could not bootstrap: the same answer as the short commands give.
         _fail(f"{error} (check kafka.bootstrap_servers, CDC_KAFKA__BOOTSTRAP_SERVERS)", ExitCode.UNAVAILABLE)
-    except (KafkaRunnerError, TopicAdminError) as error:
+    except TopicAdminError as error:
         _fail(str(error), ExitCode.FAILURE)
     except CliError as error:
         _fail(str(error), error.code)

@@ -96,11 +96,11 @@ class PollSettings(BaseModel):
     """`cdc poll`: the Dataverse change-tracking poller and the HubSpot reconciler.
 
     What is polled follows from the enabled sync steps (the ``sync.config`` file `cdc sync` runs, else the
-    default steps; `cdc.ingest.polled`): every table and object type a step syncs. ``dataverse_tables`` and
+    default steps; `cdc.sources.polled`): every table and object type a step syncs. ``dataverse_tables`` and
     ``hubspot_objects`` override that; an override must name everything the enabled steps sync, and an
     empty list turns that part off. A part runs when its system is configured too: Dataverse with
     ``dataverse.base_url``, HubSpot with ``hubspot.token``. Replicas share the tables through the
-    ``<prefix>poll`` consumer group (`cdc.ingest.leases`).
+    ``<prefix>poll`` consumer group (`cdc.roles.leases`).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")

@@ -75,9 +75,10 @@ class ApplyLoop(TransactionalLoop):
         on_batch: Callable[[BatchResult, int], None] | None = None,
         on_pause: Callable[[CrmUnavailableError], None] | None = None,
         on_lag: Callable[[Lag], None] | None = None,
+        on_beat: Callable[[], None] | None = None,
         links: LinkView | None = None,
     ) -> None:
-        super().__init__(kafka, catalog, group=group, on_lag=on_lag)
+        super().__init__(kafka, catalog, group=group, on_lag=on_lag, on_beat=on_beat)
         self.applier = applier
         self.links = links
         """The view the applier's index is fed by: after each rebalance, caught up before the first batch."""
@@ -89,7 +90,7 @@ class ApplyLoop(TransactionalLoop):
 
     async def run(self, stop: asyncio.Event) -> None:
         work = make_consumer(self.kafka, group_id=self.group)
-        ownership = Ownership()
+        ownership = self.ownership = Ownership()
         work.subscribe([self.catalog.name(TopicRole.WORK)], listener=ownership)
         async with running(self.producer()) as producer, running(work) as consumer:
 
@@ -99,10 +100,12 @@ class ApplyLoop(TransactionalLoop):
                 # partitions the batch does not hold, and records fetched here would be dropped.
                 consumer.pause(*consumer.assignment())
                 await consumer.getmany(timeout_ms=0)
+                self.beat()  # waiting on purpose is no stall
 
             # `load` read the links topic to its end before the first assignment.
             links_for = ownership.generation
             while not stop.is_set():
+                self.beat()
                 # Taken before the read: a batch read across a rebalance is dropped, never committed.
                 generation = ownership.generation
                 batch = await collect(consumer, max_records=self.batch_size, wait_ms=self.batch_wait_ms)

@@ -23,6 +23,7 @@ from streams.link_store import LinkIndex
 from streams.topics import TopicCatalog, TopicRole
 from streams.transactions import (
     Lag,
+    Ownership,
     TransactionalLoop,
     collect,
     dead_letter_record,
@@ -50,8 +51,9 @@ class Router(TransactionalLoop):
         group: str,
         on_routed: Callable[[int, int], None] | None = None,
         on_lag: Callable[[Lag], None] | None = None,
+        on_beat: Callable[[], None] | None = None,
     ) -> None:
-        super().__init__(kafka, catalog, group=group, on_lag=on_lag)
+        super().__init__(kafka, catalog, group=group, on_lag=on_lag, on_beat=on_beat)
         self.config = config
         self.index = index
         self.gateways = gateways
@@ -60,6 +62,10 @@ class Router(TransactionalLoop):
     async def enrich(self, events: list[ChangeEvent]) -> list[ChangeEvent]:
         return await enrich(self.config, self.index, self.gateways, events)
 
+    async def _waiting(self) -> None:
+        """Called while enrichment waits out a CRM outage: the loop is alive, waiting on purpose."""
+        self.beat()
+
     async def run(self, stop: asyncio.Event) -> None:
         topics = (
             self.catalog.name(TopicRole.CHANGES_HUBSPOT),
@@ -67,18 +73,21 @@ class Router(TransactionalLoop):
         )
         work = self.catalog.name(TopicRole.WORK)
         dead_topic = self.catalog.name(TopicRole.DEADLETTER)
-        async with (
-            running(self.producer()) as producer,
-            running(make_consumer(self.kafka, *topics, group_id=self.group)) as consumer,
-        ):
+        changes = make_consumer(self.kafka, group_id=self.group)
+        self.ownership = Ownership()
+        changes.subscribe(list(topics), listener=self.ownership)
+        async with running(self.producer()) as producer, running(changes) as consumer:
             while not stop.is_set():
+                self.beat()
                 batch = await collect(consumer, max_records=1_000, wait_ms=5)
                 await self.report_lag(consumer, batch)
                 if not batch:
                     continue
                 decoded, dead = decode(batch, CHANGE_CODEC)
                 events = [event for event, _ in decoded]
-                events = await retrying(partial(self.enrich, events), stop, what="route")
+                events = await retrying(
+                    partial(self.enrich, events), stop, what="route", keepalive=self._waiting
+                )
                 items = [item for event in events for item in routes(self.config, self.index, event)]
                 records = [record(work, item.route, item, WORK_CODEC) for item in items]
                 records += [dead_letter_record(dead_topic, letter) for letter in dead]

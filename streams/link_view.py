@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -35,8 +36,17 @@ class LoadStats:
 class LinkView:
     """The `links` topic as a `LinkIndex`; every sync replica holds all links."""
 
-    def __init__(self, kafka: KafkaSettings, catalog: TopicCatalog, index: LinkIndex | None = None) -> None:
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        catalog: TopicCatalog,
+        index: LinkIndex | None = None,
+        *,
+        on_beat: Callable[[], None] | None = None,
+    ) -> None:
         self.kafka = kafka
+        self.on_beat = on_beat
+        """Called once per read of the tail (an empty one too): the tail is alive."""
         self.topic = catalog.name(TopicRole.LINKS)
         self.partitions = catalog[TopicRole.LINKS].partitions
         self.index = index if index is not None else LinkIndex()
@@ -108,6 +118,8 @@ class LinkView:
             raise RuntimeError("link view consumer did not start")
         try:
             while not stop.is_set():
+                if self.on_beat is not None:
+                    self.on_beat()
                 batch = await consumer.getmany(timeout_ms=200, max_records=5_000)
                 for tp, messages in batch.items():
                     for m in messages:

@@ -144,8 +144,9 @@ class Lag:
 
 
 class TransactionalLoop:
-    """A consume-process-produce loop's own parts: its group, its transactional producer (a fresh
-    transactional id per loop), and its lag, reported at most once a second."""
+    """A consume-process-produce loop's own parts: its group and whether it is a member now
+    (:attr:`joined`), its transactional producer (a fresh transactional id per loop), its lag, reported at
+    most once a second, and its heartbeat (``on_beat``, once per batch read, an empty one too)."""
 
     role: str
 
@@ -156,14 +157,27 @@ class TransactionalLoop:
         *,
         group: str,
         on_lag: Callable[[Lag], None] | None = None,
+        on_beat: Callable[[], None] | None = None,
     ) -> None:
         self.kafka = kafka
         self.catalog = catalog
         self.group = group
         self.transactional_id = f"{group}-{uuid.uuid4().hex[:12]}"
         self.on_lag = on_lag
+        self.on_beat = on_beat
+        self.ownership = Ownership()
+        """The group's rebalances as this loop's consumer sees them (a new one per run)."""
         self._last_seen: dict[TopicPartition, float] = {}
         self._lag_reported = 0.0
+
+    @property
+    def joined(self) -> bool:
+        """This loop's consumer got its assignment (an empty one too) and no rebalance took it since."""
+        return self.ownership.joined
+
+    def beat(self) -> None:
+        if self.on_beat is not None:
+            self.on_beat()
 
     async def report_lag(
         self, consumer: AIOKafkaConsumer, batch: Mapping[TopicPartition, Sequence[Raw]]
@@ -202,17 +216,21 @@ async def rewind(consumer: AIOKafkaConsumer, batch: Mapping[TopicPartition, Sequ
 class Ownership(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships no types
     """Counts revocations: a batch read in one generation and applied in another is no longer this
     replica's to write or commit (aiokafka's transactional offset commits carry no group generation, so
-    Kafka would not refuse the commit of such a zombie batch)."""
+    Kafka would not refuse the commit of such a zombie batch). ``joined`` is True from an assignment (an
+    empty one too: a member beyond the partition count) to the next revocation."""
 
     def __init__(self) -> None:
         self.generation = 0
+        self.joined = False
 
     async def on_partitions_revoked(self, revoked: object) -> None:
         del revoked  # eager protocol: everything is revoked
         self.generation += 1
+        self.joined = False
 
     async def on_partitions_assigned(self, assigned: object) -> None:
         del assigned
+        self.joined = True
 
 
 TRANSACTION_DEADLINE_S = 60.0

@@ -16,9 +16,9 @@ import pytest  # "AST constructor recursion depth mismatch" bug (gh-106905) in p
 from streams.config import KafkaSettings
 
 if TYPE_CHECKING:  # imported by pytest as a plugin below; importing it first would skip assert rewriting
-    from cdc.devkafka.pytest_plugin import KafkaBroker
+    from cdc.tools.devkafka.pytest_plugin import KafkaBroker
 
-pytest_plugins = ["cdc.devkafka.pytest_plugin"]
+pytest_plugins = ["cdc.tools.devkafka.pytest_plugin"]
 
 
 @pytest.fixture(autouse=True)

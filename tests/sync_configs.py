@@ -1,5 +1,5 @@
 """Sync configurations for tests that poll: the packaged default steps with only some enabled, so what
-`cdc poll` reads (every table and object type an enabled step syncs, `cdc.ingest.polled`) is what the test
+`cdc poll` reads (every table and object type an enabled step syncs, `cdc.sources.polled`) is what the test
 means to poll."""
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ publish a whole table it cannot follow.
 Credentials: the first token is fetched on set-up; refused there, or refused before any request of the
 org succeeded, it is fatal (the settings are wrong). Refused later (the secret rotated or the app disabled:
 msal's token request refused, or a 401 that a fresh token does not cure), every table of the org backs off
-(`cdc.ingest.auth_pause`) with its cursor where its last committed page left it, and resumes from there
+(`cdc.sources.auth_pause`) with its cursor where its last committed page left it, and resumes from there
 once a token is granted again: nothing is lost.
 
 Tenant: the org host from ``dataverse.base_url`` (``contoso.crm.dynamics.com``; ``127.0.0.1:PORT`` for the
@@ -64,11 +64,11 @@ from cdc.dataverse import (
     row_to_event,
 )
 from cdc.dataverse.paths import entity_set_name
-from cdc.ingest.auth_pause import SourceAuth
-from cdc.ingest.linked import linked_ids
-from cdc.ingest.polled import polled, sync_config, synced_objects
 from cdc.metrics import Metrics, object_label
 from cdc.settings import PollSettings, Settings
+from cdc.sources.auth_pause import SourceAuth
+from cdc.sources.linked import linked_ids
+from cdc.sources.polled import polled, sync_config, synced_objects
 from consumers.config import SyncConfig
 from streams.checkpoint_store import TransactionalChangeWriter, WriterFencedError, read_checkpoints
 from streams.checkpoints import Checkpoint, CursorKind, checkpoint_key
@@ -120,7 +120,7 @@ async def _unless_stopped(stop: asyncio.Event, work: Awaitable[T]) -> tuple[bool
 
 def dataverse_tables(settings: Settings, config: SyncConfig) -> tuple[str, ...]:
     """The entity sets to poll: ``poll.dataverse_tables`` when set (checked), else every table an enabled
-    step syncs (``lead`` -> ``leads``), `cdc.ingest.polled`. Raises `SettingsError`."""
+    step syncs (``lead`` -> ``leads``), `cdc.sources.polled`. Raises `SettingsError`."""
     needed = synced_objects(config, SourceSystem.DATAVERSE)
     override = settings.poll.dataverse_tables
     return polled(
@@ -163,6 +163,8 @@ class _TablePoller:
     """The error about tracking being off was logged (once; each re-check only logs at debug)."""
     auth: SourceAuth | None = None
     """The org's credentials as every table sees them; None: a refused credential is fatal (not paused)."""
+    beat: Callable[[float], None] = lambda _wait_s: None
+    """Called after each step with the wait before the next: the loop is alive (`cdc poll`'s ``/readyz``)."""
 
     @property
     def object_type(self) -> str:
@@ -203,6 +205,7 @@ class _TablePoller:
                 failures += 1
                 delay = min(MAX_TABLE_BACKOFF_S, self.poll.dataverse_interval_s * 2.0**failures)
                 log.warning("dataverse %s: poll failed (%s); next try in %.1fs", self.table, error, delay)
+            self.beat(delay)
             if delay > 0:
                 await _unless_stopped(self.stop, asyncio.sleep(delay))
 
@@ -462,7 +465,9 @@ class DataverseTables:
     def transactional_id(self, table: str) -> str:
         return f"{self._settings.kafka.topic_prefix}cdc-poll-dataverse-{self.tenant}-{table}"
 
-    async def run_table(self, table: str, stop: asyncio.Event) -> None:
+    async def run_table(
+        self, table: str, stop: asyncio.Event, beat: Callable[[float], None] = lambda _wait_s: None
+    ) -> None:
         """Own one table until ``stop``, or until another poller fences it. Raises :class:`FatalError`.
 
         In order: start the table's transactional writer (this fences any earlier owner and aborts its
@@ -473,7 +478,7 @@ class DataverseTables:
         poller = _TablePoller(
             table, self.tenant, self._settings.poll, self._client, writer, self._metrics, stop
         )
-        poller.linked, poller.auth = self._linked, self.auth
+        poller.linked, poller.auth, poller.beat = self._linked, self.auth, beat
         try:
             await writer.start()
             key = checkpoint_key(SourceSystem.DATAVERSE, self.tenant, poller.object_type)
@@ -511,7 +516,7 @@ async def run_dataverse_poller(
     config: SyncConfig | None = None,
 ) -> None:
     """Poll every table ``config``'s enabled steps sync (default: ``sync.config``'s; or the
-    ``poll.dataverse_tables`` override, `cdc.ingest.polled`) in this process until ``stop`` is set.
+    ``poll.dataverse_tables`` override, `cdc.sources.polled`) in this process until ``stop`` is set.
     Raises a :class:`FatalError`, or `SettingsError` for an override that leaves out a table.
 
     Start: credentials are checked first (a wrong secret fails here, before anything else runs), then

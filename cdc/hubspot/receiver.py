@@ -1,4 +1,4 @@
-"""The HubSpot webhook receiver: ``POST /webhooks/hubspot``, ``GET /healthz``, ``GET /readyz``, ``/metrics``.
+"""The HubSpot webhook receiver: ``POST /webhooks/hubspot`` (`cdc ingest` serves its probes beside it).
 
 Per request, in order (each step answers on its own failure, and nothing that fails reaches Kafka):
 
@@ -39,18 +39,17 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Protocol
 
 import orjson
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from cdc.hubspot.events import (
     Foreign,
@@ -61,8 +60,8 @@ from cdc.hubspot.events import (
     read_body,
 )
 from cdc.hubspot.signatures import is_valid
-from cdc.ingest.publisher import PublishUnavailableError
 from cdc.metrics import Metrics
+from cdc.sources.publisher import PublishUnavailableError
 from streams.deadletters import WEBHOOK_STEP, DeadLetter
 from streams.events import ChangeEvent
 from streams.keys import SourceSystem
@@ -381,32 +380,11 @@ def create_app(
     publisher: Publisher,
     metrics: Metrics,
     *,
-    ready: Callable[[], Awaitable[bool]],
     intake: Intake | None = None,
     clock: Callable[[], float] = time.time,
+    routes: Sequence[BaseRoute] = (),
 ) -> Starlette:
-    """The receiver as an ASGI app; the caller owns the publisher's lifecycle."""
-    intake = intake or Intake()
-    receiver = _Receiver(config, publisher, metrics, intake, clock)
-
-    async def healthz(_: Request) -> Response:
-        return JSONResponse({"status": "ok"})
-
-    async def readyz(_: Request) -> Response:
-        if not intake.open:
-            return JSONResponse({"status": "shutting down"}, status_code=503)
-        if not await ready():
-            return JSONResponse({"status": "kafka unavailable or topics missing"}, status_code=503)
-        return JSONResponse({"status": "ready"})
-
-    async def metrics_endpoint(_: Request) -> Response:
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
-
-    return Starlette(
-        routes=[
-            Route("/webhooks/hubspot", receiver.receive, methods=["POST"]),
-            Route("/healthz", healthz),
-            Route("/readyz", readyz),
-            Route("/metrics", metrics_endpoint),
-        ]
-    )
+    """The receiver as an ASGI app, with ``routes`` beside it (the role's probes); the caller owns the
+    publisher's lifecycle."""
+    receiver = _Receiver(config, publisher, metrics, intake or Intake(), clock)
+    return Starlette(routes=[Route("/webhooks/hubspot", receiver.receive, methods=["POST"]), *routes])

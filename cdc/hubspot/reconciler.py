@@ -25,7 +25,7 @@ already produce, so the sync engine has one path for both, and the record event'
 
 Credentials: a 401 before any call of the portal succeeded is fatal (the settings are wrong). A 401 later
 (the token revoked or rotated while running) pauses the type's passes with backoff
-(`cdc.ingest.auth_pause`) instead: its cursor stays at the last committed page, so the first pass after
+(`cdc.sources.auth_pause`) instead: its cursor stays at the last committed page, so the first pass after
 the token works again publishes every change made meanwhile. A 403 (a scope missing) stays fatal.
 """
 
@@ -45,11 +45,11 @@ from cdc.hubspot.errors import FatalError, HubSpotApiError, RequestError, Retria
 from cdc.hubspot.events import MERGED_IDS, merged_ids
 from cdc.hubspot.paths import LIST_OBJECTS, READ_OBJECT, Query, plural, singular
 from cdc.hubspot.search import LAST_MODIFIED, MAX_PAGE, SearchPosition, next_position, parse_ms, search_body
-from cdc.ingest.auth_pause import SourceAuth
-from cdc.ingest.linked import linked_ids
-from cdc.ingest.polled import polled, sync_config, synced_objects
 from cdc.metrics import Metrics, object_label
 from cdc.settings import Settings, SettingsError, require
+from cdc.sources.auth_pause import SourceAuth
+from cdc.sources.linked import linked_ids
+from cdc.sources.polled import polled, sync_config, synced_objects
 from consumers.config import SyncConfig
 from streams.checkpoint_store import TransactionalChangeWriter, WriterFencedError, read_checkpoints
 from streams.checkpoints import Checkpoint, CursorKind, checkpoint_key
@@ -234,6 +234,8 @@ class _ObjectReconciler:
     swept_at: float | None = None
     auth: SourceAuth | None = None
     """The portal's token as every type sees it; None: a refused token is fatal (not paused)."""
+    beat: Callable[[float], None] = lambda _wait_s: None
+    """Called per page, and before each wait with its length: the loop is alive (`cdc poll`'s ``/readyz``)."""
 
     @property
     def singular(self) -> str:
@@ -263,6 +265,7 @@ class _ObjectReconciler:
                 if backoff is None:
                     raise
                 wait = backoff
+            self.beat(wait)
             try:
                 await asyncio.wait_for(stop.wait(), wait)
             except TimeoutError:
@@ -287,7 +290,8 @@ class _ObjectReconciler:
                 published += await self._publish(rows)
                 read, pages = read + len(rows), pages + 1
                 self.metrics.poll_rows.labels(system=SYSTEM, table=self.obj).inc(len(rows))
-                self.metrics.progress(COMPONENT)  # per page: a long backfill is progress too (/readyz)
+                self.metrics.progress(COMPONENT)  # per page: a long backfill is progress too
+                self.beat(0.0)
                 if self.auth is not None:
                     self.auth.accepted()
                 if backfill and rows:
@@ -514,7 +518,9 @@ class HubSpotObjects:
         """The object type's name for leases and logs: ``hubspot/<portal>/<object type>``."""
         return join_key(SourceSystem.HUBSPOT, self.portal, obj)
 
-    async def run_object(self, obj: str, stop: asyncio.Event) -> None:
+    async def run_object(
+        self, obj: str, stop: asyncio.Event, beat: Callable[[float], None] = lambda _wait_s: None
+    ) -> None:
         """Reconcile one object type until ``stop``, or until another replica fences it; raise when fatal.
 
         In order: start the transactional writer (fencing any earlier owner, whose open transaction is
@@ -545,6 +551,7 @@ class HubSpotObjects:
                 linked=self._linked,
                 deletes_interval_s=self._settings.poll.hubspot_deletes_interval_s,
                 auth=self.auth,
+                beat=beat,
             )
             await _bounded(reconciler.run(stop), stop, SHUTDOWN_GRACE_S, obj)
         except WriterFencedError as fenced:
@@ -570,13 +577,14 @@ async def run_hubspot_reconciler(
     client: HubSpotClient | None = None,
     config: SyncConfig | None = None,
 ) -> None:
-    """Reconcile every object type ``config`` syncs (default: ``sync.config``'s; `cdc.ingest.polled`) in
+    """Reconcile every object type ``config`` syncs (default: ``sync.config``'s; `cdc.sources.polled`) in
     this process until ``stop`` is set; raise when fatal.
 
     One task per object type, all owned by one TaskGroup: a slow or throttled type never stalls the others
     (search's shared 5/s limiter is the only thing they share); a fatal error (403, a refused request, a
     401 before any call succeeded) ends them all and is raised as itself; a 401 after one pauses every type
-    with backoff until the token works again (`cdc.ingest.auth_pause`). Shutdown, in order, each step bounded:
+    with backoff until the token works again (`cdc.sources.auth_pause`). Shutdown, in order, each step
+    bounded:
 
     1. ``stop`` is set: each loop stops fetching; a page in hand finishes publishing (step bound
        ``SHUTDOWN_GRACE_S``; past it the pass is cancelled, its transaction aborted, no cursor moved);

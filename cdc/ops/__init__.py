@@ -1,4 +1,6 @@
-"""Operator commands over Kafka: `cdc status`, `cdc replay`, `cdc deadletter`, `cdc explain`.
+"""Operator commands over Kafka: `cdc status`, `cdc replay`, `cdc deadletter`, `cdc explain`; and
+`cdc resync` (``resync``), which reads the CRMs too and is not re-exported here, so the others load no CRM
+client.
 
 Each module gathers with I/O and returns a report that knows how to print itself as lines or JSON; the
 CLI in `cdc.cli` only parses options and picks the exit code.

@@ -2,7 +2,7 @@
 
 Order: (1) what the configuration needs (`needs_of`, pure); (2) HubSpot properties, before (3) the webhook
 subscriptions that name them; (4) change tracking on every table `cdc poll` polls (what the enabled
-steps sync, `cdc.ingest.polled`), then (5) Dataverse columns and their alternate keys, waiting (at most
+steps sync, `cdc.sources.polled`), then (5) Dataverse columns and their alternate keys, waiting (at most
 ``key_wait_s``) for Dataverse to build the keys' indexes; all made only with ``create_columns``. A
 setting the run cannot do without (HubSpot URL or token) is a `ProvisionError`; one it can do without
 (the app id for webhooks, the Dataverse org) makes that area a problem and the rest still runs. API

@@ -31,9 +31,9 @@ from typing import Any
 
 import pytest
 
-from cdc.devkafka.runner import LocalKafka
 from cdc.ops.status import Thresholds, gather_status
 from cdc.signals import describe_tasks
+from cdc.tools.devkafka.runner import LocalKafka
 from streams.checkpoint_store import read_checkpoints
 from streams.config import KafkaSettings
 from streams.topics import TopicRole

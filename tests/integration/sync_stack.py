@@ -24,13 +24,13 @@ from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
 from cdc.dataverse.poller import dataverse_tables, run_dataverse_poller
-from cdc.ingest.poll_service import run_poll
-from cdc.ingest.service import run_ingest
 from cdc.metrics import Metrics
 from cdc.provisioning.run import enable_change_tracking, provision_sandbox
+from cdc.roles.ingest import run_ingest
+from cdc.roles.poll import run_poll
+from cdc.roles.sync import run_sync
 from cdc.sandbox.runner import Sandbox, run_sandbox
 from cdc.settings import PollSettings, Settings, SyncSettings
-from cdc.sync_service import run_sync
 from consumers.config import SyncConfig
 from consumers.loader import standard_fields_config
 from streams.admin import ensure_topics, open_admin

@@ -10,7 +10,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from cdc.bench.stats import percentile, summary
+from cdc.tools.bench.stats import percentile, summary
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 

@@ -16,12 +16,12 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from cdc.demo_seed import plan_seed
-from cdc.demo_user import DemoUser, Expectation
-from cdc.demo_user import Pair as DemoPair
-from cdc.demo_view import LiveView, Written, percentile
 from cdc.provisioning.run import provision_sandbox
 from cdc.sandbox.runner import run_sandbox
+from cdc.tools.demo.seed import plan_seed
+from cdc.tools.demo.user import DemoUser, Expectation
+from cdc.tools.demo.user import Pair as DemoPair
+from cdc.tools.demo.view import LiveView, Written, percentile
 from consumers.loader import load_config
 from streams.audit import AuditAction, AuditRecord, FieldWrite
 from streams.config import KafkaSettings

@@ -13,7 +13,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaClient
 
-from cdc.devkafka.runner import KafkaRunnerError, LocalKafka
+from cdc.tools.devkafka.runner import KafkaRunnerError, LocalKafka
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 

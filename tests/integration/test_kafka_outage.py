@@ -8,10 +8,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cdc.devkafka.runner import LocalKafka
-from cdc.ingest.service import run_ingest
+from cdc.roles.ingest import run_ingest
 from cdc.sandbox.runner import run_sandbox
 from cdc.settings import IngestSettings
+from cdc.tools.devkafka.runner import LocalKafka
 from streams.admin import ensure_topics, open_admin
 from streams.config import KafkaSettings
 from streams.topics import TopicCatalog

@@ -29,14 +29,14 @@ from pydantic import SecretStr
 
 from cdc.dataverse.poller import DataverseTables
 from cdc.hubspot.errors import FatalError as HubSpotFatalError
-from cdc.ingest.auth_pause import AuthBackoff
-from cdc.ingest.leases import lease_partition, spread
-from cdc.ingest.poll_service import run_poll
 from cdc.metrics import Metrics
 from cdc.provisioning.run import enable_change_tracking
+from cdc.roles.leases import lease_partition, spread
+from cdc.roles.poll import run_poll
 from cdc.sandbox.runner import Sandbox, run_sandbox
 from cdc.settings import PollSettings, Settings
 from cdc.signals import stop_on_signals
+from cdc.sources.auth_pause import AuthBackoff
 from consumers.config import SyncConfig
 from streams.admin import ensure_topics, open_admin
 from streams.checkpoint_store import TransactionalChangeWriter
@@ -217,11 +217,13 @@ def ledger(monkeypatch: pytest.MonkeyPatch) -> Ledger:
     record = Ledger()
     run_table, commit = DataverseTables.run_table, TransactionalChangeWriter.commit
 
-    async def recorded_run(self: DataverseTables, table: str, stop: asyncio.Event) -> None:
+    async def recorded_run(
+        self: DataverseTables, table: str, stop: asyncio.Event, beat: Callable[[float], None]
+    ) -> None:
         who, started = REPLICA.get(), time.monotonic()
         record.active[(who, table)] = started
         try:
-            await run_table(self, table, stop)
+            await run_table(self, table, stop, beat)
         finally:
             del record.active[(who, table)]
             record.runs.append((table, who, started, time.monotonic()))
@@ -668,7 +670,7 @@ async def test_a_revoked_hubspot_token_pauses_hubspot_only_and_nothing_is_lost_o
     token), for long enough that the reconciler is refused several times. The process stays up, Dataverse
     changes keep flowing, ``/readyz`` and ``cdc_poll_auth_failing`` name HubSpot, one error line says so
     (not one per retry); once the token works again, the HubSpot change made meanwhile is published."""
-    monkeypatch.setattr("cdc.ingest.auth_pause.AUTH_BACKOFF", AuthBackoff(first_s=0.25, max_s=1.0))
+    monkeypatch.setattr("cdc.sources.auth_pause.AUTH_BACKOFF", AuthBackoff(first_s=0.25, max_s=1.0))
     caplog.set_level(logging.INFO, logger="cdc")
     refused_calls = {"system": "hubspot", "endpoint": "POST /crm/v3/objects/{type}/search", "status": "401"}
     async with polling_contacts(topics, seed=47) as polling:
@@ -747,7 +749,7 @@ async def test_a_revoked_dataverse_secret_pauses_dataverse_only_and_nothing_is_l
     sandbox clock jumps an hour), Dataverse answers 401 and the identity provider refuses a new token. The
     process stays up, HubSpot changes keep flowing, and the Dataverse change made meanwhile is published
     once the secret is accepted again."""
-    monkeypatch.setattr("cdc.ingest.auth_pause.AUTH_BACKOFF", AuthBackoff(first_s=0.25, max_s=1.0))
+    monkeypatch.setattr("cdc.sources.auth_pause.AUTH_BACKOFF", AuthBackoff(first_s=0.25, max_s=1.0))
     caplog.set_level(logging.INFO, logger="cdc")
     caplog.set_level(logging.DEBUG, logger="cdc.poll.auth")  # last: it sets the capturing handler's level too
 

@@ -31,9 +31,9 @@ import orjson
 import pytest
 import yaml
 
-from cdc.devkafka.runner import free_port
 from cdc.metrics import Metrics
 from cdc.sandbox.hubspot.webhooks import sign_request
+from cdc.tools.devkafka.runner import free_port
 from tests.integration.sync_stack import Stack, eventually, quiet, running_stack, small_config
 
 ROOT = Path(__file__).resolve().parents[2]

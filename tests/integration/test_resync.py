@@ -26,8 +26,8 @@ from prometheus_client import CollectorRegistry
 from cdc.cli import main
 from cdc.dataverse.poller import run_dataverse_poller
 from cdc.exits import ExitCode
-from cdc.ingest.resync import resync
 from cdc.metrics import Metrics
+from cdc.ops.resync import resync
 from cdc.provisioning.run import enable_change_tracking
 from cdc.sandbox.runner import Sandbox, run_sandbox
 from cdc.settings import PollSettings, Settings

@@ -7,7 +7,7 @@ import asyncio
 import httpx
 import pytest
 
-from cdc.ingest.service import run_ingest
+from cdc.roles.ingest import run_ingest
 from cdc.sandbox.runner import run_sandbox
 from streams.admin import ensure_topics, open_admin
 from streams.config import KafkaSettings

@@ -21,10 +21,11 @@ from pydantic import SecretStr
 
 from cdc.hubspot.events import Tenant
 from cdc.hubspot.receiver import Intake, Publisher, ReceiverConfig, create_app
-from cdc.ingest.publisher import ChangePublisher
-from cdc.ingest.service import run_ingest
 from cdc.metrics import Metrics
+from cdc.roles.ingest import run_ingest
+from cdc.roles.probes import Probes
 from cdc.settings import HubSpotSettings, IngestSettings, Settings
+from cdc.sources.publisher import ChangePublisher
 from streams.admin import ensure_topics, open_admin
 from streams.config import KafkaSettings
 from streams.deadletters import DeadLetter
@@ -117,13 +118,14 @@ async def _receiver(
     publisher = ChangePublisher(kafka, metrics, deadline_s=deadline_s)
     await publisher.start()
     intake = Intake()
-
-    async def ready() -> bool:
-        return True
-
+    probes = Probes(metrics, stopping=lambda: not intake.open)  # as `cdc ingest` serves them, less Kafka's
     config.setdefault("tenant", Tenant(PORTAL))
     app = create_app(
-        ReceiverConfig(client_secret=SECRET, **config), wrap(publisher), metrics, ready=ready, intake=intake
+        ReceiverConfig(client_secret=SECRET, **config),
+        wrap(publisher),
+        metrics,
+        intake=intake,
+        routes=probes.routes,
     )
     try:
         async with httpx.AsyncClient(
@@ -288,13 +290,16 @@ async def test_kafka_slower_than_the_deadline_gets_503_so_hubspot_retries(
         assert receiver.counter("cdc_produce_failures_total", reason="timeout") == 1
 
 
-async def test_closed_intake_answers_503_and_readyz_turns_red(receiver: Receiver) -> None:
+async def test_closed_intake_answers_503_and_the_probes_turn_red(receiver: Receiver) -> None:
     assert (await receiver.client.get("/readyz")).status_code == 200
     receiver.intake.open = False
     body = webhook_body(1)
     assert (await receiver.post(body, sign_v3(body))).status_code == 503
-    assert (await receiver.client.get("/readyz")).status_code == 503
-    assert (await receiver.client.get("/healthz")).status_code == 200
+    not_ready = await receiver.client.get("/readyz")
+    assert not_ready.status_code == 503
+    assert not_ready.json()["failed"] == {"shutdown": "shutting down"}
+    alive = await receiver.client.get("/healthz")  # alive, but shutting down: not to be sent anything
+    assert (alive.status_code, alive.json()) == (503, {"status": "shutting down"})
     metrics = (await receiver.client.get("/metrics")).text
     assert 'cdc_webhook_requests_total{status="503"} 1.0' in metrics
 

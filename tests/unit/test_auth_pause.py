@@ -7,8 +7,8 @@ import logging
 import pytest
 from prometheus_client import CollectorRegistry
 
-from cdc.ingest.auth_pause import AUTH_BACKOFF, AuthBackoff, SourceAuth
 from cdc.metrics import Metrics
+from cdc.sources.auth_pause import AUTH_BACKOFF, AuthBackoff, SourceAuth
 
 
 def test_the_default_backoff_starts_at_5_s_and_doubles_to_5_min() -> None:

@@ -14,6 +14,7 @@ import pytest
 
 from cdc import cli
 from cdc.exits import ExitCode
+from cdc.tools.devkafka import runner
 
 # Shapes of real credentials (made up): a HubSpot private-app token, an Entra ID client secret, a JWT
 # access token, a hex webhook secret.
@@ -185,7 +186,7 @@ def test_demo_logs_at_log_level_when_it_is_set(
         seen.append(logging.getLogger().level)
         raise _StartedError
 
-    monkeypatch.setattr(cli, "LocalKafka", local_kafka)
+    monkeypatch.setattr(runner, "LocalKafka", local_kafka)  # the CLI imports the tool when the demo starts
     if level is not None:
         monkeypatch.setenv("CDC_LOG__LEVEL", level)
     with pytest.raises(_StartedError):

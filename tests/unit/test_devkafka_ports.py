@@ -8,8 +8,8 @@ from typing import Any, Self
 
 import pytest
 
-from cdc.devkafka import runner
-from cdc.devkafka.runner import KafkaRunnerError, LocalKafka
+from cdc.tools.devkafka import runner
+from cdc.tools.devkafka.runner import KafkaRunnerError, LocalKafka
 
 
 class LowestFreePortOS:

@@ -9,7 +9,7 @@ import pytest
 
 from cdc._redact import looks_secret, scrub
 from cdc.hubspot.events import Tenant
-from cdc.ingest.service import receiver_config
+from cdc.roles.ingest import receiver_config
 from cdc.settings import Settings, SettingsError, credential_sections, load_settings, unknown_env
 from streams.config import KafkaSettings
 

@@ -55,10 +55,6 @@ class Recorder:
         self.dead.extend(dead_letters)
 
 
-async def _ready() -> bool:
-    return True
-
-
 @dataclass
 class Answer:
     status: int
@@ -116,7 +112,6 @@ def post(body: bytes, headers: dict[str, str], *, hang_up: bool = False) -> Answ
         ReceiverConfig(client_secret=SECRET, tenant=TENANT, max_body_bytes=MAX_BODY),
         recorder,
         metrics,
-        ready=_ready,
     )
     status = asyncio.run(_drive(app, headers, body, hang_up))
     counted = {

@@ -1,9 +1,10 @@
 """`cdc ingest`: the webhook receiver's lifecycle.
 
 Start-up: the settings are checked (client secret and portal required; a legacy app is warned about), the
-producer connects, then uvicorn binds and serves. Shutdown is numbered and bounded:
+producer connects, then uvicorn binds and serves the receiver and the probes (`cdc.roles.probes`):
+``/readyz`` asks that Kafka answers and the change topics exist. Shutdown is numbered and bounded:
 
-1. close intake: new webhooks get 503 (HubSpot retries them), ``/readyz`` turns red;
+1. close intake: new webhooks get 503 (HubSpot retries them), ``/healthz`` and ``/readyz`` turn red;
 2. uvicorn stops accepting and lets in-flight requests finish (``ingest.shutdown_grace_s``);
 3. the producer flushes what is buffered and closes;
 4. one summary line is logged.
@@ -20,37 +21,14 @@ from prometheus_client import CollectorRegistry
 
 from cdc.hubspot.events import Tenant
 from cdc.hubspot.receiver import Intake, ReceiverConfig, count_header_timeout, create_app
-from cdc.ingest.publisher import ChangePublisher
 from cdc.metrics import Metrics
+from cdc.roles.probes import KafkaCheck, Probes
 from cdc.serving import serve
 from cdc.settings import Settings, require
-from streams.admin import KafkaUnavailableError, describe, open_admin
+from cdc.sources.publisher import ChangePublisher
 from streams.topics import TopicCatalog, TopicRole
 
 log = logging.getLogger("cdc.ingest")
-READY_CACHE_S = 5.0
-
-
-class KafkaReadiness:
-    """``/readyz``: Kafka answers and the change topics exist; cached briefly so probes stay cheap."""
-
-    def __init__(self, settings: Settings) -> None:
-        self._kafka = settings.kafka
-        catalog = TopicCatalog.from_settings(settings.kafka)
-        self._topics = [catalog.name(TopicRole.CHANGES_HUBSPOT), catalog.name(TopicRole.CHANGES_DATAVERSE)]
-        self._checked_at = float("-inf")
-        self._ready = False
-
-    async def __call__(self) -> bool:
-        if time.monotonic() - self._checked_at < READY_CACHE_S:
-            return self._ready
-        try:
-            async with open_admin(self._kafka) as admin:
-                self._ready = set(self._topics) <= set(await describe(admin, self._topics))
-        except KafkaUnavailableError:
-            self._ready = False
-        self._checked_at = time.monotonic()
-        return self._ready
 
 
 def receiver_config(settings: Settings) -> ReceiverConfig:
@@ -93,7 +71,12 @@ async def run_ingest(
     publisher = ChangePublisher(settings.kafka, metrics, deadline_s=settings.ingest.publish_deadline_s)
     await publisher.start()
     intake = Intake()
-    app = create_app(config, publisher, metrics, ready=KafkaReadiness(settings), intake=intake)
+    catalog = TopicCatalog.from_settings(settings.kafka)
+    kafka = KafkaCheck(
+        settings.kafka, [catalog.name(TopicRole.CHANGES_HUBSPOT), catalog.name(TopicRole.CHANGES_DATAVERSE)]
+    )
+    probes = Probes(metrics, stopping=lambda: not intake.open, checks={"kafka": kafka})
+    app = create_app(config, publisher, metrics, intake=intake, routes=probes.routes)
     started = time.monotonic()
     try:
         async with serve(
@@ -111,6 +94,7 @@ async def run_ingest(
         # 2. leaving serve() waited for in-flight requests
     finally:
         await publisher.stop()  # 3. flush and close
+        await kafka.aclose()
     answered = sum(
         sample.value
         for metric in metrics.webhook_requests.collect()

@@ -1,8 +1,8 @@
 """Benchmark 1, webhook ingest: signed batches of 100 events at increasing rates through `cdc ingest`.
 
 Every process is real and separate: a local Apache Kafka, `cdc ingest` (uvicorn + aiokafka), the load
-generator (`cdc.bench.loadgen`) and, as the baseline in the same run, a raw aiokafka producer
-(`cdc.bench.produce`) writing the same events to the same broker: the ceiling the receiver can approach.
+generator (`cdc.tools.bench.loadgen`) and, as the baseline in the same run, a raw aiokafka producer
+(`cdc.tools.bench.produce`) writing the same events to the same broker: the ceiling the receiver can approach.
 Per rate it reports events/s accepted and p50/p99 time to answer, median (min-max) over the repeats.
 """
 
@@ -23,9 +23,9 @@ from typing import Any
 
 import orjson
 
-from cdc.bench.loadgen import PORTAL_ID
-from cdc.bench.stats import percentile, summary
-from cdc.devkafka.runner import LocalKafka, free_port
+from cdc.tools.bench.loadgen import PORTAL_ID
+from cdc.tools.bench.stats import percentile, summary
+from cdc.tools.devkafka.runner import LocalKafka, free_port
 from streams.admin import ensure_topics, open_admin
 from streams.config import KafkaSettings
 from streams.topics import TopicCatalog, TopicRole
@@ -97,11 +97,15 @@ def run_bench(
                 rounds: list[dict[str, Any]] = []
                 for repeat in range(1, repeats + 1):
                     events = int(max(rates) * seconds)
-                    baseline = _run_json(["cdc.bench.produce", broker.bootstrap, topic, str(events)], 600)
+                    baseline = _run_json(
+                        ["cdc.tools.bench.produce", broker.bootstrap, topic, str(events)], 600
+                    )
                     say(f"repeat {repeat}/{repeats}: raw produce {baseline['events_per_s']:,.0f} events/s")
                     ingest = []
                     for rate in rates:
-                        run = _run_json(["cdc.bench.loadgen", url, secret, str(rate), str(seconds)], 600)
+                        run = _run_json(
+                            ["cdc.tools.bench.loadgen", url, secret, str(rate), str(seconds)], 600
+                        )
                         ingest.append(_round(rate, run))
                         say(
                             f"  target {rate:>8,.0f}/s: {ingest[-1]['events_per_s']:>8,.0f} events/s, "

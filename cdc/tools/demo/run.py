@@ -7,14 +7,14 @@ Start-up, in order (the CLI has started a local Apache Kafka):
    the default sync configuration (the seeds' steps 1-5) needs, and turns change tracking on for the
    tables it syncs (a fresh org, like the sandbox, has it on none);
 3. a few hundred companies, contacts and opportunities are seeded through the bulk admin endpoints, 30% of
-   the Dataverse ones already in HubSpot under the same email or name (`cdc.demo_seed`);
+   the Dataverse ones already in HubSpot under the same email or name (`cdc.tools.demo.seed`);
 4. the three roles start as tasks of one task group, as separate deployments would run them: ``ingest``
    (webhook receiver), ``poll`` (Dataverse change tracking + HubSpot reconciler) and ``sync`` (router +
    apply loop), each with its own metrics endpoint; the live view reads the change and audit topics;
 5. the backfill: the reconciler's and the poller's first passes put every seeded record on Kafka and the
    sync engine matches or creates its counterpart; a progress line counts linked pairs against expected;
-6. the live part: a "user" (`cdc.demo_user`) edits both CRMs a few times a second; each write the engine
-   makes is printed with its latency (`cdc.demo_view`), and a summary every few seconds.
+6. the live part: a "user" (`cdc.tools.demo.user`) edits both CRMs a few times a second; each write the engine
+   makes is printed with its latency (`cdc.tools.demo.view`), and a summary every few seconds.
 
 ``--once`` runs each kind of edit once and exits 0 when every one was seen synced (and the conflict
 ended with both sides equal), else non-zero, naming what is missing.
@@ -39,17 +39,17 @@ from typing import Any
 import httpx
 from prometheus_client import CollectorRegistry
 
-from cdc.demo_seed import SeedPlan, plan_seed, post_seed
-from cdc.demo_user import EDIT_KINDS, DemoUser, Expectation
-from cdc.demo_view import LiveView
 from cdc.exits import CliError, ExitCode
-from cdc.ingest.poll_service import run_poll
-from cdc.ingest.service import run_ingest
 from cdc.metrics import Metrics
 from cdc.provisioning.run import provision_sandbox
+from cdc.roles.ingest import run_ingest
+from cdc.roles.poll import run_poll
+from cdc.roles.sync import run_sync
 from cdc.sandbox.runner import Sandbox, run_sandbox
 from cdc.settings import PollSettings, Settings, SyncSettings
-from cdc.sync_service import run_sync
+from cdc.tools.demo.seed import SeedPlan, plan_seed, post_seed
+from cdc.tools.demo.user import EDIT_KINDS, DemoUser, Expectation
+from cdc.tools.demo.view import LiveView
 from consumers.config import SyncConfig
 from consumers.loader import load_config
 from streams.admin import ensure_topics, open_admin

@@ -1,6 +1,6 @@
 """The webhook load generator, run in its own process: signed batches at a target rate, latencies out.
 
-``python -m cdc.bench.loadgen URL SECRET RATE SECONDS`` posts batches of 100 HubSpot events (v1 + v3
+``python -m cdc.tools.bench.loadgen URL SECRET RATE SECONDS`` posts batches of 100 HubSpot events (v1 + v3
 signed, as HubSpot sends them) at RATE events/s for SECONDS, with up to 64 requests in flight, then prints
 one JSON line: events sent, events accepted, statuses, wall time and per-request answer times.
 """

@@ -4,7 +4,8 @@ Start-up, in order: load and validate the sync configuration; open the HubSpot a
 (a Dataverse token is fetched up front, so bad credentials fail here with a clear error); rebuild the link
 view from the `links` topic (logged with its size and time); then run, under one task group, the link
 tail, the router (change topics -> work topic) and the apply loop (work topic -> CRM writes), and serve
-``/metrics``, ``/healthz`` and ``/readyz``.
+``/metrics``, ``/healthz`` and ``/readyz`` (`cdc.roles.probes`): ready while Kafka answers and the topics
+exist, the router and the apply loop are members of their groups, and none of the three loops stalls.
 
 Shutdown is numbered and bounded:
 
@@ -33,7 +34,7 @@ from cdc.dataverse.gateway import DataverseGateway
 from cdc.hubspot.client import HubSpotClient
 from cdc.hubspot.gateway import HubSpotGateway
 from cdc.metrics import Metrics, object_label
-from cdc.probes import probe_app
+from cdc.roles.probes import STALL_AFTER_S, Check, Heartbeats, KafkaCheck, Probes, joined
 from cdc.serving import serve
 from cdc.settings import Settings, require
 from consumers.applier import Applier
@@ -46,11 +47,20 @@ from consumers.router import Router
 from streams.keys import SourceSystem
 from streams.link_store import LinkIndex
 from streams.link_view import LinkView
-from streams.topics import TopicCatalog
+from streams.topics import TopicCatalog, TopicRole
 from streams.transactions import Lag
 
 log = logging.getLogger("cdc.sync")
 RESTART_RESET_S = 60.0
+TOPICS = (
+    TopicRole.CHANGES_HUBSPOT,
+    TopicRole.CHANGES_DATAVERSE,
+    TopicRole.WORK,
+    TopicRole.LINKS,
+    TopicRole.AUDIT,
+    TopicRole.DEADLETTER,
+)
+"""What `cdc sync` reads and writes: ``/readyz`` asks that each exists."""
 
 
 @asynccontextmanager
@@ -164,8 +174,9 @@ async def run_sync(
     metrics: Metrics | None = None,
     config: SyncConfig | None = None,
     on_ready: Callable[[str], None] = lambda _: None,
+    stall_after_s: float = STALL_AFTER_S,
 ) -> None:
-    """Run the sync stage until ``stop`` is set."""
+    """Run the sync stage until ``stop`` is set (``stall_after_s``: how late a loop's heartbeat may be)."""
     metrics = metrics or Metrics(CollectorRegistry())
     config = config or load_config(settings.sync.config)
     catalog = TopicCatalog.from_settings(settings.kafka)
@@ -174,6 +185,8 @@ async def run_sync(
     async with open_gateways(settings, metrics) as gateways:
         view = LinkView(settings.kafka, catalog)
         loaded = await view.load()
+        heartbeats = Heartbeats(stall_after_s)
+        view.on_beat = heartbeats.expect("sync-links")
         stats = SyncStats(metrics, view.index, config)
         stats.count_links()
         applier = Applier(config, gateways, view.index, dry_run=settings.sync.dry_run)
@@ -186,6 +199,7 @@ async def run_sync(
             group=f"{prefix}sync-route",
             on_routed=stats.routed,
             on_lag=stats.lag,
+            on_beat=heartbeats.expect("sync-route"),
         )
         apply = ApplyLoop(
             settings.kafka,
@@ -197,12 +211,19 @@ async def run_sync(
             on_batch=stats.applied,
             on_pause=stats.paused,
             on_lag=stats.lag,
+            on_beat=heartbeats.expect("sync-apply"),
             links=view,
         )
-        app = probe_app(metrics, ready=_true)
-        async with serve(
-            app, host=settings.sync.host, port=settings.sync.port, name="sync", graceful_s=1.0
-        ) as served:
+        kafka = KafkaCheck(settings.kafka, [catalog.name(role) for role in TOPICS])
+        groups = joined({router.group: lambda: router.joined, apply.group: lambda: apply.joined})
+        checks: dict[str, Check] = {"kafka": kafka, "groups": groups, "heartbeats": heartbeats.check}
+        app = Probes(metrics, stopping=stop.is_set, checks=checks).app()
+        async with (
+            contextlib.aclosing(kafka),
+            serve(
+                app, host=settings.sync.host, port=settings.sync.port, name="sync", graceful_s=1.0
+            ) as served,
+        ):
             log.info(
                 "sync running: %d steps enabled, %d links loaded in %.2fs; metrics at %s/metrics%s",
                 len(config.enabled_steps()),
@@ -241,7 +262,3 @@ async def _supervised(
             log.exception("%s failed; restarting in %.1fs (restart %d)", name, delay, failures)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=delay)
-
-
-async def _true() -> bool:
-    return True

@@ -40,6 +40,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
 
+from cdc.exits import CliError
+
 MIN_JAVA = 17
 APT_HINT = "apt-get install -y openjdk-17-jre-headless maven"
 JAVA_EXCEPTION = re.compile(r"^(?:Exception in thread .*?|Caused by: )?[\w.$]+(?:Exception|Error)\b(?::|$)")
@@ -47,8 +49,9 @@ BIND_ERROR = re.compile(r"Address already in use|BindException|Failed to bind")
 Progress = Callable[[str], None]
 
 
-class KafkaRunnerError(RuntimeError):
-    """The local broker could not be resolved or started; the message says what to fix."""
+class KafkaRunnerError(CliError):
+    """The local broker could not be resolved or started; the message says what to fix (a `CliError`, so
+    `cdc dev kafka`, `cdc demo` and `cdc bench` end with that one line and exit 1)."""
 
 
 def _quiet(_: str) -> None:
@@ -56,13 +59,13 @@ def _quiet(_: str) -> None:
 
 
 def pom_bytes() -> bytes:
-    return (resources.files("cdc.devkafka") / "pom.xml").read_bytes()
+    return (resources.files("cdc.tools.devkafka") / "pom.xml").read_bytes()
 
 
 def kafka_version() -> str:
     match = re.search(rb"<kafka\.version>([^<]+)</kafka\.version>", pom_bytes())
     if match is None:
-        raise KafkaRunnerError("cdc/devkafka/pom.xml names no <kafka.version>")
+        raise KafkaRunnerError("cdc/tools/devkafka/pom.xml names no <kafka.version>")
     return match.group(1).decode()
 
 
@@ -390,7 +393,7 @@ class LocalKafka:
         self._layout.state.write_text(json.dumps(state))
 
     def _jvm(self, java: str, libs: Path, heap: str) -> list[str]:
-        log4j = resources.files("cdc.devkafka") / "log4j2.properties"
+        log4j = resources.files("cdc.tools.devkafka") / "log4j2.properties"
         return [
             java, f"-Xmx{heap}", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
             "-XX:+ExplicitGCInvokesConcurrent",

@@ -24,8 +24,8 @@ import orjson
 from aiokafka import TopicPartition
 from aiokafka.admin import NewTopic
 
-from cdc.bench._stack import Stack, SyncCounts
-from cdc.bench.stats import percentile
+from cdc.tools.bench._stack import Stack, SyncCounts
+from cdc.tools.bench.stats import percentile
 from streams.clients import make_admin, make_consumer
 from streams.topics import CHANGES_ROLES, TopicCatalog, TopicRole
 
@@ -340,7 +340,9 @@ async def latency(
         )
     start = await _ends(stack, TopicRole.AUDIT)
     before = await stack.sync_counts()
-    run = await _run_json(["cdc.bench.editgen", plan_file.name, str(rate), str(seconds), tag], seconds + 120)
+    run = await _run_json(
+        ["cdc.tools.bench.editgen", plan_file.name, str(rate), str(seconds), tag], seconds + 120
+    )
     await asyncio.to_thread(Path(plan_file.name).unlink)
     edits = run["edits"]
     found = await _landed(
@@ -392,7 +394,7 @@ async def kafka_hop(stack: Stack, rate: float, seconds: float) -> dict[str, Any]
     await asyncio.sleep(0.5)
     run = await _run_json(
         [
-            "cdc.bench.kafka_latency",
+            "cdc.tools.bench.kafka_latency",
             stack.kafka.bootstrap_servers,
             topic,
             str(stack.kafka.partitions),
@@ -428,7 +430,8 @@ async def replay(stack: Stack, events: int, *, within: float, say: Say) -> dict[
     """Stop sync, top the change topics up to ``events``, re-read them all with a fresh consumer group."""
     await stack.stop("sync")
     generated = await _run_json(
-        ["cdc.bench.replaygen", stack.kafka.bootstrap_servers, stack.kafka.topic_prefix, str(events)], 600
+        ["cdc.tools.bench.replaygen", stack.kafka.bootstrap_servers, stack.kafka.topic_prefix, str(events)],
+        600,
     )
     await stack.reset_calls()
     ends = await _change_ends(stack)

@@ -27,8 +27,8 @@ from typing import Any
 
 import httpx
 
-from cdc.demo_seed import CITIES, FIRST_NAMES, JOBS
-from cdc.demo_view import LiveView, Written
+from cdc.tools.demo.seed import CITIES, FIRST_NAMES, JOBS
+from cdc.tools.demo.view import LiveView, Written
 from consumers.matching import normalize_email, normalize_name
 from streams.audit import AuditRecord
 from streams.keys import SourceSystem

@@ -1,6 +1,6 @@
 """The edit load generator for the latency scenario, run in its own process: user edits at a target rate.
 
-``python -m cdc.bench.editgen PLAN RATE SECONDS TAG`` reads PLAN (JSON: both sandboxes' base URLs, the
+``python -m cdc.tools.bench.editgen PLAN RATE SECONDS TAG`` reads PLAN (JSON: both sandboxes' base URLs, the
 Dataverse CA bundle and the linked pairs ``[[hubspot_id, dataverse_id], ...]``), then edits linked
 contacts as a user would, alternating sides, at RATE edits/s for SECONDS with up to 64 in flight:
 

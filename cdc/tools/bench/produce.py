@@ -1,7 +1,7 @@
 """The baseline: raw aiokafka produce to the same broker, run in its own process (the ingest ceiling).
 
-``python -m cdc.bench.produce BOOTSTRAP TOPIC EVENTS`` sends EVENTS change events of the same size as the
-webhook path produces, idempotent with acks=all like the receiver, awaiting each batch of 100 as the
+``python -m cdc.tools.bench.produce BOOTSTRAP TOPIC EVENTS`` sends EVENTS change events of the same size
+as the webhook path produces, idempotent with acks=all like the receiver, awaiting each batch of 100 as the
 receiver does per request, with up to 64 batches in flight; prints one JSON line with events/s.
 """
 
@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 
 import orjson
 
-from cdc.bench.loadgen import BATCH, MAX_IN_FLIGHT, batch_body
 from cdc.hubspot.events import parse_body, translate
+from cdc.tools.bench.loadgen import BATCH, MAX_IN_FLIGHT, batch_body
 from streams.clients import make_producer
 from streams.config import KafkaSettings
 from streams.events import CHANGE_CODEC

@@ -1,9 +1,9 @@
 """Benchmarks 2-6 of issue 7, the sync: latency, bulk backfill, replay, rate-limited, naive batching.
 
 Every process is real and separate: one local Apache Kafka for the run; per repeat and stack, `cdc
-sandbox`, `cdc ingest`, `cdc sync` and `cdc poll` as subprocesses (`cdc.bench._stack`), with the load
-generators (`cdc.bench.editgen`, `cdc.bench.replaygen`, `cdc.bench.kafka_latency`) in processes of their
-own. Per repeat, in order:
+sandbox`, `cdc ingest`, `cdc sync` and `cdc poll` as subprocesses (`cdc.tools.bench._stack`), with the load
+generators (`cdc.tools.bench.editgen`, `cdc.tools.bench.replaygen`, `cdc.tools.bench.kafka_latency`) in
+processes of their own. Per repeat, in order:
 
 1. stack A (batching on, ``sync.batch_size=100``, ``batch_wait_ms=5``): bulk backfill; then latency at
    each rate next to the raw Kafka produce -> consume hop at the same rate; then replay with a fresh
@@ -33,10 +33,10 @@ from typing import Any
 
 import orjson
 
-from cdc.bench import _scenarios as scenarios
-from cdc.bench._stack import RoleOptions, running_stack
-from cdc.bench.stats import summary
-from cdc.devkafka.runner import LocalKafka
+from cdc.tools.bench import _scenarios as scenarios
+from cdc.tools.bench._stack import RoleOptions, running_stack
+from cdc.tools.bench.stats import summary
+from cdc.tools.devkafka.runner import LocalKafka
 from consumers.loader import STANDARD_FIELDS_RESOURCE
 from streams.config import KafkaSettings
 

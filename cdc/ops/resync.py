@@ -49,10 +49,10 @@ from cdc.hubspot.reconciler import (
     search_window,
 )
 from cdc.hubspot.search import MAX_PAGE
-from cdc.ingest.polled import sync_config
-from cdc.ingest.publisher import ChangePublisher, PublishUnavailableError
 from cdc.metrics import Metrics
 from cdc.settings import Settings, require
+from cdc.sources.polled import sync_config
+from cdc.sources.publisher import ChangePublisher, PublishUnavailableError
 from streams.events import ChangeEvent, Origin
 
 __all__ = ["ResyncError", "ResyncReport", "resolve_object", "resync", "run_resync"]

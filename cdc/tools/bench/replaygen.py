@@ -1,6 +1,6 @@
 """Synthetic change events for the replay scenario, produced in their own process.
 
-``python -m cdc.bench.replaygen BOOTSTRAP PREFIX EVENTS`` reads both change topics of the catalog under
+``python -m cdc.tools.bench.replaygen BOOTSTRAP PREFIX EVENTS`` reads both change topics of the catalog under
 PREFIX to their end and appends copies of each record's *latest* change event, round-robin over the
 records, until the two topics together hold at least EVENTS events. The copies are decoded and re-encoded
 with the topic's codec (so each is a valid event) and keep their source key: they are what repeated

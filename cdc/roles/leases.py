@@ -47,6 +47,7 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment, ConsumerProtocolMemberMetadata
 from aiokafka.errors import KafkaError
 
+from cdc.roles.probes import Heartbeats
 from streams.clients import make_consumer
 from streams.config import KafkaSettings
 from streams.topics import TopicCatalog, TopicRole
@@ -63,10 +64,9 @@ class Unit:
     """One table (or object type) that exactly one replica polls at a time."""
 
     name: str
-    component: str
-    """The metrics component that reports its progress (``dataverse_poller``, ``hubspot_reconciler``)."""
-    run: Callable[[asyncio.Event], Coroutine[Any, Any, None]]
-    """Polls until the event is set (or it is fenced); owns its writer from start to end."""
+    run: Callable[[asyncio.Event, Callable[[float], None]], Coroutine[Any, Any, None]]
+    """Polls until the event is set (or it is fenced); owns its writer from start to end. It calls the beat
+    it is given once per page and before each wait, with the wait's length (`cdc.roles.probes.Heartbeats`)."""
 
 
 def lease_partition(name: str, partitions: int) -> int:
@@ -144,14 +144,14 @@ class _Running:
     unit: Unit
     stop: asyncio.Event
     task: asyncio.Task[None]
-    since: float
 
 
 class TableLeases:
     """Membership of the ``<prefix>poll`` group, and the units of the partitions this replica holds.
 
     :meth:`run` owns the consumer; the units run as tasks of the caller's TaskGroup (one owner for every
-    task), started on assignment and stopped -- before the replica rejoins -- on revocation.
+    task), started on assignment and stopped -- before the replica rejoins -- on revocation. A unit's
+    heartbeat is watched while it runs here.
     """
 
     def __init__(
@@ -160,10 +160,11 @@ class TableLeases:
         units: Sequence[Unit],
         *,
         grace_s: float,
+        heartbeats: Heartbeats,
         session_timeout_s: float = 10.0,
     ) -> None:
         spec = TopicCatalog.from_settings(kafka)[TopicRole.POLL_LEASES]
-        self._kafka, self._topic, self._grace_s = kafka, spec.name, grace_s
+        self._kafka, self._topic, self._grace_s, self._heartbeats = kafka, spec.name, grace_s, heartbeats
         self._session_ms = int(session_timeout_s * 1000)
         self._by_partition: dict[int, list[Unit]] = {}
         for unit in units:
@@ -175,15 +176,6 @@ class TableLeases:
         self.joined = False
         """True between an assignment and the next revocation: the replica knows what it owns."""
         self.assignments = 0
-
-    def components(self) -> dict[str, float]:
-        """Per component with a unit running here, when its oldest running unit started."""
-        found: dict[str, float] = {}
-        for running in self._running.values():
-            if not running.task.done():
-                component = running.unit.component
-                found[component] = min(found.get(component, running.since), running.since)
-        return found
 
     async def run(self, stop: asyncio.Event, tasks: asyncio.TaskGroup) -> None:
         """Hold leases until ``stop``; then stop every unit (bounded), then leave the group.
@@ -233,7 +225,7 @@ class TableLeases:
                 continue
             event = asyncio.Event()
             task = self._tasks.create_task(self._run_unit(unit, event), name=f"poll-{unit.name}")
-            self._running[unit.name] = _Running(unit, event, task, time.time())
+            self._running[unit.name] = _Running(unit, event, task)
         self.joined = True
         log.info(
             "poll leases: assignment %d: this replica polls %s",
@@ -248,7 +240,10 @@ class TableLeases:
 
     async def _run_unit(self, unit: Unit, stop: asyncio.Event) -> None:
         log.info("poll leases: %s starts here", unit.name)
-        await unit.run(stop)
+        try:
+            await unit.run(stop, self._heartbeats.expect(unit.name))
+        finally:
+            self._heartbeats.forget(unit.name)
 
     async def _stop_units(self, names: Sequence[str], why: str) -> None:
         stopping = [self._running.pop(name) for name in names if name in self._running]

@@ -26,9 +26,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
 from cdc.dataverse.poller import dataverse_tables
-from cdc.devkafka.runner import free_ports
 from cdc.provisioning.run import enable_change_tracking
 from cdc.settings import DataverseSettings, Settings, SyncSettings
+from cdc.tools.devkafka.runner import free_ports
 from consumers.loader import load_config
 from streams.admin import ensure_topics, open_admin
 from streams.config import KafkaSettings

@@ -1,6 +1,6 @@
 """The latency baseline: raw aiokafka produce -> consume on the same broker, in its own process.
 
-``python -m cdc.bench.kafka_latency BOOTSTRAP TOPIC PARTITIONS RATE SECONDS`` sends RATE messages/s for
+``python -m cdc.tools.bench.kafka_latency BOOTSTRAP TOPIC PARTITIONS RATE SECONDS`` sends RATE messages/s for
 SECONDS (idempotent, acks=all, as the daemon produces) to TOPIC, which a consumer in the same process reads
 from its end; each message carries its send time, so one clock measures produce -> consume. This is the
 best any Kafka-based pipeline can do (the "ceiling" of the table): one hop, no CRM, no webhook, no poll.

@@ -1,10 +1,10 @@
-"""pytest fixtures for a real Kafka broker: ``pytest_plugins = ["cdc.devkafka.pytest_plugin"]``.
+"""pytest fixtures for a real Kafka broker: ``pytest_plugins = ["cdc.tools.devkafka.pytest_plugin"]``.
 
 The session's broker is, in this order:
 
 1. the cluster named by ``KAFKA_BOOTSTRAP`` (``host:port[,host:port]``), when set;
 2. testcontainers' Kafka module (KRaft), when a Docker engine answers;
-3. :class:`cdc.devkafka.runner.LocalKafka`, the Apache Kafka jars run with ``java``.
+3. :class:`cdc.tools.devkafka.runner.LocalKafka`, the Apache Kafka jars run with ``java``.
 
 When a test that used the broker fails, the tail of the broker's log is added to its report.
 """
@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from cdc.devkafka.runner import LocalKafka
+from cdc.tools.devkafka.runner import LocalKafka
 
 
 @dataclass(frozen=True)
