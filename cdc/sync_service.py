@@ -42,6 +42,7 @@ from consumers.batch import BatchResult
 from consumers.config import SyncConfig
 from consumers.loader import load_config
 from consumers.ports import CrmGateway, CrmUnavailableError
+from consumers.retries import Retry, RetryPolicy, retrying
 from consumers.router import Router
 from streams.keys import SourceSystem
 from streams.link_store import LinkIndex
@@ -51,6 +52,7 @@ from streams.transactions import Lag
 
 log = logging.getLogger("cdc.sync")
 RESTART_RESET_S = 60.0
+FIRST_TOKEN = RetryPolicy(retries=7, wait_initial_s=1.0, wait_max_s=30.0)
 
 
 @asynccontextmanager
@@ -65,7 +67,7 @@ async def open_gateways(
     assert settings.hubspot.portal_id is not None  # noqa: S101 -- checked above
     tokens = TokenProvider(settings.dataverse)
     dataverse = DataverseClient(settings.dataverse, tokens, metrics)
-    await _first_token(tokens)
+    await _first_token(tokens, metrics)
     await dataverse.start()
     try:
         async with HubSpotClient(
@@ -80,20 +82,16 @@ async def open_gateways(
         tokens.close()
 
 
-async def _first_token(tokens: TokenProvider, *, attempts: int = 8) -> None:
+async def _first_token(tokens: TokenProvider, metrics: Metrics) -> None:
     """Fetch a Dataverse token up front, so refused credentials fail the start-up with their reason, while an
     identity provider that is briefly down (5xx, network) is waited out with backoff."""
-    for attempt in range(1, attempts + 1):
-        try:
-            await tokens.token()
-        except RetriableError as error:
-            if attempt == attempts:
-                raise
-            delay = min(30.0, 0.5 * 2**attempt)
-            log.warning("dataverse token not available yet (%s); retrying in %.0fs", error, delay)
-            await asyncio.sleep(delay)
-        else:
-            return
+    await retrying(
+        tokens.token,
+        policy=FIRST_TOKEN,
+        on=(RetriableError,),
+        what="dataverse_token",
+        on_retry=metrics.retried,
+    )
 
 
 class SyncStats:
@@ -149,8 +147,10 @@ class SyncStats:
         self.metrics.consumer_lag_records.labels(**labels).set(lag.records)
         self.metrics.consumer_lag_seconds.labels(**labels).set(lag.seconds)
 
-    def paused(self, error: CrmUnavailableError) -> None:
-        self.metrics.sync_paused.labels(system=str(error.system)).inc()
+    def retried(self, retry: Retry) -> None:
+        self.metrics.retried(retry)
+        if retry.what == "sync" and isinstance(retry.error, CrmUnavailableError):
+            self.metrics.sync_paused.labels(system=str(retry.error.system)).inc()
 
     def count_links(self) -> None:
         for kind, n in self.index.counts().items():
@@ -185,6 +185,7 @@ async def run_sync(
             gateways,
             group=f"{prefix}sync-route",
             on_routed=stats.routed,
+            on_retry=stats.retried,
             on_lag=stats.lag,
         )
         apply = ApplyLoop(
@@ -195,7 +196,7 @@ async def run_sync(
             batch_size=settings.sync.batch_size,
             batch_wait_ms=settings.sync.batch_wait_ms,
             on_batch=stats.applied,
-            on_pause=stats.paused,
+            on_retry=stats.retried,
             on_lag=stats.lag,
             links=view,
         )

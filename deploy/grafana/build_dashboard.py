@@ -298,6 +298,11 @@ def rows() -> list[Row]:
                 Panel(
                     "Retries by system", ((_rate("cdc_api_retries_total", "system"), "{{system}}"),), "ops"
                 ),
+                Panel(
+                    "Retries by what (the retry policy)",
+                    ((_rate("cdc_retries_total", "what"), "{{what}}"),),
+                    "ops",
+                ),
             ],
         ),
         Row(
