@@ -199,8 +199,17 @@ class Metrics:
             "Retries scheduled by the retry policy, by what: hubspot, dataverse (API requests), "
             "dataverse_token (the first token), dataverse_poll (a table's poll), poll_auth (refused "
             "credentials), route, sync (the sync engine waiting out a CRM outage), sync_batch (a batch that "
-            "failed unexpectedly).",
+            "failed unexpectedly), sync-links, sync-route, sync-apply (a loop restarted after an "
+            "unexpected failure).",
             ["what"],
+            registry=registry,
+        )
+        self.loop_failures = Counter(
+            "cdc_loop_failures_total",
+            "Unexpected failures of a role's loop. Each is restarted with backoff until "
+            "sync.loop_failures_max of them fall within sync.loop_failures_window_s; then the role exits 70 "
+            "and its supervisor (compose, Kubernetes) restarts it.",
+            ["loop"],
             registry=registry,
         )
 

@@ -3,8 +3,10 @@
 Start-up, in order: load and validate the sync configuration; open the HubSpot and Dataverse gateways
 (a Dataverse token is fetched up front, so bad credentials fail here with a clear error); rebuild the link
 view from the `links` topic (logged with its size and time); then run, under one task group, the link
-tail, the router (change topics -> work topic) and the apply loop (work topic -> CRM writes), and serve
-``/metrics``, ``/healthz`` and ``/readyz``.
+tail, the router (change topics -> work topic) and the apply loop (work topic -> CRM writes), each
+restarted after an unexpected failure until ``sync.loop_failures_max`` fall within
+``sync.loop_failures_window_s`` (then the role exits 70: `cdc.supervision`), and serve ``/metrics``,
+``/healthz`` and ``/readyz``.
 
 Shutdown is numbered and bounded:
 
@@ -18,11 +20,11 @@ Shutdown is numbered and bounded:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 
 from prometheus_client import CollectorRegistry
 
@@ -36,6 +38,7 @@ from cdc.metrics import Metrics, object_label
 from cdc.probes import probe_app
 from cdc.serving import serve
 from cdc.settings import Settings, require
+from cdc.supervision import LoopFailedError, supervised
 from consumers.applier import Applier
 from consumers.apply_loop import ApplyLoop
 from consumers.batch import BatchResult
@@ -51,7 +54,6 @@ from streams.topics import TopicCatalog
 from streams.transactions import Lag
 
 log = logging.getLogger("cdc.sync")
-RESTART_RESET_S = 60.0
 FIRST_TOKEN = RetryPolicy(retries=7, wait_initial_s=1.0, wait_max_s=30.0)
 
 
@@ -213,10 +215,20 @@ async def run_sync(
                 " (dry run: nothing is written)" if settings.sync.dry_run else "",
             )
             on_ready(served.base_url)
-            async with asyncio.TaskGroup() as group:
-                group.create_task(_supervised("sync-links", view.run, stop), name="sync-links")
-                group.create_task(_supervised("sync-route", router.run, stop), name="sync-route")
-                group.create_task(_supervised("sync-apply", apply.run, stop), name="sync-apply")
+            loops = {"sync-links": view.run, "sync-route": router.run, "sync-apply": apply.run}
+            bounded = partial(
+                supervised,
+                stop=stop,
+                metrics=metrics,
+                failures_max=settings.sync.loop_failures_max,
+                window_s=settings.sync.loop_failures_window_s,
+            )
+            try:
+                async with asyncio.TaskGroup() as group:
+                    for name, loop in loops.items():
+                        group.create_task(bounded(name, loop), name=name)
+            except* LoopFailedError as failed:
+                raise failed.exceptions[0] from None
     log.info(
         "sync stopped after %.0fs: %d batches, %d records written, %d dead letters",
         time.monotonic() - started,
@@ -224,24 +236,6 @@ async def run_sync(
         stats.writes,
         stats.dead,
     )
-
-
-async def _supervised(
-    name: str, run: Callable[[asyncio.Event], Awaitable[None]], stop: asyncio.Event
-) -> None:
-    """Run a loop until ``stop``; an unexpected error (a rebalance race, a broker hiccup) restarts it with
-    backoff instead of ending the process. Each restart resumes from the group's committed offsets."""
-    failures = 0
-    while not stop.is_set():
-        started = time.monotonic()
-        try:
-            await run(stop)
-        except Exception:
-            failures = 1 if time.monotonic() - started > RESTART_RESET_S else failures + 1
-            delay = min(30.0, 0.5 * 2**failures)
-            log.exception("%s failed; restarting in %.1fs (restart %d)", name, delay, failures)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=delay)
 
 
 async def _true() -> bool:

@@ -303,6 +303,11 @@ def rows() -> list[Row]:
                     ((_rate("cdc_retries_total", "what"), "{{what}}"),),
                     "ops",
                 ),
+                Panel(
+                    "Loop failures (restarted; sync.loop_failures_max in the window ends the role)",
+                    (("sum by (loop) (increase(cdc_loop_failures_total[10m]))", "{{loop}}"),),
+                    "short",
+                ),
             ],
         ),
         Row(
