@@ -48,6 +48,7 @@ class _Budget:
         self.name, self._stop, self._metrics = name, stop, metrics
         self.failures_max, self.window_s, self._clock = failures_max, window_s, clock
         self._failed_at: deque[float] = deque()
+        metrics.loop_failures.labels(loop=name)  # from the start at 0: the first failure is an increase
 
     @property
     def failures(self) -> int:
