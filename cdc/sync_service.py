@@ -31,8 +31,10 @@ from prometheus_client import CollectorRegistry
 from cdc.dataverse.auth import TokenProvider
 from cdc.dataverse.client import DataverseClient
 from cdc.dataverse.errors import RetriableError
+from cdc.dataverse.gateway import GATEWAY_POLICY as DATAVERSE_POLICY
 from cdc.dataverse.gateway import DataverseGateway
 from cdc.hubspot.client import HubSpotClient
+from cdc.hubspot.gateway import GATEWAY_POLICY as HUBSPOT_POLICY
 from cdc.hubspot.gateway import HubSpotGateway
 from cdc.metrics import Metrics, object_label
 from cdc.probes import probe_app
@@ -68,12 +70,17 @@ async def open_gateways(
     assert settings.hubspot.token is not None  # noqa: S101 -- checked above
     assert settings.hubspot.portal_id is not None  # noqa: S101 -- checked above
     tokens = TokenProvider(settings.dataverse)
-    dataverse = DataverseClient(settings.dataverse, tokens, metrics)
+    # The short client policies: a CRM that keeps refusing reaches the engine, whose pause is stop-aware
+    # and keeps the consumer in its group (`consumers.retries`).
+    dataverse = DataverseClient(settings.dataverse, tokens, metrics, policy=DATAVERSE_POLICY)
     await _first_token(tokens, metrics)
     await dataverse.start()
     try:
         async with HubSpotClient(
-            settings.hubspot.base_url, settings.hubspot.token.get_secret_value(), metrics=metrics
+            settings.hubspot.base_url,
+            settings.hubspot.token.get_secret_value(),
+            metrics=metrics,
+            policy=HUBSPOT_POLICY,
         ) as hubspot:
             yield {
                 SourceSystem.HUBSPOT: HubSpotGateway(hubspot, portal_id=settings.hubspot.portal_id),

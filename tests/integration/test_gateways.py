@@ -3,6 +3,7 @@ per-record errors, conflicts, associations, outages, and what the sandbox does w
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import math
@@ -29,7 +30,8 @@ from cdc.metrics import Metrics
 from cdc.provisioning.run import enable_change_tracking, provision, provision_sandbox
 from cdc.sandbox.runner import Sandbox, run_sandbox
 from cdc.serving import serve
-from cdc.settings import DataverseSettings, HubSpotSettings
+from cdc.settings import DataverseSettings, HubSpotSettings, Settings
+from cdc.sync_service import open_gateways
 from consumers.loader import default_config
 from consumers.ports import CrmUnavailableError, WriteKind, WriteOp
 from consumers.retries import RetryPolicy
@@ -350,6 +352,33 @@ async def test_hubspot_outage_is_crm_unavailable(
     assert caught.value.system is SourceSystem.HUBSPOT
     assert caught.value.retry_after == retry_after
     assert box.info.hubspot.token not in str(caught.value)
+
+
+async def test_the_sync_roles_gateways_hand_a_lasting_throttle_to_the_engine(box: Sandbox) -> None:
+    """`cdc sync`'s gateways use the short client policies (`GATEWAY_POLICY`): a CRM that keeps answering
+    429 is waited out once, then reaches the engine as `CrmUnavailableError`, whose pause keeps the consumer
+    in its group and a stop honoured (`consumers.retries`); the default policies would wait inside the
+    client for as long as the CRM asks, up to an hour per 429, the member dropped from its group meanwhile.
+    The sandbox asks for 10 s (HubSpot's TEN_SECONDLY window, reference/hubspot.md §5.2) and 1 s (Dataverse's
+    service protection Retry-After, reference/dataverse.md §4)."""
+    settings = Settings(hubspot=hubspot_settings(box), dataverse=dataverse_settings(box))
+    async with (
+        open_gateways(settings, Metrics(CollectorRegistry())) as gateways,
+        hubspot_admin(box) as hs,
+        dataverse_admin(box) as dv,
+    ):
+        for admin in (hs, dv):
+            await admin.put("/faults", json={"throttle_rate": 1.0})
+        try:
+            asks = {SourceSystem.HUBSPOT: "email", SourceSystem.DATAVERSE: "emailaddress1"}
+            for system, field in asks.items():
+                find = gateways[system].find("contact", field, ["x@example.com"], fields=[])
+                with pytest.raises(CrmUnavailableError) as caught:
+                    await asyncio.wait_for(find, 25)
+                assert caught.value.system is system
+        finally:
+            for admin in (hs, dv):
+                await admin.put("/faults", json={"throttle_rate": 0.0})
 
 
 async def test_hubspot_api_writes_send_webhooks_naming_the_app(box: Sandbox, hubspot: HubSpotGateway) -> None:
