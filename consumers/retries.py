@@ -10,7 +10,7 @@ What happens on a 429 (or a 5xx, a timeout, a dropped connection)? In order:
 2. A system error that says how long to wait (its ``retry_after``: the ``Retry-After`` header, HubSpot's
    rate-limit window) waits exactly that long, capped at ``retry_after_max_s``; such waits count against
    ``throttles``. Any other waits ``min(wait_max_s, wait_initial_s * 2**(n-1) + uniform(0, jitter_s))``
-   before the n-th retry (stamina's formula) and counts against ``retries``.
+   before the n-th retry of the call (stamina's formula) and counts against ``retries``.
 3. Once a limit is spent the error goes to the caller. The HTTP clients keep theirs short in the sync
    engine's gateways, so the engine, which waits without limit (`ENGINE`), pauses the whole batch while its
    consumer stays in the group (``keepalive``) and a stopping role stops at once (``stop``).
