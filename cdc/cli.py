@@ -288,6 +288,7 @@ def poll(state: _State) -> None:
 def sync(state: _State, dry_run: bool, sync_config: Path | None) -> None:
     """Apply changes from Kafka to the other CRM by the configured sync steps."""
     from cdc.roles.sync import run_sync  # noqa: PLC0415 -- keeps `cdc --help` fast
+    from cdc.supervision import LoopFailedError  # noqa: PLC0415
     from consumers.loader import load_config  # noqa: PLC0415
 
     settings = state.settings
@@ -308,7 +309,12 @@ def sync(state: _State, dry_run: bool, sync_config: Path | None) -> None:
                 settings, stop, config=config, on_ready=lambda url: _progress(f"metrics at {url}/metrics")
             )
 
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    except LoopFailedError as error:
+        raise CliError(
+            f"{error}; exiting for the supervisor to restart `cdc sync`", ExitCode.SOFTWARE
+        ) from None
 
 
 @cli.group("config")

@@ -18,6 +18,7 @@ class ExitCode(IntEnum):
     UNAVAILABLE = 69
     """A dependency (Kafka, a CRM) did not answer; retrying later may work."""
     SOFTWARE = 70
+    """An unexpected error; `cdc sync` gives up with it once a loop keeps failing (`cdc.supervision`)."""
     BUSY = 75
     """Refused for now (a consumer group still has live members); stop them and retry."""
     CONFIG = 78

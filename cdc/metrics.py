@@ -12,6 +12,8 @@ from importlib.metadata import PackageNotFoundError, version
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from consumers.retries import Retry
+
 KNOWN_OBJECTS = frozenset(
     {
         "contact",
@@ -191,6 +193,25 @@ class Metrics:
             ["system"],
             registry=registry,
         )
+        # the one retry policy (`consumers.retries`), whatever it retries
+        self.retries = Counter(
+            "cdc_retries_total",
+            "Retries scheduled by the retry policy, by what: hubspot, dataverse (API requests), "
+            "dataverse_token (the first token), dataverse_poll (a table's poll), poll_auth (refused "
+            "credentials), route, sync (the sync engine waiting out a CRM outage), sync_batch (a batch that "
+            "failed unexpectedly), sync-links, sync-route, sync-apply (a loop restarted after an "
+            "unexpected failure).",
+            ["what"],
+            registry=registry,
+        )
+        self.loop_failures = Counter(
+            "cdc_loop_failures_total",
+            "Unexpected failures of a role's loop. Each is restarted with backoff until "
+            "sync.loop_failures_max of them fall within sync.loop_failures_window_s; then the role exits 70 "
+            "and its supervisor (compose, Kubernetes) restarts it.",
+            ["loop"],
+            registry=registry,
+        )
 
         # sync: the router and the apply loop
         self.sync_routed = Counter(
@@ -264,3 +285,7 @@ class Metrics:
 
     def progress(self, component: str) -> None:
         self.last_progress.labels(component=component).set(time.time())
+
+    def retried(self, retry: Retry) -> None:
+        """The retry policy's on-retry hook reports here (``on_retry=metrics.retried``)."""
+        self.retries.labels(what=retry.what).inc()

@@ -226,6 +226,16 @@ class SyncSettings(BaseModel):
     port: int = Field(default=8082, ge=0, le=65535, description="/metrics, /healthz, /readyz.")
     dry_run: bool = Field(default=False, description="Plan and audit writes without performing them.")
     shutdown_grace_s: float = Field(default=10.0, gt=0)
+    loop_failures_max: int = Field(
+        default=5,
+        ge=1,
+        description="A loop (links, route, apply) failing unexpectedly this many times within "
+        "loop_failures_window_s ends `cdc sync` with exit code 70, for its supervisor to restart it; "
+        "fewer failures are restarted in place with backoff.",
+    )
+    loop_failures_window_s: float = Field(
+        default=600.0, gt=0, description="The window loop_failures_max counts failures in."
+    )
 
 
 class Settings(BaseSettings):

@@ -3,7 +3,7 @@ runs them through the `Applier`, and publishes links, audit records, dead letter
 transaction with its offsets (`streams.transactions`): an offset moves only after the writes and the link
 updates are acknowledged (guarantee 1), and the batch's links join the link store only then.
 
-A CRM outage pauses the partitions and retries the same batch for as long as it takes (`consumers.outages`);
+A CRM outage pauses the partitions and retries the same batch for as long as it takes (`consumers.retries`);
 a record error dead-letters that record's events and the partition moves on. A rebalance while a batch is
 in hand (counted by the group's revocations, `streams.transactions.Ownership`) stops it: no write is sent
 after it and nothing is committed; the partitions' new owner reads the batch again. Creates, which a write
@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 
 from aiokafka import TopicPartition
 
 from consumers.applier import Applier
 from consumers.batch import BatchResult
-from consumers.outages import pause, retrying
 from consumers.ports import BatchRevokedError, CrmUnavailableError
+from consumers.retries import ENGINE, Keepalive, Retry, RetryPolicy, retrying, unless_stopped
 from streams.audit import AUDIT_CODEC
 from streams.clients import make_consumer, running
 from streams.config import KafkaSettings
@@ -52,8 +52,10 @@ __all__ = ["ApplyLoop", "RecordRejectedError"]
 
 log = logging.getLogger(__name__)
 
-UNEXPECTED_ATTEMPTS = 3
+UNEXPECTED = RetryPolicy(retries=2, throttles=0, wait_initial_s=0.4, wait_max_s=0.8, jitter_s=0.0)
+"""An unexpected error (a bug, a poison record) is retried with the whole batch twice, then item by item."""
 SYSTEMIC_FAILURES = 5
+SYSTEMIC_PAUSE_S = 30.0
 
 
 class RecordRejectedError(Exception):
@@ -73,7 +75,7 @@ class ApplyLoop(TransactionalLoop):
         batch_size: int = 100,
         batch_wait_ms: int = 5,
         on_batch: Callable[[BatchResult, int], None] | None = None,
-        on_pause: Callable[[CrmUnavailableError], None] | None = None,
+        on_retry: Callable[[Retry], None] | None = None,
         on_lag: Callable[[Lag], None] | None = None,
         on_beat: Callable[[], None] | None = None,
         links: LinkView | None = None,
@@ -85,7 +87,8 @@ class ApplyLoop(TransactionalLoop):
         self.batch_size = batch_size
         self.batch_wait_ms = batch_wait_ms
         self.on_batch = on_batch
-        self.on_pause = on_pause
+        self.on_retry = on_retry
+        """Told of every retry: ``sync`` (a CRM outage waited out), ``sync_batch`` (an unexpected error)."""
         self._failing_in_a_row = 0
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -149,7 +152,7 @@ class ApplyLoop(TransactionalLoop):
         self,
         items: list[WorkItem],
         stop: asyncio.Event,
-        keepalive: Callable[[], Awaitable[None]],
+        keepalive: Keepalive,
         *,
         owned: Callable[[], bool],
     ) -> tuple[BatchResult, list[tuple[WorkItem, Exception]]]:
@@ -160,20 +163,27 @@ class ApplyLoop(TransactionalLoop):
 
         async def once(some: list[WorkItem]) -> BatchResult:
             apply = partial(self.applier.apply, some, owned=owned)
-            return await retrying(apply, stop, what="sync", on_pause=self.on_pause, keepalive=keepalive)
+            return await retrying(
+                apply,
+                policy=ENGINE,
+                on=(CrmUnavailableError,),
+                what="sync",
+                stop=stop,
+                keepalive=keepalive,
+                on_retry=self.on_retry,
+            )
 
-        attempt = 0
-        while True:
-            try:
-                return await once(items), []
-            except (CrmUnavailableError, BatchRevokedError):
-                raise  # CrmUnavailableError only when stopping: _retrying waits out outages
-            except Exception as error:  # noqa: BLE001 -- sorted below: poison record or systemic
-                attempt += 1
-                log.warning("sync batch of %d failed (attempt %d): %r", len(items), attempt, error)
-                if attempt >= UNEXPECTED_ATTEMPTS:
-                    break
-                await pause(stop, 0.2 * 2**attempt, None)
+        whole = partial(once, items)
+        try:
+            result = await retrying(
+                whole, policy=UNEXPECTED, on=_unexpected, what="sync_batch", stop=stop, on_retry=self.on_retry
+            )
+        except (CrmUnavailableError, BatchRevokedError):
+            raise  # CrmUnavailableError only when stopping: `once` waits out outages
+        except Exception as error:  # noqa: BLE001 -- sorted below: poison record or systemic
+            log.warning("sync batch of %d failed after its retries (%r): item by item now", len(items), error)
+        else:
+            return result, []
         merged, poisoned = BatchResult(), []
         for item in items:
             try:
@@ -192,7 +202,7 @@ class ApplyLoop(TransactionalLoop):
                 "every record fails (%r): pausing instead of dead-lettering (fix the cause and it resumes)",
                 poisoned[-1][1],
             )
-            await pause(stop, 30.0, keepalive)
+            await unless_stopped(stop, asyncio.sleep(SYSTEMIC_PAUSE_S), keepalive=keepalive)
             return await self._apply(items, stop, keepalive, owned=owned)
         return merged, poisoned
 
@@ -213,6 +223,11 @@ class ApplyLoop(TransactionalLoop):
         records += [dead_letter_record(dead_topic, letter) for letter in dead]
         records += [record(work, item.route, item, WORK_CODEC) for item in result.rechecks]
         return records
+
+
+def _unexpected(error: Exception) -> bool:
+    """Not an outage (waited out inside) nor a revocation (the batch is dropped): a bug or a poison record."""
+    return not isinstance(error, CrmUnavailableError | BatchRevokedError)
 
 
 def _decode_work(

@@ -96,11 +96,12 @@ class CrmUnavailableError(Exception):
     Never a reason to dead-letter a record: an outage must not empty the queue into dead letters.
     """
 
-    def __init__(self, system: SourceSystem, reason: str, *, retry_after_s: float | None = None) -> None:
+    def __init__(self, system: SourceSystem, reason: str, *, retry_after: float | None = None) -> None:
         super().__init__(f"{system} unavailable: {reason}")
         self.system = system
         self.reason = reason
-        self.retry_after_s = retry_after_s
+        self.retry_after = retry_after
+        """Seconds the CRM asked to wait (`consumers.retries` obeys it), or None."""
 
 
 class CrmGateway(Protocol):

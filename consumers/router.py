@@ -12,8 +12,8 @@ from functools import partial
 
 from consumers.config import SyncConfig
 from consumers.enrichment import enrich
-from consumers.outages import retrying
-from consumers.ports import CrmGateway
+from consumers.ports import CrmGateway, CrmUnavailableError
+from consumers.retries import ENGINE, Retry, retrying
 from consumers.routing import routes
 from streams.clients import make_consumer, running
 from streams.config import KafkaSettings
@@ -50,6 +50,7 @@ class Router(TransactionalLoop):
         *,
         group: str,
         on_routed: Callable[[int, int], None] | None = None,
+        on_retry: Callable[[Retry], None] | None = None,
         on_lag: Callable[[Lag], None] | None = None,
         on_beat: Callable[[], None] | None = None,
     ) -> None:
@@ -58,6 +59,8 @@ class Router(TransactionalLoop):
         self.index = index
         self.gateways = gateways
         self.on_routed = on_routed
+        self.on_retry = on_retry
+        """Told of every retry while a CRM outage is waited out (``route``)."""
 
     async def enrich(self, events: list[ChangeEvent]) -> list[ChangeEvent]:
         return await enrich(self.config, self.index, self.gateways, events)
@@ -85,8 +88,15 @@ class Router(TransactionalLoop):
                     continue
                 decoded, dead = decode(batch, CHANGE_CODEC)
                 events = [event for event, _ in decoded]
+                enriched = partial(self.enrich, events)
                 events = await retrying(
-                    partial(self.enrich, events), stop, what="route", keepalive=self._waiting
+                    enriched,
+                    policy=ENGINE,
+                    on=(CrmUnavailableError,),
+                    what="route",
+                    stop=stop,
+                    keepalive=self._waiting,
+                    on_retry=self.on_retry,
                 )
                 items = [item for event in events for item in routes(self.config, self.index, event)]
                 records = [record(work, item.route, item, WORK_CODEC) for item in items]

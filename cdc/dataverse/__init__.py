@@ -13,7 +13,7 @@ re-exports the edge (client, auth, errors, rows); the rest is imported by module
 """
 
 from cdc.dataverse.auth import DataverseAuthError, TokenProvider
-from cdc.dataverse.client import DataverseClient, RetryPolicy
+from cdc.dataverse.client import DataverseClient
 from cdc.dataverse.errors import (
     DataverseApiError,
     ExpiredDeltaTokenError,
@@ -32,7 +32,6 @@ __all__ = [
     "ExpiredDeltaTokenError",
     "FatalError",
     "RetriableError",
-    "RetryPolicy",
     "RowError",
     "TokenProvider",
     "UnauthorizedError",

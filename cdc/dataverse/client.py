@@ -3,11 +3,12 @@
 Every answer goes through :func:`cdc.dataverse.errors.classify`; what happens next depends only on the
 class it returns:
 
-1. :class:`RetriableError` with ``retry_after`` (429 service protection): wait exactly that long, count a
-   throttle; these waits do not use up attempts (the server says when it can take the request), but
-   ``RetryPolicy.throttle_attempts`` (when set) bounds them: then the error goes to the caller.
-2. :class:`RetriableError` without it (5xx, network, timeouts): exponential backoff with full jitter, at
-   most ``RetryPolicy.attempts`` attempts, then the error goes to the caller.
+1. :class:`RetriableError` with ``retry_after`` (429 service protection): counted as a throttle, then
+   waited exactly that long; such waits do not use up retries (the server says when it can take the
+   request), but ``RetryPolicy.throttles`` (when set) bounds them: then the error goes to the caller.
+2. :class:`RetriableError` without it (5xx, network, timeouts): capped exponential backoff with jitter, at
+   most ``RetryPolicy.retries`` retries, then the error goes to the caller.
+   Both by the one retry policy (`consumers.retries`).
 3. :class:`UnauthorizedError` (401): drop msal's cached token, acquire a new one, retry once; a second
    401 goes to the caller (fatal: the app user lost access).
 4. Anything else (fatal, expired delta token) goes straight to the caller.
@@ -17,9 +18,7 @@ Metrics are labelled with an endpoint template chosen by the caller (``contacts:
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import random
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -32,6 +31,7 @@ from multidict import CIMultiDict
 
 from cdc.dataverse.auth import TokenProvider
 from cdc.dataverse.errors import (
+    DataverseApiError,
     FatalError,
     RetriableError,
     UnauthorizedError,
@@ -40,28 +40,14 @@ from cdc.dataverse.errors import (
 from cdc.dataverse.paths import api_root
 from cdc.metrics import Metrics
 from cdc.settings import DataverseSettings
+from consumers.retries import Retry, RetryPolicy, retrying
 
-__all__ = ["Answer", "DataverseClient", "RetryPolicy"]
+__all__ = ["Answer", "DataverseClient"]
 
 log = logging.getLogger("cdc.dataverse")
 SYSTEM = "dataverse"
 _ODATA_HEADERS = {"Accept": "application/json", "OData-MaxVersion": "4.0", "OData-Version": "4.0"}
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Backoff for 5xx and network errors; tests pass a fast one instead of patching sleeps."""
-
-    attempts: int = 8
-    base_s: float = 0.5
-    cap_s: float = 30.0
-    throttle_attempts: int | None = None
-    """429 waits per call before the error goes to the caller; None: as many as the server asks for."""
-
-    def backoff(self, attempt: int, rng: random.Random) -> float:
-        """Full jitter: uniform in [0, min(cap, base * 2**attempt)] (attempt counts from 0)."""
-        return rng.uniform(0.0, min(self.cap_s, self.base_s * 2.0**attempt))
 
 
 @dataclass(frozen=True)
@@ -96,8 +82,7 @@ class DataverseClient:
         self._settings = settings
         self._tokens = tokens
         self._metrics = metrics
-        self._policy = policy or RetryPolicy()
-        self._rng = random.Random()  # noqa: S311 -- jitter, not cryptography
+        self._policy = policy or RetryPolicy(retries=7)
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
@@ -135,36 +120,26 @@ class DataverseClient:
         )
 
     async def _retrying(self, once: Callable[[], Awaitable[T]], endpoint: str) -> T:
-        attempt = 0
-        throttles = 0
-        renewed = False
-        while True:
-            try:
-                return await once()
-            except UnauthorizedError:
-                if renewed:
-                    raise
-                renewed = True
-                log.warning("dataverse %s answered 401; renewing the token once", endpoint)
-                await self._tokens.invalidate()
-            except RetriableError as error:
-                if error.retry_after is not None:
-                    self._metrics.api_throttled.labels(system=SYSTEM, endpoint=endpoint).inc()
-                    limit = self._policy.throttle_attempts
-                    if limit is not None and throttles >= limit:
-                        raise
-                    throttles += 1
-                    delay = error.retry_after
-                else:
-                    if attempt + 1 >= self._policy.attempts:
-                        raise
-                    delay = self._policy.backoff(attempt, self._rng)
-                    attempt += 1
-                self._metrics.api_retries.labels(system=SYSTEM).inc()
-                log.warning(
-                    "dataverse %s: %s %s; retrying in %.2fs", endpoint, error.status, error.code, delay
-                )
-                await asyncio.sleep(delay)
+        try:
+            return await self._policed(once)
+        except UnauthorizedError:
+            log.warning("dataverse %s answered 401; renewing the token once", endpoint)
+            await self._tokens.invalidate()
+        return await self._policed(once)  # a second 401 goes to the caller
+
+    async def _policed(self, once: Callable[[], Awaitable[T]]) -> T:
+        return await retrying(
+            once, policy=self._policy, on=(RetriableError,), what=SYSTEM, on_retry=self._retried
+        )
+
+    def _retried(self, retry: Retry) -> None:
+        self._metrics.retried(retry)
+        self._metrics.api_retries.labels(system=SYSTEM).inc()
+
+    def _count_throttle(self, error: DataverseApiError | None, endpoint: str) -> None:
+        """An error naming its wait (a 429's ``Retry-After``) is a throttle: counted before it is raised."""
+        if isinstance(error, RetriableError) and error.retry_after is not None:
+            self._metrics.api_throttled.labels(system=SYSTEM, endpoint=endpoint).inc()
 
     async def _send_once(
         self, method: str, url: str, *, endpoint: str, body: bytes | None, headers: Mapping[str, str]
@@ -188,6 +163,7 @@ class DataverseClient:
                 time.perf_counter() - started
             )
         error = classify(status, _parse(raw) if status >= 400 else None, received, endpoint=endpoint)  # noqa: PLR2004 -- HTTP error range
+        self._count_throttle(error, endpoint)
         if error is not None:
             raise error
         return Answer(status, received, raw)
@@ -213,6 +189,7 @@ class DataverseClient:
             self._metrics.api_seconds.labels(system=SYSTEM, endpoint=endpoint).observe(
                 time.perf_counter() - started
             )
+        self._count_throttle(error, endpoint)
         if error is not None:
             raise error
         return _object(body, response.status, endpoint)

@@ -50,7 +50,7 @@ import orjson
 from cdc.dataverse import paths
 from cdc.dataverse._multipart import Part, PartAnswer, decode, encode
 from cdc.dataverse.auth import TokenProvider
-from cdc.dataverse.client import DataverseClient, RetryPolicy
+from cdc.dataverse.client import DataverseClient
 from cdc.dataverse.errors import FatalError, RetriableError, UnauthorizedError
 from cdc.dataverse.paths import entity_set_name, literal
 from cdc.metrics import Metrics
@@ -58,12 +58,13 @@ from cdc.settings import DataverseSettings
 from cdc.wire import chunks, parse_time, short
 from consumers.config import HUBSPOT_ID_COLUMN
 from consumers.ports import CrmUnavailableError, Record, WriteKind, WriteOp, WriteOutcome
+from consumers.retries import RetryPolicy
 from streams.codec import Scalar
 from streams.keys import SourceSystem
 
 __all__ = ["GATEWAY_POLICY", "HUBSPOT_ID_COLUMN", "DataverseGateway", "open_dataverse_gateway"]
 
-GATEWAY_POLICY = RetryPolicy(attempts=3, base_s=0.5, cap_s=5.0, throttle_attempts=1)
+GATEWAY_POLICY = RetryPolicy(retries=2, throttles=1, wait_max_s=5.0)
 """Short client retries: the engine pauses the whole batch on `CrmUnavailableError` instead."""
 READ_IDS = 50
 FIND_VALUES = 25
@@ -156,7 +157,7 @@ def _system_errors() -> Iterator[None]:
         yield
     except RetriableError as error:
         wait = error.retry_after
-        raise CrmUnavailableError(SourceSystem.DATAVERSE, str(error), retry_after_s=wait) from error
+        raise CrmUnavailableError(SourceSystem.DATAVERSE, str(error), retry_after=wait) from error
     except FatalError as error:
         # Refused credentials or privileges (401 after renewal, 403, the token service) pause the
         # sync; any other fatal answer (a query naming an unknown column) is a configuration bug.
@@ -543,7 +544,7 @@ class DataverseGateway:
                 raise CrmUnavailableError(
                     SourceSystem.DATAVERSE,
                     f"a $batch part: {message}",
-                    retry_after_s=float(retry_after) if retry_after.isdigit() else None,
+                    retry_after=float(retry_after) if retry_after.isdigit() else None,
                 )
         return answers
 

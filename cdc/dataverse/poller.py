@@ -48,7 +48,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from cdc.dataverse import (
     DataverseAuthError,
@@ -56,7 +56,6 @@ from cdc.dataverse import (
     ExpiredDeltaTokenError,
     FatalError,
     RetriableError,
-    RetryPolicy,
     TokenProvider,
     UnauthorizedError,
     entity_logical_name,
@@ -66,10 +65,11 @@ from cdc.dataverse import (
 from cdc.dataverse.paths import entity_set_name
 from cdc.metrics import Metrics, object_label
 from cdc.settings import PollSettings, Settings
-from cdc.sources.auth_pause import SourceAuth
+from cdc.sources.auth_pause import AUTH_POLICY, SourceAuth
 from cdc.sources.linked import linked_ids
 from cdc.sources.polled import polled, sync_config, synced_objects
 from consumers.config import SyncConfig
+from consumers.retries import STOPPED, RetryPolicy, retrying, unless_stopped
 from streams.checkpoint_store import TransactionalChangeWriter, WriterFencedError, read_checkpoints
 from streams.checkpoints import Checkpoint, CursorKind, checkpoint_key
 from streams.events import ChangeEvent, Operation
@@ -78,7 +78,6 @@ from streams.keys import SourceSystem, join_key
 __all__ = ["DataverseTables", "dataverse_tables", "run_dataverse_poller", "table_url"]
 
 log = logging.getLogger("cdc.poll.dataverse")
-T = TypeVar("T")
 COMPONENT = "dataverse_poller"
 COMMIT_TIMEOUT_S = 30.0
 CLOSE_TIMEOUT_S = 10.0
@@ -99,23 +98,6 @@ class ChangeTrackingOffError(Exception):
 def _tracking_applied(headers: Mapping[str, str]) -> bool:
     """``Preference-Applied`` names ``odata.track-changes`` (CT: the answer of a tracked table does)."""
     return TRACKING in {part.strip() for part in headers.get("Preference-Applied", "").split(",")}
-
-
-async def _unless_stopped(stop: asyncio.Event, work: Awaitable[T]) -> tuple[bool, T | None]:
-    """Run ``work`` until done or until ``stop`` is set (then cancel it); ``(finished, result)``."""
-    job = asyncio.ensure_future(work)
-    stopping = asyncio.ensure_future(stop.wait())
-    try:
-        await asyncio.wait({job, stopping}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in (job, stopping):
-            if not task.done():
-                task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.gather(job, stopping, return_exceptions=True)
-    if job.done() and not job.cancelled():
-        return True, job.result()
-    return False, None
 
 
 def dataverse_tables(settings: Settings, config: SyncConfig) -> tuple[str, ...]:
@@ -181,18 +163,18 @@ class _TablePoller:
         )
         # The series exists from the start at 0, so the first reset is an increase alerts can see.
         self.metrics.delta_token_resets.labels(table=self.table)
-        failures = refusals = 0
         while not self.stop.is_set():
             try:
-                if not self.tracked:
-                    await self.check_tracking()
-                delay = await self.step()
-                failures = refusals = 0
-                if self.auth is not None:
-                    self.auth.accepted()
-            except (UnauthorizedError, DataverseAuthError) as refused:
-                refusals += 1
-                delay = self._refused(refused, refusals)
+                delay = await retrying(
+                    self._polled,
+                    policy=AUTH_POLICY if self.auth is None else self.auth.policy,
+                    on=self._paused,
+                    what="poll_auth",
+                    stop=self.stop,
+                    keepalive=self._alive,
+                    on_retry=self.metrics.retried,
+                    level=logging.DEBUG,  # `SourceAuth` logs the changes of state, never each retry
+                )
             except ChangeTrackingOffError as off:
                 self._tracking_off(str(off))
                 delay = self.poll.dataverse_recheck_s
@@ -201,20 +183,46 @@ class _TablePoller:
                 self.metrics.delta_token_resets.labels(table=self.table).inc()
                 self.link = None
                 continue
-            except RetriableError as error:
-                failures += 1
-                delay = min(MAX_TABLE_BACKOFF_S, self.poll.dataverse_interval_s * 2.0**failures)
-                log.warning("dataverse %s: poll failed (%s); next try in %.1fs", self.table, error, delay)
+            except (RetriableError, UnauthorizedError, DataverseAuthError):
+                if self.stop.is_set():
+                    return  # stopped while waiting to try again
+                raise
             self.beat(delay)
             if delay > 0:
-                await _unless_stopped(self.stop, asyncio.sleep(delay))
+                await unless_stopped(self.stop, asyncio.sleep(delay))
 
-    def _refused(self, error: FatalError, refusals: int) -> float:
-        """The backoff after a refused credential, or ``error`` raised (fatal) when no call ever succeeded."""
-        backoff = None if self.auth is None else self.auth.refused(self.table, error, refusals)
-        if backoff is None:
-            raise error
-        return backoff
+    async def _alive(self) -> None:
+        """While a retry waits: the loop is alive, waiting on purpose (each second)."""
+        self.beat(1.0)
+
+    async def _polled(self) -> float:
+        """One step; a transient failure (one the client's retries did not get past) is tried again with
+        backoff, from twice the poll interval up to `MAX_TABLE_BACKOFF_S`."""
+        interval = self.poll.dataverse_interval_s
+        delay = await retrying(
+            self._step,
+            policy=RetryPolicy(
+                retries=None, wait_initial_s=2 * interval, wait_max_s=MAX_TABLE_BACKOFF_S, jitter_s=interval
+            ),
+            on=(RetriableError,),
+            what="dataverse_poll",
+            stop=self.stop,
+            keepalive=self._alive,
+            on_retry=self.metrics.retried,
+        )
+        if self.auth is not None:
+            self.auth.accepted()
+        return delay
+
+    async def _step(self) -> float:
+        if not self.tracked:
+            await self.check_tracking()
+        return await self.step()
+
+    def _paused(self, error: Exception) -> bool:
+        """A refused credential pauses the table (``auth``), unless no call ever succeeded: then fatal."""
+        refused = isinstance(error, UnauthorizedError | DataverseAuthError)
+        return refused and self.auth is not None and self.auth.refused(self.table, error)
 
     async def check_tracking(self) -> None:
         """Read the table's definition; raise `ChangeTrackingOffError` unless it has change tracking.
@@ -300,8 +308,8 @@ class _TablePoller:
         if self.pass_pages == 0:
             self.pass_started = self.last_progress_log = time.monotonic()
         prefer = f"{TRACKING},odata.maxpagesize={self.poll.dataverse_page_size}"
-        finished, read = await _unless_stopped(self.stop, self._read(self.link, prefer))
-        if not finished or read is None:
+        read = await unless_stopped(self.stop, self._read(self.link, prefer))
+        if read is STOPPED:
             return 0.0  # stopping: nothing of this page was committed
         page, applied = read
         next_link, delta_link = page.get("@odata.nextLink"), page.get("@odata.deltaLink")

@@ -1,9 +1,10 @@
 """The HubSpot CRM API client: bearer auth, one retry policy, search's own rate limiter, metrics per route.
 
 Every call goes through :meth:`HubSpotClient._call`, in order: wait for the search limiter (search only),
-send, sort the answer with :func:`cdc.hubspot.errors.classify`, then either return the JSON, wait and send
-again (throttles as long as the limit asks, at most ``Backoff.throttle_attempts`` times when set; 5xx
-and network errors up to ``Backoff.attempts`` times, exponentially with full jitter), or raise. Metrics
+send, sort the answer with :func:`cdc.hubspot.errors.classify`, then either return the JSON, or, for a
+`RetriableError`, wait and send again by the one retry policy (`consumers.retries`: a throttle as long as
+the limit asks, 5xx and network errors with capped exponential backoff, each within the client's
+`RetryPolicy`), or raise. Metrics
 carry the endpoint's label (`cdc.hubspot.paths.Endpoint.label`), never a record URL. Callers name an
 endpoint of `cdc.hubspot.paths` and the values of its path, and the client builds the path, so no other
 module writes one. The sync engine's gateway (`cdc.hubspot.gateway`) sends its batch calls through
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -29,31 +29,15 @@ import orjson
 from cdc.hubspot.errors import FatalError, RetriableError, classify
 from cdc.hubspot.paths import ASSOCIATIONS_BATCH_READ, OWNERS, SEARCH, Endpoint, Query
 from cdc.metrics import Metrics
+from consumers.retries import Retry, RetryPolicy, retrying
 
-__all__ = ["AssociatedRecord", "Backoff", "HubSpotClient", "SearchLimiter", "SearchPage"]
+__all__ = ["AssociatedRecord", "HubSpotClient", "SearchLimiter", "SearchPage"]
 
 log = logging.getLogger(__name__)
 SYSTEM = "hubspot"
 ASSOCIATIONS_READ_LIMIT = 1000
 OWNERS_PAGE = 500
 Body = Mapping[str, Any] | Sequence[Any]
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """Retries of 5xx and network errors: ``base_s * 2**n`` capped at ``cap_s``, full jitter."""
-
-    base_s: float = 0.5
-    cap_s: float = 30.0
-    attempts: int = 6
-    max_throttle_wait_s: float = 3600.0
-    """A throttle asking for longer than this is raised as RetriableError instead of slept through."""
-    throttle_attempts: int | None = None
-    """Throttles waited through per call before the RetriableError is raised; None: as long as asked.
-    The sync engine's gateway keeps this small: it pauses its whole batch on `CrmUnavailableError`."""
-
-    def delay(self, attempt: int, rng: random.Random) -> float:
-        return rng.uniform(0, min(self.cap_s, self.base_s * 2**attempt))
 
 
 class SearchLimiter:
@@ -102,18 +86,16 @@ class HubSpotClient:
         token: str,
         *,
         metrics: Metrics,
-        backoff: Backoff | None = None,
+        policy: RetryPolicy | None = None,
         search_limiter: SearchLimiter | None = None,
         timeout_s: float = 30.0,
-        rng: random.Random | None = None,
     ) -> None:
         self._base_url = base_url.rstrip("/")
         self._token = token
         self._metrics = metrics
-        self._backoff = backoff or Backoff()
+        self._policy = policy or RetryPolicy()
         self._limiter = search_limiter or SearchLimiter()
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
-        self._rng = rng or random.Random()  # noqa: S311 -- jitter, not cryptography
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> Self:
@@ -223,32 +205,21 @@ class HubSpotClient:
         """Send until the answer is a success, a non-retriable error, or the retries are spent."""
         if self._session is None:
             raise RuntimeError("HubSpotClient is used outside its `async with` block")
-        failures = 0
-        throttles = 0
-        while True:
+
+        async def once() -> dict[str, Any]:
             if search:
                 await self._limiter.wait()
-            try:
-                return await self._send_once(endpoint.method, endpoint.label, path, body)
-            except RetriableError as error:
-                if not retry:
-                    raise
-                wait = error.retry_after
-                if error.throttled:
-                    if wait is None or wait > self._backoff.max_throttle_wait_s:
-                        raise
-                    limit = self._backoff.throttle_attempts
-                    if limit is not None and throttles >= limit:
-                        raise
-                    throttles += 1
-                else:
-                    if failures >= self._backoff.attempts:
-                        raise
-                    wait = wait if wait is not None else self._backoff.delay(failures, self._rng)
-                    failures += 1
-                self._metrics.api_retries.labels(system=SYSTEM).inc()
-                log.warning("retrying %s in %.2fs: %s", endpoint.label, wait, error)
-                await asyncio.sleep(wait)
+            return await self._send_once(endpoint.method, endpoint.label, path, body)
+
+        if not retry:
+            return await once()
+        return await retrying(
+            once, policy=self._policy, on=(RetriableError,), what=SYSTEM, on_retry=self._retried
+        )
+
+    def _retried(self, retry: Retry) -> None:
+        self._metrics.retried(retry)
+        self._metrics.api_retries.labels(system=SYSTEM).inc()
 
     async def _send_once(self, method: str, template: str, path: str, body: Body | None) -> dict[str, Any]:
         assert self._session is not None  # noqa: S101 -- checked by the caller; narrows the type

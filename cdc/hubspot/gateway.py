@@ -27,7 +27,7 @@ without a result is read back by its unique property (one ``batch/read``) before
 created again.
 
 Errors: throttles, 5xx, network errors and refused credentials become `CrmUnavailableError`: for reads
-once the client's own retries are spent (so build the client with a short `Backoff`, see
+once the client's own retries are spent (so build the client with a short `RetryPolicy`, see
 :func:`open_hubspot_gateway`), for writes at once, since HubSpot has no If-Match: a write held back and
 sent again later would overwrite what a user wrote meanwhile, so the runtime reads and plans the batch
 again after the pause. A refused input is that op's ``WriteOutcome.error``.
@@ -43,7 +43,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from cdc.hubspot._results import Sent, pair_results, sent_values, told_apart
-from cdc.hubspot.client import Backoff, HubSpotClient
+from cdc.hubspot.client import HubSpotClient
 from cdc.hubspot.errors import FatalError, RequestError, RetriableError
 from cdc.hubspot.events import MERGED_IDS, merged_ids
 from cdc.hubspot.paths import (
@@ -69,10 +69,11 @@ from consumers.ports import (
     WriteOp,
     WriteOutcome,
 )
+from consumers.retries import RetryPolicy
 from streams.codec import Scalar
 from streams.keys import SourceSystem
 
-__all__ = ["DATAVERSE_ID_PROPERTY", "GATEWAY_BACKOFF", "HubSpotGateway", "open_hubspot_gateway"]
+__all__ = ["DATAVERSE_ID_PROPERTY", "GATEWAY_POLICY", "HubSpotGateway", "open_hubspot_gateway"]
 
 log = logging.getLogger(__name__)
 # DATAVERSE_ID_PROPERTY (consumers.config): a unique-valued text property (`cdc provision` creates it), the id
@@ -88,7 +89,7 @@ OWNERS_TTL_S = 600.0
 OWNERS_MISS_S = 30.0
 """...or after this long when a record names an owner not in it."""
 HUBSPOT_DEFINED = "HUBSPOT_DEFINED"
-GATEWAY_BACKOFF = Backoff(base_s=0.5, cap_s=5.0, attempts=3, max_throttle_wait_s=30.0, throttle_attempts=1)
+GATEWAY_POLICY = RetryPolicy(retries=3, throttles=1, wait_max_s=5.0, retry_after_max_s=30.0)
 """Short client retries: the engine pauses the whole batch on `CrmUnavailableError` instead."""
 
 
@@ -114,9 +115,7 @@ def _system_errors() -> Iterator[None]:
     try:
         yield
     except RetriableError as error:
-        raise CrmUnavailableError(
-            SourceSystem.HUBSPOT, str(error), retry_after_s=error.retry_after
-        ) from error
+        raise CrmUnavailableError(SourceSystem.HUBSPOT, str(error), retry_after=error.retry_after) from error
     except FatalError as error:  # 401 / 403: credentials or scopes; never the record's fault
         raise CrmUnavailableError(SourceSystem.HUBSPOT, str(error)) from error
 
@@ -183,7 +182,7 @@ class HubSpotGateway:
             except RetriableError as error:
                 self._owners_read_at = None  # asked again when the batch is retried
                 raise CrmUnavailableError(
-                    SourceSystem.HUBSPOT, str(error), retry_after_s=error.retry_after
+                    SourceSystem.HUBSPOT, str(error), retry_after=error.retry_after
                 ) from error
             except (FatalError, RequestError) as error:  # 403: a token without the owners scope
                 if not self._owners_refused:
@@ -687,13 +686,13 @@ def _written(ref: str, item: Mapping[str, Any]) -> WriteOutcome:
 
 @contextlib.asynccontextmanager
 async def open_hubspot_gateway(
-    settings: HubSpotSettings, metrics: Metrics, *, backoff: Backoff = GATEWAY_BACKOFF
+    settings: HubSpotSettings, metrics: Metrics, *, policy: RetryPolicy = GATEWAY_POLICY
 ) -> AsyncIterator[HubSpotGateway]:
     """A gateway with its own client session for ``Settings.hubspot`` (token and portal id required)."""
     if settings.token is None or not settings.portal_id:
         raise ValueError("hubspot.token and hubspot.portal_id are required by the HubSpot gateway")
     client = HubSpotClient(
-        settings.base_url, settings.token.get_secret_value(), metrics=metrics, backoff=backoff
+        settings.base_url, settings.token.get_secret_value(), metrics=metrics, policy=policy
     )
     async with client:
         yield HubSpotGateway(client, portal_id=settings.portal_id)

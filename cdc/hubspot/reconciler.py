@@ -38,6 +38,7 @@ import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from cdc.hubspot.client import AssociatedRecord, HubSpotClient
@@ -47,10 +48,11 @@ from cdc.hubspot.paths import LIST_OBJECTS, READ_OBJECT, Query, plural, singular
 from cdc.hubspot.search import LAST_MODIFIED, MAX_PAGE, SearchPosition, next_position, parse_ms, search_body
 from cdc.metrics import Metrics, object_label
 from cdc.settings import Settings, SettingsError, require
-from cdc.sources.auth_pause import SourceAuth
+from cdc.sources.auth_pause import AUTH_POLICY, SourceAuth
 from cdc.sources.linked import linked_ids
 from cdc.sources.polled import polled, sync_config, synced_objects
 from consumers.config import SyncConfig
+from consumers.retries import retrying, unless_stopped
 from streams.checkpoint_store import TransactionalChangeWriter, WriterFencedError, read_checkpoints
 from streams.checkpoints import Checkpoint, CursorKind, checkpoint_key
 from streams.events import Association, ChangeEvent, Operation, Origin
@@ -243,33 +245,46 @@ class _ObjectReconciler:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Passes until ``stop``; a throttle or outage outlasting the client's retries waits for the next,
-        a refused token (401) backs off (``auth``) until it is accepted again."""
-        refusals = 0
+        a refused token (401) backs off (``auth``'s policy) until it is accepted again."""
         while not stop.is_set():
             wait = self.interval_s
             try:
-                await self._pass(stop)
-                if self._sweep_due():
-                    await self._sweep_deletes()
-                refusals = 0
+                await retrying(
+                    partial(self._passes, stop),
+                    policy=AUTH_POLICY if self.auth is None else self.auth.policy,
+                    on=self._paused,
+                    what="poll_auth",
+                    stop=stop,
+                    keepalive=self._alive,
+                    on_retry=self.metrics.retried,
+                    level=logging.DEBUG,  # `SourceAuth` logs the changes of state, never each retry
+                )
             except RetriableError as error:
                 log.warning(
                     "hubspot reconciler %s: pass interrupted, next in %.0fs: %s", self.obj, wait, error
                 )
                 wait = max(wait, error.retry_after or 0.0)
-            except FatalError as error:
-                if self.auth is None or error.status != UNAUTHORIZED:
-                    raise
-                refusals += 1
-                backoff = self.auth.refused(self.obj, error, refusals)
-                if backoff is None:
-                    raise
-                wait = backoff
+            except FatalError:
+                if stop.is_set():
+                    return  # stopped while waiting to try again
+                raise
             self.beat(wait)
-            try:
-                await asyncio.wait_for(stop.wait(), wait)
-            except TimeoutError:
-                continue
+            await unless_stopped(stop, asyncio.sleep(wait))
+
+    async def _passes(self, stop: asyncio.Event) -> None:
+        """One pass, then the deletes sweep when it is due."""
+        await self._pass(stop)
+        if self._sweep_due():
+            await self._sweep_deletes()
+
+    async def _alive(self) -> None:
+        """While a retry waits: the loop is alive, waiting on purpose (each second)."""
+        self.beat(1.0)
+
+    def _paused(self, error: Exception) -> bool:
+        """A refused token (401) pauses the type (``auth``), unless no call ever succeeded: then fatal."""
+        refused = isinstance(error, FatalError) and error.status == UNAUTHORIZED
+        return refused and self.auth is not None and self.auth.refused(self.obj, error)
 
     async def _pass(self, stop: asyncio.Event) -> None:
         started = time.monotonic()

@@ -48,6 +48,7 @@ from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment, Cons
 from aiokafka.errors import KafkaError
 
 from cdc.roles.probes import Heartbeats
+from consumers.retries import RetryPolicy, retrying, unless_stopped
 from streams.clients import make_consumer
 from streams.config import KafkaSettings
 from streams.topics import TopicCatalog, TopicRole
@@ -55,6 +56,8 @@ from streams.topics import TopicCatalog, TopicRole
 __all__ = ["TableLeases", "TableSpreadAssignor", "Unit", "lease_partition", "spread"]
 
 log = logging.getLogger("cdc.poll.leases")
+MEMBERSHIP = RetryPolicy(retries=None, wait_initial_s=0.2, wait_max_s=5.0)
+"""A retriable group error (a coordinator moving) is retried until stopped."""
 LEAVE_TIMEOUT_S = 15.0
 """Leaving the group: the LeaveGroup request, or a revocation in flight closing its writers (10 s each)."""
 
@@ -197,13 +200,18 @@ class TableLeases:
             await consumer.start()
             while not stop.is_set():
                 # The topic stays empty: this waits on membership (heartbeats, rebalances run meanwhile),
-                # and returns early only to raise a group error.
+                # and returns early only to raise a group error; a retriable one is retried with backoff.
                 try:
-                    await _until_stopped(stop, consumer.getone())
-                except KafkaError as error:
-                    if not getattr(error, "retriable", False):
+                    await retrying(
+                        lambda: unless_stopped(stop, consumer.getone()),
+                        policy=MEMBERSHIP,
+                        on=_retriable,
+                        what="poll_leases",
+                        stop=stop,
+                    )
+                except KafkaError:
+                    if not stop.is_set():
                         raise
-                    log.warning("poll leases: %s; retrying", error)
         finally:
             self._closing, self.joined = True, False
             await self._stop_units(list(self._running), "shutting down")
@@ -283,16 +291,5 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka sh
         await self._leases.assigned(tp.partition for tp in assigned)
 
 
-async def _until_stopped(stop: asyncio.Event, work: Coroutine[Any, Any, Any]) -> None:
-    """Await ``work`` until it ends (its error is raised) or ``stop`` is set (then it is cancelled)."""
-    job = asyncio.ensure_future(work)
-    stopping = asyncio.ensure_future(stop.wait())
-    try:
-        await asyncio.wait({job, stopping}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in (job, stopping):
-            task.cancel()
-        await asyncio.gather(job, stopping, return_exceptions=True)
-    failure = job.exception() if job.done() and not job.cancelled() else None
-    if failure is not None:
-        raise failure
+def _retriable(error: Exception) -> bool:
+    return isinstance(error, KafkaError) and bool(getattr(error, "retriable", False))

@@ -3,9 +3,11 @@
 Start-up, in order: load and validate the sync configuration; open the HubSpot and Dataverse gateways
 (a Dataverse token is fetched up front, so bad credentials fail here with a clear error); rebuild the link
 view from the `links` topic (logged with its size and time); then run, under one task group, the link
-tail, the router (change topics -> work topic) and the apply loop (work topic -> CRM writes), and serve
-``/metrics``, ``/healthz`` and ``/readyz`` (`cdc.roles.probes`): ready while Kafka answers and the topics
-exist, the router and the apply loop are members of their groups, and none of the three loops stalls.
+tail, the router (change topics -> work topic) and the apply loop (work topic -> CRM writes), each
+restarted after an unexpected failure until ``sync.loop_failures_max`` fall within
+``sync.loop_failures_window_s`` (then the role exits 70: `cdc.supervision`), and serve ``/metrics``,
+``/healthz`` and ``/readyz`` (`cdc.roles.probes`): ready while Kafka answers and the topics exist, the
+router and the apply loop are members of their groups, and none of the three loops stalls.
 
 Shutdown is numbered and bounded:
 
@@ -22,27 +24,32 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 
 from prometheus_client import CollectorRegistry
 
 from cdc.dataverse.auth import TokenProvider
 from cdc.dataverse.client import DataverseClient
 from cdc.dataverse.errors import RetriableError
+from cdc.dataverse.gateway import GATEWAY_POLICY as DATAVERSE_POLICY
 from cdc.dataverse.gateway import DataverseGateway
 from cdc.hubspot.client import HubSpotClient
+from cdc.hubspot.gateway import GATEWAY_POLICY as HUBSPOT_POLICY
 from cdc.hubspot.gateway import HubSpotGateway
 from cdc.metrics import Metrics, object_label
 from cdc.roles.probes import STALL_AFTER_S, Check, Heartbeats, KafkaCheck, Probes, joined
 from cdc.serving import serve
 from cdc.settings import Settings, require
+from cdc.supervision import LoopFailedError, supervised
 from consumers.applier import Applier
 from consumers.apply_loop import ApplyLoop
 from consumers.batch import BatchResult
 from consumers.config import SyncConfig
 from consumers.loader import load_config
 from consumers.ports import CrmGateway, CrmUnavailableError
+from consumers.retries import Retry, RetryPolicy, retrying
 from consumers.router import Router
 from streams.keys import SourceSystem
 from streams.link_store import LinkIndex
@@ -51,7 +58,6 @@ from streams.topics import TopicCatalog, TopicRole
 from streams.transactions import Lag
 
 log = logging.getLogger("cdc.sync")
-RESTART_RESET_S = 60.0
 TOPICS = (
     TopicRole.CHANGES_HUBSPOT,
     TopicRole.CHANGES_DATAVERSE,
@@ -61,6 +67,7 @@ TOPICS = (
     TopicRole.DEADLETTER,
 )
 """What `cdc sync` reads and writes: ``/readyz`` asks that each exists."""
+FIRST_TOKEN = RetryPolicy(retries=7, wait_initial_s=1.0, wait_max_s=30.0)
 
 
 @asynccontextmanager
@@ -74,12 +81,17 @@ async def open_gateways(
     assert settings.hubspot.token is not None  # noqa: S101 -- checked above
     assert settings.hubspot.portal_id is not None  # noqa: S101 -- checked above
     tokens = TokenProvider(settings.dataverse)
-    dataverse = DataverseClient(settings.dataverse, tokens, metrics)
-    await _first_token(tokens)
+    # The short client policies: a CRM that keeps refusing reaches the engine, whose pause is stop-aware
+    # and keeps the consumer in its group (`consumers.retries`).
+    dataverse = DataverseClient(settings.dataverse, tokens, metrics, policy=DATAVERSE_POLICY)
+    await _first_token(tokens, metrics)
     await dataverse.start()
     try:
         async with HubSpotClient(
-            settings.hubspot.base_url, settings.hubspot.token.get_secret_value(), metrics=metrics
+            settings.hubspot.base_url,
+            settings.hubspot.token.get_secret_value(),
+            metrics=metrics,
+            policy=HUBSPOT_POLICY,
         ) as hubspot:
             yield {
                 SourceSystem.HUBSPOT: HubSpotGateway(hubspot, portal_id=settings.hubspot.portal_id),
@@ -90,20 +102,16 @@ async def open_gateways(
         tokens.close()
 
 
-async def _first_token(tokens: TokenProvider, *, attempts: int = 8) -> None:
+async def _first_token(tokens: TokenProvider, metrics: Metrics) -> None:
     """Fetch a Dataverse token up front, so refused credentials fail the start-up with their reason, while an
     identity provider that is briefly down (5xx, network) is waited out with backoff."""
-    for attempt in range(1, attempts + 1):
-        try:
-            await tokens.token()
-        except RetriableError as error:
-            if attempt == attempts:
-                raise
-            delay = min(30.0, 0.5 * 2**attempt)
-            log.warning("dataverse token not available yet (%s); retrying in %.0fs", error, delay)
-            await asyncio.sleep(delay)
-        else:
-            return
+    await retrying(
+        tokens.token,
+        policy=FIRST_TOKEN,
+        on=(RetriableError,),
+        what="dataverse_token",
+        on_retry=metrics.retried,
+    )
 
 
 class SyncStats:
@@ -159,8 +167,10 @@ class SyncStats:
         self.metrics.consumer_lag_records.labels(**labels).set(lag.records)
         self.metrics.consumer_lag_seconds.labels(**labels).set(lag.seconds)
 
-    def paused(self, error: CrmUnavailableError) -> None:
-        self.metrics.sync_paused.labels(system=str(error.system)).inc()
+    def retried(self, retry: Retry) -> None:
+        self.metrics.retried(retry)
+        if retry.what == "sync" and isinstance(retry.error, CrmUnavailableError):
+            self.metrics.sync_paused.labels(system=str(retry.error.system)).inc()
 
     def count_links(self) -> None:
         for kind, n in self.index.counts().items():
@@ -198,6 +208,7 @@ async def run_sync(
             gateways,
             group=f"{prefix}sync-route",
             on_routed=stats.routed,
+            on_retry=stats.retried,
             on_lag=stats.lag,
             on_beat=heartbeats.expect("sync-route"),
         )
@@ -209,7 +220,7 @@ async def run_sync(
             batch_size=settings.sync.batch_size,
             batch_wait_ms=settings.sync.batch_wait_ms,
             on_batch=stats.applied,
-            on_pause=stats.paused,
+            on_retry=stats.retried,
             on_lag=stats.lag,
             on_beat=heartbeats.expect("sync-apply"),
             links=view,
@@ -233,10 +244,20 @@ async def run_sync(
                 " (dry run: nothing is written)" if settings.sync.dry_run else "",
             )
             on_ready(served.base_url)
-            async with asyncio.TaskGroup() as group:
-                group.create_task(_supervised("sync-links", view.run, stop), name="sync-links")
-                group.create_task(_supervised("sync-route", router.run, stop), name="sync-route")
-                group.create_task(_supervised("sync-apply", apply.run, stop), name="sync-apply")
+            loops = {"sync-links": view.run, "sync-route": router.run, "sync-apply": apply.run}
+            bounded = partial(
+                supervised,
+                stop=stop,
+                metrics=metrics,
+                failures_max=settings.sync.loop_failures_max,
+                window_s=settings.sync.loop_failures_window_s,
+            )
+            try:
+                async with asyncio.TaskGroup() as group:
+                    for name, loop in loops.items():
+                        group.create_task(bounded(name, loop), name=name)
+            except* LoopFailedError as failed:
+                raise failed.exceptions[0] from None
     log.info(
         "sync stopped after %.0fs: %d batches, %d records written, %d dead letters",
         time.monotonic() - started,
@@ -244,21 +265,3 @@ async def run_sync(
         stats.writes,
         stats.dead,
     )
-
-
-async def _supervised(
-    name: str, run: Callable[[asyncio.Event], Awaitable[None]], stop: asyncio.Event
-) -> None:
-    """Run a loop until ``stop``; an unexpected error (a rebalance race, a broker hiccup) restarts it with
-    backoff instead of ending the process. Each restart resumes from the group's committed offsets."""
-    failures = 0
-    while not stop.is_set():
-        started = time.monotonic()
-        try:
-            await run(stop)
-        except Exception:
-            failures = 1 if time.monotonic() - started > RESTART_RESET_S else failures + 1
-            delay = min(30.0, 0.5 * 2**failures)
-            log.exception("%s failed; restarting in %.1fs (restart %d)", name, delay, failures)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=delay)

@@ -1,7 +1,8 @@
 """A polled source whose credentials are refused at run time: paused with backoff, not ended.
 
 A token revoked or a secret rotated while `cdc poll` runs is a system error (DESIGN.md guarantee 6): the
-source's tables wait and try again, bounded (``AUTH_BACKOFF``: 5 s doubling to 5 min), while the other
+source's tables wait and try again by the retry policy (`consumers.retries`; ``AUTH_POLICY``: 5 s
+doubling to 5 min, without jitter: one probe per table, nothing to spread), while the other
 source keeps polling; each table's cursor stays where its last committed page left it, so the first pass
 after the credentials work again reads everything changed meanwhile. Credentials refused before any call
 of the source succeeded in this process are still fatal (`cdc poll` exits 78 with the reason): then no
@@ -15,37 +16,25 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 
 from cdc.metrics import Metrics
+from consumers.retries import RetryPolicy
 
-__all__ = ["AUTH_BACKOFF", "AuthBackoff", "SourceAuth"]
+__all__ = ["AUTH_POLICY", "SourceAuth"]
 
 log = logging.getLogger("cdc.poll.auth")
 
-
-@dataclass(frozen=True)
-class AuthBackoff:
-    """How long a table waits after its ``n``-th refusal in a row: ``first_s * factor**(n-1)``, capped."""
-
-    first_s: float = 5.0
-    max_s: float = 300.0
-    factor: float = 2.0
-
-    def delay(self, refusals: int) -> float:
-        return min(self.max_s, self.first_s * self.factor ** max(0, refusals - 1))
-
-
-AUTH_BACKOFF = AuthBackoff()
-"""The policy of every source (read at each refusal, so a test may set a shorter one)."""
+AUTH_POLICY = RetryPolicy(retries=None, throttles=0, wait_initial_s=5.0, wait_max_s=300.0, jitter_s=0.0)
+"""The policy of every source while its credentials are refused (read at each pause, so a test may set a
+shorter one): the n-th wait in a row is ``5 s * 2**(n-1)``, at most 5 min."""
 
 
 class SourceAuth:
     """Whether one polled source (``hubspot``, ``dataverse``) currently has its credentials refused."""
 
-    def __init__(self, system: str, metrics: Metrics, *, backoff: AuthBackoff | None = None) -> None:
+    def __init__(self, system: str, metrics: Metrics, *, policy: RetryPolicy | None = None) -> None:
         self.system = system
-        self._backoff = backoff
+        self._policy = policy
         self._gauge = metrics.poll_auth_failing.labels(system=system)
         self._gauge.set(0)
         self.ever_accepted = False
@@ -58,14 +47,18 @@ class SourceAuth:
     def failing(self) -> bool:
         return self.refused_since is not None
 
-    def refused(self, unit: str, error: Exception, refusals: int) -> float | None:
-        """A call of ``unit`` (a table) was refused for its credentials, the ``refusals``-th time in a row
-        for that table: the seconds it waits before trying again, or None when no call of the source ever
-        succeeded (then the refusal is fatal: the caller raises it). Logs only when the source turns failing.
-        """
+    @property
+    def policy(self) -> RetryPolicy:
+        """How a refused table waits (`consumers.retries.retrying` with this, :meth:`refused` as ``on``)."""
+        return self._policy or AUTH_POLICY
+
+    def refused(self, unit: str, error: Exception) -> bool:
+        """A call of ``unit`` (a table) was refused for its credentials: whether it pauses (by
+        :attr:`policy`), or, when no call of the source ever succeeded, is fatal (the caller raises it).
+        Logs only when the source turns failing."""
         if not self.ever_accepted:
-            return None
-        delay = (self._backoff or AUTH_BACKOFF).delay(refusals)
+            return False
+        policy = self.policy
         if self.refused_since is None:
             self.refused_since, self.reason = time.time(), str(error)
             self._gauge.set(1)
@@ -75,12 +68,12 @@ class SourceAuth:
                 self.system,
                 error,
                 self.system,
-                delay,
-                (self._backoff or AUTH_BACKOFF).max_s,
+                policy.wait_initial_s,
+                policy.wait_max_s,
             )
         else:
-            log.debug("%s %s: credentials still refused; next try in %gs", self.system, unit, delay)
-        return delay
+            log.debug("%s %s: credentials still refused", self.system, unit)
+        return True
 
     def accepted(self) -> None:
         """A call succeeded: the credentials work (again). Logs only when the source was failing."""

@@ -298,6 +298,16 @@ def rows() -> list[Row]:
                 Panel(
                     "Retries by system", ((_rate("cdc_api_retries_total", "system"), "{{system}}"),), "ops"
                 ),
+                Panel(
+                    "Retries by what (the retry policy)",
+                    ((_rate("cdc_retries_total", "what"), "{{what}}"),),
+                    "ops",
+                ),
+                Panel(
+                    "Loop failures (restarted; sync.loop_failures_max in the window ends the role)",
+                    (("sum by (loop) (increase(cdc_loop_failures_total[10m]))", "{{loop}}"),),
+                    "short",
+                ),
             ],
         ),
         Row(

@@ -17,12 +17,13 @@ from aiokafka import TopicPartition
 from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
-from cdc.dataverse import DataverseAuthError, RetryPolicy
+from cdc.dataverse import DataverseAuthError
 from cdc.dataverse.poller import run_dataverse_poller
 from cdc.metrics import Metrics
 from cdc.provisioning.run import enable_change_tracking
 from cdc.sandbox.runner import Sandbox, run_sandbox
 from cdc.settings import PollSettings, Settings
+from consumers.retries import RetryPolicy
 from streams.admin import ensure_topics, open_admin
 from streams.clients import make_consumer
 from streams.codec import Position
@@ -34,7 +35,7 @@ from tests.kafka_reading import read_changes
 from tests.sync_configs import CONTACT_STEPS, enabled_only
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
-FAST = RetryPolicy(attempts=4, base_s=0.01, cap_s=0.05)
+FAST = RetryPolicy(retries=3, wait_initial_s=0.01, wait_max_s=0.05, jitter_s=0.01)
 CONTACTS = enabled_only(*CONTACT_STEPS)
 """The contact steps only: the poller polls the contacts table."""
 

@@ -3,6 +3,7 @@ per-record errors, conflicts, associations, outages, and what the sandbox does w
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import math
@@ -21,19 +22,19 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from cdc.dataverse.client import RetryPolicy
 from cdc.dataverse.errors import FatalError
 from cdc.dataverse.gateway import HUBSPOT_ID_COLUMN, DataverseGateway, open_dataverse_gateway
-from cdc.hubspot.client import Backoff
 from cdc.hubspot.errors import FatalError as HubSpotFatalError
 from cdc.hubspot.gateway import DATAVERSE_ID_PROPERTY, HubSpotGateway, open_hubspot_gateway
 from cdc.metrics import Metrics
 from cdc.provisioning.run import enable_change_tracking, provision, provision_sandbox
+from cdc.roles.sync import open_gateways
 from cdc.sandbox.runner import Sandbox, run_sandbox
 from cdc.serving import serve
-from cdc.settings import DataverseSettings, HubSpotSettings
+from cdc.settings import DataverseSettings, HubSpotSettings, Settings
 from consumers.loader import default_config
 from consumers.ports import CrmUnavailableError, WriteKind, WriteOp
+from consumers.retries import RetryPolicy
 from streams.config import KafkaSettings
 from streams.keys import SourceSystem
 
@@ -44,8 +45,8 @@ DV_BATCH = "POST /api/data/v9.2/$batch"
 DV_QUERY = "GET /api/data/v9.2/{entityset}"
 DV_COLUMNS = "GET /api/data/v9.2/EntityDefinitions({entity})/Attributes"
 KEYS = "GET /api/data/v9.2/EntityDefinitions({entity})/Keys"
-FAST_HUBSPOT = Backoff(base_s=0.01, cap_s=0.05, attempts=1, throttle_attempts=0)
-FAST_DATAVERSE = RetryPolicy(attempts=2, base_s=0.01, cap_s=0.05, throttle_attempts=0)
+FAST_HUBSPOT = RetryPolicy(retries=1, throttles=0, wait_initial_s=0.01, wait_max_s=0.05, jitter_s=0.01)
+FAST_DATAVERSE = RetryPolicy(retries=1, throttles=0, wait_initial_s=0.01, wait_max_s=0.05, jitter_s=0.01)
 
 
 @pytest.fixture
@@ -75,7 +76,7 @@ def dataverse_settings(box: Sandbox) -> DataverseSettings:
 @pytest.fixture
 async def hubspot(box: Sandbox) -> AsyncIterator[HubSpotGateway]:
     async with open_hubspot_gateway(
-        hubspot_settings(box), Metrics(CollectorRegistry()), backoff=FAST_HUBSPOT
+        hubspot_settings(box), Metrics(CollectorRegistry()), policy=FAST_HUBSPOT
     ) as gw:
         yield gw
 
@@ -296,7 +297,7 @@ async def test_hubspot_owner_emails_come_from_one_cached_owner_list(box: Sandbox
     owners), answered from memory while fresh, and read again when an id is missing from it."""
     now = [0.0]
     async with (
-        open_hubspot_gateway(hubspot_settings(box), Metrics(CollectorRegistry()), backoff=FAST_HUBSPOT) as gw,
+        open_hubspot_gateway(hubspot_settings(box), Metrics(CollectorRegistry()), policy=FAST_HUBSPOT) as gw,
         hubspot_admin(box) as admin,
     ):
         gw._clock = lambda: now[0]
@@ -348,8 +349,35 @@ async def test_hubspot_outage_is_crm_unavailable(
             await hubspot.read("contact", ["1"], fields=["email"])
         await admin.put("/faults", json={knob: 0.0})
     assert caught.value.system is SourceSystem.HUBSPOT
-    assert caught.value.retry_after_s == retry_after
+    assert caught.value.retry_after == retry_after
     assert box.info.hubspot.token not in str(caught.value)
+
+
+async def test_the_sync_roles_gateways_hand_a_lasting_throttle_to_the_engine(box: Sandbox) -> None:
+    """`cdc sync`'s gateways use the short client policies (`GATEWAY_POLICY`): a CRM that keeps answering
+    429 is waited out once, then reaches the engine as `CrmUnavailableError`, whose pause keeps the consumer
+    in its group and a stop honoured (`consumers.retries`); the default policies would wait inside the
+    client for as long as the CRM asks, up to an hour per 429, the member dropped from its group meanwhile.
+    The sandbox asks for 10 s (HubSpot's TEN_SECONDLY window, reference/hubspot.md §5.2) and 1 s (Dataverse's
+    service protection Retry-After, reference/dataverse.md §4)."""
+    settings = Settings(hubspot=hubspot_settings(box), dataverse=dataverse_settings(box))
+    async with (
+        open_gateways(settings, Metrics(CollectorRegistry())) as gateways,
+        hubspot_admin(box) as hs,
+        dataverse_admin(box) as dv,
+    ):
+        for admin in (hs, dv):
+            await admin.put("/faults", json={"throttle_rate": 1.0})
+        try:
+            asks = {SourceSystem.HUBSPOT: "email", SourceSystem.DATAVERSE: "emailaddress1"}
+            for system, field in asks.items():
+                find = gateways[system].find("contact", field, ["x@example.com"], fields=[])
+                with pytest.raises(CrmUnavailableError) as caught:
+                    await asyncio.wait_for(find, 25)
+                assert caught.value.system is system
+        finally:
+            for admin in (hs, dv):
+                await admin.put("/faults", json={"throttle_rate": 0.0})
 
 
 async def test_hubspot_api_writes_send_webhooks_naming_the_app(box: Sandbox, hubspot: HubSpotGateway) -> None:
@@ -522,7 +550,7 @@ async def test_dataverse_outage_is_crm_unavailable(
             await dataverse.find("contact", "emailaddress1", ["x@example.com"], fields=[])
         await admin.put("/faults", json={knob: 0.0})
     assert caught.value.system is SourceSystem.DATAVERSE
-    assert caught.value.retry_after_s == retry_after
+    assert caught.value.retry_after == retry_after
     assert box.info.dataverse.client_secret not in str(caught.value)
 
 
@@ -806,7 +834,7 @@ async def answers_losing_a_result(box: Sandbox, lose: int) -> AsyncIterator[HubS
     settings = hubspot_settings(box)
     async with upstream, serve(proxy, name="lossy-hubspot") as served:
         settings = settings.model_copy(update={"base_url": served.base_url})
-        async with open_hubspot_gateway(settings, Metrics(CollectorRegistry()), backoff=FAST_HUBSPOT) as gw:
+        async with open_hubspot_gateway(settings, Metrics(CollectorRegistry()), policy=FAST_HUBSPOT) as gw:
             yield gw
 
 

@@ -36,8 +36,8 @@ from cdc.roles.poll import run_poll
 from cdc.sandbox.runner import Sandbox, run_sandbox
 from cdc.settings import PollSettings, Settings
 from cdc.signals import stop_on_signals
-from cdc.sources.auth_pause import AuthBackoff
 from consumers.config import SyncConfig
+from consumers.retries import RetryPolicy
 from streams.admin import ensure_topics, open_admin
 from streams.checkpoint_store import TransactionalChangeWriter
 from streams.checkpoints import Checkpoint
@@ -53,6 +53,7 @@ LOGICAL = {"accounts": "account", "contacts": "contact", "leads": "lead", "oppor
 REPLICA: contextvars.ContextVar[str] = contextvars.ContextVar("replica", default="?")
 CONTACTS = enabled_only(*CONTACT_STEPS)
 """Contacts both ways: `cdc poll` polls the Dataverse and HubSpot contacts, nothing else."""
+FAST_AUTH = RetryPolicy(retries=None, throttles=0, wait_initial_s=0.25, wait_max_s=1.0, jitter_s=0.0)
 
 
 # --- the lease's pure parts ----------------------------------------------------------------------
@@ -670,7 +671,7 @@ async def test_a_revoked_hubspot_token_pauses_hubspot_only_and_nothing_is_lost_o
     token), for long enough that the reconciler is refused several times. The process stays up, Dataverse
     changes keep flowing, ``/readyz`` and ``cdc_poll_auth_failing`` name HubSpot, one error line says so
     (not one per retry); once the token works again, the HubSpot change made meanwhile is published."""
-    monkeypatch.setattr("cdc.sources.auth_pause.AUTH_BACKOFF", AuthBackoff(first_s=0.25, max_s=1.0))
+    monkeypatch.setattr("cdc.sources.auth_pause.AUTH_POLICY", FAST_AUTH)
     caplog.set_level(logging.INFO, logger="cdc")
     refused_calls = {"system": "hubspot", "endpoint": "POST /crm/v3/objects/{type}/search", "status": "401"}
     async with polling_contacts(topics, seed=47) as polling:
@@ -749,7 +750,7 @@ async def test_a_revoked_dataverse_secret_pauses_dataverse_only_and_nothing_is_l
     sandbox clock jumps an hour), Dataverse answers 401 and the identity provider refuses a new token. The
     process stays up, HubSpot changes keep flowing, and the Dataverse change made meanwhile is published
     once the secret is accepted again."""
-    monkeypatch.setattr("cdc.sources.auth_pause.AUTH_BACKOFF", AuthBackoff(first_s=0.25, max_s=1.0))
+    monkeypatch.setattr("cdc.sources.auth_pause.AUTH_POLICY", FAST_AUTH)
     caplog.set_level(logging.INFO, logger="cdc")
     caplog.set_level(logging.DEBUG, logger="cdc.poll.auth")  # last: it sets the capturing handler's level too
 

@@ -2,17 +2,52 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import pytest
 from prometheus_client import CollectorRegistry
 
 from cdc.metrics import Metrics
-from cdc.sources.auth_pause import AUTH_BACKOFF, AuthBackoff, SourceAuth
+from cdc.sources.auth_pause import AUTH_POLICY, SourceAuth
+from consumers.retries import RetryPolicy, retrying
 
 
-def test_the_default_backoff_starts_at_5_s_and_doubles_to_5_min() -> None:
-    assert [AUTH_BACKOFF.delay(n) for n in range(1, 10)] == [5, 10, 20, 40, 80, 160, 300, 300, 300]
+class RefusedError(Exception):
+    """A 401 (or msal's token request refused)."""
+
+
+async def waits(auth: SourceAuth, unit: str, refusals: int, monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The waits of ``unit``'s loop through ``refusals`` refusals in a row (slept through as nothing)."""
+    slept: list[float] = []
+    real = asyncio.sleep
+
+    async def fake(delay: float, result: object = None) -> object:
+        slept.append(delay)
+        return await real(0, result)
+
+    calls = 0
+
+    async def call() -> None:
+        nonlocal calls
+        calls += 1
+        if calls <= refusals:
+            raise RefusedError("AADSTS7000215")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(asyncio, "sleep", fake)
+        pauses = lambda error: auth.refused(unit, error)  # noqa: E731 -- as the pollers pass it
+        await retrying(call, policy=auth.policy, on=pauses, what="poll_auth", level=logging.DEBUG)
+    return slept
+
+
+async def test_the_default_backoff_starts_at_5_s_and_doubles_to_5_min(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    auth = SourceAuth("hubspot", Metrics(CollectorRegistry()))
+    auth.accepted()
+    assert auth.policy == AUTH_POLICY
+    assert await waits(auth, "contacts", 9, monkeypatch) == [5, 10, 20, 40, 80, 160, 300, 300, 300]
 
 
 def failing(metrics: Metrics, system: str) -> float | None:
@@ -23,25 +58,27 @@ def test_a_refusal_before_any_success_is_fatal_and_changes_nothing() -> None:
     metrics = Metrics(CollectorRegistry())
     auth = SourceAuth("hubspot", metrics)
     assert failing(metrics, "hubspot") == 0  # the series exists from the start
-    assert auth.refused("contacts", RuntimeError("401"), 1) is None
+    assert auth.refused("contacts", RuntimeError("401")) is False
     assert not auth.failing
     assert failing(metrics, "hubspot") == 0
 
 
-def test_refusals_after_a_success_pause_and_log_once_per_change_of_state(
-    caplog: pytest.LogCaptureFixture,
+async def test_refusals_after_a_success_pause_and_log_once_per_change_of_state(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     metrics = Metrics(CollectorRegistry())
-    auth = SourceAuth("dataverse", metrics, backoff=AuthBackoff(first_s=1, max_s=4))
+    auth = SourceAuth(
+        "dataverse", metrics, policy=RetryPolicy(retries=None, wait_initial_s=1, wait_max_s=4, jitter_s=0)
+    )
     auth.accepted()
     with caplog.at_level(logging.INFO, logger="cdc.poll.auth"):
-        delays = [auth.refused(table, RuntimeError("AADSTS7000215"), n) for n in (1, 2) for table in "ab"]
+        delays = [await waits(auth, table, 2, monkeypatch) for table in "ab"]
         assert (auth.failing, failing(metrics, "dataverse")) == (True, 1)
         assert "AADSTS7000215" in auth.reason
-        assert [auth.refused("a", RuntimeError("x"), n) for n in (3, 4)] == [4, 4]
+        assert await waits(auth, "a", 4, monkeypatch) == [1, 2, 4, 4]
         auth.accepted()
         auth.accepted()
-    assert delays == [1, 1, 2, 2]
+    assert delays == [[1, 2], [1, 2]]
     assert (auth.failing, failing(metrics, "dataverse")) == (False, 0)
     assert [(r.levelno, r.getMessage().split(" (")[0]) for r in caplog.records] == [
         (logging.ERROR, "dataverse refuses the credentials"),

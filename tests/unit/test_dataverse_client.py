@@ -1,13 +1,11 @@
-"""The status + error code -> error class mapping, and the retry policy: pure, no I/O."""
+"""The status + error code -> error class mapping: pure, no I/O (the retry policy: `test_retries.py`)."""
 
 from __future__ import annotations
 
-import random
 from typing import Any
 
 import pytest
 
-from cdc.dataverse.client import RetryPolicy
 from cdc.dataverse.errors import (
     DataverseApiError,
     ExpiredDeltaTokenError,
@@ -104,13 +102,3 @@ def test_an_empty_body_still_says_the_status() -> None:
 )
 def test_retry_after_is_seconds_bounded(headers: dict[str, str], expected: float | None) -> None:
     assert retry_after_seconds(headers) == expected
-
-
-def test_backoff_grows_exponentially_within_its_cap_with_jitter() -> None:
-    policy = RetryPolicy(attempts=10, base_s=0.5, cap_s=4.0)
-    rng = random.Random(1)  # noqa: S311 -- jitter under test, not cryptography
-    for attempt in range(10):
-        bound = min(4.0, 0.5 * 2**attempt)
-        delays = [policy.backoff(attempt, rng) for _ in range(50)]
-        assert all(0.0 <= d <= bound for d in delays)
-        assert len(set(delays)) > 1  # jittered, so replicas do not retry in step

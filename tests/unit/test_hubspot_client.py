@@ -10,7 +10,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cdc.hubspot.client import Backoff
 from cdc.hubspot.errors import DAILY_RECHECK_S, FatalError, RequestError, RetriableError, classify
 from cdc.hubspot.search import (
     MAX_BODY_CHARS,
@@ -117,12 +116,6 @@ def test_any_answer_is_sorted_without_crashing(status: int, body: object, header
 
 def test_a_5xx_message_never_carries_more_than_300_characters_of_body() -> None:
     assert len(str(sort(500, {"message": "x" * 10_000}))) < 400
-
-
-@given(st.integers(min_value=0, max_value=20))
-def test_backoff_stays_within_its_cap(attempt: int) -> None:
-    policy = Backoff(base_s=0.5, cap_s=30)
-    assert 0 <= policy.delay(attempt, random.Random(attempt)) <= 30  # noqa: S311 -- jitter, not cryptography
 
 
 def test_search_body_filters_sorts_and_asks_for_the_cursor_property() -> None:
