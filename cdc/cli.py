@@ -309,25 +309,50 @@ def config_group() -> None:
     """The sync configuration."""
 
 
+def _dataverse_connection(settings: Settings) -> str | None:
+    """How the daemon will reach Dataverse (credential, proxy), or None when no org is configured; a
+    credential or proxy that cannot be used is a `CliError` naming the setting."""
+    import os  # noqa: PLC0415
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    from cdc.dataverse.credentials import CredentialError, describe_credential  # noqa: PLC0415
+    from cdc.dataverse.proxy import ProxyError, proxy_for  # noqa: PLC0415
+
+    dv = settings.dataverse
+    if not dv.base_url:
+        return None
+    try:
+        credential = describe_credential(dv, now=datetime.now(UTC))
+        proxy = proxy_for(dv.base_url, dv, os.environ)
+    except (CredentialError, ProxyError) as error:
+        raise CliError(str(error), ExitCode.CONFIG) from None
+    return f"dataverse {dv.base_url}: {credential}, {f'proxy {proxy}' if proxy else 'no proxy'}"
+
+
 @config_group.command("check")
 @click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the effective steps as JSON.")
-def config_check(file: Path | None, as_json: bool) -> None:
-    """Validate a sync configuration (the defaults when no FILE is given) and print its steps in order."""
+@click.pass_obj
+def config_check(state: _State, file: Path | None, as_json: bool) -> None:
+    """Validate a sync configuration (the defaults when no FILE is given) and print its steps in order;
+    validate the settings too (`--config`, ``CDC_*``), with the Dataverse credential and proxy they name."""
     from consumers.loader import describe, load_config  # noqa: PLC0415
 
     config = load_config(file)
+    connection = _dataverse_connection(state.settings)
     described = describe(config)
     if as_json:
         _echo_json(described)
         return
     for n, step in enumerate(described["steps"], start=1):
-        state = "on " if step["enabled"] else "off"
+        on = "on " if step["enabled"] else "off"
         source, target = step["source"], step["target"]
         click.echo(
-            f"{n}. [{state}] {step['name']}: {source['system']}.{source['object']} -> "
+            f"{n}. [{on}] {step['name']}: {source['system']}.{source['object']} -> "
             f"{target['system']}.{target['object']} ({len(step['fields'])} fields)"
         )
+    if connection is not None:
+        click.echo(connection)
     click.echo(
         f"ok: {sum(1 for s in described['steps'] if s['enabled'])} of {len(described['steps'])} steps enabled"
     )
@@ -449,7 +474,8 @@ def sandbox(
                 click.echo(f"HubSpot   {hub.base_url}  token {hub.token}  app {hub.app_id}")
                 click.echo(f"          portal {hub.portal_id}  client secret {hub.client_secret}")
                 click.echo(f"Dataverse {dv.base_url}  authority {dv.authority}  client {dv.client_id}")
-                click.echo(f"          CA bundle {dv.ca_bundle}; admin APIs under /_admin; Ctrl-C stops")
+                click.echo(f"          CA bundle {dv.ca_bundle}; app certificate {dv.client_certificate}")
+                click.echo("          admin APIs under /_admin; Ctrl-C stops")
             sys.stdout.flush()
             await _until_signal()
 

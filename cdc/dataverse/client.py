@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 import ssl
 import time
@@ -38,6 +39,7 @@ from cdc.dataverse.errors import (
     classify,
 )
 from cdc.dataverse.paths import api_root
+from cdc.dataverse.proxy import ProxyError, ProxyRoute, proxy_for
 from cdc.metrics import Metrics
 from cdc.settings import DataverseSettings
 
@@ -99,15 +101,27 @@ class DataverseClient:
         self._policy = policy or RetryPolicy()
         self._rng = random.Random()  # noqa: S311 -- jitter, not cryptography
         self._session: aiohttp.ClientSession | None = None
+        try:
+            self._proxy: ProxyRoute | None = proxy_for(self.base_url, settings, os.environ)
+        except ProxyError as error:
+            raise FatalError(0, "config", str(error)) from None
 
     async def start(self) -> None:
         cafile = str(self._settings.ca_bundle) if self._settings.ca_bundle else None
         context = ssl.create_default_context(cafile=cafile)
+        # The proxy (`cdc.dataverse.proxy`) is the session's: every request of this client goes through it,
+        # HTTPS tunnelled with CONNECT; its credentials ride in the URL aiohttp is given (the proxy_auth
+        # parameter is deprecated in aiohttp 3.14) and never reach a log (`_scrubbed`).
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(ssl=context),
             timeout=aiohttp.ClientTimeout(total=self._settings.request_timeout_s),
             headers=_ODATA_HEADERS,
+            proxy=self._proxy.with_credentials() if self._proxy is not None else None,
         )
+
+    def _scrubbed(self, error: BaseException) -> str:
+        text = f"{type(error).__name__}: {error}"
+        return self._proxy.scrub(text) if self._proxy is not None else text
 
     async def close(self) -> None:
         if self._session is None:
@@ -181,7 +195,7 @@ class DataverseClient:
                 received = CIMultiDict(response.headers)
                 status = response.status
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise RetriableError(0, "network", f"{type(exc).__name__}: {exc}", endpoint=endpoint) from exc
+            raise RetriableError(0, "network", self._scrubbed(exc), endpoint=endpoint) from exc
         finally:
             self._metrics.api_requests.labels(system=SYSTEM, endpoint=endpoint, status=status_label).inc()
             self._metrics.api_seconds.labels(system=SYSTEM, endpoint=endpoint).observe(
@@ -207,7 +221,7 @@ class DataverseClient:
                 body = _parse(raw)
                 error = classify(response.status, body, response.headers, endpoint=endpoint)
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise RetriableError(0, "network", f"{type(exc).__name__}: {exc}", endpoint=endpoint) from exc
+            raise RetriableError(0, "network", self._scrubbed(exc), endpoint=endpoint) from exc
         finally:
             self._metrics.api_requests.labels(system=SYSTEM, endpoint=endpoint, status=status_label).inc()
             self._metrics.api_seconds.labels(system=SYSTEM, endpoint=endpoint).observe(

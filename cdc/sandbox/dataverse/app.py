@@ -24,6 +24,8 @@ Admin API (JSON; no token needed, not counted, no injected faults):
 ``POST /_admin/clock/advance``              ``{"seconds": n}``: expires delta and OAuth tokens, rate windows
 ``GET|PUT /_admin/change-tracking``         ``{"expiry_days": d}`` (ExpireChangeTrackingInDays, 0..365)
 ``POST /_admin/token``                      a valid bearer token without the OAuth round trip
+``GET|POST /_admin/app/certificates``       the app registration's certificates / upload one
+                                            (``{"certificate": "<PEM>"}``); ``DELETE .../{thumbprint}``
 ==========================================  ===============================================================
 """
 
