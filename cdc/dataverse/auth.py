@@ -36,6 +36,7 @@ from cdc.settings import DataverseSettings
 __all__ = ["DataverseAuthError", "TokenProvider"]
 
 _TOKEN_ENDPOINT = "token"  # noqa: S105 -- a metrics/endpoint label, not a secret
+_PROXY_AUTH_REQUIRED = " 407 "
 
 
 class DataverseAuthError(FatalError):
@@ -109,21 +110,15 @@ class TokenProvider:
             # is not an OAuth error string: start a fresh application, and wait this one out as an outage.
             with self._lock:
                 self._app = None
-            raise RetriableError(
-                503,
-                "identity_provider_unavailable",
-                f"identity provider {self._authority}: {self._scrub(exc)}",
-                endpoint="token",
-            ) from None
+            raise self._unavailable(exc) from None
         except (requests.RequestException, msal.exceptions.MsalServiceError) as exc:
             # The identity provider is down or unreachable (a 5xx on discovery, a network error): a system
-            # error to wait out, not a refused credential.
-            raise RetriableError(
-                503,
-                "identity_provider_unavailable",
-                f"identity provider {self._authority}{self._via}: {self._scrub(exc)}",
-                endpoint="token",
-            ) from None
+            # error to wait out, not a refused credential; unless the proxy refused our proxy credentials
+            # (urllib3: "Tunnel connection failed: 407 Proxy Authentication Required"), which no wait mends.
+            refused = isinstance(exc, requests.exceptions.ProxyError) and _PROXY_AUTH_REQUIRED in str(exc)
+            if refused and self._proxy is not None:
+                raise DataverseAuthError(self._proxy.refused()) from None
+            raise self._unavailable(exc) from None
         token = result.get("access_token") if isinstance(result, dict) else None
         if not token:
             error = result.get("error", "unknown_error") if isinstance(result, dict) else "unknown_error"
@@ -134,9 +129,14 @@ class TokenProvider:
             )
         return str(token)
 
-    @property
-    def _via(self) -> str:
-        return f" (through proxy {self._proxy})" if self._proxy is not None else ""
+    def _unavailable(self, error: BaseException) -> RetriableError:
+        via = f" (through proxy {self._proxy})" if self._proxy is not None else ""
+        return RetriableError(
+            503,
+            "identity_provider_unavailable",
+            f"identity provider {self._authority}{via}: {self._scrub(error)}",
+            endpoint=_TOKEN_ENDPOINT,
+        )
 
     def _scrub(self, error: BaseException) -> str:
         """An error's text without the proxy password (a client's error may quote the URL it was given)."""

@@ -33,6 +33,7 @@ from multidict import CIMultiDict
 
 from cdc.dataverse.auth import TokenProvider
 from cdc.dataverse.errors import (
+    DataverseApiError,
     FatalError,
     RetriableError,
     UnauthorizedError,
@@ -49,6 +50,7 @@ log = logging.getLogger("cdc.dataverse")
 SYSTEM = "dataverse"
 _ODATA_HEADERS = {"Accept": "application/json", "OData-MaxVersion": "4.0", "OData-Version": "4.0"}
 T = TypeVar("T")
+_PROXY_AUTH_REQUIRED = 407
 
 
 @dataclass(frozen=True)
@@ -119,9 +121,15 @@ class DataverseClient:
             proxy=self._proxy.with_credentials() if self._proxy is not None else None,
         )
 
-    def _scrubbed(self, error: BaseException) -> str:
+    def _network_error(self, error: BaseException, endpoint: str) -> DataverseApiError:
+        """A request that got no answer from Dataverse: retriable, unless the proxy refused our proxy
+        credentials (407), which no retry mends (status 0: the gateway pauses, as for refused auth)."""
         text = f"{type(error).__name__}: {error}"
-        return self._proxy.scrub(text) if self._proxy is not None else text
+        if self._proxy is not None:
+            text = self._proxy.scrub(text)
+            if isinstance(error, aiohttp.ClientHttpProxyError) and error.status == _PROXY_AUTH_REQUIRED:
+                return FatalError(0, "proxy_auth", self._proxy.refused(), endpoint=endpoint)
+        return RetriableError(0, "network", text, endpoint=endpoint)
 
     async def close(self) -> None:
         if self._session is None:
@@ -195,7 +203,7 @@ class DataverseClient:
                 received = CIMultiDict(response.headers)
                 status = response.status
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise RetriableError(0, "network", self._scrubbed(exc), endpoint=endpoint) from exc
+            raise self._network_error(exc, endpoint) from exc
         finally:
             self._metrics.api_requests.labels(system=SYSTEM, endpoint=endpoint, status=status_label).inc()
             self._metrics.api_seconds.labels(system=SYSTEM, endpoint=endpoint).observe(
@@ -221,7 +229,7 @@ class DataverseClient:
                 body = _parse(raw)
                 error = classify(response.status, body, response.headers, endpoint=endpoint)
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise RetriableError(0, "network", self._scrubbed(exc), endpoint=endpoint) from exc
+            raise self._network_error(exc, endpoint) from exc
         finally:
             self._metrics.api_requests.labels(system=SYSTEM, endpoint=endpoint, status=status_label).inc()
             self._metrics.api_seconds.labels(system=SYSTEM, endpoint=endpoint).observe(

@@ -58,6 +58,13 @@ class ProxyRoute:
         password = quote(self.password.get_secret_value(), safe="")
         return parts._replace(netloc=f"{user}:{password}@{parts.netloc}").geturl()
 
+    def refused(self) -> str:
+        """What to say when the proxy answers 407 to our credentials (no retry mends that)."""
+        return (
+            f"proxy {self.url} refused the proxy credentials (407 Proxy Authentication Required): check "
+            "dataverse.proxy.username and dataverse.proxy.password (or the credentials in HTTPS_PROXY)"
+        )
+
     def scrub(self, text: str) -> str:
         """``text`` without the password (an error message of a client that was given it)."""
         if self.password is None:
