@@ -374,7 +374,10 @@ def config_check(state: _State, file: Path | None, as_json: bool) -> None:
     help="Seconds to wait (--dataverse) for Dataverse to build new alternate keys' indexes; 0: do not wait.",
 )
 @click.option(
-    "--json", "as_json", is_flag=True, help="Print created/present/missing/pending/problems per area."
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print created/present/missing/pending/problems per area (privileges: present/missing).",
 )
 @click.option(
     "--sync-config",
@@ -391,9 +394,11 @@ def provision(  # noqa: PLR0917 -- click passes one argument per option
     sync_config: Path | None,
 ) -> None:
     """Create the HubSpot properties, webhook subscriptions and (--dataverse) Dataverse columns and keys the
-    sync configuration needs, and turn change tracking on for the tables `cdc poll` polls; exit 3 while
-    anything stays missing or wrong. A key whose index Dataverse is still building is reported pending
-    (exit 0: nothing to do but wait; creates upsert by it once it is Active)."""
+    sync configuration needs, and turn change tracking on for the tables `cdc poll` polls; check that the
+    Dataverse application user holds the privileges the daemon needs (with --dataverse --dry-run, also
+    those making the missing items needs); exit 3 while anything stays missing or wrong. A key whose index
+    Dataverse is still building is reported pending (exit 0: nothing to do but wait; creates upsert by it
+    once it is Active)."""
     from cdc.dataverse import DataverseApiError  # noqa: PLC0415 -- keeps `cdc --help` fast
     from cdc.dataverse import RetriableError as DataverseRetriable  # noqa: PLC0415
     from cdc.hubspot.errors import HubSpotApiError  # noqa: PLC0415
@@ -426,11 +431,12 @@ def provision(  # noqa: PLR0917 -- click passes one argument per option
     else:
         click.echo(report.summary())
     if not report.ok:
-        hint = (
-            ""
-            if create_columns or not report.dataverse.missing
-            else " (--dataverse creates the columns and turns change tracking on)"
-        )
+        hints = []
+        if not create_columns and report.dataverse.missing:
+            hints.append("--dataverse creates the columns and turns change tracking on")
+        if report.privileges.missing:
+            hints.append("a Dataverse admin grants the missing privileges to the application user's role")
+        hint = f" ({'; '.join(hints)})" if hints else ""
         raise CliError(
             f"the CRMs lack what the sync configuration needs: {report.summary()}{hint}", ExitCode.DRIFT
         )

@@ -176,6 +176,21 @@ def admin_routes(sandbox: DataverseSandbox) -> list[Route]:  # noqa: C901, PLR09
             return _error(404, f"no certificate with thumbprint {request.path_params['thumbprint']}")
         return Response(status_code=204)
 
+    async def privileges(request: Request) -> Response:
+        """The app user's privileges, as a tenant admin edits its security role (module docstring of
+        `cdc.sandbox.dataverse.privileges`)."""
+        tables = list(store.tables.values())
+        if request.method == "PATCH":
+            changes = await _json(request)
+            if not isinstance(changes, dict):
+                return _error(
+                    400, 'the body maps privilege names to a depth or null: {"prvReadContact": null}'
+                )
+            sandbox.privileges.change(changes, tables)
+        elif request.method == "DELETE":
+            sandbox.privileges.reset()
+        return JSONResponse({"privileges": sandbox.privileges.held(tables)})
+
     def guarded(handler: Any) -> Any:
         async def run(request: Request) -> Response:
             try:
@@ -209,4 +224,5 @@ def admin_routes(sandbox: DataverseSandbox) -> list[Route]:  # noqa: C901, PLR09
         Route(f"{prefix}/secret/restore", guarded(restore_secret), methods=["POST"]),
         Route(f"{prefix}/app/certificates", guarded(certificates), methods=["GET", "POST"]),
         Route(f"{prefix}/app/certificates/{{thumbprint}}", guarded(certificate), methods=["DELETE"]),
+        Route(f"{prefix}/privileges", guarded(privileges), methods=["GET", "PATCH", "DELETE"]),
     ]

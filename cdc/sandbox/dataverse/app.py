@@ -26,6 +26,9 @@ Admin API (JSON; no token needed, not counted, no injected faults):
 ``POST /_admin/token``                      a valid bearer token without the OAuth round trip
 ``GET|POST /_admin/app/certificates``       the app registration's certificates / upload one
                                             (``{"certificate": "<PEM>"}``); ``DELETE .../{thumbprint}``
+``GET|PATCH|DELETE /_admin/privileges``     the app user's privileges (name -> depth) / change some
+                                            (``{"prvCreateContact": null, "prvReadAccount": "Basic"}``;
+                                            null takes one away) / give every one back at Global
 ==========================================  ===============================================================
 """
 
@@ -44,6 +47,7 @@ from cdc.sandbox.dataverse import errors
 from cdc.sandbox.dataverse.admin import admin_routes
 from cdc.sandbox.dataverse.auth import TokenIssuer
 from cdc.sandbox.dataverse.guard import Guard, error_response
+from cdc.sandbox.dataverse.privileges import Privileges
 from cdc.sandbox.dataverse.protection import ServiceProtection
 from cdc.sandbox.dataverse.routes import api_routes, auth_routes
 from cdc.sandbox.dataverse.store import KEY_INDEX_DELAY_S, Store
@@ -90,8 +94,13 @@ class DataverseSandbox:
             client_secret=self.client_secret,
         )
         organization_id = str(uuid.UUID(int=ids.getrandbits(128), version=4))
+        self.privileges = Privileges()
+        """The app user's security role: every privilege at Global until ``/_admin/privileges`` changes it."""
         self.api = WebApi(
-            self.store, organization_id=organization_id, expire_days=lambda: self.change_tracking_expiry_days
+            self.store,
+            organization_id=organization_id,
+            expire_days=lambda: self.change_tracking_expiry_days,
+            privileges=self.privileges,
         )
         self.app = Starlette(routes=[*admin_routes(self), *api_routes(self.api), *auth_routes(self.issuer)])
         self.app.add_middleware(

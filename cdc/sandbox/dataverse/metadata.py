@@ -31,7 +31,7 @@ from cdc.sandbox.dataverse.odata import FilterSyntaxError, evaluate, parse_filte
 from cdc.sandbox.dataverse.store import Store
 from cdc.sandbox.dataverse.tables import Choice, Column, Key, Table, metadata_id
 
-__all__ = ["create_key", "handle_metadata", "reactivate_key"]
+__all__ = ["create_key", "handle_metadata", "reactivate_key", "required_privilege"]
 
 MAX_KEYS = 10
 
@@ -288,6 +288,21 @@ def reactivate_key(store: Store, request: ApiRequest) -> Outcome:
     if store.reactivate_key(table, name) is None:
         raise errors.DataverseError(404, "0x80040217", f"Could not find key {name} on entity {entity}.")
     return Outcome(204, {"OData-Version": "4.0"})
+
+
+_VERBS = {"GET": "Read", "POST": "Create", "PUT": "Write", "PATCH": "Write"}
+_NOUNS = {"Attributes": "Attribute", "Keys": "EntityKey"}
+
+
+def required_privilege(request: ApiRequest) -> str | None:
+    """The privilege an ``EntityDefinitions`` request needs (`cdc.sandbox.dataverse.privileges`):
+    ``prvReadEntity`` to read a definition, ``prvWriteEntity`` to update one, ``prvCreateAttribute`` for a
+    new column, ``prvReadEntityKey`` to list keys ...; None for a path or method nothing answers."""
+    match = _PATH.match(request.path)
+    verb = _VERBS.get(request.method)
+    if match is None or verb is None:
+        return None
+    return f"prv{verb}{_NOUNS.get(match.group('child') or '', 'Entity')}"
 
 
 def handle_metadata(store: Store, request: ApiRequest) -> Outcome:  # noqa: PLR0911 -- one answer per route
