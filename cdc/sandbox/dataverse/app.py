@@ -1,5 +1,6 @@
-"""The Dataverse (Dynamics 365) emulator: Web API v9.2, metadata API, change tracking, ``$batch``, bulk
-actions, service protection, and the Entra ID token service msal talks to. Served over HTTPS (msal
+"""The Dataverse (Dynamics 365) emulator: Web API v9.2, metadata API (tables, columns, keys, multi-table
+lookups), change tracking, ``$batch``, bulk actions, service protection, the app user's security role, and
+the Entra ID token service msal talks to (client secret or certificate). Served over HTTPS (msal
 refuses plain-http authorities); every URL derives from the request, so the port need not be known.
 
 - org URL = Web API audience: ``<base_url>``; Web API: ``<base_url>/api/data/v9.2/``

@@ -47,9 +47,11 @@ from cdc.sandbox.dataverse.tables import Table, metadata_id
 __all__ = [
     "APP_USER_ID",
     "DEPTHS",
+    "TABLE_VERBS",
     "USER_FUNCTION",
     "Privileges",
     "privilege_name",
+    "schema_name",
     "user_function",
 ]
 
@@ -59,6 +61,7 @@ METADATA_PRIVILEGES = (
     *("prvCreateEntity", "prvReadEntity", "prvWriteEntity", "prvDeleteEntity"),
     *("prvCreateAttribute", "prvReadAttribute", "prvWriteAttribute", "prvDeleteAttribute"),
     *("prvCreateEntityKey", "prvReadEntityKey", "prvDeleteEntityKey"),
+    *("prvCreateRelationship", "prvReadRelationship", "prvWriteRelationship", "prvDeleteRelationship"),
 )
 APP_USER_ID = metadata_id("applicationuser")
 """The application user's ``systemuserid`` (``WhoAmI``'s ``UserId``)."""
@@ -72,7 +75,7 @@ _SCHEMA_NAMES = {"systemuser": "User"}
 
 def schema_name(table: Table) -> str:
     """The SchemaName privilege names are built from: ``Contact``, ``cdc_FormSubmission`` for a custom one."""
-    return _SCHEMA_NAMES.get(table.logical_name, table.logical_name.capitalize())
+    return table.schema_name or _SCHEMA_NAMES.get(table.logical_name, table.logical_name.capitalize())
 
 
 def privilege_name(verb: str, table: Table) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 from cdc.sandbox.dataverse import entities, errors, metadata, queries
 from cdc.sandbox.dataverse.bulk import ACTIONS, run_action
 from cdc.sandbox.dataverse.context import ApiRequest, Outcome, json_outcome
+from cdc.sandbox.dataverse.customization import create_polymorphic_lookup
 from cdc.sandbox.dataverse.privileges import APP_USER_ID, USER_FUNCTION, Privileges, user_function
 from cdc.sandbox.dataverse.records import parse_write
 from cdc.sandbox.dataverse.store import Store
@@ -57,6 +58,18 @@ _RECORD_VERBS = {
     "PUT": ("Write",),
     "DELETE": ("Delete",),
 }
+
+
+_UNBOUND_ACTIONS: dict[str, tuple[Callable[[Store, ApiRequest], Outcome], tuple[str, ...]]] = {
+    # A new index job for a key (UNVERIFIED: which privilege it checks).
+    "ReactivateEntityKey": (metadata.reactivate_key, ("prvCreateEntityKey",)),
+    # A lookup column and a relationship per target (the metadata services check both privileges).
+    "CreatePolymorphicLookupAttribute": (
+        create_polymorphic_lookup,
+        ("prvCreateAttribute", "prvCreateRelationship"),
+    ),
+}
+"""Unbound actions of the metadata API: what answers them, and the privileges they need."""
 
 
 class WebApi:
@@ -118,21 +131,14 @@ class WebApi:
 
     def _dispatch(self, request: ApiRequest) -> Outcome:  # noqa: PLR0911 -- one answer per kind of path
         path, method = request.path, request.method
-        if path.startswith("EntityDefinitions"):
-            if (needed := metadata.required_privilege(request)) is not None:
-                self._require(needed)
-            return metadata.handle_metadata(self.store, request)
+        if path.startswith("EntityDefinitions") or path in _UNBOUND_ACTIONS:
+            return self._metadata(request)
         if path in {"WhoAmI", "WhoAmI()"} and method == "GET":
             return self._who_am_i(request)
         if path == "organizations" and method == "GET":
             return self._organizations(request)
         if match := USER_FUNCTION.match(path):
             return user_function(self.privileges, self.store.tables.values(), request, match)
-        if path == "ReactivateEntityKey":
-            if method != "POST":
-                raise _method_not_allowed(request)
-            self._require("prvCreateEntityKey")  # a new index job for the key (UNVERIFIED: which privilege)
-            return metadata.reactivate_key(self.store, request)
         if match := _ACTION.match(path):
             return self._action(request, match.group("set"), match.group("action"))
         if match := _COUNT.match(path):
@@ -143,6 +149,19 @@ class WebApi:
                 200, {"Content-Type": "text/plain", "OData-Version": "4.0"}, str(min(count, 5000)).encode()
             )
         return self._records(request)
+
+    def _metadata(self, request: ApiRequest) -> Outcome:
+        """``EntityDefinitions...`` and the metadata API's unbound actions, each after its privileges."""
+        if request.path not in _UNBOUND_ACTIONS:
+            if (privilege := metadata.required_privilege(request)) is not None:
+                self._require(privilege)
+            return metadata.handle_metadata(self.store, request)
+        if request.method != "POST":
+            raise _method_not_allowed(request)
+        action, needed = _UNBOUND_ACTIONS[request.path]
+        for name in needed:
+            self._require(name)
+        return action(self.store, request)
 
     def _action(self, request: ApiRequest, entity_set: str, action: str) -> Outcome:
         """``<set>/Microsoft.Dynamics.CRM.CreateMultiple`` and its siblings."""
