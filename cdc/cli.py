@@ -280,6 +280,8 @@ def poll(state: _State) -> None:
 @click.pass_obj
 def sync(state: _State, dry_run: bool, sync_config: Path | None) -> None:
     """Apply changes from Kafka to the other CRM by the configured sync steps."""
+    from cdc.dataverse import FatalError as DataverseFatal  # noqa: PLC0415
+    from cdc.hubspot.errors import HubSpotApiError  # noqa: PLC0415
     from cdc.sync_service import run_sync  # noqa: PLC0415 -- keeps `cdc --help` fast
     from consumers.loader import load_config  # noqa: PLC0415
 
@@ -301,7 +303,12 @@ def sync(state: _State, dry_run: bool, sync_config: Path | None) -> None:
                 settings, stop, config=config, on_ready=lambda url: _progress(f"metrics at {url}/metrics")
             )
 
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    except (DataverseFatal, HubSpotApiError) as error:
+        # Credentials refused or unusable at start-up (a certificate file that cannot be read, a secret the
+        # identity provider refuses): one line and exit 78, as `cdc poll` does, never a traceback.
+        raise CliError(f"{type(error).__name__}: {error}", ExitCode.CONFIG) from None
 
 
 @cli.group("config")

@@ -12,6 +12,7 @@ from cdc.cli import main
 from cdc.sandbox.tls import make_app_certificate
 
 ORG = "https://contoso.crm.dynamics.com"
+pytestmark = pytest.mark.usefixtures("restore_root_logger")  # the commands set logging up
 
 
 @pytest.fixture
@@ -129,3 +130,20 @@ def test_without_an_org_only_the_steps_are_checked(capsys: pytest.CaptureFixture
     assert code == 0
     assert "dataverse" not in out.splitlines()[-1]
     assert not any(line.startswith("dataverse ") for line in out.splitlines())
+
+
+def test_cdc_sync_with_an_unusable_certificate_stops_in_one_line_with_78(
+    org: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Not only the check: a role given a certificate it cannot use stops at start-up with the reason
+    (before any Kafka or network call), as `cdc poll` does, never with a traceback."""
+    org.setenv("CDC_HUBSPOT__TOKEN", "pat-na1-00000000-0000-0000-0000-000000000000")
+    org.setenv("CDC_HUBSPOT__PORTAL_ID", "123")
+    org.setenv("CDC_DATAVERSE__CLIENT_CERTIFICATE_PATH", "/nowhere/app.pem")
+    with pytest.raises(SystemExit) as done:
+        main(["sync"])
+    _, err = capsys.readouterr()
+    assert done.value.code == 78
+    (line,) = err.strip().splitlines()
+    assert line.startswith("cdc: error: DataverseAuthError: ")
+    assert "dataverse.client_certificate_path (CDC_DATAVERSE__CLIENT_CERTIFICATE_PATH): cannot read" in line
