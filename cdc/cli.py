@@ -287,6 +287,8 @@ def poll(state: _State) -> None:
 @click.pass_obj
 def sync(state: _State, dry_run: bool, sync_config: Path | None) -> None:
     """Apply changes from Kafka to the other CRM by the configured sync steps."""
+    from cdc.dataverse import FatalError as DataverseFatal  # noqa: PLC0415
+    from cdc.hubspot.errors import HubSpotApiError  # noqa: PLC0415
     from cdc.roles.sync import run_sync  # noqa: PLC0415 -- keeps `cdc --help` fast
     from cdc.supervision import LoopFailedError  # noqa: PLC0415
     from consumers.loader import load_config  # noqa: PLC0415
@@ -315,6 +317,10 @@ def sync(state: _State, dry_run: bool, sync_config: Path | None) -> None:
         raise CliError(
             f"{error}; exiting for the supervisor to restart `cdc sync`", ExitCode.SOFTWARE
         ) from None
+    except (DataverseFatal, HubSpotApiError) as error:
+        # Credentials refused or unusable at start-up (a certificate file that cannot be read, a secret the
+        # identity provider refuses): one line and exit 78, as `cdc poll` does, never a traceback.
+        raise CliError(f"{type(error).__name__}: {error}", ExitCode.CONFIG) from None
 
 
 @cli.group("config")
@@ -322,25 +328,50 @@ def config_group() -> None:
     """The sync configuration."""
 
 
+def _dataverse_connection(settings: Settings) -> str | None:
+    """How the daemon will reach Dataverse (credential, proxy), or None when no org is configured; a
+    credential or proxy that cannot be used is a `CliError` naming the setting."""
+    import os  # noqa: PLC0415
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    from cdc.dataverse.credentials import CredentialError, describe_credential  # noqa: PLC0415
+    from cdc.dataverse.proxy import ProxyError, proxy_for  # noqa: PLC0415
+
+    dv = settings.dataverse
+    if not dv.base_url:
+        return None
+    try:
+        credential = describe_credential(dv, now=datetime.now(UTC))
+        proxy = proxy_for(dv.base_url, dv, os.environ)
+    except (CredentialError, ProxyError) as error:
+        raise CliError(str(error), ExitCode.CONFIG) from None
+    return f"dataverse {dv.base_url}: {credential}, {f'proxy {proxy}' if proxy else 'no proxy'}"
+
+
 @config_group.command("check")
 @click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the effective steps as JSON.")
-def config_check(file: Path | None, as_json: bool) -> None:
-    """Validate a sync configuration (the defaults when no FILE is given) and print its steps in order."""
+@click.pass_obj
+def config_check(state: _State, file: Path | None, as_json: bool) -> None:
+    """Validate a sync configuration (the defaults when no FILE is given) and print its steps in order;
+    validate the settings too (`--config`, ``CDC_*``), with the Dataverse credential and proxy they name."""
     from consumers.loader import describe, load_config  # noqa: PLC0415
 
     config = load_config(file)
+    connection = _dataverse_connection(state.settings)
     described = describe(config)
     if as_json:
         _echo_json(described)
         return
     for n, step in enumerate(described["steps"], start=1):
-        state = "on " if step["enabled"] else "off"
+        on = "on " if step["enabled"] else "off"
         source, target = step["source"], step["target"]
         click.echo(
-            f"{n}. [{state}] {step['name']}: {source['system']}.{source['object']} -> "
+            f"{n}. [{on}] {step['name']}: {source['system']}.{source['object']} -> "
             f"{target['system']}.{target['object']} ({len(step['fields'])} fields)"
         )
+    if connection is not None:
+        click.echo(connection)
     click.echo(
         f"ok: {sum(1 for s in described['steps'] if s['enabled'])} of {len(described['steps'])} steps enabled"
     )
@@ -362,7 +393,10 @@ def config_check(file: Path | None, as_json: bool) -> None:
     help="Seconds to wait (--dataverse) for Dataverse to build new alternate keys' indexes; 0: do not wait.",
 )
 @click.option(
-    "--json", "as_json", is_flag=True, help="Print created/present/missing/pending/problems per area."
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print created/present/missing/pending/problems per area (privileges: present/missing).",
 )
 @click.option(
     "--sync-config",
@@ -379,9 +413,11 @@ def provision(  # noqa: PLR0917 -- click passes one argument per option
     sync_config: Path | None,
 ) -> None:
     """Create the HubSpot properties, webhook subscriptions and (--dataverse) Dataverse columns and keys the
-    sync configuration needs, and turn change tracking on for the tables `cdc poll` polls; exit 3 while
-    anything stays missing or wrong. A key whose index Dataverse is still building is reported pending
-    (exit 0: nothing to do but wait; creates upsert by it once it is Active)."""
+    sync configuration needs, and turn change tracking on for the tables `cdc poll` polls; check that the
+    Dataverse application user holds the privileges the daemon needs (with --dataverse --dry-run, also
+    those making the missing items needs); exit 3 while anything stays missing or wrong. A key whose index
+    Dataverse is still building is reported pending (exit 0: nothing to do but wait; creates upsert by it
+    once it is Active)."""
     from cdc.dataverse import DataverseApiError  # noqa: PLC0415 -- keeps `cdc --help` fast
     from cdc.dataverse import RetriableError as DataverseRetriable  # noqa: PLC0415
     from cdc.hubspot.errors import HubSpotApiError  # noqa: PLC0415
@@ -414,11 +450,12 @@ def provision(  # noqa: PLR0917 -- click passes one argument per option
     else:
         click.echo(report.summary())
     if not report.ok:
-        hint = (
-            ""
-            if create_columns or not report.dataverse.missing
-            else " (--dataverse creates the columns and turns change tracking on)"
-        )
+        hints = []
+        if not create_columns and report.dataverse.missing:
+            hints.append("--dataverse creates the columns and turns change tracking on")
+        if report.privileges.missing:
+            hints.append("a Dataverse admin grants the missing privileges to the application user's role")
+        hint = f" ({'; '.join(hints)})" if hints else ""
         raise CliError(
             f"the CRMs lack what the sync configuration needs: {report.summary()}{hint}", ExitCode.DRIFT
         )
@@ -462,7 +499,8 @@ def sandbox(
                 click.echo(f"HubSpot   {hub.base_url}  token {hub.token}  app {hub.app_id}")
                 click.echo(f"          portal {hub.portal_id}  client secret {hub.client_secret}")
                 click.echo(f"Dataverse {dv.base_url}  authority {dv.authority}  client {dv.client_id}")
-                click.echo(f"          CA bundle {dv.ca_bundle}; admin APIs under /_admin; Ctrl-C stops")
+                click.echo(f"          CA bundle {dv.ca_bundle}; app certificate {dv.client_certificate}")
+                click.echo("          admin APIs under /_admin; Ctrl-C stops")
             sys.stdout.flush()
             await _until_signal()
 

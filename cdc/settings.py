@@ -18,10 +18,20 @@ import types
 import typing
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
+from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings import SettingsError as SourceError
 
@@ -74,8 +84,54 @@ class HubSpotSettings(BaseModel):
     )
 
 
+def _given(secret: SecretStr | None) -> bool:
+    """A secret counts as set when it is not empty (an empty variable is not a credential)."""
+    return secret is not None and bool(secret.get_secret_value())
+
+
+class ProxySettings(BaseModel):
+    """An HTTP proxy that tunnels HTTPS (``CONNECT``), as corporate networks put in front of the internet.
+
+    The URL carries no credentials: they are settings of their own, the password a ``SecretStr``, so they
+    never appear in a log line, an error or ``repr``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    url: str = Field(description="The proxy, http://host:port (an HTTP proxy; HTTPS goes through CONNECT).")
+    username: str | None = Field(default=None, description="Basic proxy authentication: the user.")
+    password: SecretStr | None = Field(default=None, description="Basic proxy authentication: the password.")
+
+    @field_validator("url")
+    @classmethod
+    def _http_proxy(cls, url: str) -> str:
+        parts = urlsplit(url)
+        if parts.scheme != "http" or not parts.hostname:
+            raise ValueError("must be an http:// URL with a host, e.g. http://proxy.example.com:3128")
+        if parts.username is not None or parts.password is not None:
+            raise ValueError("must not carry credentials: set proxy.username and proxy.password instead")
+        if parts.path not in {"", "/"} or parts.query or parts.fragment:
+            raise ValueError("must be scheme, host and port only")
+        try:
+            parts.port  # noqa: B018 -- urlsplit checks the port only when it is read
+        except ValueError:
+            raise ValueError("has an invalid port") from None
+        return url
+
+    @model_validator(mode="after")
+    def _both_or_none(self) -> Self:
+        if (self.username is None) != (self.password is None):
+            raise ValueError("set proxy.username and proxy.password together (Basic proxy authentication)")
+        return self
+
+
 class DataverseSettings(BaseModel):
-    """The Dataverse (Dynamics 365) org and the app registration the daemon authenticates as."""
+    """The Dataverse (Dynamics 365) org and the app registration the daemon authenticates as.
+
+    The app proves who it is with a client secret or with a certificate (``client_certificate_path``):
+    exactly one of the two (many tenants forbid secrets). A certificate's PEM holds the private key and
+    the certificate; with the key alone, ``client_certificate_thumbprint`` names the certificate uploaded
+    to the app registration. Requests to the org and to the identity provider go through ``proxy`` when
+    set, else, with ``trust_env``, through ``HTTPS_PROXY`` unless ``NO_PROXY`` names the host."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -84,12 +140,58 @@ class DataverseSettings(BaseModel):
     tenant_id: str | None = None
     client_id: str | None = None
     client_secret: SecretStr | None = None
+    client_certificate_path: Path | None = Field(
+        default=None,
+        description="PEM file with the app registration's certificate and its private key (instead of a "
+        "client secret).",
+    )
+    client_certificate_passphrase: SecretStr | None = Field(
+        default=None, description="Passphrase of an encrypted private key in client_certificate_path."
+    )
+    client_certificate_thumbprint: str | None = Field(
+        default=None,
+        description="SHA-1 thumbprint (hex, as the Azure portal shows it) of the registered certificate; "
+        "needed only when the PEM holds the private key alone.",
+    )
     authority: str | None = Field(
         default=None, description="OAuth authority; default https://login.microsoftonline.com/<tenant_id>."
     )
     scope: str | None = Field(default=None, description="Token scope; default <base_url>/.default.")
     ca_bundle: Path | None = Field(default=None, description="Extra CA bundle to trust (the sandbox's).")
     request_timeout_s: float = Field(default=30.0, gt=0)
+    proxy: ProxySettings | None = Field(
+        default=None, description="HTTP proxy for the Web API and the token endpoint."
+    )
+    trust_env: bool = Field(
+        default=False,
+        description="Without proxy: use HTTPS_PROXY / NO_PROXY from the environment for both.",
+    )
+
+    @model_validator(mode="after")
+    def _one_credential(self) -> Self:
+        certificate = self.client_certificate_path is not None
+        if _given(self.client_secret) and certificate:
+            raise ValueError(
+                "set dataverse.client_secret or dataverse.client_certificate_path, not both: the app "
+                "registration is authenticated with one credential"
+            )
+        if not certificate and (
+            _given(self.client_certificate_passphrase) or self.client_certificate_thumbprint
+        ):
+            raise ValueError(
+                "dataverse.client_certificate_passphrase and client_certificate_thumbprint belong to "
+                "dataverse.client_certificate_path, which is not set"
+            )
+        if self.proxy is not None and self.trust_env:
+            raise ValueError(
+                "set dataverse.proxy or dataverse.trust_env, not both: proxy names the proxy itself, "
+                "trust_env takes it from HTTPS_PROXY / NO_PROXY"
+            )
+        return self
+
+    @property
+    def uses_certificate(self) -> bool:
+        return self.client_certificate_path is not None
 
 
 class PollSettings(BaseModel):
@@ -274,9 +376,8 @@ def _field_paths(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> Iterat
     for name, info in model.model_fields.items():
         path = (*prefix, name)
         yield path
-        annotation = info.annotation
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            yield from _field_paths(annotation, path)
+        for sub in _models_in(info.annotation):  # a section that may be left out too (``X | None``)
+            yield from _field_paths(sub, path)
 
 
 def env_name(path: tuple[str | int, ...]) -> str:

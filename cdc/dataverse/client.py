@@ -19,6 +19,7 @@ Metrics are labelled with an endpoint template chosen by the caller (``contacts:
 from __future__ import annotations
 
 import logging
+import os
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -38,6 +39,7 @@ from cdc.dataverse.errors import (
     classify,
 )
 from cdc.dataverse.paths import api_root
+from cdc.dataverse.proxy import ProxyError, ProxyRoute, proxy_for
 from cdc.metrics import Metrics
 from cdc.settings import DataverseSettings
 from consumers.retries import Retry, RetryPolicy, retrying
@@ -48,6 +50,7 @@ log = logging.getLogger("cdc.dataverse")
 SYSTEM = "dataverse"
 _ODATA_HEADERS = {"Accept": "application/json", "OData-MaxVersion": "4.0", "OData-Version": "4.0"}
 T = TypeVar("T")
+_PROXY_AUTH_REQUIRED = 407
 
 
 @dataclass(frozen=True)
@@ -84,15 +87,33 @@ class DataverseClient:
         self._metrics = metrics
         self._policy = policy or RetryPolicy(retries=7)
         self._session: aiohttp.ClientSession | None = None
+        try:
+            self._proxy: ProxyRoute | None = proxy_for(self.base_url, settings, os.environ)
+        except ProxyError as error:
+            raise FatalError(0, "config", str(error)) from None
 
     async def start(self) -> None:
         cafile = str(self._settings.ca_bundle) if self._settings.ca_bundle else None
         context = ssl.create_default_context(cafile=cafile)
+        # The proxy (`cdc.dataverse.proxy`) is the session's: every request of this client goes through it,
+        # HTTPS tunnelled with CONNECT; its credentials ride in the URL aiohttp is given (the proxy_auth
+        # parameter is deprecated in aiohttp 3.14) and never reach a log (`_scrubbed`).
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(ssl=context),
             timeout=aiohttp.ClientTimeout(total=self._settings.request_timeout_s),
             headers=_ODATA_HEADERS,
+            proxy=self._proxy.with_credentials() if self._proxy is not None else None,
         )
+
+    def _network_error(self, error: BaseException, endpoint: str) -> DataverseApiError:
+        """A request that got no answer from Dataverse: retriable, unless the proxy refused our proxy
+        credentials (407), which no retry mends (status 0: the gateway pauses, as for refused auth)."""
+        text = f"{type(error).__name__}: {error}"
+        if self._proxy is not None:
+            text = self._proxy.scrub(text)
+            if isinstance(error, aiohttp.ClientHttpProxyError) and error.status == _PROXY_AUTH_REQUIRED:
+                return FatalError(0, "proxy_auth", self._proxy.refused(), endpoint=endpoint)
+        return RetriableError(0, "network", text, endpoint=endpoint)
 
     async def close(self) -> None:
         if self._session is None:
@@ -156,7 +177,7 @@ class DataverseClient:
                 received = CIMultiDict(response.headers)
                 status = response.status
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise RetriableError(0, "network", f"{type(exc).__name__}: {exc}", endpoint=endpoint) from exc
+            raise self._network_error(exc, endpoint) from exc
         finally:
             self._metrics.api_requests.labels(system=SYSTEM, endpoint=endpoint, status=status_label).inc()
             self._metrics.api_seconds.labels(system=SYSTEM, endpoint=endpoint).observe(
@@ -183,7 +204,7 @@ class DataverseClient:
                 body = _parse(raw)
                 error = classify(response.status, body, response.headers, endpoint=endpoint)
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise RetriableError(0, "network", f"{type(exc).__name__}: {exc}", endpoint=endpoint) from exc
+            raise self._network_error(exc, endpoint) from exc
         finally:
             self._metrics.api_requests.labels(system=SYSTEM, endpoint=endpoint, status=status_label).inc()
             self._metrics.api_seconds.labels(system=SYSTEM, endpoint=endpoint).observe(

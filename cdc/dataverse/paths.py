@@ -26,6 +26,8 @@ __all__ = [
     "METADATA_KEYS",
     "METADATA_REACTIVATE_KEY",
     "METADATA_UPDATE_ENTITY",
+    "USER_PRIVILEGES",
+    "WHO_AM_I",
     "api_root",
     "attribute_options",
     "attributes",
@@ -41,6 +43,8 @@ __all__ = [
     "row_by_key",
     "rows",
     "rows_label",
+    "user_privileges",
+    "who_am_i",
     "with_options",
 ]
 
@@ -53,6 +57,8 @@ METADATA_CREATE_ATTRIBUTE = "metadata:attributes:create"
 METADATA_KEYS = "metadata:keys"
 METADATA_CREATE_KEY = "metadata:keys:create"
 METADATA_REACTIVATE_KEY = "metadata:keys:reactivate"
+WHO_AM_I = "whoami"
+USER_PRIVILEGES = "privileges:user"
 
 _SAFE = "$,()'"
 """Left as they are in query options: OData's own syntax reads better unescaped, and servers take both."""
@@ -158,3 +164,16 @@ def keys(root: str, table: str) -> str:
 def reactivate_key(root: str) -> str:
     """The ``ReactivateEntityKey`` action: rebuilds a key whose index build failed."""
     return f"{root}/ReactivateEntityKey"
+
+
+def who_am_i(root: str) -> str:
+    """The ``WhoAmI`` function: the calling user's ``UserId`` (the application user)."""
+    return f"{root}/WhoAmI"
+
+
+def user_privileges(root: str, user_id: str, names: Sequence[str]) -> str:
+    """``RetrieveUserSetOfPrivilegesByNames`` bound to a system user: which of ``names`` it holds (through
+    its roles and its teams), the names passed as a parameter alias (``@p``)."""
+    function = "Microsoft.Dynamics.CRM.RetrieveUserSetOfPrivilegesByNames(PrivilegeNames=@p)"
+    alias = urlencode({"@p": "[" + ",".join(f'"{n}"' for n in names) + "]"}, quote_via=quote, safe="@,[]")
+    return f"{root}/systemusers({user_id})/{function}?{alias}"

@@ -1,6 +1,7 @@
 """What a provisioning run found and did, per area (HubSpot properties, webhook subscriptions, Dataverse
-columns): created, present, missing (needed but not created: a dry run, or Dataverse without
-``--dataverse``), pending (made, but not usable until the CRM finishes it: a Dataverse alternate key whose
+columns, the Dataverse application user's privileges): created, present, missing (needed but not created:
+a dry run, Dataverse without ``--dataverse``, or a privilege the app user lacks, which only a Dataverse
+admin can grant), pending (made, but not usable until the CRM finishes it: a Dataverse alternate key whose
 index is still being built; nothing to do but wait) and problems (present but wrong, refused, failed, or
 not checkable)."""
 
@@ -15,7 +16,8 @@ __all__ = ["Item", "ProvisionReport", "Section"]
 @dataclass(frozen=True)
 class Item:
     """One thing provisioning looks after. ``kind``: ``property``, ``group``, ``subscription``, ``column``,
-    or ``setting`` (a problem with the settings); ``type`` the CRM's type; ``detail`` a problem's why."""
+    ``table``, ``key``, ``privilege``, or ``setting`` (a problem with the settings); ``type`` the CRM's type;
+    ``detail`` a problem's why (for a privilege: what needs it)."""
 
     kind: str
     object: str
@@ -61,30 +63,49 @@ class ProvisionReport:
     hubspot: Section = field(default_factory=Section)
     webhooks: Section = field(default_factory=Section)
     dataverse: Section = field(default_factory=Section)
+    privileges: Section = field(default_factory=Section)
 
     @property
     def sections(self) -> dict[str, Section]:
-        return {"hubspot": self.hubspot, "webhooks": self.webhooks, "dataverse": self.dataverse}
+        return {
+            "hubspot": self.hubspot,
+            "webhooks": self.webhooks,
+            "dataverse": self.dataverse,
+            "privileges": self.privileges,
+        }
 
-    def count(self, what: str) -> int:
-        return sum(len(getattr(section, what)) for section in self.sections.values())
+    def count(self, what: str, *, privileges: bool = True) -> int:
+        """Items in state ``what`` over the sections (the privileges' too unless ``privileges`` is false)."""
+        return sum(
+            len(getattr(section, what))
+            for name, section in self.sections.items()
+            if privileges or name != "privileges"
+        )
 
     @property
     def ok(self) -> bool:
         """Nothing is missing and nothing is wrong: the CRMs have, or are finishing (pending), what the
-        configuration needs."""
+        configuration needs, and the application user holds the privileges it needs."""
         return self.count("missing") == 0 and self.count("problems") == 0
 
     def summary(self) -> str:
+        """``created 3, present 80, problems 0; privileges held 13, missing 1``: the things provisioning
+        makes, then the privileges (only a Dataverse admin grants those)."""
         verb = "would create" if self.dry_run else "created"
-        parts = [f"{verb} {self.count('missing' if self.dry_run else 'created')}"]
-        parts.append(f"present {self.count('present')}")
-        if not self.dry_run and self.count("missing"):
-            parts.append(f"missing {self.count('missing')}")
+        made = self.count("missing" if self.dry_run else "created", privileges=False)
+        parts = [f"{verb} {made}", f"present {self.count('present', privileges=False)}"]
+        if not self.dry_run and self.count("missing", privileges=False):
+            parts.append(f"missing {self.count('missing', privileges=False)}")
         if self.count("pending"):
             parts.append(f"pending {self.count('pending')}")
-        parts.append(f"problems {self.count('problems')}")
-        return ", ".join(parts)
+        parts.append(f"problems {self.count('problems', privileges=False)}")
+        granted = self.privileges
+        if not (granted.present or granted.missing or granted.problems):
+            return ", ".join(parts)
+        rights = [f"held {len(granted.present)}", f"missing {len(granted.missing)}"]
+        if granted.problems:
+            rights.append(f"problems {len(granted.problems)}")
+        return f"{', '.join(parts)}; privileges {', '.join(rights)}"
 
     def as_json(self) -> dict[str, Any]:
         return {"dry_run": self.dry_run, **{name: s.as_json() for name, s in self.sections.items()}}

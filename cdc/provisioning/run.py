@@ -3,7 +3,10 @@
 Order: (1) what the configuration needs (`needs_of`, pure); (2) HubSpot properties, before (3) the webhook
 subscriptions that name them; (4) change tracking on every table `cdc poll` polls (what the enabled
 steps sync, `cdc.sources.polled`), then (5) Dataverse columns and their alternate keys, waiting (at most
-``key_wait_s``) for Dataverse to build the keys' indexes; all made only with ``create_columns``. A
+``key_wait_s``) for Dataverse to build the keys' indexes; all made only with ``create_columns``; (6) the
+application user's privileges: what the daemon needs to run (`cdc.provisioning.privileges`) and, on a dry
+run with ``create_columns``, what making the missing items would need. A metadata call Dataverse refuses
+with 403 (a privilege missing) ends (4)-(5) with one problem, so (6) can say which privileges lack. A
 setting the run cannot do without (HubSpot URL or token) is a `ProvisionError`; one it can do without
 (the app id for webhooks, the Dataverse org) makes that area a problem and the rest still runs. API
 failures other than a refused item (401, outage after the client's retries) propagate: the caller decides
@@ -18,14 +21,17 @@ from prometheus_client import CollectorRegistry
 
 from cdc.dataverse.auth import TokenProvider
 from cdc.dataverse.client import DataverseClient
+from cdc.dataverse.errors import FatalError
 from cdc.dataverse.keys import KEY_WAIT_S
 from cdc.dataverse.paths import entity_logical_name
 from cdc.dataverse.poller import dataverse_tables
+from cdc.dataverse.privileges import check_privileges
 from cdc.dataverse.provisioning import ensure_change_tracking, ensure_columns
 from cdc.hubspot.client import HubSpotClient
 from cdc.hubspot.provisioning import ensure_properties, ensure_subscriptions
 from cdc.metrics import Metrics
 from cdc.provisioning.needs import Needs, needs_of
+from cdc.provisioning.privileges import CUSTOMIZATION, privilege_needs
 from cdc.provisioning.report import Item, ProvisionReport, Section
 from cdc.settings import Settings
 from consumers.config import SyncConfig
@@ -35,6 +41,7 @@ from streams.keys import SourceSystem
 __all__ = ["ProvisionError", "enable_change_tracking", "provision", "provision_sandbox"]
 
 
+_FORBIDDEN = 403
 SANDBOX_KEY_WAIT_S = 60.0
 """`provision_sandbox`'s bound on the wait for key indexes (the sandbox builds one in about a second)."""
 
@@ -106,17 +113,29 @@ async def provision(
     dataverse = DataverseClient(settings.dataverse, tokens, metrics)
     try:
         await dataverse.start()
-        await ensure_change_tracking(
-            dataverse, polled, report.dataverse, create=create_columns, dry_run=dry_run, say=say
-        )
-        await ensure_columns(
-            dataverse,
-            needs.columns,
-            report.dataverse,
-            create=create_columns,
-            dry_run=dry_run,
-            say=say,
-            key_wait_s=key_wait_s,
+        try:
+            await ensure_change_tracking(
+                dataverse, polled, report.dataverse, create=create_columns, dry_run=dry_run, say=say
+            )
+            await ensure_columns(
+                dataverse,
+                needs.columns,
+                report.dataverse,
+                create=create_columns,
+                dry_run=dry_run,
+                say=say,
+                key_wait_s=key_wait_s,
+            )
+        except FatalError as error:
+            if error.status != _FORBIDDEN:
+                raise
+            refused = Item("setting", "dataverse", "privileges", detail=f"Dataverse refused: {error.message}")
+            report.dataverse.problems.append(refused)
+            say(f"problem: {refused}")
+        making = {i.kind for i in report.dataverse.missing} if create_columns and dry_run else set()
+        customization = [CUSTOMIZATION[kind] for kind in CUSTOMIZATION if kind in making]
+        await check_privileges(
+            dataverse, (*privilege_needs(config, polled), *customization), report.privileges, say=say
         )
     finally:
         await dataverse.close()

@@ -19,7 +19,7 @@ from pydantic import SecretStr
 from cdc.sandbox.clock import Clock
 from cdc.sandbox.dataverse.app import DataverseSandbox
 from cdc.sandbox.hubspot.app import HubSpotSandbox
-from cdc.sandbox.tls import make_local_tls
+from cdc.sandbox.tls import make_app_certificate, make_local_tls
 from cdc.serving import serve
 from cdc.settings import DataverseSettings, HubSpotSettings, IngestSettings, PollSettings, Settings
 from streams.config import KafkaSettings
@@ -43,6 +43,8 @@ class DataverseInfo:
     client_secret: str
     scope: str
     ca_bundle: str
+    client_certificate: str
+    """A PEM file (key and certificate) registered for the app: ``dataverse.client_certificate_path``."""
 
 
 @dataclass(frozen=True)
@@ -69,14 +71,21 @@ class Sandbox:
         *,
         ingest: IngestSettings | None = None,
         poll: PollSettings | None = None,
+        certificate: bool = False,
     ) -> Settings:
         """Settings for `cdc ingest` and `cdc poll` against these emulators, on ``kafka``.
 
         Every credential the emulators accept is filled in (HubSpot token, app, client secret and portal;
-        Dataverse org, tenant, client, secret, authority, scope and CA bundle). ``ingest`` and ``poll``
-        default to the standard settings on free ports (``port=0``); a caller passing its own chooses.
+        Dataverse org, tenant, client, secret, authority, scope and CA bundle; with ``certificate``, the
+        app's certificate instead of its secret). ``ingest`` and ``poll`` default to the standard settings
+        on free ports (``port=0``); a caller passing its own chooses.
         """
         hub, dv = self.info.hubspot, self.info.dataverse
+        credential: dict[str, Any] = (
+            {"client_certificate_path": Path(dv.client_certificate)}
+            if certificate
+            else {"client_secret": SecretStr(dv.client_secret)}
+        )
         return Settings(
             kafka=kafka,
             hubspot=HubSpotSettings(
@@ -90,10 +99,10 @@ class Sandbox:
                 base_url=dv.base_url,
                 tenant_id=dv.tenant_id,
                 client_id=dv.client_id,
-                client_secret=SecretStr(dv.client_secret),
                 authority=dv.authority,
                 scope=dv.scope,
                 ca_bundle=Path(dv.ca_bundle),
+                **credential,
             ),
             ingest=ingest or IngestSettings(port=0),
             poll=poll or PollSettings(port=0),
@@ -117,6 +126,8 @@ async def run_sandbox(
     with contextlib.ExitStack() as stack:
         directory = state_dir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="cdc-sandbox-")))
         tls = make_local_tls(directory / "tls")
+        app_certificate = make_app_certificate(directory / "tls" / "app.pem")
+        dataverse.issuer.certificates.add(app_certificate.certificate_pem)
         async with (
             serve(hubspot.app, host=host, port=hubspot_port, name="hubspot") as hubspot_served,
             serve(
@@ -140,6 +151,7 @@ async def run_sandbox(
                     client_secret=dataverse.client_secret,
                     scope=f"{org}/.default",
                     ca_bundle=str(tls.ca_bundle),
+                    client_certificate=str(app_certificate.pem),
                 ),
             )
             yield Sandbox(hubspot=hubspot, dataverse=dataverse, info=info, clock=clock)

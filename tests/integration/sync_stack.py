@@ -30,7 +30,7 @@ from cdc.roles.ingest import run_ingest
 from cdc.roles.poll import run_poll
 from cdc.roles.sync import run_sync
 from cdc.sandbox.runner import Sandbox, run_sandbox
-from cdc.settings import PollSettings, Settings, SyncSettings
+from cdc.settings import PollSettings, ProxySettings, Settings, SyncSettings
 from consumers.config import SyncConfig
 from consumers.loader import standard_fields_config
 from streams.admin import ensure_topics, open_admin
@@ -69,7 +69,6 @@ def role_env(settings: Settings) -> dict[str, str]:
             "CDC_DATAVERSE__BASE_URL": str(dv.base_url),
             "CDC_DATAVERSE__TENANT_ID": str(dv.tenant_id),
             "CDC_DATAVERSE__CLIENT_ID": str(dv.client_id),
-            "CDC_DATAVERSE__CLIENT_SECRET": _secret(dv.client_secret),
             "CDC_DATAVERSE__AUTHORITY": str(dv.authority),
             "CDC_DATAVERSE__SCOPE": str(dv.scope),
             "CDC_DATAVERSE__CA_BUNDLE": str(dv.ca_bundle),
@@ -80,18 +79,37 @@ def role_env(settings: Settings) -> dict[str, str]:
             "CDC_POLL": settings.poll.model_dump_json(),
         }
     )
+    if dv.client_certificate_path is not None:
+        env["CDC_DATAVERSE__CLIENT_CERTIFICATE_PATH"] = str(dv.client_certificate_path)
+    else:
+        env["CDC_DATAVERSE__CLIENT_SECRET"] = _secret(dv.client_secret)
+    if dv.proxy is not None:
+        env["CDC_DATAVERSE__PROXY__URL"] = dv.proxy.url
+        if dv.proxy.username is not None:
+            env["CDC_DATAVERSE__PROXY__USERNAME"] = dv.proxy.username
+            env["CDC_DATAVERSE__PROXY__PASSWORD"] = _secret(dv.proxy.password)
     return env
 
 
 def stack_settings(
-    kafka: KafkaSettings, box: Sandbox, *, tables: tuple[str, ...] | None, config_file: Path | None = None
+    kafka: KafkaSettings,
+    box: Sandbox,
+    *,
+    tables: tuple[str, ...] | None,
+    config_file: Path | None = None,
+    certificate: bool = False,
+    proxy: ProxySettings | None = None,
 ) -> Settings:
-    """``tables`` None: `cdc poll` polls what the configuration's enabled steps sync, as in production."""
+    """``tables`` None: `cdc poll` polls what the configuration's enabled steps sync, as in production.
+    ``certificate``: Dataverse with the app's certificate instead of its secret; ``proxy``: through it."""
     settings = box.daemon_settings(
-        kafka, poll=PollSettings(port=0, dataverse_tables=tables, dataverse_interval_s=0.3)
+        kafka,
+        poll=PollSettings(port=0, dataverse_tables=tables, dataverse_interval_s=0.3),
+        certificate=certificate,
     )
     sync = SyncSettings(port=0, group_prefix=f"{kafka.topic_prefix}g-", config=config_file)
-    return settings.model_copy(update={"sync": sync})
+    dataverse = settings.dataverse.model_copy(update={"proxy": proxy})
+    return settings.model_copy(update={"sync": sync, "dataverse": dataverse})
 
 
 def write_config(config: SyncConfig) -> Path:
@@ -324,6 +342,8 @@ async def running_stack(
     provision: bool = False,
     reconcile: bool = False,
     processes: bool = False,
+    certificate: bool = False,
+    proxy: ProxySettings | None = None,
 ) -> AsyncIterator[Stack]:
     """The pipeline. It polls what ``config``'s enabled steps sync (``tables`` overrides the Dataverse
     side); the polled tables get change tracking through the metadata API (``provision``: everything
@@ -331,7 +351,8 @@ async def running_stack(
     sync too (`cdc poll` then runs both parts, every 2 s with a 30 s lookback, archived records every 3 s),
     to catch webhooks the sandbox drops. With ``processes``,
     `cdc ingest`, `cdc poll` and `cdc sync` run as real processes a test can kill (`Stack.kill_role`,
-    `Stack.kill_replica`); the stack's own metrics then see none of them."""
+    `Stack.kill_replica`); the stack's own metrics then see none of them. ``certificate`` and ``proxy``:
+    the daemon reaches Dataverse with the app's certificate, through that proxy (`stack_settings`)."""
     before = asyncio.all_tasks()
     try:
         async with _pipeline(
@@ -342,6 +363,8 @@ async def running_stack(
             provision=provision,
             reconcile=reconcile,
             processes=processes,
+            certificate=certificate,
+            proxy=proxy,
         ) as stack:
             yield stack
     finally:
@@ -400,12 +423,16 @@ async def _pipeline(
     provision: bool,
     reconcile: bool,
     processes: bool,
+    certificate: bool = False,
+    proxy: ProxySettings | None = None,
 ) -> AsyncIterator[Stack]:
     catalog = TopicCatalog.from_settings(kafka)
     async with open_admin(kafka) as admin:
         await ensure_topics(admin, catalog)
     async with run_sandbox(seed=seed) as box:
-        settings = stack_settings(kafka, box, tables=tables, config_file=write_config(config))
+        settings = stack_settings(
+            kafka, box, tables=tables, config_file=write_config(config), certificate=certificate, proxy=proxy
+        )
         if provision:
             await provision_sandbox(settings, config)
         else:

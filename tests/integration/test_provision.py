@@ -246,7 +246,11 @@ async def test_a_fresh_sandbox_gets_everything_writes_succeed_and_a_second_run_c
     ]
     for obj in ("contacts", "companies", "deals"):
         assert box.hubspot.store.properties[obj][DATAVERSE_ID_PROPERTY].has_unique_value
-    assert report.summary() == f"created {len(lines)}, present 0, problems 0"
+    # The app user holds what the daemon needs: the sandbox's is a System Administrator until told otherwise.
+    held = len(report.privileges.present)
+    assert (
+        report.summary() == f"created {len(lines)}, present 0, problems 0; privileges held {held}, missing 0"
+    )
 
     subscriptions = box.hubspot.subscriptions.items.values()
     assert all(s.active for s in subscriptions)
@@ -260,7 +264,8 @@ async def test_a_fresh_sandbox_gets_everything_writes_succeed_and_a_second_run_c
     box.hubspot.limiter.reset()
     again = await provision(settings, default_config(), create_columns=True)
     assert again.count("created") == 0
-    assert again.count("present") == len(lines) - 3  # the groups are not items of their own once there
+    # the groups are not items of their own once there
+    assert again.count("present", privileges=False) == len(lines) - 3
     assert again.ok
     assert len(box.hubspot.subscriptions.items) == len(needs.subscriptions)
 
@@ -311,9 +316,9 @@ async def test_cli_json_dry_run_lists_everything_and_changes_nothing(
     assert await _cdc("--config", config, "provision", "--dataverse", "--dry-run", "--json") == 3
     out, err = capsys.readouterr()
     report = orjson.loads(out)
-    assert set(report) == {"dry_run", "hubspot", "webhooks", "dataverse"}
+    assert set(report) == {"dry_run", "hubspot", "webhooks", "dataverse", "privileges"}
     assert report["dry_run"] is True
-    for name in ("hubspot", "webhooks", "dataverse"):
+    for name in ("hubspot", "webhooks", "dataverse", "privileges"):
         assert set(report[name]) == {"created", "present", "missing", "pending", "problems"}
         assert report[name]["created"] == []
         assert report[name]["problems"] == []
@@ -329,6 +334,10 @@ async def test_cli_json_dry_run_lists_everything_and_changes_nothing(
     assert "would enable table account.ChangeTrackingEnabled" in err
     assert not box.dataverse.store.tables["account"].change_tracking
     assert box.hubspot.subscriptions.items == {}
+    # What the run would make needs customization privileges: checked, and held, with the daemon's own.
+    held = {item["name"] for item in report["privileges"]["present"]}
+    assert {"prvWriteEntity", "prvCreateAttribute", "prvCreateEntityKey", "prvReadContact"} <= held
+    assert report["privileges"]["missing"] == []
 
 
 async def test_a_type_mismatch_or_a_paused_subscription_is_reported_and_left_alone(box: Sandbox) -> None:
@@ -353,7 +362,7 @@ async def test_a_type_mismatch_or_a_paused_subscription_is_reported_and_left_alo
     assert [(i.object, i.name) for i in report.webhooks.problems] == [("deal", "creation")]
     assert "paused" in report.webhooks.problems[0].detail
     assert not report.ok
-    assert report.summary().endswith("problems 2")
+    assert report.summary().endswith("problems 2; privileges held 13, missing 0")
     assert box.hubspot.store.properties["deals"]["d365_created_on"].type == "string"  # never modified
     assert len(report.hubspot.created) == DEFAULT_PROPERTIES - 1 + 3
     with pytest.raises(ProvisionError, match="d365_created_on"):
@@ -435,7 +444,7 @@ async def test_a_key_dataverse_is_still_building_is_pending_not_missing_and_not_
     assert pending["contact"].startswith("index Pending: Dataverse is still building it")
     assert _keys(report, "missing") == _keys(report, "problems") == _keys(report, "created") == {}
     assert report.ok
-    assert report.summary().endswith(f"pending {DEFAULT_KEYS}, problems 0")
+    assert f"pending {DEFAULT_KEYS}, problems 0;" in report.summary()
 
     config = str(_settings_file(box, tmp_path))
     assert await _cdc("--config", config, "provision", "--dataverse", "--key-wait", "0") == 0

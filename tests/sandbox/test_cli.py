@@ -7,6 +7,7 @@ import signal
 import ssl
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,10 +16,10 @@ import orjson
 import pytest
 
 
-def msal_token(info: dict[str, Any]) -> dict[str, Any]:
+def msal_token(info: dict[str, Any], credential: str | dict[str, str] | None = None) -> dict[str, Any]:
     app = msal.ConfidentialClientApplication(
         info["client_id"],
-        client_credential=info["client_secret"],
+        client_credential=credential or info["client_secret"],
         authority=info["authority"],
         instance_discovery=False,
         verify=info["ca_bundle"],
@@ -57,6 +58,7 @@ def test_cdc_sandbox_json_prints_one_line_of_working_urls_and_credentials(
                 "client_secret",
                 "scope",
                 "ca_bundle",
+                "client_certificate",
             }
 
             with httpx.Client(base_url=hub["base_url"]) as client:
@@ -69,6 +71,10 @@ def test_cdc_sandbox_json_prints_one_line_of_working_urls_and_credentials(
 
             token = msal_token(dv)
             assert "access_token" in token, token
+            # The printed certificate is registered for the app: msal signs an assertion with it.
+            pem = Path(dv["client_certificate"]).read_text()
+            by_certificate = msal_token(dv, {"private_key": pem, "public_certificate": pem})
+            assert "access_token" in by_certificate, by_certificate
             with httpx.Client(verify=ssl.create_default_context(cafile=dv["ca_bundle"])) as client:
                 rows = client.get(
                     f"{dv['base_url']}/api/data/v9.2/contacts",

@@ -92,6 +92,15 @@ def test_unknown_env_ignores_other_programs_variables() -> None:
     assert unknown_env({"PATH": "/bin", "KAFKA_BOOTSTRAP": "x", "CDC_KAFKA_CACHE": "/c"}) == []
 
 
+def test_a_section_that_may_be_left_out_still_takes_its_variables() -> None:
+    """``dataverse.proxy`` is optional (``ProxySettings | None``): its fields are settings all the same."""
+    names = ("CDC_DATAVERSE__PROXY__URL", "CDC_DATAVERSE__PROXY__USERNAME", "CDC_DATAVERSE__PROXY__PASSWORD")
+    assert unknown_env(dict.fromkeys(names, "x")) == []
+    assert unknown_env({"CDC_DATAVERSE__PROXY__URI": "x"}) == [
+        "CDC_DATAVERSE__PROXY__URI is not a setting; did you mean CDC_DATAVERSE__PROXY__URL?"
+    ]
+
+
 def test_a_wrong_value_names_the_setting_its_variable_and_the_value(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CDC_POLL__PORT", "eighty")
     with pytest.raises(SettingsError) as raised:

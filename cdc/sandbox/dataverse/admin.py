@@ -3,6 +3,9 @@
 Edits made here are "user" edits: they bump versions and land in change tracking like any write.
 ``POST /_admin/secret/revoke`` and ``/_admin/secret/restore`` take the app's client secret away and give it
 back (the token endpoint refuses it meanwhile; tokens already issued run out on the sandbox clock).
+``GET|POST /_admin/app/certificates`` lists / uploads (``{"certificate": "<PEM>"}``) a certificate of the
+app registration, as a tenant admin does under "Certificates & secrets";
+``DELETE /_admin/app/certificates/{thumbprint}`` removes one (assertions it signs are refused from then on).
 """
 
 from __future__ import annotations
@@ -161,6 +164,33 @@ def admin_routes(sandbox: DataverseSandbox) -> list[Route]:  # noqa: C901, PLR09
         sandbox.issuer.secret_revoked = False
         return JSONResponse({"revoked": False})
 
+    async def certificates(request: Request) -> Response:
+        if request.method == "POST":
+            body = await _json(request)
+            registered = sandbox.issuer.certificates.add(str(body["certificate"]))
+            return JSONResponse(registered.as_json(), status_code=201)
+        return JSONResponse({"value": sandbox.issuer.certificates.listing()})
+
+    async def certificate(request: Request) -> Response:
+        if not sandbox.issuer.certificates.remove(request.path_params["thumbprint"]):
+            return _error(404, f"no certificate with thumbprint {request.path_params['thumbprint']}")
+        return Response(status_code=204)
+
+    async def privileges(request: Request) -> Response:
+        """The app user's privileges, as a tenant admin edits its security role (module docstring of
+        `cdc.sandbox.dataverse.privileges`)."""
+        tables = list(store.tables.values())
+        if request.method == "PATCH":
+            changes = await _json(request)
+            if not isinstance(changes, dict):
+                return _error(
+                    400, 'the body maps privilege names to a depth or null: {"prvReadContact": null}'
+                )
+            sandbox.privileges.change(changes, tables)
+        elif request.method == "DELETE":
+            sandbox.privileges.reset()
+        return JSONResponse({"privileges": sandbox.privileges.held(tables)})
+
     def guarded(handler: Any) -> Any:
         async def run(request: Request) -> Response:
             try:
@@ -192,4 +222,7 @@ def admin_routes(sandbox: DataverseSandbox) -> list[Route]:  # noqa: C901, PLR09
         Route(f"{prefix}/token", guarded(token), methods=["POST"]),
         Route(f"{prefix}/secret/revoke", guarded(revoke_secret), methods=["POST"]),
         Route(f"{prefix}/secret/restore", guarded(restore_secret), methods=["POST"]),
+        Route(f"{prefix}/app/certificates", guarded(certificates), methods=["GET", "POST"]),
+        Route(f"{prefix}/app/certificates/{{thumbprint}}", guarded(certificate), methods=["DELETE"]),
+        Route(f"{prefix}/privileges", guarded(privileges), methods=["GET", "PATCH", "DELETE"]),
     ]

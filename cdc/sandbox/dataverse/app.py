@@ -1,5 +1,6 @@
-"""The Dataverse (Dynamics 365) emulator: Web API v9.2, metadata API, change tracking, ``$batch``, bulk
-actions, service protection, and the Entra ID token service msal talks to. Served over HTTPS (msal
+"""The Dataverse (Dynamics 365) emulator: Web API v9.2, metadata API (tables, columns, keys, multi-table
+lookups), change tracking, ``$batch``, bulk actions, service protection, the app user's security role, and
+the Entra ID token service msal talks to (client secret or certificate). Served over HTTPS (msal
 refuses plain-http authorities); every URL derives from the request, so the port need not be known.
 
 - org URL = Web API audience: ``<base_url>``; Web API: ``<base_url>/api/data/v9.2/``
@@ -24,6 +25,11 @@ Admin API (JSON; no token needed, not counted, no injected faults):
 ``POST /_admin/clock/advance``              ``{"seconds": n}``: expires delta and OAuth tokens, rate windows
 ``GET|PUT /_admin/change-tracking``         ``{"expiry_days": d}`` (ExpireChangeTrackingInDays, 0..365)
 ``POST /_admin/token``                      a valid bearer token without the OAuth round trip
+``GET|POST /_admin/app/certificates``       the app registration's certificates / upload one
+                                            (``{"certificate": "<PEM>"}``); ``DELETE .../{thumbprint}``
+``GET|PATCH|DELETE /_admin/privileges``     the app user's privileges (name -> depth) / change some
+                                            (``{"prvCreateContact": null, "prvReadAccount": "Basic"}``;
+                                            null takes one away) / give every one back at Global
 ==========================================  ===============================================================
 """
 
@@ -42,6 +48,7 @@ from cdc.sandbox.dataverse import errors
 from cdc.sandbox.dataverse.admin import admin_routes
 from cdc.sandbox.dataverse.auth import TokenIssuer
 from cdc.sandbox.dataverse.guard import Guard, error_response
+from cdc.sandbox.dataverse.privileges import Privileges
 from cdc.sandbox.dataverse.protection import ServiceProtection
 from cdc.sandbox.dataverse.routes import api_routes, auth_routes
 from cdc.sandbox.dataverse.store import KEY_INDEX_DELAY_S, Store
@@ -88,8 +95,13 @@ class DataverseSandbox:
             client_secret=self.client_secret,
         )
         organization_id = str(uuid.UUID(int=ids.getrandbits(128), version=4))
+        self.privileges = Privileges()
+        """The app user's security role: every privilege at Global until ``/_admin/privileges`` changes it."""
         self.api = WebApi(
-            self.store, organization_id=organization_id, expire_days=lambda: self.change_tracking_expiry_days
+            self.store,
+            organization_id=organization_id,
+            expire_days=lambda: self.change_tracking_expiry_days,
+            privileges=self.privileges,
         )
         self.app = Starlette(routes=[*admin_routes(self), *api_routes(self.api), *auth_routes(self.issuer)])
         self.app.add_middleware(

@@ -2,6 +2,8 @@
 
 msal (fact sheet §6.4) reads ``<authority>/v2.0/.well-known/openid-configuration`` and posts the form to
 the discovered ``token_endpoint``; the authority is ``<org>/<tenant_id>``, the scope ``<org>/.default``.
+The app authenticates with its client secret (in the form, as msal sends it, or Basic) or with a client
+assertion signed by a certificate registered for it (`cdc.sandbox.dataverse.assertions`).
 Tokens are opaque strings from the seeded generator (nothing parses them but this module); they carry
 the org URL as audience and expire after ``TOKEN_LIFETIME_S`` on the sandbox clock.
 """
@@ -21,6 +23,7 @@ from starlette.responses import JSONResponse, Response
 
 from cdc.sandbox.clock import Clock
 from cdc.sandbox.dataverse import errors
+from cdc.sandbox.dataverse.assertions import JWT_BEARER, AssertionRefused, KeyCredentials
 
 __all__ = ["TOKEN_LIFETIME_S", "Grant", "TokenIssuer", "org_url"]
 
@@ -48,6 +51,8 @@ class TokenIssuer:
         self._random = random.Random(f"dataverse-tokens:{seed}")  # noqa: S311 -- reproducible sandbox tokens
         self._grants: dict[str, Grant] = {}
         self._lock = threading.Lock()
+        self.certificates = KeyCredentials()
+        """The certificates uploaded to the app registration (admin API ``/_admin/app/certificates``)."""
         self.secret_revoked = False
         """The client secret was deleted (or expired) in the app registration: the token endpoint refuses it
         until it is restored (``invalid_client`` 7000215, as for a wrong secret). Tokens issued before stay
@@ -93,8 +98,42 @@ class TokenIssuer:
     def keys(self, _: Request) -> Response:
         return JSONResponse({"keys": []})
 
+    def _client_refusal(self, form: dict[str, str], secret: str, token_endpoint: str) -> Response | None:
+        """Why the app's credential is refused (None: accepted): a client assertion when the form has one,
+        else the secret; neither is AADSTS7000218 (the service's text as quoted in MicrosoftDocs/azure-docs
+        issue 98161)."""
+        assertion_type, assertion = form.get("client_assertion_type"), form.get("client_assertion")
+        if assertion_type is not None or assertion is not None:
+            if assertion_type != JWT_BEARER or not assertion:
+                return _entra_error(
+                    400,
+                    "invalid_request",
+                    90014,
+                    f"The request body must contain 'client_assertion_type' = '{JWT_BEARER}' and "
+                    "'client_assertion'.",
+                )
+            try:
+                self.certificates.verify(
+                    assertion, client_id=self.client_id, token_endpoint=token_endpoint, now=self.clock.time()
+                )
+            except AssertionRefused as refused:
+                return _entra_error(401, "invalid_client", refused.code, refused.description)
+            return None
+        if not secret:
+            return _entra_error(
+                401,
+                "invalid_client",
+                7000218,
+                "The request body must contain the following parameter: 'client_assertion' or "
+                "'client_secret'.",
+            )
+        if self.secret_revoked or not hmac.compare_digest(secret.encode(), self.client_secret.encode()):
+            return _entra_error(401, "invalid_client", 7000215, "Invalid client secret provided.")
+        return None
+
     async def token(self, request: Request) -> Response:
-        """client_credentials only; secret in the form (msal) or in Basic auth (Entra accepts both)."""
+        """client_credentials only; secret in the form (msal) or in Basic auth (Entra accepts both), or a
+        client assertion (certificate credentials)."""
         form = dict(parse_qsl((await request.body()).decode("utf-8", "replace")))
         tenant = request.path_params["tenant"]
         client_id, secret = form.get("client_id", ""), form.get("client_secret", "")
@@ -117,8 +156,9 @@ class TokenIssuer:
                 700016,
                 f"Application with identifier '{client_id}' was not found in the directory '{tenant}'.",
             )
-        if self.secret_revoked or not hmac.compare_digest(secret.encode(), self.client_secret.encode()):
-            return _entra_error(401, "invalid_client", 7000215, "Invalid client secret provided.")
+        refused = self._client_refusal(form, secret, f"{org}/{tenant}/oauth2/v2.0/token")
+        if refused is not None:
+            return refused
         if [s.rstrip("/") for s in scopes] != [f"{org}/.default"]:
             return _entra_error(
                 400,

@@ -13,7 +13,7 @@ from cdc.sandbox.dataverse.records import key_values, parse_write, render_row, v
 from cdc.sandbox.dataverse.store import Row, Store
 from cdc.sandbox.dataverse.tables import Table
 
-__all__ = ["create", "delete", "entity_id_url", "read", "single_column", "upsert", "write_row"]
+__all__ = ["create", "delete", "entity_id_url", "locate", "read", "single_column", "upsert", "write_row"]
 
 
 def entity_id_url(request: ApiRequest, table: Table, record_id: str) -> str:
@@ -60,7 +60,7 @@ def create(store: Store, table: Table, request: ApiRequest) -> Outcome:
     return _written(store, table, request, row, 201)
 
 
-def _locate(store: Store, table: Table, key_text: str) -> tuple[Row | None, dict[str, Any]]:
+def locate(store: Store, table: Table, key_text: str) -> tuple[Row | None, dict[str, Any]]:
     try:
         key = parse_key(key_text)
     except FilterSyntaxError as exc:
@@ -79,7 +79,7 @@ def _check_match(table: Table, row: Row | None, if_match: str | None, key_text: 
 
 def read(store: Store, table: Table, request: ApiRequest, key_text: str) -> Outcome:
     with store.lock:
-        row, _ = _locate(store, table, key_text)
+        row, _ = locate(store, table, key_text)
         if row is None:
             raise errors.not_found(table.logical_name, key_text)
         none_match = request.headers.get("if-none-match")
@@ -94,7 +94,7 @@ def upsert(store: Store, table: Table, request: ApiRequest, key_text: str) -> Ou
     ``If-Match: *`` forbids the create, ``If-None-Match: *`` demands it.
     """
     with store.transaction():
-        row, key = _locate(store, table, key_text)
+        row, key = locate(store, table, key_text)
         _check_match(table, row, request.headers.get("if-match"), key_text)
         if request.headers.get("if-none-match", "").strip() == "*" and row is not None:
             raise errors.record_exists()
@@ -105,7 +105,7 @@ def upsert(store: Store, table: Table, request: ApiRequest, key_text: str) -> Ou
 
 def delete(store: Store, table: Table, request: ApiRequest, key_text: str) -> Outcome:
     with store.transaction():
-        row, _ = _locate(store, table, key_text)
+        row, _ = locate(store, table, key_text)
         if row is None:
             raise errors.not_found(table.logical_name, key_text)
         _check_match(table, row, request.headers.get("if-match"), key_text)
@@ -116,7 +116,7 @@ def delete(store: Store, table: Table, request: ApiRequest, key_text: str) -> Ou
 def single_column(store: Store, table: Table, request: ApiRequest, key_text: str, name: str) -> Outcome:
     """``GET|PUT|DELETE <set>(<key>)/<column>``: read, set (``{"value": x}``) or clear one column."""
     with store.transaction():
-        row, _ = _locate(store, table, key_text)
+        row, _ = locate(store, table, key_text)
         if row is None:
             raise errors.not_found(table.logical_name, key_text)
         column = table.by_read_name().get(name)

@@ -27,11 +27,13 @@ from typing import Any
 
 from cdc.sandbox.dataverse import errors
 from cdc.sandbox.dataverse.context import ApiRequest, Outcome, json_outcome
+from cdc.sandbox.dataverse.customization import SCHEMA_NAME, create_table
 from cdc.sandbox.dataverse.odata import FilterSyntaxError, evaluate, parse_filter, parse_key, parse_select
+from cdc.sandbox.dataverse.privileges import TABLE_VERBS, privilege_name, schema_name
 from cdc.sandbox.dataverse.store import Store
 from cdc.sandbox.dataverse.tables import Choice, Column, Key, Table, metadata_id
 
-__all__ = ["create_key", "handle_metadata", "reactivate_key"]
+__all__ = ["create_key", "handle_metadata", "reactivate_key", "required_privilege"]
 
 MAX_KEYS = 10
 
@@ -59,7 +61,6 @@ _TYPES = {
 }
 _NOT_CREATABLE = {"State", "Status", "Lookup", "Customer", "Owner", "Uniqueidentifier"}
 _CREATABLE = {v: k for k, v in _TYPES.items() if k not in _NOT_CREATABLE}
-_SCHEMA_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]*_[A-Za-z0-9_]+$")
 
 
 def _label(text: str) -> dict[str, Any]:
@@ -72,7 +73,7 @@ def _entity(table: Table) -> dict[str, Any]:
     return {
         "MetadataId": metadata_id(table.logical_name),
         "LogicalName": table.logical_name,
-        "SchemaName": table.logical_name.capitalize(),
+        "SchemaName": schema_name(table),
         "EntitySetName": table.entity_set,
         "LogicalCollectionName": table.entity_set,
         "PrimaryIdAttribute": table.primary_id,
@@ -84,8 +85,16 @@ def _entity(table: Table) -> dict[str, Any]:
             "CanBeChanged": False,
             "ManagedPropertyLogicalName": "canchangetrackingbeenabled",
         },
-        "IsCustomEntity": False,
+        "IsCustomEntity": table.schema_name is not None,
         "DisplayName": _label(label) if label else {"LocalizedLabels": [], "UserLocalizedLabel": None},
+        "Privileges": [
+            {
+                "Name": privilege_name(verb, table),
+                "PrivilegeId": metadata_id("privilege", privilege_name(verb, table)),
+                "PrivilegeType": verb,
+            }
+            for verb in TABLE_VERBS
+        ],
     }
 
 
@@ -106,7 +115,7 @@ def _attribute(table: Table, column: Column, *, expand: bool) -> dict[str, Any]:
         "@odata.type": f"#Microsoft.Dynamics.CRM.{_TYPES.get(column.kind, 'AttributeMetadata')}",
         "MetadataId": metadata_id(table.logical_name, column.name),
         "LogicalName": column.name,
-        "SchemaName": column.name if column.custom else column.name.capitalize(),
+        "SchemaName": column.schema_name or (column.name if column.custom else column.name.capitalize()),
         "EntityLogicalName": table.logical_name,
         "AttributeType": column.kind,
         "AttributeTypeName": {"Value": f"{column.kind}Type"},
@@ -171,7 +180,7 @@ def _create_attribute(store: Store, table: Table, request: ApiRequest) -> Outcom
     schema = str(body.get("SchemaName", ""))
     if kind is None:
         raise errors.bad_request(f"Unsupported attribute type '{body.get('@odata.type')}'.")
-    if not _SCHEMA_NAME.match(schema):
+    if not SCHEMA_NAME.match(schema):
         raise errors.bad_request(
             f"The schema name '{schema}' must start with a customization prefix and '_'."
         )
@@ -290,6 +299,30 @@ def reactivate_key(store: Store, request: ApiRequest) -> Outcome:
     return Outcome(204, {"OData-Version": "4.0"})
 
 
+_VERBS = {"GET": "Read", "POST": "Create", "PUT": "Write", "PATCH": "Write"}
+_NOUNS = {"Attributes": "Attribute", "Keys": "EntityKey"}
+
+
+def required_privilege(request: ApiRequest) -> str | None:
+    """The privilege an ``EntityDefinitions`` request needs (`cdc.sandbox.dataverse.privileges`):
+    ``prvReadEntity`` to read a definition, ``prvWriteEntity`` to update one, ``prvCreateAttribute`` for a
+    new column, ``prvReadEntityKey`` to list keys ...; None for a path or method nothing answers."""
+    match = _PATH.match(request.path)
+    verb = _VERBS.get(request.method)
+    if match is None or verb is None:
+        return None
+    return f"prv{verb}{_NOUNS.get(match.group('child') or '', 'Entity')}"
+
+
+def _definitions(store: Store, request: ApiRequest, context: str, *, child: str | None) -> Outcome:
+    """``EntityDefinitions`` itself: the tables listed, or a new one created (`create_table`)."""
+    if request.method == "POST" and not child:
+        return create_table(store, request)
+    if request.method != "GET" or child:
+        raise errors.DataverseError(405, "0x80060888", "The requested method is not supported.")
+    return _listing(request, context, [_entity(t) for t in store.tables.values()])
+
+
 def handle_metadata(store: Store, request: ApiRequest) -> Outcome:  # noqa: PLR0911 -- one answer per route
     match = _PATH.match(request.path)
     if match is None:
@@ -298,9 +331,7 @@ def handle_metadata(store: Store, request: ApiRequest) -> Outcome:  # noqa: PLR0
         )
     context = f"{request.api}/$metadata#EntityDefinitions"
     if match.group("entity") is None:
-        if request.method != "GET" or match.group("child"):
-            raise errors.DataverseError(405, "0x80060888", "The requested method is not supported.")
-        return _listing(request, context, [_entity(t) for t in store.tables.values()])
+        return _definitions(store, request, context, child=match.group("child"))
     table = _table(store, match.group("entity"))
     child, item = match.group("child"), match.group("item")
     expand = "OptionSet" in (request.query.get("$expand") or "")

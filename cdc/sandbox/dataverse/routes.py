@@ -21,7 +21,7 @@ _API_TEMPLATES: list[tuple[str, list[str]]] = [
     ("/WhoAmI", ["GET"]),
     ("/organizations", ["GET"]),
     ("/ReactivateEntityKey", ["POST"]),
-    ("/EntityDefinitions", ["GET"]),
+    ("/EntityDefinitions", ["GET", "POST"]),
     ("/EntityDefinitions({entity})", ["GET", "PUT", "PATCH"]),
     ("/EntityDefinitions({entity})/Attributes", ["GET", "POST"]),
     ("/EntityDefinitions({entity})/Attributes({attribute})", ["GET"]),

@@ -212,6 +212,13 @@ class Store:
 
             self._remember(undo)
 
+    def add_table(self, table: Table) -> None:
+        """A table created through the metadata API: empty, change tracking off."""
+        with self.lock:
+            self.tables[table.logical_name] = table
+            self._data.rows[table.logical_name] = {}
+            self._data.deleted[table.logical_name] = []
+
     def add_column(self, table: Table, column: Column) -> None:
         with self.lock:
             table.add(column)

@@ -58,6 +58,8 @@ class Column:
     date_only: bool = False
     writable: bool = True
     custom: bool = False
+    schema_name: str = ""
+    """As created (``cdc_Customer``): a multi-table lookup's navigation properties carry it, per target."""
 
     @property
     def is_lookup(self) -> bool:
@@ -116,16 +118,23 @@ class Table:
     display_name: str | None = None
     """The table's display label (LanguageCode 1033): None is the standard one, "" a label a definition
     update without ``MSCRM.MergeLabels`` dropped."""
+    schema_name: str | None = None
+    """A custom table's SchemaName (``cdc_FormSubmission``); None: the standard one (``Contact``)."""
 
     def add(self, column: Column) -> None:
         self.columns[column.name] = column
 
     def navigation(self) -> dict[str, tuple[Column, tuple[str, ...]]]:
         """``@odata.bind`` names -> (column, tables it may point to): ``parentaccountid`` -> account;
-        Customer columns once per target (``parentcustomerid_account``); ``ownerid`` -> systemuser or team."""
+        Customer columns once per target (``parentcustomerid_account``); a multi-table lookup likewise,
+        by its SchemaName (``cdc_Customer_lead``; Learn, multitable-lookup); ``ownerid`` -> systemuser or
+        team."""
         nav: dict[str, tuple[Column, tuple[str, ...]]] = {}
         for column in self.columns.values():
-            if column.kind == "Lookup":
+            if column.kind == "Lookup" and len(column.targets) > 1:
+                for target in column.targets:
+                    nav[f"{column.schema_name or column.name}_{target}"] = (column, (target,))
+            elif column.kind == "Lookup":
                 nav[column.name] = (column, column.targets[:1])
             elif column.kind == "Owner":
                 nav[column.name] = (column, column.targets)
