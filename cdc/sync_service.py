@@ -69,7 +69,10 @@ async def open_gateways(
     await dataverse.start()
     try:
         async with HubSpotClient(
-            settings.hubspot.base_url, settings.hubspot.token.get_secret_value(), metrics=metrics
+            settings.hubspot.base_url,
+            settings.hubspot.token.get_secret_value(),
+            metrics=metrics,
+            version=settings.hubspot.api_version,
         ) as hubspot:
             yield {
                 SourceSystem.HUBSPOT: HubSpotGateway(hubspot, portal_id=settings.hubspot.portal_id),

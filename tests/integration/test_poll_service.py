@@ -29,6 +29,7 @@ from pydantic import SecretStr
 
 from cdc.dataverse.poller import DataverseTables
 from cdc.hubspot.errors import FatalError as HubSpotFatalError
+from cdc.hubspot.paths import endpoints
 from cdc.ingest.auth_pause import AuthBackoff
 from cdc.ingest.leases import lease_partition, spread
 from cdc.ingest.poll_service import run_poll
@@ -670,7 +671,7 @@ async def test_a_revoked_hubspot_token_pauses_hubspot_only_and_nothing_is_lost_o
     (not one per retry); once the token works again, the HubSpot change made meanwhile is published."""
     monkeypatch.setattr("cdc.ingest.auth_pause.AUTH_BACKOFF", AuthBackoff(first_s=0.25, max_s=1.0))
     caplog.set_level(logging.INFO, logger="cdc")
-    refused_calls = {"system": "hubspot", "endpoint": "POST /crm/v3/objects/{type}/search", "status": "401"}
+    refused_calls = {"system": "hubspot", "endpoint": endpoints().search.label, "status": "401"}
     async with polling_contacts(topics, seed=47) as polling:
         box, hub, dv, metrics = polling.box, polling.hub, polling.dv, polling.metrics
         row, contact, base, running = polling.row, polling.contact, polling.base, polling.running

@@ -5,16 +5,43 @@ route, the properties API's differences, and the validation rules 2026-09 enforc
 
 from __future__ import annotations
 
+import dataclasses
+import string
 from typing import Any
 
 import httpx
 import pytest
 
+from cdc.hubspot.paths import API_VERSIONS, Endpoint, endpoints
 from cdc.sandbox.hubspot import HubSpotSandbox
 from cdc.sandbox.hubspot.objects import OBJECT_TYPES
 from cdc.sandbox.hubspot.versions import SERVED
+from cdc.sandbox.middleware import endpoint_of
 
+NAMES = {"type": "contacts", "from": "contacts", "to": "companies", "id": "1", "name": "email", "appId": "1"}
 ORDERED = [{"label": "A", "value": "a", "displayOrder": 0, "hidden": False}]
+
+
+def served_route(sandbox: HubSpotSandbox, endpoint: Endpoint) -> str:
+    fields = [f for _, f, _, _ in string.Formatter().parse(endpoint.route) if f is not None]
+    scope = {"type": "http", "method": endpoint.method, "path": endpoint.path(*(NAMES[f] for f in fields))}
+    return endpoint_of(sandbox.app.router, scope)
+
+
+@pytest.mark.parametrize("version", API_VERSIONS)
+def test_every_endpoint_the_daemon_calls_is_served_in_its_version(
+    sandbox: HubSpotSandbox, version: str
+) -> None:
+    """The daemon's paths (`cdc.hubspot.paths`) and the sandbox's routes are written apart; they agree."""
+    assert set(API_VERSIONS) == set(SERVED)
+    api = endpoints(version)  # type: ignore[arg-type]
+    for field in dataclasses.fields(api):
+        if field.name == "version":
+            continue
+        endpoint: Endpoint = getattr(api, field.name)
+        route = served_route(sandbox, endpoint)
+        assert "{rest:path}" not in route, f"{version} {field.name}: {endpoint.label} is not served"
+        assert "(unmatched)" not in route
 
 
 @pytest.mark.parametrize(
