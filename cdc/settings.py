@@ -62,6 +62,14 @@ def _digits_as_text(value: object) -> object:
     return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
+HubSpotApiVersion = Literal["2026-09", "2026-03", "legacy"]
+"""The HubSpot API versions the daemon speaks (`cdc.hubspot.paths.endpoints`): the date-based 2026-09 and
+2026-03, or ``legacy`` (CRM v3 objects, properties and owners, v4 associations, webhooks v3)."""
+DEFAULT_HUBSPOT_API_VERSION: HubSpotApiVersion = "2026-09"
+"""The newest version whose paths HubSpot's pages confirm (the migration guide points at 2026-09, GA on
+2026-09-08); its answers' unconfirmed shapes (a batch's errors folded into a 200) are read either way."""
+
+
 class HubSpotSettings(BaseModel):
     """The HubSpot portal and the app the daemon runs as."""
 
@@ -75,6 +83,11 @@ class HubSpotSettings(BaseModel):
         default=None,
         description="The portal (hub) id: the tenant in keys and checkpoints; `cdc ingest` refuses webhook "
         "events of any other portal.",
+    )
+    api_version: HubSpotApiVersion = Field(
+        default=DEFAULT_HUBSPOT_API_VERSION,
+        description="The API version every call uses: 2026-09, 2026-03, or legacy (v3 objects and v4 "
+        "associations; v4 is unsupported from 2027-03-30, v3 from September 2027).",
     )
     app_kind: Literal["project", "legacy"] = Field(
         default="project",

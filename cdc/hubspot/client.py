@@ -4,9 +4,9 @@ Every call goes through :meth:`HubSpotClient._call`, in order: wait for the sear
 send, sort the answer with :func:`cdc.hubspot.errors.classify`, then either return the JSON, or, for a
 `RetriableError`, wait and send again by the one retry policy (`consumers.retries`: a throttle as long as
 the limit asks, 5xx and network errors with capped exponential backoff, each within the client's
-`RetryPolicy`), or raise. Metrics
-carry the endpoint's label (`cdc.hubspot.paths.Endpoint.label`), never a record URL. Callers name an
-endpoint of `cdc.hubspot.paths` and the values of its path, and the client builds the path, so no other
+`RetryPolicy`), or raise. Metrics carry the endpoint's label (`cdc.hubspot.paths.Endpoint.label`), never a
+record URL. A client speaks one API version (``hubspot.api_version``): :attr:`HubSpotClient.api` holds its
+endpoints, callers name one of them and the values of its path, and the client builds the path, so no other
 module writes one. The sync engine's gateway (`cdc.hubspot.gateway`) sends its batch calls through
 :meth:`HubSpotClient.call`.
 """
@@ -27,7 +27,14 @@ import aiohttp
 import orjson
 
 from cdc.hubspot.errors import FatalError, RetriableError, classify
-from cdc.hubspot.paths import ASSOCIATIONS_BATCH_READ, OWNERS, SEARCH, Endpoint, Query
+from cdc.hubspot.paths import (
+    DEFAULT_HUBSPOT_API_VERSION,
+    Endpoint,
+    Endpoints,
+    HubSpotApiVersion,
+    Query,
+    endpoints,
+)
 from cdc.metrics import Metrics
 from consumers.retries import Retry, RetryPolicy, retrying
 
@@ -89,7 +96,10 @@ class HubSpotClient:
         policy: RetryPolicy | None = None,
         search_limiter: SearchLimiter | None = None,
         timeout_s: float = 30.0,
+        version: HubSpotApiVersion = DEFAULT_HUBSPOT_API_VERSION,
     ) -> None:
+        self.api: Endpoints = endpoints(version)
+        """The endpoints of the API version this client speaks."""
         self._base_url = base_url.rstrip("/")
         self._token = token
         self._metrics = metrics
@@ -114,8 +124,8 @@ class HubSpotClient:
             self._session = None
 
     async def search(self, object_type: str, body: Mapping[str, Any]) -> SearchPage:
-        """One page of a search (`cdc.hubspot.paths.SEARCH`)."""
-        answer = await self._call(SEARCH, SEARCH.path(object_type), body, search=True)
+        """One page of a search (`Endpoints.search`)."""
+        answer = await self._call(self.api.search, self.api.search.path(object_type), body, search=True)
         after = ((answer.get("paging") or {}).get("next") or {}).get("after")
         return SearchPage(
             total=int(answer.get("total") or 0),
@@ -126,10 +136,12 @@ class HubSpotClient:
 
     async def owner_emails(self) -> dict[str, str]:
         """Every owner's email by owner id, active and archived (a record may still name an owner who has
-        left): `cdc.hubspot.paths.OWNERS`, 500 per page."""
+        left): `Endpoints.owners`, 500 per page."""
         emails: dict[str, str] = {}
         for archived in ("false", "true"):
-            async for owner in self.listed(OWNERS, query={"limit": OWNERS_PAGE, "archived": archived}):
+            async for owner in self.listed(
+                self.api.owners, query={"limit": OWNERS_PAGE, "archived": archived}
+            ):
                 if owner.get("id") is not None and owner.get("email"):
                     emails.setdefault(str(owner["id"]), str(owner["email"]))
         return emails
@@ -152,16 +164,18 @@ class HubSpotClient:
     async def read_associations(
         self, from_type: str, to_type: str, ids: Sequence[str]
     ) -> dict[str, list[AssociatedRecord]]:
-        """Every association of ``ids`` to ``to_type`` (v4 batch read, following per-record paging).
+        """Every association of ``ids`` to ``to_type`` (batch read, following per-record paging).
 
-        Records that no longer exist (a 207's ``errors``) are left out: their deletion has its own event.
+        Records that no longer exist (the answer's ``errors``, in a 207 or folded into a 200 as 2026-09
+        answers) are left out: their deletion has its own event.
         """
         found: dict[str, list[AssociatedRecord]] = {record_id: [] for record_id in ids}
         pending: list[dict[str, str]] = [{"id": record_id} for record_id in ids]
-        path = ASSOCIATIONS_BATCH_READ.path(from_type, to_type)
+        endpoint = self.api.associations_batch_read
+        path = endpoint.path(from_type, to_type)
         while pending:
             chunk, pending = pending[:ASSOCIATIONS_READ_LIMIT], pending[ASSOCIATIONS_READ_LIMIT:]
-            answer = await self._call(ASSOCIATIONS_BATCH_READ, path, {"inputs": chunk})
+            answer = await self._call(endpoint, path, {"inputs": chunk})
             for result in answer.get("results") or []:
                 from_id = str((result.get("from") or {}).get("id"))
                 for item in result.get("to") or []:

@@ -46,8 +46,12 @@ class HubSpotApiError(Exception):
         category: str | None = None,
         correlation_id: str | None = None,
         endpoint: str = "",
+        body: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
+        self.body: Mapping[str, Any] = body or {}
+        """HubSpot's error body (``category``, ``message``, ``errors[].code`` / ``context``): what a refused
+        record write is dead-lettered with. Never logged whole: messages may quote a value."""
         self.status = status
         self.category = category
         self.correlation_id = correlation_id
@@ -124,6 +128,7 @@ def classify(  # noqa: PLR0911 -- one return per family of answers reads best
         "category": fields.get("category") or fields.get("errorType"),
         "correlation_id": fields.get("correlationId"),
         "endpoint": endpoint,
+        "body": fields,
     }
     where = f"HubSpot {endpoint} answered {status}"
     if status == 429:  # noqa: PLR2004

@@ -1,8 +1,9 @@
-"""HubSpot behind the sync engine's `CrmGateway` port, over the CRM v3 batch and v4 association APIs.
+"""HubSpot behind the sync engine's `CrmGateway` port, over the CRM objects and associations batch APIs of
+the client's API version (``hubspot.api_version``: the paths of `cdc.hubspot.paths`).
 
 Calls per operation (batches of at most 100 inputs, fact sheet §3.2):
 
-- ``read``: one ``batch/read`` per 100 ids, plus one v4 association ``batch/read`` per related object
+- ``read``: one ``batch/read`` per 100 ids, plus one association ``batch/read`` per related object
   type per 1,000 ids when association keys are asked for;
 - ``find``: ``email`` on contacts is a ``batch/read`` with ``idProperty=email`` (consistent at once, unlike
   search, and case-insensitive); any other property is a search (``EQ``, or ``IN`` for several values,
@@ -10,16 +11,19 @@ Calls per operation (batches of at most 100 inputs, fact sheet §3.2):
 - ``lookup("owner_email", ids)``: none while the cached owner list is fresh, else one owners list call
   per 500 owners (active and archived);
 - ``write``: one ``batch/create`` / ``batch/update`` / ``batch/archive`` per 100 ops of one object type and
-  kind, then for updates one v4 ``batch/create`` per related object type (associations to set) and one
-  v4 ``batch/read`` + ``batch/labels/archive`` pair (associations to clear). Creates carry their
-  associations in the create body. A create that copies a Dataverse record (``origin_id``) is a
+  kind, then for updates one association ``batch/create`` per related object type (associations to set)
+  and one association ``batch/read`` + ``batch/labels/archive`` pair (associations to clear). Creates
+  carry their associations in the create body. A create that copies a Dataverse record (``origin_id``) is a
   ``batch/upsert`` by the unique property ``cdc_d365id`` instead, when the object has it (one properties GET
   per object type and process tells), with its associations set afterwards as for updates: the same create
   sent twice then updates the record the first one made.
 
 Every create and update input carries an ``objectWriteTraceId`` (its position in ``ops``), so a bad
-input comes back in a 207 next to the written ones; should HubSpot refuse a whole batch anyway (a 400
-for one input), the batch is split in halves until the bad input stands alone. Results come in no set
+input comes back next to the written ones: in a 207 (legacy, 2026-03), or as ``errors[]`` folded into a
+200 (the 2026-09 spec documents no 207; every answer's ``errors`` are read, whatever its status). Should
+HubSpot refuse a whole batch anyway (a 400 for one input, as 2026-09 answers a write an admin's validation
+rule refuses), the batch is split in halves until the bad input stands alone, and that input's error is
+HubSpot's: ``VALIDATION_ERROR (jobtitle): <the rule's message>``. Results come in no set
 order and written records need not echo their trace id: updates are matched by id, creates and upserts
 by what identifies each input (`cdc.hubspot._results`), never by position; two creates that
 nothing tells apart (no unique property, the same values) go in different batches, and a create left
@@ -46,18 +50,7 @@ from cdc.hubspot._results import Sent, pair_results, sent_values, told_apart
 from cdc.hubspot.client import HubSpotClient
 from cdc.hubspot.errors import FatalError, RequestError, RetriableError
 from cdc.hubspot.events import MERGED_IDS, merged_ids
-from cdc.hubspot.paths import (
-    ASSOCIATE,
-    BATCH_ARCHIVE,
-    BATCH_CREATE,
-    BATCH_READ,
-    BATCH_UPDATE,
-    BATCH_UPSERT,
-    DISSOCIATE,
-    PROPERTY,
-    Endpoint,
-    plural,
-)
+from cdc.hubspot.paths import Endpoint, plural
 from cdc.metrics import Metrics
 from cdc.settings import HubSpotSettings
 from cdc.wire import chunks, parse_time, short
@@ -120,6 +113,14 @@ def _system_errors() -> Iterator[None]:
         raise CrmUnavailableError(SourceSystem.HUBSPOT, str(error)) from error
 
 
+def _refusal(refused: RequestError) -> str:
+    """A write HubSpot refused whole, as the record's error: its error body as :func:`_describe` puts it
+    (category, the properties named, HubSpot's message: a validation rule's own), else the answer."""
+    if refused.body.get("message"):
+        return _describe(refused.body)
+    return short(str(refused))
+
+
 def _describe(error: Mapping[str, Any]) -> str:
     """A per-input error as one line, naming the properties HubSpot names."""
     names = [
@@ -150,6 +151,7 @@ class HubSpotGateway:
         self, client: HubSpotClient, *, portal_id: str, clock: Callable[[], float] = time.monotonic
     ) -> None:
         self._client = client
+        self._api = client.api
         self._portal_id = portal_id
         self._keyed: dict[str, bool] = {}
         self._clock = clock
@@ -212,7 +214,9 @@ class HubSpotGateway:
         with _system_errors():
             for chunk in chunks(list(dict.fromkeys(ids)), BATCH_LIMIT):
                 body = {"properties": _with_merged_ids(fields), "inputs": [{"id": i} for i in chunk]}
-                answer = await self._client.call(BATCH_READ, plural(object_type), query=query, body=body)
+                answer = await self._client.call(
+                    self._api.batch_read, plural(object_type), query=query, body=body
+                )
                 asked = set(chunk)
                 for item in answer.get("results") or []:
                     record = _record(object_type, item, fields)
@@ -271,7 +275,7 @@ class HubSpotGateway:
         items: list[dict[str, Any]] = []
         for chunk in chunks(values, BATCH_LIMIT):
             body = {"idProperty": id_property, "properties": properties, "inputs": [{"id": v} for v in chunk]}
-            answer = await self._client.call(BATCH_READ, object_type, body=body)
+            answer = await self._client.call(self._api.batch_read, object_type, body=body)
             items += answer.get("results") or []
         return items
 
@@ -358,9 +362,9 @@ class HubSpotGateway:
             keys[index] = _unique_keys(object_type, body["properties"])
         done: dict[int, WriteOutcome] = {}
         for batch in told_apart(creates, keys):
-            done |= await self._written(object_type, BATCH_CREATE, batch, ops, keys)
+            done |= await self._written(object_type, self._api.batch_create, batch, ops, keys)
         if upserts:
-            done |= await self._written(object_type, BATCH_UPSERT, upserts, ops, keys)
+            done |= await self._written(object_type, self._api.batch_upsert, upserts, ops, keys)
         return done
 
     async def _written(
@@ -429,7 +433,7 @@ class HubSpotGateway:
         if (known := self._keyed.get(object_type)) is not None:
             return known
         try:
-            found = await self._client.call(PROPERTY, object_type, DATAVERSE_ID_PROPERTY)
+            found = await self._client.call(self._api.property, object_type, DATAVERSE_ID_PROPERTY)
         except RequestError:  # 404: not provisioned
             found = {}
         keyed = bool(found.get("hasUniqueValue"))
@@ -480,7 +484,7 @@ class HubSpotGateway:
             }
             for index in indexes
         }
-        batch = await self._send(BATCH_UPDATE, object_type, inputs)
+        batch = await self._send(self._api.batch_update, object_type, inputs)
         by_id = {str(ops[index].object_id): index for index in indexes}
         done = {index: WriteOutcome(ops[index].ref, ok=False, error=e) for index, e in batch.errors.items()}
         for item in batch.results:
@@ -495,7 +499,7 @@ class HubSpotGateway:
         self, object_type: str, ops: Sequence[WriteOp], indexes: Sequence[int]
     ) -> dict[int, WriteOutcome]:
         inputs = {index: {"id": ops[index].object_id} for index in indexes}
-        batch = await self._send(BATCH_ARCHIVE, object_type, inputs)
+        batch = await self._send(self._api.batch_archive, object_type, inputs)
         return {
             index: WriteOutcome(
                 ops[index].ref,
@@ -515,7 +519,7 @@ class HubSpotGateway:
             answer = await self._client.call(endpoint, object_type, body=body, retry=False)
         except RequestError as refused:
             if len(inputs) == 1:
-                return _Batch(errors={next(iter(inputs)): short(str(refused))})
+                return _Batch(errors={next(iter(inputs)): _refusal(refused)})
             items = list(inputs.items())
             half = len(items) // 2
             first, second = (
@@ -544,7 +548,7 @@ class HubSpotGateway:
         """Set and clear the associations of updated and upserted records (creates carried theirs in the
         body)."""
         sets: dict[tuple[str, str], list[tuple[int, str, str, int]]] = {}
-        clears: dict[tuple[str, str], list[tuple[str, int]]] = {}
+        clears: dict[tuple[str, str], list[tuple[int, str, int]]] = {}
         for index, op in enumerate(ops):
             keyed = bool(op.origin_id) and self._keyed.get(plural(op.object_type), False)
             upserted = op.kind is WriteKind.CREATE and keyed
@@ -555,7 +559,7 @@ class HubSpotGateway:
                 to_type, type_id = parse_key(key)
                 pair = (plural(op.object_type), to_type)
                 if to_id is None:
-                    clears.setdefault(pair, []).append((object_id, type_id))
+                    clears.setdefault(pair, []).append((index, object_id, type_id))
                 else:
                     sets.setdefault(pair, []).append((index, object_id, to_id, type_id))
         failed: dict[int, str] = {}
@@ -563,17 +567,18 @@ class HubSpotGateway:
             for chunk in chunks(items, ASSOCIATION_INPUTS):
                 failed |= await self._associate(pair, chunk)
         for pair, pending in clears.items():
-            await self._dissociate(pair, pending)
+            failed |= await self._dissociate(pair, pending)
         for index, problem in failed.items():
             outcomes[index] = dataclasses.replace(outcomes[index], ok=False, error=f"association: {problem}")
 
     async def _associate(
         self, pair: tuple[str, str], items: Sequence[tuple[int, str, str, int]]
     ) -> dict[int, str]:
-        """One v4 batch create; the error text of each op whose association was refused.
+        """One association batch create; the error text of each op whose association was refused.
 
         An association is written when the answer's results hold its pair (``fromObjectId``,
-        ``toObjectId``: ``LabelsBetweenObjectPair`` in the associations v4 spec). The spec's errors are
+        ``toObjectId``: ``LabelsBetweenObjectPair`` in the associations specs, v4 to 2026-09; the errors
+        come in a 207, or folded into the 2026-09 answer's 200). The spec's errors are
         ``StandardError`` entries whose ``context`` names no input pair (HubSpot answers invalid ids with
         ``INVALID_OBJECT_IDS`` / ``objectId`` lists, hubspot-api-nodejs issue 646), so an input without a
         result is refused, with the errors that name one of its ids (else all of them) as the reason."""
@@ -582,9 +587,9 @@ class HubSpotGateway:
             for _, from_id, to_id, type_id in items
         ]
         try:
-            answer = await self._client.call(ASSOCIATE, *pair, body={"inputs": inputs}, retry=False)
+            answer = await self._client.call(self._api.associate, *pair, body={"inputs": inputs}, retry=False)
         except RequestError as refused:
-            return {index: short(str(refused)) for index, *_ in items}
+            return {index: _refusal(refused) for index, *_ in items}
         written = {
             (str(result.get("fromObjectId")), str(result.get("toObjectId")))
             for result in answer.get("results") or []
@@ -602,17 +607,44 @@ class HubSpotGateway:
             failed[index] = short(f"{pair[0]} {from_id} -> {pair[1]} {to_id} (type {type_id}) refused: {why}")
         return failed
 
-    async def _dissociate(self, pair: tuple[str, str], items: Sequence[tuple[str, int]]) -> None:
-        """Remove the given association type from each record to whichever record holds it now."""
-        related = await self._client.read_associations(pair[0], pair[1], [from_id for from_id, _ in items])
+    async def _dissociate(
+        self, pair: tuple[str, str], items: Sequence[tuple[int, str, int]]
+    ) -> dict[int, str]:
+        """Remove the given association type from each record to whichever record holds it now; the error
+        text of each op whose removal was refused.
+
+        v4 answers 204 (nothing to read); 2026-03 and 2026-09 answer 200 with a batch body whose
+        ``errors`` may refuse some inputs (the associations specs): an error naming one of an input's ids
+        refuses that input's op, one naming none refuses every op of the call (which it is, is unknown)."""
+        related = await self._client.read_associations(pair[0], pair[1], [from_id for _, from_id, _ in items])
         inputs = [
-            {"from": {"id": from_id}, "to": {"id": other.to_id}, "types": [_spec(type_id)]}
-            for from_id, type_id in items
+            (index, from_id, other.to_id, type_id)
+            for index, from_id, type_id in items
             for other in related.get(from_id, [])
             if type_id in other.type_ids
         ]
+        failed: dict[int, str] = {}
         for chunk in chunks(inputs, ASSOCIATION_INPUTS):
-            await self._client.call(DISSOCIATE, *pair, body={"inputs": list(chunk)}, retry=False)
+            body = {
+                "inputs": [
+                    {"from": {"id": from_id}, "to": {"id": to_id}, "types": [_spec(type_id)]}
+                    for _, from_id, to_id, type_id in chunk
+                ]
+            }
+            try:
+                answer = await self._client.call(self._api.dissociate, *pair, body=body, retry=False)
+            except RequestError as refused:
+                why = _refusal(refused)
+                failed |= {index: short(f"removing {pair[1]} {to_id}: {why}") for index, _, to_id, _ in chunk}
+                continue
+            errors = [entry for entry in answer.get("errors") or [] if isinstance(entry, Mapping)]
+            for index, from_id, to_id, _ in chunk:
+                naming = [entry for entry in errors if {from_id, to_id} & _named_ids(entry)]
+                refusing = naming or [entry for entry in errors if not _named_ids(entry)]
+                if refusing:
+                    why = "; ".join(dict.fromkeys(_describe(entry) for entry in refusing))
+                    failed[index] = short(f"removing {pair[1]} {to_id}: {why}")
+        return failed
 
 
 def _named_ids(entry: Mapping[str, Any]) -> set[str]:
@@ -692,7 +724,11 @@ async def open_hubspot_gateway(
     if settings.token is None or not settings.portal_id:
         raise ValueError("hubspot.token and hubspot.portal_id are required by the HubSpot gateway")
     client = HubSpotClient(
-        settings.base_url, settings.token.get_secret_value(), metrics=metrics, policy=policy
+        settings.base_url,
+        settings.token.get_secret_value(),
+        metrics=metrics,
+        policy=policy,
+        version=settings.api_version,
     )
     async with client:
         yield HubSpotGateway(client, portal_id=settings.portal_id)

@@ -1,10 +1,24 @@
-"""Every HubSpot API endpoint the daemon calls: the one place its paths are written.
+"""Every HubSpot API endpoint the daemon calls, per API version: the one place its paths are written.
 
 An :class:`Endpoint` is a method and a route template. Its :attr:`~Endpoint.label` (``POST
-/crm/v3/objects/{type}/batch/read``) names the call in metrics (``cdc_api_*{endpoint}``), logs and errors,
-never a record's URL; :meth:`~Endpoint.path` fills the template's names in order and adds a query. The
-client (`cdc.hubspot.client`) takes the endpoint and the names, so no other module builds a path: moving
-to other API versions (the 2026 date-based paths, ``reference/hubspot_2026.md``) changes this module only.
+/crm/objects/2026-09/{type}/batch/read``) names the call in metrics (``cdc_api_*{endpoint}``), logs and
+errors, never a record's URL; it is stable for a version and changes when ``hubspot.api_version`` does.
+:meth:`~Endpoint.path` fills the template's names in order and adds a query. :func:`endpoints` gives the
+:class:`Endpoints` of a version (`cdc.settings.HubSpotApiVersion`); the client (`cdc.hubspot.client`) holds
+those of the version it was opened with, and callers name one of them and its values, so no other module
+builds a path.
+
+The versions (fact sheet ``reference/hubspot_2026.md`` §4; the specs of
+HubSpot/HubSpot-public-api-spec-collection ``CRM/{Objects,Associations,Properties,Crm Owners}`` and
+``Webhooks/Webhooks``, for v3/v4, 2026-03 and 2026-09):
+
+- ``legacy``: ``/crm/v3/objects``, ``/crm/v3/properties``, ``/crm/v3/owners``, ``/crm/v4/associations`` and
+  ``/webhooks/v3``. v4 is unsupported from 2027-03-30, v3 from September 2027.
+- ``2026-03`` and ``2026-09``: the date-based paths, ``/crm/objects/<v>``, ``/crm/properties/<v>``,
+  ``/crm/owners/<v>``, ``/crm/associations/<v>``; webhook subscriptions under ``/webhooks/2026-03`` and
+  ``/app-webhooks/2026-09``. The request bodies the daemon sends are valid in every version (it sends no
+  property field 2026-09 removed, and every option's ``displayOrder``, required since 2026-03); where the
+  answers differ (a batch's errors in a 207 or folded into a 200) the readers read both.
 
 Also here: the object-type names the paths take (``contacts``; the webhooks and the configuration say
 ``contact``). The sandbox serves these paths with routes of its own and does not import this module.
@@ -15,34 +29,24 @@ from __future__ import annotations
 import string
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import get_args
 from urllib.parse import quote, urlencode
 
+from cdc.settings import DEFAULT_HUBSPOT_API_VERSION, HubSpotApiVersion
+
 __all__ = [
-    "ASSOCIATE",
-    "ASSOCIATIONS_BATCH_READ",
-    "BATCH_ARCHIVE",
-    "BATCH_CREATE",
-    "BATCH_READ",
-    "BATCH_UPDATE",
-    "BATCH_UPSERT",
-    "CREATE_PROPERTY",
-    "CREATE_PROPERTY_GROUP",
-    "CREATE_SUBSCRIPTION",
-    "DISSOCIATE",
-    "LIST_OBJECTS",
-    "LIST_PROPERTIES",
-    "LIST_PROPERTY_GROUPS",
-    "LIST_SUBSCRIPTIONS",
-    "OWNERS",
-    "PROPERTY",
-    "READ_OBJECT",
-    "SEARCH",
+    "API_VERSIONS",
+    "DEFAULT_HUBSPOT_API_VERSION",
     "Endpoint",
+    "Endpoints",
+    "HubSpotApiVersion",
     "Query",
+    "endpoints",
     "plural",
     "singular",
 ]
 
+API_VERSIONS: tuple[HubSpotApiVersion, ...] = get_args(HubSpotApiVersion)
 Query = Mapping[str, str | int]
 
 
@@ -68,36 +72,85 @@ class Endpoint:
         return f"{path}?{urlencode(query)}" if query else path
 
 
-_OBJECTS = "/crm/v3/objects/{type}"
-_ASSOCIATIONS = "/crm/v4/associations/{from}/{to}"
-_PROPERTIES = "/crm/v3/properties/{type}"
-_SUBSCRIPTIONS = "/webhooks/v3/{appId}/subscriptions"
+@dataclass(frozen=True)
+class Endpoints:
+    """The operations the daemon uses, in one API version (every one exists in each version)."""
 
-# Records (CRM objects API v3; fact sheet §3.1, §3.2: batches of at most 100 inputs).
-LIST_OBJECTS = Endpoint("GET", _OBJECTS)
-READ_OBJECT = Endpoint("GET", f"{_OBJECTS}/{{id}}")
-BATCH_READ = Endpoint("POST", f"{_OBJECTS}/batch/read")
-BATCH_CREATE = Endpoint("POST", f"{_OBJECTS}/batch/create")
-BATCH_UPSERT = Endpoint("POST", f"{_OBJECTS}/batch/upsert")
-BATCH_UPDATE = Endpoint("POST", f"{_OBJECTS}/batch/update")
-BATCH_ARCHIVE = Endpoint("POST", f"{_OBJECTS}/batch/archive")
-SEARCH = Endpoint("POST", f"{_OBJECTS}/search")
-"""Its own rate limit: 5 requests per second per account (§3.5)."""
-OWNERS = Endpoint("GET", "/crm/v3/owners")
+    version: HubSpotApiVersion
+    # Records (batches of at most 100 inputs).
+    list_objects: Endpoint
+    read_object: Endpoint
+    batch_read: Endpoint
+    batch_create: Endpoint
+    batch_upsert: Endpoint
+    batch_update: Endpoint
+    batch_archive: Endpoint
+    search: Endpoint
+    """Its own rate limit: 5 requests per second per account."""
+    owners: Endpoint
+    # Associations (batch read takes at most 1,000 inputs).
+    associations_batch_read: Endpoint
+    associate: Endpoint
+    dissociate: Endpoint
+    # Properties and property groups, and the app's webhook subscriptions: `cdc provision`.
+    property: Endpoint
+    list_properties: Endpoint
+    create_property: Endpoint
+    list_property_groups: Endpoint
+    create_property_group: Endpoint
+    list_subscriptions: Endpoint
+    create_subscription: Endpoint
 
-# Associations (v4).
-ASSOCIATIONS_BATCH_READ = Endpoint("POST", f"{_ASSOCIATIONS}/batch/read")
-ASSOCIATE = Endpoint("POST", f"{_ASSOCIATIONS}/batch/create")
-DISSOCIATE = Endpoint("POST", f"{_ASSOCIATIONS}/batch/labels/archive")
 
-# Properties and property groups (v3), and the app's webhook subscriptions (webhooks v3): `cdc provision`.
-PROPERTY = Endpoint("GET", f"{_PROPERTIES}/{{name}}")
-LIST_PROPERTIES = Endpoint("GET", _PROPERTIES)
-CREATE_PROPERTY = Endpoint("POST", _PROPERTIES)
-LIST_PROPERTY_GROUPS = Endpoint("GET", f"{_PROPERTIES}/groups")
-CREATE_PROPERTY_GROUP = Endpoint("POST", f"{_PROPERTIES}/groups")
-LIST_SUBSCRIPTIONS = Endpoint("GET", _SUBSCRIPTIONS)
-CREATE_SUBSCRIPTION = Endpoint("POST", _SUBSCRIPTIONS)
+_WEBHOOKS = {"legacy": "/webhooks/v3", "2026-03": "/webhooks/2026-03", "2026-09": "/app-webhooks/2026-09"}
+"""The 2026-09 webhooks spec moved the subscriptions API to ``/app-webhooks`` (developer API key only)."""
+
+
+def endpoints(version: HubSpotApiVersion = DEFAULT_HUBSPOT_API_VERSION) -> Endpoints:
+    """The endpoints of ``version``; ValueError for a version this module does not know."""
+    found = _TABLES.get(version)
+    if found is None:
+        raise ValueError(f"HubSpot API version {version!r} is not one of {', '.join(API_VERSIONS)}")
+    return found
+
+
+def _table(version: HubSpotApiVersion) -> Endpoints:
+    if version == "legacy":
+        objects, associations = "/crm/v3/objects/{type}", "/crm/v4/associations/{from}/{to}"
+        properties, owners = "/crm/v3/properties/{type}", "/crm/v3/owners"
+    else:
+        objects, associations = (
+            f"/crm/objects/{version}/{{type}}",
+            f"/crm/associations/{version}/{{from}}/{{to}}",
+        )
+        properties, owners = f"/crm/properties/{version}/{{type}}", f"/crm/owners/{version}"
+    subscriptions = f"{_WEBHOOKS[version]}/{{appId}}/subscriptions"
+    return Endpoints(
+        version=version,
+        list_objects=Endpoint("GET", objects),
+        read_object=Endpoint("GET", f"{objects}/{{id}}"),
+        batch_read=Endpoint("POST", f"{objects}/batch/read"),
+        batch_create=Endpoint("POST", f"{objects}/batch/create"),
+        batch_upsert=Endpoint("POST", f"{objects}/batch/upsert"),
+        batch_update=Endpoint("POST", f"{objects}/batch/update"),
+        batch_archive=Endpoint("POST", f"{objects}/batch/archive"),
+        search=Endpoint("POST", f"{objects}/search"),
+        owners=Endpoint("GET", owners),
+        associations_batch_read=Endpoint("POST", f"{associations}/batch/read"),
+        associate=Endpoint("POST", f"{associations}/batch/create"),
+        dissociate=Endpoint("POST", f"{associations}/batch/labels/archive"),
+        property=Endpoint("GET", f"{properties}/{{name}}"),
+        list_properties=Endpoint("GET", properties),
+        create_property=Endpoint("POST", properties),
+        list_property_groups=Endpoint("GET", f"{properties}/groups"),
+        create_property_group=Endpoint("POST", f"{properties}/groups"),
+        list_subscriptions=Endpoint("GET", subscriptions),
+        create_subscription=Endpoint("POST", subscriptions),
+    )
+
+
+_TABLES = {version: _table(version) for version in API_VERSIONS}
+
 
 _PLURAL = {"contact": "contacts", "company": "companies", "deal": "deals", "ticket": "tickets"}
 _SINGULAR = {name: object_type for object_type, name in _PLURAL.items()}

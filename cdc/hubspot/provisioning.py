@@ -1,5 +1,5 @@
-"""HubSpot side of provisioning: custom properties (properties API v3, in the ``d365_sync`` group) and the
-app's webhook subscriptions (webhooks API v3).
+"""HubSpot side of provisioning: custom properties (the properties API of ``hubspot.api_version``, in the
+``d365_sync`` group) and the app's webhook subscriptions (the webhooks API of that version).
 
 Per object type, in order: list the properties; compare the needed ones by name (an existing one of
 another ``type``, or an enumeration lacking options the sync writes, is a problem: never modified); when
@@ -18,15 +18,7 @@ from typing import Any
 from cdc.hubspot.client import HubSpotClient
 from cdc.hubspot.errors import RequestError
 from cdc.hubspot.events import OBJECT_TYPE_IDS
-from cdc.hubspot.paths import (
-    CREATE_PROPERTY,
-    CREATE_PROPERTY_GROUP,
-    CREATE_SUBSCRIPTION,
-    LIST_PROPERTIES,
-    LIST_PROPERTY_GROUPS,
-    LIST_SUBSCRIPTIONS,
-    plural,
-)
+from cdc.hubspot.paths import plural
 from cdc.provisioning.report import Item, Section
 from cdc.provisioning.specs import PropertySpec, SubscriptionSpec
 
@@ -64,7 +56,7 @@ async def ensure_properties(
     """Create the missing ``specs`` (grouped per object type) and record every outcome in ``section``."""
     ordered = sorted(specs, key=lambda s: s.object)
     for object_type, group in groupby(ordered, key=lambda s: s.object):
-        listed = await client.call(LIST_PROPERTIES, plural(object_type))
+        listed = await client.call(client.api.list_properties, plural(object_type))
         existing = {str(p.get("name")): p for p in listed.get("results") or [] if isinstance(p, dict)}
         missing: list[PropertySpec] = []
         for spec in group:
@@ -94,7 +86,7 @@ async def ensure_properties(
 async def _group(
     client: HubSpotClient, object_type: str, section: Section, *, create: bool, say: Say
 ) -> None:
-    listed = await client.call(LIST_PROPERTY_GROUPS, plural(object_type))
+    listed = await client.call(client.api.list_property_groups, plural(object_type))
     if any(isinstance(g, dict) and g.get("name") == HUBSPOT_GROUP for g in listed.get("results") or []):
         return
     item = Item("group", object_type, HUBSPOT_GROUP, "property group")
@@ -104,7 +96,7 @@ async def _group(
         return
     try:
         body = {"name": HUBSPOT_GROUP, "label": HUBSPOT_GROUP_LABEL}
-        await client.call(CREATE_PROPERTY_GROUP, plural(object_type), body=body)
+        await client.call(client.api.create_property_group, plural(object_type), body=body)
     except RequestError as error:
         if error.status != _CONFLICT:
             raise
@@ -115,7 +107,7 @@ async def _group(
 
 async def _create_property(client: HubSpotClient, spec: PropertySpec, section: Section, say: Say) -> None:
     try:
-        await client.call(CREATE_PROPERTY, plural(spec.object), body=spec.body(HUBSPOT_GROUP))
+        await client.call(client.api.create_property, plural(spec.object), body=spec.body(HUBSPOT_GROUP))
     except RequestError as error:
         if error.status == _CONFLICT:
             section.present.append(_property_item(spec))
@@ -154,7 +146,7 @@ async def ensure_subscriptions(
     """Create the missing subscriptions, active. ``developer_api_key``: sent as ``hapikey`` with every
     call, when a developer API key manages the app's webhooks instead of the token."""
     app, query = str(app_id), {"hapikey": developer_api_key} if developer_api_key else None
-    listed = await client.call(LIST_SUBSCRIPTIONS, app, query=query)
+    listed = await client.call(client.api.list_subscriptions, app, query=query)
     existing: dict[str, dict[str, Any]] = {}
     for sub in listed.get("results") or []:
         if isinstance(sub, dict):
@@ -175,7 +167,7 @@ async def ensure_subscriptions(
             say(f"would create {section.missing[-1]}")
             continue
         try:
-            await client.call(CREATE_SUBSCRIPTION, app, query=query, body=spec.body())
+            await client.call(client.api.create_subscription, app, query=query, body=spec.body())
         except RequestError as error:
             section.problems.append(_subscription_item(spec, f"HubSpot refused it: {error}"))
             say(f"problem: {section.problems[-1]}")

@@ -10,14 +10,14 @@ search lags behind writes; the 10,000-result window is never met (see `cdc.hubsp
 
 Deletes: a deleted (archived) record leaves search, so a delete whose webhook HubSpot gave up on would be
 lost. Every ``poll.hubspot_deletes_interval_s`` the reconciler lists the archived records of its type
-(`cdc.hubspot.paths.LIST_OBJECTS`, ``archived=true``, 100 per page), keeps those some link holds, confirms
+(`Endpoints.list_objects`, ``archived=true``, 100 per page), keeps those some link holds, confirms
 each is gone with a GET by id (a merged-away id still reads: it is the merge's, not a delete), and publishes a
 DELETE change event for each, with the current cursor, in one transaction. Linked records only: a delete
 of an unlinked record has nothing to propagate, and a delete already applied has tombstoned its link, so a
 sweep after a complete sync publishes nothing.
 
 Associations do not move last-modified. For every record a page holds (re-read records in the lookback
-included), the reconciler reads its associations to the other configured types (v4 batch read) and
+included), the reconciler reads its associations to the other configured types (one batch read) and
 publishes ASSOCIATION events for the edges that differ from what it last published for that record:
 added or changed edges (``removed=False``) and, when it knows the earlier set, removed ones. Separate
 ASSOCIATION events rather than a list on the record event: they are the shape association webhooks
@@ -44,7 +44,7 @@ from typing import Any
 from cdc.hubspot.client import AssociatedRecord, HubSpotClient
 from cdc.hubspot.errors import FatalError, HubSpotApiError, RequestError, RetriableError
 from cdc.hubspot.events import MERGED_IDS, merged_ids
-from cdc.hubspot.paths import LIST_OBJECTS, READ_OBJECT, Query, plural, singular
+from cdc.hubspot.paths import Query, plural, singular
 from cdc.hubspot.search import LAST_MODIFIED, MAX_PAGE, SearchPosition, next_position, parse_ms, search_body
 from cdc.metrics import Metrics, object_label
 from cdc.settings import Settings, SettingsError, require
@@ -338,7 +338,7 @@ class _ObjectReconciler:
         if not linked:
             return
         query: Query = {"archived": "true", "limit": LIST_LIMIT, "properties": "hs_object_id"}
-        listed = self.client.listed(LIST_OBJECTS, self.obj, query=query)
+        listed = self.client.listed(self.client.api.list_objects, self.obj, query=query)
         archived = {str(r["id"]) async for r in listed if r.get("id")}
         gone = [i for i in sorted(archived & linked) if not await self._readable(i)]
         if not gone:
@@ -369,7 +369,9 @@ class _ObjectReconciler:
     async def _readable(self, record_id: str) -> bool:
         """Whether a GET by id finds a live record (a merged-away id resolves to the merge's record)."""
         try:
-            await self.client.call(READ_OBJECT, self.obj, record_id, query={"properties": "hs_object_id"})
+            await self.client.call(
+                self.client.api.read_object, self.obj, record_id, query={"properties": "hs_object_id"}
+            )
         except RequestError:
             return False
         return True
@@ -515,7 +517,10 @@ class HubSpotObjects:
         self.cursors: dict[str, int | None] = {}
         self._settings, self._metrics, self._page_size = settings, metrics, page_size
         self._client = client or HubSpotClient(
-            settings.hubspot.base_url, settings.hubspot.token.get_secret_value(), metrics=metrics
+            settings.hubspot.base_url,
+            settings.hubspot.token.get_secret_value(),
+            metrics=metrics,
+            version=settings.hubspot.api_version,
         )
         self.auth = SourceAuth(SYSTEM, metrics)
 

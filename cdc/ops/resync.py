@@ -227,7 +227,10 @@ async def _hubspot(settings: Settings, obj: str, since: datetime | None, run: _R
     since_ms = 0 if since is None else max(0, int(since.timestamp() * 1000))
     seen: dict[str, int] = {}
     client = HubSpotClient(
-        settings.hubspot.base_url, settings.hubspot.token.get_secret_value(), metrics=metrics
+        settings.hubspot.base_url,
+        settings.hubspot.token.get_secret_value(),
+        metrics=metrics,
+        version=settings.hubspot.api_version,
     )
     async with client:
         window = search_window(client, obj, properties=properties, page_size=MAX_PAGE, since_ms=since_ms)

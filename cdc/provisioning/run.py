@@ -87,7 +87,10 @@ async def provision(
     report = ProvisionReport(dry_run=dry_run)
     _config_problems(needs, report)
 
-    async with HubSpotClient(hub.base_url, hub.token.get_secret_value(), metrics=metrics) as client:
+    client = HubSpotClient(
+        hub.base_url, hub.token.get_secret_value(), metrics=metrics, version=hub.api_version
+    )
+    async with client:
         await ensure_properties(client, needs.properties, report.hubspot, dry_run=dry_run, say=say)
         if hub.app_id is None:
             report.webhooks.problems.append(

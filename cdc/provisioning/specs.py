@@ -1,5 +1,6 @@
 """The three kinds of thing provisioning creates, each with the request body that creates it: a HubSpot
-property (properties API v3), a webhooks v3 subscription, a Dataverse column (metadata API,
+property (the properties API, in every version: no field 2026-09 removed, each option's ``displayOrder``,
+which 2026-03 made required), a webhook subscription, a Dataverse column (metadata API,
 ``AttributeMetadata`` by type)."""
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ class PropertySpec:
     """``hasUniqueValue``: HubSpot refuses a second record with the value, and upserts can key on it."""
 
     def body(self, group: str) -> dict[str, Any]:
-        """The body of `cdc.hubspot.paths.CREATE_PROPERTY`."""
+        """The body of `Endpoints.create_property`."""
         body: dict[str, Any] = {
             "name": self.name,
             "label": self.label,
@@ -129,7 +130,7 @@ class ColumnSpec:
 
 @dataclass(frozen=True)
 class SubscriptionSpec:
-    """A webhooks v3 subscription: ``<object>.<action>``, with a property for ``propertyChange``."""
+    """A webhook subscription: ``<object>.<action>``, with a property for ``propertyChange``."""
 
     object: str
     action: str
@@ -144,7 +145,7 @@ class SubscriptionSpec:
         return f"{self.event_type}:{self.property_name}" if self.property_name else self.event_type
 
     def body(self) -> dict[str, Any]:
-        """The body of `cdc.hubspot.paths.CREATE_SUBSCRIPTION`, active (new ones are paused by default)."""
+        """The body of `Endpoints.create_subscription`, active (new ones are paused by default)."""
         body: dict[str, Any] = {"eventType": self.event_type, "active": True}
         if self.property_name:
             body["propertyName"] = self.property_name

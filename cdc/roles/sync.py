@@ -92,6 +92,7 @@ async def open_gateways(
             settings.hubspot.token.get_secret_value(),
             metrics=metrics,
             policy=HUBSPOT_POLICY,
+            version=settings.hubspot.api_version,
         ) as hubspot:
             yield {
                 SourceSystem.HUBSPOT: HubSpotGateway(hubspot, portal_id=settings.hubspot.portal_id),

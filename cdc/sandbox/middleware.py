@@ -22,7 +22,7 @@ ErrorResponder = Callable[[Request], Response]
 
 
 def endpoint_of(router: Router, scope: Scope) -> str:
-    """``"GET /crm/v3/objects/{objectType}/{objectId}"``; ``"<METHOD> (unmatched)"`` for a 404 path."""
+    """``"GET /crm/objects/2026-09/{objectType}/{objectId}"``; ``"<METHOD> (unmatched)"`` for a 404 path."""
     for route in router.routes:
         match, _ = route.matches(scope)
         if match is not Match.NONE and isinstance(route, Route):

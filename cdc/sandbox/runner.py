@@ -21,7 +21,14 @@ from cdc.sandbox.dataverse.app import DataverseSandbox
 from cdc.sandbox.hubspot.app import HubSpotSandbox
 from cdc.sandbox.tls import make_app_certificate, make_local_tls
 from cdc.serving import serve
-from cdc.settings import DataverseSettings, HubSpotSettings, IngestSettings, PollSettings, Settings
+from cdc.settings import (
+    DataverseSettings,
+    HubSpotApiVersion,
+    HubSpotSettings,
+    IngestSettings,
+    PollSettings,
+    Settings,
+)
 from streams.config import KafkaSettings
 
 
@@ -72,13 +79,15 @@ class Sandbox:
         ingest: IngestSettings | None = None,
         poll: PollSettings | None = None,
         certificate: bool = False,
+        api_version: HubSpotApiVersion = "2026-09",
     ) -> Settings:
         """Settings for `cdc ingest` and `cdc poll` against these emulators, on ``kafka``.
 
         Every credential the emulators accept is filled in (HubSpot token, app, client secret and portal;
         Dataverse org, tenant, client, secret, authority, scope and CA bundle; with ``certificate``, the
         app's certificate instead of its secret). ``ingest`` and ``poll`` default to the standard settings
-        on free ports (``port=0``); a caller passing its own chooses.
+        on free ports (``port=0``); a caller passing its own chooses. The daemon speaks HubSpot's
+        ``api_version`` (the emulator serves each).
         """
         hub, dv = self.info.hubspot, self.info.dataverse
         credential: dict[str, Any] = (
@@ -94,6 +103,7 @@ class Sandbox:
                 app_id=hub.app_id,
                 client_secret=SecretStr(hub.client_secret),
                 portal_id=str(hub.portal_id),
+                api_version=api_version,
             ),
             dataverse=DataverseSettings(
                 base_url=dv.base_url,

@@ -66,6 +66,7 @@ def role_env(settings: Settings) -> dict[str, str]:
             "CDC_HUBSPOT__APP_ID": str(hub.app_id),
             "CDC_HUBSPOT__CLIENT_SECRET": _secret(hub.client_secret),
             "CDC_HUBSPOT__PORTAL_ID": str(hub.portal_id),
+            "CDC_HUBSPOT__API_VERSION": hub.api_version,
             "CDC_DATAVERSE__BASE_URL": str(dv.base_url),
             "CDC_DATAVERSE__TENANT_ID": str(dv.tenant_id),
             "CDC_DATAVERSE__CLIENT_ID": str(dv.client_id),

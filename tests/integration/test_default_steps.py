@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from cdc.hubspot.paths import endpoints
 from cdc.provisioning.specs import SubscriptionSpec
 from consumers.config import SyncConfig
 from consumers.loader import load_config
@@ -277,7 +278,9 @@ async def test_lead_mode_a_matched_pair_holds_both_ids_and_the_contact_its_last_
         # The webhook for the daemon's own property comes back too (HubSpot sends one for every write).
         echo = SubscriptionSpec("contact", "propertyChange", "d365_last_crm_sync_date")
         subscribed = await stack.hs.post(
-            f"/webhooks/v3/{stack.settings.hubspot.app_id}/subscriptions",
+            endpoints(stack.settings.hubspot.api_version).create_subscription.path(
+                str(stack.settings.hubspot.app_id)
+            ),
             json=echo.body(),
             headers={"Authorization": f"Bearer {stack.box.hubspot.token}"},
         )

@@ -39,8 +39,10 @@ from streams.config import KafkaSettings
 from streams.keys import SourceSystem
 
 pytestmark = [pytest.mark.slow]
-BATCH_CREATE = "POST /crm/v3/objects/{objectType}/batch/create"
-BATCH_READ = "POST /crm/v3/objects/{objectType}/batch/read"
+# What the sandbox counts (its own routes) for the daemon's default version, 2026-09.
+BATCH_CREATE = "POST /crm/objects/2026-09/{objectType}/batch/create"
+BATCH_READ = "POST /crm/objects/2026-09/{objectType}/batch/read"
+OWNERS = "GET /crm/owners/2026-09"
 DV_BATCH = "POST /api/data/v9.2/$batch"
 DV_QUERY = "GET /api/data/v9.2/{entityset}"
 DV_COLUMNS = "GET /api/data/v9.2/EntityDefinitions({entity})/Attributes"
@@ -310,12 +312,12 @@ async def test_hubspot_owner_emails_come_from_one_cached_owner_list(box: Sandbox
         assert found == {owner: listed[owner], gone: "gone@example.com"}
         assert await gw.lookup("owner_email", [owner]) == {owner: listed[owner]}
         assert await gw.lookup("formatted_value", [owner]) == {}
-        assert (await calls(admin)).get("GET /crm/v3/owners") == 2  # active, then archived; once
+        assert (await calls(admin)).get(OWNERS) == 2  # active, then archived; once
         added = (await admin.post("/owners", json={"email": "late@example.com"})).json()["id"]
         assert await gw.lookup("owner_email", [added]) == {}  # read 0 s ago: not again yet
         now[0] = 31.0
         assert await gw.lookup("owner_email", [added]) == {added: "late@example.com"}
-        assert (await calls(admin)).get("GET /crm/v3/owners") == 4
+        assert (await calls(admin)).get(OWNERS) == 4
 
 
 async def test_hubspot_owner_list_refused_leaves_owner_emails_out_and_says_why_once(

@@ -29,6 +29,7 @@ from pydantic import SecretStr
 
 from cdc.dataverse.poller import DataverseTables
 from cdc.hubspot.errors import FatalError as HubSpotFatalError
+from cdc.hubspot.paths import endpoints
 from cdc.metrics import Metrics
 from cdc.provisioning.run import enable_change_tracking
 from cdc.roles.leases import lease_partition, spread
@@ -673,7 +674,7 @@ async def test_a_revoked_hubspot_token_pauses_hubspot_only_and_nothing_is_lost_o
     (not one per retry); once the token works again, the HubSpot change made meanwhile is published."""
     monkeypatch.setattr("cdc.sources.auth_pause.AUTH_POLICY", FAST_AUTH)
     caplog.set_level(logging.INFO, logger="cdc")
-    refused_calls = {"system": "hubspot", "endpoint": "POST /crm/v3/objects/{type}/search", "status": "401"}
+    refused_calls = {"system": "hubspot", "endpoint": endpoints().search.label, "status": "401"}
     async with polling_contacts(topics, seed=47) as polling:
         box, hub, dv, metrics = polling.box, polling.hub, polling.dv, polling.metrics
         row, contact, base, running = polling.row, polling.contact, polling.base, polling.running

@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry
 from cdc.cli import main
 from cdc.dataverse import DataverseClient, TokenProvider
 from cdc.hubspot.gateway import DATAVERSE_ID_PROPERTY
-from cdc.hubspot.paths import plural
+from cdc.hubspot.paths import endpoints, plural
 from cdc.metrics import Metrics
 from cdc.provisioning.needs import HUBSPOT_ID_COLUMN, needs_of
 from cdc.provisioning.report import ProvisionReport
@@ -182,12 +182,11 @@ async def _write_every_hubspot_property(box: Sandbox, specs: tuple[PropertySpec,
     headers = {"Authorization": f"Bearer {hub.token}"}
     async with httpx.AsyncClient(base_url=hub.base_url, headers=headers) as api:
         for obj in sorted({s.object for s in specs}):
-            path = f"/crm/v3/objects/{plural(obj)}"
-            created = await api.post(path, json={"properties": {}})
+            created = await api.post(endpoints().list_objects.path(plural(obj)), json={"properties": {}})
             assert created.status_code == 201, created.text
             values = {s.name: _hubspot_value(s) for s in specs if s.object == obj}
             body = {"inputs": [{"id": created.json()["id"], "properties": values}]}
-            answer = await api.post(f"{path}/batch/update", json=body)
+            answer = await api.post(endpoints().batch_update.path(plural(obj)), json=body)
             assert answer.status_code == 200, answer.text
             written = answer.json()["results"][0]["properties"]
             assert all(written.get(name) for name in values), written
@@ -346,10 +345,11 @@ async def test_a_type_mismatch_or_a_paused_subscription_is_reported_and_left_alo
         base_url=hub.base_url, headers={"Authorization": f"Bearer {hub.token}"}
     ) as api:
         wrong = {"name": "d365_created_on", "label": "Created", "type": "string", "fieldType": "text"}
-        answer = await api.post("/crm/v3/properties/deals", json={**wrong, "groupName": "dealinformation"})
+        create = endpoints().create_property.path("deals")
+        answer = await api.post(create, json={**wrong, "groupName": "dealinformation"})
         assert answer.status_code == 201, answer.text
         paused = await api.post(
-            f"/webhooks/v3/{hub.app_id}/subscriptions", json={"eventType": "deal.creation"}
+            endpoints().create_subscription.path(str(hub.app_id)), json={"eventType": "deal.creation"}
         )
         assert paused.status_code == 201, paused.text
 

@@ -17,6 +17,7 @@ from pydantic import SecretStr
 
 from cdc.hubspot.client import HubSpotClient, SearchLimiter
 from cdc.hubspot.errors import FatalError
+from cdc.hubspot.paths import endpoints
 from cdc.hubspot.reconciler import run_hubspot_reconciler
 from cdc.metrics import Metrics
 from cdc.sandbox.runner import Sandbox, run_sandbox
@@ -205,7 +206,7 @@ async def test_more_changes_than_the_10000_result_window_are_all_published(
         events = await wait_for_events(kafka_settings, lambda ev: len(upserts(ev)) >= count, timeout_s=240)
         elapsed = time.monotonic() - started
     searches = metrics.api_requests.labels(
-        system="hubspot", endpoint="POST /crm/v3/objects/{type}/search", status="200"
+        system="hubspot", endpoint=endpoints().search.label, status="200"
     )._value.get()
     print(
         f"backfill: {count} records in {elapsed:.1f}s = {count / elapsed:.0f}/s;",
@@ -234,7 +235,7 @@ async def test_a_429_from_search_is_waited_out(kafka_settings: KafkaSettings, bo
     async with reconciling(settings, client=eager, page_size=5):
         events = await wait_for_events(kafka_settings, lambda ev: {e.object_id for e in ev} >= set(ids))
     assert {e.object_id for e in upserts(events)} == set(ids)
-    throttled = metrics.api_throttled.labels(system="hubspot", endpoint="POST /crm/v3/objects/{type}/search")
+    throttled = metrics.api_throttled.labels(system="hubspot", endpoint=endpoints().search.label)
     assert throttled._value.get() > 0
 
 
@@ -258,9 +259,7 @@ async def test_a_daily_429_is_waited_on_and_stop_still_ends_within_the_grace(
     await admin(box, "PUT", "/_admin/ratelimits", {"daily": 1})
     async with reconciling(settings_for(kafka_settings, box), page_size=5) as metrics:
         events = await wait_for_events(kafka_settings, lambda ev: len(ev) >= 5)  # the one allowed search
-        throttled = metrics.api_throttled.labels(
-            system="hubspot", endpoint="POST /crm/v3/objects/{type}/search"
-        )
+        throttled = metrics.api_throttled.labels(system="hubspot", endpoint=endpoints().search.label)
         for _ in range(100):  # the next search meets the DAILY limit
             if throttled._value.get():
                 break

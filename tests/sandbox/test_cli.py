@@ -63,11 +63,11 @@ def test_cdc_sandbox_json_prints_one_line_of_working_urls_and_credentials(
 
             with httpx.Client(base_url=hub["base_url"]) as client:
                 authorized = client.get(
-                    "/crm/v3/objects/contacts", headers={"Authorization": f"Bearer {hub['token']}"}
+                    "/crm/objects/2026-09/contacts", headers={"Authorization": f"Bearer {hub['token']}"}
                 )
                 assert authorized.status_code == 200
                 assert authorized.json()["results"] == []
-                assert client.get("/crm/v3/objects/contacts").status_code == 401
+                assert client.get("/crm/objects/2026-09/contacts").status_code == 401
 
             token = msal_token(dv)
             assert "access_token" in token, token

@@ -2,8 +2,8 @@
 
 For every step of ``consumers/default_steps.yaml`` (the disabled lead steps and optional rows included):
 
-- every standard (non-custom) HubSpot property exists in ``GET /crm/v3/properties/{object}`` with a type the
-  field's value type can use, and enumerations carry the standard options the option sets name;
+- every standard (non-custom) HubSpot property exists in ``GET /crm/properties/2026-09/{object}`` with a
+  type the field's value type can use, and enumerations carry the standard options the option sets name;
 - every standard Dataverse column exists in ``EntityDefinitions(LogicalName='x')/Attributes`` with a
   compatible ``AttributeType`` (and the configured length, and the option values the option sets name);
 - after ``provision_sandbox`` one batch update of every writable mapped HubSpot property and one PATCH of
@@ -195,7 +195,7 @@ class Clients:
     dataverse: httpx.AsyncClient
 
     async def properties(self, obj: str) -> dict[str, dict[str, Any]]:
-        response = await self.hubspot.get(f"/crm/v3/properties/{obj}")
+        response = await self.hubspot.get(f"/crm/properties/2026-09/{obj}")
         assert response.status_code == 200, response.text
         return {p["name"]: p for p in response.json()["results"]}
 
@@ -381,14 +381,14 @@ async def test_after_provisioning_every_writable_mapped_property_can_be_written_
         computed = {n: _hubspot_value(props[n]) for n in names if n not in writable and n != "createdate"}
         assert set(computed) == READ_ONLY_IN_HUBSPOT[obj] - {"createdate"}
         response = await clients.hubspot.post(
-            f"/crm/v3/objects/{plural}/batch/update",
+            f"/crm/objects/2026-09/{plural}/batch/update",
             json={"inputs": [{"id": record_id, "properties": writable}]},
         )
         assert response.status_code == 200, response.text
         if computed:  # HubSpot's own calculations set these; the API refuses them
             name = min(computed)
             refused = await clients.hubspot.patch(
-                f"/crm/v3/objects/{plural}/{record_id}", json={"properties": {name: computed[name]}}
+                f"/crm/objects/2026-09/{plural}/{record_id}", json={"properties": {name: computed[name]}}
             )
             assert refused.status_code == 400
             assert refused.json()["errors"][0]["code"] == "READ_ONLY_VALUE"
@@ -398,7 +398,8 @@ async def test_after_provisioning_every_writable_mapped_property_can_be_written_
             )
             assert internal.status_code == 200, internal.text
         read = await clients.hubspot.post(
-            f"/crm/v3/objects/{plural}/batch/read", json={"properties": names, "inputs": [{"id": record_id}]}
+            f"/crm/objects/2026-09/{plural}/batch/read",
+            json={"properties": names, "inputs": [{"id": record_id}]},
         )
         assert read.status_code == 200, read.text
         values = read.json()["results"][0]["properties"]

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cdc.hubspot.errors import DAILY_RECHECK_S, FatalError, RequestError, RetriableError, classify
+from cdc.hubspot.paths import endpoints
 from cdc.hubspot.search import (
     MAX_BODY_CHARS,
     SearchPosition,
@@ -20,7 +21,7 @@ from cdc.hubspot.search import (
 )
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
-EP = "POST /crm/v3/objects/{type}/search"
+EP = endpoints().search.label
 
 
 def sort(status: int, body: object = None, headers: dict[str, str] | None = None) -> object:

@@ -1,4 +1,5 @@
-"""The HubSpot emulator: CRM v3 objects, properties, associations v4, search, rate limits, signed webhooks.
+"""The HubSpot emulator: CRM objects, properties, associations, owners and search in the legacy (v3/v4),
+2026-03 and 2026-09 API versions, validation rules, rate limits, signed webhooks.
 
 See :mod:`cdc.sandbox.hubspot.app` for the entry point and :mod:`cdc.sandbox.hubspot.admin` for the
 admin API.

@@ -32,6 +32,9 @@ Routes:
 - ``POST   /_admin/clock/advance`` -- ``{"seconds"}``: moves the sandbox clock (rate windows, retries).
 - ``POST   /_admin/owners``, ``DELETE /_admin/owners/{ownerId}`` -- add and archive owners
   (:mod:`cdc.sandbox.hubspot.owners`).
+- ``GET    /_admin/validation-rules`` (``DELETE`` removes all) -- the portal's validation rules;
+  ``POST`` adds one: ``{"objectType", "propertyName", "message"?, "when"?: {"propertyName", "value"}}``
+  -> 201 the rule. API writes of 2026-09 obey them (:mod:`cdc.sandbox.hubspot.rules`).
 """
 
 from __future__ import annotations
@@ -224,6 +227,18 @@ def admin_routes(ctx: Context, calls: CallCounter, faults: Faults) -> list[Route
         dispatcher.wake()
         return JSON({"offset": ctx.clock.offset, "now": ctx.clock.epoch_ms()})
 
+    async def validation_rules(request: Request) -> Response:
+        if request.method == "POST":
+            body = await json_object(request)
+            ot = object_type(str(body.get("objectType")))
+            if ot is None:
+                raise errors.bad_request("objectType must be contacts, companies or deals")
+            return JSON(ctx.rules.add(ot, body, store.properties[ot.name]).as_json(), 201)
+        if request.method == "DELETE":
+            ctx.rules.clear()
+            return Response(status_code=204)
+        return JSON({"results": [rule.as_json() for rule in ctx.rules.items]})
+
     async def revoke_token(_: Request) -> Response:
         ctx.token_revoked = True
         return JSON({"revoked": True})
@@ -254,6 +269,7 @@ def admin_routes(ctx: Context, calls: CallCounter, faults: Faults) -> list[Route
         ("/faults", fault_knobs, ["GET", "PUT"]),
         ("/ratelimits", rate_limits, ["GET", "PUT", "DELETE"]),
         ("/clock/advance", advance, ["POST"]),
+        ("/validation-rules", validation_rules, ["GET", "POST", "DELETE"]),
     ]
     return [
         Route(f"/_admin{path}", admin_endpoint(ctx, handler), methods=methods)

@@ -12,7 +12,7 @@ import hmac
 import random
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -24,6 +24,7 @@ from cdc.sandbox.clock import Clock
 from cdc.sandbox.hubspot import errors
 from cdc.sandbox.hubspot.objects import ObjectType, object_type
 from cdc.sandbox.hubspot.ratelimits import RateLimiter
+from cdc.sandbox.hubspot.rules import Rules
 from cdc.sandbox.hubspot.store import Actor, Store
 from cdc.sandbox.hubspot.subscriptions import Subscriptions
 from cdc.sandbox.hubspot.webhooks import WebhookDispatcher
@@ -66,6 +67,8 @@ class Context:
     """Shuffles batch results: HubSpot answers batch create/read/update/upsert in no set order ("There is
     no way to do it", HubSpot's maintainers in HubSpot/hubspot-api-nodejs issue 190; fact sheet
     hubspot_2026.md, trace ids: order UNVERIFIED), so a caller must match results by id or trace id."""
+    rules: Rules = field(default_factory=Rules)
+    """Admin-configured validation rules: the 2026-09 routes refuse writes that break one."""
     token_revoked: bool = False
     """The token is revoked (an admin uninstalled the app, or rotated its static token): every API call
     answers 401 until it is restored (``/_admin/token/revoke``, ``/_admin/token/restore``). A refused token

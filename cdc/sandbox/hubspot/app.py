@@ -1,4 +1,5 @@
-"""The HubSpot emulator: one portal with one private app, as a starlette application.
+"""The HubSpot emulator: one portal with one private app, as a starlette application, serving the API
+versions of `cdc.sandbox.hubspot.versions` (legacy v3/v4, 2026-03, 2026-09) side by side on one store.
 
 Credentials (token, client secret) and ids come from the seed unless given. The app's lifespan owns the
 webhook dispatcher task: it starts with the server and is cancelled (with its in-flight deliveries)
@@ -27,11 +28,12 @@ from cdc.sandbox.hubspot.admin import admin_routes
 from cdc.sandbox.hubspot.api import Context, error_response
 from cdc.sandbox.hubspot.associations_api import association_routes
 from cdc.sandbox.hubspot.crm import crm_routes
-from cdc.sandbox.hubspot.owners import Owners, owner_routes
+from cdc.sandbox.hubspot.owners import Owners, owner_admin_routes, owner_routes
 from cdc.sandbox.hubspot.properties_api import property_routes
 from cdc.sandbox.hubspot.ratelimits import RateLimiter
 from cdc.sandbox.hubspot.store import Store, iso
 from cdc.sandbox.hubspot.subscriptions import Subscriptions
+from cdc.sandbox.hubspot.versions import SERVED, not_served_routes
 from cdc.sandbox.hubspot.webhooks import WebhookDispatcher
 from cdc.sandbox.hubspot.webhooks_api import webhook_routes
 from cdc.sandbox.middleware import SandboxMiddleware
@@ -93,13 +95,18 @@ class HubSpotSandbox:
         self.owners = Owners(self.clock, random.Random(rng.getrandbits(32)))  # noqa: S311 -- ids
         self.set_webhook_url(webhook_url)
         routes = [
-            *owner_routes(self.context, self.owners),
+            *owner_admin_routes(self.context, self.owners),
             *admin_routes(self.context, self.calls, self.faults),
-            *crm_routes(self.context),
-            *property_routes(self.context),
-            *association_routes(self.context),
-            *webhook_routes(self.context),
         ]
+        for version in SERVED.values():
+            routes += [
+                *owner_routes(self.context, self.owners, version),
+                *crm_routes(self.context, version),
+                *property_routes(self.context, version),
+                *association_routes(self.context, version),
+                *webhook_routes(self.context, version),
+            ]
+        routes += not_served_routes()
         self.app = Starlette(routes=routes, lifespan=self._lifespan)
         self.app.add_middleware(
             SandboxMiddleware,

@@ -1,14 +1,17 @@
-"""Associations v4 routes (fact sheet §4): default and labelled, single and batch, read and archive.
+"""Association routes per API version (fact sheet §4): default and labelled, single and batch, read and
+archive: v4 (``legacy``), 2026-03 and 2026-09, with their differences (`cdc.sandbox.hubspot.versions`:
+archive answers 204 in v4 and 200 with a batch body since 2026-03, 2026-09 folds errors into its 200s and
+has no single-record read, its labels name no object type ids).
 
 Object types in paths are names or type ids. Ids in v4 read bodies are numbers (``toObjectId``), in
 batch inputs strings, as HubSpot shows them. Labels are the HubSpot-defined ones only. Batch results come
 in a seeded random order (`Context.order`).
 
-A batch create's refused inputs come back in a 207 as ``StandardError`` entries (the associations v4
-spec's ``BatchResponseLabelsBetweenObjectPairWithErrors``: ``status``, ``category``, ``message``,
-``context: {key: [string]}``, ``errors``, ``links``). The spec names no context keys, and nothing in it
-ties an error to an input pair; the one answer seen from HubSpot for invalid association ids
-(HubSpot/hubspot-api-nodejs issue 646) is "One or more associations are invalid" with
+A batch create's refused inputs come back in a 207 (2026-09: the 200) as ``StandardError`` entries
+(the associations v4 spec's ``BatchResponseLabelsBetweenObjectPairWithErrors``: ``status``, ``category``,
+``message``, ``context: {key: [string]}``, ``errors``, ``links``). The spec names no context keys, and
+nothing in it ties an error to an input pair; the one answer seen from HubSpot for invalid association
+ids (HubSpot/hubspot-api-nodejs issue 646) is "One or more associations are invalid" with
 ``context: {"INVALID_OBJECT_IDS": ["CONTACT=<id> is not valid"], "objectId": [...], "objectType": [...]}``.
 So one such entry lists every invalid id of the batch, and a caller learns which pairs were written
 from the results (``fromObjectId``/``toObjectId``), not from the errors.
@@ -28,16 +31,23 @@ from cdc.sandbox.hubspot.associations import HUBSPOT_DEFINED, known_types, label
 from cdc.sandbox.hubspot.objects import ObjectType
 from cdc.sandbox.hubspot.render import batch_envelope
 from cdc.sandbox.hubspot.store import iso
+from cdc.sandbox.hubspot.versions import ApiVersion
 
 __all__ = ["association_routes"]
 
 READ_LIMIT, CREATE_LIMIT, PAGE_LIMIT = 1000, 2000, 500
-V4 = "/crm/v4/associations/{fromObjectType}/{toObjectType}"
-ONE = "/crm/v4/objects/{objectType}/{objectId}/associations"
 
 
 def _types_json(type_ids: set[int]) -> list[dict[str, Any]]:
     return [{"category": HUBSPOT_DEFINED, "typeId": t, "label": label_of(t)} for t in sorted(type_ids)]
+
+
+def _labels_json(
+    source: ObjectType, target: ObjectType, type_ids: set[int], *, named: bool
+) -> list[dict[str, Any]]:
+    """``AssociationSpecWithLabel``s: with ``fromObjectTypeId``/``toObjectTypeId`` before 2026-09."""
+    ends = {"fromObjectTypeId": source.type_id, "toObjectTypeId": target.type_id} if named else {}
+    return [{**spec, **ends} for spec in _types_json(type_ids)]
 
 
 def _spec_ids(source: ObjectType, target: ObjectType, raw: Any) -> list[int]:
@@ -105,8 +115,16 @@ def _refused(error: errors.HubSpotError) -> dict[str, Any]:
     }
 
 
-def association_routes(ctx: Context) -> list[Route]:  # noqa: C901, PLR0915 -- one closure per endpoint
+def association_routes(ctx: Context, version: ApiVersion) -> list[Route]:  # noqa: C901, PLR0915 -- one closure per endpoint
     store = ctx.store
+    many = f"{version.associations}/{{fromObjectType}}/{{toObjectType}}"
+    one = f"{version.object_associations}/{{objectType}}/{{objectId}}/associations"
+
+    def archived(started: str) -> Response:
+        """v4: 204, no body; 2026-03 and 2026-09: 200 with a batch body (``BatchResponse``/``Void``)."""
+        if not version.dated:
+            return Response(status_code=204)
+        return JSON(batch_envelope([], [], started, iso(ctx.clock.epoch_ms())))
 
     def types_of(request: Request) -> tuple[ObjectType, ObjectType]:
         source = path_type(
@@ -212,7 +230,7 @@ def association_routes(ctx: Context) -> list[Route]:  # noqa: C901, PLR0915 -- o
         errs = ([_invalid_ids(invalid)] if invalid else []) + errs
         return JSON(
             batch_envelope(ctx.shuffled(results), errs, started, iso(ctx.clock.epoch_ms())),
-            207 if errs else 200,
+            version.batch_status(200, errs),
         )
 
     async def batch_create(request: Request) -> Response:
@@ -236,7 +254,7 @@ def association_routes(ctx: Context) -> list[Route]:  # noqa: C901, PLR0915 -- o
         errs = ([_invalid_ids(invalid)] if invalid else []) + errs
         return JSON(
             batch_envelope(ctx.shuffled(results), errs, started, iso(ctx.clock.epoch_ms())),
-            207 if errs else 201,
+            version.batch_status(version.association_create_status, errs),
         )
 
     async def batch_read(request: Request) -> Response:
@@ -269,19 +287,21 @@ def association_routes(ctx: Context) -> list[Route]:  # noqa: C901, PLR0915 -- o
         )
         return JSON(
             batch_envelope(ctx.shuffled(results), errs, started, iso(ctx.clock.epoch_ms())),
-            207 if errs else 200,
+            version.batch_status(200, errs),
         )
 
     async def batch_archive(request: Request) -> Response:
         source, target = types_of(request)
+        started = iso(ctx.clock.epoch_ms())
         for item in _batch_inputs(await json_object(request), CREATE_LIMIT):
             from_id = str(item.get("from", {}).get("id"))
             for to in item.get("to") or []:
                 store.disassociate(source, from_id, target, str(to.get("id")), None, ctx.app_actor)
-        return Response(status_code=204)
+        return archived(started)
 
     async def batch_archive_labels(request: Request) -> Response:
         source, target = types_of(request)
+        started = iso(ctx.clock.epoch_ms())
         for item in _batch_inputs(await json_object(request), CREATE_LIMIT):
             type_ids = _spec_ids(source, target, item.get("types"))
             store.disassociate(
@@ -292,23 +312,24 @@ def association_routes(ctx: Context) -> list[Route]:  # noqa: C901, PLR0915 -- o
                 type_ids,
                 ctx.app_actor,
             )
-        return Response(status_code=204)
+        return archived(started)
 
     async def labels(request: Request) -> Response:
         source, target = types_of(request)
-        return JSON({"results": _types_json(set(known_types(source.name, target.name)))})
+        known = set(known_types(source.name, target.name))
+        return JSON({"results": _labels_json(source, target, known, named=version.labels_name_object_types)})
 
     api = [
-        ("PUT", f"{ONE}/default/{{toObjectType}}/{{toObjectId}}", put_default),
-        ("PUT", f"{ONE}/{{toObjectType}}/{{toObjectId}}", put_labelled),
-        ("DELETE", f"{ONE}/{{toObjectType}}/{{toObjectId}}", delete_one),
-        ("GET", f"{ONE}/{{toObjectType}}", read_one),
-        ("POST", f"{V4}/batch/associate/default", batch_default),
-        ("POST", f"{V4}/batch/create", batch_create),
-        ("POST", f"{V4}/batch/read", batch_read),
-        ("POST", f"{V4}/batch/archive", batch_archive),
-        ("POST", f"{V4}/batch/labels/archive", batch_archive_labels),
-        ("GET", "/crm/associations/v4/{fromObjectType}/{toObjectType}/labels", labels),
-        ("GET", f"{V4}/labels", labels),
+        ("PUT", f"{one}/default/{{toObjectType}}/{{toObjectId}}", put_default),
+        ("PUT", f"{one}/{{toObjectType}}/{{toObjectId}}", put_labelled),
+        ("DELETE", f"{one}/{{toObjectType}}/{{toObjectId}}", delete_one),
+        ("POST", f"{many}/batch/associate/default", batch_default),
+        ("POST", f"{many}/batch/create", batch_create),
+        ("POST", f"{many}/batch/read", batch_read),
+        ("POST", f"{many}/batch/archive", batch_archive),
+        ("POST", f"{many}/batch/labels/archive", batch_archive_labels),
+        *(("GET", f"{root}/{{fromObjectType}}/{{toObjectType}}/labels", labels) for root in version.labels),
     ]
+    if version.reads_one_record_associations:  # absent from the 2026-09 draft
+        api.append(("GET", f"{one}/{{toObjectType}}", read_one))
     return [Route(path, endpoint(ctx, handler), methods=[method]) for method, path, handler in api]

@@ -1,10 +1,12 @@
-"""CRM v3 object routes for contacts, companies and deals: single, batch, search and merge.
+"""CRM object routes for contacts, companies and deals, per API version: single, batch, search and merge.
 
 Shapes and limits from fact sheet §3: ids are strings, batch endpoints take at most 100 inputs, a
 duplicate id in a batch is a 400 for the whole request, unknown ids in batch read/update are a 207 with
 ``OBJECT_NOT_FOUND`` listing them. A failing input of a batch create/update/upsert fails the whole
 request unless every input carries a unique ``objectWriteTraceId``; then the others are written and the
 failures come back in a 207 under ``context.objectWriteTraceId``. Writes are checked before any is made.
+2026-09 answers those 207s as 200/201 with the errors folded in, and refuses a write that breaks an
+admin's validation rule, a batch whole (`cdc.sandbox.hubspot.versions`, `cdc.sandbox.hubspot.rules`).
 
 Results come in a (seeded) random order: HubSpot does not answer batches in input order (see
 `Context.order`). A written record's ``objectWriteTraceId`` is not echoed: the documented 207 example
@@ -26,12 +28,12 @@ from cdc.sandbox.hubspot.associations import known_types
 from cdc.sandbox.hubspot.objects import OBJECT_TYPES, ObjectType
 from cdc.sandbox.hubspot.render import batch_envelope, record_json
 from cdc.sandbox.hubspot.store import Actor, Record, Store, iso
+from cdc.sandbox.hubspot.versions import ApiVersion
 
 __all__ = ["create_with_associations", "crm_routes"]
 
 BATCH_LIMIT = 100
 SEARCH_BODY_LIMIT = 3000
-PREFIX = "/crm/v3/objects/{objectType}"
 
 
 def _inputs(body: dict[str, Any], key: str | None = "id") -> list[dict[str, Any]]:
@@ -116,8 +118,14 @@ def create_with_associations(store: Store, ot: ObjectType, body: dict[str, Any],
         return record
 
 
-def crm_routes(ctx: Context) -> list[Route]:  # noqa: C901, PLR0915 -- one closure per endpoint, kept together
+def crm_routes(ctx: Context, version: ApiVersion) -> list[Route]:  # noqa: C901, PLR0915 -- one closure per endpoint
     store = ctx.store
+    prefix = f"{version.objects}/{{objectType}}"
+
+    def obey_rules(ot: ObjectType, writes: list[tuple[dict[str, str] | None, dict[str, Any]]]) -> None:
+        """2026-09: refuse the request when a write breaks an admin's validation rule."""
+        if version.enforces_validation_rules:
+            ctx.rules.check(ot, writes)
 
     def now() -> str:
         return iso(ctx.clock.epoch_ms())
@@ -137,8 +145,9 @@ def crm_routes(ctx: Context) -> list[Route]:  # noqa: C901, PLR0915 -- one closu
         return JSON(body)
 
     async def create(request: Request) -> Response:
-        ot = path_type(request)
-        record = create_with_associations(store, ot, await json_object(request), ctx.app_actor)
+        ot, body = path_type(request), await json_object(request)
+        obey_rules(ot, [(None, _values(body))])
+        record = create_with_associations(store, ot, body, ctx.app_actor)
         return JSON(record_json(store, record, everything=True), 201)
 
     async def read(request: Request) -> Response:
@@ -166,13 +175,11 @@ def crm_routes(ctx: Context) -> list[Route]:  # noqa: C901, PLR0915 -- one closu
         values = body.get("properties")
         if not isinstance(values, dict):
             raise errors.bad_request("properties must be an object")
-        record = store.update(
-            ot,
-            request.path_params["objectId"],
-            values,
-            ctx.app_actor,
-            id_property=request.query_params.get("idProperty"),
-        )
+        object_id, id_property = request.path_params["objectId"], request.query_params.get("idProperty")
+        with store.lock:
+            before = store.require(ot, object_id, id_property=id_property)
+            obey_rules(ot, [(before.properties, values)])
+            record = store.update(ot, object_id, values, ctx.app_actor, id_property=id_property)
         return JSON(record_json(store, record, everything=True))
 
     async def archive(request: Request) -> Response:
@@ -199,7 +206,9 @@ def crm_routes(ctx: Context) -> list[Route]:  # noqa: C901, PLR0915 -- one closu
             else:
                 results.append(record_json(store, record, props, with_history=history))
         errs = [_not_found_entry(ot, missing)] if missing else []
-        return JSON(batch_envelope(ctx.shuffled(results), errs, started, now()), 207 if errs else 200)
+        return JSON(
+            batch_envelope(ctx.shuffled(results), errs, started, now()), version.batch_status(200, errs)
+        )
 
     async def batch_create(request: Request) -> Response:
         ot = path_type(request)
@@ -207,6 +216,7 @@ def crm_routes(ctx: Context) -> list[Route]:  # noqa: C901, PLR0915 -- one closu
         started, traced = now(), _traced(inputs)
         results, errs = [], []
         with store.lock:
+            obey_rules(ot, [(None, _values(item)) for item in inputs])
             plan = _plan_creates(store, ot, inputs, traced)
             for item, error in plan:
                 if error is not None:
@@ -214,7 +224,9 @@ def crm_routes(ctx: Context) -> list[Route]:  # noqa: C901, PLR0915 -- one closu
                     continue
                 record = create_with_associations(store, ot, item, ctx.app_actor)
                 results.append(record_json(store, record, everything=True))
-        return JSON(batch_envelope(ctx.shuffled(results), errs, started, now()), 207 if errs else 201)
+        return JSON(
+            batch_envelope(ctx.shuffled(results), errs, started, now()), version.batch_status(201, errs)
+        )
 
     async def batch_update(request: Request) -> Response:
         ot = path_type(request)
@@ -223,6 +235,7 @@ def crm_routes(ctx: Context) -> list[Route]:  # noqa: C901, PLR0915 -- one closu
         results, errs, missing = [], [], []
         with store.lock:
             checked: list[tuple[dict[str, Any], Record | None, errors.HubSpotError | None]] = []
+            writes: list[tuple[dict[str, str] | None, dict[str, Any]]] = []
             for item in inputs:
                 object_id, id_property = str(item.get("id")), item.get("idProperty")
                 record = store.get(ot, object_id, id_property=id_property)
@@ -231,6 +244,7 @@ def crm_routes(ctx: Context) -> list[Route]:  # noqa: C901, PLR0915 -- one closu
                     missing.append(object_id)
                     checked.append((item, None, None))
                     continue
+                writes.append((record.properties, _values(item)))
                 try:
                     store.check(ot, item.get("properties") or {}, record.id)
                     checked.append((item, record, None))
@@ -238,6 +252,7 @@ def crm_routes(ctx: Context) -> list[Route]:  # noqa: C901, PLR0915 -- one closu
                     if not traced:
                         raise
                     checked.append((item, record, failure))
+            obey_rules(ot, writes)
             for item, record, problem in checked:
                 if record is None:
                     continue
@@ -248,7 +263,9 @@ def crm_routes(ctx: Context) -> list[Route]:  # noqa: C901, PLR0915 -- one closu
                 results.append(record_json(store, updated, everything=True))
         if missing:
             errs.insert(0, _not_found_entry(ot, missing, "update"))
-        return JSON(batch_envelope(ctx.shuffled(results), errs, started, now()), 207 if errs else 200)
+        return JSON(
+            batch_envelope(ctx.shuffled(results), errs, started, now()), version.batch_status(200, errs)
+        )
 
     async def batch_upsert(request: Request) -> Response:
         ot = path_type(request)
@@ -272,6 +289,7 @@ def crm_routes(ctx: Context) -> list[Route]:  # noqa: C901, PLR0915 -- one closu
                     if not traced:
                         raise
                     planned.append((item, values, existing, failure))
+            obey_rules(ot, [(e.properties if e else None, v) for _, v, e, _ in planned])
             for item, values, existing, problem in planned:
                 if problem is not None:
                     errs.append(_error_entry(problem, item["objectWriteTraceId"]))
@@ -281,7 +299,9 @@ def crm_routes(ctx: Context) -> list[Route]:  # noqa: C901, PLR0915 -- one closu
                 else:
                     record, new = store.update(ot, existing.id, values, ctx.app_actor), False
                 results.append({**record_json(store, record, everything=True), "new": new})
-        return JSON(batch_envelope(ctx.shuffled(results), errs, started, now()), 207 if errs else 200)
+        return JSON(
+            batch_envelope(ctx.shuffled(results), errs, started, now()), version.batch_status(200, errs)
+        )
 
     async def batch_archive(request: Request) -> Response:
         ot = path_type(request)
@@ -319,21 +339,27 @@ def crm_routes(ctx: Context) -> list[Route]:  # noqa: C901, PLR0915 -- one closu
         return JSON(record_json(store, record, everything=True))
 
     api = [
-        ("GET", PREFIX, list_objects),
-        ("POST", PREFIX, create),
-        ("POST", f"{PREFIX}/batch/read", batch_read),
-        ("POST", f"{PREFIX}/batch/create", batch_create),
-        ("POST", f"{PREFIX}/batch/update", batch_update),
-        ("POST", f"{PREFIX}/batch/upsert", batch_upsert),
-        ("POST", f"{PREFIX}/batch/archive", batch_archive),
-        ("POST", f"{PREFIX}/merge", merge),
-        ("GET", f"{PREFIX}/{{objectId}}", read),
-        ("PATCH", f"{PREFIX}/{{objectId}}", update),
-        ("DELETE", f"{PREFIX}/{{objectId}}", archive),
+        ("GET", prefix, list_objects),
+        ("POST", prefix, create),
+        ("POST", f"{prefix}/batch/read", batch_read),
+        ("POST", f"{prefix}/batch/create", batch_create),
+        ("POST", f"{prefix}/batch/update", batch_update),
+        ("POST", f"{prefix}/batch/upsert", batch_upsert),
+        ("POST", f"{prefix}/batch/archive", batch_archive),
+        ("POST", f"{prefix}/merge", merge),
+        ("GET", f"{prefix}/{{objectId}}", read),
+        ("PATCH", f"{prefix}/{{objectId}}", update),
+        ("DELETE", f"{prefix}/{{objectId}}", archive),
     ]
     routes = [Route(path, endpoint(ctx, handler), methods=[method]) for method, path, handler in api]
-    routes.insert(0, Route(f"{PREFIX}/search", endpoint(ctx, do_search, search=True), methods=["POST"]))
+    routes.insert(0, Route(f"{prefix}/search", endpoint(ctx, do_search, search=True), methods=["POST"]))
     return routes
+
+
+def _values(item: dict[str, Any]) -> dict[str, Any]:
+    """An input's ``properties`` (a malformed one is refused later, by the store's checks)."""
+    values = item.get("properties")
+    return values if isinstance(values, dict) else {}
 
 
 def _parse(raw: bytes) -> dict[str, Any]:

@@ -22,6 +22,7 @@ __all__ = [
     "property_exists",
     "property_group_exists",
     "rate_limited",
+    "rules_broken",
     "search_window_exceeded",
     "unauthorized",
     "unavailable",
@@ -108,6 +109,24 @@ def invalid_property_values(problems: list[tuple[str, str, str]]) -> HubSpotErro
     return HubSpotError(
         400,
         "Property values were not valid: " + "; ".join(message for _, _, message in problems),
+        {
+            "category": "VALIDATION_ERROR",
+            "errors": [
+                {"message": message, "code": code, "context": {"propertyName": [name]}}
+                for name, code, message in problems
+            ],
+        },
+    )
+
+
+def rules_broken(problems: list[tuple[str, str, str]]) -> HubSpotError:
+    """Admin-configured validation rules a 2026-09 write breaks: ``problems`` are (property name, code:
+    ``MISSING_REQUIRED_PROPERTY`` or ``MISSING_CONDITIONAL_REQUIRED_PROPERTY``, the rule's message). The
+    shape of the changelog's example (hs:changelog/crm-api-write-validation-enforcement): 400,
+    ``VALIDATION_ERROR``, ``errors[].code`` and ``context.propertyName``; the top message is ours."""
+    return HubSpotError(
+        400,
+        "; ".join(dict.fromkeys(message for _, _, message in problems)),
         {
             "category": "VALIDATION_ERROR",
             "errors": [

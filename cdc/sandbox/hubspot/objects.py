@@ -123,7 +123,7 @@ class PropertyDef:
 
 @dataclass
 class PropertyGroup:
-    """A property group (``/crm/v3/properties/{objectType}/groups``): where a portal's UI shows properties."""
+    """A property group (``<properties>/{objectType}/groups``): where a portal's UI shows properties."""
 
     name: str
     label: str

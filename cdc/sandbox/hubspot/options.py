@@ -1,6 +1,6 @@
 """HubSpot's standard option lists for the built-in enumeration properties the emulator defines.
 
-Values and labels as ``/crm/v3/properties/{object}`` lists them (``options[].value`` / ``.label``): lifecycle
+Values and labels as the properties API lists them (``options[].value`` / ``.label``): lifecycle
 stages, lead status, the analytics (traffic) source values, company industry and the default deal pipeline's
 stages, as restated by the project's mapping reference (``default_mappings.md`` section 11). Where the
 reference marks a list unverified (traffic source labels, ``hs_marketable_status``,

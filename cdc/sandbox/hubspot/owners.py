@@ -1,8 +1,9 @@
-"""Owners API (read-only, as HubSpot's): the portal's users who can own records.
+"""Owners API (read-only, as HubSpot's, the same in every version): the portal's users who can own records.
 
-- ``GET /crm/v3/owners`` -- ``?limit`` (1-500, default 100), ``after`` (the ``paging.next.after`` of the
-  page before), ``email`` (exact, case-insensitive), ``archived`` (``true``: only archived owners).
-- ``GET /crm/v3/owners/{ownerId}`` -- ``?idProperty=id|userId``, ``archived``; 404 when there is none.
+- ``GET <owners>`` (``/crm/owners/2026-09``, ...) -- ``?limit`` (1-500, default 100), ``after`` (the
+  ``paging.next.after`` of the page before), ``email`` (exact, case-insensitive), ``archived`` (``true``:
+  only archived owners).
+- ``GET <owners>/{ownerId}`` -- ``?idProperty=id|userId``, ``archived``; 404 when there is none.
 
 An owner answers ``{id, email, type: "PERSON", firstName, lastName, userId, userIdIncludingInactive,
 createdAt, updatedAt, archived, teams}``; ``id`` is what a record's ``hubspot_owner_id`` holds. The portal
@@ -27,8 +28,9 @@ from cdc.sandbox.clock import Clock
 from cdc.sandbox.hubspot import errors
 from cdc.sandbox.hubspot.api import JSON, Context, admin_endpoint, endpoint, json_object
 from cdc.sandbox.hubspot.store import iso
+from cdc.sandbox.hubspot.versions import ApiVersion
 
-__all__ = ["Owner", "Owners", "owner_routes"]
+__all__ = ["Owner", "Owners", "owner_admin_routes", "owner_routes"]
 
 SEEDED = (("Avery", "Stone"), ("Jordan", "Blake"), ("Casey", "Nguyen"), ("Riley", "Okafor"))
 MAX_LIMIT = 500
@@ -160,10 +162,15 @@ async def _archive(owners: Owners, request: Request) -> Response:
     return JSON(owners.archive(request.path_params["ownerId"]).as_json())
 
 
-def owner_routes(ctx: Context, owners: Owners) -> list[Route]:
+def owner_routes(ctx: Context, owners: Owners, version: ApiVersion) -> list[Route]:
     return [
-        Route("/crm/v3/owners", endpoint(ctx, partial(_list, owners)), methods=["GET"]),
-        Route("/crm/v3/owners/{ownerId}", endpoint(ctx, partial(_read, owners)), methods=["GET"]),
+        Route(version.owners, endpoint(ctx, partial(_list, owners)), methods=["GET"]),
+        Route(f"{version.owners}/{{ownerId}}", endpoint(ctx, partial(_read, owners)), methods=["GET"]),
+    ]
+
+
+def owner_admin_routes(ctx: Context, owners: Owners) -> list[Route]:
+    return [
         Route("/_admin/owners", admin_endpoint(ctx, partial(_add, owners)), methods=["POST"]),
         Route("/_admin/owners/{ownerId}", admin_endpoint(ctx, partial(_archive, owners)), methods=["DELETE"]),
     ]

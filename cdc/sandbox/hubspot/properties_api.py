@@ -1,15 +1,18 @@
-"""Properties API: list a type's properties, read one, create custom ones (the daemon provisions its own),
-and the property groups they belong to.
+"""Properties API, per API version: list a type's properties, read one, create custom ones (the daemon
+provisions its own), and the property groups they belong to.
 
 A custom property may be ``hasUniqueValue`` (then it is an upsert/idProperty key and duplicates get 409);
 a second property of the same name is a 409. A property names an existing group (``groupName``); each type
 starts with its HubSpot-defined ``<type>information`` group, and ``POST .../groups`` adds one
 (``{name, label, displayOrder?}`` -> 201 ``{name, label, displayOrder, archived}``; a taken name is a 409).
+From 2026-03 every option of a create needs its ``displayOrder``; 2026-09 refuses the fields its spec
+dropped from a create (`cdc.sandbox.hubspot.versions`).
 """
 
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -18,6 +21,7 @@ from starlette.routing import Route
 from cdc.sandbox.hubspot import errors
 from cdc.sandbox.hubspot.api import JSON, Context, endpoint, json_object, path_type
 from cdc.sandbox.hubspot.objects import PropertyDef, PropertyGroup
+from cdc.sandbox.hubspot.versions import ApiVersion
 
 __all__ = ["property_routes"]
 
@@ -40,7 +44,19 @@ NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 MAX_UNIQUE = 10
 
 
-def property_routes(ctx: Context) -> list[Route]:  # noqa: C901 -- create checks each documented field in turn
+def _check_version_fields(version: ApiVersion, body: dict[str, Any], options: list[dict[str, Any]]) -> None:
+    """What a create must (not) carry in ``version``: no field its spec dropped, every option's order."""
+    removed = sorted(version.removed_property_fields & set(body))
+    if removed:
+        raise errors.bad_request(f"Unrecognized field(s) {', '.join(removed)} in a {version.name} property")
+    if version.option_display_order_required and not all(
+        isinstance(o.get("displayOrder"), int) and not isinstance(o.get("displayOrder"), bool)
+        for o in options
+    ):
+        raise errors.bad_request(f"options[].displayOrder is required (an integer) in {version.name}")
+
+
+def property_routes(ctx: Context, version: ApiVersion) -> list[Route]:  # noqa: C901 -- create checks each documented field in turn
     store = ctx.store
 
     async def list_properties(request: Request) -> Response:
@@ -71,6 +87,7 @@ def property_routes(ctx: Context) -> list[Route]:  # noqa: C901 -- create checks
         options = body.get("options") or []
         if not isinstance(options, list) or not all(isinstance(o, dict) and "value" in o for o in options):
             raise errors.bad_request("options must be a list of {label, value}")
+        _check_version_fields(version, body, options)
         unique = bool(body.get("hasUniqueValue", False))
         if (
             unique
@@ -119,7 +136,7 @@ def property_routes(ctx: Context) -> list[Route]:  # noqa: C901 -- create checks
         group = store.add_property_group(ot, PropertyGroup(name, label, order))
         return JSON(group.as_json(), 201)
 
-    path = "/crm/v3/properties/{objectType}"
+    path = f"{version.properties}/{{objectType}}"
     return [
         Route(path, endpoint(ctx, list_properties), methods=["GET"]),
         Route(path, endpoint(ctx, create), methods=["POST"]),

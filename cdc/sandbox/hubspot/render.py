@@ -1,4 +1,4 @@
-"""Records as the CRM v3 API shows them (``SimplePublicObject``, fact sheet §3.3) and batch envelopes."""
+"""Records as the CRM objects API shows them (``SimplePublicObject``, fact sheet §3.3) and batch envelopes."""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Webhooks v3 settings and subscriptions routes (fact sheet §1.5), for the app given in the path."""
+"""Webhook settings and subscriptions routes (fact sheet §1.5), for the app given in the path, per API
+version: ``/webhooks/v3``, ``/webhooks/2026-03`` and ``/app-webhooks/2026-09``, whose bodies are the
+same. The 2026-09 spec takes the developer API key only; here any version takes the portal token as well
+(the emulator has no developer account to tell them apart)."""
 
 from __future__ import annotations
 
@@ -9,11 +12,12 @@ from starlette.routing import Route
 from cdc.sandbox.hubspot import errors
 from cdc.sandbox.hubspot.api import JSON, Context, endpoint, json_body, json_object
 from cdc.sandbox.hubspot.store import iso
+from cdc.sandbox.hubspot.versions import ApiVersion
 
 __all__ = ["webhook_routes"]
 
 
-def webhook_routes(ctx: Context) -> list[Route]:  # noqa: C901 -- one closure per endpoint
+def webhook_routes(ctx: Context, version: ApiVersion) -> list[Route]:  # noqa: C901 -- one closure per endpoint
     subs = ctx.subscriptions
 
     def app_of(request: Request) -> None:
@@ -75,7 +79,7 @@ def webhook_routes(ctx: Context) -> list[Route]:  # noqa: C901 -- one closure pe
         results = [subs.set_active(str(i.get("id")), i.get("active"), now()).as_json() for i in inputs]
         return JSON({"status": "COMPLETE", "results": results, "startedAt": started, "completedAt": now()})
 
-    base = "/webhooks/v3/{appId}"
+    base = f"{version.webhooks}/{{appId}}"
     one = f"{base}/subscriptions/{{subscriptionId}}"
     api = [
         ("GET", f"{base}/settings", get_settings),

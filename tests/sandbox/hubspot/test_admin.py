@@ -16,7 +16,9 @@ async def run_script(seed: int) -> tuple[str, str, list[str]]:
     async with httpx.AsyncClient(transport=transport, base_url="http://hs", headers=headers) as client:
         ids = [
             (
-                await client.post("/crm/v3/objects/contacts", json={"properties": {"email": f"{n}@x.io"}})
+                await client.post(
+                    "/crm/objects/2026-09/contacts", json={"properties": {"email": f"{n}@x.io"}}
+                )
             ).json()["id"]
             for n in range(3)
         ]
@@ -72,10 +74,10 @@ async def test_inspect_edit_and_count(client: httpx.AsyncClient, sandbox: HubSpo
     assert (await client.get("/_admin/objects/contacts/123")).status_code == 404
     assert (await client.post("/_admin/objects/nope", json={})).status_code == 400
 
-    await client.get(f"/crm/v3/objects/contacts/{contact}")
+    await client.get(f"/crm/objects/2026-09/contacts/{contact}")
     calls = (await client.get("/_admin/calls")).json()
     assert calls["by_endpoint"] == {
-        "GET /crm/v3/objects/{objectType}/{objectId}": 1
+        "GET /crm/objects/2026-09/{objectType}/{objectId}": 1
     }  # admin calls not counted
     assert (await client.delete("/_admin/calls")).status_code == 204
     assert (await client.get("/_admin/calls")).json()["total"] == 0
@@ -95,7 +97,7 @@ async def test_concurrent_creates_keep_unique_emails(
 
     async def create(n: int) -> int:
         body = {"properties": {"email": f"same{n % 5}@x.io"}}
-        return (await client.post("/crm/v3/objects/contacts", json=body)).status_code
+        return (await client.post("/crm/objects/2026-09/contacts", json=body)).status_code
 
     statuses = await asyncio.gather(*(create(n) for n in range(50)))
     assert statuses.count(201) == 5
@@ -104,12 +106,12 @@ async def test_concurrent_creates_keep_unique_emails(
 
 async def test_a_revoked_token_is_refused_on_every_call_until_restored(client: httpx.AsyncClient) -> None:
     """`/_admin/token/revoke` and `/restore`: HubSpot's 401 shape meanwhile; admin routes stay open."""
-    assert (await client.get("/crm/v3/objects/contacts")).status_code == 200
+    assert (await client.get("/crm/objects/2026-09/contacts")).status_code == 200
     assert (await client.post("/_admin/token/revoke")).json() == {"revoked": True}
     for _ in range(2):
-        refused = await client.get("/crm/v3/objects/contacts")
+        refused = await client.get("/crm/objects/2026-09/contacts")
         assert refused.status_code == 401
         assert refused.json()["category"] == "INVALID_AUTHENTICATION"
     assert (await client.get("/_admin/objects/contacts")).status_code == 200
     assert (await client.post("/_admin/token/restore")).json() == {"revoked": False}
-    assert (await client.get("/crm/v3/objects/contacts")).status_code == 200
+    assert (await client.get("/crm/objects/2026-09/contacts")).status_code == 200

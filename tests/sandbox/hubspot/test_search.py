@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from cdc.sandbox.hubspot import HubSpotSandbox, search
 
-URL = "/crm/v3/objects/contacts/search"
+URL = "/crm/objects/2026-09/contacts/search"
 
 
 async def find(client: httpx.AsyncClient, body: dict[str, Any], status: int = 200) -> dict[str, Any]:
@@ -36,7 +36,9 @@ async def people(client: httpx.AsyncClient, sandbox: HubSpotSandbox) -> list[str
         props = {"email": f"u{n}@example.com", "firstname": f"User{n % 3}"}
         if n % 2 == 0:
             props["phone"] = f"555-{n:04d}"
-        ids.append((await client.post("/crm/v3/objects/contacts", json={"properties": props})).json()["id"])
+        ids.append(
+            (await client.post("/crm/objects/2026-09/contacts", json={"properties": props})).json()["id"]
+        )
         sandbox.clock.advance(1)
     return ids
 
@@ -96,7 +98,7 @@ async def test_in_on_a_string_property_takes_lowercase_values_only(
 async def test_last_modified_cursor_with_sort_and_paging(
     client: httpx.AsyncClient, people: list[str]
 ) -> None:
-    pivot = (await client.get(f"/crm/v3/objects/contacts/{people[4]}")).json()["properties"][
+    pivot = (await client.get(f"/crm/objects/2026-09/contacts/{people[4]}")).json()["properties"][
         "lastmodifieddate"
     ]
     from datetime import datetime  # noqa: PLC0415 -- only this test turns ISO into ms
@@ -153,7 +155,7 @@ def test_search_window_stops_at_10000() -> None:
 
 
 async def test_archived_records_never_appear(client: httpx.AsyncClient, people: list[str]) -> None:
-    await client.delete(f"/crm/v3/objects/contacts/{people[0]}")
+    await client.delete(f"/crm/objects/2026-09/contacts/{people[0]}")
     everyone = await find(client, {"limit": 100})
     assert people[0] not in [r["id"] for r in everyone["results"]]
     assert everyone["total"] == 11

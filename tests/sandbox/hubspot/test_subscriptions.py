@@ -9,7 +9,7 @@ from tests.sandbox.hubspot.conftest import Live
 
 
 async def test_settings_round_trip(client: httpx.AsyncClient, sandbox: HubSpotSandbox) -> None:
-    base = f"/webhooks/v3/{sandbox.app_id}"
+    base = f"/app-webhooks/2026-09/{sandbox.app_id}"
     assert (await client.get(f"{base}/settings")).status_code == 404
     body = {
         "targetUrl": "https://cdc.example.com/webhooks/hubspot",
@@ -23,7 +23,7 @@ async def test_settings_round_trip(client: httpx.AsyncClient, sandbox: HubSpotSa
     assert {"createdAt", "updatedAt"} <= set(got)
     too_few = {"targetUrl": "https://x", "throttling": {"maxConcurrentRequests": 5}}
     assert (await client.put(f"{base}/settings", json=too_few)).status_code == 400
-    assert (await client.get("/webhooks/v3/1/settings")).status_code == 404
+    assert (await client.get("/app-webhooks/2026-09/1/settings")).status_code == 404
     assert (await client.delete(f"{base}/settings")).status_code == 204
     assert (await client.get(f"{base}/settings")).status_code == 404
 
@@ -31,7 +31,7 @@ async def test_settings_round_trip(client: httpx.AsyncClient, sandbox: HubSpotSa
 async def test_subscriptions_start_paused_and_can_be_activated(
     client: httpx.AsyncClient, sandbox: HubSpotSandbox
 ) -> None:
-    base = f"/webhooks/v3/{sandbox.app_id}/subscriptions"
+    base = f"/app-webhooks/2026-09/{sandbox.app_id}/subscriptions"
     created = await client.post(base, json={"eventType": "contact.propertyChange", "propertyName": "email"})
     assert created.status_code == 201
     sub = created.json()
@@ -58,7 +58,7 @@ async def test_subscriptions_start_paused_and_can_be_activated(
 async def test_with_subscriptions_required_only_active_ones_fire(live: Live) -> None:
     api, sandbox = live.api, live.sandbox
     await api.put("/_admin/webhooks", json={"require_subscriptions": True})
-    base = f"/webhooks/v3/{sandbox.app_id}/subscriptions"
+    base = f"/app-webhooks/2026-09/{sandbox.app_id}/subscriptions"
     email = (
         await api.post(
             base, json={"eventType": "contact.propertyChange", "propertyName": "email", "active": True}
@@ -69,9 +69,11 @@ async def test_with_subscriptions_required_only_active_ones_fire(live: Live) -> 
         await api.post(base, json={"eventType": "object.deletion", "objectTypeId": "0-1", "active": True})
     ).json()
     created = (
-        await api.post("/crm/v3/objects/contacts", json={"properties": {"email": "s@x.io", "firstname": "S"}})
+        await api.post(
+            "/crm/objects/2026-09/contacts", json={"properties": {"email": "s@x.io", "firstname": "S"}}
+        )
     ).json()
-    await api.delete(f"/crm/v3/objects/contacts/{created['id']}")
+    await api.delete(f"/crm/objects/2026-09/contacts/{created['id']}")
     await sandbox.wait_webhooks(10)
     events = sorted(live.receiver.events(), key=lambda e: e["subscriptionType"])
     assert [(e["subscriptionType"], e["subscriptionId"]) for e in events] == [

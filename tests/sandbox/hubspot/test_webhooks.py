@@ -57,7 +57,7 @@ async def test_api_writes_come_back_as_signed_integration_events(live: Live) -> 
     sandbox = live.sandbox
     created = (
         await live.api.post(
-            "/crm/v3/objects/contacts", json={"properties": {"email": "w@example.com", "firstname": "W"}}
+            "/crm/objects/2026-09/contacts", json={"properties": {"email": "w@example.com", "firstname": "W"}}
         )
     ).json()
     events = await settle(live)
@@ -84,10 +84,10 @@ async def test_api_writes_come_back_as_signed_integration_events(live: Live) -> 
 
     live.receiver.deliveries.clear()
     await live.api.patch(
-        f"/crm/v3/objects/contacts/{created['id']}",
+        f"/crm/objects/2026-09/contacts/{created['id']}",
         json={"properties": {"firstname": "W", "lastname": "New"}},
     )
-    await live.api.delete(f"/crm/v3/objects/contacts/{created['id']}")
+    await live.api.delete(f"/crm/objects/2026-09/contacts/{created['id']}")
     events = await settle(live)
     assert [(e["subscriptionType"], e.get("propertyName")) for e in events] == [
         ("contact.propertyChange", "lastname"),  # an unchanged value sends nothing
@@ -201,7 +201,7 @@ async def test_gives_up_after_ten_retries(live: Live) -> None:
 async def test_batches_hold_at_most_100_events(live: Live) -> None:
     inputs = [{"properties": {"email": f"b{n}@x.io"}} for n in range(100)]
     assert (
-        await live.api.post("/crm/v3/objects/contacts/batch/create", json={"inputs": inputs})
+        await live.api.post("/crm/objects/2026-09/contacts/batch/create", json={"inputs": inputs})
     ).status_code == 201
     events = await settle(live)
     assert len(events) == 200
@@ -225,7 +225,7 @@ async def test_duplicate_drop_and_reorder_knobs(live: Live) -> None:
 
     await api.put("/_admin/faults", json={"webhook_drop_rate": 0.0, "webhook_reorder": True})
     inputs = [{"properties": {"dealname": f"d{n}"}} for n in range(30)]
-    await api.post("/crm/v3/objects/deals/batch/create", json={"inputs": inputs})
+    await api.post("/crm/objects/2026-09/deals/batch/create", json={"inputs": inputs})
     await settle(live)
     sent = [
         e["objectId"]
