@@ -66,6 +66,12 @@ class HubSpotSettings(BaseModel):
         description="The portal (hub) id: the tenant in keys and checkpoints; `cdc ingest` refuses webhook "
         "events of any other portal.",
     )
+    developer_api_key: SecretStr | None = Field(
+        default=None,
+        description="A legacy public app's developer API key: `cdc provision` manages the app's webhook "
+        "subscriptions with it (webhooks API, hapikey). Project apps keep theirs in the project's files "
+        "(`cdc provision --hubspot-project`).",
+    )
     app_kind: Literal["project", "legacy"] = Field(
         default="project",
         description="project: a developer-platform app, whose webhooks are taken with a v3 signature only. "

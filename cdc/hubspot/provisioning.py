@@ -1,5 +1,8 @@
 """HubSpot side of provisioning: custom properties (properties API v3, in the ``d365_sync`` group) and the
-app's webhook subscriptions (webhooks API v3).
+app's webhook subscriptions: through the webhooks API v3 for a legacy public app, whose developer API key
+(``hapikey``) manages them; listed for the person who configures any other app, since no token of a
+project app, legacy private app or service key can (fact sheet hubspot_2026.md §3-§4: a project app's
+subscriptions live in its project files; service keys get no webhooks at all).
 
 Per object type, in order: list the properties; compare the needed ones by name (an existing one of
 another ``type``, or an enumeration lacking options the sync writes, is a problem: never modified); when
@@ -16,7 +19,7 @@ from itertools import groupby
 from typing import Any
 
 from cdc.hubspot.client import HubSpotClient
-from cdc.hubspot.errors import RequestError
+from cdc.hubspot.errors import FatalError, RequestError
 from cdc.hubspot.events import OBJECT_TYPE_IDS
 from cdc.hubspot.paths import (
     CREATE_PROPERTY,
@@ -30,7 +33,7 @@ from cdc.hubspot.paths import (
 from cdc.provisioning.report import Item, Section
 from cdc.provisioning.specs import PropertySpec, SubscriptionSpec
 
-__all__ = ["ensure_properties", "ensure_subscriptions"]
+__all__ = ["ensure_properties", "ensure_subscriptions", "list_subscriptions"]
 
 Say = Callable[[str], None]
 _CONFLICT = 409
@@ -141,6 +144,19 @@ def _subscription_item(spec: SubscriptionSpec, detail: str = "") -> Item:
     return Item("subscription", spec.object, name, spec.event_type, detail)
 
 
+def list_subscriptions(specs: Sequence[SubscriptionSpec], section: Section, *, say: Say) -> None:
+    """No API can subscribe this app: say what it must subscribe to, and where that is done."""
+    say(
+        f"webhook subscriptions: this app keeps them in its own configuration, so none is made here; it "
+        f"must subscribe to these {len(specs)} events. A project app: `cdc provision --hubspot-project DIR` "
+        "writes them into its project files for `hs project upload`. A legacy public app: set "
+        "hubspot.developer_api_key. A service key gets no webhooks: `cdc poll` catches the changes."
+    )
+    for spec in specs:
+        section.elsewhere.append(_subscription_item(spec, "subscribe the app to it"))
+        say(f"subscribe to {spec.key}")
+
+
 async def ensure_subscriptions(
     client: HubSpotClient,
     app_id: int,
@@ -149,12 +165,22 @@ async def ensure_subscriptions(
     *,
     dry_run: bool,
     say: Say,
-    developer_api_key: str | None = None,
+    developer_api_key: str,
 ) -> None:
-    """Create the missing subscriptions, active. ``developer_api_key``: sent as ``hapikey`` with every
-    call, when a developer API key manages the app's webhooks instead of the token."""
-    app, query = str(app_id), {"hapikey": developer_api_key} if developer_api_key else None
-    listed = await client.call(LIST_SUBSCRIPTIONS, app, query=query)
+    """Create the missing subscriptions, active, with the developer API key (``hapikey``, sent with every
+    call of the webhooks API). A refused key is a `FatalError` naming that setting, not the token."""
+    app, query = str(app_id), {"hapikey": developer_api_key}
+    try:
+        listed = await client.call(LIST_SUBSCRIPTIONS, app, query=query)
+    except FatalError as error:
+        raise FatalError(
+            f"HubSpot refused the developer API key for app {app_id}'s webhook subscriptions; check "
+            "hubspot.developer_api_key (CDC_HUBSPOT__DEVELOPER_API_KEY) and hubspot.app_id",
+            status=error.status,
+            category=error.category,
+            correlation_id=error.correlation_id,
+            endpoint=error.endpoint,
+        ) from None
     existing: dict[str, dict[str, Any]] = {}
     for sub in listed.get("results") or []:
         if isinstance(sub, dict):

@@ -1,8 +1,9 @@
 """What a provisioning run found and did, per area (HubSpot properties, webhook subscriptions, Dataverse
 columns): created, present, missing (needed but not created: a dry run, or Dataverse without
 ``--dataverse``), pending (made, but not usable until the CRM finishes it: a Dataverse alternate key whose
-index is still being built; nothing to do but wait) and problems (present but wrong, refused, failed, or
-not checkable)."""
+index is still being built; nothing to do but wait), elsewhere (needed, but made where no API of ours can
+reach: the webhook subscriptions of a project app live in its project files; listed for the person who
+uploads them) and problems (present but wrong, refused, failed, or not checkable)."""
 
 from __future__ import annotations
 
@@ -44,6 +45,7 @@ class Section:
     missing: list[Item] = field(default_factory=list)
     problems: list[Item] = field(default_factory=list)
     pending: list[Item] = field(default_factory=list)
+    elsewhere: list[Item] = field(default_factory=list)
 
     def as_json(self) -> dict[str, list[dict[str, str]]]:
         return {
@@ -52,6 +54,7 @@ class Section:
             "missing": [i.as_json() for i in self.missing],
             "pending": [i.as_json() for i in self.pending],
             "problems": [i.as_json() for i in self.problems],
+            "elsewhere": [i.as_json() for i in self.elsewhere],
         }
 
 
@@ -83,6 +86,8 @@ class ProvisionReport:
             parts.append(f"missing {self.count('missing')}")
         if self.count("pending"):
             parts.append(f"pending {self.count('pending')}")
+        if self.count("elsewhere"):
+            parts.append(f"to subscribe in the app {self.count('elsewhere')}")
         parts.append(f"problems {self.count('problems')}")
         return ", ".join(parts)
 

@@ -1,4 +1,5 @@
-"""Webhooks v3 settings and subscriptions routes (fact sheet §1.5), for the app given in the path."""
+"""Webhooks v3 settings and subscriptions routes (fact sheet §1.5), for the app given in the path: a legacy
+public app's, called with its developer API key (``hapikey``); a project app has no credential for them."""
 
 from __future__ import annotations
 
@@ -89,4 +90,6 @@ def webhook_routes(ctx: Context) -> list[Route]:  # noqa: C901 -- one closure pe
         ("PUT", one, update_subscription),
         ("DELETE", one, delete_subscription),
     ]
-    return [Route(path, endpoint(ctx, handler), methods=[method]) for method, path, handler in api]
+    return [
+        Route(path, endpoint(ctx, handler, developer=True), methods=[method]) for method, path, handler in api
+    ]
