@@ -241,24 +241,17 @@ def _association(event: WebhookEvent, object_type: str | None) -> tuple[str, str
     to_type = _type_name(event.to_object_type_id) or named_to
     if event.association_type and not (from_type and to_type):
         raise WebhookEventError("associationType: names no object types (expected FROM_TO_TO)")
-    from_id = event.from_object_id or event.object_id
-    missing = [
-        name
-        for name, value in (
-            ("fromObjectId", from_id),
-            ("toObjectId", event.to_object_id),
-            ("fromObjectTypeId", from_type),
-            ("toObjectTypeId", to_type),
-        )
-        if not value
-    ]
-    if missing or from_id is None or event.to_object_id is None:
+    from_id, to_id = event.from_object_id or event.object_id, event.to_object_id
+    if not (from_id and to_id and from_type and to_type):
+        named = (("fromObjectId", from_id), ("toObjectId", to_id), ("fromObjectTypeId", from_type),
+                 ("toObjectTypeId", to_type))  # fmt: skip
+        missing = ", ".join(name for name, value in named if not value)
         raise WebhookEventError(
-            f"{', '.join(missing)}: missing (an association change names both records and their types)"
+            f"{missing}: missing (an association change names both records and their types)"
         )
     association = Association(
         to_object_type=to_type,
-        to_object_id=event.to_object_id,
+        to_object_id=to_id,
         association_type_id=event.association_type_id,
         category=event.association_type or f"{from_type.upper()}_TO_{to_type.upper()}",
         primary=event.is_primary_association,

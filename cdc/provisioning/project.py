@@ -133,15 +133,15 @@ def write_project(
         )
     needs = needs_of(config)
     report = ProjectReport(directory, dry_run=dry_run)
-    project = hsproject(_read(directory / PROJECT_FILE))
+    found: dict[Path, Any] = {Path(PROJECT_FILE): _read(directory / PROJECT_FILE)}
+    project = hsproject(found[Path(PROJECT_FILE)])
     if bad := [p for p in check_hsproject(project) if ".srcDir" in p]:
         raise ProjectError(f"{directory / PROJECT_FILE}: {bad[0]}")
     src = Path(project["srcDir"])
+    found.update({src / name: _read(directory / src / name) for name in (APP_FILE, WEBHOOKS_FILE)})
     report.scopes = required_scopes(config, needs)
-    app = app_component(
-        _read(directory / src / APP_FILE), report.scopes, auth=auth, redirect_urls=redirect_urls
-    )
-    hooks = webhooks_component(_read(directory / src / WEBHOOKS_FILE), needs.subscriptions, target_url=target)
+    app = app_component(found[src / APP_FILE], report.scopes, auth=auth, redirect_urls=redirect_urls)
+    hooks = webhooks_component(found[src / WEBHOOKS_FILE], needs.subscriptions, target_url=target)
     report.subscriptions = len(needs.subscriptions)
     report.problems = check_project(project, app, hooks.component)
     report.problems += [
@@ -155,7 +155,7 @@ def write_project(
         (src / WEBHOOKS_FILE, hooks.component),
     ):
         path = directory / relative
-        if _read(path) == content:
+        if found[relative] == content:
             report.unchanged.append(str(relative))
             continue
         report.written.append(str(relative))
