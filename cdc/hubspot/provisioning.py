@@ -14,12 +14,14 @@ generic ``object.*`` subscription of the same object counts. A paused one is rep
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from itertools import groupby
 from typing import Any
 
+from cdc._redact import HIDDEN
 from cdc.hubspot.client import HubSpotClient
-from cdc.hubspot.errors import FatalError, RequestError
+from cdc.hubspot.errors import FatalError, HubSpotApiError, RequestError
 from cdc.hubspot.events import OBJECT_TYPE_IDS
 from cdc.hubspot.paths import (
     CREATE_PROPERTY,
@@ -33,7 +35,7 @@ from cdc.hubspot.paths import (
 from cdc.provisioning.report import Item, Section
 from cdc.provisioning.specs import PropertySpec, SubscriptionSpec
 
-__all__ = ["ensure_properties", "ensure_subscriptions", "list_subscriptions"]
+__all__ = ["ensure_properties", "ensure_subscriptions", "key_hidden", "list_subscriptions"]
 
 Say = Callable[[str], None]
 _CONFLICT = 409
@@ -157,6 +159,16 @@ def list_subscriptions(specs: Sequence[SubscriptionSpec], section: Section, *, s
         say(f"subscribe to {spec.key}")
 
 
+@contextlib.contextmanager
+def key_hidden(key: str) -> Iterator[None]:
+    """An error's text never shows ``key``: a network error may quote the URL, ``hapikey`` and all."""
+    try:
+        yield
+    except HubSpotApiError as error:
+        error.args = tuple(str(arg).replace(key, HIDDEN) for arg in error.args)
+        raise
+
+
 async def ensure_subscriptions(
     client: HubSpotClient,
     app_id: int,
@@ -171,7 +183,8 @@ async def ensure_subscriptions(
     call of the webhooks API). A refused key is a `FatalError` naming that setting, not the token."""
     app, query = str(app_id), {"hapikey": developer_api_key}
     try:
-        listed = await client.call(LIST_SUBSCRIPTIONS, app, query=query)
+        with key_hidden(developer_api_key):
+            listed = await client.call(LIST_SUBSCRIPTIONS, app, query=query)
     except FatalError as error:
         raise FatalError(
             f"HubSpot refused the developer API key for app {app_id}'s webhook subscriptions; check "
@@ -201,7 +214,8 @@ async def ensure_subscriptions(
             say(f"would create {section.missing[-1]}")
             continue
         try:
-            await client.call(CREATE_SUBSCRIPTION, app, query=query, body=spec.body())
+            with key_hidden(developer_api_key):
+                await client.call(CREATE_SUBSCRIPTION, app, query=query, body=spec.body())
         except RequestError as error:
             section.problems.append(_subscription_item(spec, f"HubSpot refused it: {error}"))
             say(f"problem: {section.problems[-1]}")
