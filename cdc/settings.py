@@ -89,6 +89,12 @@ class HubSpotSettings(BaseModel):
         description="The API version every call uses: 2026-09, 2026-03, or legacy (v3 objects and v4 "
         "associations; v4 is unsupported from 2027-03-30, v3 from September 2027).",
     )
+    developer_api_key: SecretStr | None = Field(
+        default=None,
+        description="A legacy public app's developer API key: `cdc provision` manages the app's webhook "
+        "subscriptions with it (webhooks API, hapikey). Project apps keep theirs in the project's files "
+        "(`cdc provision --hubspot-project`).",
+    )
     app_kind: Literal["project", "legacy"] = Field(
         default="project",
         description="project: a developer-platform app, whose webhooks are taken with a v3 signature only. "

@@ -3,9 +3,10 @@
 A body is a JSON array of event objects (webhooks API v3). Field names follow HubSpot's documentation
 and the payloads third parties captured: the type arrives as ``subscriptionType`` (or ``eventType`` in the
 docs' examples), ids are int64 (kept as strings: they exceed 2^31), ``occurredAt`` is epoch milliseconds.
-Legacy per-object types (``contact.propertyChange``) and the generic ones (``object.propertyChange`` with
-``objectTypeId``) map to the same events. An unknown type is not an error: it is published as
-``Operation.OTHER`` with its raw type, so nothing HubSpot sends is lost.
+Legacy per-object types (``contact.propertyChange``, a legacy app's) and the generic ones (``object.*``
+with ``objectTypeId``, what a project app's ``crmObjects`` subscriptions send) map to the same events; an
+association change is read in both shapes (`_association`). An unknown type is not an error: it is
+published as ``Operation.OTHER`` with its raw type, so nothing HubSpot sends is lost.
 
 Two levels of malformed: a body that is not a JSON array of objects is refused whole
 (:class:`WebhookBodyError`, the receiver answers 400); one object of the array that is not a readable event
@@ -110,8 +111,12 @@ class WebhookEvent(BaseModel):
     merged_object_ids: tuple[str, ...] = Field(default=(), alias="mergedObjectIds")
     new_object_id: str | None = Field(default=None, alias="newObjectId")
     association_type: str | None = Field(default=None, alias="associationType")
+    association_type_id: int | None = Field(default=None, alias="associationTypeId")
+    association_category: str | None = Field(default=None, alias="associationCategory")
     from_object_id: str | None = Field(default=None, alias="fromObjectId")
+    from_object_type_id: str | None = Field(default=None, alias="fromObjectTypeId")
     to_object_id: str | None = Field(default=None, alias="toObjectId")
+    to_object_type_id: str | None = Field(default=None, alias="toObjectTypeId")
     association_removed: bool = Field(default=False, alias="associationRemoved")
     is_primary_association: bool = Field(default=False, alias="isPrimaryAssociation")
 
@@ -129,6 +134,16 @@ class WebhookEvent(BaseModel):
     @classmethod
     def _ids_are_strings(cls, value: Any) -> str | None:
         return _id(value)
+
+    @field_validator("association_type_id", mode="before")
+    @classmethod
+    def _type_id_is_a_number(cls, value: Any) -> int | None:
+        # An int in the association APIs; a string of digits from a proxy is still that id.
+        if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+            return value
+        if isinstance(value, str) and value.isascii() and value.isdigit():
+            return int(value)
+        raise ValueError("must be an integer association type id")
 
     @field_validator("merged_object_ids", mode="before")
     @classmethod
@@ -202,6 +217,49 @@ def _split_type(event: WebhookEvent) -> tuple[str | None, str]:
     return (prefix or None), action
 
 
+def _type_name(type_id: str | None) -> str | None:
+    """``0-1`` -> ``contact``; an id we have no name for (a custom object, ``2-123``) is kept as it is."""
+    return OBJECT_TYPE_IDS.get(type_id, type_id) if type_id else None
+
+
+def _association(event: WebhookEvent, object_type: str | None) -> tuple[str, str, Association]:
+    """(object type, record id, association) of an ``associationChange``, in either shape.
+
+    Legacy (``contact.associationChange``): the type prefix is the record's side, ``associationType``
+    (``CONTACT_TO_COMPANY``) names both types, ``fromObjectId``/``toObjectId`` the records (fact sheet
+    hubspot.md §1.2). Generic (``object.associationChange``): the types come as object type ids,
+    ``fromObjectTypeId``/``toObjectTypeId``, with ``associationTypeId`` (seen in community code only,
+    hubspot_2026.md §3 lists the legacy fields; unverified), so both spellings are read: an explicit type id
+    first, then the prefix or ``objectTypeId``, then ``associationType``; ``objectId`` stands in for a
+    missing ``fromObjectId``. An event that still lacks a record or a type is no change
+    (:class:`WebhookEventError`: dead-lettered by the receiver, never published half-read).
+    """
+    named_from = named_to = ""
+    if event.association_type:
+        named_from, _, named_to = event.association_type.lower().partition("_to_")
+    from_type = _type_name(event.from_object_type_id) or object_type or named_from
+    to_type = _type_name(event.to_object_type_id) or named_to
+    if event.association_type and not (from_type and to_type):
+        raise WebhookEventError("associationType: names no object types (expected FROM_TO_TO)")
+    from_id, to_id = event.from_object_id or event.object_id, event.to_object_id
+    if not (from_id and to_id and from_type and to_type):
+        named = (("fromObjectId", from_id), ("toObjectId", to_id), ("fromObjectTypeId", from_type),
+                 ("toObjectTypeId", to_type))  # fmt: skip
+        missing = ", ".join(name for name, value in named if not value)
+        raise WebhookEventError(
+            f"{missing}: missing (an association change names both records and their types)"
+        )
+    association = Association(
+        to_object_type=to_type,
+        to_object_id=to_id,
+        association_type_id=event.association_type_id,
+        category=event.association_type or f"{from_type.upper()}_TO_{to_type.upper()}",
+        primary=event.is_primary_association,
+        removed=event.association_removed,
+    )
+    return from_type, from_id, association
+
+
 def translate(event: WebhookEvent, received_at: datetime) -> Translated:
     """One HubSpot webhook event as a change event keyed by the record it is about.
 
@@ -228,23 +286,10 @@ def _translate(event: WebhookEvent, received_at: datetime) -> Translated:
             new_object_id=event.new_object_id,
         )
         object_id = object_id or merge.surviving_id
-    elif operation is Operation.ASSOCIATION and event.association_type and event.to_object_id:
-        from_type, _, to_type = event.association_type.lower().partition("_to_")
-        if not to_type or not (object_type or from_type):
-            raise WebhookEventError("associationType: names no object types (expected FROM_TO_TO)")
-        object_type = object_type or from_type
-        object_id = event.from_object_id or object_id
-        association = Association(
-            to_object_type=to_type,
-            to_object_id=event.to_object_id,
-            category=event.association_type,
-            primary=event.is_primary_association,
-            removed=event.association_removed,
-        )
+    elif operation is Operation.ASSOCIATION:
+        object_type, object_id, association = _association(event, object_type)
     known = operation is not Operation.OTHER and object_type is not None and object_id is not None
-    if (operation is Operation.MERGE and merge is None) or (
-        operation is Operation.ASSOCIATION and association is None
-    ):
+    if operation is Operation.MERGE and merge is None:
         known, operation = False, Operation.OTHER
     return Translated(
         event=ChangeEvent(

@@ -1,5 +1,9 @@
 """HubSpot side of provisioning: custom properties (the properties API of ``hubspot.api_version``, in the
-``d365_sync`` group) and the app's webhook subscriptions (the webhooks API of that version).
+``d365_sync`` group) and the app's webhook subscriptions: through the webhooks API of that version for a
+legacy public app, whose developer API key (``hapikey``) manages them; listed for the person who
+configures any other app, since no token of a project app, legacy private app or service key can (fact
+sheet hubspot_2026.md §3-§4: a project app's subscriptions live in its project files; service keys get no
+webhooks at all).
 
 Per object type, in order: list the properties; compare the needed ones by name (an existing one of
 another ``type``, or an enumeration lacking options the sync writes, is a problem: never modified); when
@@ -11,18 +15,20 @@ generic ``object.*`` subscription of the same object counts. A paused one is rep
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from itertools import groupby
 from typing import Any
 
+from cdc._redact import HIDDEN
 from cdc.hubspot.client import HubSpotClient
-from cdc.hubspot.errors import RequestError
+from cdc.hubspot.errors import FatalError, HubSpotApiError, RequestError
 from cdc.hubspot.events import OBJECT_TYPE_IDS
 from cdc.hubspot.paths import plural
 from cdc.provisioning.report import Item, Section
 from cdc.provisioning.specs import PropertySpec, SubscriptionSpec
 
-__all__ = ["ensure_properties", "ensure_subscriptions"]
+__all__ = ["ensure_properties", "ensure_subscriptions", "key_hidden", "list_subscriptions"]
 
 Say = Callable[[str], None]
 _CONFLICT = 409
@@ -133,6 +139,29 @@ def _subscription_item(spec: SubscriptionSpec, detail: str = "") -> Item:
     return Item("subscription", spec.object, name, spec.event_type, detail)
 
 
+def list_subscriptions(specs: Sequence[SubscriptionSpec], section: Section, *, say: Say) -> None:
+    """No API can subscribe this app: say what it must subscribe to, and where that is done."""
+    say(
+        f"webhook subscriptions: this app keeps them in its own configuration, so none is made here; it "
+        f"must subscribe to these {len(specs)} events. A project app: `cdc provision --hubspot-project DIR` "
+        "writes them into its project files for `hs project upload`. A legacy public app: set "
+        "hubspot.developer_api_key. A service key gets no webhooks: `cdc poll` catches the changes."
+    )
+    for spec in specs:
+        section.elsewhere.append(_subscription_item(spec, "subscribe the app to it"))
+        say(f"subscribe to {spec.key}")
+
+
+@contextlib.contextmanager
+def key_hidden(key: str) -> Iterator[None]:
+    """An error's text never shows ``key``: a network error may quote the URL, ``hapikey`` and all."""
+    try:
+        yield
+    except HubSpotApiError as error:
+        error.args = tuple(str(arg).replace(key, HIDDEN) for arg in error.args)
+        raise
+
+
 async def ensure_subscriptions(
     client: HubSpotClient,
     app_id: int,
@@ -141,12 +170,23 @@ async def ensure_subscriptions(
     *,
     dry_run: bool,
     say: Say,
-    developer_api_key: str | None = None,
+    developer_api_key: str,
 ) -> None:
-    """Create the missing subscriptions, active. ``developer_api_key``: sent as ``hapikey`` with every
-    call, when a developer API key manages the app's webhooks instead of the token."""
-    app, query = str(app_id), {"hapikey": developer_api_key} if developer_api_key else None
-    listed = await client.call(client.api.list_subscriptions, app, query=query)
+    """Create the missing subscriptions, active, with the developer API key (``hapikey``, sent with every
+    call of the webhooks API). A refused key is a `FatalError` naming that setting, not the token."""
+    app, query = str(app_id), {"hapikey": developer_api_key}
+    try:
+        with key_hidden(developer_api_key):
+            listed = await client.call(client.api.list_subscriptions, app, query=query)
+    except FatalError as error:
+        raise FatalError(
+            f"HubSpot refused the developer API key for app {app_id}'s webhook subscriptions; check "
+            "hubspot.developer_api_key (CDC_HUBSPOT__DEVELOPER_API_KEY) and hubspot.app_id",
+            status=error.status,
+            category=error.category,
+            correlation_id=error.correlation_id,
+            endpoint=error.endpoint,
+        ) from None
     existing: dict[str, dict[str, Any]] = {}
     for sub in listed.get("results") or []:
         if isinstance(sub, dict):
@@ -167,7 +207,8 @@ async def ensure_subscriptions(
             say(f"would create {section.missing[-1]}")
             continue
         try:
-            await client.call(client.api.create_subscription, app, query=query, body=spec.body())
+            with key_hidden(developer_api_key):
+                await client.call(client.api.create_subscription, app, query=query, body=spec.body())
         except RequestError as error:
             section.problems.append(_subscription_item(spec, f"HubSpot refused it: {error}"))
             say(f"problem: {section.problems[-1]}")

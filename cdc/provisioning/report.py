@@ -2,8 +2,9 @@
 columns, the Dataverse application user's privileges): created, present, missing (needed but not created:
 a dry run, Dataverse without ``--dataverse``, or a privilege the app user lacks, which only a Dataverse
 admin can grant), pending (made, but not usable until the CRM finishes it: a Dataverse alternate key whose
-index is still being built; nothing to do but wait) and problems (present but wrong, refused, failed, or
-not checkable)."""
+index is still being built; nothing to do but wait), elsewhere (needed, but made where no API of ours can
+reach: the webhook subscriptions of a project app live in its project files; listed for the person who
+uploads them) and problems (present but wrong, refused, failed, or not checkable)."""
 
 from __future__ import annotations
 
@@ -46,6 +47,7 @@ class Section:
     missing: list[Item] = field(default_factory=list)
     problems: list[Item] = field(default_factory=list)
     pending: list[Item] = field(default_factory=list)
+    elsewhere: list[Item] = field(default_factory=list)
 
     def as_json(self) -> dict[str, list[dict[str, str]]]:
         return {
@@ -54,6 +56,7 @@ class Section:
             "missing": [i.as_json() for i in self.missing],
             "pending": [i.as_json() for i in self.pending],
             "problems": [i.as_json() for i in self.problems],
+            "elsewhere": [i.as_json() for i in self.elsewhere],
         }
 
 
@@ -98,6 +101,8 @@ class ProvisionReport:
             parts.append(f"missing {self.count('missing', privileges=False)}")
         if self.count("pending"):
             parts.append(f"pending {self.count('pending')}")
+        if self.count("elsewhere"):
+            parts.append(f"to subscribe in the app {self.count('elsewhere')}")
         parts.append(f"problems {self.count('problems', privileges=False)}")
         granted = self.privileges
         if not (granted.present or granted.missing or granted.problems):

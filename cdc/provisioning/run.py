@@ -16,7 +16,9 @@ the exit code.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from http import HTTPStatus
 
+import httpx
 from prometheus_client import CollectorRegistry
 
 from cdc.dataverse.auth import TokenProvider
@@ -28,7 +30,8 @@ from cdc.dataverse.poller import dataverse_tables
 from cdc.dataverse.privileges import check_privileges
 from cdc.dataverse.provisioning import ensure_change_tracking, ensure_columns
 from cdc.hubspot.client import HubSpotClient
-from cdc.hubspot.provisioning import ensure_properties, ensure_subscriptions
+from cdc.hubspot.project import subscriptions_config
+from cdc.hubspot.provisioning import ensure_properties, ensure_subscriptions, list_subscriptions
 from cdc.metrics import Metrics
 from cdc.provisioning.needs import Needs, needs_of
 from cdc.provisioning.privileges import CUSTOMIZATION, privilege_needs
@@ -69,13 +72,13 @@ async def provision(
     dry_run: bool = False,
     progress: Callable[[str], None] | None = None,
     metrics: Metrics | None = None,
-    developer_api_key: str | None = None,
     key_wait_s: float = KEY_WAIT_S,
 ) -> ProvisionReport:
     """Make the CRMs hold what ``config``'s enabled steps need; report what was there, made, or wrong.
 
-    ``developer_api_key``: for a legacy public app, whose webhook subscriptions are managed with the
-    developer account's key (``hapikey``) rather than the portal token.
+    Webhook subscriptions are made only with ``hubspot.developer_api_key`` (a legacy public app, the one
+    kind whose subscriptions an API manages); for any other app they are listed (``elsewhere``), which is
+    no failure: the project files (`cdc provision --hubspot-project`) or the app's settings hold them.
     """
     say = progress or _quiet
     metrics = metrics or Metrics(CollectorRegistry())
@@ -92,7 +95,10 @@ async def provision(
     )
     async with client:
         await ensure_properties(client, needs.properties, report.hubspot, dry_run=dry_run, say=say)
-        if hub.app_id is None:
+        developer_key = hub.developer_api_key.get_secret_value() if hub.developer_api_key else ""
+        if not developer_key:
+            list_subscriptions(needs.subscriptions, report.webhooks, say=say)
+        elif hub.app_id is None:
             report.webhooks.problems.append(
                 Item("setting", "hubspot", "app_id", detail="not set (CDC_HUBSPOT__APP_ID): not checked")
             )
@@ -104,7 +110,7 @@ async def provision(
                 report.webhooks,
                 dry_run=dry_run,
                 say=say,
-                developer_api_key=developer_api_key,
+                developer_api_key=developer_key,
             )
 
     if not settings.dataverse.base_url:
@@ -166,6 +172,15 @@ async def enable_change_tracking(settings: Settings, tables: Sequence[str]) -> S
     return section
 
 
+async def _deploy_sandbox_webhooks(settings: Settings, config: SyncConfig) -> None:
+    """The subscriptions of the project's webhooks file (`cdc.hubspot.project`), deployed to the sandbox."""
+    component = subscriptions_config(None, needs_of(config).subscriptions).component
+    async with httpx.AsyncClient(base_url=settings.hubspot.base_url, timeout=30) as admin:
+        answer = await admin.put("/_admin/project/webhooks", json=component)
+    if answer.status_code != HTTPStatus.OK:
+        raise ProvisionError(f"the sandbox refused the webhooks file: {answer.status_code} {answer.text}")
+
+
 async def provision_sandbox(
     settings: Settings,
     config: SyncConfig | None = None,
@@ -175,11 +190,16 @@ async def provision_sandbox(
 ) -> ProvisionReport:
     """Prepare fresh CRMs (the sandbox, for the demo and end-to-end tests) in one call: HubSpot properties,
     webhook subscriptions and Dataverse columns for ``config`` (default: the packaged defaults), waiting for
-    the alternate keys' indexes as a user would before starting the daemon. Raises `ProvisionError` unless
-    everything ends present (and every key Active)."""
-    report = await provision(
-        settings, config or default_config(), create_columns=True, progress=progress, key_wait_s=key_wait_s
-    )
+    the alternate keys' indexes as a user would before starting the daemon. A project app's subscriptions
+    are deployed as ``hs project upload`` would deploy the project's webhooks file (the sandbox's admin API
+    stands in for the upload). Raises `ProvisionError` unless everything ends present (and every key
+    Active)."""
+    config = config or default_config()
+    report = await provision(settings, config, create_columns=True, progress=progress, key_wait_s=key_wait_s)
+    if report.webhooks.elsewhere:
+        await _deploy_sandbox_webhooks(settings, config)
+        report.webhooks.created += report.webhooks.elsewhere
+        report.webhooks.elsewhere = []
     if not report.ok or report.count("pending"):
         wrong = [str(i) for s in report.sections.values() for i in (*s.problems, *s.missing, *s.pending)]
         raise ProvisionError(

@@ -12,7 +12,7 @@ import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import SecretStr
 
@@ -39,6 +39,9 @@ class HubSpotInfo:
     app_id: int
     client_secret: str
     portal_id: int
+    app_kind: Literal["project", "legacy"] = "project"
+    developer_api_key: str | None = None
+    """A legacy public app's (``app_kind="legacy"``): what manages its webhook subscriptions."""
 
 
 @dataclass(frozen=True)
@@ -83,11 +86,11 @@ class Sandbox:
     ) -> Settings:
         """Settings for `cdc ingest` and `cdc poll` against these emulators, on ``kafka``.
 
-        Every credential the emulators accept is filled in (HubSpot token, app, client secret and portal;
-        Dataverse org, tenant, client, secret, authority, scope and CA bundle; with ``certificate``, the
-        app's certificate instead of its secret). ``ingest`` and ``poll`` default to the standard settings
-        on free ports (``port=0``); a caller passing its own chooses. The daemon speaks HubSpot's
-        ``api_version`` (the emulator serves each).
+        Every credential the emulators accept is filled in (HubSpot token, app, client secret, portal, app
+        kind and a legacy app's developer API key; Dataverse org, tenant, client, secret, authority, scope
+        and CA bundle; with ``certificate``, the app's certificate instead of its secret). ``ingest`` and
+        ``poll`` default to the standard settings on free ports (``port=0``); a caller passing its own
+        chooses. The daemon speaks HubSpot's ``api_version`` (the emulator serves each).
         """
         hub, dv = self.info.hubspot, self.info.dataverse
         credential: dict[str, Any] = (
@@ -104,6 +107,8 @@ class Sandbox:
                 client_secret=SecretStr(hub.client_secret),
                 portal_id=str(hub.portal_id),
                 api_version=api_version,
+                app_kind=hub.app_kind,
+                developer_api_key=SecretStr(hub.developer_api_key) if hub.developer_api_key else None,
             ),
             dataverse=DataverseSettings(
                 base_url=dv.base_url,
@@ -128,10 +133,12 @@ async def run_sandbox(
     webhook_url: str | None = None,
     seed: int = 0,
     state_dir: Path | None = None,
+    hubspot_app_kind: Literal["project", "legacy"] = "project",
 ) -> AsyncIterator[Sandbox]:
-    """Serve both emulators until the block ends. ``state_dir`` keeps the CA bundle; else a temp dir."""
+    """Serve both emulators until the block ends. ``state_dir`` keeps the CA bundle; else a temp dir.
+    ``hubspot_app_kind``: the HubSpot app is a project app, or a legacy public app (`HubSpotSandbox`)."""
     clock = Clock()
-    hubspot = HubSpotSandbox(seed=seed, clock=clock, webhook_url=webhook_url)
+    hubspot = HubSpotSandbox(seed=seed, clock=clock, webhook_url=webhook_url, app_kind=hubspot_app_kind)
     dataverse = DataverseSandbox(seed=seed, clock=clock)
     with contextlib.ExitStack() as stack:
         directory = state_dir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="cdc-sandbox-")))
@@ -152,6 +159,8 @@ async def run_sandbox(
                     app_id=hubspot.app_id,
                     client_secret=hubspot.client_secret,
                     portal_id=hubspot.portal_id,
+                    app_kind=hubspot.app_kind,
+                    developer_api_key=hubspot.developer_api_key,
                 ),
                 dataverse=DataverseInfo(
                     base_url=org,

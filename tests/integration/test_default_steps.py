@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from cdc.hubspot.paths import endpoints
+from cdc.hubspot.project import subscriptions_config
+from cdc.provisioning.needs import needs_of
 from cdc.provisioning.specs import SubscriptionSpec
 from consumers.config import SyncConfig
 from consumers.loader import load_config
@@ -275,16 +276,12 @@ async def test_lead_mode_a_matched_pair_holds_both_ids_and_the_contact_its_last_
         provision=True,
         reconcile=True,
     ) as stack:
-        # The webhook for the daemon's own property comes back too (HubSpot sends one for every write).
+        # The webhook for the daemon's own property comes back too (HubSpot sends one for every write):
+        # the project app's webhooks file gains that subscription and is deployed again.
         echo = SubscriptionSpec("contact", "propertyChange", "d365_last_crm_sync_date")
-        subscribed = await stack.hs.post(
-            endpoints(stack.settings.hubspot.api_version).create_subscription.path(
-                str(stack.settings.hubspot.app_id)
-            ),
-            json=echo.body(),
-            headers={"Authorization": f"Bearer {stack.box.hubspot.token}"},
-        )
-        assert subscribed.status_code == 201, subscribed.text
+        webhooks = subscriptions_config(None, (*needs_of(config).subscriptions, echo)).component
+        subscribed = await stack.hs.put("/_admin/project/webhooks", json=webhooks)
+        assert subscribed.status_code == 200, subscribed.text
         await stack.stop_sync()  # both records exist before the sync sees either: a first sync matches
         contact = await stack.hs_create(
             "contacts",

@@ -11,7 +11,7 @@ import pytest
 
 from streams.topics import TopicRole
 from tests.integration.sync_stack import Stack, eventually, quiet, running_stack, small_config
-from tests.kafka_reading import read_topic
+from tests.kafka_reading import read_changes, read_topic
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -139,7 +139,11 @@ async def test_a_hubspot_merge_repoints_the_link_to_the_surviving_record(kafka_s
 
 
 async def test_changing_a_contacts_company_moves_its_parent_account_and_back(kafka_settings: Any) -> None:
-    async with running_stack(kafka_settings, small_config()) as stack:
+    """HubSpot's side comes from a project app (the sandbox's default), provisioned as `cdc provision
+    --hubspot-project` writes its webhooks file: its association webhooks are generic
+    (``object.associationChange``, types by id, no legacy ``associationType``). The receiver used to
+    publish those as changes of no record, so a contact's new company never reached Dataverse (issue 15)."""
+    async with running_stack(kafka_settings, small_config(), provision=True) as stack:
         first = await stack.hs_create("companies", {"name": "First Co"})
         second = await stack.hs_create("companies", {"name": "Second Co"})
         contact = await stack.hs_create("contacts", {"email": "mover@example.com", "firstname": "Mo"})
@@ -159,6 +163,14 @@ async def test_changing_a_contacts_company_moves_its_parent_account_and_back(kaf
         # HubSpot: the contact's primary company changes -> the Dataverse parent account follows.
         await stack.hs_associate("contacts", contact, "companies", second)
         await eventually(lambda: parent_is("Second Co"), what="the second parent account", within=45)
+        moved = [
+            c for c in await read_changes(stack.settings.kafka)
+            if c.source_event_type == "object.associationChange" and c.object_id == contact
+            and c.association is not None and c.association.to_object_id == second
+        ]  # fmt: skip
+        assert {(c.object_type, c.association.to_object_type) for c in moved if c.association} == {
+            ("contact", "company")
+        }
         await quiet(stack)
 
         # Dataverse: the parent account changes back -> HubSpot's primary company follows.

@@ -397,7 +397,9 @@ async def test_hubspot_api_writes_send_webhooks_naming_the_app(box: Sandbox, hub
         await box.hubspot.wait_webhooks()
         box.hubspot.set_webhook_url(None)
     mine = [e for e in received if str(e.get("objectId")) == made.object_id]
-    assert {e["subscriptionType"] for e in mine} >= {"contact.creation", "contact.propertyChange"}
+    # A project app (the sandbox's default): generic subscription types, the object by its type id.
+    assert {e["subscriptionType"] for e in mine} >= {"object.creation", "object.propertyChange"}
+    assert {e["objectTypeId"] for e in mine} == {"0-1"}
     assert {(e["changeSource"], e["sourceId"]) for e in mine} == {
         ("INTEGRATION", str(box.info.hubspot.app_id))
     }

@@ -50,7 +50,15 @@ DEFAULT_TRACKED = 3  # change tracking on account, contact, opportunity: the tab
 
 @pytest.fixture
 async def box() -> AsyncIterator[Sandbox]:
+    """HubSpot with a project app (the default): its subscriptions live in its project files."""
     async with run_sandbox(seed=11) as sandbox:
+        yield sandbox
+
+
+@pytest.fixture
+async def legacy_box() -> AsyncIterator[Sandbox]:
+    """HubSpot with a legacy public app, whose developer API key manages its subscriptions."""
+    async with run_sandbox(seed=11, hubspot_app_kind="legacy") as sandbox:
         yield sandbox
 
 
@@ -214,8 +222,10 @@ async def _write_every_dataverse_column(settings: Settings, specs: tuple[ColumnS
 
 
 async def test_a_fresh_sandbox_gets_everything_writes_succeed_and_a_second_run_creates_nothing(
-    box: Sandbox,
+    legacy_box: Sandbox,
 ) -> None:
+    """A legacy public app: its subscriptions are made through the webhooks API with the developer key."""
+    box = legacy_box
     settings = settings_of(box)
     needs = needs_of(default_config())
     lines: list[str] = []
@@ -272,9 +282,11 @@ async def test_a_fresh_sandbox_gets_everything_writes_succeed_and_a_second_run_c
 def _settings_file(box: Sandbox, tmp_path: Path) -> Path:
     settings = settings_of(box)
     data = settings.model_dump(mode="json", include={"hubspot", "dataverse"})
-    for part, secret in (("hubspot", "token"), ("hubspot", "client_secret"), ("dataverse", "client_secret")):
+    secrets = ("token", "client_secret", "developer_api_key")
+    for part, secret in (*(("hubspot", name) for name in secrets), ("dataverse", "client_secret")):
         value = getattr(getattr(settings, part), secret)
-        data[part][secret] = value.get_secret_value()
+        if value is not None:
+            data[part][secret] = value.get_secret_value()
     path = tmp_path / "cdc.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
@@ -299,7 +311,8 @@ async def test_cli_without_dataverse_lists_the_missing_columns_and_exits_3(
     assert "created property deal.d365_status_reason (enumeration)" in err
     assert "missing table contact.ChangeTrackingEnabled: change tracking is off" in err
     assert "--dataverse creates the columns and turns change tracking on" in err
-    assert out.startswith(f"created {DEFAULT_PROPERTIES + 3 + len(needs_of(default_config()).subscriptions)}")
+    assert out.startswith(f"created {DEFAULT_PROPERTIES + 3},")
+    assert f"to subscribe in the app {len(needs_of(default_config()).subscriptions)}" in out
     assert f"missing {DEFAULT_COLUMNS + DEFAULT_KEYS + DEFAULT_TRACKED}" in out
 
     assert await _cdc("--config", config, "provision", "--dataverse") == 0
@@ -318,11 +331,11 @@ async def test_cli_json_dry_run_lists_everything_and_changes_nothing(
     assert set(report) == {"dry_run", "hubspot", "webhooks", "dataverse", "privileges"}
     assert report["dry_run"] is True
     for name in ("hubspot", "webhooks", "dataverse", "privileges"):
-        assert set(report[name]) == {"created", "present", "missing", "pending", "problems"}
+        assert set(report[name]) == {"created", "present", "missing", "pending", "problems", "elsewhere"}
         assert report[name]["created"] == []
         assert report[name]["problems"] == []
     assert len(report["hubspot"]["missing"]) == DEFAULT_PROPERTIES + 3
-    assert len(report["webhooks"]["missing"]) == len(needs_of(default_config()).subscriptions)
+    assert len(report["webhooks"]["elsewhere"]) == len(needs_of(default_config()).subscriptions)
     assert len(report["dataverse"]["missing"]) == DEFAULT_COLUMNS + DEFAULT_KEYS + DEFAULT_TRACKED
     assert {"kind": "column", "object": "account", "name": "cdc_hubspotid", "type": "String"} in report[
         "dataverse"
@@ -339,7 +352,67 @@ async def test_cli_json_dry_run_lists_everything_and_changes_nothing(
     assert report["privileges"]["missing"] == []
 
 
-async def test_a_type_mismatch_or_a_paused_subscription_is_reported_and_left_alone(box: Sandbox) -> None:
+async def test_a_token_that_cannot_manage_subscriptions_lists_them_and_exits_0(
+    box: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 15: a project app's token (or a service key) cannot manage webhook subscriptions; HubSpot
+    refuses it (401), and `cdc provision` ended there with exit 78, "the token was refused". Now it makes
+    the properties and columns, lists what the app must subscribe to, and exits 0."""
+    config = str(_settings_file(box, tmp_path))
+    subscriptions = needs_of(default_config()).subscriptions
+    assert await _cdc("--config", config, "provision", "--dataverse") == 0
+    out, err = capsys.readouterr()
+    assert f"it must subscribe to these {len(subscriptions)} events" in err
+    assert "`cdc provision --hubspot-project DIR` writes them into its project files" in err
+    assert "subscribe to contact.propertyChange:email" in err.splitlines()
+    assert "subscribe to contact.privacyDeletion" in err.splitlines()
+    assert "token was refused" not in err
+    assert f"to subscribe in the app {len(subscriptions)}, problems 0" in out
+    assert box.hubspot.subscriptions.items == {}
+    assert "sync_to_d365" in box.hubspot.store.properties["contacts"]  # the rest was provisioned
+
+
+async def test_a_refused_developer_key_names_that_setting_and_is_not_shown(
+    legacy_box: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = _settings_file(legacy_box, tmp_path)
+    data = yaml.safe_load(config.read_text())
+    data["hubspot"]["developer_api_key"] = "wrong-developer-key-0123456789abcdef"
+    config.write_text(yaml.safe_dump(data))
+    assert await _cdc("--config", str(config), "provision") == 78
+    err = capsys.readouterr().err
+    assert "HubSpot refused the developer API key for app" in err
+    assert "hubspot.developer_api_key (CDC_HUBSPOT__DEVELOPER_API_KEY)" in err
+    assert "wrong-developer-key" not in err
+
+
+async def test_the_sandbox_gets_a_project_apps_subscriptions_as_its_webhooks_file_deploys_them(
+    box: Sandbox,
+) -> None:
+    """`provision_sandbox` (demo, end-to-end tests) deploys what `cdc provision --hubspot-project` writes
+    into the webhooks file: generic subscriptions, active, one per needed event."""
+    needs = needs_of(default_config())
+    report = await provision_sandbox(settings_of(box))
+    assert len(report.webhooks.created) == len(needs.subscriptions)
+    assert report.webhooks.elsewhere == []
+    subscriptions = list(box.hubspot.subscriptions.items.values())
+    assert len(subscriptions) == len(needs.subscriptions)
+    assert all(s.active for s in subscriptions)
+    assert {s.event_type for s in subscriptions} == {
+        "object.creation", "object.deletion", "object.merge", "object.restore", "object.associationChange",
+        "object.propertyChange", "contact.privacyDeletion",
+    }  # fmt: skip
+    assert {s.object_type_id for s in subscriptions if s.event_type == "object.creation"} == {
+        "0-1",
+        "0-2",
+        "0-3",
+    }
+
+
+async def test_a_type_mismatch_or_a_paused_subscription_is_reported_and_left_alone(
+    legacy_box: Sandbox,
+) -> None:
+    box = legacy_box
     hub, settings = box.info.hubspot, settings_of(box)
     async with httpx.AsyncClient(
         base_url=hub.base_url, headers={"Authorization": f"Bearer {hub.token}"}
@@ -349,7 +422,9 @@ async def test_a_type_mismatch_or_a_paused_subscription_is_reported_and_left_alo
         answer = await api.post(create, json={**wrong, "groupName": "dealinformation"})
         assert answer.status_code == 201, answer.text
         paused = await api.post(
-            endpoints().create_subscription.path(str(hub.app_id)), json={"eventType": "deal.creation"}
+            endpoints().create_subscription.path(str(hub.app_id)),
+            json={"eventType": "deal.creation"},
+            params={"hapikey": str(hub.developer_api_key)},
         )
         assert paused.status_code == 201, paused.text
 
@@ -444,7 +519,8 @@ async def test_a_key_dataverse_is_still_building_is_pending_not_missing_and_not_
     assert pending["contact"].startswith("index Pending: Dataverse is still building it")
     assert _keys(report, "missing") == _keys(report, "problems") == _keys(report, "created") == {}
     assert report.ok
-    assert f"pending {DEFAULT_KEYS}, problems 0;" in report.summary()
+    assert f"pending {DEFAULT_KEYS}," in report.summary()
+    assert "problems 0;" in report.summary()
 
     config = str(_settings_file(box, tmp_path))
     assert await _cdc("--config", config, "provision", "--dataverse", "--key-wait", "0") == 0

@@ -258,6 +258,32 @@ async def test_bad_events_are_dead_lettered_and_the_good_events_of_their_batch_p
     assert receiver.counter("cdc_webhook_requests_total", status="200") == 1
 
 
+async def test_a_project_apps_association_changes_are_published_and_one_missing_its_ids_dead_lettered(
+    receiver: Receiver,
+) -> None:
+    """Issue 15: a project app's generic ``object.associationChange`` names the types by id. Before, one
+    without the legacy ``associationType`` was published as a change of no record (``OTHER``); now it is the
+    from record's association, and one lacking a record id waits on the deadletter topic, its batch taken."""
+    generic = {
+        "eventId": 700, "subscriptionId": 9, "portalId": 62515, "appId": 1160452,
+        "occurredAt": 1_764_000_000_000, "subscriptionType": "object.associationChange", "attemptNumber": 0,
+        "changeSource": "CRM_UI", "sourceId": "userId:42", "fromObjectTypeId": "0-1", "fromObjectId": 11,
+        "toObjectTypeId": "0-2", "toObjectId": 22, "associationTypeId": 1, "associationRemoved": False,
+    }  # fmt: skip
+    no_ids = {k: v for k, v in generic.items() if k not in {"fromObjectId", "toObjectId"}} | {"eventId": 701}
+    body = orjson.dumps([generic, no_ids])
+    response = await receiver.post(body, sign_v3(body))
+    assert response.status_code == 200
+    [event] = await receiver.published()
+    assert (event.operation, event.object_type, event.object_id) == (Operation.ASSOCIATION, "contact", "11")
+    assert event.association is not None
+    assert (event.association.to_object_type, event.association.to_object_id) == ("company", "22")
+    [letter] = await read_topic(receiver.kafka, TopicRole.DEADLETTER)
+    assert orjson.loads(letter["value"])["eventId"] == 701
+    assert letter["error"].startswith("event 1: fromObjectId, toObjectId: missing")
+    assert receiver.counter("cdc_sync_deadletters_total", step="webhook", reason="unreadable_event") == 1
+
+
 @pytest.mark.parametrize("timestamp", ["9" * 310, "9" * 4301])
 async def test_a_timestamp_that_is_not_ascii_digits_gets_a_counted_401(
     receiver: Receiver, timestamp: str

@@ -156,6 +156,67 @@ def test_association_change_names_both_records() -> None:
     assert not event.association.removed
 
 
+def test_a_generic_association_change_names_both_records_by_type_id() -> None:
+    """A project app's generic subscription sends ``object.associationChange`` with the types as ids and
+    no legacy ``associationType`` (the sandbox's shape; issue 15): the record is the from side."""
+    event = one(
+        base(
+            "object.associationChange",
+            fromObjectTypeId="0-1",
+            fromObjectId=11,
+            toObjectTypeId="0-2",
+            toObjectId=22,
+            associationTypeId=1,
+            associationRemoved=True,
+        )
+    ).event
+    assert event.key == "hubspot/62515/contact/11"
+    assert event.operation is Operation.ASSOCIATION
+    assert event.association is not None
+    assert (event.association.to_object_type, event.association.to_object_id) == ("company", "22")
+    assert (event.association.association_type_id, event.association.removed) == (1, True)
+    assert event.association.category == "CONTACT_TO_COMPANY"
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        # objectTypeId/objectId for the from side, as the other generic events carry them
+        {"objectTypeId": "0-3", "objectId": 11, "toObjectTypeId": "0-2", "toObjectId": 22},
+        # the legacy names inside a generic event
+        {"associationType": "DEAL_TO_COMPANY", "fromObjectId": 11, "toObjectId": 22},
+        # type ids given as strings of digits by a proxy, a custom object on the other side
+        {"fromObjectTypeId": "0-3", "fromObjectId": "11", "toObjectTypeId": "2-99", "toObjectId": "22",
+         "associationTypeId": "341"},
+    ],
+)  # fmt: skip
+def test_a_generic_association_change_is_read_in_every_plausible_spelling(fields: dict[str, Any]) -> None:
+    event = one(base("object.associationChange", **fields)).event
+    assert (event.object_type, event.object_id) == ("deal", "11")
+    assert event.association is not None
+    assert event.association.to_object_id == "22"
+    assert event.association.to_object_type in {"company", "2-99"}
+
+
+@pytest.mark.parametrize(
+    ("fields", "reason"),
+    [
+        ({"fromObjectTypeId": "0-1", "toObjectTypeId": "0-2"}, "fromObjectId, toObjectId: missing"),
+        ({"fromObjectTypeId": "0-1", "fromObjectId": 1, "toObjectId": 2}, "toObjectTypeId: missing"),
+        ({"fromObjectId": 1, "toObjectTypeId": "0-2", "toObjectId": 2}, "fromObjectTypeId: missing"),
+        ({}, "fromObjectId, toObjectId, fromObjectTypeId, toObjectTypeId: missing"),
+        ({"fromObjectTypeId": "0-1", "fromObjectId": 1, "toObjectTypeId": "0-2", "toObjectId": 2,
+          "associationTypeId": "primary"}, "associationTypeId"),
+    ],
+)  # fmt: skip
+def test_an_association_change_missing_its_ids_is_an_event_error(fields: dict[str, Any], reason: str) -> None:
+    """Dead-lettered by the receiver (`read_body` sets it aside), never published as a change of nobody."""
+    batch = read_body(body(base("object.associationChange", **fields)), NOW, OURS)
+    assert batch.translated == []
+    [rejected] = batch.rejected
+    assert rejected.reason.startswith(f"event 0: {reason}")
+
+
 def test_unknown_types_are_kept_not_rejected() -> None:
     result = one(base("conversation.newMessage", objectId=3, messageId="m1", messageType="MESSAGE"))
     assert not result.known_type

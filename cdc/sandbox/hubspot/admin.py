@@ -2,7 +2,11 @@
 
 Routes:
 
-- ``GET  /_admin/info`` -- token, app id, portal id, client secret, webhook URL.
+- ``GET  /_admin/info`` -- token, app id, portal id, client secret, webhook URL, app kind and (a legacy
+  app's) developer API key.
+- ``PUT  /_admin/project/webhooks`` -- a project app's webhooks component (``webhooks-hsmeta.json``), as
+  ``hs project upload`` deploys it: its subscriptions replace the app's (and ``settings.targetUrl``, when
+  given, is the target URL); 400 when HubSpot would refuse an entry, 409 for a legacy app.
 - ``POST /_admin/seed`` -- ``{"contacts": [{...properties}], "companies": [...], "deals": [...]}``:
   creates records without webhooks; answers their ids per type. Read-only (HubSpot-computed) properties
   may be seeded.
@@ -79,6 +83,8 @@ def admin_routes(ctx: Context, calls: CallCounter, faults: Faults) -> list[Route
                 "portalId": ctx.portal_id,
                 "clientSecret": dispatcher.client_secret,
                 "webhookUrl": ctx.subscriptions.target_url,
+                "appKind": ctx.subscriptions.app_kind,
+                "developerApiKey": ctx.developer_api_key,
             }
         )
 
@@ -188,6 +194,14 @@ def admin_routes(ctx: Context, calls: CallCounter, faults: Faults) -> list[Route
             }
         )
 
+    async def deploy_webhooks(request: Request) -> Response:
+        if ctx.subscriptions.app_kind != "project":
+            message = "a legacy app's subscriptions are made with the webhooks API"
+            raise errors.HubSpotError(409, message, {"category": "CONFLICT"})
+        made = ctx.subscriptions.deploy(await json_object(request), iso(ctx.clock.epoch_ms()))
+        dispatcher.wake()
+        return JSON({"results": [s.as_json() for s in made]})
+
     async def deliveries(request: Request) -> Response:
         if request.method == "DELETE":
             dispatcher.log.clear()
@@ -264,6 +278,7 @@ def admin_routes(ctx: Context, calls: CallCounter, faults: Faults) -> list[Route
         ("/associations/{objectType}/{objectId}", associations_of, ["GET"]),
         ("/webhooks", webhooks, ["GET", "PUT"]),
         ("/webhooks/deliveries", deliveries, ["GET", "DELETE"]),
+        ("/project/webhooks", deploy_webhooks, ["PUT"]),
         ("/webhooks/drain", drain, ["POST"]),
         ("/calls", call_counts, ["GET", "DELETE"]),
         ("/faults", fault_knobs, ["GET", "PUT"]),

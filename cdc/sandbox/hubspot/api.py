@@ -60,6 +60,9 @@ class Context:
     dispatcher: WebhookDispatcher
     clock: Clock
     token: str
+    developer_api_key: str | None
+    """A legacy public app's developer API key: the webhooks API's only credential (None: a project app,
+    whose subscriptions no API manages)."""
     app_id: int
     portal_id: int
     ids: random.Random
@@ -101,13 +104,28 @@ def _token_of(request: Request) -> str | None:
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer" and value:
         return value.strip()
-    return request.query_params.get("hapikey")  # the webhooks settings API also takes a developer key
+    return None
 
 
-def endpoint(ctx: Context, handler: Handler, *, search: bool = False) -> Handler:
+def _authorized(ctx: Context, request: Request, *, developer: bool) -> str | None:
+    """The credential of an authorized request, else None. The webhooks API takes the developer API key
+    (``hapikey``) alone, the harsher reading (hubspot_2026.md §4: the 2026-09 draft allows nothing else;
+    hubspot.md §1.5 also names an app token): a portal token there is refused, as a project app's or a
+    service key's is by HubSpot (issue 15). Every other API takes the portal's bearer token."""
+    if developer:
+        key = request.query_params.get("hapikey")
+        wanted = ctx.developer_api_key
+        return key if key and wanted and hmac.compare_digest(key.encode(), wanted.encode()) else None
+    token = _token_of(request)
+    if token is None or not hmac.compare_digest(token.encode(), ctx.token.encode()) or ctx.token_revoked:
+        return None
+    return token
+
+
+def endpoint(ctx: Context, handler: Handler, *, search: bool = False, developer: bool = False) -> Handler:
     async def run(request: Request) -> Response:
-        token = _token_of(request)
-        if token is None or not hmac.compare_digest(token.encode(), ctx.token.encode()) or ctx.token_revoked:
+        token = _authorized(ctx, request, developer=developer)
+        if token is None:
             return error_response(ctx, errors.unauthorized())
         headers: dict[str, str] = {}
         try:

@@ -1,7 +1,12 @@
-"""The HubSpot emulator: one portal with one private app, as a starlette application, serving the API
-versions of `cdc.sandbox.hubspot.versions` (legacy v3/v4, 2026-03, 2026-09) side by side on one store.
+"""The HubSpot emulator: one portal with one app, as a starlette application, serving the API versions of
+`cdc.sandbox.hubspot.versions` (legacy v3/v4, 2026-03, 2026-09) side by side on one store.
 
-Credentials (token, client secret) and ids come from the seed unless given. The app's lifespan owns the
+The app is a project app (the default: webhook subscriptions deployed from its project files, events in
+the generic ``object.*`` format) or a legacy public app (``app_kind="legacy"``: subscriptions managed
+through the webhooks API with a developer API key, events in the ``contact.*`` format); see
+:mod:`cdc.sandbox.hubspot.subscriptions`. Credentials (token, client secret) and ids come from the seed
+unless given; the developer API key, a legacy app's only, from a stream of its own, so the others stay
+what they were for a seed. The app's lifespan owns the
 webhook dispatcher task: it starts with the server and is cancelled (with its in-flight deliveries)
 when the server stops, so no task outlives the app. API routes pass through the shared
 :class:`SandboxMiddleware` (accounting, injected latency/429/503 in HubSpot's error shape); the admin API
@@ -15,6 +20,7 @@ import contextlib
 import random
 import uuid
 from collections.abc import AsyncIterator
+from typing import Literal
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -57,6 +63,7 @@ class HubSpotSandbox:
         client_secret: str | None = None,
         webhook_url: str | None = None,
         retry_base_seconds: float = 1.0,
+        app_kind: Literal["project", "legacy"] = "project",
     ) -> None:
         rng = random.Random(seed)  # noqa: S311 -- sandbox credentials and ids, reproducible on purpose
         self.clock = clock or Clock()
@@ -64,9 +71,13 @@ class HubSpotSandbox:
         self.app_id = app_id
         self.token = token or f"pat-na1-{_uuid(rng)}"
         self.client_secret = client_secret or _uuid(rng)
+        self.app_kind = app_kind
+        self.developer_api_key = (
+            _uuid(random.Random(f"{seed}:developer")) if app_kind == "legacy" else None  # noqa: S311 -- a test key
+        )
         self.calls = CallCounter()
         self.faults = Faults(seed)
-        self.subscriptions = Subscriptions(first_id=rng.randrange(100_000, 900_000))
+        self.subscriptions = Subscriptions(first_id=rng.randrange(100_000, 900_000), app_kind=app_kind)
         self.dispatcher = WebhookDispatcher(
             clock=self.clock,
             faults=self.faults,
@@ -86,6 +97,7 @@ class HubSpotSandbox:
             dispatcher=self.dispatcher,
             clock=self.clock,
             token=self.token,
+            developer_api_key=self.developer_api_key,
             app_id=app_id,
             portal_id=portal_id,
             ids=random.Random(rng.getrandbits(32)),  # noqa: S311 -- correlation ids

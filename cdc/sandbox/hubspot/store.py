@@ -57,7 +57,8 @@ class Actor:
 
 @dataclass(frozen=True)
 class Change:
-    """One thing a webhook reports; ``extra`` holds the merge and association fields by their JSON names."""
+    """One thing a webhook reports; ``extra`` holds the merge and association fields by their JSON names
+    (a name starting with ``_`` is for the dispatcher, which picks the fields of the payload's format)."""
 
     kind: str  # creation, propertyChange, deletion, restore, merge, associationChange
     object_type: ObjectType
@@ -395,6 +396,9 @@ class Store:
                 "toObjectId": int(edge.to_id),
                 "associationRemoved": edge.removed,
                 "isPrimaryAssociation": edge.primary,
+                # For the generic (project app) shape, which names types by id; not sent as such.
+                "_toObjectTypeId": target.type_id,
+                "_associationTypeId": edge.type_id,
             }
             changes.append(Change("associationChange", source, edge.from_id, now, actor, extra=extra))
         if changes:

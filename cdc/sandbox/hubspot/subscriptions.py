@@ -1,4 +1,9 @@
-"""The app's webhook settings and subscriptions (webhooks API v3), and which events they let through.
+"""The app's webhook settings and subscriptions, and which events they let through.
+
+Two kinds of app (fact sheet hubspot_2026.md §2-§3): a legacy public app manages them through the
+webhooks API v3 (:meth:`Subscriptions.create`); a project app (the default) has them in its webhooks
+component file, which ``hs project upload`` deploys whole (:meth:`Subscriptions.deploy`, the admin API's
+stand-in for the upload).
 
 Facts (sheet §1.3, §1.5): one target URL per app; subscriptions are created paused (``active: false``);
 ``propertyChange`` subscriptions name one property each and ``hs_lastmodifieddate`` cannot be subscribed;
@@ -6,14 +11,16 @@ Facts (sheet §1.3, §1.5): one target URL per app; subscriptions are created pa
 
 Sandbox choice: with ``require_subscriptions`` off (the default, so ``cdc sandbox --webhook-url`` works
 before anything is provisioned) every event is sent, under a synthetic subscription id when none
-matches; switched on (admin API), only events an active subscription matches are sent, as HubSpot does.
+matches, in the format of the app's kind (generic ``object.*`` for a project app, whose files list
+``crmObjects``; ``contact.*`` for a legacy one); switched on (admin API), only events an active
+subscription matches are sent, as HubSpot does.
 """
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from cdc.sandbox.hubspot import errors
 from cdc.sandbox.hubspot.objects import OBJECT_TYPES
@@ -25,6 +32,9 @@ ACTIONS = ("creation", "deletion", "propertyChange", "associationChange", "merge
 PREFIXES = ("contact", "company", "deal", "ticket", "product", "line_item", "conversation", "object")
 UNSUBSCRIBABLE = frozenset({"hs_lastmodifieddate", "num_unique_conversion_events"})
 TYPE_IDS = {ot.singular: ot.type_id for ot in OBJECT_TYPES.values()}
+AppKind = Literal["project", "legacy"]
+# The arrays of a webhooks component's ``config.subscriptions`` (configure-webhooks page, fact sheet §3).
+ARRAYS = ("crmObjects", "legacyCrmObjects", "hubEvents")
 
 
 @dataclass
@@ -53,7 +63,8 @@ class Subscription:
 
 
 class Subscriptions:
-    def __init__(self, first_id: int) -> None:
+    def __init__(self, first_id: int, app_kind: AppKind = "project") -> None:
+        self.app_kind: AppKind = app_kind
         self._lock = threading.Lock()
         self._next_id = first_id
         self.items: dict[int, Subscription] = {}
@@ -100,38 +111,45 @@ class Subscriptions:
 
     # ---- subscriptions ---------------------------------------------------------------------------
     def create(self, body: Any, now_iso: str) -> Subscription:
-        if not isinstance(body, dict) or not isinstance(body.get("eventType"), str):
-            raise errors.bad_request("eventType is required")
-        event_type: str = body["eventType"]
-        prefix, _, action = event_type.partition(".")
-        if prefix not in PREFIXES or action not in (*ACTIONS, "privacyDeletion", "newMessage"):
-            raise errors.bad_request(f"Unknown eventType: {event_type}")
-        prop = body.get("propertyName")
-        if action == "propertyChange" and not prop:
-            raise errors.bad_request("propertyName is required for propertyChange subscriptions")
-        if prop in UNSUBSCRIBABLE:
-            raise errors.bad_request(f"Cannot subscribe to changes of {prop}")
-        object_type_id = body.get("objectTypeId")
-        if prefix == "object" and not object_type_id:
-            raise errors.bad_request("objectTypeId is required for object.* subscriptions")
+        fields = _checked(body)
         with self._lock:
             if len(self.items) >= MAX_SUBSCRIPTIONS:
                 raise errors.bad_request(
                     "Couldn't create another subscription. You've reached the maximum number allowed per "
                     "application (1000)."
                 )
-            self._next_id += 1
-            sub = Subscription(
-                self._next_id,
-                event_type,
-                prop,
-                object_type_id,
-                bool(body.get("active", False)),
-                now_iso,
-                now_iso,
-            )
-            self.items[sub.id] = sub
-            return sub
+            return self._add(fields, now_iso)
+
+    def _add(self, fields: tuple[str, str | None, str | None, bool], now_iso: str) -> Subscription:
+        self._next_id += 1
+        sub = Subscription(self._next_id, *fields, now_iso, now_iso)
+        self.items[sub.id] = sub
+        return sub
+
+    def deploy(self, component: Any, now_iso: str) -> list[Subscription]:
+        """Replace every subscription with those of a webhooks component, as an upload of the project does;
+        ``config.settings`` (``targetUrl``, ``maxConcurrentRequests``) is taken when present. Each entry is
+        checked as the API checks a new subscription; one wrong entry refuses the whole file."""
+        config = component.get("config") if isinstance(component, dict) else None
+        subs = config.get("subscriptions") if isinstance(config, dict) else None
+        if not isinstance(config, dict) or not isinstance(subs, dict):
+            raise errors.bad_request("config.subscriptions is required")
+        checked = []
+        for array in ARRAYS:
+            entries = subs.get(array) or []
+            if not isinstance(entries, list):
+                raise errors.bad_request(f"subscriptions.{array} must be a list")
+            checked += [_checked(_v3_body(array, entry)) for entry in entries]
+        if len(checked) > MAX_SUBSCRIPTIONS:
+            raise errors.bad_request(f"{len(checked)} subscriptions; an app takes {MAX_SUBSCRIPTIONS}")
+        settings = config.get("settings")
+        if isinstance(settings, dict) and settings.get("targetUrl"):
+            concurrent = settings.get("maxConcurrentRequests", self.max_concurrent)
+            throttling = {"maxConcurrentRequests": concurrent}
+            self.put_settings({"targetUrl": settings["targetUrl"], "throttling": throttling}, now_iso)
+        with self._lock:
+            self.items = {}
+            return [self._add(fields, now_iso) for fields in checked]
 
     def get(self, sub_id: str) -> Subscription:
         sub = self.items.get(int(sub_id)) if sub_id.isdigit() else None
@@ -164,7 +182,46 @@ class Subscriptions:
                 return sub.id, sub.event_type
         if self.require_subscriptions:
             return None
-        return _synthetic_id(singular, action), f"{singular}.{action}"
+        prefix = "object" if self.app_kind == "project" else singular
+        return _synthetic_id(singular, action), f"{prefix}.{action}"
+
+
+def _checked(body: Any) -> tuple[str, str | None, str | None, bool]:
+    """(eventType, propertyName, objectTypeId, active) of a subscription body HubSpot would take."""
+    if not isinstance(body, dict) or not isinstance(body.get("eventType"), str):
+        raise errors.bad_request("eventType is required")
+    event_type: str = body["eventType"]
+    prefix, _, action = event_type.partition(".")
+    if prefix not in PREFIXES or action not in (*ACTIONS, "privacyDeletion", "newMessage"):
+        raise errors.bad_request(f"Unknown eventType: {event_type}")
+    prop = body.get("propertyName")
+    if action == "propertyChange" and not prop:
+        raise errors.bad_request("propertyName is required for propertyChange subscriptions")
+    if prop in UNSUBSCRIBABLE:
+        raise errors.bad_request(f"Cannot subscribe to changes of {prop}")
+    object_type_id = body.get("objectTypeId")
+    if prefix == "object" and not object_type_id:
+        raise errors.bad_request("objectTypeId is required for object.* subscriptions")
+    return event_type, prop, object_type_id, bool(body.get("active", False))
+
+
+def _v3_body(array: str, entry: Any) -> dict[str, Any]:
+    """A webhooks component entry as the body the API would take for it."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("subscriptionType"), str):
+        raise errors.bad_request(f"every entry of {array} needs a subscriptionType")
+    kind = entry["subscriptionType"]
+    generic = kind.startswith("object.")
+    if generic != (array == "crmObjects"):
+        raise errors.bad_request(f"{kind} does not belong in {array}")
+    body: dict[str, Any] = {"eventType": kind, "active": entry.get("active", False) is True}
+    if entry.get("propertyName") is not None:
+        body["propertyName"] = entry["propertyName"]
+    if generic:
+        type_id = TYPE_IDS.get(str(entry.get("objectType")))
+        if type_id is None:
+            raise errors.bad_request(f"Unknown objectType: {entry.get('objectType')}")
+        body["objectTypeId"] = type_id
+    return body
 
 
 def _synthetic_id(singular: str, action: str) -> int:

@@ -67,6 +67,25 @@ def sign_request(secret: str, url: str, body: bytes, timestamp_ms: int) -> dict[
     }
 
 
+def _association_fields(change: Change, *, generic: bool) -> dict[str, Any]:
+    """The association fields of an ``associationChange`` event, by format (fact sheet hubspot.md §1.2 for
+    the legacy one). The generic one names both types by id and the association by its type id, as
+    community code reads ``object.associationChange`` (hubspot_2026.md §3: no HubSpot page shows it;
+    unverified); the sandbox sends only those fields, not the legacy ``associationType`` beside them, and
+    no ``objectId``: the harsher reading, so a receiver that needs the legacy names fails here first."""
+    extra = {k: v for k, v in change.extra.items() if not k.startswith("_")}
+    if not generic:
+        return extra
+    return {
+        "fromObjectTypeId": change.object_type.type_id,
+        "fromObjectId": extra["fromObjectId"],
+        "toObjectTypeId": change.extra["_toObjectTypeId"],
+        "toObjectId": extra["toObjectId"],
+        "associationTypeId": change.extra["_associationTypeId"],
+        "associationRemoved": extra["associationRemoved"],
+    }
+
+
 @dataclass(order=True)
 class _Job:
     due: float
@@ -144,8 +163,14 @@ class WebhookDispatcher:
             "changeSource": change.actor.change_source,
             "sourceId": change.actor.source_id,
         }
-        if subscription_type.startswith("object."):
+        generic = subscription_type.startswith("object.")
+        if generic:
             event["objectTypeId"] = ot.type_id
+        if change.kind == "associationChange":
+            if generic:
+                del event["objectId"], event["objectTypeId"]
+            event.update(_association_fields(change, generic=generic))
+            return event
         if change.kind == "creation":
             event["changeFlag"] = "CREATED"
         elif change.kind == "deletion":

@@ -1,7 +1,7 @@
 """Webhook settings and subscriptions routes (fact sheet §1.5), for the app given in the path, per API
-version: ``/webhooks/v3``, ``/webhooks/2026-03`` and ``/app-webhooks/2026-09``, whose bodies are the
-same. The 2026-09 spec takes the developer API key only; here any version takes the portal token as well
-(the emulator has no developer account to tell them apart)."""
+version: ``/webhooks/v3``, ``/webhooks/2026-03`` and ``/app-webhooks/2026-09``, whose bodies are the same:
+a legacy public app's, called with its developer API key (``hapikey``); a project app has no credential
+for them."""
 
 from __future__ import annotations
 
@@ -93,4 +93,6 @@ def webhook_routes(ctx: Context, version: ApiVersion) -> list[Route]:  # noqa: C
         ("PUT", one, update_subscription),
         ("DELETE", one, delete_subscription),
     ]
-    return [Route(path, endpoint(ctx, handler), methods=[method]) for method, path, handler in api]
+    return [
+        Route(path, endpoint(ctx, handler, developer=True), methods=[method]) for method, path, handler in api
+    ]

@@ -1,11 +1,53 @@
-"""Webhooks v3 settings and subscriptions API (fact sheet §1.5) and subscription-driven routing."""
+"""Webhooks v3 settings and subscriptions API (fact sheet §1.5), a legacy public app's, called with its
+developer API key; subscription-driven routing."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import httpx
+import pytest
 
 from cdc.sandbox.hubspot import HubSpotSandbox
 from tests.sandbox.hubspot.conftest import Live
+
+
+@pytest.fixture
+def sandbox() -> HubSpotSandbox:
+    return HubSpotSandbox(seed=7, app_kind="legacy")
+
+
+@pytest.fixture
+async def client(sandbox: HubSpotSandbox) -> AsyncIterator[httpx.AsyncClient]:
+    """The webhooks API takes the developer API key (``hapikey``), not the portal's token."""
+    assert sandbox.developer_api_key is not None
+    transport = httpx.ASGITransport(app=sandbox.app)
+    async with httpx.AsyncClient(
+        transport=transport,
+        base_url="https://api.hubapi.test",
+        headers={"Authorization": f"Bearer {sandbox.token}"},
+        params={"hapikey": sandbox.developer_api_key},
+    ) as c:
+        yield c
+
+
+@pytest.mark.parametrize("kind", ["project", "legacy"])
+async def test_the_portal_token_cannot_manage_subscriptions(kind: str) -> None:
+    """A project app's token or a service key cannot (issue 15: `cdc provision` got "the token was refused"
+    from HubSpot); only a legacy public app's developer API key can, and a project app has none."""
+    sandbox = HubSpotSandbox(seed=7, app_kind="legacy" if kind == "legacy" else "project")
+    transport = httpx.ASGITransport(app=sandbox.app)
+    bearer = {"Authorization": f"Bearer {sandbox.token}"}
+    async with httpx.AsyncClient(transport=transport, base_url="https://api.hubapi.test") as api:
+        path = f"/webhooks/v3/{sandbox.app_id}/subscriptions"
+        refused = await api.get(path, headers=bearer)
+        assert refused.status_code == 401
+        assert refused.json()["category"] == "INVALID_AUTHENTICATION"
+        assert (await api.get(path, params={"hapikey": sandbox.token})).status_code == 401
+        assert (await api.get("/crm/objects/2026-09/contacts", headers=bearer)).status_code == 200
+        if sandbox.developer_api_key is not None:
+            assert (await api.get(path, params={"hapikey": sandbox.developer_api_key})).status_code == 200
+    assert (sandbox.developer_api_key is None) == (kind == "project")
 
 
 async def test_settings_round_trip(client: httpx.AsyncClient, sandbox: HubSpotSandbox) -> None:
@@ -58,6 +100,7 @@ async def test_subscriptions_start_paused_and_can_be_activated(
 async def test_with_subscriptions_required_only_active_ones_fire(live: Live) -> None:
     api, sandbox = live.api, live.sandbox
     await api.put("/_admin/webhooks", json={"require_subscriptions": True})
+    api.params = api.params.set("hapikey", str(sandbox.developer_api_key))
     base = f"/app-webhooks/2026-09/{sandbox.app_id}/subscriptions"
     email = (
         await api.post(

@@ -1,11 +1,23 @@
-"""Webhooks over real sockets: events per change (fact sheet §1.2), signatures, retries, batching, knobs."""
+"""Webhooks over real sockets: events per change (fact sheet §1.2), signatures, retries, batching, knobs.
+
+Here the app is a legacy one, whose events carry the per-object types (``contact.creation``) these tests
+name; a project app's generic ones are in ``test_project_webhooks.py``."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from cdc.hubspot.signatures import is_valid
+from cdc.sandbox.hubspot import HubSpotSandbox
 from tests.sandbox.hubspot.conftest import Delivery, Live
+
+
+@pytest.fixture
+def sandbox() -> HubSpotSandbox:
+    return HubSpotSandbox(seed=7, app_kind="legacy")
+
 
 EVENT_FIELDS = {
     "eventId",
