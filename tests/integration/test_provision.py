@@ -287,6 +287,8 @@ def _settings_file(box: Sandbox, tmp_path: Path) -> Path:
         value = getattr(getattr(settings, part), secret)
         if value is not None:
             data[part][secret] = value.get_secret_value()
+    if settings.hubspot.auth.refresh_token is not None:  # the sandbox's OAuth app (`daemon_settings`)
+        data["hubspot"]["auth"]["refresh_token"] = settings.hubspot.auth.refresh_token.get_secret_value()
     path = tmp_path / "cdc.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
