@@ -203,9 +203,9 @@ class Metrics:
         self.retries = Counter(
             "cdc_retries_total",
             "Retries scheduled by the retry policy, by what: hubspot, dataverse (API requests), "
-            "dataverse_token (the first token), dataverse_poll (a table's poll), poll_auth (refused "
-            "credentials), route, sync (the sync engine waiting out a CRM outage), sync_batch (a batch that "
-            "failed unexpectedly), sync-links, sync-route, sync-apply (a loop restarted after an "
+            "dataverse_token, hubspot_token (the first token), dataverse_poll (a table's poll), poll_auth "
+            "(refused credentials), route, sync (the sync engine waiting out a CRM outage), sync_batch (a "
+            "batch that failed unexpectedly), sync-links, sync-route, sync-apply (a loop restarted after an "
             "unexpected failure).",
             ["what"],
             registry=registry,
