@@ -573,6 +573,10 @@ def sandbox(
                 hub, dv = box.info.hubspot, box.info.dataverse
                 click.echo(f"HubSpot   {hub.base_url}  token {hub.token}  app {hub.app_id}")
                 click.echo(f"          portal {hub.portal_id}  client secret {hub.client_secret}")
+                click.echo(
+                    f"          OAuth client id {hub.client_id}  refresh token {hub.refresh_token}  "
+                    f"access tokens last {hub.access_token_lifetime_s:g} s"
+                )
                 click.echo(f"Dataverse {dv.base_url}  authority {dv.authority}  client {dv.client_id}")
                 click.echo(f"          CA bundle {dv.ca_bundle}; app certificate {dv.client_certificate}")
                 click.echo("          admin APIs under /_admin; Ctrl-C stops")

@@ -167,6 +167,12 @@ class Metrics:
             ["system"],
             registry=registry,
         )
+        self.hubspot_credentials_refused = Gauge(
+            "cdc_hubspot_credentials_refused",
+            "1 while HubSpot's token endpoint refuses the app's refresh token or client credentials "
+            "(hubspot.auth): the role's HubSpot calls wait and try again; 0 once a token is issued.",
+            registry=registry,
+        )
         # outbound API calls, per system and endpoint (a route template, never a record URL)
         self.api_requests = Counter(
             "cdc_api_requests_total",
@@ -197,9 +203,9 @@ class Metrics:
         self.retries = Counter(
             "cdc_retries_total",
             "Retries scheduled by the retry policy, by what: hubspot, dataverse (API requests), "
-            "dataverse_token (the first token), dataverse_poll (a table's poll), poll_auth (refused "
-            "credentials), route, sync (the sync engine waiting out a CRM outage), sync_batch (a batch that "
-            "failed unexpectedly), sync-links, sync-route, sync-apply (a loop restarted after an "
+            "dataverse_token, hubspot_token (the first token), dataverse_poll (a table's poll), poll_auth "
+            "(refused credentials), route, sync (the sync engine waiting out a CRM outage), sync_batch (a "
+            "batch that failed unexpectedly), sync-links, sync-route, sync-apply (a loop restarted after an "
             "unexpected failure).",
             ["what"],
             registry=registry,
@@ -285,6 +291,12 @@ class Metrics:
 
     def progress(self, component: str) -> None:
         self.last_progress.labels(component=component).set(time.time())
+
+    def api_answered(self, system: str, endpoint: str, status: str, started: float) -> None:
+        """One CRM API request done: counted by ``status`` (``network_error`` when none came), its time since
+        ``started`` (``time.perf_counter()``) observed."""
+        self.api_requests.labels(system=system, endpoint=endpoint, status=status).inc()
+        self.api_seconds.labels(system=system, endpoint=endpoint).observe(time.perf_counter() - started)
 
     def retried(self, retry: Retry) -> None:
         """The retry policy's on-retry hook reports here (``on_retry=metrics.retried``)."""

@@ -70,15 +70,54 @@ DEFAULT_HUBSPOT_API_VERSION: HubSpotApiVersion = "2026-09"
 2026-09-08); its answers' unconfirmed shapes (a batch's errors folded into a 200) are read either way."""
 
 
+HubSpotAuthKind = Literal["static", "oauth", "client_credentials"]
+
+
+class HubSpotAuthSettings(BaseModel):
+    """How the daemon gets the bearer token of its HubSpot calls (`cdc.hubspot.tokens`).
+
+    - ``static``: ``hubspot.token`` as it is: a project app's static token (Auth tab), a service key, or a
+      legacy private app's token.
+    - ``oauth``: a project app with OAuth: access tokens (30 minutes) from ``refresh_token`` with
+      ``client_id`` and ``hubspot.client_secret``, renewed before they expire and once on a 401.
+    - ``client_credentials``: tokens for ``scopes`` from ``client_id`` and ``hubspot.client_secret`` alone,
+      asked for again when they expire (HubSpot documents the grant for the Webhooks Journal).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: HubSpotAuthKind = Field(
+        default="static",
+        description="static (hubspot.token), oauth (refresh token) or client_credentials (scopes).",
+    )
+    client_id: str | None = Field(default=None, description="The app's client id (Auth tab), for oauth.")
+    refresh_token: SecretStr | None = Field(
+        default=None,
+        description="The refresh token the app's installation gave (oauth): the authorization code "
+        "exchanged once at the token endpoint.",
+    )
+    scopes: tuple[str, ...] = Field(
+        default=(), description="client_credentials: the scopes to ask for (each one the app has)."
+    )
+
+
 class HubSpotSettings(BaseModel):
     """The HubSpot portal and the app the daemon runs as."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     base_url: str = Field(default="https://api.hubapi.com", description="CRM API base URL.")
-    token: SecretStr | None = Field(default=None, description="Private-app (or OAuth) bearer token.")
+    token: SecretStr | None = Field(
+        default=None,
+        description="A static bearer token (hubspot.auth.kind static): a project app's static token, a "
+        "service key, or a legacy private app's token.",
+    )
+    auth: HubSpotAuthSettings = HubSpotAuthSettings()
     app_id: int | None = Field(default=None, description="The app's id: webhooks of its own writes carry it.")
-    client_secret: SecretStr | None = Field(default=None, description="The app's client secret (signatures).")
+    client_secret: SecretStr | None = Field(
+        default=None,
+        description="The app's client secret: webhook signatures, and the token endpoint (hubspot.auth).",
+    )
     portal_id: Annotated[str, BeforeValidator(_digits_as_text)] | None = Field(
         default=None,
         description="The portal (hub) id: the tenant in keys and checkpoints; `cdc ingest` refuses webhook "
@@ -101,6 +140,58 @@ class HubSpotSettings(BaseModel):
         "legacy: a legacy app, which may sign CRM webhooks with v1 only; v1/v2 signatures are taken too, "
         "though they carry no timestamp, so a captured request can be replayed for ever.",
     )
+
+    @model_validator(mode="after")
+    def _one_kind_of_credentials(self) -> Self:
+        """Each kind's settings, and none of another kind's: a refresh token left beside a static token
+        would otherwise be ignored without a word."""
+        problem = _auth_problem(self.auth, token=_given(self.token), secret=_given(self.client_secret))
+        if problem:
+            raise ValueError(problem)
+        return self
+
+    @property
+    def has_credentials(self) -> bool:
+        """Whether the daemon can call HubSpot: a static token, or an app's OAuth or client credentials
+        (complete, by :meth:`_one_kind_of_credentials`)."""
+        return self.auth.kind != "static" or _given(self.token)
+
+
+def _auth_problem(auth: HubSpotAuthSettings, *, token: bool, secret: bool) -> str | None:
+    """What is wrong with ``hubspot.auth`` beside a static ``token`` and the app's client ``secret``."""
+    prefix = "hubspot.auth"
+    if auth.kind == "static":
+        stray = [n for n in ("client_id", "refresh_token") if getattr(auth, n) is not None]
+        stray += ["scopes"] if auth.scopes else []
+        if not stray:
+            return None
+        return (
+            f"{', '.join(f'{prefix}.{n}' for n in stray)} belong to hubspot.auth.kind oauth or "
+            "client_credentials; set the kind, or remove them to use hubspot.token"
+        )
+    if token:
+        return (
+            f"hubspot.token is a static token, but {prefix}.kind is {auth.kind}: the access tokens come "
+            "from the token endpoint; remove hubspot.token, or set the kind to static"
+        )
+    oauth = auth.kind == "oauth"
+    if oauth and auth.scopes:
+        return (
+            f"{prefix}.scopes belong to client_credentials: an OAuth token has the scopes the app was "
+            "installed with"
+        )
+    if not oauth and auth.refresh_token is not None:
+        return f"{prefix}.refresh_token belongs to kind oauth, not client_credentials"
+    wanted = {
+        f"{prefix}.client_id (CDC_HUBSPOT__AUTH__CLIENT_ID)": bool(auth.client_id),
+        "hubspot.client_secret (CDC_HUBSPOT__CLIENT_SECRET)": secret,
+    }
+    if oauth:
+        wanted[f"{prefix}.refresh_token (CDC_HUBSPOT__AUTH__REFRESH_TOKEN)"] = _given(auth.refresh_token)
+    else:
+        wanted[f"{prefix}.scopes (CDC_HUBSPOT__AUTH__SCOPES, a JSON list)"] = bool(auth.scopes)
+    missing = [name for name, given in wanted.items() if not given]
+    return f"{prefix}.kind {auth.kind} needs {', '.join(missing)}" if missing else None
 
 
 def _given(secret: SecretStr | None) -> bool:
@@ -220,8 +311,8 @@ class PollSettings(BaseModel):
     default steps; `cdc.sources.polled`): every table and object type a step syncs. ``dataverse_tables`` and
     ``hubspot_objects`` override that; an override must name everything the enabled steps sync, and an
     empty list turns that part off. A part runs when its system is configured too: Dataverse with
-    ``dataverse.base_url``, HubSpot with ``hubspot.token``. Replicas share the tables through the
-    ``<prefix>poll`` consumer group (`cdc.roles.leases`).
+    ``dataverse.base_url``, HubSpot with its credentials (``hubspot.token`` or ``hubspot.auth``). Replicas
+    share the tables through the ``<prefix>poll`` consumer group (`cdc.roles.leases`).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")

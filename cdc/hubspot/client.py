@@ -1,14 +1,16 @@
 """The HubSpot CRM API client: bearer auth, one retry policy, search's own rate limiter, metrics per route.
 
-Every call goes through :meth:`HubSpotClient._call`, in order: wait for the search limiter (search only),
-send, sort the answer with :func:`cdc.hubspot.errors.classify`, then either return the JSON, or, for a
-`RetriableError`, wait and send again by the one retry policy (`consumers.retries`: a throttle as long as
-the limit asks, 5xx and network errors with capped exponential backoff, each within the client's
-`RetryPolicy`), or raise. Metrics carry the endpoint's label (`cdc.hubspot.paths.Endpoint.label`), never a
-record URL. A client speaks one API version (``hubspot.api_version``): :attr:`HubSpotClient.api` holds its
-endpoints, callers name one of them and the values of its path, and the client builds the path, so no other
-module writes one. The sync engine's gateway (`cdc.hubspot.gateway`) sends its batch calls through
-:meth:`HubSpotClient.call`.
+Every call goes through :meth:`HubSpotClient._call`, in order: wait for the search limiter (search only), take
+the bearer token from the role's token provider (`cdc.hubspot.tokens`: static, or OAuth renewed before it
+ends), send (a 401 to a renewable token renews it once and sends once more), sort the answer with
+:func:`cdc.hubspot.errors.classify`, then either return the JSON, or, for a `RetriableError`, wait and send
+again by the one retry policy (`consumers.retries`: a throttle as long as the limit asks, 5xx and network
+errors with capped exponential backoff, each within the client's `RetryPolicy`), or raise. Metrics carry the
+endpoint's label (`cdc.hubspot.paths.Endpoint.label`), never a record URL. A client speaks one API version
+(``hubspot.api_version``): :attr:`HubSpotClient.api` holds its endpoints, callers name one of them and the
+values of its path, and the client builds the path, so no other module writes one. The sync engine's gateway
+(`cdc.hubspot.gateway`) sends its batch calls through :meth:`HubSpotClient.call`. Every role opens its client
+with :func:`hubspot_client`, which picks the token provider ``hubspot.auth`` names.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from typing import Any, Self
 import aiohttp
 import orjson
 
-from cdc.hubspot.errors import FatalError, RetriableError, classify
+from cdc.hubspot._sent import sent
+from cdc.hubspot.errors import CredentialsRefusedError, FatalError, RetriableError, classify
 from cdc.hubspot.paths import (
     DEFAULT_HUBSPOT_API_VERSION,
     Endpoint,
@@ -35,10 +38,12 @@ from cdc.hubspot.paths import (
     Query,
     endpoints,
 )
+from cdc.hubspot.tokens import StaticToken, TokenSource, token_source
 from cdc.metrics import Metrics
+from cdc.settings import HubSpotSettings
 from consumers.retries import Retry, RetryPolicy, retrying
 
-__all__ = ["AssociatedRecord", "HubSpotClient", "SearchLimiter", "SearchPage"]
+__all__ = ["AssociatedRecord", "HubSpotClient", "SearchLimiter", "SearchPage", "hubspot_client"]
 
 log = logging.getLogger(__name__)
 SYSTEM = "hubspot"
@@ -85,12 +90,13 @@ class AssociatedRecord:
 
 
 class HubSpotClient:
-    """One HTTP session to one portal; use as ``async with HubSpotClient(...) as client``."""
+    """One HTTP session to one portal; use as ``async with HubSpotClient(...) as client``. ``token`` is a
+    static token, or the role's provider (:func:`hubspot_client`)."""
 
     def __init__(
         self,
         base_url: str,
-        token: str,
+        token: str | TokenSource,
         *,
         metrics: Metrics,
         policy: RetryPolicy | None = None,
@@ -101,7 +107,7 @@ class HubSpotClient:
         self.api: Endpoints = endpoints(version)
         """The endpoints of the API version this client speaks."""
         self._base_url = base_url.rstrip("/")
-        self._token = token
+        self._tokens: TokenSource = StaticToken(token) if isinstance(token, str) else token
         self._metrics = metrics
         self._policy = policy or RetryPolicy()
         self._limiter = search_limiter or SearchLimiter()
@@ -110,7 +116,7 @@ class HubSpotClient:
 
     async def __aenter__(self) -> Self:
         self._session = aiohttp.ClientSession(
-            headers={"Authorization": f"Bearer {self._token}", "Accept": "application/json"},
+            headers={"Accept": "application/json"},
             timeout=self._timeout,
             json_serialize=lambda value: orjson.dumps(value).decode(),
         )
@@ -122,6 +128,11 @@ class HubSpotClient:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+    async def token(self) -> str:
+        """The bearer token the next call sends: a role fetches it up front, so credentials the token
+        endpoint refuses fail the start-up with their reason (`cdc.hubspot.tokens`)."""
+        return await self._tokens.token()
 
     async def search(self, object_type: str, body: Mapping[str, Any]) -> SearchPage:
         """One page of a search (`Endpoints.search`)."""
@@ -223,7 +234,27 @@ class HubSpotClient:
         async def once() -> dict[str, Any]:
             if search:
                 await self._limiter.wait()
-            return await self._send_once(endpoint.method, endpoint.label, path, body)
+            token = await self._tokens.token()
+            try:
+                return await self._send_once(endpoint.method, endpoint.label, path, body, token)
+            except CredentialsRefusedError as refused:
+                if not self._tokens.renewable:
+                    raise
+                # One line per call would repeat what the provider logs once per renewal.
+                log.debug(
+                    "HubSpot %s answered 401 (%s): renewing the token once", endpoint.label, refused.category
+                )
+                token = await self._tokens.renew(token)
+            try:
+                return await self._send_once(endpoint.method, endpoint.label, path, body, token)
+            except CredentialsRefusedError as again:
+                raise CredentialsRefusedError(
+                    f"HubSpot {endpoint.label} answered 401: {self._tokens.hint}",
+                    status=again.status,
+                    category=again.category,
+                    correlation_id=again.correlation_id,
+                    endpoint=endpoint.label,
+                ) from None
 
         if not retry:
             return await once()
@@ -235,25 +266,19 @@ class HubSpotClient:
         self._metrics.retried(retry)
         self._metrics.api_retries.labels(system=SYSTEM).inc()
 
-    async def _send_once(self, method: str, template: str, path: str, body: Body | None) -> dict[str, Any]:
+    async def _send_once(
+        self, method: str, template: str, path: str, body: Body | None, token: str
+    ) -> dict[str, Any]:
         assert self._session is not None  # noqa: S101 -- checked by the caller; narrows the type
-        started = time.perf_counter()
-        status_label = "network_error"
-        try:
-            async with self._session.request(method, self._base_url + path, json=body) as response:
-                status_label = str(response.status)
+        auth = {"Authorization": f"Bearer {token}"}
+        with sent(self._metrics, template) as request:
+            async with self._session.request(
+                method, self._base_url + path, json=body, headers=auth
+            ) as response:
+                request.status = str(response.status)
                 raw = await response.read()
                 headers = dict(response.headers)
                 status = response.status
-        except (aiohttp.ClientError, TimeoutError) as error:
-            raise RetriableError(
-                f"HubSpot {template}: {type(error).__name__}: {error}", endpoint=template
-            ) from error
-        finally:
-            self._metrics.api_requests.labels(system=SYSTEM, endpoint=template, status=status_label).inc()
-            self._metrics.api_seconds.labels(system=SYSTEM, endpoint=template).observe(
-                time.perf_counter() - started
-            )
         try:
             answer: Any = orjson.loads(raw) if raw else {}
         except orjson.JSONDecodeError:
@@ -268,3 +293,24 @@ class HubSpotClient:
                 f"HubSpot {template} answered {status} with a non-object body", endpoint=template
             )
         return answer
+
+
+def hubspot_client(
+    settings: HubSpotSettings,
+    metrics: Metrics,
+    *,
+    command: str,
+    policy: RetryPolicy | None = None,
+    search_limiter: SearchLimiter | None = None,
+) -> HubSpotClient:
+    """The client of one role (``command`` names it in a missing setting's error) with its one token
+    provider, by ``hubspot.auth`` (`cdc.hubspot.tokens.token_source`): every task of the role shares both,
+    so no two of them refresh the token at once."""
+    return HubSpotClient(
+        settings.base_url,
+        token_source(settings, metrics, command=command),
+        metrics=metrics,
+        policy=policy,
+        search_limiter=search_limiter,
+        version=settings.api_version,
+    )

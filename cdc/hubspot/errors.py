@@ -3,8 +3,9 @@
 - :class:`RetriableError` -- wait ``retry_after`` seconds (or back off when it is None) and send again:
   429 (every policy: the burst window, search's secondly limit, even ``DAILY``, which is long but ends),
   423 locks, 477 migrations, 5xx and network errors.
-- :class:`FatalError` -- nothing will change by retrying; stop and tell the operator: 401 (the token),
-  403 (missing scopes).
+- :class:`FatalError` -- nothing will change by retrying; stop and tell the operator: 401 (the token:
+  :class:`CredentialsRefusedError`, as is a refused token grant, `cdc.hubspot.tokens`), 403 (missing
+  scopes: the message names the scopes HubSpot asks for).
 - :class:`RequestError` -- this request cannot succeed as sent (400, 404, 409, 414 ...): for a record
   write it is that record's problem (dead letter); for a search it is our bug or configuration.
 
@@ -20,11 +21,13 @@ from typing import Any
 
 __all__ = [
     "DAILY_RECHECK_S",
+    "CredentialsRefusedError",
     "FatalError",
     "HubSpotApiError",
     "RequestError",
     "RetriableError",
     "classify",
+    "missing_scopes",
 ]
 
 TEN_SECONDLY_DEFAULT_S = 10.0
@@ -71,6 +74,29 @@ class RetriableError(HubSpotApiError):
 
 class FatalError(HubSpotApiError):
     """Retrying cannot help (credentials, scopes): stop the component and say what to fix."""
+
+
+class CredentialsRefusedError(FatalError):
+    """HubSpot refuses the app's credentials: an API call answered 401, or the token endpoint refused the
+    refresh token or client credentials. Fatal before any call succeeded (the settings are wrong); after
+    one, the role pauses and tries again (the token revoked, the app uninstalled, until it is fixed)."""
+
+
+def missing_scopes(body: Mapping[str, Any]) -> list[str]:
+    """The scopes a 403 ``MISSING_SCOPES`` answer names: ``errors[].context.requiredGranularScopes`` (or
+    ``requiredScopes``, older answers; hubspot-api-nodejs issue 268), or a ``missingScopes`` context
+    (the specs' ``Error`` example)."""
+    contexts = [body.get("context")]
+    contexts += [e.get("context") for e in body.get("errors") or [] if isinstance(e, Mapping)]
+    found: list[str] = []
+    for context in contexts:
+        if not isinstance(context, Mapping):
+            continue
+        for key in ("requiredGranularScopes", "requiredScopes", "missingScopes"):
+            names = context.get(key)
+            if isinstance(names, list):
+                found += [str(n) for n in names if str(n) not in found]
+    return found
 
 
 class RequestError(HubSpotApiError):
@@ -136,11 +162,17 @@ def classify(  # noqa: PLR0911 -- one return per family of answers reads best
         policy = fields.get("policyName") or "unnamed"
         return RetriableError(f"{where} ({policy} limit): {detail}", retry_after=wait, throttled=True, **kw)
     if status == 401:  # noqa: PLR2004
-        return FatalError(
+        return CredentialsRefusedError(
             f"{where}: the token was refused; check hubspot.token (CDC_HUBSPOT__TOKEN): {detail}", **kw
         )
     if status == 403:  # noqa: PLR2004
-        return FatalError(f"{where}: the app lacks a scope for this call: {detail}", **kw)
+        scopes = missing_scopes(fields)
+        needs = f" (it needs one of: {', '.join(scopes)})" if scopes else ""
+        return FatalError(
+            f"{where}: the app lacks a scope for this call{needs}; add it to the app's scopes and "
+            f"update the app's installation: {detail}",
+            **kw,
+        )
     if status == 423:  # noqa: PLR2004 -- locked by heavy syncing; locks last 2 s
         return RetriableError(f"{where} (locked): {detail}", retry_after=LOCKED_WAIT_S, **kw)
     if status == 477:  # noqa: PLR2004 -- portal migrating between data centres

@@ -47,12 +47,12 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from cdc.hubspot._results import Sent, pair_results, sent_values, told_apart
-from cdc.hubspot.client import HubSpotClient
+from cdc.hubspot.client import HubSpotClient, hubspot_client
 from cdc.hubspot.errors import FatalError, RequestError, RetriableError
 from cdc.hubspot.events import MERGED_IDS, merged_ids
 from cdc.hubspot.paths import Endpoint, plural
 from cdc.metrics import Metrics
-from cdc.settings import HubSpotSettings
+from cdc.settings import HubSpotSettings, require
 from cdc.wire import chunks, parse_time, short
 from consumers.config import DATAVERSE_ID_PROPERTY, OWNER_EMAIL
 from consumers.ports import (
@@ -720,15 +720,9 @@ def _written(ref: str, item: Mapping[str, Any]) -> WriteOutcome:
 async def open_hubspot_gateway(
     settings: HubSpotSettings, metrics: Metrics, *, policy: RetryPolicy = GATEWAY_POLICY
 ) -> AsyncIterator[HubSpotGateway]:
-    """A gateway with its own client session for ``Settings.hubspot`` (token and portal id required)."""
-    if settings.token is None or not settings.portal_id:
-        raise ValueError("hubspot.token and hubspot.portal_id are required by the HubSpot gateway")
-    client = HubSpotClient(
-        settings.base_url,
-        settings.token.get_secret_value(),
-        metrics=metrics,
-        policy=policy,
-        version=settings.api_version,
-    )
-    async with client:
+    """A gateway with its own client session and token provider for ``Settings.hubspot`` (credentials and
+    portal id required: a `cdc.settings.SettingsError` names what is missing)."""
+    require(settings.portal_id, "hubspot.portal_id", "sync")
+    assert settings.portal_id is not None  # noqa: S101 -- checked just above
+    async with hubspot_client(settings, metrics, command="sync", policy=policy) as client:
         yield HubSpotGateway(client, portal_id=settings.portal_id)

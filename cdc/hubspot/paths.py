@@ -16,9 +16,10 @@ HubSpot/HubSpot-public-api-spec-collection ``CRM/{Objects,Associations,Propertie
   ``/webhooks/v3``. v4 is unsupported from 2027-03-30, v3 from September 2027.
 - ``2026-03`` and ``2026-09``: the date-based paths, ``/crm/objects/<v>``, ``/crm/properties/<v>``,
   ``/crm/owners/<v>``, ``/crm/associations/<v>``; webhook subscriptions under ``/webhooks/2026-03`` and
-  ``/app-webhooks/2026-09``. The request bodies the daemon sends are valid in every version (it sends no
-  property field 2026-09 removed, and every option's ``displayOrder``, required since 2026-03); where the
-  answers differ (a batch's errors in a 207 or folded into a 200) the readers read both.
+  ``/app-webhooks/2026-09``; OAuth tokens from ``/oauth/<v>/token`` (legacy: ``/oauth/v1/token``). The
+  request bodies the daemon sends are valid in every version (it sends no property field 2026-09 removed,
+  and every option's ``displayOrder``, required since 2026-03); where the answers differ (a batch's errors
+  in a 207 or folded into a 200) the readers read both.
 
 Also here: the object-type names the paths take (``contacts``; the webhooks and the configuration say
 ``contact``). The sandbox serves these paths with routes of its own and does not import this module.
@@ -100,10 +101,22 @@ class Endpoints:
     create_property_group: Endpoint
     list_subscriptions: Endpoint
     create_subscription: Endpoint
+    # OAuth (`cdc.hubspot.tokens`): a form-encoded body, every parameter in it.
+    token: Endpoint
+    """Access tokens: the ``refresh_token`` (and ``authorization_code``) grant."""
+    client_credentials_token: Endpoint
+    """The ``client_credentials`` grant: the newest version that documents it (the 2026-09 draft's
+    ``grant_type`` lists only ``authorization_code`` and ``refresh_token``)."""
 
 
 _WEBHOOKS = {"legacy": "/webhooks/v3", "2026-03": "/webhooks/2026-03", "2026-09": "/app-webhooks/2026-09"}
 """The 2026-09 webhooks spec moved the subscriptions API to ``/app-webhooks`` (developer API key only)."""
+
+
+_CLIENT_CREDENTIALS = {"2026-09": "/oauth/2026-03/token"}
+"""Where a version's client-credentials grant is asked for, when not at its own token path: the stored
+2026-09 OAuth spec (a draft of 2026-03-19) lists no ``client_credentials`` grant, 2026-03 and v1 do
+(spec:Auth/Oauth/Rollouts/279897/{2026-03,2026-09}/oauth.json, 155908/v1/oauth.json)."""
 
 
 def endpoints(version: HubSpotApiVersion = DEFAULT_HUBSPOT_API_VERSION) -> Endpoints:
@@ -125,6 +138,7 @@ def _table(version: HubSpotApiVersion) -> Endpoints:
         )
         properties, owners = f"/crm/properties/{version}/{{type}}", f"/crm/owners/{version}"
     subscriptions = f"{_WEBHOOKS[version]}/{{appId}}/subscriptions"
+    token = "/oauth/v1/token" if version == "legacy" else f"/oauth/{version}/token"
     return Endpoints(
         version=version,
         list_objects=Endpoint("GET", objects),
@@ -146,6 +160,8 @@ def _table(version: HubSpotApiVersion) -> Endpoints:
         create_property_group=Endpoint("POST", f"{properties}/groups"),
         list_subscriptions=Endpoint("GET", subscriptions),
         create_subscription=Endpoint("POST", subscriptions),
+        token=Endpoint("POST", token),
+        client_credentials_token=Endpoint("POST", _CLIENT_CREDENTIALS.get(version, token)),
     )
 
 

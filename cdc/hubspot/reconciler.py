@@ -23,8 +23,9 @@ added or changed edges (``removed=False``) and, when it knows the earlier set, r
 ASSOCIATION events rather than a list on the record event: they are the shape association webhooks
 already produce, so the sync engine has one path for both, and the record event's schema stays flat.
 
-Credentials: a 401 before any call of the portal succeeded is fatal (the settings are wrong). A 401 later
-(the token revoked or rotated while running) pauses the type's passes with backoff
+Credentials: a 401 (or a refresh token the token endpoint refuses, `cdc.hubspot.tokens`) before any call
+of the portal succeeded is fatal (the settings are wrong). Later (the token revoked or rotated, the OAuth
+app uninstalled while running) it pauses the type's passes with backoff
 (`cdc.sources.auth_pause`) instead: its cursor stays at the last committed page, so the first pass after
 the token works again publishes every change made meanwhile. A 403 (a scope missing) stays fatal.
 """
@@ -41,8 +42,14 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
-from cdc.hubspot.client import AssociatedRecord, HubSpotClient
-from cdc.hubspot.errors import FatalError, HubSpotApiError, RequestError, RetriableError
+from cdc.hubspot.client import AssociatedRecord, HubSpotClient, hubspot_client
+from cdc.hubspot.errors import (
+    CredentialsRefusedError,
+    FatalError,
+    HubSpotApiError,
+    RequestError,
+    RetriableError,
+)
 from cdc.hubspot.events import MERGED_IDS, merged_ids
 from cdc.hubspot.paths import Query, plural, singular
 from cdc.hubspot.search import LAST_MODIFIED, MAX_PAGE, SearchPosition, next_position, parse_ms, search_body
@@ -82,7 +89,6 @@ Others are left to webhooks."""
 PRIMARY_TYPE_IDS = frozenset({1, 2, 5, 6})
 SHUTDOWN_GRACE_S = 10.0
 LIST_LIMIT = 100
-UNAUTHORIZED = 401
 DEFAULT_PROPERTIES: Mapping[str, tuple[str, ...]] = {
     "contacts": (
         "email", "firstname", "lastname", "phone", "mobilephone", "jobtitle", "company", "address", "city",
@@ -282,8 +288,9 @@ class _ObjectReconciler:
         self.beat(1.0)
 
     def _paused(self, error: Exception) -> bool:
-        """A refused token (401) pauses the type (``auth``), unless no call ever succeeded: then fatal."""
-        refused = isinstance(error, FatalError) and error.status == UNAUTHORIZED
+        """Refused credentials (a 401, or the token endpoint refusing the refresh token) pause the type
+        (``auth``), unless no call ever succeeded: then fatal."""
+        refused = isinstance(error, CredentialsRefusedError)
         return refused and self.auth is not None and self.auth.refused(self.obj, error)
 
     async def _pass(self, stop: asyncio.Event) -> None:
@@ -507,21 +514,14 @@ class HubSpotObjects:
         config: SyncConfig | None = None,
     ) -> None:
         portal = settings.hubspot.portal_id
-        require(settings.hubspot.token, "hubspot.token", "poll")
         require(portal, "hubspot.portal_id", "poll")
-        assert settings.hubspot.token is not None  # noqa: S101 -- checked just above
         assert portal is not None  # noqa: S101 -- checked just above
         self.portal = portal
         self._properties = check_options(settings, page_size, config)
         self.objects = tuple(self._properties)
         self.cursors: dict[str, int | None] = {}
         self._settings, self._metrics, self._page_size = settings, metrics, page_size
-        self._client = client or HubSpotClient(
-            settings.hubspot.base_url,
-            settings.hubspot.token.get_secret_value(),
-            metrics=metrics,
-            version=settings.hubspot.api_version,
-        )
+        self._client = client or hubspot_client(settings.hubspot, metrics, command="poll")
         self.auth = SourceAuth(SYSTEM, metrics)
 
     async def __aenter__(self) -> HubSpotObjects:

@@ -35,7 +35,7 @@ from cdc.dataverse import DataverseApiError, DataverseClient, TokenProvider, ent
 from cdc.dataverse import RetriableError as DataverseRetriable
 from cdc.dataverse.poller import table_url
 from cdc.exits import CliError, ExitCode
-from cdc.hubspot.client import HubSpotClient
+from cdc.hubspot.client import hubspot_client
 from cdc.hubspot.errors import HubSpotApiError
 from cdc.hubspot.errors import RetriableError as HubSpotRetriable
 from cdc.hubspot.paths import singular
@@ -214,9 +214,7 @@ async def _dataverse(
 async def _hubspot(settings: Settings, obj: str, since: datetime | None, run: _Run, metrics: Metrics) -> None:
     """The search window from ``since``; each record once (a boundary millisecond is read twice by
     design), then its associations to the other configured object types."""
-    require(settings.hubspot.token, "hubspot.token", "resync")
     require(settings.hubspot.portal_id, "hubspot.portal_id", "resync")
-    assert settings.hubspot.token is not None  # noqa: S101 -- checked just above
     assert settings.hubspot.portal_id is not None  # noqa: S101 -- checked just above
     portal = settings.hubspot.portal_id
     properties = object_properties(settings, obj, MAX_PAGE)
@@ -226,13 +224,7 @@ async def _hubspot(settings: Settings, obj: str, since: datetime | None, run: _R
     others = tuple(o for o in configured if o != obj and o in RECONCILED)
     since_ms = 0 if since is None else max(0, int(since.timestamp() * 1000))
     seen: dict[str, int] = {}
-    client = HubSpotClient(
-        settings.hubspot.base_url,
-        settings.hubspot.token.get_secret_value(),
-        metrics=metrics,
-        version=settings.hubspot.api_version,
-    )
-    async with client:
+    async with hubspot_client(settings.hubspot, metrics, command="resync") as client:
         window = search_window(client, obj, properties=properties, page_size=MAX_PAGE, since_ms=since_ms)
         async with contextlib.aclosing(window) as pages:
             async for _, rows in pages:

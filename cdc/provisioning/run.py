@@ -29,7 +29,7 @@ from cdc.dataverse.paths import entity_logical_name
 from cdc.dataverse.poller import dataverse_tables
 from cdc.dataverse.privileges import check_privileges
 from cdc.dataverse.provisioning import ensure_change_tracking, ensure_columns
-from cdc.hubspot.client import HubSpotClient
+from cdc.hubspot.client import hubspot_client
 from cdc.hubspot.project import subscriptions_config
 from cdc.hubspot.provisioning import ensure_properties, ensure_subscriptions, list_subscriptions
 from cdc.metrics import Metrics
@@ -83,16 +83,12 @@ async def provision(
     say = progress or _quiet
     metrics = metrics or Metrics(CollectorRegistry())
     hub = settings.hubspot
-    if hub.token is None or not hub.token.get_secret_value():
-        raise ProvisionError("hubspot.token (CDC_HUBSPOT__TOKEN) is required")
+    client = hubspot_client(hub, metrics, command="provision")
     needs = needs_of(config)
     polled = tuple(entity_logical_name(t) for t in dataverse_tables(settings, config))
     report = ProvisionReport(dry_run=dry_run)
     _config_problems(needs, report)
 
-    client = HubSpotClient(
-        hub.base_url, hub.token.get_secret_value(), metrics=metrics, version=hub.api_version
-    )
     async with client:
         await ensure_properties(client, needs.properties, report.hubspot, dry_run=dry_run, say=say)
         developer_key = hub.developer_api_key.get_secret_value() if hub.developer_api_key else ""

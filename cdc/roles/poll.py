@@ -3,8 +3,8 @@
 What it polls follows from the sync configuration `cdc sync` runs (``sync.config``, else the default
 steps): every table and object type an enabled step syncs (`cdc.sources.polled`; ``poll.dataverse_tables``
 and ``poll.hubspot_objects`` override it, and must name all of those). A part runs when its system is
-configured too: Dataverse with ``dataverse.base_url``, HubSpot with ``hubspot.token``. Every table of both
-parts is a lease unit (`cdc.roles.leases`): however many replicas run,
+configured too: Dataverse with ``dataverse.base_url``, HubSpot with its credentials (``hubspot.token`` or
+``hubspot.auth``). Every table of both parts is a lease unit (`cdc.roles.leases`): however many replicas run,
 one polls it at a time, and each table's task belongs to the one TaskGroup of :func:`run_poll`.
 
 Start-up, in order:
@@ -151,11 +151,11 @@ async def run_poll(
     poll = settings.poll
     config = config or sync_config(settings)
     dataverse_on = settings.dataverse.base_url is not None and bool(dataverse_tables(settings, config))
-    hubspot_on = settings.hubspot.token is not None and bool(hubspot_objects(settings, config))
+    hubspot_on = settings.hubspot.has_credentials and bool(hubspot_objects(settings, config))
     if not (dataverse_on or hubspot_on):
         raise SettingsError(
             "`cdc poll` has nothing to poll: set dataverse.base_url (CDC_DATAVERSE__BASE_URL) or "
-            "hubspot.token (CDC_HUBSPOT__TOKEN), and enable a sync step of that system"
+            "HubSpot's credentials (hubspot.token, or hubspot.auth), and enable a sync step of that system"
         )
     started = time.monotonic()
     units: list[Unit] = []

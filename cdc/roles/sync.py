@@ -1,7 +1,8 @@
 """`cdc sync`: the sync role's lifecycle.
 
 Start-up, in order: load and validate the sync configuration; open the HubSpot and Dataverse gateways
-(a Dataverse token is fetched up front, so bad credentials fail here with a clear error); rebuild the link
+(a Dataverse token, and a HubSpot one when ``hubspot.auth`` is OAuth, is fetched up front, so refused
+credentials fail here with a clear error; refused later, they pause the batches); rebuild the link
 view from the `links` topic (logged with its size and time); then run, under one task group, the link
 tail, the router (change topics -> work topic) and the apply loop (work topic -> CRM writes), each
 restarted after an unexpected failure until ``sync.loop_failures_max`` fall within
@@ -24,7 +25,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from functools import partial
 
@@ -35,7 +36,8 @@ from cdc.dataverse.client import DataverseClient
 from cdc.dataverse.errors import RetriableError
 from cdc.dataverse.gateway import GATEWAY_POLICY as DATAVERSE_POLICY
 from cdc.dataverse.gateway import DataverseGateway
-from cdc.hubspot.client import HubSpotClient
+from cdc.hubspot.client import hubspot_client
+from cdc.hubspot.errors import RetriableError as HubSpotRetriableError
 from cdc.hubspot.gateway import GATEWAY_POLICY as HUBSPOT_POLICY
 from cdc.hubspot.gateway import HubSpotGateway
 from cdc.metrics import Metrics, object_label
@@ -75,25 +77,19 @@ async def open_gateways(
     settings: Settings, metrics: Metrics
 ) -> AsyncIterator[dict[SourceSystem, CrmGateway]]:
     """Both CRMs' gateways, authenticated, closed on exit."""
-    require(settings.hubspot.token, "hubspot.token", "sync")
     require(settings.hubspot.portal_id, "hubspot.portal_id", "sync")
     require(settings.dataverse.base_url, "dataverse.base_url", "sync")
-    assert settings.hubspot.token is not None  # noqa: S101 -- checked above
     assert settings.hubspot.portal_id is not None  # noqa: S101 -- checked above
-    tokens = TokenProvider(settings.dataverse)
     # The short client policies: a CRM that keeps refusing reaches the engine, whose pause is stop-aware
     # and keeps the consumer in its group (`consumers.retries`).
+    client = hubspot_client(settings.hubspot, metrics, command="sync", policy=HUBSPOT_POLICY)
+    tokens = TokenProvider(settings.dataverse)
     dataverse = DataverseClient(settings.dataverse, tokens, metrics, policy=DATAVERSE_POLICY)
-    await _first_token(tokens, metrics)
-    await dataverse.start()
     try:
-        async with HubSpotClient(
-            settings.hubspot.base_url,
-            settings.hubspot.token.get_secret_value(),
-            metrics=metrics,
-            policy=HUBSPOT_POLICY,
-            version=settings.hubspot.api_version,
-        ) as hubspot:
+        await _first_token(tokens.token, "dataverse_token", metrics)
+        await _first_token(client.token, "hubspot_token", metrics)
+        await dataverse.start()
+        async with client as hubspot:
             yield {
                 SourceSystem.HUBSPOT: HubSpotGateway(hubspot, portal_id=settings.hubspot.portal_id),
                 SourceSystem.DATAVERSE: DataverseGateway(dataverse, tenant=tokens.org_host),
@@ -103,14 +99,15 @@ async def open_gateways(
         tokens.close()
 
 
-async def _first_token(tokens: TokenProvider, metrics: Metrics) -> None:
-    """Fetch a Dataverse token up front, so refused credentials fail the start-up with their reason, while an
-    identity provider that is briefly down (5xx, network) is waited out with backoff."""
+async def _first_token(token: Callable[[], Awaitable[str]], what: str, metrics: Metrics) -> None:
+    """Fetch a CRM's token up front (Dataverse's; HubSpot's when it is issued by the token endpoint), so
+    refused credentials fail the start-up with their reason, while a token endpoint that is briefly down
+    (5xx, network) is waited out with backoff. Refused later, they pause the batches instead."""
     await retrying(
-        tokens.token,
+        token,
         policy=FIRST_TOKEN,
-        on=(RetriableError,),
-        what="dataverse_token",
+        on=(RetriableError, HubSpotRetriableError),
+        what=what,
         on_retry=metrics.retried,
     )
 

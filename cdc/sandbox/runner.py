@@ -1,8 +1,10 @@
 """Run both emulators on loopback: HubSpot over HTTP, Dataverse (and its token endpoint) over HTTPS.
 
 `run_sandbox()` is what `cdc sandbox`, the demo, the end-to-end tests and the benchmarks use; its
-:meth:`Sandbox.daemon_settings` is the daemon's configuration against them. The two emulators share one
-clock, so advancing it (token expiry, rate windows) moves both.
+:meth:`Sandbox.daemon_settings` is the daemon's configuration against them: a HubSpot project app with OAuth
+by default, whose access tokens last ``TOKEN_LIFETIME_S`` (HubSpot's last 30 minutes), so that every run
+sees them renewed; the static token is a setting away. The two emulators share one clock, so advancing it
+(token expiry, rate windows) moves both.
 """
 
 from __future__ import annotations
@@ -24,12 +26,17 @@ from cdc.serving import serve
 from cdc.settings import (
     DataverseSettings,
     HubSpotApiVersion,
+    HubSpotAuthSettings,
     HubSpotSettings,
     IngestSettings,
     PollSettings,
     Settings,
 )
 from streams.config import KafkaSettings
+
+TOKEN_LIFETIME_S = 15.0
+"""How long the sandbox's OAuth access tokens last unless told otherwise: a test's run sees one renewed."""
+HubSpotAuth = Literal["static", "oauth"]
 
 
 @dataclass(frozen=True)
@@ -42,6 +49,10 @@ class HubSpotInfo:
     app_kind: Literal["project", "legacy"] = "project"
     developer_api_key: str | None = None
     """A legacy public app's (``app_kind="legacy"``): what manages its webhook subscriptions."""
+    client_id: str = ""
+    refresh_token: str = ""
+    """The OAuth app's client id and its installation's refresh token."""
+    access_token_lifetime_s: float = TOKEN_LIFETIME_S
 
 
 @dataclass(frozen=True)
@@ -83,16 +94,27 @@ class Sandbox:
         poll: PollSettings | None = None,
         certificate: bool = False,
         api_version: HubSpotApiVersion = "2026-09",
+        hubspot_auth: HubSpotAuth = "oauth",
     ) -> Settings:
         """Settings for `cdc ingest` and `cdc poll` against these emulators, on ``kafka``.
 
-        Every credential the emulators accept is filled in (HubSpot token, app, client secret, portal, app
-        kind and a legacy app's developer API key; Dataverse org, tenant, client, secret, authority, scope
-        and CA bundle; with ``certificate``, the app's certificate instead of its secret). ``ingest`` and
-        ``poll`` default to the standard settings on free ports (``port=0``); a caller passing its own
-        chooses. The daemon speaks HubSpot's ``api_version`` (the emulator serves each).
+        Every credential the emulators accept is filled in (HubSpot app, client secret, portal, app kind
+        and a legacy app's developer API key, and its OAuth client id and refresh token, or with
+        ``hubspot_auth="static"`` the portal's static token; Dataverse org, tenant, client, secret,
+        authority, scope and CA bundle; with ``certificate``, the app's certificate instead of its secret).
+        ``ingest`` and ``poll`` default to the standard settings on free ports (``port=0``); a caller
+        passing its own chooses. The daemon speaks HubSpot's ``api_version`` (the emulator serves each).
         """
         hub, dv = self.info.hubspot, self.info.dataverse
+        auth: dict[str, Any] = (
+            {"token": SecretStr(hub.token)}
+            if hubspot_auth == "static"
+            else {
+                "auth": HubSpotAuthSettings(
+                    kind="oauth", client_id=hub.client_id, refresh_token=SecretStr(hub.refresh_token)
+                )
+            }
+        )
         credential: dict[str, Any] = (
             {"client_certificate_path": Path(dv.client_certificate)}
             if certificate
@@ -102,7 +124,7 @@ class Sandbox:
             kafka=kafka,
             hubspot=HubSpotSettings(
                 base_url=hub.base_url,
-                token=SecretStr(hub.token),
+                **auth,
                 app_id=hub.app_id,
                 client_secret=SecretStr(hub.client_secret),
                 portal_id=str(hub.portal_id),
@@ -134,11 +156,19 @@ async def run_sandbox(
     seed: int = 0,
     state_dir: Path | None = None,
     hubspot_app_kind: Literal["project", "legacy"] = "project",
+    hubspot_token_lifetime_s: float = TOKEN_LIFETIME_S,
 ) -> AsyncIterator[Sandbox]:
     """Serve both emulators until the block ends. ``state_dir`` keeps the CA bundle; else a temp dir.
-    ``hubspot_app_kind``: the HubSpot app is a project app, or a legacy public app (`HubSpotSandbox`)."""
+    ``hubspot_app_kind``: the HubSpot app is a project app, or a legacy public app (`HubSpotSandbox`);
+    ``hubspot_token_lifetime_s``: how long its OAuth access tokens last."""
     clock = Clock()
-    hubspot = HubSpotSandbox(seed=seed, clock=clock, webhook_url=webhook_url, app_kind=hubspot_app_kind)
+    hubspot = HubSpotSandbox(
+        seed=seed,
+        clock=clock,
+        webhook_url=webhook_url,
+        app_kind=hubspot_app_kind,
+        access_token_lifetime_s=hubspot_token_lifetime_s,
+    )
     dataverse = DataverseSandbox(seed=seed, clock=clock)
     with contextlib.ExitStack() as stack:
         directory = state_dir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="cdc-sandbox-")))
@@ -161,6 +191,9 @@ async def run_sandbox(
                     portal_id=hubspot.portal_id,
                     app_kind=hubspot.app_kind,
                     developer_api_key=hubspot.developer_api_key,
+                    client_id=hubspot.oauth.client_id,
+                    refresh_token=hubspot.oauth.refresh_token,
+                    access_token_lifetime_s=hubspot.oauth.lifetime_s,
                 ),
                 dataverse=DataverseInfo(
                     base_url=org,

@@ -188,6 +188,13 @@ def rows() -> list[Row]:
                     description="1: the source refuses the token or secret; its tables wait (cursors kept) "
                     "and resume by themselves once it is accepted again (alert: CdcPollAuthFailing).",
                 ),
+                Panel(
+                    "HubSpot refusing the app's refresh token (1: HubSpot calls paused)",
+                    (("max by (job) (cdc_hubspot_credentials_refused)", "{{job}}"),),
+                    description="1: HubSpot's token endpoint refuses the OAuth refresh token (or client "
+                    "credentials): the role's HubSpot calls wait and try again; re-authorise the app "
+                    "(alert: CdcHubSpotCredentialsRefused).",
+                ),
             ],
         ),
         Row(

@@ -62,7 +62,6 @@ def role_env(settings: Settings) -> dict[str, str]:
             "CDC_KAFKA__TOPIC_PREFIX": kafka.topic_prefix,
             "CDC_KAFKA__PARTITIONS": str(kafka.partitions),
             "CDC_HUBSPOT__BASE_URL": hub.base_url,
-            "CDC_HUBSPOT__TOKEN": _secret(hub.token),
             "CDC_HUBSPOT__APP_ID": str(hub.app_id),
             "CDC_HUBSPOT__CLIENT_SECRET": _secret(hub.client_secret),
             "CDC_HUBSPOT__PORTAL_ID": str(hub.portal_id),
@@ -80,6 +79,12 @@ def role_env(settings: Settings) -> dict[str, str]:
             "CDC_POLL": settings.poll.model_dump_json(),
         }
     )
+    if hub.auth.kind == "static":
+        env["CDC_HUBSPOT__TOKEN"] = _secret(hub.token)
+    else:  # the sandbox's OAuth app, as `Sandbox.daemon_settings` configures it
+        env["CDC_HUBSPOT__AUTH__KIND"] = hub.auth.kind
+        env["CDC_HUBSPOT__AUTH__CLIENT_ID"] = str(hub.auth.client_id)
+        env["CDC_HUBSPOT__AUTH__REFRESH_TOKEN"] = _secret(hub.auth.refresh_token)
     if dv.client_certificate_path is not None:
         env["CDC_DATAVERSE__CLIENT_CERTIFICATE_PATH"] = str(dv.client_certificate_path)
     else:

@@ -66,6 +66,16 @@ def test_demo_once_syncs_both_ways_prints_the_metrics_urls_and_exits_0() -> None
     assert "demo: all 7 edits synced" in out
     assert re.findall(r"^shutdown (\d)/5", out, re.MULTILINE) == ["2", "3", "4", "5"]
     assert re.search(r"HubSpot -> Dataverse: \d+ writes, p50 \d+ ms", out), out
+    # Issue 15: a project app with OAuth whose access tokens end during the run; each role renews its own
+    # before it ends, one log line per renewal, and no HubSpot call is refused meanwhile (no gap).
+    assert "HubSpot app: a project app with OAuth" in out
+    renewals = re.findall(r"HubSpot access token renewed before it ended .* role=(\w+)$", err, re.MULTILINE)
+    assert "sync" in renewals, err
+    counted = re.search(
+        r"^demo: HubSpot access tokens renewed: (.*); HubSpot calls refused \(401\): 0$", out, re.MULTILINE
+    )
+    assert counted is not None, out
+    assert counted.group(1) == ", ".join(f"{role} {renewals.count(role)}x" for role in ("poll", "sync")), err
 
 
 def test_the_seed_plan_overlaps_30_percent_and_counts_the_pairs_it_expects() -> None:

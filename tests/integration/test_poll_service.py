@@ -28,6 +28,7 @@ from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
 from cdc.dataverse.poller import DataverseTables
+from cdc.hubspot.errors import CredentialsRefusedError
 from cdc.hubspot.errors import FatalError as HubSpotFatalError
 from cdc.hubspot.paths import endpoints
 from cdc.metrics import Metrics
@@ -733,7 +734,7 @@ async def test_a_hubspot_token_refused_at_start_still_stops_cdc_poll(topics: Kaf
     """Refused before any success, the token is a settings error: run_poll raises (`cdc poll` exits 78)."""
     poll = PollSettings(port=0, dataverse_interval_s=0.2, hubspot_objects=("contacts",))
     async with run_sandbox(seed=48) as box:
-        settings = box.daemon_settings(topics, poll=poll)
+        settings = box.daemon_settings(topics, poll=poll, hubspot_auth="static")
         wrong = settings.model_copy(
             update={"hubspot": settings.hubspot.model_copy(update={"token": SecretStr("pat-na1-wrong")})}
         )
@@ -742,6 +743,23 @@ async def test_a_hubspot_token_refused_at_start_still_stops_cdc_poll(topics: Kaf
                 run_poll(wrong, asyncio.Event(), metrics=Metrics(CollectorRegistry()), config=CONTACTS), 60
             )
     assert "pat-na1-wrong" not in str(caught.value)
+
+
+async def test_an_oauth_refresh_token_refused_at_start_stops_cdc_poll_saying_what_to_do(
+    topics: KafkaSettings,
+) -> None:
+    """Issue 15: the app's refresh token no longer works when `cdc poll` starts (the app was uninstalled):
+    a settings error that names the setting to renew, not a pause that looks like an outage."""
+    poll = PollSettings(port=0, dataverse_interval_s=0.2, hubspot_objects=("contacts",))
+    async with run_sandbox(seed=48) as box, httpx.AsyncClient(base_url=box.info.hubspot.base_url) as hub:
+        await hub.post("/_admin/oauth/revoke", json={})
+        settings = box.daemon_settings(topics, poll=poll)
+        with pytest.raises(
+            CredentialsRefusedError, match=r"BAD_REFRESH_TOKEN.*CDC_HUBSPOT__AUTH__REFRESH_TOKEN"
+        ):
+            await asyncio.wait_for(
+                run_poll(settings, asyncio.Event(), metrics=Metrics(CollectorRegistry()), config=CONTACTS), 60
+            )
 
 
 async def test_a_revoked_dataverse_secret_pauses_dataverse_only_and_nothing_is_lost_once_it_works_again(

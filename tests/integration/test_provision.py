@@ -30,6 +30,7 @@ from cdc.settings import Settings
 from consumers.config import SyncConfig
 from consumers.loader import default_config
 from streams.config import KafkaSettings
+from tests.settings_files import settings_file
 from tests.sync_configs import LEAD_STEPS, enabled_only
 
 FLAGS = {"sync_to_d365", "sync_to_d365_lead", "cdc_synctohubspot", HUBSPOT_ID_COLUMN, DATAVERSE_ID_PROPERTY}
@@ -280,16 +281,7 @@ async def test_a_fresh_sandbox_gets_everything_writes_succeed_and_a_second_run_c
 
 
 def _settings_file(box: Sandbox, tmp_path: Path) -> Path:
-    settings = settings_of(box)
-    data = settings.model_dump(mode="json", include={"hubspot", "dataverse"})
-    secrets = ("token", "client_secret", "developer_api_key")
-    for part, secret in (*(("hubspot", name) for name in secrets), ("dataverse", "client_secret")):
-        value = getattr(getattr(settings, part), secret)
-        if value is not None:
-            data[part][secret] = value.get_secret_value()
-    path = tmp_path / "cdc.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
+    return settings_file(settings_of(box), tmp_path / "cdc.yaml", include={"hubspot", "dataverse"})
 
 
 async def _cdc(*args: str) -> int:

@@ -20,7 +20,7 @@ from cdc.hubspot.errors import FatalError
 from cdc.hubspot.paths import endpoints
 from cdc.hubspot.reconciler import run_hubspot_reconciler
 from cdc.metrics import Metrics
-from cdc.sandbox.runner import Sandbox, run_sandbox
+from cdc.sandbox.runner import HubSpotAuth, Sandbox, run_sandbox
 from cdc.settings import PollSettings, Settings
 from consumers.config import SyncConfig
 from streams.admin import ensure_topics, open_admin
@@ -45,10 +45,14 @@ async def box(kafka_settings: KafkaSettings) -> AsyncIterator[Sandbox]:
 
 
 def settings_for(
-    kafka: KafkaSettings, box: Sandbox, objects: tuple[str, ...] = ("contacts",), lookback_s: float = 60.0
+    kafka: KafkaSettings,
+    box: Sandbox,
+    objects: tuple[str, ...] = ("contacts",),
+    lookback_s: float = 60.0,
+    hubspot_auth: HubSpotAuth = "oauth",
 ) -> Settings:
     poll = PollSettings(hubspot_objects=objects, hubspot_interval_s=0.3, hubspot_lookback_s=lookback_s)
-    return box.daemon_settings(kafka, poll=poll)
+    return box.daemon_settings(kafka, poll=poll, hubspot_auth=hubspot_auth)
 
 
 STEPS = {
@@ -240,7 +244,7 @@ async def test_a_429_from_search_is_waited_out(kafka_settings: KafkaSettings, bo
 
 
 async def test_a_wrong_token_stops_with_a_clear_error(kafka_settings: KafkaSettings, box: Sandbox) -> None:
-    settings = settings_for(kafka_settings, box)
+    settings = settings_for(kafka_settings, box, hubspot_auth="static")
     wrong = settings.model_copy(
         update={"hubspot": settings.hubspot.model_copy(update={"token": SecretStr("pat-na1-wrong")})}
     )

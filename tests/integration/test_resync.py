@@ -19,7 +19,6 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-import yaml
 from aiokafka import TopicPartition
 from prometheus_client import CollectorRegistry
 
@@ -39,6 +38,7 @@ from streams.events import ChangeEvent, Operation, Origin
 from streams.keys import join_key
 from streams.topics import TopicCatalog, TopicRole
 from tests.kafka_reading import read_changes
+from tests.settings_files import settings_file
 from tests.sync_configs import CONTACT_STEPS, enabled_only
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -71,13 +71,8 @@ def settings_for(kafka: KafkaSettings, box: Sandbox, **poll: Any) -> Settings:
 
 def config_file(settings: Settings, tmp_path: Path) -> str:
     """The settings as a YAML file for ``cdc --config`` (secrets written out: it is a test's sandbox)."""
-    data = settings.model_dump(mode="json", include={"kafka", "hubspot", "dataverse", "poll"})
-    for part, secret in (("hubspot", "token"), ("hubspot", "client_secret"), ("dataverse", "client_secret")):
-        value = getattr(getattr(settings, part), secret)
-        data[part][secret] = value.get_secret_value()
-    path = tmp_path / "cdc.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return str(path)
+    include = {"kafka", "hubspot", "dataverse", "poll"}
+    return str(settings_file(settings, tmp_path / "cdc.yaml", include=include))
 
 
 async def cdc(*args: str) -> int:

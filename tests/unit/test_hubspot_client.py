@@ -10,7 +10,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cdc.hubspot.errors import DAILY_RECHECK_S, FatalError, RequestError, RetriableError, classify
+from cdc.hubspot.errors import (
+    DAILY_RECHECK_S,
+    CredentialsRefusedError,
+    FatalError,
+    RequestError,
+    RetriableError,
+    classify,
+)
 from cdc.hubspot.paths import endpoints
 from cdc.hubspot.search import (
     MAX_BODY_CHARS,
@@ -77,7 +84,40 @@ def test_auth_and_scope_answers_are_fatal(status: int) -> None:
 
 
 def test_a_401_says_which_setting_to_fix() -> None:
-    assert "CDC_HUBSPOT__TOKEN" in str(sort(401, {}))
+    error = sort(401, {})
+    assert isinstance(error, CredentialsRefusedError)  # what `cdc poll` pauses on once it ran
+    assert "CDC_HUBSPOT__TOKEN" in str(error)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        # as integrations report live portals answering (errors[].context.requiredGranularScopes)
+        {
+            "status": "error",
+            "message": "This app hasn't been granted all required scopes to make this call.",
+            "errors": [
+                {
+                    "message": "One or more of the following scopes are required.",
+                    "context": {"requiredGranularScopes": ["crm.objects.contacts.write"]},
+                }
+            ],
+            "category": "MISSING_SCOPES",
+        },
+        # HubSpot/hubspot-api-nodejs issue 268: the older requiredScopes
+        {
+            "errors": [{"context": {"requiredScopes": ["crm.objects.contacts.write"]}}],
+            "category": "MISSING_SCOPES",
+        },
+        # the specs' Error example: context.missingScopes
+        {"context": {"missingScopes": ["crm.objects.contacts.write"]}, "category": "MISSING_SCOPES"},
+    ],
+)
+def test_a_403_names_the_scope_the_app_lacks(body: dict[str, object]) -> None:
+    error = sort(403, body)
+    assert isinstance(error, FatalError)
+    assert not isinstance(error, CredentialsRefusedError)
+    assert "the app lacks a scope for this call (it needs one of: crm.objects.contacts.write)" in str(error)
 
 
 @pytest.mark.parametrize("status", [400, 404, 409, 414, 418])

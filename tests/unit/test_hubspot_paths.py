@@ -22,16 +22,24 @@ from cdc.sandbox.hubspot.versions import SERVED
 from cdc.settings import HubSpotSettings
 
 ROOTS = {
-    # version: (objects, associations, properties, owners, webhooks): the sandbox's routes, written apart
-    # from the daemon's paths from the same specs (cdc.sandbox.hubspot.versions)
-    name: (v.objects, v.associations, v.properties, v.owners, v.webhooks)
+    # version: (objects, associations, properties, owners, webhooks, token): the sandbox's routes, written
+    # apart from the daemon's paths from the same specs (cdc.sandbox.hubspot.versions)
+    name: (v.objects, v.associations, v.properties, v.owners, v.webhooks, v.oauth)
     for name, v in SERVED.items()
 }
 
 
+def client_credentials_path(version: str) -> str:
+    """Where the client-credentials grant is asked for: the version's own token endpoint when it takes the
+    grant, else the newest that does (2026-09's draft lists no such grant)."""
+    if "client_credentials" in SERVED[version].grants:
+        return SERVED[version].oauth
+    return next(v.oauth for v in SERVED.values() if v.dated and "client_credentials" in v.grants)
+
+
 def documented(version: str) -> dict[str, str]:
     """Each endpoint's ``<METHOD> <route>`` as the version's spec writes it (names aside)."""
-    objects, associations, properties, owners, webhooks = ROOTS[version]
+    objects, associations, properties, owners, webhooks, token = ROOTS[version]
     return {
         "list_objects": f"GET {objects}/{{type}}",
         "read_object": f"GET {objects}/{{type}}/{{id}}",
@@ -52,6 +60,8 @@ def documented(version: str) -> dict[str, str]:
         "create_property_group": f"POST {properties}/{{type}}/groups",
         "list_subscriptions": f"GET {webhooks}/{{appId}}/subscriptions",
         "create_subscription": f"POST {webhooks}/{{appId}}/subscriptions",
+        "token": f"POST {token}",
+        "client_credentials_token": f"POST {client_credentials_path(version)}",
     }
 
 

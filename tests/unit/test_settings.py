@@ -241,3 +241,91 @@ def test_a_yaml_syntax_error_says_where_without_quoting_the_line(tmp_path: Path)
         load_settings(bad)
     assert token not in str(raised.value)
     assert "6f1c2a9e" not in str(raised.value)
+
+
+REFRESH = "6f18f21e-a743-4509-b7fd-1a5e632fffa1"
+
+
+def test_an_oauth_app_is_configured_from_the_environment_and_its_refresh_token_never_shows(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 15: a project app with OAuth (client id, client secret, refresh token); hubspot.token stays
+    the static kind's, unchanged."""
+    monkeypatch.setenv("CDC_HUBSPOT__AUTH__KIND", "oauth")
+    monkeypatch.setenv("CDC_HUBSPOT__AUTH__CLIENT_ID", "a1b2c3d4-client")
+    monkeypatch.setenv("CDC_HUBSPOT__AUTH__REFRESH_TOKEN", REFRESH)
+    monkeypatch.setenv("CDC_HUBSPOT__CLIENT_SECRET", "app-secret-0123456789")
+    hub = load_settings().hubspot
+    assert hub.auth.kind == "oauth"
+    assert hub.has_credentials
+    assert hub.auth.refresh_token is not None
+    assert hub.auth.refresh_token.get_secret_value() == REFRESH
+    assert REFRESH not in repr(hub)
+    assert REFRESH not in str(hub.model_dump())
+
+
+def test_the_static_token_is_the_default_kind_and_works_as_before(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert not load_settings().hubspot.has_credentials
+    monkeypatch.setenv("CDC_HUBSPOT__TOKEN", "pat-na1-00000000-0000-0000-0000-000000000000")
+    hub = load_settings().hubspot
+    assert hub.auth.kind == "static"
+    assert hub.has_credentials
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        (
+            {"CDC_HUBSPOT__AUTH__KIND": "oauth"},
+            "hubspot.auth.kind oauth needs hubspot.auth.client_id (CDC_HUBSPOT__AUTH__CLIENT_ID), "
+            "hubspot.client_secret (CDC_HUBSPOT__CLIENT_SECRET), hubspot.auth.refresh_token "
+            "(CDC_HUBSPOT__AUTH__REFRESH_TOKEN)",
+        ),
+        (
+            {"CDC_HUBSPOT__AUTH__KIND": "client_credentials", "CDC_HUBSPOT__AUTH__CLIENT_ID": "c"},
+            "hubspot.auth.kind client_credentials needs hubspot.client_secret (CDC_HUBSPOT__CLIENT_SECRET), "
+            "hubspot.auth.scopes (CDC_HUBSPOT__AUTH__SCOPES, a JSON list)",
+        ),
+        (
+            {"CDC_HUBSPOT__AUTH__REFRESH_TOKEN": REFRESH},
+            "hubspot.auth.refresh_token belong to hubspot.auth.kind oauth or client_credentials",
+        ),
+        (
+            {
+                "CDC_HUBSPOT__AUTH__KIND": "oauth",
+                "CDC_HUBSPOT__TOKEN": "pat-na1-x",
+                "CDC_HUBSPOT__AUTH__CLIENT_ID": "c",
+                "CDC_HUBSPOT__CLIENT_SECRET": "s",
+                "CDC_HUBSPOT__AUTH__REFRESH_TOKEN": REFRESH,
+            },
+            "hubspot.token is a static token, but hubspot.auth.kind is oauth",
+        ),
+        (
+            {
+                "CDC_HUBSPOT__AUTH__KIND": "oauth",
+                "CDC_HUBSPOT__AUTH__CLIENT_ID": "c",
+                "CDC_HUBSPOT__CLIENT_SECRET": "s",
+                "CDC_HUBSPOT__AUTH__REFRESH_TOKEN": REFRESH,
+                "CDC_HUBSPOT__AUTH__SCOPES": '["crm.objects.contacts.read"]',
+            },
+            "hubspot.auth.scopes belong to client_credentials",
+        ),
+    ],
+)
+def test_each_kind_of_hubspot_credentials_names_what_it_lacks_or_what_is_not_its_own(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], expected: str
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError) as raised:
+        load_settings()
+    assert expected in str(raised.value)
+    assert REFRESH not in str(raised.value)
+
+
+def test_client_credentials_take_their_scopes_as_a_json_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CDC_HUBSPOT__AUTH__KIND", "client_credentials")
+    monkeypatch.setenv("CDC_HUBSPOT__AUTH__CLIENT_ID", "c")
+    monkeypatch.setenv("CDC_HUBSPOT__CLIENT_SECRET", "s")
+    monkeypatch.setenv("CDC_HUBSPOT__AUTH__SCOPES", '["developer.webhooks_journal.read", "oauth"]')
+    assert load_settings().hubspot.auth.scopes == ("developer.webhooks_journal.read", "oauth")

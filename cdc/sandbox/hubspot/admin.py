@@ -32,7 +32,15 @@ Routes:
 - ``GET    /_admin/ratelimits`` / ``PUT`` -- ``{"burst", "window_ms", "daily", "search_per_second"}``,
   ``null`` meaning unlimited; ``DELETE`` empties the counters.
 - ``POST   /_admin/token/revoke``, ``POST /_admin/token/restore`` -- every API call answers 401 from the
-  revoke until the restore (an uninstalled app, a rotated static token, a revoked OAuth grant).
+  revoke until the restore (an uninstalled app, a rotated static token), OAuth access tokens too.
+- ``GET    /_admin/oauth`` / ``PUT`` -- the OAuth app (:mod:`cdc.sandbox.hubspot.oauth`): client id, the
+  installation's refresh token, its scopes, ``accessTokenLifetimeS`` and the tokens issued per grant; PUT
+  sets ``{"accessTokenLifetimeS", "scopes"}`` (tokens issued before keep theirs).
+- ``POST   /_admin/oauth/authorize`` -- ``{"scopes"?, "redirectUri"?}``: a user installs the app (again);
+  -> 201 the authorization code its redirect carries.
+- ``POST   /_admin/oauth/revoke``, ``/restore`` -- ``{"refreshToken"?}`` (default: every one): the token
+  endpoint refuses (takes again) that refresh token; access tokens issued with it last until they end.
+- ``POST   /_admin/oauth/expire`` -- every OAuth access token ends now (its next use answers 401).
 - ``POST   /_admin/clock/advance`` -- ``{"seconds"}``: moves the sandbox clock (rate windows, retries).
 - ``POST   /_admin/owners``, ``DELETE /_admin/owners/{ownerId}`` -- add and archive owners
   (:mod:`cdc.sandbox.hubspot.owners`).
@@ -55,6 +63,7 @@ from cdc.sandbox.hubspot import errors
 from cdc.sandbox.hubspot.api import JSON, Context, admin_endpoint, json_object, path_type
 from cdc.sandbox.hubspot.associations import PRIMARY_OF
 from cdc.sandbox.hubspot.crm import create_with_associations
+from cdc.sandbox.hubspot.oauth import DEFAULT_REDIRECT, OAuthApp
 from cdc.sandbox.hubspot.objects import OBJECT_TYPES, object_type
 from cdc.sandbox.hubspot.render import record_json
 from cdc.sandbox.hubspot.store import Actor, iso
@@ -67,6 +76,7 @@ INTERNAL = "HUBSPOT_INTERNAL"
 
 def admin_routes(ctx: Context, calls: CallCounter, faults: Faults) -> list[Route]:  # noqa: C901, PLR0915 -- one closure per route
     store, dispatcher = ctx.store, ctx.dispatcher
+    oauth = ctx.oauth or OAuthApp(clock=ctx.clock, seed=0, client_secret="", portal_id=ctx.portal_id)
 
     def user(body: dict[str, Any] | None = None, request: Request | None = None) -> Actor:
         raw = (body or {}).get("userId") or (request.query_params.get("userId") if request else None)
@@ -85,8 +95,49 @@ def admin_routes(ctx: Context, calls: CallCounter, faults: Faults) -> list[Route
                 "webhookUrl": ctx.subscriptions.target_url,
                 "appKind": ctx.subscriptions.app_kind,
                 "developerApiKey": ctx.developer_api_key,
+                "clientId": oauth.client_id,
+                "refreshToken": oauth.refresh_token,
             }
         )
+
+    def oauth_view() -> dict[str, Any]:
+        return {
+            "clientId": oauth.client_id,
+            "refreshToken": oauth.refresh_token,
+            "scopes": sorted(oauth.scopes),
+            "accessTokenLifetimeS": oauth.lifetime_s,
+            "issued": dict(oauth.issued),
+        }
+
+    async def oauth_app(request: Request) -> Response:
+        if request.method == "PUT":
+            body = await json_object(request)
+            lifetime = body.get("accessTokenLifetimeS", oauth.lifetime_s)
+            scopes = body.get("scopes", sorted(oauth.scopes))
+            if not isinstance(lifetime, int | float) or isinstance(lifetime, bool) or lifetime <= 0:
+                raise errors.bad_request("accessTokenLifetimeS must be a number of seconds above 0")
+            if not isinstance(scopes, list) or not all(isinstance(x, str) for x in scopes):
+                raise errors.bad_request("scopes must be a list of scope names")
+            oauth.lifetime_s, oauth.scopes = float(lifetime), frozenset(scopes)
+        return JSON(oauth_view())
+
+    async def oauth_authorize(request: Request) -> Response:
+        body = await json_object(request)
+        scopes = body.get("scopes")
+        redirect = str(body.get("redirectUri") or DEFAULT_REDIRECT)
+        code = oauth.authorize(frozenset(scopes) if isinstance(scopes, list) else None, redirect)
+        return JSON({"code": code, "redirectUri": redirect}, 201)
+
+    async def oauth_revoke(request: Request) -> Response:
+        body = await json_object(request)
+        token = body.get("refreshToken")
+        revoking = request.url.path.endswith("/revoke")
+        if not oauth.revoke(str(token) if token else None, revoked=revoking):
+            raise errors.not_found("no such refresh token")
+        return JSON({"revoked": revoking})
+
+    async def oauth_expire(_: Request) -> Response:
+        return JSON({"expired": oauth.expire_access_tokens()})
 
     async def seed(request: Request) -> Response:
         body = await json_object(request)
@@ -265,6 +316,11 @@ def admin_routes(ctx: Context, calls: CallCounter, faults: Faults) -> list[Route
         ("/info", info, ["GET"]),
         ("/token/revoke", revoke_token, ["POST"]),
         ("/token/restore", restore_token, ["POST"]),
+        ("/oauth", oauth_app, ["GET", "PUT"]),
+        ("/oauth/authorize", oauth_authorize, ["POST"]),
+        ("/oauth/revoke", oauth_revoke, ["POST"]),
+        ("/oauth/restore", oauth_revoke, ["POST"]),
+        ("/oauth/expire", oauth_expire, ["POST"]),
         ("/seed", seed, ["POST"]),
         ("/objects/{objectType}/merge", merge, ["POST"]),
         ("/objects/{objectType}", create, ["POST"]),

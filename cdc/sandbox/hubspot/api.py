@@ -1,8 +1,12 @@
 """What every public route shares: the portal context, bearer auth, rate limits, JSON in and out.
 
-Per API request, in order: the bearer token (401 in HubSpot's shape), the rate limiter (429 with its
-policy; headers on every counted answer), the JSON body (400 when it is not JSON), then the handler,
-whose :class:`HubSpotError` becomes HubSpot's error body. Correlation and request ids come from the
+Per API request, in order: the bearer token (401 in HubSpot's shape: the portal's static token, or an
+access token the OAuth app issued, `cdc.sandbox.hubspot.oauth`, answered ``EXPIRED_AUTHENTICATION`` once
+it ended), its scopes (403 ``MISSING_SCOPES`` naming the scopes the call needs,
+`cdc.sandbox.hubspot.scopes`; the static token holds them all), the rate limiter (429 with its policy;
+headers on every counted answer; one bucket per app: HubSpot's burst limit is the app's, so a renewed
+token starts no fresh one), the JSON body (400 when it is not JSON), then the handler, whose
+:class:`HubSpotError` becomes HubSpot's error body. Correlation and request ids come from the
 seeded generator, so a replay with the same seed answers the same bodies.
 """
 
@@ -22,9 +26,11 @@ from starlette.responses import Response
 
 from cdc.sandbox.clock import Clock
 from cdc.sandbox.hubspot import errors
+from cdc.sandbox.hubspot.oauth import OAuthApp
 from cdc.sandbox.hubspot.objects import ObjectType, object_type
 from cdc.sandbox.hubspot.ratelimits import RateLimiter
 from cdc.sandbox.hubspot.rules import Rules
+from cdc.sandbox.hubspot.scopes import required_scopes
 from cdc.sandbox.hubspot.store import Actor, Store
 from cdc.sandbox.hubspot.subscriptions import Subscriptions
 from cdc.sandbox.hubspot.webhooks import WebhookDispatcher
@@ -70,12 +76,16 @@ class Context:
     """Shuffles batch results: HubSpot answers batch create/read/update/upsert in no set order ("There is
     no way to do it", HubSpot's maintainers in HubSpot/hubspot-api-nodejs issue 190; fact sheet
     hubspot_2026.md, trace ids: order UNVERIFIED), so a caller must match results by id or trace id."""
+    oauth: OAuthApp | None = None
+    """The app's OAuth side: the access tokens it issued are taken beside the static token."""
     rules: Rules = field(default_factory=Rules)
     """Admin-configured validation rules: the 2026-09 routes refuse writes that break one."""
     token_revoked: bool = False
-    """The token is revoked (an admin uninstalled the app, or rotated its static token): every API call
-    answers 401 until it is restored (``/_admin/token/revoke``, ``/_admin/token/restore``). A refused token
-    is refused on every call, in the 401 shape of reference/hubspot.md §3.4."""
+    """The app's credentials are revoked (an admin uninstalled the app, or rotated its static token): every
+    API call answers 401, static token or OAuth access token, until they are restored
+    (``/_admin/token/revoke``, ``/_admin/token/restore``; the OAuth refresh tokens have
+    ``/_admin/oauth/revoke`` of their own). A refused token is refused on every call, in the 401 shape of
+    reference/hubspot.md §3.4."""
 
     @property
     def app_actor(self) -> Actor:
@@ -107,29 +117,51 @@ def _token_of(request: Request) -> str | None:
     return None
 
 
-def _authorized(ctx: Context, request: Request, *, developer: bool) -> str | None:
-    """The credential of an authorized request, else None. The webhooks API takes the developer API key
-    (``hapikey``) alone, the harsher reading (hubspot_2026.md §4: the 2026-09 draft allows nothing else;
-    hubspot.md §1.5 also names an app token): a portal token there is refused, as a project app's or a
-    service key's is by HubSpot (issue 15). Every other API takes the portal's bearer token."""
+def _authorized(ctx: Context, request: Request, *, developer: bool) -> frozenset[str] | None:
+    """The scopes of an authorized request's credential (None: all of them); a 401 `HubSpotError` else.
+
+    The webhooks API takes the developer API key (``hapikey``) alone, the harsher reading (hubspot_2026.md
+    §4: the 2026-09 draft allows nothing else; hubspot.md §1.5 also names an app token): a portal token there
+    is refused, as a project app's or a service key's is by HubSpot (issue 15). Every other API takes the
+    portal's static bearer token, or an access token the OAuth app issued and that has not ended."""
     if developer:
         key = request.query_params.get("hapikey")
         wanted = ctx.developer_api_key
-        return key if key and wanted and hmac.compare_digest(key.encode(), wanted.encode()) else None
+        if key and wanted and hmac.compare_digest(key.encode(), wanted.encode()):
+            return None
+        raise errors.unauthorized()
     token = _token_of(request)
-    if token is None or not hmac.compare_digest(token.encode(), ctx.token.encode()) or ctx.token_revoked:
+    if token is None or ctx.token_revoked:
+        raise errors.unauthorized()
+    if hmac.compare_digest(token.encode(), ctx.token.encode()):
         return None
-    return token
+    grant = ctx.oauth.grant_of(token) if ctx.oauth is not None else None
+    if grant is None:
+        raise errors.unauthorized()
+    ended = ctx.clock.time() - grant.expires_at
+    if ended >= 0:
+        raise errors.expired(ended)
+    return grant.scopes
+
+
+def _scoped(scopes: frozenset[str] | None, request: Request) -> None:
+    """403 when the credential holds none of the scopes the call needs (`cdc.sandbox.hubspot.scopes`)."""
+    if scopes is None:
+        return
+    needed = required_scopes(request.method, request.url.path, request.path_params)
+    if needed and not scopes.intersection(needed):
+        raise errors.missing_scopes(needed)
 
 
 def endpoint(ctx: Context, handler: Handler, *, search: bool = False, developer: bool = False) -> Handler:
     async def run(request: Request) -> Response:
-        token = _authorized(ctx, request, developer=developer)
-        if token is None:
-            return error_response(ctx, errors.unauthorized())
+        try:
+            _scoped(_authorized(ctx, request, developer=developer), request)
+        except errors.HubSpotError as refused:
+            return error_response(ctx, refused)
         headers: dict[str, str] = {}
         try:
-            headers = ctx.limiter.check(token, search=search)
+            headers = ctx.limiter.check(str(ctx.app_id), search=search)
             response = await handler(request)
         except errors.HubSpotError as error:
             return error_response(ctx, error, headers)

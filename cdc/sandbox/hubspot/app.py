@@ -6,7 +6,9 @@ the generic ``object.*`` format) or a legacy public app (``app_kind="legacy"``: 
 through the webhooks API with a developer API key, events in the ``contact.*`` format); see
 :mod:`cdc.sandbox.hubspot.subscriptions`. Credentials (token, client secret) and ids come from the seed
 unless given; the developer API key, a legacy app's only, from a stream of its own, so the others stay
-what they were for a seed. The app's lifespan owns the
+what they were for a seed. The app also has an OAuth side (:mod:`cdc.sandbox.hubspot.oauth`: its client id,
+the refresh token of its installation, the token endpoint of each version, access tokens that end); its
+tokens come from a stream of their own too. The app's lifespan owns the
 webhook dispatcher task: it starts with the server and is cancelled (with its in-flight deliveries)
 when the server stops, so no task outlives the app. API routes pass through the shared
 :class:`SandboxMiddleware` (accounting, injected latency/429/503 in HubSpot's error shape); the admin API
@@ -34,6 +36,7 @@ from cdc.sandbox.hubspot.admin import admin_routes
 from cdc.sandbox.hubspot.api import Context, error_response
 from cdc.sandbox.hubspot.associations_api import association_routes
 from cdc.sandbox.hubspot.crm import crm_routes
+from cdc.sandbox.hubspot.oauth import OAuthApp, token_routes
 from cdc.sandbox.hubspot.owners import Owners, owner_admin_routes, owner_routes
 from cdc.sandbox.hubspot.properties_api import property_routes
 from cdc.sandbox.hubspot.ratelimits import RateLimiter
@@ -64,7 +67,10 @@ class HubSpotSandbox:
         webhook_url: str | None = None,
         retry_base_seconds: float = 1.0,
         app_kind: Literal["project", "legacy"] = "project",
+        access_token_lifetime_s: float | None = None,
     ) -> None:
+        """``access_token_lifetime_s``: how long an OAuth access token lasts (HubSpot: 30 minutes;
+        `cdc.sandbox.hubspot.oauth`); the admin API changes it too."""
         rng = random.Random(seed)  # noqa: S311 -- sandbox credentials and ids, reproducible on purpose
         self.clock = clock or Clock()
         self.portal_id = portal_id
@@ -90,6 +96,11 @@ class HubSpotSandbox:
         )
         self.store = Store(self.clock, random.Random(rng.getrandbits(32)), self.dispatcher.enqueue)  # noqa: S311 -- ids
         self.limiter = RateLimiter(self.clock)
+        self.oauth = OAuthApp(
+            clock=self.clock, seed=seed, client_secret=self.client_secret, portal_id=portal_id
+        )
+        if access_token_lifetime_s is not None:
+            self.oauth.lifetime_s = access_token_lifetime_s
         self.context = Context(
             store=self.store,
             limiter=self.limiter,
@@ -100,6 +111,7 @@ class HubSpotSandbox:
             developer_api_key=self.developer_api_key,
             app_id=app_id,
             portal_id=portal_id,
+            oauth=self.oauth,
             ids=random.Random(rng.getrandbits(32)),  # noqa: S311 -- correlation ids
             # Its own stream, so the ids drawn from ``rng`` stay what they were for a seed.
             order=random.Random(f"{seed}:order"),  # noqa: S311 -- batch result order
@@ -118,6 +130,7 @@ class HubSpotSandbox:
                 *association_routes(self.context, version),
                 *webhook_routes(self.context, version),
             ]
+        routes += token_routes(self.oauth, self.context.uuid)
         routes += not_served_routes()
         self.app = Starlette(routes=routes, lifespan=self._lifespan)
         self.app.add_middleware(

@@ -16,7 +16,9 @@ __all__ = [
     "batch_too_large",
     "conflict",
     "duplicate_ids",
+    "expired",
     "invalid_property_values",
+    "missing_scopes",
     "not_found",
     "object_not_found",
     "property_exists",
@@ -70,6 +72,37 @@ def unauthorized() -> HubSpotError:
         "Authentication credentials not found. This API supports OAuth 2.0 authentication and you can find "
         "more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview",
         {"category": "INVALID_AUTHENTICATION"},
+    )
+
+
+def expired(seconds_ago: float) -> HubSpotError:
+    """An OAuth access token past its end (useparagon.com's page on HubSpot's EXPIRED_AUTHENTICATION)."""
+    minutes = max(0, int(seconds_ago // 60))
+    return HubSpotError(
+        401,
+        f"The OAuth token used to make this call expired {minutes} minute(s) ago.",
+        {"category": "EXPIRED_AUTHENTICATION"},
+    )
+
+
+def missing_scopes(scopes: tuple[str, ...]) -> HubSpotError:
+    """A token without any of ``scopes``: 403 ``MISSING_SCOPES`` naming them under
+    ``errors[].context.requiredGranularScopes`` (HubSpot/hubspot-api-nodejs issue 268 shows the shape with
+    ``requiredScopes``; integrations report ``requiredGranularScopes`` from live portals)."""
+    return HubSpotError(
+        403,
+        "This app hasn't been granted all required scopes to make this call. Read more about required "
+        "scopes here: https://developers.hubspot.com/scopes.",
+        {
+            "errors": [
+                {
+                    "message": "One or more of the following scopes are required.",
+                    "context": {"requiredGranularScopes": list(scopes)},
+                }
+            ],
+            "links": {"scopes": "https://developers.hubspot.com/scopes"},
+            "category": "MISSING_SCOPES",
+        },
     )
 
 

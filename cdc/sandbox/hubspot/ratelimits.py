@@ -1,4 +1,6 @@
-"""Rate limits per token: a rolling 10-second burst bucket, a daily counter, and search's 5 per second.
+"""Rate limits per app (the key `check` is given): a rolling 10-second burst bucket, a daily counter, and
+search's 5 per second. The burst limit is per app and the daily one per account (fact sheet
+hubspot_2026.md §6), so the app's static token and every OAuth access token it is issued share them.
 
 Numbers and headers from fact sheet §5. Defaults are a Professional/Enterprise private app (190 per 10 s,
 1,000,000 a day) and search at 5 requests per second; any limit can be set to None (unlimited) through
@@ -50,29 +52,29 @@ class RateLimiter:
             self._search.clear()
             self._daily.clear()
 
-    def check(self, token: str, *, search: bool = False) -> dict[str, str]:
+    def check(self, key: str, *, search: bool = False) -> dict[str, str]:
         """Counts one request, returning its headers, or raises the documented 429."""
         settings = self.settings
         now = self._clock.monotonic()
         day = self._clock.now().date().isoformat()
         with self._lock:
-            seen_day, used_today = self._daily.get(token, (day, 0))
+            seen_day, used_today = self._daily.get(key, (day, 0))
             if seen_day != day:
                 used_today = 0
             if settings.daily is not None and used_today >= settings.daily:
                 raise errors.rate_limited("DAILY")
             if search:
-                window = _trim(self._search[token], now - 1.0)
+                window = _trim(self._search[key], now - 1.0)
                 if settings.search_per_second is not None and len(window) >= settings.search_per_second:
                     raise errors.rate_limited("SECONDLY")
                 window.append(now)
-                self._daily[token] = (day, used_today + 1)
+                self._daily[key] = (day, used_today + 1)
                 return {}
-            bucket = _trim(self._burst[token], now - settings.window_ms / 1000)
+            bucket = _trim(self._burst[key], now - settings.window_ms / 1000)
             if settings.burst is not None and len(bucket) >= settings.burst:
                 raise errors.rate_limited("TEN_SECONDLY_ROLLING")
             bucket.append(now)
-            self._daily[token] = (day, used_today + 1)
+            self._daily[key] = (day, used_today + 1)
             return _headers(settings, len(bucket), used_today + 1)
 
 

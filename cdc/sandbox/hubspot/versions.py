@@ -22,7 +22,12 @@ specs of HubSpot/HubSpot-public-api-spec-collection for each version (``CRM/Obje
   ``PropertyCreate``, and a create that sends one is refused (whether HubSpot ignores or refuses an unknown
   field is not documented);
 - admin-configured validation rules (`cdc.sandbox.hubspot.rules`) apply to API writes from 2026-09 only
-  (hs:changelog/crm-api-write-validation-enforcement).
+  (hs:changelog/crm-api-write-validation-enforcement);
+- the OAuth token endpoint (`cdc.sandbox.hubspot.oauth`): ``/oauth/v1/token`` (legacy) takes its
+  parameters in the body or the query, the dated ones in the body only (hs:docs/api-reference/2026-03/
+  authentication/manage-oauth-tokens); the 2026-09 draft's ``grant_type`` lists ``authorization_code`` and
+  ``refresh_token`` alone, so 2026-09 refuses ``client_credentials``, which v1 and 2026-03 grant
+  (spec:Auth/Oauth/Rollouts/279897/{2026-03,2026-09}/oauth.json, 155908/v1/oauth.json).
 
 A version the emulator does not serve (``/crm/objects/2025-09/...``, the beta that preceded 2026-03, or any
 other) gets :func:`not_served`: 404 with an HTML page, as HubSpot answers a path it does not route (an
@@ -59,6 +64,10 @@ class ApiVersion:
     webhooks: str
     labels: tuple[str, ...]
     """The association-labels routes (``{fromObjectType}/{toObjectType}/labels`` appended)."""
+    oauth: str
+    """The OAuth token endpoint (``/oauth/v1/token``, ``/oauth/<version>/token``)."""
+    grants: frozenset[str] = frozenset({"authorization_code", "refresh_token", "client_credentials"})
+    """The ``grant_type`` values its token endpoint takes."""
     folds_batch_errors: bool = False
     reads_one_record_associations: bool = True
     labels_name_object_types: bool = True
@@ -90,6 +99,7 @@ def _dated(name: str, webhooks: str, **shape: Any) -> ApiVersion:
         owners=f"/crm/owners/{name}",
         webhooks=webhooks,
         labels=(f"/crm/associations/{name}",),
+        oauth=f"/oauth/{name}/token",
         option_display_order_required=True,
         **shape,
     )
@@ -104,6 +114,7 @@ LEGACY = ApiVersion(
     owners="/crm/v3/owners",
     webhooks="/webhooks/v3",
     labels=("/crm/associations/v4", "/crm/v4/associations"),
+    oauth="/oauth/v1/token",
 )
 SERVED: dict[str, ApiVersion] = {
     version.name: version
@@ -120,6 +131,7 @@ SERVED: dict[str, ApiVersion] = {
                 {"currencyPropertyName", "numberDisplayHint", "textDisplayHint", "showCurrencySymbol"}
             ),
             enforces_validation_rules=True,
+            grants=frozenset({"authorization_code", "refresh_token"}),
         ),
     )
 }
@@ -139,5 +151,10 @@ def not_served_routes() -> list[Route]:
     """Catch-alls for the API families, after every served route: anything under them not served."""
     return [
         Route(path, not_served, methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
-        for path in ("/crm/{rest:path}", "/webhooks/{rest:path}", "/app-webhooks/{rest:path}")
+        for path in (
+            "/crm/{rest:path}",
+            "/webhooks/{rest:path}",
+            "/app-webhooks/{rest:path}",
+            "/oauth/{rest:path}",
+        )
     ]

@@ -2,7 +2,11 @@
 
 Start-up, in order (the CLI has started a local Apache Kafka):
 
-1. the topic catalog is created; the sandbox HubSpot and Dataverse start;
+1. the topic catalog is created; the sandbox HubSpot and Dataverse start. The daemon is a HubSpot project
+   app with OAuth, whose access tokens last ``ONCE_TOKEN_S`` (``LIVE_TOKEN_S`` in the live demo) instead of
+   HubSpot's 30 minutes, so the run sees each role renew its token before it ends: the log says so, one
+   line per renewal (`cdc.hubspot.tokens`), and the last line counts the renewals and any call HubSpot
+   refused (none: syncing has no gap);
 2. ``provision_sandbox`` creates the sync flags, custom properties and columns, and webhook subscriptions
    the default sync configuration (the seeds' steps 1-5) needs, and turns change tracking on for the
    tables it syncs (a fresh org, like the sandbox, has it on none);
@@ -33,13 +37,14 @@ import random
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 from prometheus_client import CollectorRegistry
 
 from cdc.exits import CliError, ExitCode
+from cdc.hubspot import tokens as hubspot_tokens
 from cdc.metrics import Metrics
 from cdc.provisioning.run import provision_sandbox
 from cdc.roles.ingest import run_ingest
@@ -74,6 +79,10 @@ LATE_S = 10.0
 CONFIRM_AFTER_S = 2.0
 """An edit no write has completed after this long is checked by reading its record (it may need none)."""
 DATAVERSE_POLL_S = 0.5
+ONCE_TOKEN_S = 6.0
+"""HubSpot access tokens' lifetime in ``--once`` (about 10 s of syncing): each role renews its token once,
+1.2 s before it ends (`cdc.hubspot.tokens.renew_before`)."""
+LIVE_TOKEN_S = 60.0
 FULL = (150, 300, 100, 100, 80)
 """HubSpot companies and contacts; Dataverse accounts, contacts and opportunities."""
 SMALL = (20, 40, 20, 20, 10)
@@ -108,6 +117,26 @@ def _links(metrics: Metrics) -> dict[str, int]:
         for metric in metrics.links.collect()
         for sample in metric.samples
     }
+
+
+def tokens_line(metrics: dict[str, Metrics]) -> str:
+    """How often each role renewed its HubSpot access token, and how many calls HubSpot refused (401)."""
+    renewed: dict[str, int] = {}
+    refused = 0
+    for role, registry in metrics.items():
+        issued = 0
+        for metric in registry.api_requests.collect():
+            for sample in metric.samples:
+                if not sample.name.endswith("_total") or sample.labels.get("system") != "hubspot":
+                    continue
+                if "/oauth/" in sample.labels["endpoint"] and sample.labels["status"] == "200":
+                    issued += int(sample.value)
+                elif sample.labels["status"] == "401":
+                    refused += int(sample.value)
+        if issued:
+            renewed[role] = issued - 1
+    counts = ", ".join(f"{role} {n}x" for role, n in renewed.items()) or "none"
+    return f"HubSpot access tokens renewed: {counts}; HubSpot calls refused (401): {refused}"
 
 
 def _api_calls(box: Sandbox) -> int:
@@ -240,10 +269,34 @@ async def run(kafka: KafkaSettings, say: Say, *, once: bool, stop: asyncio.Event
         report = await ensure_topics(admin, TopicCatalog.from_settings(kafka))
     say(f"topics: {len(report.created)} created ({kafka.topic_prefix}*)")
     config = load_config()
-    async with run_sandbox(seed=1) as box:
+    lifetime = ONCE_TOKEN_S if once else LIVE_TOKEN_S
+    # Each token renewal is one line of the roles' log: shown, though the demo logs warnings only.
+    token_log = logging.getLogger(hubspot_tokens.__name__)
+    level = token_log.level
+    token_log.setLevel(logging.INFO)
+    try:
+        demo = await _demo(kafka, config, say, once=once, stop=stop, lifetime=lifetime)
+    finally:
+        token_log.setLevel(level)
+    if demo.summary is not None:
+        say(f"demo: {demo.summary.line(demo.user).removeprefix('== ')}")
+    say(f"demo: {tokens_line(demo.metrics)}")
+    if demo.failure is not None:
+        raise CliError(demo.failure, ExitCode.FAILURE)
+
+
+async def _demo(
+    kafka: KafkaSettings, config: SyncConfig, say: Say, *, once: bool, stop: asyncio.Event, lifetime: float
+) -> Demo:
+    """Steps 1 to 6 and the shutdown (module docstring): the demo as played."""
+    async with run_sandbox(seed=1, hubspot_token_lifetime_s=lifetime) as box:
         hs_url, dv_url = box.info.hubspot.base_url, box.info.dataverse.base_url
         say(f"sandbox: HubSpot {hs_url}, Dataverse {dv_url}")
         settings = demo_settings(box, kafka)
+        say(
+            f"HubSpot app: a project app with OAuth (client id {box.info.hubspot.client_id}); its access "
+            f"tokens last {lifetime:g} s here (30 minutes at HubSpot), so each role renews them as it runs"
+        )
         provisioned = await provision_sandbox(settings, config)
         tracked = [i.object for i in provisioned.dataverse.created if i.kind == "table"]
         say(
@@ -269,13 +322,10 @@ async def run(kafka: KafkaSettings, say: Say, *, once: bool, stop: asyncio.Event
                 "(30% of the accounts and contacts are in HubSpot too)"
             )
             demo = Demo(box, settings, config, plan, say, DemoUser(hs, dv, LiveView(kafka, say)))
-            failure = await demo.play(once=once, stop=stop)
+            demo.failure = await demo.play(once=once, stop=stop)
         started = time.monotonic()
     say(f"shutdown 5/5: the sandbox CRMs stopped ({time.monotonic() - started:.1f} s)")
-    if demo.summary is not None:
-        say(f"demo: {demo.summary.line(demo.user).removeprefix('== ')}")
-    if failure is not None:
-        raise CliError(failure, ExitCode.FAILURE)
+    return demo
 
 
 @dataclass
@@ -289,6 +339,9 @@ class Demo:
     say: Say
     user: DemoUser
     summary: Summary | None = None
+    metrics: dict[str, Metrics] = field(default_factory=dict)
+    failure: str | None = None
+    """What ``--once`` found missing."""
 
     @property
     def view(self) -> LiveView:
@@ -297,7 +350,7 @@ class Demo:
     async def play(self, *, once: bool, stop: asyncio.Event) -> str | None:
         """Run until ``stop`` (or the end of ``once``'s scenario); what ``once`` found missing."""
         say, settings, config = self.say, self.settings, self.config
-        metrics = {name: Metrics(CollectorRegistry()) for name in ("ingest", "poll", "sync")}
+        metrics = self.metrics = {name: Metrics(CollectorRegistry()) for name in ("ingest", "poll", "sync")}
         failure: str | None = None
         # A fresh cluster's first seconds (leader elections, the offsets topic being created) are logged by
         # aiokafka as errors it then retries; they would read as failures here. Shown again once running.
