@@ -159,9 +159,9 @@ class World:
     async def move(self, k: int, side: str, company: str) -> None:
         """The contact's company: HubSpot primary company, or Dataverse parent account."""
         self.changes["company_changes"] += 1
-        self.last[(k, COMPANY, side)] = company
-        self.history.setdefault(k, []).append((len(self.last), side, COMPANY, company))
         async with self.lock(k):
+            self.last[(k, COMPANY, side)] = company
+            self.history.setdefault(k, []).append((len(self.last), side, COMPANY, company))
             if side == "hubspot":
                 await self.stack.hs_associate(
                     "contacts", self.hs_ids[k], "companies", self.companies[company]
@@ -173,9 +173,13 @@ class World:
     async def update(self, k: int, side: str, fields: tuple[str, str], value: str) -> None:
         hs_field, dv_field = fields
         self.changes["field_updates"] += 1
-        self.last[(k, hs_field, side)] = value
-        self.history.setdefault(f"chaos{k}@example.com", []).append((len(self.last), side, hs_field, value))
         async with self.lock(k):
+            # Recorded under the pair's lock: a merge holding it records the survivor's values first, and
+            # this edit, made after it, is the last one (recorded before the lock, the merge overwrote it).
+            self.last[(k, hs_field, side)] = value
+            self.history.setdefault(f"chaos{k}@example.com", []).append(
+                (len(self.last), side, hs_field, value)
+            )
             if side == "hubspot":
                 await self.stack.hs_update("contacts", self.hs_ids[k], {hs_field: value})
             else:
