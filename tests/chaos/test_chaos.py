@@ -265,10 +265,12 @@ async def test_two_sided_edits_under_faults_converge_without_loss_duplicates_or_
 
 async def explain(world: World, kafka: KafkaSettings, violations: list[Any]) -> None:
     """What the audit says was written to the pairs that ended wrong (as `cdc explain` would show), the
-    links that name them and the work items that changed them."""
+    links that name them and the work items that changed them; first, the records on both sides that
+    hold the emails that ended wrong (which record the check compared, and the other records' ids)."""
     emails = {v[0] for v in violations if isinstance(v[0], str) and v[0].startswith("fresh")}
     audits = await read_topic(kafka, TopicRole.AUDIT)
     ids = _violating_ids(world, violations, audits, emails)
+    await _print_records(world.stack, {v[0] for v in violations if isinstance(v[0], str)}, ids)
     for item in await read_topic(kafka, TopicRole.WORK):
         change = item.get("change") or {}
         if change.get("object_id") in ids:
@@ -302,6 +304,19 @@ async def explain(world: World, kafka: KafkaSettings, violations: list[Any]) -> 
             print(
                 "  audit:", record["at"], record["action"], record["step"], record.get("reason"), fields,
                 record.get("source"), record.get("target"), record.get("source_event_ids"),
+            )  # fmt: skip
+
+
+async def _print_records(stack: Stack, emails: set[str], ids: set[str]) -> None:
+    """The records holding these emails (or ids) on both sides, as the check compared them."""
+    for r in await stack.hs_all("contacts"):
+        if (r["properties"].get("email") or "").lower() in emails:
+            print("  hubspot record:", r["id"], {f: r["properties"].get(f) for f, _ in FIELDS})
+    for r in await stack.dv_all("contact"):
+        if (r.get("emailaddress1") or "").lower() in emails or r["contactid"] in ids:
+            print(
+                "  dataverse record:", r["contactid"], r.get("emailaddress1"), r.get("cdc_hubspotid"),
+                {f: r.get(f) for _, f in FIELDS},
             )  # fmt: skip
 
 
