@@ -256,9 +256,12 @@ class Applier:
         matches: dict[Unit, list[Record]] = {}
         for (system, object_type, step), by_value in match_requests(units, record, self.config).items():
             props, assocs = self.fields.reads(system, object_type)
-            field_name = step.match.target
             found = await self.gateways[system].find(
-                object_type, field_name, sorted(by_value), fields=sorted({*props, field_name})
+                object_type,
+                step.match.target,
+                sorted(by_value),
+                fields=sorted({*props, *step.match.target_fields()}),
+                contains=step.match.kind == "domain",
             )
             for value, group in by_value.items():
                 for unit, key in group:

@@ -33,6 +33,7 @@ __all__ = [
     "Endpoint",
     "FieldMap",
     "MatchRule",
+    "NameFields",
     "OptionSet",
     "Pair",
     "SourceFilter",
@@ -228,16 +229,34 @@ class SourceFilter(_Model):
     criteria: tuple[Criterion, ...] = ()
 
 
+class NameFields(_Model):
+    source: str = Field(min_length=1)
+    target: str = Field(min_length=1)
+
+
 class MatchRule(_Model):
-    """How a record with no link finds its counterpart on first sync."""
+    """How a record with no link finds its counterpart on first sync (`consumers.matching`)."""
 
     source: str
     target: str
-    kind: Literal["email", "name"]
+    kind: Literal["email", "name", "domain"]
     strip_legal_suffixes: bool = False
+    with_name: NameFields | None = Field(
+        default=None, description="kind domain: the names (these fields) must agree as well as the domains."
+    )
     create_when_empty: bool = Field(
         default=False, description="Create a counterpart even when the match key is empty."
     )
+
+    @model_validator(mode="after")
+    def _name_with_domain(self) -> Self:
+        if self.with_name is not None and self.kind != "domain":
+            raise ValueError(f"with_name goes with kind domain; this rule matches by {self.kind}")
+        return self
+
+    def target_fields(self) -> tuple[str, ...]:
+        """The target fields a candidate's match key is read from."""
+        return (self.target,) if self.with_name is None else (self.target, self.with_name.target)
 
 
 class AssociationMap(_Model):
