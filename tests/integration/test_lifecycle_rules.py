@@ -108,3 +108,31 @@ async def test_a_won_opportunity_makes_its_contact_and_account_customers_never_b
         [refused] = [a for a in audits if a["action"] == "skip"]
         assert refused["target"]["object_id"] == fan
         assert refused["reason"].startswith("lifecycle_backwards: lifecyclestage stays 'evangelist'")
+
+
+async def test_a_rule_allowed_backwards_clears_the_stage_and_sets_it(kafka_settings: Any) -> None:
+    raw = with_deals().model_dump(mode="json")
+    raw["rules"][0]["allow_backwards"] = True
+    async with running_stack(kafka_settings, SyncConfig.model_validate(raw)) as stack:
+        fan = await stack.hs_create(
+            "contacts", {"email": "back@acme.test", "lastname": "Back", "lifecyclestage": "evangelist"}
+        )
+        row = await eventually(
+            lambda: dv_id(stack, "contact", "emailaddress1", "back@acme.test"), within=60, what="the contact"
+        )
+        await stack.dv_create(
+            "opportunity",
+            {
+                "name": "Back won",
+                "statecode": 1,
+                "statuscode": 3,
+                "parentcontactid@odata.bind": f"/contacts({row})",
+            },
+        )
+
+        async def customer() -> bool:
+            return (await hs_props(stack, "contacts", fan)).get("lifecyclestage") == "customer"
+
+        await eventually(customer, within=60, what="the evangelist made a customer, backwards")
+        audits = [a for a in await read_topic(kafka_settings, TopicRole.AUDIT) if a["step"] == RULE]
+        assert [[f["new"] for f in a["fields"]] for a in audits] == [[""], ["customer"]]  # cleared, then set
