@@ -325,6 +325,7 @@ def plan_pair(
         _run_step(p, step, steps)
     _stamp_counterpart_ids(p)
     _stamp_sync_time(p)
+    effects = _fired(p)
     return PairPlan(
         pair=state.pair,
         writes=tuple(
@@ -334,7 +335,7 @@ def plan_pair(
         skips=tuple(p.skips),
         conflicts=tuple(p.conflicts),
         pending=tuple(p.pending),
-        effects=_fired(p),
+        effects=effects,
     )
 
 
@@ -385,8 +386,11 @@ def _constants(p: _Planning, step: Step) -> None:
 
 def _fired(p: _Planning) -> tuple[RuleEffect, ...]:
     """The rules whose field changed (since the link's last sync; any value on first sync) to the value
-    they wait for, each on the related records the pair's associations name once the writes land."""
+    they wait for, each on the related records the pair's associations name once the writes land. A related
+    record not linked yet (a pending association) keeps the trigger's last-synced fingerprint, so the rule
+    fires again when the pair is planned once that record is linked."""
     effects: list[RuleEffect] = []
+    pending = {pd.key for pd in p.pending}
     types = tracked_fields(p.config, p.state.pair)
     for rule in p.config.rules_for(p.state.pair):
         record = p.state.record(rule.when.system)
@@ -398,6 +402,8 @@ def _fired(p: _Planning) -> tuple[RuleEffect, ...]:
             continue
         for key in rule.on.associations:
             related = p.proj[rule.on.system].get(ASSOCIATION_PREFIX + key)
+            if key in pending:
+                p.frozen.add((rule.when.system, rule.when.field))
             if related is None or is_empty(related):
                 continue
             # ``company:5`` names a HubSpot object first, ``parentaccountid:account`` a Dataverse table last

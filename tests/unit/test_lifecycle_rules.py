@@ -188,3 +188,20 @@ def test_cdc_config_check_lists_the_rules_and_names_what_is_wrong(
     code, _, err = check(capsys, file=str(bad))
     assert code == 78
     assert "rules.0.when.feild: Extra inputs are not permitted" in err
+
+
+def test_a_rule_waiting_for_an_unlinked_contact_fires_again_once_it_is_linked() -> None:
+    config = deal_config()
+    pair = config.pairs()[0]
+    first = PairState(pair, None, opportunity(1), None)
+    no_contact = {"account": COUNTERPARTS["account"]}
+    plan = plan_pair(config, first, resolve=lambda _, t, i: no_contact.get(t, {}).get(i), now=START)
+    assert [e.object_type for e in plan.effects] == ["company"]  # the contact has no counterpart yet
+    assert "statecode" not in plan.after[DV]  # not fingerprinted: still a change next time
+    applied = apply_plan(first, plan)
+    again = PairState(pair, applied.hubspot, opportunity(1), applied.link)
+    plan = plan_pair(config, again, resolve=resolve, now=START)  # the contact is linked now
+    assert [e.object_type for e in plan.effects] == ["contact", "company"]
+    settled = apply_plan(again, plan)
+    done = PairState(pair, settled.hubspot, opportunity(1), settled.link)
+    assert plan_pair(config, done, resolve=resolve, now=START).effects == ()
