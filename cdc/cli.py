@@ -371,6 +371,13 @@ def config_check(state: _State, file: Path | None, as_json: bool) -> None:
             f"{n}. [{on}] {step['name']}: {source['system']}.{source['object']} -> "
             f"{target['system']}.{target['object']} ({len(step['fields'])} fields)"
         )
+    for rule in config.rules:
+        when, sets = rule.when, ", ".join(f"{k}={v}" for k, v in rule.set.items())
+        back = " (backwards allowed)" if rule.allow_backwards else ""
+        click.echo(
+            f"rule {rule.name}: {when.system}.{when.object} {when.field} = {when.equals} -> {sets} on "
+            f"{rule.on.system} {', '.join(rule.on.associations)}{back}"
+        )
     if connection is not None:
         click.echo(connection)
     click.echo(

@@ -16,11 +16,13 @@ A batch, in order:
    call per system), settle. A unit goes again in the next pass when its link moved meanwhile (a merge
    found in a read), on a Dataverse 412 (re-read and re-plan), or on a record error (up to
    `RECORD_ERROR_ATTEMPTS`, then dead-lettered);
+   The rules the settled plans fired write their related records (`consumers.rule_effects`);
 4. pairs whose association waited for a record this batch linked are queued to be planned again.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 
@@ -29,8 +31,9 @@ from consumers.config import SyncConfig
 from consumers.fieldsets import FieldSets
 from consumers.matching import match_key
 from consumers.merges import SPECIAL, Deletion, deleted, lost_merge, special
-from consumers.planner import MatchState, PairPlan, PairState, plan_pair
+from consumers.planner import MatchState, PairPlan, PairState, RuleEffect, plan_pair
 from consumers.ports import BatchRevokedError, CrmGateway, Record, WriteKind, WriteOp, WriteOutcome
+from consumers.rule_effects import apply_rules
 from consumers.sent import SentValues
 from consumers.settle import planned, rechecks, refusal, settle
 from consumers.units import Grouping, Unit, current, linked_meanwhile, match_requests, step_name
@@ -134,6 +137,7 @@ class Applier:
             plans.append((unit, state, plan))
         outcomes = await self._write(batch, [(unit, plan) for unit, _, plan in plans])
         retry: list[Unit] = []
+        fired: list[tuple[Unit, RuleEffect]] = []
         for (unit, state, plan), mine in zip(plans, outcomes, strict=True):
             if unit.link is not None and _revision(batch.view.get(unit.link.link_id)) != unit.link.revision:
                 retry.append(unit)  # moved in this pass (a merge found in a read): plan again on the new link
@@ -147,6 +151,9 @@ class Applier:
                 batch.take(
                     settle(unit, state, plan, mine, batch=batch, now=self._now()), publish=not self.dry_run
                 )
+                fired += [(unit, effect) for effect in plan.effects]
+        send = functools.partial(self._send, batch)
+        await apply_rules(batch, fired, self.gateways, send, now=self._now(), dry_run=self.dry_run)
         return retry + relinked
 
     async def _field_lookups(self, states: Iterable[PairState]) -> dict[str, dict[str, str]]:
@@ -256,9 +263,12 @@ class Applier:
         matches: dict[Unit, list[Record]] = {}
         for (system, object_type, step), by_value in match_requests(units, record, self.config).items():
             props, assocs = self.fields.reads(system, object_type)
-            field_name = step.match.target
             found = await self.gateways[system].find(
-                object_type, field_name, sorted(by_value), fields=sorted({*props, field_name})
+                object_type,
+                step.match.target,
+                sorted(by_value),
+                fields=sorted({*props, *step.match.target_fields()}),
+                contains=step.match.kind == "domain",
             )
             for value, group in by_value.items():
                 for unit, key in group:

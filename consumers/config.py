@@ -21,6 +21,8 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from consumers.lifecycle import LIFECYCLE_PROPERTY, LIFECYCLE_STAGES
+from streams.codec import Scalar
 from streams.keys import SourceSystem
 
 __all__ = [
@@ -33,8 +35,12 @@ __all__ = [
     "Endpoint",
     "FieldMap",
     "MatchRule",
+    "NameFields",
     "OptionSet",
     "Pair",
+    "Rule",
+    "RuleTargets",
+    "RuleTrigger",
     "SourceFilter",
     "SourceKind",
     "Step",
@@ -228,16 +234,34 @@ class SourceFilter(_Model):
     criteria: tuple[Criterion, ...] = ()
 
 
+class NameFields(_Model):
+    source: str = Field(min_length=1)
+    target: str = Field(min_length=1)
+
+
 class MatchRule(_Model):
-    """How a record with no link finds its counterpart on first sync."""
+    """How a record with no link finds its counterpart on first sync (`consumers.matching`)."""
 
     source: str
     target: str
-    kind: Literal["email", "name"]
+    kind: Literal["email", "name", "domain"]
     strip_legal_suffixes: bool = False
+    with_name: NameFields | None = Field(
+        default=None, description="kind domain: the names (these fields) must agree as well as the domains."
+    )
     create_when_empty: bool = Field(
         default=False, description="Create a counterpart even when the match key is empty."
     )
+
+    @model_validator(mode="after")
+    def _name_with_domain(self) -> Self:
+        if self.with_name is not None and self.kind != "domain":
+            raise ValueError(f"with_name goes with kind domain; this rule matches by {self.kind}")
+        return self
+
+    def target_fields(self) -> tuple[str, ...]:
+        """The target fields a candidate's match key is read from."""
+        return (self.target,) if self.with_name is None else (self.target, self.with_name.target)
 
 
 class AssociationMap(_Model):
@@ -284,8 +308,15 @@ class Step(_Model):
     fields: tuple[FieldMap, ...] = ()
     associations: tuple[AssociationMap, ...] = ()
     create: bool = Field(default=True, description="Create the counterpart when no match is found.")
+    on_create: dict[str, Scalar] = Field(
+        default_factory=dict, description="Constant values set on the records this step creates."
+    )
     deletes: Literal["ignore", "propagate"] = "ignore"
     conflict: Conflict = ConflictPolicy.STEP_ORDER
+
+    def __hash__(self) -> int:
+        # Steps key lookups (`consumers.units`); ``on_create`` is a dict, so hash the identity, not it.
+        return hash((self.name, self.source, self.target))
 
     @model_validator(mode="after")
     def _crosses_systems(self) -> Self:
@@ -318,8 +349,40 @@ class Step(_Model):
         return tuple(f for f in self.fields if f.enabled and f.daemon_written)
 
 
+class RuleTrigger(_Model):
+    """A value a record of this object takes: the rule fires when ``field`` changes to ``equals``."""
+
+    system: SourceSystem
+    object: str = Field(min_length=1)
+    field: str = Field(min_length=1)
+    equals: Scalar
+
+
+class RuleTargets(_Model):
+    """The related records a rule writes to: the pair's associations on this system
+    (``contact:3``, ``parentcontactid:contact``, as a step's association map names them)."""
+
+    system: SourceSystem
+    associations: tuple[str, ...] = Field(min_length=1)
+
+
+class Rule(_Model):
+    """When a synced record's value changes to ``when.equals``, set ``set`` on its related records
+    (`consumers.lifecycle`): a won opportunity makes its contact and company customers. A HubSpot
+    lifecycle stage never moves backwards in HubSpot's order unless ``allow_backwards``."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    when: RuleTrigger
+    on: RuleTargets
+    set: dict[str, Scalar] = Field(min_length=1)
+    allow_backwards: bool = False
+
+    def __hash__(self) -> int:
+        return hash(self.name)  # ``set`` is a dict
+
+
 class SyncConfig(_Model):
-    """Steps in execution order, and the option sets their fields name."""
+    """Steps in execution order, the option sets their fields name, and the rules."""
 
     steps: tuple[Step, ...]
     option_sets: dict[str, OptionSet] = Field(default_factory=dict)
@@ -327,6 +390,7 @@ class SyncConfig(_Model):
         default=False,
         description="Run lead steps and contact steps together (the seeds strongly advise against it).",
     )
+    rules: tuple[Rule, ...] = ()
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -344,6 +408,7 @@ class SyncConfig(_Model):
                     reads = LOOKUP_READS[field.lookup][1]
                     raise ValueError(f"{where}: lookup {field.lookup} reads {reads}; the source is {source}")
         self._daemon_targets_unread()
+        self._rules_consistent()
         enabled = [s for s in self.steps if s.enabled]
         leads = [s for s in enabled if s.is_lead_step]
         contacts = [
@@ -382,6 +447,33 @@ class SyncConfig(_Model):
                         f"step {reader!r} may not read it"
                     )
 
+    def _rules_consistent(self) -> None:
+        """Rules name an object an enabled step syncs and associations its steps carry; constant HubSpot
+        lifecycle stages (rules and ``on_create``) are stages HubSpot's order knows."""
+        for step in self.steps:
+            _known_stages(f"step {step.name!r}, on_create", step.target.system, step.on_create)
+        names = [r.name for r in self.rules]
+        if dupes := sorted({n for n in names if names.count(n) > 1}):
+            raise ValueError(f"rule names must be unique; repeated: {', '.join(dupes)}")
+        for rule in self.rules:
+            where = f"rule {rule.name!r}"
+            pairs = self.pairs_of(rule.when.system, rule.when.object)
+            if not pairs:
+                raise ValueError(f"{where}: no enabled step syncs {rule.when.system}.{rule.when.object}")
+            carried = {
+                am.on(rule.on.system) for p in pairs for s in self.steps_for(p) for am in s.associations
+            }
+            if unknown := [a for a in rule.on.associations if a not in carried]:
+                raise ValueError(
+                    f"{where}: no step of {rule.when.object} carries the association(s) {', '.join(unknown)} "
+                    f"on {rule.on.system} (known: {', '.join(sorted(carried)) or 'none'})"
+                )
+            _known_stages(f"{where}, set", rule.on.system, rule.set)
+
+    def rules_for(self, pair: Pair) -> tuple[Rule, ...]:
+        """The rules a change of this pair may fire."""
+        return tuple(r for r in self.rules if pair.object_on(r.when.system) == r.when.object)
+
     def enabled_steps(self) -> tuple[Step, ...]:
         return tuple(s for s in self.steps if s.enabled)
 
@@ -398,3 +490,12 @@ class SyncConfig(_Model):
     def pairs_of(self, system: SourceSystem, object_type: str) -> tuple[Pair, ...]:
         """The pairs a record of this object in this system takes part in."""
         return tuple(p for p in self.pairs() if p.object_on(system) == object_type)
+
+
+def _known_stages(where: str, system: SourceSystem, values: dict[str, Scalar]) -> None:
+    stage = values.get(LIFECYCLE_PROPERTY)
+    if system is SourceSystem.HUBSPOT and LIFECYCLE_PROPERTY in values and stage not in LIFECYCLE_STAGES:
+        raise ValueError(
+            f"{where}: {LIFECYCLE_PROPERTY} {stage!r} is not a HubSpot lifecycle stage "
+            f"(one of {', '.join(LIFECYCLE_STAGES)})"
+        )

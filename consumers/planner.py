@@ -53,6 +53,7 @@ __all__ = [
     "PairState",
     "Pending",
     "Resolver",
+    "RuleEffect",
     "SideWrite",
     "Skip",
     "field_value",
@@ -159,6 +160,19 @@ class SideWrite:
 
 
 @dataclass(frozen=True, slots=True)
+class RuleEffect:
+    """A rule fired: set ``values`` on a related record, as `consumers.lifecycle.rule_writes` allows once
+    the record's current values are read."""
+
+    rule: str
+    system: SourceSystem
+    object_type: str
+    object_id: str
+    values: Mapping[str, Scalar]
+    allow_backwards: bool
+
+
+@dataclass(frozen=True, slots=True)
 class PairPlan:
     pair: Pair
     writes: tuple[SideWrite, ...]
@@ -167,6 +181,7 @@ class PairPlan:
     skips: tuple[Skip, ...] = ()
     conflicts: tuple[Conflict, ...] = ()
     pending: tuple[Pending, ...] = ()
+    effects: tuple[RuleEffect, ...] = ()
 
     def write_for(self, system: SourceSystem) -> SideWrite | None:
         return next((w for w in self.writes if w.system is system), None)
@@ -190,6 +205,8 @@ def tracked_fields(config: SyncConfig, pair: Pair) -> dict[SourceSystem, dict[st
                 out[src].setdefault(step.filter.flag, ValueType.BOOL)
             for criterion in step.filter.criteria:
                 out[src].setdefault(criterion.field, ValueType.STRING)
+    for rule in config.rules_for(pair):  # a rule fires on a change of its field: fingerprinted as well
+        out[rule.when.system].setdefault(rule.when.field, ValueType.STRING)
     return out
 
 
@@ -308,6 +325,7 @@ def plan_pair(
         _run_step(p, step, steps)
     _stamp_counterpart_ids(p)
     _stamp_sync_time(p)
+    effects = _fired(p)
     return PairPlan(
         pair=state.pair,
         writes=tuple(
@@ -317,6 +335,7 @@ def plan_pair(
         skips=tuple(p.skips),
         conflicts=tuple(p.conflicts),
         pending=tuple(p.pending),
+        effects=effects,
     )
 
 
@@ -334,6 +353,7 @@ def _run_step(p: _Planning, step: Step, steps: tuple[Step, ...]) -> None:
     p.ran.append(step)
     if creating:
         _join_sync_set(p, step, steps)
+        _constants(p, step)
     for f in step.record_fields():
         _plan_field(p, step, f, steps, creating=creating)
     for am in step.associations:
@@ -352,6 +372,58 @@ def _join_sync_set(p: _Planning, step: Step, steps: tuple[Step, ...]) -> None:
             w.values[reverse.filter.flag] = on
             w.decisions.append(FieldDecision(step.name, "", reverse.filter.flag, None, on, "join_sync_set"))
             p.proj[dst][reverse.filter.flag] = on
+
+
+def _constants(p: _Planning, step: Step) -> None:
+    """The step's ``on_create`` values on the record it creates (a mapped value with a value wins)."""
+    dst = step.target.system
+    w = p.write(step, dst)
+    for target, value in step.on_create.items():
+        w.values[target] = value
+        w.decisions.append(FieldDecision(step.name, "", target, None, value, "on_create"))
+        p.proj[dst][target] = value
+
+
+def _fired(p: _Planning) -> tuple[RuleEffect, ...]:
+    """The rules whose field changed (since the link's last sync; any value on first sync) to the value
+    they wait for, each on the related records the pair's associations name once the writes land. A related
+    record not linked yet (a pending association) keeps the trigger's last-synced fingerprint, so the rule
+    fires again when the pair is planned once that record is linked."""
+    effects: list[RuleEffect] = []
+    pending = {pd.key for pd in p.pending}
+    types = tracked_fields(p.config, p.state.pair)
+    for rule in p.config.rules_for(p.state.pair):
+        record = p.state.record(rule.when.system)
+        if (
+            record is None
+            or _norm(_as_text(record.values.get(rule.when.field))) != _norm(_as_text(rule.when.equals))
+            or not p.changed(rule.when.system, rule.when.field, types[rule.when.system][rule.when.field])
+        ):
+            continue
+        for key in rule.on.associations:
+            related = p.proj[rule.on.system].get(ASSOCIATION_PREFIX + key)
+            if key in pending:
+                p.frozen.add((rule.when.system, rule.when.field))
+            if related is None or is_empty(related):
+                continue
+            # ``company:5`` names a HubSpot object first, ``parentaccountid:account`` a Dataverse table last
+            object_type = key.split(":")[0 if rule.on.system is HS else 1]
+            effects.append(
+                RuleEffect(
+                    rule=rule.name,
+                    system=rule.on.system,
+                    object_type=object_type,
+                    object_id=str(related),
+                    values=rule.set,
+                    allow_backwards=rule.allow_backwards,
+                )
+            )
+    return tuple(effects)
+
+
+def _as_text(value: Scalar) -> Scalar:
+    """A value as text, as HubSpot sends values: Dataverse's ``1`` and ``true`` compare as "1", "true"."""
+    return value if isinstance(value, str) or value is None else str(value).lower()
 
 
 def _refusal(p: _Planning, step: Step, source_values: Mapping[str, Scalar], *, creating: bool) -> str | None:

@@ -131,10 +131,19 @@ class CrmGateway(Protocol):
         ...
 
     async def find(
-        self, object_type: str, field: str, values: Sequence[str], *, fields: Sequence[str]
+        self,
+        object_type: str,
+        field: str,
+        values: Sequence[str],
+        *,
+        fields: Sequence[str],
+        contains: bool = False,
     ) -> dict[str, list[Record]]:
         """Match lookup: for each value, the records whose ``field`` equals it (emails case-insensitively).
-        Several records for one value are returned as they are: the caller refuses ambiguous matches."""
+        Several records for one value are returned as they are: the caller refuses ambiguous matches.
+        ``contains``: a domain, looked for inside a field that may hold a whole URL (Dataverse
+        ``websiteurl``); a field holding bare hosts (HubSpot ``domain``) may still compare equal. The caller
+        normalizes the candidates' values and keeps the ones whose match key agrees."""
         ...
 
     async def lookup(self, kind: str, keys: Sequence[str]) -> dict[str, str]:

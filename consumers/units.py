@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from consumers.batch import Batch, Failure
 from consumers.config import Pair, Step, SyncConfig, ValueType
 from consumers.fieldsets import FieldSets
-from consumers.matching import match_key
+from consumers.matching import KEY_JOINER, match_key
 from consumers.planner import ASSOCIATION_PREFIX
 from consumers.ports import Record
 from consumers.values import canonical
@@ -278,8 +278,18 @@ def match_requests(
         raw = rec.values.get(step.match.source)
         if key is not None and isinstance(raw, str):
             lookup = (have.other, unit.pair.object_on(have.other), step)
-            # The CRMs compare exactly (bar case): ask for the value as written and with its spacing
-            # normalized; the match key then decides.
-            for value in dict.fromkeys((raw.strip(), " ".join(raw.split()))):
+            for value in _lookup_values(step, raw, key):
                 requests.setdefault(lookup, {}).setdefault(value, []).append((unit, key))
     return requests
+
+
+def _lookup_values(step: Step, raw: str, key: str) -> tuple[str, ...]:
+    """The values to ask the other CRM for; the candidates' match keys then decide.
+
+    The CRMs compare exactly (bar case): a name or email is asked as written and with its spacing
+    normalized. A domain is asked as its host, bare and with ``www.`` (a HubSpot ``domain`` holds a host);
+    the gateway finds a Dataverse ``websiteurl`` *containing* it (`CrmGateway.find`), as it holds a URL."""
+    if step.match.kind == "domain":
+        host = key.partition(KEY_JOINER)[0]
+        return (host, "www." + host)
+    return tuple(dict.fromkeys((raw.strip(), " ".join(raw.split()))))

@@ -263,8 +263,17 @@ class DataverseGateway:
         return found
 
     async def find(
-        self, object_type: str, field: str, values: Sequence[str], *, fields: Sequence[str]
+        self,
+        object_type: str,
+        field: str,
+        values: Sequence[str],
+        *,
+        fields: Sequence[str],
+        contains: bool = False,
     ) -> dict[str, list[Record]]:
+        """``contains``: ``contains(field, 'value')``, an OData standard query function Dataverse's $filter
+        supports (Learn: "Filter rows", standard query functions contains/endswith/startswith), for a domain
+        inside a ``websiteurl`` holding a whole URL; the applier normalizes what it finds."""
         found: dict[str, list[Record]] = {value: [] for value in values}
         wanted = list(dict.fromkeys(values))
         if not wanted:
@@ -281,12 +290,13 @@ class DataverseGateway:
         select = [f"{object_type}id", field, *(columns.read_name(f) for f in fields), "modifiedon"]
         prefer = self._prefer(columns, fields)
         for chunk in chunks(wanted, FIND_VALUES):
-            where = " or ".join(f"{field} eq {literal(value)}" for value in chunk)
+            test = "contains({0}, {1})" if contains else "{0} eq {1}"
+            where = " or ".join(test.format(field, literal(value)) for value in chunk)
             for row in await self._query(object_type, select, where, "find", prefer):
                 actual = row.get(field)
                 record = self._record(object_type, row, columns, fields, ())
                 for value in chunk:
-                    if isinstance(actual, str) and actual.casefold() == value.casefold():
+                    if isinstance(actual, str) and _compares(actual, value, contains=contains):
                         found[value].append(record)
         return found
 
@@ -590,3 +600,8 @@ async def open_dataverse_gateway(
     finally:
         await client.close()
         tokens.close()
+
+
+def _compares(actual: str, value: str, *, contains: bool) -> bool:
+    """A row's value against a value asked for, case-insensitively as Dataverse's collation compares."""
+    return value.casefold() in actual.casefold() if contains else actual.casefold() == value.casefold()

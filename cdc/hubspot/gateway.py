@@ -248,8 +248,18 @@ class HubSpotGateway:
         return linked
 
     async def find(
-        self, object_type: str, field: str, values: Sequence[str], *, fields: Sequence[str]
+        self,
+        object_type: str,
+        field: str,
+        values: Sequence[str],
+        *,
+        fields: Sequence[str],
+        contains: bool = False,
     ) -> dict[str, list[Record]]:
+        # ``contains`` (a domain) compares equal all the same: a company's ``domain`` holds a bare host, the
+        # key HubSpot itself de-duplicates companies by (default_mappings.md section 2), and the caller asks
+        # for the host with and without ``www.``.
+        del contains
         found: dict[str, list[Record]] = {value: [] for value in values}
         wanted = list(dict.fromkeys(values))
         properties = _with_merged_ids([*fields, field])

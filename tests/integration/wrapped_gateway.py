@@ -35,9 +35,15 @@ class WrappedGateway:
         )
 
     async def find(
-        self, object_type: str, field: str, values: Sequence[str], *, fields: Sequence[str]
+        self,
+        object_type: str,
+        field: str,
+        values: Sequence[str],
+        *,
+        fields: Sequence[str],
+        contains: bool = False,
     ) -> dict[str, list[Record]]:
-        return await self._gateway.find(object_type, field, values, fields=fields)
+        return await self._gateway.find(object_type, field, values, fields=fields, contains=contains)
 
     async def lookup(self, kind: str, keys: Sequence[str]) -> dict[str, str]:
         return await self._gateway.lookup(kind, keys)

@@ -29,14 +29,18 @@ def org(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
 
 
 def check(
-    capsys: pytest.CaptureFixture[str], env: pytest.MonkeyPatch | None = None, **variables: str
+    capsys: pytest.CaptureFixture[str],
+    env: pytest.MonkeyPatch | None = None,
+    *,
+    file: str = "",
+    **variables: str,
 ) -> tuple[int, str, str]:
-    """`cdc config check` with ``variables`` set: exit code, stdout, stderr."""
+    """`cdc config check [file]` with ``variables`` set: exit code, stdout, stderr."""
     for name, value in variables.items():
         assert env is not None
         env.setenv(name, value)
     try:
-        main(["config", "check"])
+        main(["config", "check", *([file] if file else [])])
     except SystemExit as done:
         code = int(done.code or 0)
     else:

@@ -26,6 +26,7 @@ from cdc.sandbox.hubspot.objects import (
     builtin_groups,
     builtin_properties,
 )
+from cdc.sandbox.hubspot.options import LIFECYCLE_STAGES
 
 __all__ = ["Actor", "Change", "Record", "Store", "iso", "to_ms"]
 
@@ -260,6 +261,8 @@ class Store:
         with self.lock:
             record = self.require(ot, object_id, id_property=id_property)
             clean = self._validate(ot, values, internal=internal)
+            if actor.change_source == "INTEGRATION":
+                clean = _forward_only(record.properties, clean)
             changed = {k: v for k, v in clean.items() if record.properties.get(k, "") != v}
             if not changed:
                 return record
@@ -436,3 +439,15 @@ def _normalise(prop: PropertyDef, value: str) -> str:
         ms = to_ms(value)
         return iso(ms) if ms is not None else value
     return value
+
+
+def _forward_only(current: dict[str, str], values: dict[str, str]) -> dict[str, str]:
+    """An API write moves the lifecycle stage forward only: an earlier stage than the record holds is
+    answered with success and not applied; clearing it ("") first, in a request of its own, lets an
+    earlier stage be set (integrate.hubspot.com/t/update-lifecycle-stage-using-api/1333, HubSpot's answer;
+    the order: knowledge.hubspot.com/contacts/use-lifecycle-stages). Users (the admin API) move it freely."""
+    order = [value for value, _ in LIFECYCLE_STAGES]
+    have, want = current.get("lifecyclestage", ""), values.get("lifecyclestage", "")
+    if have in order and want in order and order.index(want) < order.index(have):
+        return {k: v for k, v in values.items() if k != "lifecyclestage"}
+    return values
