@@ -24,13 +24,16 @@ from enum import StrEnum
 
 from streams.keys import SourceSystem
 
-__all__ = ["Owner", "OwnerReason", "OwnerTable", "owner_table"]
+__all__ = ["OWNER_REASONS", "Owner", "OwnerReason", "OwnerTable", "owner_table"]
 
 
 class OwnerReason(StrEnum):
     UNKNOWN = "owner_unknown"
     NO_COUNTERPART = "owner_no_counterpart"
     DISABLED = "owner_disabled"
+
+
+OWNER_REASONS = frozenset(r.value for r in OwnerReason)
 
 
 @dataclass(frozen=True, slots=True)

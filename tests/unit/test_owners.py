@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from cdc.owner_lists import OwnerList
 from consumers.config import FieldMap, SyncConfig
 from consumers.owners import Owner, OwnerReason, owner_table
 from consumers.values import Converted, Skipped, convert
@@ -109,3 +110,23 @@ def test_config_refuses_an_owner_row_that_cannot_carry_a_user_id(
 ) -> None:
     with pytest.raises(ValidationError, match=says):
         config("hubspot_owner_id", target, **extra)
+
+
+async def test_owner_list_is_read_once_then_on_the_interval_and_at_most_once_per_miss_bound() -> None:
+    now = [0.0]
+    lists = [[Owner("1", "a@x.io")], [Owner("1", "a@x.io"), Owner("2", "b@x.io")]]
+
+    async def read() -> list[Owner]:
+        return lists[min(cached.reads - 1, 1)]
+
+    cached = OwnerList(read, refresh_s=600, miss_s=30, clock=lambda: now[0])
+    assert await cached.get() == lists[0]
+    assert await cached.get(refresh=True) == lists[0]  # a miss right after a read: not again yet
+    now[0] = 31
+    assert await cached.get(refresh=True) == lists[1]
+    now[0] = 500
+    assert await cached.get() == lists[1]
+    assert cached.reads == 2
+    now[0] = 632
+    await cached.get()
+    assert cached.reads == 3  # the interval
