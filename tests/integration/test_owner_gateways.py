@@ -4,9 +4,13 @@ refused as Dataverse refuses it (0x80040225 UserDisabled, Learn web-service-erro
 
 from __future__ import annotations
 
+import logging
+
+import pytest
 from prometheus_client import CollectorRegistry
 
 from cdc.dataverse.gateway import DataverseGateway
+from cdc.hubspot.errors import FatalError as HubSpotFatalError
 from cdc.hubspot.gateway import open_hubspot_gateway
 from cdc.metrics import Metrics
 from cdc.sandbox.runner import Sandbox
@@ -80,3 +84,27 @@ async def test_contact_owner_set_from_the_hubspot_owner_with_the_same_email_and_
     assert "is disabled" in str(refused.error)
     [bad] = await dataverse.write([update("b", "contact", contact_id, {"_ownerid_value": "not-a-guid"})])
     assert bad.error == "_ownerid_value: 'not-a-guid' is not a user id"
+
+
+async def test_hubspot_owner_list_refused_skips_owners_and_says_why_once(
+    box: Sandbox, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A token without ``crm.objects.owners.read`` (403) must not stop the sync: no owner is known (each is
+    skipped as ``owner_unknown``) and the operator is told once which scope is missing."""
+
+    async def refused() -> list[Owner]:
+        raise HubSpotFatalError("403: This app hasn't been granted all required scopes", status=403)
+
+    now = [0.0]
+    async with open_hubspot_gateway(
+        hubspot_settings(box), Metrics(CollectorRegistry()), policy=FAST_HUBSPOT
+    ) as hs:
+        monkeypatch.setattr(hs._client, "owner_list", refused)
+        hs.owner_list._clock = lambda: now[0]
+        with caplog.at_level(logging.ERROR, logger="cdc.hubspot.gateway"):
+            assert await hs.owners() == []
+            now[0] = 1000.0
+            assert await hs.owners() == []
+    said = [r.getMessage() for r in caplog.records if "owner list" in r.getMessage()]
+    assert len(said) == 1
+    assert "crm.objects.owners.read" in said[0]
