@@ -15,7 +15,7 @@ from cdc.hubspot.gateway import open_hubspot_gateway
 from cdc.metrics import Metrics
 from cdc.sandbox.runner import Sandbox
 from consumers.owners import Owner, OwnerReason, owner_table
-from consumers.ports import WriteKind, WriteOp
+from consumers.ports import CrmUnavailableError, WriteKind, WriteOp
 from streams.codec import Scalar
 from streams.keys import SourceSystem
 from tests.integration.test_gateways import (
@@ -108,3 +108,23 @@ async def test_hubspot_owner_list_refused_skips_owners_and_says_why_once(
     said = [r.getMessage() for r in caplog.records if "owner list" in r.getMessage()]
     assert len(said) == 1
     assert "crm.objects.owners.read" in said[0]
+
+
+async def test_giving_a_record_to_a_user_needs_the_assign_privilege(
+    box: Sandbox, dataverse: DataverseGateway
+) -> None:
+    """Setting ``ownerid`` is an assignment: without ``prvAssignContact`` Dataverse answers 403, which
+    pauses the sync (a missing privilege, not a bad record) until an admin grants it."""
+    user, contact = await dataverse.write(
+        [
+            create("u", "systemuser", {"lastname": "Ann", "internalemailaddress": "ann@example.com"}),
+            create("c", "contact", {"lastname": "Roe"}),
+        ]
+    )
+    box.dataverse.privileges.change({"prvAssignContact": None}, box.dataverse.store.tables.values())
+    give = update("o", "contact", str(contact.object_id), {"_ownerid_value": str(user.object_id)})
+    with pytest.raises(CrmUnavailableError, match="prvAssignContact"):
+        await dataverse.write([give])
+    box.dataverse.privileges.reset()
+    [given] = await dataverse.write([give])
+    assert given.ok

@@ -8,7 +8,9 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from cdc.owner_lists import OwnerList
+from cdc.provisioning.privileges import privilege_needs
 from consumers.config import FieldMap, SyncConfig
+from consumers.loader import default_config
 from consumers.owners import Owner, OwnerReason, owner_table
 from consumers.values import Converted, Skipped, convert
 from streams.keys import SourceSystem
@@ -130,3 +132,10 @@ async def test_owner_list_is_read_once_then_on_the_interval_and_at_most_once_per
     now[0] = 632
     await cached.get()
     assert cached.reads == 3  # the interval
+
+
+def test_an_owner_row_needs_users_read_and_assign_on_the_table_it_writes() -> None:
+    needs = {(n.verb, n.table) for n in privilege_needs(config("hubspot_owner_id", "_ownerid_value"), [])}
+    assert {("Read", "systemuser"), ("Assign", "contact"), ("AppendTo", "systemuser")} <= needs
+    plain = {(n.verb, n.table) for n in privilege_needs(default_config(), [])}
+    assert not {v for v, _ in plain} & {"Assign"}
