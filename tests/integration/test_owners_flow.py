@@ -59,7 +59,7 @@ async def test_owner_changes_travel_both_ways_by_email_and_unknown_owners_are_sk
             assert answer.status_code == 201, answer.text
             return str(answer.json()["id"])
 
-        ann, bob, cy = [await hs_owner(f"{n}@owners.example") for n in ("ann", "bob", "cy")]
+        ann, bob, cy, dee = [await hs_owner(f"{n}@owners.example") for n in ("ann", "bob", "cy", "dee")]
         ann_user = await stack.dv_create(
             "systemuser", {"lastname": "Ann", "internalemailaddress": "ANN@owners.example"}
         )
@@ -113,6 +113,17 @@ async def test_owner_changes_travel_both_ways_by_email_and_unknown_owners_are_sk
         async def audited() -> list[dict[str, Any]]:
             audits = await read_topic(kafka_settings, TopicRole.AUDIT)
             return [a for a in audits if a["action"] == "skip" and "owner_" in str(a["reason"])]
+
+        # Dee has no Dataverse user at all: skipped as such, counted, and Dee's contact syncs too.
+        await stack.hs_create(
+            "contacts", {"email": "lee@example.com", "lastname": "Lee", "hubspot_owner_id": dee}
+        )
+
+        async def lee_synced() -> bool:
+            found = await owner_of(stack, "lee@example.com") is not None
+            return found and skipped(stack, "owner_no_counterpart") > 0
+
+        await eventually(lee_synced, within=60, what="Lee synced with her owner skipped")
 
         [audit, *_] = await eventually(audited, within=30, what="the owner skip in the audit topic")
         assert audit["reason"] == "owner_disabled (_ownerid_value)"

@@ -95,7 +95,7 @@ class WebApi:
         lookups = parse_write(self.store, table, body).lookups
         if lookups:
             self.privileges.require_verbs(table, ("Append",), self.store.tables.values())
-        if "ownerid" in lookups:  # giving a record to a user is an assignment (prvAssign<Table>)
+        if "ownerid" in lookups:  # an assignment: prvAssign<Table> (Learn AssignRequest: "use Update")
             self.privileges.require_verbs(table, ("Assign",), self.store.tables.values())
         for target in dict.fromkeys(lookups.values()):
             if (pointed := self.store.tables.get(target)) is not None:
