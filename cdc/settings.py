@@ -448,6 +448,12 @@ class SyncSettings(BaseModel):
     loop_failures_window_s: float = Field(
         default=600.0, gt=0, description="The window loop_failures_max counts failures in."
     )
+    owners_refresh_s: float = Field(
+        default=600.0,
+        ge=1,
+        description="`lookup: owner`: the HubSpot owner and Dataverse user lists are read again this often "
+        "(and at most every 30 s when a record names someone not in them).",
+    )
 
 
 class Settings(BaseSettings):

@@ -27,10 +27,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 
 from consumers.batch import Batch, BatchResult
-from consumers.config import SyncConfig
+from consumers.config import OWNER, SyncConfig
 from consumers.fieldsets import FieldSets
 from consumers.matching import match_key
 from consumers.merges import SPECIAL, Deletion, deleted, lost_merge, special
+from consumers.owners import OwnerReason, owner_table
 from consumers.planner import MatchState, PairPlan, PairState, RuleEffect, plan_pair
 from consumers.ports import BatchRevokedError, CrmGateway, Record, WriteKind, WriteOp, WriteOutcome
 from consumers.rule_effects import apply_rules
@@ -48,6 +49,8 @@ HS = SourceSystem.HUBSPOT
 DV = SourceSystem.DATAVERSE
 MAX_PASSES = 6
 RECORD_ERROR_ATTEMPTS = 3
+_MISSES = frozenset({OwnerReason.UNKNOWN, OwnerReason.NO_COUNTERPART})
+"""An owner list may lack someone added since it was read: asked again (bounded by the gateway)."""
 
 Reader = Callable[[Unit, SourceSystem], Record | None]
 
@@ -168,8 +171,23 @@ class Applier:
                     wanted.setdefault((kind, system), set()).add(str(value).strip())
         found: dict[str, dict[str, str]] = {}
         for (kind, system), keys in wanted.items():
-            found.setdefault(kind, {}).update(await self.gateways[system].lookup(kind, sorted(keys)))
+            if kind == OWNER:
+                found.setdefault(kind, {}).update(await self._owners(system, sorted(keys)))
+            else:
+                found.setdefault(kind, {}).update(await self.gateways[system].lookup(kind, sorted(keys)))
         return found
+
+    async def _owners(self, source: SourceSystem, keys: list[str]) -> dict[str, str]:
+        """``lookup: owner``: each owner id read on ``source`` -> the other side's user with its email
+        (`consumers.owners`). Both lists come from the gateways' caches; an owner missing from either
+        is asked again once (each gateway bounds how often a miss re-reads its list)."""
+        table: dict[str, str] = {}
+        for refresh in (False, True):
+            directories = {s: await self.gateways[s].owners(refresh=refresh) for s in SourceSystem}
+            table = dict(owner_table(keys, source, directories))
+            if not any(r in _MISSES for r in table.values()):
+                break
+        return table
 
     # -- reads ---------------------------------------------------------------------------------------
 

@@ -53,6 +53,10 @@ FORMATTED_VALUE = "formatted_value"
 """``FieldMap.lookup`` for a Dataverse lookup column read as the display name of the record it points to."""
 OWNER_EMAIL = "owner_email"
 """``FieldMap.lookup`` for a HubSpot owner id written as the owner's email (the owners API)."""
+OWNER = "owner"
+"""``FieldMap.lookup`` for ownership: a HubSpot owner id <-> the Dataverse user with the same email
+(`consumers.owners`); the Dataverse side is ``_ownerid_value``, the user's id."""
+OWNER_COLUMN = "_ownerid_value"
 LOOKUP_READS = {
     OWNER_EMAIL: (SourceSystem.HUBSPOT, "a HubSpot owner id"),
     FORMATTED_VALUE: (SourceSystem.DATAVERSE, "a Dataverse lookup column"),
@@ -184,11 +188,12 @@ class FieldMap(_Model):
         default=False, description="The target property/column is created by the integration (provision)."
     )
     label: str = Field(default="", description="The seed's label, for people.")
-    lookup: Literal["owner_email", "formatted_value"] | None = Field(
+    lookup: Literal["owner_email", "formatted_value", "owner"] | None = Field(
         default=None,
         description="'owner_email': a HubSpot owner id written as the owner's email (skipped when the "
         "owner is not found); 'formatted_value': a Dataverse lookup column read as the display name of the "
-        "record it points to.",
+        "record it points to; 'owner': hubspot_owner_id <-> _ownerid_value, the user with the same email "
+        "(skipped, counted, when there is none or it is disabled).",
     )
 
     @model_validator(mode="before")
@@ -381,6 +386,18 @@ class Rule(_Model):
         return hash(self.name)  # ``set`` is a dict
 
 
+def _owner_row(where: str, step: Step, field: FieldMap) -> None:
+    """A ``lookup: owner`` row carries an owner id both ways: Dataverse's side is the user's id."""
+    dataverse = field.source if step.source.system is SourceSystem.DATAVERSE else field.target
+    if dataverse != OWNER_COLUMN:
+        raise ValueError(
+            f"{where}: lookup owner names the Dataverse owner as {OWNER_COLUMN!r} (the user's id), not "
+            f"{dataverse!r}"
+        )
+    if field.options is not None or {field.source_type, field.target_type} != {ValueType.STRING}:
+        raise ValueError(f"{where}: lookup owner takes no option set; both types are string")
+
+
 class SyncConfig(_Model):
     """Steps in execution order, the option sets their fields name, and the rules."""
 
@@ -404,7 +421,9 @@ class SyncConfig(_Model):
                 if field.options is not None and field.options not in self.option_sets:
                     raise ValueError(f"{where}: option set {field.options!r} is not defined in option_sets")
                 source = step.source.system
-                if field.lookup is not None and source is not LOOKUP_READS[field.lookup][0]:
+                if field.lookup == OWNER:
+                    _owner_row(where, step, field)
+                elif field.lookup is not None and source is not LOOKUP_READS[field.lookup][0]:
                     reads = LOOKUP_READS[field.lookup][1]
                     raise ValueError(f"{where}: lookup {field.lookup} reads {reads}; the source is {source}")
         self._daemon_targets_unread()

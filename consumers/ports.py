@@ -15,6 +15,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
+from consumers.owners import Owner
 from streams.codec import Scalar
 from streams.keys import SourceSystem
 
@@ -149,6 +150,12 @@ class CrmGateway(Protocol):
     async def lookup(self, kind: str, keys: Sequence[str]) -> dict[str, str]:
         """A field lookup (``owner_email``: HubSpot owner id -> email) for these values read from this
         CRM; a key not found is absent, a kind this CRM does not know answers nothing."""
+        ...
+
+    async def owners(self, *, refresh: bool = False) -> Sequence[Owner]:
+        """Every owner (HubSpot) or system user (Dataverse), active or not, from a list read at the first
+        call and again after the configured interval; ``refresh``: a record names someone not in it, so
+        read it again unless it was read within the miss bound."""
         ...
 
     async def write(self, ops: Sequence[WriteOp]) -> list[WriteOutcome]:

@@ -14,6 +14,7 @@ from datetime import datetime
 
 from consumers.batch import Batch, BatchResult
 from consumers.config import Pair
+from consumers.owners import OWNER_REASONS
 from consumers.planner import PairPlan, PairState, SideWrite
 from consumers.ports import WriteKind, WriteOutcome
 from consumers.units import Unit
@@ -98,6 +99,10 @@ def settle(
     for w in plan.writes:
         decided.audits.append(_audit(unit, link, w, now, dry_run=batch.dry_run))
         decided.latencies.extend((step, max(0.0, (now - started).total_seconds())) for step in w.steps)
+    for skip in plan.skips:  # an owner left as it is is a decision an admin asks about: audited
+        if skip.reason in OWNER_REASONS:
+            why = f"{skip.reason} ({skip.field})"
+            decided.audits.append(refusal(unit, skip.step, why, now, dry_run=batch.dry_run))
     return decided
 
 
@@ -159,7 +164,8 @@ def _audit(unit: Unit, link: Link, w: SideWrite, now: datetime, *, dry_run: bool
 
 
 def refusal(unit: Unit, step: str, reason: str, now: datetime, *, dry_run: bool) -> AuditRecord:
-    """The audit record of a unit the sync refuses to apply (an ambiguous match)."""
+    """The audit record of a unit the sync refuses to apply (an ambiguous match), or of a field it leaves
+    as it is (an owner with no enabled counterpart)."""
     return AuditRecord(
         step=step,
         action=AuditAction.SKIP,

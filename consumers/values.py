@@ -34,7 +34,8 @@ from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from types import MappingProxyType
 
-from consumers.config import OWNER_EMAIL, FieldMap, OptionSet, ValueType
+from consumers.config import OWNER, OWNER_EMAIL, FieldMap, OptionSet, ValueType
+from consumers.owners import OwnerReason
 from streams.codec import Scalar
 from streams.keys import SourceSystem
 
@@ -105,11 +106,14 @@ def convert(
     """The value to write for one field map, in the other system's representation, or why there is none.
 
     ``creating``: the target record is being created, so an option set's ``create_overrides`` apply.
-    ``lookup``: for a field with ``lookup: owner_email``, owner id -> email."""
+    ``lookup``: for a field with ``lookup: owner_email``, owner id -> email; ``lookup: owner``, owner id
+    -> the other side's owner id or an `OwnerReason` (`consumers.owners.owner_table`)."""
     if value is None or is_empty(value):
         return Converted(None)
-    if field.lookup == OWNER_EMAIL:
+    if field.lookup in {OWNER_EMAIL, OWNER}:
         found = lookup.get(str(value).strip())
+        if isinstance(found, OwnerReason):  # `lookup: owner`: why the other side has no such user
+            return Skipped(found.value)
         return (
             Skipped(SkipReason.LOOKUP_NOT_FOUND)
             if found is None

@@ -54,9 +54,11 @@ from cdc.dataverse.client import DataverseClient
 from cdc.dataverse.errors import FatalError, RetriableError, UnauthorizedError
 from cdc.dataverse.paths import entity_set_name, literal
 from cdc.metrics import Metrics
+from cdc.owner_lists import OWNERS_REFRESH_S, OwnerList
 from cdc.settings import DataverseSettings
 from cdc.wire import chunks, parse_time, short
-from consumers.config import HUBSPOT_ID_COLUMN
+from consumers.config import HUBSPOT_ID_COLUMN, OWNER_COLUMN
+from consumers.owners import Owner
 from consumers.ports import CrmUnavailableError, Record, WriteKind, WriteOp, WriteOutcome
 from consumers.retries import RetryPolicy
 from streams.codec import Scalar
@@ -88,6 +90,8 @@ _LOGICAL = "Microsoft.Dynamics.CRM.lookuplogicalname"
 _FORMATTED = "OData.Community.Display.V1.FormattedValue"
 _PREFER_READ = f'odata.include-annotations="{_LOGICAL}"'
 _PREFER_FORMATTED = f'odata.include-annotations="{_FORMATTED},{_LOGICAL}"'
+_USER_DISABLED = "0x80040225"
+_USER_COLUMNS = ["systemuserid", "internalemailaddress", "isdisabled"]
 _RAW_LOOKUP = re.compile(r"^_(?P<column>\w+)_value$")
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 _ENTITY_ID = re.compile(r"\(([0-9a-fA-F-]{36})\)\s*$")
@@ -151,6 +155,23 @@ def _scalar(value: Any) -> Scalar:
     return orjson.dumps(value).decode()
 
 
+def _record_error(answer: PartAnswer) -> bool:
+    """A refusal of this record's write, not of the daemon: a 403 UserDisabled (an owner disabled since
+    the user list was read) fails the record, it does not pause the sync as a refused credential would."""
+    return answer.status in _RECORD_ERRORS or _error_text(answer)[0] == _USER_DISABLED
+
+
+def _owner_bound(body: dict[str, Any]) -> dict[str, Any]:
+    """`OWNER_COLUMN` (``lookup: owner``, the user's id) bound as the owner lookup,
+    ``ownerid@odata.bind: /systemusers(<id>)``; a row always has an owner, so an empty one is not sent."""
+    owner = body.pop(OWNER_COLUMN, None)
+    if owner is not None and not (isinstance(owner, str) and _GUID.match(owner)):
+        raise ValueError(f"{OWNER_COLUMN}: {owner!r} is not a user id")
+    if owner is not None:
+        body["ownerid@odata.bind"] = paths.reference("systemusers", owner)
+    return body
+
+
 @contextlib.contextmanager
 def _system_errors() -> Iterator[None]:
     try:
@@ -201,6 +222,7 @@ class DataverseGateway:
         batch_size: int = BATCH_SIZE,
         key_recheck_s: float = KEY_RECHECK_S,
         clock: Callable[[], float] = time.monotonic,
+        owners_refresh_s: float = OWNERS_REFRESH_S,
     ) -> None:
         if not 0 < batch_size <= MAX_BATCH:
             raise ValueError(f"batch_size must be 1..{MAX_BATCH}")
@@ -216,6 +238,7 @@ class DataverseGateway:
         self._metadata: dict[str, _Columns] = {}
         self._metadata_lock = asyncio.Lock()
         self._warned: set[tuple[str, str]] = set()
+        self.owner_list = OwnerList(self._system_users, refresh_s=owners_refresh_s, clock=clock)
 
     @property
     def system(self) -> SourceSystem:
@@ -426,7 +449,7 @@ class DataverseGateway:
         return _PREFER_FORMATTED if any(f in columns.lookups for f in fields) else _PREFER_READ
 
     async def _query(
-        self, table: str, select: list[str], where: str, purpose: str, prefer: str
+        self, table: str, select: list[str], where: str | None, purpose: str, prefer: str
     ) -> list[dict[str, Any]]:
         entity_set = self._set(table)
         root, select = self._client.api_root, list(dict.fromkeys(select))
@@ -482,6 +505,20 @@ class DataverseGateway:
         del kind, keys
         return {}
 
+    async def owners(self, *, refresh: bool = False) -> Sequence[Owner]:
+        """The org's system users, enabled or not (`cdc.owner_lists`)."""
+        return await self.owner_list.get(refresh=refresh)
+
+    async def _system_users(self) -> list[Owner]:
+        """``systemusers`` with ``internalemailaddress`` (the user's primary email) and ``isdisabled``
+        (a disabled user cannot own records: 0x80040225 UserDisabled), every page."""
+        rows = await self._query("systemuser", _USER_COLUMNS, None, "owners", _PREFER_READ)
+        return [
+            Owner(str(row["systemuserid"]).lower(), str(row["internalemailaddress"]), not row["isdisabled"])
+            for row in rows
+            if row.get("systemuserid") and row.get("internalemailaddress")
+        ]
+
     async def write(self, ops: Sequence[WriteOp]) -> list[WriteOutcome]:
         outcomes: dict[int, WriteOutcome] = {}
         parts: list[tuple[int, Part]] = []
@@ -511,7 +548,7 @@ class DataverseGateway:
         if op.kind is WriteKind.DELETE:
             headers = {"If-Match": op.if_match} if op.if_match else {}
             return Part("DELETE", row, headers)
-        body: dict[str, Any] = dict(op.values)
+        body = _owner_bound(dict(op.values))
         for assoc, related in op.associations.items():
             target = parse_key(assoc)[1]
             if related is not None and not _GUID.match(related):
@@ -548,7 +585,7 @@ class DataverseGateway:
                 SourceSystem.DATAVERSE, f"$batch answered {len(answers)} of {len(parts)} parts"
             )
         for part_answer in answers:
-            if part_answer.status >= 400 and part_answer.status not in _RECORD_ERRORS:  # noqa: PLR2004
+            if part_answer.status >= 400 and not _record_error(part_answer):  # noqa: PLR2004
                 _, message = _error_text(part_answer)
                 retry_after = part_answer.headers.get("retry-after", "")
                 raise CrmUnavailableError(

@@ -41,6 +41,7 @@ from cdc.hubspot.paths import (
 from cdc.hubspot.tokens import StaticToken, TokenSource, token_source
 from cdc.metrics import Metrics
 from cdc.settings import HubSpotSettings
+from consumers.owners import Owner
 from consumers.retries import Retry, RetryPolicy, retrying
 
 __all__ = ["AssociatedRecord", "HubSpotClient", "SearchLimiter", "SearchPage", "hubspot_client"]
@@ -147,15 +148,25 @@ class HubSpotClient:
 
     async def owner_emails(self) -> dict[str, str]:
         """Every owner's email by owner id, active and archived (a record may still name an owner who has
-        left): `Endpoints.owners`, 500 per page."""
+        left)."""
         emails: dict[str, str] = {}
-        for archived in ("false", "true"):
-            async for owner in self.listed(
-                self.api.owners, query={"limit": OWNERS_PAGE, "archived": archived}
-            ):
-                if owner.get("id") is not None and owner.get("email"):
-                    emails.setdefault(str(owner["id"]), str(owner["email"]))
+        for owner in await self.owner_list():
+            emails.setdefault(owner.id, owner.email)
         return emails
+
+    async def owner_list(self) -> list[Owner]:
+        """Every owner, active then archived (``?archived=true`` lists only the archived ones, Crm Owners
+        spec; an archived owner keeps its ``id`` on records but cannot be assigned): `Endpoints.owners`,
+        500 per page, following ``paging.next.after``."""
+        owners: list[Owner] = []
+        for archived in ("false", "true"):
+            query = {"limit": OWNERS_PAGE, "archived": archived}
+            owners += [
+                Owner(str(owner["id"]), str(owner["email"]), active=archived == "false")
+                async for owner in self.listed(self.api.owners, query=query)
+                if owner.get("id") is not None and owner.get("email")
+            ]
+        return owners
 
     async def listed(
         self, endpoint: Endpoint, *names: str, query: Query | None = None

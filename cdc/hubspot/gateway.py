@@ -52,9 +52,11 @@ from cdc.hubspot.errors import FatalError, RequestError, RetriableError
 from cdc.hubspot.events import MERGED_IDS, merged_ids
 from cdc.hubspot.paths import Endpoint, plural
 from cdc.metrics import Metrics
+from cdc.owner_lists import OWNERS_REFRESH_S, OwnerList
 from cdc.settings import HubSpotSettings, require
 from cdc.wire import chunks, parse_time, short
 from consumers.config import DATAVERSE_ID_PROPERTY, OWNER_EMAIL
+from consumers.owners import Owner
 from consumers.ports import (
     CrmUnavailableError,
     Record,
@@ -148,13 +150,19 @@ class HubSpotGateway:
     """`consumers.ports.CrmGateway` for one HubSpot portal, over an open `HubSpotClient`."""
 
     def __init__(
-        self, client: HubSpotClient, *, portal_id: str, clock: Callable[[], float] = time.monotonic
+        self,
+        client: HubSpotClient,
+        *,
+        portal_id: str,
+        clock: Callable[[], float] = time.monotonic,
+        owners_refresh_s: float = OWNERS_REFRESH_S,
     ) -> None:
         self._client = client
         self._api = client.api
         self._portal_id = portal_id
         self._keyed: dict[str, bool] = {}
         self._clock = clock
+        self.owner_list = OwnerList(self._read_owners, refresh_s=owners_refresh_s, clock=clock)
         self._owners: dict[str, str] = {}
         self._owners_read_at: float | None = None
         self._owners_refused = False
@@ -168,6 +176,29 @@ class HubSpotGateway:
         return self._portal_id
 
     # -- reads --------------------------------------------------------------------------------------
+
+    async def owners(self, *, refresh: bool = False) -> Sequence[Owner]:
+        """The portal's owners, active and archived (`cdc.owner_lists`)."""
+        return await self.owner_list.get(refresh=refresh)
+
+    async def _read_owners(self) -> list[Owner]:
+        """The owner list for `owners`; refused (403: a token without the owners scope), it is empty for
+        the list's interval, so every owner is skipped and counted (``owner_unknown``), said once."""
+        try:
+            return await self._client.owner_list()
+        except RetriableError as error:
+            raise CrmUnavailableError(
+                SourceSystem.HUBSPOT, str(error), retry_after=error.retry_after
+            ) from error
+        except (FatalError, RequestError) as error:
+            if not self._owners_refused:
+                log.error(  # noqa: TRY400 -- the answer says it all; a traceback would not help
+                    "hubspot refuses the owner list (%s): owners are not synced until the token has the "
+                    "crm.objects.owners.read scope",
+                    error,
+                )
+            self._owners_refused = True
+            return []
 
     async def lookup(self, kind: str, keys: Sequence[str]) -> dict[str, str]:
         """``owner_email``: owner id -> email, from the portal's owner list, read whole (one call per 500

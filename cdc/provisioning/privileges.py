@@ -14,7 +14,9 @@ Per table an enabled step touches (its Dataverse side, whatever the direction):
 3. **Create**: a step writing to the table that may create (``create: true``, the default);
 4. **Delete**: a step writing to the table with ``deletes: propagate``;
 5. **Append** on a table a step writes lookups to (its ``associations``, e.g. ``parentcustomerid``), and
-   **AppendTo** on the tables those lookups point to (``account``).
+   **AppendTo** on the tables those lookups point to (``account``);
+6. ``lookup: owner``: **Read** on ``systemuser`` (the users owners map to) and, where a step writes the
+   owner, **Assign** on the table, Append on it and AppendTo on ``systemuser``.
 
 And, for every run, metadata reads: ``prvReadEntity`` (table definitions: change tracking, SchemaName),
 ``prvReadAttribute`` (columns) and ``prvReadEntityKey`` (alternate keys the creates upsert by). Provisioning
@@ -24,10 +26,10 @@ tracking on, ``prvCreateAttribute`` for columns, ``prvCreateEntityKey`` for keys
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from consumers.config import SyncConfig
+from consumers.config import OWNER, Step, SyncConfig
 from streams.keys import SourceSystem
 
 __all__ = ["CUSTOMIZATION", "METADATA", "PrivilegeNeed", "privilege_needs"]
@@ -80,6 +82,7 @@ def privilege_needs(config: SyncConfig, polled: Sequence[str]) -> tuple[Privileg
         need("Read", table, "cdc poll follows its changes (organization-level read)")
     for step in config.enabled_steps():
         table = step.pair.dataverse
+        _owner_needs(step, need)
         need("Read", table, "read and match records", step.name)
         need("Write", table, "update records and stamp the counterpart id", step.name)
         if step.target.system is not SourceSystem.DATAVERSE:
@@ -96,12 +99,24 @@ def privilege_needs(config: SyncConfig, polled: Sequence[str]) -> tuple[Privileg
                 f"point {table}.{association.dataverse_lookup} at its records",
                 step.name,
             )
-    order = ("Read", "Write", "Create", "Delete", "Append", "AppendTo")
+    order = ("Read", "Write", "Create", "Delete", "Append", "AppendTo", "Assign")
     table_needs = tuple(
         PrivilegeNeed(_why(reasons[key]), verb=key[1], table=key[0])
         for key in sorted(reasons, key=lambda key: (key[0], order.index(key[1])))
     )
     return (*table_needs, *METADATA)
+
+
+def _owner_needs(step: Step, need: Callable[[str, str, str, str], None]) -> None:
+    """``lookup: owner`` (item 6): the users read; the owner assigned where the step writes Dataverse."""
+    if not any(f.lookup == OWNER for f in step.active_fields()):
+        return
+    table = step.pair.dataverse
+    need("Read", "systemuser", "list the users owners map to (lookup: owner)", step.name)
+    if step.target.system is SourceSystem.DATAVERSE:
+        need("Assign", table, "give records to their owners (lookup: owner)", step.name)
+        need("Append", table, f"set {table}.ownerid", step.name)
+        need("AppendTo", "systemuser", f"point {table}.ownerid at its records", step.name)
 
 
 def _why(reasons: dict[str, list[str]]) -> str:

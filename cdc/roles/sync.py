@@ -85,14 +85,19 @@ async def open_gateways(
     client = hubspot_client(settings.hubspot, metrics, command="sync", policy=HUBSPOT_POLICY)
     tokens = TokenProvider(settings.dataverse)
     dataverse = DataverseClient(settings.dataverse, tokens, metrics, policy=DATAVERSE_POLICY)
+    every = settings.sync.owners_refresh_s
     try:
         await _first_token(tokens.token, "dataverse_token", metrics)
         await _first_token(client.token, "hubspot_token", metrics)
         await dataverse.start()
         async with client as hubspot:
             yield {
-                SourceSystem.HUBSPOT: HubSpotGateway(hubspot, portal_id=settings.hubspot.portal_id),
-                SourceSystem.DATAVERSE: DataverseGateway(dataverse, tenant=tokens.org_host),
+                SourceSystem.HUBSPOT: HubSpotGateway(
+                    hubspot, portal_id=settings.hubspot.portal_id, owners_refresh_s=every
+                ),
+                SourceSystem.DATAVERSE: DataverseGateway(
+                    dataverse, tenant=tokens.org_host, owners_refresh_s=every
+                ),
             }
     finally:
         await dataverse.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from consumers.owners import Owner
 from consumers.ports import CrmGateway, Record, WriteOp, WriteOutcome
 from streams.keys import SourceSystem
 
@@ -47,6 +48,9 @@ class WrappedGateway:
 
     async def lookup(self, kind: str, keys: Sequence[str]) -> dict[str, str]:
         return await self._gateway.lookup(kind, keys)
+
+    async def owners(self, *, refresh: bool = False) -> Sequence[Owner]:
+        return await self._gateway.owners(refresh=refresh)
 
     async def write(self, ops: Sequence[WriteOp]) -> list[WriteOutcome]:
         return await self._gateway.write(ops)

@@ -12,6 +12,7 @@ import pytest
 
 from consumers.applier import Applier
 from consumers.apply_loop import ApplyLoop
+from consumers.owners import Owner
 from consumers.ports import Record, WriteOp, WriteOutcome
 from streams.config import KafkaSettings
 from streams.events import Operation
@@ -45,6 +46,10 @@ class Poisoned:
     async def lookup(self, kind: str, keys: Sequence[str]) -> dict[str, str]:
         del kind, keys
         return {}
+
+    async def owners(self, *, refresh: bool = False) -> list[Owner]:
+        del refresh
+        return []
 
     async def write(self, ops: Sequence[WriteOp]) -> list[WriteOutcome]:
         raise AssertionError(f"nothing to write here: {ops}")

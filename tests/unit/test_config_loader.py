@@ -299,4 +299,4 @@ def test_a_lookup_must_read_from_the_system_it_knows_and_be_a_known_kind() -> No
     data["steps"][3]["fields"][0]["lookup"] = "owner_name"
     [problem] = problems_of(data)
     assert problem.startswith("step 's2_contacts_to_contacts' field 0 (")
-    assert "lookup: Input should be 'owner_email' or 'formatted_value' (got 'owner_name')" in problem
+    assert "lookup: Input should be 'owner_email', 'formatted_value' or 'owner' (got 'owner_name')" in problem

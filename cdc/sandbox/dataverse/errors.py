@@ -69,6 +69,18 @@ def payload_error(entity_set: str, detail: str) -> DataverseError:
     )
 
 
+def user_disabled(user_id: str) -> DataverseError:
+    """UserDisabled (0x80040225, Learn web-service-error-codes): a disabled user bound as a record's owner.
+    403, as a real org answered it (``{"error":{"code":"0x80040225","message":"The specified user(Id =
+    ...) is disabled. Consider enabling this user. ..."}}``)."""
+    return DataverseError(
+        403,
+        "0x80040225",
+        f"The specified user(Id = {user_id}) is disabled. Consider enabling this user. Additional Details: "
+        "Disabled users cannot own records.",
+    )
+
+
 def not_found(logical_name: str, record_id: str) -> DataverseError:
     """ObjectDoesNotExist, HTTP 404."""
     return DataverseError(404, "0x80040217", f"{logical_name} With Id = {record_id} Does Not Exist")

@@ -154,6 +154,8 @@ def parse_write(  # noqa: C901 -- one branch per kind of body member
                 write.values[column.name] = None
                 continue
             row = resolve_reference(store, str(value))
+            if row.table == "systemuser" and row.values.get("isdisabled"):
+                raise errors.user_disabled(row.id)  # an owner must be an enabled user
             if row.table not in targets:
                 raise errors.bad_request(
                     f"Invalid entity reference '{value}' for '{nav}'.", code="0x80060888"

@@ -357,6 +357,7 @@ def standard_tables() -> dict[str, Table]:
             Column("fullname", "String", max_length=200, writable=False),
             *_strings("firstname", "lastname", length=64),
             Column("internalemailaddress", "String", max_length=100),
+            _boolean("isdisabled", "Enabled", "Disabled", label="User Status"),
             *_system(),
         ],
     )

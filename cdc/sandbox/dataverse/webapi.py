@@ -90,10 +90,13 @@ class WebApi:
         self.privileges.require(name, table, self.store.tables.values())
 
     def _require_binds(self, table: Table, body: Any) -> None:
-        """A lookup bound in ``body``: Append on ``table``, AppendTo on the table it points to."""
+        """A lookup bound in ``body``: Append on ``table``, AppendTo on the table it points to; Assign on
+        ``table`` for its owner."""
         lookups = parse_write(self.store, table, body).lookups
         if lookups:
             self.privileges.require_verbs(table, ("Append",), self.store.tables.values())
+        if "ownerid" in lookups:  # an assignment: prvAssign<Table> (Learn AssignRequest: "use Update")
+            self.privileges.require_verbs(table, ("Assign",), self.store.tables.values())
         for target in dict.fromkeys(lookups.values()):
             if (pointed := self.store.tables.get(target)) is not None:
                 self.privileges.require_verbs(pointed, ("AppendTo",), self.store.tables.values())
