@@ -448,6 +448,11 @@ class SyncSettings(BaseModel):
     loop_failures_window_s: float = Field(
         default=600.0, gt=0, description="The window loop_failures_max counts failures in."
     )
+    options_refresh_s: float = Field(
+        default=300.0,
+        ge=1.0,
+        description="How often the labels of `live: true` option sets are read again from both CRMs.",
+    )
 
 
 class Settings(BaseSettings):

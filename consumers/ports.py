@@ -142,6 +142,12 @@ class CrmGateway(Protocol):
         CRM; a key not found is absent, a kind this CRM does not know answers nothing."""
         ...
 
+    async def option_labels(self, object_type: str, field: str) -> dict[str, str]:
+        """An enumerated field's options as its metadata lists them now: option value -> label (a live
+        option set's, `consumers.live_options`). Raises `CrmUnavailableError` for system errors and
+        `LookupError` for a field that is missing or not enumerated."""
+        ...
+
     async def write(self, ops: Sequence[WriteOp]) -> list[WriteOutcome]:
         """Apply the writes (batched per object and kind), one outcome per op, in order."""
         ...

@@ -467,6 +467,29 @@ class DataverseGateway:
 
     # -- writes -------------------------------------------------------------------------------------
 
+    async def option_labels(self, object_type: str, field: str) -> dict[str, str]:
+        """A choice column's options: ``PicklistAttributeMetadata`` with its ``OptionSet`` expanded,
+        ``Options[].Value`` -> ``Label.UserLocalizedLabel.Label`` (fact sheet ``dataverse.md``, metadata)."""
+        url = paths.attribute_options(self._client.api_root, object_type, field)
+        url = paths.with_options(url, select=["LogicalName"], expand="OptionSet")
+        with _system_errors():
+            try:
+                answer = await self._client.get_json(url, endpoint=paths.METADATA_ATTRIBUTE_OPTIONS)
+            except FatalError as error:  # 404: no such column, or not a choice column
+                if error.status in {0, 401, 403}:
+                    raise
+                raise LookupError(f"dataverse {object_type}.{field}: {short(str(error))}") from error
+        options = (answer.get("OptionSet") or {}).get("Options")
+        if not isinstance(options, list):
+            raise LookupError(f"dataverse {object_type}.{field} lists no options")
+        found: dict[str, str] = {}
+        for option in options:
+            value = option.get("Value") if isinstance(option, dict) else None
+            if isinstance(value, int):
+                label = ((option.get("Label") or {}).get("UserLocalizedLabel") or {}).get("Label")
+                found[str(value)] = str(label) if label else str(value)
+        return found
+
     async def lookup(self, kind: str, keys: Sequence[str]) -> dict[str, str]:
         """No lookup is made here: a lookup column is read as its display name (``formatted_value``)."""
         del kind, keys

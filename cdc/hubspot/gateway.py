@@ -198,6 +198,23 @@ class HubSpotGateway:
                 self._owners_refused = False
         return {key: self._owners[key] for key in keys if key in self._owners}
 
+    async def option_labels(self, object_type: str, field: str) -> dict[str, str]:
+        """An enumeration property's ``options[]`` as its definition lists them (hidden ones too: a hidden
+        option only leaves the forms, records keep it; fact sheet ``hubspot.md``, the properties API)."""
+        with _system_errors():
+            try:
+                found = await self._client.call(self._api.property, plural(object_type), field)
+            except RequestError as error:  # 404: no such property
+                raise LookupError(f"hubspot {object_type}.{field}: {short(str(error))}") from error
+        options = found.get("options")
+        if found.get("type") not in {"enumeration", "bool"} or not isinstance(options, list):
+            raise LookupError(f"hubspot {object_type}.{field} is {found.get('type')}, not an enumeration")
+        return {
+            str(o["value"]): str(o.get("label") or o["value"])
+            for o in options
+            if isinstance(o, dict) and o.get("value") is not None
+        }
+
     async def read(
         self,
         object_type: str,

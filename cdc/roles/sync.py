@@ -4,7 +4,8 @@ Start-up, in order: load and validate the sync configuration; open the HubSpot a
 (a Dataverse token, and a HubSpot one when ``hubspot.auth`` is OAuth, is fetched up front, so refused
 credentials fail here with a clear error; refused later, they pause the batches); rebuild the link
 view from the `links` topic (logged with its size and time); then run, under one task group, the link
-tail, the router (change topics -> work topic) and the apply loop (work topic -> CRM writes), each
+tail, the router (change topics -> work topic), the apply loop (work topic -> CRM writes) and, when an
+option set is ``live``, the refresh of its labels (`cdc.live_options`; read once before the loops), each
 restarted after an unexpected failure until ``sync.loop_failures_max`` fall within
 ``sync.loop_failures_window_s`` (then the role exits 70: `cdc.supervision`), and serve ``/metrics``,
 ``/healthz`` and ``/readyz`` (`cdc.roles.probes`): ready while Kafka answers and the topics exist, the
@@ -40,6 +41,7 @@ from cdc.hubspot.client import hubspot_client
 from cdc.hubspot.errors import RetriableError as HubSpotRetriableError
 from cdc.hubspot.gateway import GATEWAY_POLICY as HUBSPOT_POLICY
 from cdc.hubspot.gateway import HubSpotGateway
+from cdc.live_options import LiveOptions
 from cdc.metrics import Metrics, object_label
 from cdc.roles.probes import STALL_AFTER_S, Check, Heartbeats, KafkaCheck, Probes, joined
 from cdc.serving import serve
@@ -198,6 +200,8 @@ async def run_sync(
         stats = SyncStats(metrics, view.index, config)
         stats.count_links()
         applier = Applier(config, gateways, view.index, dry_run=settings.sync.dry_run)
+        options = LiveOptions(config, gateways, applier, every_s=settings.sync.options_refresh_s)
+        await options.refresh()
         router = Router(
             settings.kafka,
             catalog,
@@ -243,6 +247,8 @@ async def run_sync(
             )
             on_ready(served.base_url)
             loops = {"sync-links": view.run, "sync-route": router.run, "sync-apply": apply.run}
+            if options.fields:
+                loops["sync-options"] = options.run
             bounded = partial(
                 supervised,
                 stop=stop,

@@ -42,5 +42,8 @@ class WrappedGateway:
     async def lookup(self, kind: str, keys: Sequence[str]) -> dict[str, str]:
         return await self._gateway.lookup(kind, keys)
 
+    async def option_labels(self, object_type: str, field: str) -> dict[str, str]:
+        return await self._gateway.option_labels(object_type, field)
+
     async def write(self, ops: Sequence[WriteOp]) -> list[WriteOutcome]:
         return await self._gateway.write(ops)

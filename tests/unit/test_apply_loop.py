@@ -46,6 +46,9 @@ class Poisoned:
         del kind, keys
         return {}
 
+    async def option_labels(self, object_type: str, field: str) -> dict[str, str]:
+        raise LookupError(f"no metadata here: {object_type}.{field}")
+
     async def write(self, ops: Sequence[WriteOp]) -> list[WriteOutcome]:
         raise AssertionError(f"nothing to write here: {ops}")
 
