@@ -34,6 +34,7 @@ from streams.topics import TopicCatalog
 if TYPE_CHECKING:  # the tools are imported by their commands only (the product path never loads them)
     from cdc.provisioning.report import ProvisionReport
     from cdc.tools.devkafka.runner import LocalKafka
+    from consumers.config import SyncConfig
 
 
 @dataclass
@@ -349,17 +350,45 @@ def _dataverse_connection(settings: Settings) -> str | None:
     return f"dataverse {dv.base_url}: {credential}, {f'proxy {proxy}' if proxy else 'no proxy'}"
 
 
+def _check_against_crm(settings: Settings, config: SyncConfig) -> None:
+    """`ConfigError` (exit 78) naming every problem of ``config`` against both CRMs' metadata."""
+    from prometheus_client import CollectorRegistry  # noqa: PLC0415
+
+    from cdc.crm_metadata import require_crm_fit  # noqa: PLC0415
+    from cdc.dataverse import FatalError as DataverseFatal  # noqa: PLC0415
+    from cdc.hubspot.errors import HubSpotApiError  # noqa: PLC0415
+    from cdc.metrics import Metrics  # noqa: PLC0415
+    from cdc.roles.sync import open_gateways  # noqa: PLC0415
+
+    async def run() -> None:
+        async with open_gateways(settings, Metrics(CollectorRegistry())) as gateways:
+            await require_crm_fit(config, gateways)
+
+    try:
+        asyncio.run(run())
+    except (DataverseFatal, HubSpotApiError) as error:
+        raise CliError(f"{type(error).__name__}: {error}", ExitCode.CONFIG) from None
+
+
 @config_group.command("check")
 @click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the effective steps as JSON.")
+@click.option(
+    "--against-crm",
+    is_flag=True,
+    help="Also read both CRMs' metadata and refuse duplicate, missing, read-only or mistyped targets and "
+    "unknown option values (as `cdc sync` does at start).",
+)
 @click.pass_obj
-def config_check(state: _State, file: Path | None, as_json: bool) -> None:
+def config_check(state: _State, file: Path | None, as_json: bool, against_crm: bool) -> None:
     """Validate a sync configuration (the defaults when no FILE is given) and print its steps in order;
     validate the settings too (`--config`, ``CDC_*``), with the Dataverse credential and proxy they name."""
     from consumers.loader import describe, load_config  # noqa: PLC0415
 
     config = load_config(file)
     connection = _dataverse_connection(state.settings)
+    if against_crm:
+        _check_against_crm(state.settings, config)
     described = describe(config)
     if as_json:
         _echo_json(described)

@@ -2,7 +2,8 @@
 
 Start-up, in order: load and validate the sync configuration; open the HubSpot and Dataverse gateways
 (a Dataverse token, and a HubSpot one when ``hubspot.auth`` is OAuth, is fetched up front, so refused
-credentials fail here with a clear error; refused later, they pause the batches); rebuild the link
+credentials fail here with a clear error; refused later, they pause the batches); check the configuration
+against both CRMs' metadata (`cdc.crm_metadata`: a problem refuses the start, exit 78); rebuild the link
 view from the `links` topic (logged with its size and time); then run, under one task group, the link
 tail, the router (change topics -> work topic), the apply loop (work topic -> CRM writes) and, when an
 option set is ``live``, the refresh of its labels (`cdc.live_options`; read once before the loops), each
@@ -32,6 +33,7 @@ from functools import partial
 
 from prometheus_client import CollectorRegistry
 
+from cdc.crm_metadata import require_crm_fit
 from cdc.dataverse.auth import TokenProvider
 from cdc.dataverse.client import DataverseClient
 from cdc.dataverse.errors import RetriableError
@@ -193,6 +195,7 @@ async def run_sync(
     prefix = settings.sync.group_prefix
     started = time.monotonic()
     async with open_gateways(settings, metrics) as gateways:
+        await require_crm_fit(config, gateways)
         view = LinkView(settings.kafka, catalog)
         loaded = await view.load()
         heartbeats = Heartbeats(stall_after_s)

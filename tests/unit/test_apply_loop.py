@@ -6,13 +6,13 @@ queue into dead letters."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import pytest
 
 from consumers.applier import Applier
 from consumers.apply_loop import ApplyLoop
-from consumers.ports import Record, WriteOp, WriteOutcome
+from consumers.ports import FieldInfo, Record, WriteOp, WriteOutcome
 from streams.config import KafkaSettings
 from streams.events import Operation
 from streams.keys import SourceSystem
@@ -44,6 +44,10 @@ class Poisoned:
 
     async def lookup(self, kind: str, keys: Sequence[str]) -> dict[str, str]:
         del kind, keys
+        return {}
+
+    async def fields(self, object_type: str, with_options: Collection[str]) -> dict[str, FieldInfo]:
+        del object_type, with_options
         return {}
 
     async def option_labels(self, object_type: str, field: str) -> dict[str, str]:
