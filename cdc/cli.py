@@ -350,7 +350,7 @@ def _dataverse_connection(settings: Settings) -> str | None:
     return f"dataverse {dv.base_url}: {credential}, {f'proxy {proxy}' if proxy else 'no proxy'}"
 
 
-def _check_against_crm(settings: Settings, config: SyncConfig) -> None:
+def _check_against_crm(settings: Settings, config: SyncConfig, path: Path | None) -> None:
     """`ConfigError` (exit 78) naming every problem of ``config`` against both CRMs' metadata."""
     from prometheus_client import CollectorRegistry  # noqa: PLC0415
 
@@ -362,7 +362,7 @@ def _check_against_crm(settings: Settings, config: SyncConfig) -> None:
 
     async def run() -> None:
         async with open_gateways(settings, Metrics(CollectorRegistry())) as gateways:
-            await require_crm_fit(config, gateways)
+            await require_crm_fit(config, gateways, path=path)
 
     try:
         asyncio.run(run())
@@ -388,7 +388,7 @@ def config_check(state: _State, file: Path | None, as_json: bool, against_crm: b
     config = load_config(file)
     connection = _dataverse_connection(state.settings)
     if against_crm:
-        _check_against_crm(state.settings, config)
+        _check_against_crm(state.settings, config, file)
     described = describe(config)
     if as_json:
         _echo_json(described)

@@ -5,17 +5,18 @@ configuration against it (`consumers.crm_check`): `cdc config check --against-cr
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 
 from consumers.config import SyncConfig
 from consumers.crm_check import Fields, check_against_crm, fields_needed
-from consumers.loader import ConfigError
+from consumers.loader import ConfigError, field_lines
 from consumers.ports import CrmGateway, FieldInfo
 from streams.keys import SourceSystem
 
 __all__ = ["SOURCE", "crm_problems", "read_fields", "require_crm_fit"]
 
-SOURCE = "the configuration against the CRMs"
-"""What a `ConfigError` of this check names as its source."""
+SOURCE = "against the CRMs"
+"""What a `ConfigError` of this check adds to the file it names."""
 
 
 async def read_fields(config: SyncConfig, gateways: Mapping[SourceSystem, CrmGateway]) -> Fields:
@@ -26,12 +27,17 @@ async def read_fields(config: SyncConfig, gateways: Mapping[SourceSystem, CrmGat
     return fields
 
 
-async def crm_problems(config: SyncConfig, gateways: Mapping[SourceSystem, CrmGateway]) -> list[str]:
-    return check_against_crm(config, await read_fields(config, gateways))
+async def crm_problems(
+    config: SyncConfig, gateways: Mapping[SourceSystem, CrmGateway], *, path: Path | None = None
+) -> list[str]:
+    """The problems of ``config`` (read from ``path``, whose lines they name; None: the packaged defaults)."""
+    return check_against_crm(config, await read_fields(config, gateways), field_lines(path))
 
 
-async def require_crm_fit(config: SyncConfig, gateways: Mapping[SourceSystem, CrmGateway]) -> None:
+async def require_crm_fit(
+    config: SyncConfig, gateways: Mapping[SourceSystem, CrmGateway], *, path: Path | None = None
+) -> None:
     """Raise `ConfigError` listing every problem of ``config`` against the CRMs."""
-    problems = await crm_problems(config, gateways)
+    problems = await crm_problems(config, gateways, path=path)
     if problems:
-        raise ConfigError(SOURCE, problems)
+        raise ConfigError(f"{path or 'the packaged defaults'} {SOURCE}", problems)

@@ -51,19 +51,27 @@ def fields_needed(config: SyncConfig) -> dict[tuple[SourceSystem, str], set[str]
     return needed
 
 
-def check_against_crm(config: SyncConfig, fields: Fields) -> list[str]:
-    """Every problem of ``config``'s enabled steps against ``fields``; empty when it may run."""
-    return [problem for step in config.enabled_steps() for problem in _step(config, step, fields)]
+def check_against_crm(
+    config: SyncConfig, fields: Fields, lines: Mapping[tuple[str, int], int] | None = None
+) -> list[str]:
+    """Every problem of ``config``'s enabled steps against ``fields``; empty when it may run. ``lines``:
+    (step name, field row) -> its line in the YAML (`consumers.loader.field_lines`), named when known."""
+    lines = lines or {}
+    return [problem for step in config.enabled_steps() for problem in _step(config, step, fields, lines)]
 
 
-def _step(config: SyncConfig, step: Step, fields: Fields) -> Iterator[str]:
+def _step(
+    config: SyncConfig, step: Step, fields: Fields, lines: Mapping[tuple[str, int], int]
+) -> Iterator[str]:
     targets = fields.get((step.target.system, step.target.object))
     sources = fields.get((step.source.system, step.source.object))
     seen: dict[str, int] = {}
     for n, f in enumerate(step.fields, start=1):
         if not f.enabled:
             continue
-        where = f"step {step.name!r} field {n} ({f.source!r} -> {f.target!r})"
+        line = lines.get((step.name, n))
+        at = f" at line {line}" if line else ""
+        where = f"step {step.name!r} field {n}{at} ({f.source!r} -> {f.target!r})"
         if f.target in seen:
             yield f"{where}: target {f.target!r} is written by field {seen[f.target]} too; map each once"
         seen.setdefault(f.target, n)

@@ -195,7 +195,7 @@ async def run_sync(
     prefix = settings.sync.group_prefix
     started = time.monotonic()
     async with open_gateways(settings, metrics) as gateways:
-        await require_crm_fit(config, gateways)
+        await require_crm_fit(config, gateways, path=settings.sync.config)
         view = LinkView(settings.kafka, catalog)
         loaded = await view.load()
         heartbeats = Heartbeats(stall_after_s)

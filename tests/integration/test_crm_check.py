@@ -89,25 +89,35 @@ async def test_config_check_against_the_crms_names_each_refusal(
     for name, value in role_env(sandbox_settings).items():
         monkeypatch.setenv(name, value)
     path = tmp_path / "sync.yaml"
-    path.write_text(yaml.safe_dump(broken_config()))
+    text = yaml.safe_dump(broken_config())
+    path.write_text(text)
+
+    def at(source: str) -> str:
+        """The field row reading ``source``: its line is that of the row's ``- `` (its first key)."""
+        lines = text.splitlines()
+        index = next(n for n, t in enumerate(lines) if t.strip().removeprefix("- ") == f"source: {source}")
+        while not lines[index].lstrip().startswith("- "):
+            index -= 1
+        line = index + 1
+        return f"step 'companies_to_accounts' field {{}} at line {line} ('{source}' -> "
+
     code, err = await asyncio.to_thread(run_cli, ["config", "check", str(path), "--against-crm"], capsys)
     assert code == 78, err
-    where = "step 'companies_to_accounts' field"
-    assert f"{where} 4 ('domain' -> 'name'): target 'name' is written by field 1 too" in err
+    assert f"{at('domain').format(4)}'name'): target 'name' is written by field 1 too" in err
     assert (
-        f"{where} 5 ('numberofemployees' -> 'revenue'): a datetime cannot be written to "
+        f"{at('numberofemployees').format(5)}'revenue'): a datetime cannot be written to "
         "dataverse.account.revenue (Money)" in err
     )
-    assert f"{where} 6 ('createdate' -> 'createdon'): dataverse.account.createdon is read-only" in err
+    assert f"{at('createdate').format(6)}'createdon'): dataverse.account.createdon is read-only" in err
     assert (
-        f"{where} 7 ('website' -> 'cdc_nosuchcolumn'): dataverse.account has no field 'cdc_nosuchcolumn'"
+        f"{at('website').format(7)}'cdc_nosuchcolumn'): dataverse.account has no field 'cdc_nosuchcolumn'"
         in err
     )
     assert (
-        f"{where} 8 ('industry' -> 'industrycode'): option set 'industry' lists value(s) 999 that "
+        f"{at('industry').format(8)}'industrycode'): option set 'industry' lists value(s) 999 that "
         "dataverse.account.industrycode does not have" in err
     )
-    assert err.count(where) == 5, err
+    assert err.count("step 'companies_to_accounts' field") == 5, err
 
     # Without --against-crm the file is valid; `cdc sync` runs the same check and does not start.
     assert (await asyncio.to_thread(run_cli, ["config", "check", str(path)], capsys))[0] == 0
@@ -117,4 +127,4 @@ async def test_config_check_against_the_crms_names_each_refusal(
     )  # fmt: skip
     _, stderr = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode == 78, stderr.decode()
-    assert "the configuration against the CRMs: 5 problems" in stderr.decode()
+    assert f"{path} against the CRMs: 5 problems" in stderr.decode()

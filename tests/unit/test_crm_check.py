@@ -3,10 +3,14 @@ the step and the field row; what fits, and what was not read, says nothing."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from consumers.config import SyncConfig
 from consumers.crm_check import Fields, check_against_crm, fields_needed
+from consumers.loader import field_lines, load_config
 from consumers.ports import FieldInfo
 from streams.keys import SourceSystem
 
@@ -90,3 +94,16 @@ def test_unknown_option_values_are_named_on_each_side_unless_the_set_is_live() -
 def test_an_object_not_read_and_a_disabled_row_are_not_checked() -> None:
     assert check_against_crm(config({"source": "x", "target": "y"}), {}) == []
     assert check_against_crm(config({"source": "x", "target": "y", "enabled": False}), CRM) == []
+
+
+def test_a_problem_names_the_line_of_its_row(tmp_path: Path) -> None:
+    path = tmp_path / "sync.yaml"
+    path.write_text(yaml.safe_dump(config({"source": "domain", "target": "name"}).model_dump(mode="json")))
+    lines = field_lines(path)
+    row = path.read_text().splitlines()[lines[("companies_to_accounts", 2)] - 1]
+    assert row.strip().startswith("- ")
+    assert check_against_crm(load_config(path), CRM, lines) == [
+        f"{WHERE} 2 at line {lines[('companies_to_accounts', 2)]} ('domain' -> 'name'): target 'name' is "
+        "written by field 1 too; map each once"
+    ]
+    assert field_lines(tmp_path / "gone.yaml") == {}
