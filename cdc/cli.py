@@ -294,6 +294,7 @@ def sync(state: _State, dry_run: bool, sync_config: Path | None) -> None:
     from cdc.roles.sync import run_sync  # noqa: PLC0415 -- keeps `cdc --help` fast
     from cdc.supervision import LoopFailedError  # noqa: PLC0415
     from consumers.loader import load_config  # noqa: PLC0415
+    from consumers.ports import CrmUnavailableError  # noqa: PLC0415
 
     settings = state.settings
     updates: dict[str, Any] = {}
@@ -319,6 +320,8 @@ def sync(state: _State, dry_run: bool, sync_config: Path | None) -> None:
         raise CliError(
             f"{error}; exiting for the supervisor to restart `cdc sync`", ExitCode.SOFTWARE
         ) from None
+    except CrmUnavailableError as error:  # still down after the start-up's retries (the CRM check)
+        raise CliError(f"{error}; `cdc sync` did not start", ExitCode.UNAVAILABLE) from None
     except (DataverseFatal, HubSpotApiError) as error:
         # Credentials refused or unusable at start-up (a certificate file that cannot be read, a secret the
         # identity provider refuses): one line and exit 78, as `cdc poll` does, never a traceback.
@@ -359,6 +362,7 @@ def _check_against_crm(settings: Settings, config: SyncConfig, path: Path | None
     from cdc.hubspot.errors import HubSpotApiError  # noqa: PLC0415
     from cdc.metrics import Metrics  # noqa: PLC0415
     from cdc.roles.sync import open_gateways  # noqa: PLC0415
+    from consumers.ports import CrmUnavailableError  # noqa: PLC0415
 
     async def run() -> None:
         async with open_gateways(settings, Metrics(CollectorRegistry())) as gateways:
@@ -368,6 +372,8 @@ def _check_against_crm(settings: Settings, config: SyncConfig, path: Path | None
         asyncio.run(run())
     except (DataverseFatal, HubSpotApiError) as error:
         raise CliError(f"{type(error).__name__}: {error}", ExitCode.CONFIG) from None
+    except CrmUnavailableError as error:
+        raise CliError(f"{error.system} did not answer: {error}", ExitCode.UNAVAILABLE) from None
 
 
 @config_group.command("check")

@@ -195,7 +195,14 @@ async def run_sync(
     prefix = settings.sync.group_prefix
     started = time.monotonic()
     async with open_gateways(settings, metrics) as gateways:
-        await require_crm_fit(config, gateways, path=settings.sync.config)
+        # A CRM briefly down at start is waited out, as the first token is; a problem refuses the start.
+        await retrying(
+            partial(require_crm_fit, config, gateways, path=settings.sync.config),
+            policy=FIRST_TOKEN,
+            on=(CrmUnavailableError,),
+            what="crm_check",
+            on_retry=metrics.retried,
+        )
         view = LinkView(settings.kafka, catalog)
         loaded = await view.load()
         heartbeats = Heartbeats(stall_after_s)
