@@ -34,6 +34,7 @@ from streams.topics import TopicCatalog
 if TYPE_CHECKING:  # the tools are imported by their commands only (the product path never loads them)
     from cdc.provisioning.report import ProvisionReport
     from cdc.tools.devkafka.runner import LocalKafka
+    from consumers.config import SyncConfig
 
 
 @dataclass
@@ -293,6 +294,7 @@ def sync(state: _State, dry_run: bool, sync_config: Path | None) -> None:
     from cdc.roles.sync import run_sync  # noqa: PLC0415 -- keeps `cdc --help` fast
     from cdc.supervision import LoopFailedError  # noqa: PLC0415
     from consumers.loader import load_config  # noqa: PLC0415
+    from consumers.ports import CrmUnavailableError  # noqa: PLC0415
 
     settings = state.settings
     updates: dict[str, Any] = {}
@@ -318,6 +320,8 @@ def sync(state: _State, dry_run: bool, sync_config: Path | None) -> None:
         raise CliError(
             f"{error}; exiting for the supervisor to restart `cdc sync`", ExitCode.SOFTWARE
         ) from None
+    except CrmUnavailableError as error:  # still down after the start-up's retries (the CRM check)
+        raise CliError(f"{error}; `cdc sync` did not start", ExitCode.UNAVAILABLE) from None
     except (DataverseFatal, HubSpotApiError) as error:
         # Credentials refused or unusable at start-up (a certificate file that cannot be read, a secret the
         # identity provider refuses): one line and exit 78, as `cdc poll` does, never a traceback.
@@ -349,17 +353,48 @@ def _dataverse_connection(settings: Settings) -> str | None:
     return f"dataverse {dv.base_url}: {credential}, {f'proxy {proxy}' if proxy else 'no proxy'}"
 
 
+def _check_against_crm(settings: Settings, config: SyncConfig, path: Path | None) -> None:
+    """`ConfigError` (exit 78) naming every problem of ``config`` against both CRMs' metadata."""
+    from prometheus_client import CollectorRegistry  # noqa: PLC0415
+
+    from cdc.crm_metadata import require_crm_fit  # noqa: PLC0415
+    from cdc.dataverse import FatalError as DataverseFatal  # noqa: PLC0415
+    from cdc.hubspot.errors import HubSpotApiError  # noqa: PLC0415
+    from cdc.metrics import Metrics  # noqa: PLC0415
+    from cdc.roles.sync import open_gateways  # noqa: PLC0415
+    from consumers.ports import CrmUnavailableError  # noqa: PLC0415
+
+    async def run() -> None:
+        async with open_gateways(settings, Metrics(CollectorRegistry())) as gateways:
+            await require_crm_fit(config, gateways, path=path)
+
+    try:
+        asyncio.run(run())
+    except (DataverseFatal, HubSpotApiError) as error:
+        raise CliError(f"{type(error).__name__}: {error}", ExitCode.CONFIG) from None
+    except CrmUnavailableError as error:
+        raise CliError(f"{error.system} did not answer: {error}", ExitCode.UNAVAILABLE) from None
+
+
 @config_group.command("check")
 @click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the effective steps as JSON.")
+@click.option(
+    "--against-crm",
+    is_flag=True,
+    help="Also read both CRMs' metadata and refuse duplicate, missing, read-only or mistyped targets and "
+    "unknown option values (as `cdc sync` does at start).",
+)
 @click.pass_obj
-def config_check(state: _State, file: Path | None, as_json: bool) -> None:
+def config_check(state: _State, file: Path | None, as_json: bool, against_crm: bool) -> None:
     """Validate a sync configuration (the defaults when no FILE is given) and print its steps in order;
     validate the settings too (`--config`, ``CDC_*``), with the Dataverse credential and proxy they name."""
     from consumers.loader import describe, load_config  # noqa: PLC0415
 
     config = load_config(file)
     connection = _dataverse_connection(state.settings)
+    if against_crm:
+        _check_against_crm(state.settings, config, file)
     described = describe(config)
     if as_json:
         _echo_json(described)

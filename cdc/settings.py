@@ -454,6 +454,11 @@ class SyncSettings(BaseModel):
         description="`lookup: owner`: the HubSpot owner and Dataverse user lists are read again this often "
         "(and at most every 30 s when a record names someone not in them).",
     )
+    options_refresh_s: float = Field(
+        default=300.0,
+        ge=1.0,
+        description="How often the labels of `live: true` option sets are read again from both CRMs.",
+    )
 
 
 class Settings(BaseSettings):

@@ -133,7 +133,8 @@ class Pair(_Model):
 
 
 class OptionSet(_Model):
-    """The options of one enumerated field on each side, matched by label (case-insensitive, trimmed).
+    """The options of one enumerated field on each side, matched by label (case-insensitive, spaces
+    collapsed).
 
     ``hubspot`` maps HubSpot internal values to labels, ``dataverse`` Dataverse integer values (as strings
     or ints) to labels. ``overrides`` maps a source value straight to a target value where labels do not
@@ -153,6 +154,11 @@ class OptionSet(_Model):
     create_overrides: dict[str, str] = Field(
         default_factory=dict,
         description="source value -> target value on create only, consulted after overrides and labels",
+    )
+    live: bool = Field(
+        default=False,
+        description="Read the labels from both CRMs' metadata at start and every sync.options_refresh_s "
+        "(`consumers.live_options`); the labels written here stay for values the CRMs do not list.",
     )
 
 

@@ -33,6 +33,7 @@ __all__ = [
     "StepSummary",
     "default_config",
     "describe",
+    "field_lines",
     "load_config",
     "parse_config",
     "standard_fields_config",
@@ -251,3 +252,30 @@ def _kind(value: object) -> str:
     if isinstance(value, str):
         return "a string"
     return f"a {type(value).__name__}"
+
+
+def field_lines(path: Path | None = None) -> dict[tuple[str, int], int]:
+    """(step name, field row from 1) -> the row's line in the YAML (``None``: the packaged defaults), for
+    problems found after loading (`consumers.crm_check`); empty when the text cannot be read again."""
+    try:
+        if path is None:
+            text = resources.files("consumers").joinpath(DEFAULTS_RESOURCE).read_text(encoding="utf-8")
+        else:
+            text = Path(path).read_text(encoding="utf-8")
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return {}
+    lines: dict[tuple[str, int], int] = {}
+    steps = _child(root, "steps")
+    for step in steps.value if isinstance(steps, yaml.SequenceNode) else []:
+        name, fields = _child(step, "name"), _child(step, "fields")
+        if isinstance(name, yaml.ScalarNode) and isinstance(fields, yaml.SequenceNode):
+            for n, row in enumerate(fields.value, start=1):
+                lines[(str(name.value), n)] = row.start_mark.line + 1
+    return lines
+
+
+def _child(node: object, key: str) -> yaml.Node | None:
+    if not isinstance(node, yaml.MappingNode):
+        return None
+    return next((v for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == key), None)

@@ -9,7 +9,7 @@ scalars. Associations are addressed by the keys of `consumers.config.Association
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -22,6 +22,7 @@ from streams.keys import SourceSystem
 __all__ = [
     "CrmGateway",
     "CrmUnavailableError",
+    "FieldInfo",
     "Record",
     "WriteKind",
     "WriteOp",
@@ -105,6 +106,19 @@ class CrmUnavailableError(Exception):
         """Seconds the CRM asked to wait (`consumers.retries` obeys it), or None."""
 
 
+@dataclass(frozen=True, slots=True)
+class FieldInfo:
+    """One property/column as its CRM's metadata describes it (`CrmGateway.fields`)."""
+
+    kind: str
+    """HubSpot ``type`` (string, number, enumeration, bool, date, datetime) or Dataverse ``AttributeType``."""
+    writable: bool = True
+    """HubSpot: neither ``modificationMetadata.readOnlyValue`` nor ``calculated``; Dataverse:
+    ``IsValidForCreate`` or ``IsValidForUpdate``."""
+    options: frozenset[str] | None = None
+    """The option values, where they were read."""
+
+
 class CrmGateway(Protocol):
     """Reads and batched writes against one CRM. Each call may make several API requests (batching up to
     the API's size limits); it raises `CrmUnavailableError` for system errors and reports record errors
@@ -156,6 +170,17 @@ class CrmGateway(Protocol):
         """Every owner (HubSpot) or system user (Dataverse), active or not, from a list read at the first
         call and again after the configured interval; ``refresh``: a record names someone not in it, so
         read it again unless it was read within the miss bound."""
+        ...
+
+    async def option_labels(self, object_type: str, field: str) -> dict[str, str]:
+        """An enumerated field's options as its metadata lists them now: option value -> label (a live
+        option set's, `consumers.live_options`). Raises `CrmUnavailableError` for system errors and
+        `LookupError` for a field that is missing or not enumerated."""
+        ...
+
+    async def fields(self, object_type: str, with_options: Collection[str]) -> dict[str, FieldInfo]:
+        """The object's properties/columns as its metadata describes them (`consumers.crm_check`), the
+        options of those in ``with_options`` too; an object the CRM does not have answers nothing."""
         ...
 
     async def write(self, ops: Sequence[WriteOp]) -> list[WriteOutcome]:

@@ -8,7 +8,7 @@ reason (a short snake_case string, fit for a metric label):
    delivered as text;
 2. parse the wire value by ``field.source_type`` as the source system writes it (``unparseable``);
 3. translate options by label when the field names an option set or either side is an option: overrides
-   first, then the label, trimmed and case-insensitive (``no_option_counterpart``); a string target gets
+   first, then the label, case-insensitive, spaces collapsed (``no_option_counterpart``); a string target gets
    the option's label;
 4. coerce to ``field.target_type`` (integer <-> number, date <-> datetime at midnight UTC, anything -> text,
    text -> anything that parses; otherwise ``incompatible``);
@@ -363,7 +363,9 @@ def _translate_always(
 
 
 def _label_key(label: str) -> str:
-    return label.strip().casefold()
+    """Labels meet case-insensitively (casefold) with runs of spaces as one and none at the ends: the two
+    CRMs' admins type them, and neither UI shows a doubled or trailing space or agrees on capitals."""
+    return " ".join(label.split()).casefold()
 
 
 # -- coercion between value types, and rendering in a system's representation

@@ -41,7 +41,7 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,7 +59,7 @@ from cdc.settings import DataverseSettings
 from cdc.wire import chunks, parse_time, short
 from consumers.config import HUBSPOT_ID_COLUMN, OWNER_COLUMN
 from consumers.owners import Owner
-from consumers.ports import CrmUnavailableError, Record, WriteKind, WriteOp, WriteOutcome
+from consumers.ports import CrmUnavailableError, FieldInfo, Record, WriteKind, WriteOp, WriteOutcome
 from consumers.retries import RetryPolicy
 from streams.codec import Scalar
 from streams.keys import SourceSystem
@@ -499,6 +499,56 @@ class DataverseGateway:
         )
 
     # -- writes -------------------------------------------------------------------------------------
+
+    async def fields(self, object_type: str, with_options: Collection[str]) -> dict[str, FieldInfo]:
+        """The table's columns: ``AttributeType``, ``IsValidForCreate``/``IsValidForUpdate`` (Learn,
+        AttributeMetadata), and the options of the choice columns in ``with_options``."""
+        url = paths.with_options(
+            paths.attributes(self._client.api_root, object_type),
+            select=["LogicalName", "AttributeType", "IsValidForCreate", "IsValidForUpdate"],
+        )
+        with _system_errors():
+            try:
+                answer = await self._client.get_json(url, endpoint=paths.METADATA_ATTRIBUTES)
+            except FatalError as error:
+                if error.status in {0, 401, 403}:
+                    raise
+                return {}  # a table the org does not have
+        found: dict[str, FieldInfo] = {}
+        for a in answer.get("value") or []:
+            if not isinstance(a, dict) or not a.get("LogicalName"):
+                continue
+            name, kind = str(a["LogicalName"]), str(a.get("AttributeType"))
+            options = None
+            if kind == "Picklist" and name in with_options:
+                with contextlib.suppress(LookupError):
+                    options = frozenset(await self.option_labels(object_type, name))
+            writable = bool(a.get("IsValidForCreate")) or bool(a.get("IsValidForUpdate"))
+            found[name] = FieldInfo(kind=kind, writable=writable, options=options)
+        return found
+
+    async def option_labels(self, object_type: str, field: str) -> dict[str, str]:
+        """A choice column's options: ``PicklistAttributeMetadata`` with its ``OptionSet`` expanded,
+        ``Options[].Value`` -> ``Label.UserLocalizedLabel.Label`` (fact sheet ``dataverse.md``, metadata)."""
+        url = paths.attribute_options(self._client.api_root, object_type, field)
+        url = paths.with_options(url, select=["LogicalName"], expand="OptionSet")
+        with _system_errors():
+            try:
+                answer = await self._client.get_json(url, endpoint=paths.METADATA_ATTRIBUTE_OPTIONS)
+            except FatalError as error:  # 404: no such column, or not a choice column
+                if error.status in {0, 401, 403}:
+                    raise
+                raise LookupError(f"dataverse {object_type}.{field}: {short(str(error))}") from error
+        options = (answer.get("OptionSet") or {}).get("Options")
+        if not isinstance(options, list):
+            raise LookupError(f"dataverse {object_type}.{field} lists no options")
+        found: dict[str, str] = {}
+        for option in options:
+            value = option.get("Value") if isinstance(option, dict) else None
+            if isinstance(value, int):
+                label = ((option.get("Label") or {}).get("UserLocalizedLabel") or {}).get("Label")
+                found[str(value)] = str(label) if label else str(value)
+        return found
 
     async def lookup(self, kind: str, keys: Sequence[str]) -> dict[str, str]:
         """No lookup is made here: a lookup column is read as its display name (``formatted_value``)."""

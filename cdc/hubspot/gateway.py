@@ -43,7 +43,7 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping, Sequence
 from typing import Any
 
 from cdc.hubspot._results import Sent, pair_results, sent_values, told_apart
@@ -59,6 +59,7 @@ from consumers.config import DATAVERSE_ID_PROPERTY, OWNER_EMAIL
 from consumers.owners import Owner
 from consumers.ports import (
     CrmUnavailableError,
+    FieldInfo,
     Record,
     WriteKind,
     WriteOp,
@@ -228,6 +229,48 @@ class HubSpotGateway:
             else:
                 self._owners_refused = False
         return {key: self._owners[key] for key in keys if key in self._owners}
+
+    async def fields(self, object_type: str, with_options: Collection[str]) -> dict[str, FieldInfo]:
+        """The object's property definitions: ``type``, ``modificationMetadata.readOnlyValue`` and
+        ``calculated`` (read-only), ``options[].value`` (developers.hubspot.com, properties API "Read
+        all properties"); every option comes with the list, so ``with_options`` reads nothing more."""
+        del with_options
+        with _system_errors():
+            try:
+                listed = await self._client.call(self._api.list_properties, plural(object_type))
+            except RequestError:  # an object type the portal does not have
+                return {}
+        found: dict[str, FieldInfo] = {}
+        for p in listed.get("results") or []:
+            if not isinstance(p, dict) or not p.get("name"):
+                continue
+            meta = p.get("modificationMetadata") or {}
+            options = p.get("options") if p.get("type") in {"enumeration", "bool"} else None
+            found[str(p["name"])] = FieldInfo(
+                kind=str(p.get("type")),
+                writable=not meta.get("readOnlyValue") and not p.get("calculated"),
+                options=frozenset(str(o.get("value")) for o in options if isinstance(o, dict))
+                if isinstance(options, list)
+                else None,
+            )
+        return found
+
+    async def option_labels(self, object_type: str, field: str) -> dict[str, str]:
+        """An enumeration property's ``options[]`` as its definition lists them (hidden ones too: a hidden
+        option only leaves the forms, records keep it; fact sheet ``hubspot.md``, the properties API)."""
+        with _system_errors():
+            try:
+                found = await self._client.call(self._api.property, plural(object_type), field)
+            except RequestError as error:  # 404: no such property
+                raise LookupError(f"hubspot {object_type}.{field}: {short(str(error))}") from error
+        options = found.get("options")
+        if found.get("type") not in {"enumeration", "bool"} or not isinstance(options, list):
+            raise LookupError(f"hubspot {object_type}.{field} is {found.get('type')}, not an enumeration")
+        return {
+            str(o["value"]): str(o.get("label") or o["value"])
+            for o in options
+            if isinstance(o, dict) and o.get("value") is not None
+        }
 
     async def read(
         self,

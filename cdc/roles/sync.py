@@ -2,9 +2,11 @@
 
 Start-up, in order: load and validate the sync configuration; open the HubSpot and Dataverse gateways
 (a Dataverse token, and a HubSpot one when ``hubspot.auth`` is OAuth, is fetched up front, so refused
-credentials fail here with a clear error; refused later, they pause the batches); rebuild the link
+credentials fail here with a clear error; refused later, they pause the batches); check the configuration
+against both CRMs' metadata (`cdc.crm_metadata`: a problem refuses the start, exit 78); rebuild the link
 view from the `links` topic (logged with its size and time); then run, under one task group, the link
-tail, the router (change topics -> work topic) and the apply loop (work topic -> CRM writes), each
+tail, the router (change topics -> work topic), the apply loop (work topic -> CRM writes) and, when an
+option set is ``live``, the refresh of its labels (`cdc.live_options`; read once before the loops), each
 restarted after an unexpected failure until ``sync.loop_failures_max`` fall within
 ``sync.loop_failures_window_s`` (then the role exits 70: `cdc.supervision`), and serve ``/metrics``,
 ``/healthz`` and ``/readyz`` (`cdc.roles.probes`): ready while Kafka answers and the topics exist, the
@@ -31,6 +33,7 @@ from functools import partial
 
 from prometheus_client import CollectorRegistry
 
+from cdc.crm_metadata import require_crm_fit
 from cdc.dataverse.auth import TokenProvider
 from cdc.dataverse.client import DataverseClient
 from cdc.dataverse.errors import RetriableError
@@ -40,6 +43,7 @@ from cdc.hubspot.client import hubspot_client
 from cdc.hubspot.errors import RetriableError as HubSpotRetriableError
 from cdc.hubspot.gateway import GATEWAY_POLICY as HUBSPOT_POLICY
 from cdc.hubspot.gateway import HubSpotGateway
+from cdc.live_options import LiveOptions
 from cdc.metrics import Metrics, object_label
 from cdc.roles.probes import STALL_AFTER_S, Check, Heartbeats, KafkaCheck, Probes, joined
 from cdc.serving import serve
@@ -196,6 +200,14 @@ async def run_sync(
     prefix = settings.sync.group_prefix
     started = time.monotonic()
     async with open_gateways(settings, metrics) as gateways:
+        # A CRM briefly down at start is waited out, as the first token is; a problem refuses the start.
+        await retrying(
+            partial(require_crm_fit, config, gateways, path=settings.sync.config),
+            policy=FIRST_TOKEN,
+            on=(CrmUnavailableError,),
+            what="crm_check",
+            on_retry=metrics.retried,
+        )
         view = LinkView(settings.kafka, catalog)
         loaded = await view.load()
         heartbeats = Heartbeats(stall_after_s)
@@ -203,6 +215,8 @@ async def run_sync(
         stats = SyncStats(metrics, view.index, config)
         stats.count_links()
         applier = Applier(config, gateways, view.index, dry_run=settings.sync.dry_run)
+        options = LiveOptions(config, gateways, applier, every_s=settings.sync.options_refresh_s)
+        await options.refresh()
         router = Router(
             settings.kafka,
             catalog,
@@ -248,6 +262,8 @@ async def run_sync(
             )
             on_ready(served.base_url)
             loops = {"sync-links": view.run, "sync-route": router.run, "sync-apply": apply.run}
+            if options.fields:
+                loops["sync-options"] = options.run
             bounded = partial(
                 supervised,
                 stop=stop,

@@ -3,10 +3,10 @@ replica and a real gateway (a barrier before a create, links arriving during a r
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from consumers.owners import Owner
-from consumers.ports import CrmGateway, Record, WriteOp, WriteOutcome
+from consumers.ports import CrmGateway, FieldInfo, Record, WriteOp, WriteOutcome
 from streams.keys import SourceSystem
 
 
@@ -51,6 +51,12 @@ class WrappedGateway:
 
     async def owners(self, *, refresh: bool = False) -> Sequence[Owner]:
         return await self._gateway.owners(refresh=refresh)
+
+    async def fields(self, object_type: str, with_options: Collection[str]) -> dict[str, FieldInfo]:
+        return await self._gateway.fields(object_type, with_options)
+
+    async def option_labels(self, object_type: str, field: str) -> dict[str, str]:
+        return await self._gateway.option_labels(object_type, field)
 
     async def write(self, ops: Sequence[WriteOp]) -> list[WriteOutcome]:
         return await self._gateway.write(ops)

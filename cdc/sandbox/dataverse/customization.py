@@ -25,6 +25,7 @@ The refusals' codes and texts are the emulator's (the pages name the rules, not 
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import Any
 
 from cdc.sandbox.dataverse import errors
@@ -175,3 +176,27 @@ def create_polymorphic_lookup(store: Store, request: ApiRequest) -> Outcome:
             "AttributeId": metadata_id(table.logical_name, name),
         },
     )
+
+
+def insert_option_value(store: Store, request: ApiRequest) -> Outcome:
+    """``InsertOptionValue``: a new option in a table's local choice column (``EntityLogicalName``,
+    ``AttributeLogicalName``, ``Label`` as ``LocalizedLabels``, ``Value`` optional) -> ``NewOptionValue``
+    (Learn, Web API reference "InsertOptionValue Action" and "InsertOptionValueResponse ComplexType")."""
+    body = request.json()
+    body = body if isinstance(body, dict) else {}
+    table = store.tables.get(str(body.get("EntityLogicalName")))
+    column = table.columns.get(str(body.get("AttributeLogicalName"))) if table is not None else None
+    if table is None or column is None or column.kind != "Picklist":
+        raise errors.DataverseError(404, "0x80040217", "Could not find a local option set to insert into.")
+    label = _label(body, "Label")
+    if label is None:
+        raise errors.bad_request("Label is required.")
+    taken = {c.value for c in column.choices}
+    value = body.get("Value")
+    if value is None:
+        value = max([*taken, 100_000_000 - 1]) + 1  # the default publisher's option value prefix
+    if isinstance(value, bool) or not isinstance(value, int) or value in taken:
+        raise errors.bad_request(f"Value {value} is not a new integer option value.")
+    table.add(replace(column, choices=(*column.choices, Choice(value, label))))
+    context = f"{request.api}/$metadata#Microsoft.Dynamics.CRM.InsertOptionValueResponse"
+    return json_outcome(200, {"@odata.context": context, "NewOptionValue": value})

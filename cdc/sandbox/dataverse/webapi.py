@@ -14,7 +14,7 @@ from typing import Any
 from cdc.sandbox.dataverse import entities, errors, metadata, queries
 from cdc.sandbox.dataverse.bulk import ACTIONS, run_action
 from cdc.sandbox.dataverse.context import ApiRequest, Outcome, json_outcome
-from cdc.sandbox.dataverse.customization import create_polymorphic_lookup
+from cdc.sandbox.dataverse.customization import create_polymorphic_lookup, insert_option_value
 from cdc.sandbox.dataverse.privileges import APP_USER_ID, USER_FUNCTION, Privileges, user_function
 from cdc.sandbox.dataverse.records import parse_write
 from cdc.sandbox.dataverse.store import Store
@@ -68,6 +68,8 @@ _UNBOUND_ACTIONS: dict[str, tuple[Callable[[Store, ApiRequest], Outcome], tuple[
         create_polymorphic_lookup,
         ("prvCreateAttribute", "prvCreateRelationship"),
     ),
+    # An option added to a choice column (UNVERIFIED: that prvWriteAttribute is the privilege it checks).
+    "InsertOptionValue": (insert_option_value, ("prvWriteAttribute",)),
 }
 """Unbound actions of the metadata API: what answers them, and the privileges they need."""
 

@@ -1,5 +1,5 @@
 """Properties API, per API version: list a type's properties, read one, create custom ones (the daemon
-provisions its own), and the property groups they belong to.
+provisions its own) and update their options, and the property groups they belong to.
 
 A custom property may be ``hasUniqueValue`` (then it is an upsert/idProperty key and duplicates get 409);
 a second property of the same name is a 409. A property names an existing group (``groupName``); each type
@@ -56,7 +56,7 @@ def _check_version_fields(version: ApiVersion, body: dict[str, Any], options: li
         raise errors.bad_request(f"options[].displayOrder is required (an integer) in {version.name}")
 
 
-def property_routes(ctx: Context, version: ApiVersion) -> list[Route]:  # noqa: C901 -- create checks each documented field in turn
+def property_routes(ctx: Context, version: ApiVersion) -> list[Route]:  # noqa: C901, PLR0915 -- create checks each documented field in turn
     store = ctx.store
 
     async def list_properties(request: Request) -> Response:
@@ -112,6 +112,25 @@ def property_routes(ctx: Context, version: ApiVersion) -> list[Route]:  # noqa: 
         )
         return JSON(store.add_property(ot, prop).as_json(), 201)
 
+    async def update(request: Request) -> Response:
+        # A partial update: the fields sent are overwritten, `options` as a whole list (developers.hubspot.com
+        # api-reference crm/properties "Update a property"). A HubSpot-defined property's definition is
+        # read-only here (`modificationMetadata.readOnlyDefinition`).
+        ot = path_type(request)
+        prop = store.properties[ot.name].get(request.path_params["propertyName"])
+        if prop is None:
+            raise errors.not_found(f"Unable to find property {request.path_params['propertyName']}")
+        if not prop.custom:
+            raise errors.bad_request(f"The definition of HubSpot-defined property {prop.name} is read-only")
+        body = await json_object(request)
+        options = body.get("options", prop.options)
+        if not isinstance(options, list) or not all(isinstance(o, dict) and "value" in o for o in options):
+            raise errors.bad_request("options must be a list of {label, value}")
+        _check_version_fields(version, {}, options)
+        prop.options = [dict(o) for o in options]
+        prop.label = str(body.get("label") or prop.label)
+        return JSON(prop.as_json())
+
     async def list_groups(request: Request) -> Response:
         ot = path_type(request)
         return JSON({"results": [g.as_json() for g in store.property_groups[ot.name].values()]})
@@ -145,4 +164,5 @@ def property_routes(ctx: Context, version: ApiVersion) -> list[Route]:  # noqa: 
         Route(f"{path}/groups", endpoint(ctx, create_group), methods=["POST"]),
         Route(f"{path}/groups/{{groupName}}", endpoint(ctx, read_group), methods=["GET"]),
         Route(f"{path}/{{propertyName}}", endpoint(ctx, read), methods=["GET"]),
+        Route(f"{path}/{{propertyName}}", endpoint(ctx, update), methods=["PATCH"]),
     ]
