@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 
-from consumers.config import FieldMap, OptionSet, Step, SyncConfig, ValueType
+from consumers.config import OWNER, FieldMap, OptionSet, Step, SyncConfig, ValueType
 from consumers.ports import FieldInfo
 from streams.keys import SourceSystem
 
@@ -36,6 +36,17 @@ _KINDS: dict[ValueType, frozenset[str]] = {
     ),
 }
 """The CRM field kinds a value type may be written to."""
+_OWNER_KINDS = frozenset({"enumeration", "string", "Owner", "Lookup"})
+"""What a ``lookup: owner`` row writes an owner id to: HubSpot's ``hubspot_owner_id`` is an enumeration
+whose options are the owners (developers.hubspot.com, "Owners"), Dataverse's ``ownerid`` an Owner lookup."""
+
+
+def _metadata_name(system: SourceSystem, name: str) -> str:
+    """The field's name in its CRM's metadata: a Dataverse lookup's value property ``_<name>_value`` is the
+    attribute ``<name>`` (Learn, Web API "Lookup properties")."""
+    if system is SourceSystem.DATAVERSE and name.startswith("_") and name.endswith("_value"):
+        return name.removeprefix("_").removesuffix("_value")
+    return name
 
 
 def fields_needed(config: SyncConfig) -> dict[tuple[SourceSystem, str], set[str]]:
@@ -77,7 +88,7 @@ def _step(
         seen.setdefault(f.target, n)
         if targets is None:
             continue
-        target = targets.get(f.target)
+        target = targets.get(_metadata_name(step.target.system, f.target))
         if target is None:
             hint = " (custom: `cdc provision` creates it)" if f.custom else ""
             yield f"{where}: {step.target} has no field {f.target!r}{hint}"
@@ -85,11 +96,16 @@ def _step(
         if not target.writable:
             yield f"{where}: {step.target}.{f.target} is read-only"
         write_type = ValueType.STRING if f.lookup is not None else f.target_type
-        if target.kind not in _KINDS[write_type]:
+        kinds = _OWNER_KINDS if f.lookup == OWNER else _KINDS[write_type]
+        if target.kind not in kinds:
             yield f"{where}: a {write_type} cannot be written to {step.target}.{f.target} ({target.kind})"
         option_set = config.option_sets.get(f.options) if f.options else None
         if option_set is not None:
-            source = sources.get(f.source) if sources is not None and not f.daemon_written else None
+            source = (
+                sources.get(_metadata_name(step.source.system, f.source))
+                if sources is not None and not f.daemon_written
+                else None
+            )
             yield from _unknown_options(where, step, f, option_set, source=source, target=target)
 
 

@@ -39,6 +39,7 @@ CRM: Fields = {
     (HS, "company"): {
         "name": FieldInfo("string"),
         "industry": FieldInfo("enumeration", options=frozenset({"SOFTWARE"})),
+        "hubspot_owner_id": FieldInfo("enumeration"),
     },
     (DV, "account"): {
         "name": FieldInfo("String"),
@@ -107,3 +108,26 @@ def test_a_problem_names_the_line_of_its_row(tmp_path: Path) -> None:
         "written by field 1 too; map each once"
     ]
     assert field_lines(tmp_path / "gone.yaml") == {}
+
+
+def test_an_owner_row_fits_the_owner_fields_both_ways() -> None:
+    """``lookup: owner`` rows name Dataverse's owner by its value property ``_ownerid_value`` (the metadata
+    calls the attribute ``ownerid``) and write HubSpot's ``hubspot_owner_id``, an enumeration of owners."""
+    forward = config({"source": "hubspot_owner_id", "target": "_ownerid_value", "lookup": "owner"})
+    assert check_against_crm(forward, CRM) == []
+    back = SyncConfig.model_validate(
+        {
+            "steps": [
+                {
+                    "name": "accounts_to_companies",
+                    "source": {"system": "dataverse", "object": "account"},
+                    "target": {"system": "hubspot", "object": "company"},
+                    "match": {"source": "name", "target": "name", "kind": "name"},
+                    "fields": [{"source": "_ownerid_value", "target": "hubspot_owner_id", "lookup": "owner"}],
+                }
+            ]
+        }
+    )
+    assert check_against_crm(back, CRM) == []
+    text = config({"source": "hubspot_owner_id", "target": "_ownerid_value"})  # no lookup: a name as text
+    assert check_against_crm(text, CRM) == []
