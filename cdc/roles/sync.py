@@ -16,7 +16,8 @@ Shutdown is numbered and bounded:
    outage is abandoned uncommitted, to be re-read by whoever owns the partition next);
 2. their consumers leave the groups and their producers flush and close;
 3. the link tail stops, the gateways close, the probe server stops;
-4. one summary line is logged.
+4. the link store checkpoints its file and closes (a kill skips it: the file and its offsets still agree);
+5. one summary line is logged.
 """
 
 from __future__ import annotations
@@ -53,8 +54,10 @@ from consumers.loader import load_config
 from consumers.ports import CrmGateway, CrmUnavailableError
 from consumers.retries import Retry, RetryPolicy, retrying
 from consumers.router import Router
+from streams.admin import cluster_id
 from streams.keys import SourceSystem
-from streams.link_store import LinkIndex
+from streams.link_db import LinkStore
+from streams.link_store import CommittedLinks
 from streams.link_view import LinkView
 from streams.topics import TopicCatalog, TopicRole
 from streams.transactions import Lag
@@ -115,7 +118,7 @@ async def _first_token(token: Callable[[], Awaitable[str]], what: str, metrics: 
 class SyncStats:
     """Turns batch results into metrics and keeps the totals for the summary line."""
 
-    def __init__(self, metrics: Metrics, index: LinkIndex, config: SyncConfig) -> None:
+    def __init__(self, metrics: Metrics, index: CommittedLinks, config: SyncConfig) -> None:
         self.metrics = metrics
         self.index = index
         self.batches = 0
@@ -190,19 +193,26 @@ async def run_sync(
     catalog = TopicCatalog.from_settings(settings.kafka)
     prefix = settings.sync.group_prefix
     started = time.monotonic()
-    async with open_gateways(settings, metrics) as gateways:
-        view = LinkView(settings.kafka, catalog)
+    store = LinkStore.open(
+        settings.sync.state_dir,
+        topic=catalog.name(TopicRole.LINKS),
+        cluster_id=await cluster_id(settings.kafka),
+    )
+    async with contextlib.AsyncExitStack() as stack:
+        stack.callback(store.close)  # after the loops: the last step of the shutdown
+        gateways = await stack.enter_async_context(open_gateways(settings, metrics))
+        view = LinkView(settings.kafka, catalog, store)
         loaded = await view.load()
         heartbeats = Heartbeats(stall_after_s)
         view.on_beat = heartbeats.expect("sync-links")
-        stats = SyncStats(metrics, view.index, config)
+        stats = SyncStats(metrics, store, config)
         stats.count_links()
-        applier = Applier(config, gateways, view.index, dry_run=settings.sync.dry_run)
+        applier = Applier(config, gateways, store, dry_run=settings.sync.dry_run)
         router = Router(
             settings.kafka,
             catalog,
             config,
-            view.index,
+            store,
             gateways,
             group=f"{prefix}sync-route",
             on_routed=stats.routed,
@@ -234,10 +244,12 @@ async def run_sync(
             ) as served,
         ):
             log.info(
-                "sync running: %d steps enabled, %d links loaded in %.2fs; metrics at %s/metrics%s",
+                "sync running: %d steps enabled, %d links %s in %.2fs (%s); metrics at %s/metrics%s",
                 len(config.enabled_steps()),
                 loaded.links,
+                "rebuilt from the topic" if loaded.rebuilt else "resumed",
                 loaded.seconds,
+                store.path,
                 served.base_url,
                 " (dry run: nothing is written)" if settings.sync.dry_run else "",
             )
