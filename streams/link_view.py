@@ -131,7 +131,7 @@ class LinkView:
             positions = [await _position(consumer, tp) for tp in partitions]
             if all(pos >= end[tp] for pos, tp in zip(positions, partitions, strict=True)):
                 return records, rebuilt
-            batch = await consumer.getmany(timeout_ms=250, max_records=10_000)
+            batch = await consumer.getmany(timeout_ms=250, max_records=2_000)
             if not batch:
                 idle += 1
                 if idle >= 8:  # only transaction markers left before the end offsets  # noqa: PLR2004

@@ -2,10 +2,11 @@
 
 Start-up, in order: load and validate the sync configuration; open the HubSpot and Dataverse gateways
 (a Dataverse token, and a HubSpot one when ``hubspot.auth`` is OAuth, is fetched up front, so refused
-credentials fail here with a clear error; refused later, they pause the batches); rebuild the link
-view from the `links` topic (logged with its size and time); then run, under one task group, the link
-tail, the router (change topics -> work topic) and the apply loop (work topic -> CRM writes), each
-restarted after an unexpected failure until ``sync.loop_failures_max`` fall within
+credentials fail here with a clear error; refused later, they pause the batches); bring the link
+store (a file under ``sync.state_dir``) up to date with the `links` topic: the tail after the offsets it
+kept, or the whole topic when it cannot follow on from them (logged with its size and time); then run,
+under one task group, the link tail, the router (change topics -> work topic) and the apply loop (work
+topic -> CRM writes), each restarted after an unexpected failure until ``sync.loop_failures_max`` fall within
 ``sync.loop_failures_window_s`` (then the role exits 70: `cdc.supervision`), and serve ``/metrics``,
 ``/healthz`` and ``/readyz`` (`cdc.roles.probes`): ready while Kafka answers and the topics exist, the
 router and the apply loop are members of their groups, and none of the three loops stalls.
