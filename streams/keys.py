@@ -40,7 +40,8 @@ def join_key(*parts: str) -> str:
 
 
 def split_key(key: str) -> list[str]:
-    return [unquote(part) for part in key.split("/")]
+    parts = key.split("/")
+    return [unquote(part) for part in parts] if "%" in key else parts
 
 
 class RecordRef(BaseModel):

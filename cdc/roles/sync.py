@@ -16,8 +16,9 @@ Shutdown is numbered and bounded:
 1. ``stop`` is set: the router and the apply loop finish the batch in hand (a batch paused by a CRM
    outage is abandoned uncommitted, to be re-read by whoever owns the partition next);
 2. their consumers leave the groups and their producers flush and close;
-3. the link tail stops, the gateways close, the probe server stops;
-4. the link store checkpoints its file and closes (a kill skips it: the file and its offsets still agree);
+3. the link tail stops, the probe server stops;
+4. the link store checkpoints its file and closes (a kill skips it: the file and its offsets still agree),
+   then the gateways close;
 5. one summary line is logged.
 """
 
@@ -194,14 +195,14 @@ async def run_sync(
     catalog = TopicCatalog.from_settings(settings.kafka)
     prefix = settings.sync.group_prefix
     started = time.monotonic()
-    store = LinkStore.open(
-        settings.sync.state_dir,
-        topic=catalog.name(TopicRole.LINKS),
-        cluster_id=await cluster_id(settings.kafka),
-    )
     async with contextlib.AsyncExitStack() as stack:
-        stack.callback(store.close)  # after the loops: the last step of the shutdown
         gateways = await stack.enter_async_context(open_gateways(settings, metrics))
+        store = LinkStore.open(
+            settings.sync.state_dir,
+            topic=catalog.name(TopicRole.LINKS),
+            cluster_id=await cluster_id(settings.kafka),
+        )
+        stack.callback(store.close)  # once the loops and the probe server stopped, before the gateways
         view = LinkView(settings.kafka, catalog, store)
         loaded = await view.load()
         heartbeats = Heartbeats(stall_after_s)
