@@ -272,3 +272,22 @@ def test_any_sequence_of_changes_gives_the_in_memory_indexs_answers(
         assert len(store) == len(model)
     finally:
         store.close()
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "why"),
+    [
+        (b"link/L", b"not json", "JSON"),
+        (b"link/L", b'{"hubspot": {}}', "Object missing required field"),
+        (b"checkpoint/x", LINK_CODEC.encode(link("L", "1")), "not a link key"),
+        (b"link/\xff", None, "invalid start byte"),
+    ],
+)
+def test_an_unreadable_record_is_logged_with_where_it_is_and_skipped(
+    store: LinkStore, key: bytes, value: bytes | None, why: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert read_record(key, value, Position(TOPIC, 2, 41)) is None
+    assert f"skipping unreadable link at {TOPIC}[2]@41" in caplog.text
+    assert why in caplog.text
+    store.apply_batch([record(link("A", "1"))], {2: 42})  # the batch around it still applies
+    assert store.offsets() == {2: 42}
