@@ -665,6 +665,15 @@ def bench_ingest(rates: str, seconds: float, repeats: int, out_dir: Path, as_jso
 @bench.command("links")
 @click.option("--counts", default="100000", show_default=True, help="Link-view sizes, comma-separated.")
 @click.option("--fields", type=int, default=75, show_default=True, help="Fingerprinted fields per side.")
+@click.option("--tail", type=int, default=10_000, show_default=True, help="Updates applied before the kill.")
+@click.option(
+    "--baseline-max", type=int, default=1_000_000, show_default=True, help="Largest in-memory baseline."
+)
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where the stores' files go (a temporary directory under it) [the system's temporary directory].",
+)
 @click.option(
     "--out-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -672,16 +681,32 @@ def bench_ingest(rates: str, seconds: float, repeats: int, out_dir: Path, as_jso
     show_default=True,
 )
 @click.pass_obj
-def bench_links(state: _State, counts: str, fields: int, out_dir: Path) -> None:
-    """Link-view rebuild: time and memory to load N links from the links topic (as `cdc sync` does)."""
+def bench_links(  # noqa: PLR0917 -- one parameter per option
+    state: _State,
+    counts: str,
+    fields: int,
+    tail: int,
+    baseline_max: int,
+    state_dir: Path | None,
+    out_dir: Path,
+) -> None:
+    """Link store: cold rebuild, restarts (clean, SIGKILL), memory, size, lookups; in-memory baseline."""
     from cdc.tools.bench.links import run_links_bench  # noqa: PLC0415 -- keeps `cdc --help` fast
 
     sizes = [int(c) for c in counts.split(",") if c.strip()]
     result = asyncio.run(
         run_links_bench(
-            state.settings.kafka, counts=sizes, fields=fields, out_dir=out_dir, progress=_progress
+            state.settings.kafka,
+            counts=sizes,
+            fields=fields,
+            out_dir=out_dir,
+            progress=_progress,
+            tail=tail,
+            baseline_max=baseline_max,
+            state_dir=state_dir,
         )
     )
+    click.echo(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
     _progress(f"results: {result['path']}")
 
 

@@ -419,6 +419,12 @@ class IngestSettings(BaseModel):
     )
 
 
+def default_state_dir() -> Path:
+    """The per-user data directory (XDG), for state a replica can rebuild."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "cdc"
+
+
 class SyncSettings(BaseModel):
     """The sync role (`cdc sync`)."""
 
@@ -437,6 +443,11 @@ class SyncSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=8082, ge=0, le=65535, description="/metrics, /healthz, /readyz.")
     dry_run: bool = Field(default=False, description="Plan and audit writes without performing them.")
+    state_dir: Path = Field(
+        default_factory=default_state_dir,
+        description="Where the replica keeps its link store (links-<topic>.sqlite3, rebuilt from the links "
+        "topic when missing: nothing to back up); default: $XDG_DATA_HOME/cdc or ~/.local/share/cdc.",
+    )
     shutdown_grace_s: float = Field(default=10.0, gt=0)
     loop_failures_max: int = Field(
         default=5,

@@ -39,7 +39,7 @@ from consumers.sent import SentValues
 from consumers.settle import planned, rechecks, refusal, settle
 from consumers.units import Grouping, Unit, current, linked_meanwhile, match_requests, step_name
 from streams.keys import RecordRef, SourceSystem
-from streams.link_store import LinkIndex
+from streams.link_store import CommittedLinks
 from streams.links import Link
 from streams.work import WorkItem
 
@@ -60,7 +60,7 @@ class Applier:
         self,
         config: SyncConfig,
         gateways: Mapping[SourceSystem, CrmGateway],
-        index: LinkIndex,
+        index: CommittedLinks,
         *,
         dry_run: bool = False,
         clock: type[datetime] = datetime,

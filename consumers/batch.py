@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from consumers.ports import WriteOp, WriteOutcome
 from streams.audit import AuditRecord
 from streams.keys import RecordRef, SourceSystem
-from streams.link_store import LinkIndex, StagedLinks
+from streams.link_store import CommittedLinks, StagedLinks
 from streams.links import Link
 from streams.work import WorkItem
 
@@ -85,7 +85,7 @@ class Batch:
 
     def __init__(
         self,
-        index: LinkIndex,
+        index: CommittedLinks,
         tenants: Mapping[SourceSystem, str],
         *,
         dry_run: bool = False,

@@ -15,14 +15,14 @@ from consumers.ports import CrmGateway, Record
 from consumers.routing import needs_lookup
 from streams.events import ChangeEvent
 from streams.keys import SourceSystem
-from streams.link_store import LinkIndex
+from streams.link_store import CommittedLinks
 
 __all__ = ["enrich"]
 
 
 async def enrich(
     config: SyncConfig,
-    index: LinkIndex,
+    index: CommittedLinks,
     gateways: Mapping[SourceSystem, CrmGateway],
     events: Sequence[ChangeEvent],
 ) -> list[ChangeEvent]:

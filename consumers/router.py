@@ -19,7 +19,7 @@ from streams.clients import make_consumer, running
 from streams.config import KafkaSettings
 from streams.events import CHANGE_CODEC, ChangeEvent
 from streams.keys import SourceSystem
-from streams.link_store import LinkIndex
+from streams.link_store import CommittedLinks
 from streams.topics import TopicCatalog, TopicRole
 from streams.transactions import (
     Lag,
@@ -45,7 +45,7 @@ class Router(TransactionalLoop):
         kafka: KafkaSettings,
         catalog: TopicCatalog,
         config: SyncConfig,
-        index: LinkIndex,
+        index: CommittedLinks,
         gateways: Mapping[SourceSystem, CrmGateway],
         *,
         group: str,

@@ -15,7 +15,7 @@ from consumers.matching import match_key
 from streams.codec import Scalar
 from streams.events import ChangeEvent, Operation
 from streams.keys import SourceSystem
-from streams.link_store import LinkIndex
+from streams.link_store import CommittedLinks
 from streams.links import Link
 from streams.work import WorkItem, link_route, match_route, record_route
 
@@ -50,7 +50,7 @@ def _values(event: ChangeEvent) -> Mapping[str, Scalar]:
     return event.record if event.record is not None else event.changed_properties
 
 
-def needs_lookup(config: SyncConfig, index: LinkIndex, event: ChangeEvent) -> Lookup | None:
+def needs_lookup(config: SyncConfig, index: CommittedLinks, event: ChangeEvent) -> Lookup | None:
     """What to fetch of an unlinked record before routing its change, else None: the match property
     when the change does not carry it (a HubSpot creation or property webhook); for the delete of a
     HubSpot record no link knows, its archived record (its merged ids and match property), in case it is
@@ -69,7 +69,7 @@ def needs_lookup(config: SyncConfig, index: LinkIndex, event: ChangeEvent) -> Lo
     return Lookup(fields=(names[0],)) if names else None
 
 
-def link_of(index: LinkIndex, event: ChangeEvent) -> Link | None:
+def link_of(index: CommittedLinks, event: ChangeEvent) -> Link | None:
     """The link of the changed record: by its own id, or (a HubSpot record a merge made, whose merge
     has not reached the links yet) by an id merged into it (`ChangeEvent.merged_ids`)."""
     link = index.find(event.ref)
@@ -82,7 +82,7 @@ def link_of(index: LinkIndex, event: ChangeEvent) -> Link | None:
     return None
 
 
-def route(config: SyncConfig, index: LinkIndex, event: ChangeEvent, pair: Pair) -> str:
+def route(config: SyncConfig, index: CommittedLinks, event: ChangeEvent, pair: Pair) -> str:
     link = link_of(index, event)
     if link is not None:
         return link_route(link.link_id)
@@ -95,7 +95,7 @@ def route(config: SyncConfig, index: LinkIndex, event: ChangeEvent, pair: Pair) 
     return record_route(str(pair), event.ref.key)
 
 
-def routes(config: SyncConfig, index: LinkIndex, event: ChangeEvent) -> list[WorkItem]:
+def routes(config: SyncConfig, index: CommittedLinks, event: ChangeEvent) -> list[WorkItem]:
     """One work item per pair the changed record takes part in (none for objects no step syncs)."""
     return [
         WorkItem(pair=str(pair), route=route(config, index, event, pair), change=event)

@@ -166,3 +166,9 @@ async def open_admin(kafka: KafkaSettings) -> AsyncIterator[AIOKafkaAdminClient]
         yield admin
     finally:
         await admin.close()
+
+
+async def cluster_id(kafka: KafkaSettings) -> str:
+    """The cluster's id, which a local copy of a topic records so it is never read against another cluster."""
+    async with open_admin(kafka) as admin:
+        return str((await admin.describe_cluster())["cluster_id"])

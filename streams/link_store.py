@@ -25,7 +25,7 @@ import logging
 import zlib
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -33,7 +33,22 @@ from streams.codec import Position
 from streams.keys import RecordRef, join_key
 from streams.links import LINK_CODEC, Link, link_id_from_key
 
-__all__ = ["LinkIndex", "StagedLinks", "StaleLinkError"]
+__all__ = ["CommittedLinks", "LinkIndex", "StagedLinks", "StaleLinkError"]
+
+
+class CommittedLinks(Protocol):
+    """The committed view as the router and the applier use it: `LinkIndex` in memory (the operator
+    commands, a batch's staged links) or `streams.link_db.LinkStore` on disk (the sync role)."""
+
+    def __len__(self) -> int: ...
+    def get(self, link_id: str) -> Link | None: ...
+    def find(self, record: RecordRef | str) -> Link | None: ...
+    def waiting_on(self, record_key: str) -> set[str]: ...
+    def revision(self, link_id: str) -> int | None: ...
+    def counts(self) -> dict[str, int]: ...
+    def commit(self, changes: Iterable[tuple[str, Link | None]]) -> None: ...
+    def __iter__(self) -> Iterator[Link]: ...
+
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +193,7 @@ class StagedLinks:
     changes. The committed view moves only once the batch's transaction is committed (`LinkIndex.commit`),
     so a batch that fails half-way leaves no trace in it and its retry publishes every link it makes."""
 
-    def __init__(self, base: LinkIndex) -> None:
+    def __init__(self, base: CommittedLinks) -> None:
         self.base = base
         self.staged = LinkIndex()
         self.removed: set[str] = set()

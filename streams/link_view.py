@@ -1,7 +1,10 @@
-"""The `links` topic as a `LinkIndex`: read from the start at start-up, then tailed.
+"""The `links` topic as a link store: read at start-up, then tailed.
 
-Every sync replica holds all links. Records join the index in topic order under the writer rule
-(`streams.link_store`); a pollers' delete check and the operator commands read the topic whole the same way.
+Every sync replica holds all links, in a `streams.link_db.LinkStore` file that keeps the offsets it has
+applied: a start reads only the tail after them, unless the file cannot follow on from them (`_stale`), when
+it is rebuilt from the start. The pollers' delete check and the operator commands read the topic whole into
+an in-memory `streams.link_store.LinkIndex`. Records join either in topic order under the writer rule
+(`streams.link_store`).
 """
 
 from __future__ import annotations
@@ -12,18 +15,29 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
+from streams._link_batch import read_record
 from streams.admin import TopicAdminError
 from streams.clients import make_consumer, partitions_of, start_or_close
 from streams.codec import Position
 from streams.config import KafkaSettings
+from streams.link_db import LinkStore
 from streams.link_store import LinkIndex
 from streams.topics import TopicCatalog, TopicRole
 
-__all__ = ["LinkView", "LoadStats"]
+__all__ = ["TOMBSTONES_KEPT_S", "LinkView", "LoadStats"]
 
 log = logging.getLogger(__name__)
+
+TOMBSTONES_KEPT_S = 24 * 3600.0
+"""How long compaction keeps a tombstone: Kafka's default ``delete.retention.ms`` (one day), which the
+`links` topic keeps. A file not brought up to date for longer may have missed a deletion that compaction
+has since erased from the topic, so it is rebuilt."""
+MARK_EVERY_S = 60.0
+"""How often a running tail records that the file is up to date (`LinkStore.mark_current`)."""
+
+Records = dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,16 +45,18 @@ class LoadStats:
     links: int
     records: int
     seconds: float
+    rebuilt: bool = True
+    """False when the store resumed from the offsets it kept (only the tail was read)."""
 
 
 class LinkView:
-    """The `links` topic as a `LinkIndex`; every sync replica holds all links."""
+    """The `links` topic as a link store; every sync replica holds all links."""
 
     def __init__(
         self,
         kafka: KafkaSettings,
         catalog: TopicCatalog,
-        index: LinkIndex | None = None,
+        index: LinkIndex | LinkStore | None = None,
         *,
         on_beat: Callable[[], None] | None = None,
     ) -> None:
@@ -49,28 +65,52 @@ class LinkView:
         """Called once per read of the tail (an empty one too): the tail is alive."""
         self.topic = catalog.name(TopicRole.LINKS)
         self.partitions = catalog[TopicRole.LINKS].partitions
-        self.index = index if index is not None else LinkIndex()
+        self.index: LinkIndex | LinkStore = index if index is not None else LinkIndex()
+        self._marked = 0.0
         self._consumer: AIOKafkaConsumer | None = None
         self._read_to: dict[TopicPartition, int] = {}
         """Per partition of the topic, the offset the index has taken in everything before."""
 
     async def load(self) -> LoadStats:
-        """Read the topic from the start to its end; afterwards `run` tails it."""
+        """Read the topic to its end, from the store's offsets or from the start; then `run` tails it."""
         started = time.monotonic()
         consumer = make_consumer(self.kafka, group_id=None, auto_offset_reset="earliest")
         await start_or_close(consumer)
         try:
-            records = await self._read_to_end(consumer)
+            records, rebuilt = await self._read_to_end(consumer)
             await self._note_positions(consumer)
+            self._mark_current()
         except BaseException:
             await consumer.stop()
             raise
         self._consumer = consumer  # `run` tails on from here
-        stats = LoadStats(links=len(self.index), records=records, seconds=time.monotonic() - started)
-        log.info("link view: %d links from %d records in %.2fs", stats.links, stats.records, stats.seconds)
+        stats = LoadStats(len(self.index), records, time.monotonic() - started, rebuilt)
+        log.info(
+            "link view: %d links, %s %d records in %.2fs",
+            stats.links,
+            "rebuilt from" if rebuilt else "resumed from its offsets with",
+            stats.records,
+            stats.seconds,
+        )
         return stats
 
-    async def _read_to_end(self, consumer: AIOKafkaConsumer) -> int:
+    async def _seek(self, consumer: AIOKafkaConsumer, partitions: list[TopicPartition]) -> bool:
+        """Seek each partition where the index goes on from; True when that is the start (a rebuild)."""
+        begin = await consumer.beginning_offsets(partitions)
+        end = await consumer.end_offsets(partitions)
+        index = self.index
+        stored = index.offsets() if isinstance(index, LinkStore) else {}
+        if isinstance(index, LinkStore) and stored:
+            reason = _stale(stored, begin, end, index.written_at(), time.time())
+            if reason is not None:
+                log.warning("link store %s: %s; rebuilding it from the topic", index.path, reason)
+                index.reset()
+                stored = {}
+        for tp in partitions:
+            consumer.seek(tp, stored.get(tp.partition, begin[tp]))
+        return not stored
+
+    async def _read_to_end(self, consumer: AIOKafkaConsumer) -> tuple[int, bool]:
         partitions = await partitions_of(consumer, self.topic)
         if not partitions:
             raise TopicAdminError(f"topic {self.topic} does not exist: run `cdc topics ensure` first")
@@ -83,25 +123,45 @@ class LinkView:
                 len(partitions),
             )
         consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
+        rebuilt = await self._seek(consumer, partitions)
         end = await consumer.end_offsets(partitions)
         records = 0
         idle = 0
         while True:
             positions = [await _position(consumer, tp) for tp in partitions]
             if all(pos >= end[tp] for pos, tp in zip(positions, partitions, strict=True)):
-                return records
-            batch = await consumer.getmany(timeout_ms=250, max_records=10_000)
+                return records, rebuilt
+            batch = await consumer.getmany(timeout_ms=250, max_records=2_000)
             if not batch:
                 idle += 1
                 if idle >= 8:  # only transaction markers left before the end offsets  # noqa: PLR2004
-                    return records
+                    return records, rebuilt
                 continue
             idle = 0
+            records += self._apply(batch)
+
+    def _apply(self, batch: Records) -> int:
+        """One read of the topic: into the store in one transaction with the offsets after it, or into the
+        in-memory index record by record."""
+        index = self.index
+        if isinstance(index, LinkStore):
+            incoming = [
+                read_record(m.key, m.value, Position(tp.topic, tp.partition, m.offset))
+                for tp, ms in batch.items()
+                for m in ms
+            ]
+            after = {tp.partition: ms[-1].offset + 1 for tp, ms in batch.items() if ms}
+            index.apply_batch([i for i in incoming if i is not None], after)
+        else:
             for tp, messages in batch.items():
                 for m in messages:
-                    self.index.apply_record(m.key, m.value, Position(tp.topic, tp.partition, m.offset))
-                    records += 1
+                    index.apply_record(m.key, m.value, Position(tp.topic, tp.partition, m.offset))
+        return sum(len(ms) for ms in batch.values())
+
+    def _mark_current(self) -> None:
+        if isinstance(self.index, LinkStore):
+            self.index.mark_current()
+            self._marked = time.monotonic()
 
     async def close(self) -> None:
         """Stop the consumer `load` left open for `run` (when `run` is not going to be called)."""
@@ -121,10 +181,10 @@ class LinkView:
                 if self.on_beat is not None:
                     self.on_beat()
                 batch = await consumer.getmany(timeout_ms=200, max_records=5_000)
-                for tp, messages in batch.items():
-                    for m in messages:
-                        self.index.apply_record(m.key, m.value, Position(tp.topic, tp.partition, m.offset))
+                self._apply(batch)
                 await self._note_positions(consumer)
+                if time.monotonic() - self._marked > MARK_EVERY_S:
+                    self._mark_current()
         finally:
             await consumer.stop()
             self._consumer = None
@@ -154,6 +214,28 @@ class LinkView:
             log.warning("link view still behind the links topic after %.0fs: applying anyway", patience_s)
             return False
         return True
+
+
+def _stale(
+    stored: dict[int, int],
+    begin: dict[TopicPartition, int],
+    end: dict[TopicPartition, int],
+    written_at: float | None,
+    now: float,
+) -> str | None:
+    """Why a store's offsets cannot be followed on from (``None``: they can). Pure."""
+    partitions = {tp.partition: tp for tp in begin}
+    for partition, offset in sorted(stored.items()):
+        tp = partitions.get(partition)
+        if tp is None:
+            return f"it read partition {partition}, which the topic does not have (was it re-created?)"
+        if offset < begin[tp]:
+            return f"partition {partition}: its offset {offset} is below the log start {begin[tp]}"
+        if offset > end[tp]:
+            return f"partition {partition}: its offset {offset} is past the end {end[tp]} (topic re-created?)"
+    if written_at is None or now - written_at > TOMBSTONES_KEPT_S:
+        return "it was last brought up to date longer ago than compaction keeps tombstones"
+    return None
 
 
 async def _position(consumer: AIOKafkaConsumer, tp: TopicPartition) -> int:

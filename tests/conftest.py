@@ -29,6 +29,13 @@ def no_cdc_env(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name)
 
 
+@pytest.fixture(autouse=True)
+def state_in_tmp(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Link store files (`sync.state_dir`, by default under the user's data directory) go to the session's
+    temporary directory, never the home of whoever runs the tests."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.getbasetemp() / "xdg-data"))
+
+
 @pytest.fixture
 def restore_root_logger() -> Iterator[None]:
     """The root logger's level and handlers as they were (a test that sets logging up leaves no trace)."""

@@ -3,22 +3,26 @@
 Start-up, in order: load and validate the sync configuration; open the HubSpot and Dataverse gateways
 (a Dataverse token, and a HubSpot one when ``hubspot.auth`` is OAuth, is fetched up front, so refused
 credentials fail here with a clear error; refused later, they pause the batches); check the configuration
-against both CRMs' metadata (`cdc.crm_metadata`: a problem refuses the start, exit 78); rebuild the link
-view from the `links` topic (logged with its size and time); then run, under one task group, the link
-tail, the router (change topics -> work topic), the apply loop (work topic -> CRM writes) and, when an
-option set is ``live``, the refresh of its labels (`cdc.live_options`; read once before the loops), each
-restarted after an unexpected failure until ``sync.loop_failures_max`` fall within
-``sync.loop_failures_window_s`` (then the role exits 70: `cdc.supervision`), and serve ``/metrics``,
-``/healthz`` and ``/readyz`` (`cdc.roles.probes`): ready while Kafka answers and the topics exist, the
-router and the apply loop are members of their groups, and none of the three loops stalls.
+against both CRMs' metadata (`cdc.crm_metadata`: a problem refuses the start, exit 78); bring the link
+store (a file under ``sync.state_dir``) up to date with the `links` topic: the tail after the offsets it
+kept, or the whole topic when it cannot follow on from them (logged with its size and time); then run,
+under one task group, the link tail, the router (change topics -> work topic), the apply loop (work
+topic -> CRM writes) and, when an option set is ``live``, the refresh of its labels
+(`cdc.live_options`; read once before the loops), each restarted after an unexpected failure until
+``sync.loop_failures_max`` fall within ``sync.loop_failures_window_s`` (then the role exits 70:
+`cdc.supervision`), and serve ``/metrics``, ``/healthz`` and ``/readyz`` (`cdc.roles.probes`): ready while
+Kafka answers and the topics exist, the router and the apply loop are members of their groups, and none of
+the three loops stalls.
 
 Shutdown is numbered and bounded:
 
 1. ``stop`` is set: the router and the apply loop finish the batch in hand (a batch paused by a CRM
    outage is abandoned uncommitted, to be re-read by whoever owns the partition next);
 2. their consumers leave the groups and their producers flush and close;
-3. the link tail stops, the gateways close, the probe server stops;
-4. one summary line is logged.
+3. the link tail stops, the probe server stops;
+4. the link store checkpoints its file and closes (a kill skips it: the file and its offsets still agree),
+   then the gateways close;
+5. one summary line is logged.
 """
 
 from __future__ import annotations
@@ -57,8 +61,10 @@ from consumers.loader import load_config
 from consumers.ports import CrmGateway, CrmUnavailableError
 from consumers.retries import Retry, RetryPolicy, retrying
 from consumers.router import Router
+from streams.admin import cluster_id
 from streams.keys import SourceSystem
-from streams.link_store import LinkIndex
+from streams.link_db import LinkStore
+from streams.link_store import CommittedLinks
 from streams.link_view import LinkView
 from streams.topics import TopicCatalog, TopicRole
 from streams.transactions import Lag
@@ -124,7 +130,7 @@ async def _first_token(token: Callable[[], Awaitable[str]], what: str, metrics: 
 class SyncStats:
     """Turns batch results into metrics and keeps the totals for the summary line."""
 
-    def __init__(self, metrics: Metrics, index: LinkIndex, config: SyncConfig) -> None:
+    def __init__(self, metrics: Metrics, index: CommittedLinks, config: SyncConfig) -> None:
         self.metrics = metrics
         self.index = index
         self.batches = 0
@@ -199,7 +205,8 @@ async def run_sync(
     catalog = TopicCatalog.from_settings(settings.kafka)
     prefix = settings.sync.group_prefix
     started = time.monotonic()
-    async with open_gateways(settings, metrics) as gateways:
+    async with contextlib.AsyncExitStack() as stack:
+        gateways = await stack.enter_async_context(open_gateways(settings, metrics))
         # A CRM briefly down at start is waited out, as the first token is; a problem refuses the start.
         await retrying(
             partial(require_crm_fit, config, gateways, path=settings.sync.config),
@@ -208,20 +215,26 @@ async def run_sync(
             what="crm_check",
             on_retry=metrics.retried,
         )
-        view = LinkView(settings.kafka, catalog)
+        store = LinkStore.open(
+            settings.sync.state_dir,
+            topic=catalog.name(TopicRole.LINKS),
+            cluster_id=await cluster_id(settings.kafka),
+        )
+        stack.callback(store.close)  # once the loops and the probe server stopped, before the gateways
+        view = LinkView(settings.kafka, catalog, store)
         loaded = await view.load()
         heartbeats = Heartbeats(stall_after_s)
         view.on_beat = heartbeats.expect("sync-links")
-        stats = SyncStats(metrics, view.index, config)
+        stats = SyncStats(metrics, store, config)
         stats.count_links()
-        applier = Applier(config, gateways, view.index, dry_run=settings.sync.dry_run)
+        applier = Applier(config, gateways, store, dry_run=settings.sync.dry_run)
         options = LiveOptions(config, gateways, applier, every_s=settings.sync.options_refresh_s)
         await options.refresh()
         router = Router(
             settings.kafka,
             catalog,
             config,
-            view.index,
+            store,
             gateways,
             group=f"{prefix}sync-route",
             on_routed=stats.routed,
@@ -253,10 +266,12 @@ async def run_sync(
             ) as served,
         ):
             log.info(
-                "sync running: %d steps enabled, %d links loaded in %.2fs; metrics at %s/metrics%s",
+                "sync running: %d steps enabled, %d links %s in %.2fs (%s); metrics at %s/metrics%s",
                 len(config.enabled_steps()),
                 loaded.links,
+                "rebuilt from the topic" if loaded.rebuilt else "resumed",
                 loaded.seconds,
+                store.path,
                 served.base_url,
                 " (dry run: nothing is written)" if settings.sync.dry_run else "",
             )

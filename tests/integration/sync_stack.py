@@ -75,6 +75,7 @@ def role_env(settings: Settings) -> dict[str, str]:
             "CDC_SYNC__GROUP_PREFIX": settings.sync.group_prefix,
             "CDC_SYNC__CONFIG": str(settings.sync.config or ""),
             "CDC_SYNC__PORT": "0",
+            "CDC_SYNC__STATE_DIR": str(settings.sync.state_dir),
             "CDC_INGEST": settings.ingest.model_dump_json(),
             "CDC_POLL": settings.poll.model_dump_json(),
         }

@@ -11,6 +11,7 @@ import orjson
 import pytest
 
 from cdc.tools.bench.stats import percentile, summary
+from streams.config import KafkaSettings
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -41,3 +42,32 @@ def test_percentiles_and_summaries() -> None:
     assert percentile(values, 100) == 100.0
     assert percentile([], 50) == 0.0
     assert summary([3.0, 1.0, 2.0]) == {"median": 2.0, "min": 1.0, "max": 3.0, "n": 3}
+
+
+def test_bench_links_compares_the_disk_store_with_the_in_memory_view(
+    kafka_settings: KafkaSettings, tmp_path: Path
+) -> None:
+    """Small counts: the figures are the bench's business; what a reader checks is that each scenario ran
+    as named (a restart read only the tail, the killed replica's file was resumed, every lookup found its
+    link) and that the projection is there."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CDC_")}
+    env["CDC_KAFKA__BOOTSTRAP_SERVERS"] = kafka_settings.bootstrap_servers
+    out = subprocess.run(
+        [sys.executable, "-m", "cdc", "bench", "links", "--counts", "300,600", "--fields", "5",
+         "--tail", "50", "--state-dir", str(tmp_path), "--out-dir", str(tmp_path)],
+        capture_output=True, text=True, env=env, timeout=600, check=False,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    [path] = tmp_path.glob("links-*.json")
+    result = orjson.loads(path.read_bytes())
+    for row in result["results"]:
+        assert row["memory"]["links"] == row["disk_cold"]["links"] == row["links"]
+        assert row["disk_cold"]["rebuilt"]
+        assert row["disk_cold"]["file_mib"] > 0
+        assert row["disk_restart_clean"]["records_read"] == 0
+        assert not row["disk_restart_clean"]["rebuilt"]
+        assert row["disk_killed"]["records_read"] == 50  # the updates after the clean restart
+        assert not row["disk_restart_killed"]["rebuilt"]
+        assert row["disk_restart_killed"]["records_read"] == 0
+        assert all(row[s]["lookup_misses"] == 0 for s in ("memory", "disk_cold", "disk_restart_killed"))
+    assert result["projection"]["links"] == 10_000_000

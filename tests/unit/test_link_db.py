@@ -1,0 +1,293 @@
+"""The link store on disk (`streams.link_db`): the same answers as the in-memory index, its offsets kept
+in the transaction of the links they cover, and a file it cannot trust started over rather than read."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from aiokafka import TopicPartition
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from streams._link_batch import Incoming, read_record
+from streams.codec import Position
+from streams.keys import RecordRef, SourceSystem
+from streams.link_db import LinkStore
+from streams.link_store import LinkIndex, StagedLinks, StaleLinkError
+from streams.link_view import TOMBSTONES_KEPT_S, _stale
+from streams.links import LINK_CODEC, Link, LinkSide, link_key
+
+AT = datetime(2026, 12, 6, tzinfo=UTC)
+TOPIC = "t.links"
+
+
+def link(
+    link_id: str,
+    hubspot_id: str,
+    *,
+    revision: int = 1,
+    merged: tuple[str, ...] = (),
+    waiting: tuple[str, ...] = (),
+    dataverse_id: str | None = None,
+    object_type: str = "contact",
+) -> Link:
+    def side(system: SourceSystem, object_id: str, merged_ids: tuple[str, ...] = ()) -> LinkSide:
+        ref = RecordRef(system=system, tenant="t", object_type=object_type, object_id=object_id)
+        return LinkSide(**ref.model_dump(), merged_ids=merged_ids)
+
+    return Link(
+        link_id=link_id,
+        hubspot=side(SourceSystem.HUBSPOT, hubspot_id, merged),
+        dataverse=side(SourceSystem.DATAVERSE, dataverse_id or f"d-{link_id}"),
+        revision=revision,
+        created_at=AT,
+        updated_at=AT,
+        waiting_for=waiting,
+    )
+
+
+def hubspot_key(object_id: str, object_type: str = "contact") -> str:
+    return f"hubspot/t/{object_type}/{object_id}"
+
+
+def record(value: Link | None, link_id: str | None = None, offset: int = 0) -> Incoming:
+    key = link_key(link_id or (value.link_id if value else "?")).encode()
+    found = read_record(key, None if value is None else LINK_CODEC.encode(value), Position(TOPIC, 0, offset))
+    assert found is not None
+    return found
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[LinkStore]:
+    opened = LinkStore.open(tmp_path, topic=TOPIC, cluster_id="c1")
+    yield opened
+    opened.close()
+
+
+def test_a_pair_is_found_by_either_side_and_by_a_merged_away_id(store: LinkStore) -> None:
+    store.apply_batch([record(link("L", "1", merged=("0",)))], {0: 1})
+    found = store.find(hubspot_key("1"))
+    assert found is not None
+    assert found.link_id == "L"
+    assert store.find(found.dataverse.ref) == found
+    assert store.find(hubspot_key("0")) == found  # merged into 1
+    assert store.find(hubspot_key("2")) is None
+    assert store.get("L") == link("L", "1", merged=("0",))
+    assert len(store) == 1
+    assert store.counts() == {"contact~contact": 1}
+
+
+def test_a_tombstone_removes_the_pair_and_every_key_it_answered_to(store: LinkStore) -> None:
+    store.apply_batch([record(link("L", "1", merged=("0",), waiting=("hubspot/t/company/9",)))], {0: 1})
+    assert store.waiting_on("hubspot/t/company/9") == {"L"}
+    store.apply_batch([record(None, "L", 1)], {0: 2})
+    assert store.get("L") is None
+    assert store.find(hubspot_key("1")) is None
+    assert store.find(hubspot_key("0")) is None
+    assert store.waiting_on("hubspot/t/company/9") == set()
+    assert len(store) == 0
+    assert store.counts() == {}
+
+
+def test_a_topic_record_older_than_the_link_committed_ahead_of_it_is_skipped(store: LinkStore) -> None:
+    store.commit([("L", link("L", "9", revision=3))])
+    store.apply_batch([record(link("L", "1", revision=2))], {0: 1})
+    assert store.get("L") == link("L", "9", revision=3)
+    store.apply_batch([record(link("L", "5", revision=3))], {0: 2})  # same revision: topic order wins
+    assert store.get("L") == link("L", "5", revision=3)
+    assert store.find(hubspot_key("9")) is None
+
+
+def test_a_batch_over_the_store_refuses_a_link_at_or_below_the_committed_revision(store: LinkStore) -> None:
+    store.commit([("L", link("L", "1", revision=3))])
+    staged = StagedLinks(store)
+    with pytest.raises(StaleLinkError, match="revision 3 would replace revision 3"):
+        staged.apply("L", link("L", "1", revision=3))
+    staged.apply("L", link("L", "2", revision=4))
+    assert staged.find(hubspot_key("2")) == link("L", "2", revision=4)
+    assert staged.find(hubspot_key("1")) is None
+    assert store.get("L") == link("L", "1", revision=3)  # the store moves only at commit
+
+
+def test_offsets_move_with_the_links_they_cover_and_a_commit_ahead_of_the_tail_leaves_them(
+    tmp_path: Path,
+) -> None:
+    store = LinkStore.open(tmp_path, topic=TOPIC, cluster_id="c1")
+    assert store.rebuilt
+    assert store.offsets() == {}
+    store.apply_batch([record(link("A", "1"))], {0: 7, 1: 3})
+    store.commit([("B", link("B", "2"))])
+    assert store.offsets() == {0: 7, 1: 3}
+    store.close()
+    again = LinkStore.open(tmp_path, topic=TOPIC, cluster_id="c1")
+    try:
+        assert not again.rebuilt
+        assert again.offsets() == {0: 7, 1: 3}
+        assert again.find(hubspot_key("1")) == link("A", "1")
+        assert again.find(hubspot_key("2")) == link("B", "2")
+    finally:
+        again.close()
+
+
+def test_a_failed_batch_leaves_neither_its_links_nor_its_offsets(store: LinkStore) -> None:
+    store.apply_batch([record(link("A", "1"))], {0: 1})
+    broken = record(link("B", "2"))  # the disk refuses it half-way through the batch
+    store._db.execute(
+        "CREATE TRIGGER refuse BEFORE INSERT ON links WHEN NEW.link_id = 'B'"
+        " BEGIN SELECT RAISE(ABORT, 'no'); END"
+    )
+    with pytest.raises(sqlite3.IntegrityError):
+        store.apply_batch([record(link("C", "3")), broken], {0: 3})
+    assert store.offsets() == {0: 1}
+    assert store.get("C") is None
+    assert len(store) == 1
+
+
+@pytest.mark.parametrize(
+    ("topic", "cluster_id", "why"),
+    [(TOPIC, "another cluster", "cluster_id"), ("other.links", "c1", "topic")],
+)
+def test_a_file_of_another_topic_or_cluster_is_rebuilt(
+    tmp_path: Path, topic: str, cluster_id: str, why: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    first = LinkStore.open(tmp_path, topic=TOPIC, cluster_id="c1")
+    first.apply_batch([record(link("A", "1"))], {0: 1})
+    path = first.path
+    first.close()
+    path.rename(tmp_path / "links-x.sqlite3")
+    (tmp_path / "links-x.sqlite3").rename(tmp_path / f"links-{topic}.sqlite3")
+    store = LinkStore.open(tmp_path, topic=topic, cluster_id=cluster_id)
+    try:
+        assert store.rebuilt
+        assert len(store) == 0
+        assert store.offsets() == {}
+        assert f"holds {why}" in caplog.text
+    finally:
+        store.close()
+
+
+def test_an_unreadable_file_is_rebuilt(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    (tmp_path / f"links-{TOPIC}.sqlite3").write_bytes(b"this is not a database" * 100)
+    store = LinkStore.open(tmp_path, topic=TOPIC, cluster_id="c1")
+    try:
+        assert store.rebuilt
+        assert "unreadable" in caplog.text
+        store.apply_batch([record(link("A", "1"))], {0: 1})
+        assert store.find(hubspot_key("1")) is not None
+    finally:
+        store.close()
+
+
+def test_two_replicas_sharing_a_directory_each_take_a_file(tmp_path: Path) -> None:
+    first = LinkStore.open(tmp_path, topic=TOPIC, cluster_id="c1")
+    second = LinkStore.open(tmp_path, topic=TOPIC, cluster_id="c1")
+    try:
+        assert first.path != second.path
+    finally:
+        first.close()
+        second.close()
+    third = LinkStore.open(tmp_path, topic=TOPIC, cluster_id="c1")
+    third.close()
+    assert third.path == first.path
+
+
+def test_offsets_are_followed_on_from_only_while_the_topic_still_holds_what_follows() -> None:
+    tp = TopicPartition(TOPIC, 0)
+    now = 1_000_000.0
+    assert _stale({0: 5}, {tp: 0}, {tp: 9}, now, now) is None
+    assert "below the log start 6" in str(_stale({0: 5}, {tp: 6}, {tp: 9}, now, now))
+    assert "past the end 4" in str(_stale({0: 5}, {tp: 0}, {tp: 4}, now, now))
+    assert "partition 3" in str(_stale({3: 5}, {tp: 0}, {tp: 9}, now, now))
+    assert "tombstones" in str(_stale({0: 5}, {tp: 0}, {tp: 9}, now - TOMBSTONES_KEPT_S - 1, now))
+
+
+# -- any sequence of changes, in any batches: the same answers as the in-memory index -------------------
+
+IDS = ["A", "B", "C"]
+RECORDS = ["1", "2", "3", "4"]
+change = st.tuples(
+    st.sampled_from(IDS),
+    st.one_of(
+        st.none(),
+        st.tuples(
+            st.sampled_from(RECORDS),
+            st.lists(st.sampled_from(RECORDS), max_size=2, unique=True).map(tuple),
+            st.integers(1, 4),
+            st.sampled_from(["contact", "company"]),
+        ),
+    ),
+    st.booleans(),  # ends a batch
+    st.booleans(),  # committed by a batch rather than read from the topic
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(change, max_size=25))
+def test_any_sequence_of_changes_gives_the_in_memory_indexs_answers(
+    tmp_path_factory: pytest.TempPathFactory,
+    changes: list[tuple[str, tuple[str, tuple[str, ...], int, str] | None, bool, bool]],
+) -> None:
+    model = LinkIndex()
+    store = LinkStore.open(tmp_path_factory.mktemp("db"), topic=TOPIC, cluster_id="c1")
+    try:
+        pending: list[Incoming] = []
+        for offset, (link_id, value, ends, committed) in enumerate(changes):
+            made = None
+            if value is not None:
+                hubspot_id, merged, revision, kind = value
+                made = link(
+                    link_id,
+                    hubspot_id,
+                    merged=merged,
+                    revision=revision,
+                    waiting=(hubspot_key(merged[0], "company"),) if merged else (),
+                    dataverse_id=hubspot_id,
+                    object_type=kind,
+                )
+            if committed:
+                store.apply_batch(pending, {0: offset})
+                pending = []
+                model.commit([(link_id, made)])
+                store.commit([(link_id, made)])
+                continue
+            raw = None if made is None else LINK_CODEC.encode(made)
+            model.apply_record(link_key(link_id).encode(), raw, Position(TOPIC, 0, offset))
+            pending.append(record(made, link_id, offset))
+            if ends:
+                store.apply_batch(pending, {0: offset + 1})
+                pending = []
+        store.apply_batch(pending, {0: len(changes)})
+        for kind in ("contact", "company"):
+            for object_id in RECORDS:
+                assert store.find(hubspot_key(object_id, kind)) == model.find(hubspot_key(object_id, kind))
+                key = hubspot_key(object_id, "company")
+                assert store.waiting_on(key) == model.waiting_on(key)
+        for link_id in IDS:
+            assert store.get(link_id) == model.get(link_id)
+        assert store.counts() == model.counts()
+        assert len(store) == len(model)
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "why"),
+    [
+        (b"link/L", b"not json", "JSON"),
+        (b"link/L", b'{"hubspot": {}}', "Object missing required field"),
+        (b"checkpoint/x", LINK_CODEC.encode(link("L", "1")), "not a link key"),
+        (b"link/\xff", None, "invalid start byte"),
+    ],
+)
+def test_an_unreadable_record_is_logged_with_where_it_is_and_skipped(
+    store: LinkStore, key: bytes, value: bytes | None, why: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert read_record(key, value, Position(TOPIC, 2, 41)) is None
+    assert f"skipping unreadable link at {TOPIC}[2]@41" in caplog.text
+    assert why in caplog.text
+    store.apply_batch([record(link("A", "1"))], {2: 42})  # the batch around it still applies
+    assert store.offsets() == {2: 42}
