@@ -218,6 +218,11 @@ class DataverseGateway:
         self._warned: set[tuple[str, str]] = set()
 
     @property
+    def client(self) -> DataverseClient:
+        """The API client under the gateway (the form-submissions loop, `cdc.forms`, calls it too)."""
+        return self._client
+
+    @property
     def system(self) -> SourceSystem:
         return SourceSystem.DATAVERSE
 
