@@ -9,6 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from cdc.dataverse.form_table import form_columns
+from cdc.hubspot.project import required_scopes
+from cdc.provisioning.needs import needs_of
 from consumers.forms import (
     DEFAULT_TABLE,
     FormSubmissions,
@@ -158,3 +161,19 @@ def test_pending_is_each_unwritten_submission_once_whatever_was_seen(
 def test_the_key_is_deterministic_and_keeps_submissions_apart(form: str, at: int, contact: str) -> None:
     assert submission_key(form, contact, at) == submission_key(form, contact, at)
     assert submission_key(form, contact, at) != submission_key(form, contact, at + 1)
+
+
+def test_the_section_asks_for_the_forms_scope_and_the_conversion_webhooks() -> None:
+    plain = default_config()
+    forms = plain.model_copy(update={"form_submissions": FormSubmissions()})
+    assert "forms" not in required_scopes(plain, needs_of(plain))
+    assert "forms" in required_scopes(forms, needs_of(forms))
+    subscribed = {s.property_name for s in needs_of(forms).subscriptions if s.object == "contact"}
+    assert {"num_conversion_events", "recent_conversion_date", "first_conversion_date"} <= subscribed
+
+
+def test_the_provisioned_table_has_the_keyed_submission_key_and_the_mapped_columns() -> None:
+    columns = {c.name: c for c in form_columns(CONFIG)}
+    assert columns["cdc_submissionkey"].alternate_key
+    assert {"cdc_formid", "cdc_formname", "cdc_pageurl", "cdc_submittedat", "cdc_companyname"} <= set(columns)
+    assert columns["cdc_submittedat"].kind == "DateTime"
