@@ -32,6 +32,7 @@ import orjson
 from cdc.dataverse import paths as dv
 from cdc.dataverse.client import DataverseClient
 from cdc.hubspot.client import HubSpotClient
+from cdc.hubspot.errors import RequestError
 from consumers.forms import (
     FormSubmissions,
     Submission,
@@ -162,9 +163,13 @@ class FormSubmissionLoop:
                 if after is None:
                     return sorted(names), names
         for form_id in self._config.forms:
-            form = await self._hubspot.call(api.read_form, form_id)
+            try:
+                form = await self._hubspot.call(api.read_form, form_id)
+            except RequestError as refused:  # a configured form deleted or mistyped: the others go on
+                log.warning("form %s skipped: %s", form_id, refused)
+                continue
             names[form_id] = str(form.get("name") or "")
-        return list(self._config.forms), names
+        return list(names), names
 
     async def _submissions(self, form_id: str, since_ms: int | None) -> list[Submission]:
         """The form's submissions, newest first, down to ``since_ms`` (none of the contact's is older)."""
