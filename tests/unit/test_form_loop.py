@@ -6,13 +6,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, cast
 
+import orjson
+
 from cdc.forms import FormSubmissionLoop
 from cdc.hubspot.errors import RequestError
 from cdc.hubspot.paths import Endpoint, endpoints
 from consumers.forms import FormSubmissions
 from streams.codec import Position
-from streams.events import CHANGE_CODEC, ChangeEvent, Operation, Origin
-from streams.keys import RecordRef, SourceSystem
+from streams.events import CHANGE_CODEC
+from streams.keys import RecordRef
 
 WHERE = Position("changes.hubspot", 0, 1)
 NOW = datetime(2026, 12, 6, tzinfo=UTC)
@@ -37,19 +39,13 @@ class Index:
 
 
 def change(contact_id: str, **props: Any) -> bytes:
-    return CHANGE_CODEC.encode(
-        ChangeEvent(
-            source=SourceSystem.HUBSPOT,
-            tenant="62515",
-            object_type="contact",
-            object_id=contact_id,
-            operation=Operation.UPDATE,
-            origin=Origin.WEBHOOK,
-            changed_properties=props,
-            occurred_at=NOW,
-            received_at=NOW,
-        )
-    )
+    """A contact update as `cdc ingest` publishes it: the bytes the loop reads from the topic."""
+    event: dict[str, Any] = {"source": "hubspot", "tenant": "62515", "object_type": "contact"}
+    event["object_id"] = contact_id
+    event |= {"operation": "update", "origin": "webhook", "changed_properties": props}
+    raw = orjson.dumps(event | {"occurred_at": NOW, "received_at": NOW})
+    CHANGE_CODEC.decode(raw, WHERE)  # what the topic holds is a valid event
+    return raw
 
 
 def make_loop(index: Index) -> tuple[FormSubmissionLoop, list[tuple[str, tuple[str, str]]]]:
