@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from consumers.forms import FormSubmissions
 from consumers.lifecycle import LIFECYCLE_PROPERTY, LIFECYCLE_STAGES
 from streams.codec import Scalar
 from streams.keys import SourceSystem
@@ -414,6 +415,8 @@ class SyncConfig(_Model):
         description="Run lead steps and contact steps together (the seeds strongly advise against it).",
     )
     rules: tuple[Rule, ...] = ()
+    # --- form submissions (issue 19 part 1; `consumers.forms`): off unless configured ---
+    form_submissions: FormSubmissions | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

@@ -241,6 +241,11 @@ class DataverseGateway:
         self.owner_list = OwnerList(self._system_users, refresh_s=owners_refresh_s, clock=clock)
 
     @property
+    def client(self) -> DataverseClient:
+        """The API client under the gateway (the form-submissions loop, `cdc.forms`, calls it too)."""
+        return self._client
+
+    @property
     def system(self) -> SourceSystem:
         return SourceSystem.DATAVERSE
 

@@ -169,6 +169,11 @@ class HubSpotGateway:
         self._owners_refused = False
 
     @property
+    def client(self) -> HubSpotClient:
+        """The API client under the gateway (the form-submissions loop, `cdc.forms`, calls it too)."""
+        return self._client
+
+    @property
     def system(self) -> SourceSystem:
         return SourceSystem.HUBSPOT
 

@@ -21,6 +21,14 @@ HubSpot/HubSpot-public-api-spec-collection ``CRM/{Objects,Associations,Propertie
   and every option's ``displayOrder``, required since 2026-03); where the answers differ (a batch's errors
   in a 207 or folded into a 200) the readers read both.
 
+Forms (`consumers.forms`): the form definitions (``/marketing/v3/forms``, ``/{formId}``) and a form's
+submissions (``/form-integrations/v1/submissions/forms/{formId}``) have no date-based GA version: the spec
+collection holds Forms only as ``v3`` and ``2026-09-beta``/``2027-03-beta``
+(spec:Marketing/Forms/Rollouts/144909/...), and the submissions API only as the legacy v1 page
+(hs:docs/api-reference/legacy/marketing/forms/v1/get-form-integrations-v1-submissions-forms-form_guid).
+Every version therefore calls those paths (no beta path in production); they are unsupported from
+September 2027 like the other v1-v3 APIs (README, "unverified").
+
 Also here: the object-type names the paths take (``contacts``; the webhooks and the configuration say
 ``contact``). The sandbox serves these paths with routes of its own and does not import this module.
 """
@@ -101,6 +109,12 @@ class Endpoints:
     create_property_group: Endpoint
     list_subscriptions: Endpoint
     create_subscription: Endpoint
+    # Forms and their submissions (`form_submissions`): the same paths in every version (module docstring).
+    list_forms: Endpoint
+    """``after``, ``limit``: the portal's forms."""
+    read_form: Endpoint
+    form_submissions: Endpoint
+    """``after``, ``limit`` (1-50, default 20): one form's submissions, newest first."""
     # OAuth (`cdc.hubspot.tokens`): a form-encoded body, every parameter in it.
     token: Endpoint
     """Access tokens: the ``refresh_token`` (and ``authorization_code``) grant."""
@@ -111,6 +125,10 @@ class Endpoints:
 
 _WEBHOOKS = {"legacy": "/webhooks/v3", "2026-03": "/webhooks/2026-03", "2026-09": "/app-webhooks/2026-09"}
 """The 2026-09 webhooks spec moved the subscriptions API to ``/app-webhooks`` (developer API key only)."""
+
+
+_FORMS, _SUBMISSIONS = "/marketing/v3/forms", "/form-integrations/v1/submissions/forms/{formId}"
+"""No date-based GA path for either (module docstring): every version calls these."""
 
 
 _CLIENT_CREDENTIALS = {"2026-09": "/oauth/2026-03/token"}
@@ -160,6 +178,9 @@ def _table(version: HubSpotApiVersion) -> Endpoints:
         create_property_group=Endpoint("POST", f"{properties}/groups"),
         list_subscriptions=Endpoint("GET", subscriptions),
         create_subscription=Endpoint("POST", subscriptions),
+        list_forms=Endpoint("GET", _FORMS),
+        read_form=Endpoint("GET", f"{_FORMS}/{{formId}}"),
+        form_submissions=Endpoint("GET", _SUBMISSIONS),
         token=Endpoint("POST", token),
         client_credentials_token=Endpoint("POST", _CLIENT_CREDENTIALS.get(version, token)),
     )

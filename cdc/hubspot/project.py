@@ -78,6 +78,8 @@ _OBJECT_SCOPES = {"contact": "contacts", "company": "companies", "deal": "deals"
 OAUTH_SCOPE = "oauth"
 """Every template lists it first among the required scopes (pc:2026.03/components/app/*)."""
 OWNERS_SCOPE = "crm.objects.owners.read"
+FORMS_SCOPE = "forms"
+"""Forms and their submissions (spec Marketing/Forms v3 ``security``; the v1 submissions page)."""
 
 
 class ProjectError(ValueError):
@@ -99,8 +101,8 @@ def _schema_scope(obj: str) -> str:
 def required_scopes(config: SyncConfig, needs: Needs) -> tuple[str, ...]:
     """What the enabled steps need, sorted: read every HubSpot object a step or an association touches,
     write every one a step writes (records, associations and merges need the object's write scope), write
-    the schema of every object whose properties `cdc provision` creates, and read owners when a field is
-    an owner's email (``lookup: owner_email``)."""
+    the schema of every object whose properties `cdc provision` creates, read owners when a field is
+    an owner's email (``lookup: owner_email``), and read forms with ``form_submissions``."""
     steps = config.enabled_steps()
     read: set[str] = set()
     write: set[str] = set()
@@ -115,6 +117,8 @@ def required_scopes(config: SyncConfig, needs: Needs) -> tuple[str, ...]:
     scopes.update(_schema_scope(spec.object) for spec in needs.properties)
     if any(fm.lookup == OWNER_EMAIL for step in steps for fm in step.active_fields()):
         scopes.add(OWNERS_SCOPE)
+    if config.form_submissions is not None:
+        scopes.update({FORMS_SCOPE, _object_scope("contact", "read")})
     return tuple(sorted(scopes))
 
 

@@ -42,6 +42,7 @@ from consumers.config import (
     SyncConfig,
     ValueType,
 )
+from consumers.forms import CONVERSION_PROPERTIES
 from streams.keys import SourceSystem
 
 __all__ = [
@@ -295,17 +296,20 @@ def needs_of(config: SyncConfig) -> Needs:
     return Needs(
         properties=tuple(out.properties.values()),
         columns=tuple(out.columns.values()),
-        subscriptions=_subscriptions(steps),
+        subscriptions=_subscriptions(steps, forms=config.form_submissions is not None),
         problems=tuple(out.problems),
     )
 
 
-def _subscriptions(steps: tuple[Step, ...]) -> tuple[SubscriptionSpec, ...]:
+def _subscriptions(steps: tuple[Step, ...], *, forms: bool = False) -> tuple[SubscriptionSpec, ...]:
     objects = list(dict.fromkeys(step.pair.hubspot for step in steps))
     reads: dict[str, set[str]] = {obj: set() for obj in objects}
     for step in steps:
         if step.source.system is SourceSystem.HUBSPOT:
             reads[step.source.object].update(_hubspot_reads(step))
+    if forms:  # a submission shows as its contact's conversion properties changing (`consumers.forms`)
+        reads.setdefault("contact", set()).update(CONVERSION_PROPERTIES)
+        objects = list(dict.fromkeys([*objects, "contact"]))
     found: list[SubscriptionSpec] = []
     for obj in objects:
         found.extend(SubscriptionSpec(obj, action) for action in OBJECT_ACTIONS)

@@ -24,6 +24,7 @@ from prometheus_client import CollectorRegistry
 from cdc.dataverse.auth import TokenProvider
 from cdc.dataverse.client import DataverseClient
 from cdc.dataverse.errors import FatalError
+from cdc.dataverse.form_table import ensure_form_table, form_columns
 from cdc.dataverse.keys import KEY_WAIT_S
 from cdc.dataverse.paths import entity_logical_name
 from cdc.dataverse.poller import dataverse_tables
@@ -122,9 +123,14 @@ async def provision(
             await ensure_change_tracking(
                 dataverse, polled, report.dataverse, create=create_columns, dry_run=dry_run, say=say
             )
+            forms = config.form_submissions
+            if forms is not None:
+                await ensure_form_table(
+                    dataverse, forms, report.dataverse, create=create_columns, dry_run=dry_run, say=say
+                )
             await ensure_columns(
                 dataverse,
-                needs.columns,
+                (*needs.columns, *(form_columns(forms) if forms is not None else ())),
                 report.dataverse,
                 create=create_columns,
                 dry_run=dry_run,

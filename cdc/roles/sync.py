@@ -43,6 +43,7 @@ from cdc.dataverse.client import DataverseClient
 from cdc.dataverse.errors import RetriableError
 from cdc.dataverse.gateway import GATEWAY_POLICY as DATAVERSE_POLICY
 from cdc.dataverse.gateway import DataverseGateway
+from cdc.forms import FormSubmissionLoop
 from cdc.hubspot.client import hubspot_client
 from cdc.hubspot.errors import RetriableError as HubSpotRetriableError
 from cdc.hubspot.gateway import GATEWAY_POLICY as HUBSPOT_POLICY
@@ -124,6 +125,30 @@ async def _first_token(token: Callable[[], Awaitable[str]], what: str, metrics: 
         on=(RetriableError, HubSpotRetriableError),
         what=what,
         on_retry=metrics.retried,
+    )
+
+
+def _form_loop(
+    settings: Settings,
+    catalog: TopicCatalog,
+    config: SyncConfig,
+    index: CommittedLinks,
+    gateways: dict[SourceSystem, CrmGateway],
+) -> FormSubmissionLoop:
+    """The form-submissions loop (`cdc.forms`), when the configuration has a ``form_submissions`` section."""
+    hubspot, dataverse = gateways[SourceSystem.HUBSPOT], gateways[SourceSystem.DATAVERSE]
+    assert isinstance(hubspot, HubSpotGateway), hubspot  # noqa: S101 -- open_gateways makes these
+    assert isinstance(dataverse, DataverseGateway), dataverse  # noqa: S101
+    assert config.form_submissions is not None  # noqa: S101 -- the caller checked
+    return FormSubmissionLoop(
+        settings.kafka,
+        catalog,
+        config.form_submissions,
+        index,
+        hubspot.client,
+        dataverse.client,
+        portal_id=int(hubspot.tenant),
+        group=f"{settings.sync.group_prefix}sync-forms",
     )
 
 
@@ -279,6 +304,8 @@ async def run_sync(
             loops = {"sync-links": view.run, "sync-route": router.run, "sync-apply": apply.run}
             if options.fields:
                 loops["sync-options"] = options.run
+            if config.form_submissions is not None:
+                loops["sync-forms"] = _form_loop(settings, catalog, config, store, gateways).run
             bounded = partial(
                 supervised,
                 stop=stop,

@@ -60,6 +60,11 @@ def documented(version: str) -> dict[str, str]:
         "create_property_group": f"POST {properties}/{{type}}/groups",
         "list_subscriptions": f"GET {webhooks}/{{appId}}/subscriptions",
         "create_subscription": f"POST {webhooks}/{{appId}}/subscriptions",
+        # No date-based GA forms or submissions API: the same paths in every version (spec Marketing/Forms
+        # holds v3 and betas only; submissions: the legacy v1 reference page).
+        "list_forms": "GET /marketing/v3/forms",
+        "read_form": "GET /marketing/v3/forms/{formId}",
+        "form_submissions": "GET /form-integrations/v1/submissions/forms/{formId}",
         "token": f"POST {token}",
         "client_credentials_token": f"POST {client_credentials_path(version)}",
     }

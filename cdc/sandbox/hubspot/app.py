@@ -36,6 +36,7 @@ from cdc.sandbox.hubspot.admin import admin_routes
 from cdc.sandbox.hubspot.api import Context, error_response
 from cdc.sandbox.hubspot.associations_api import association_routes
 from cdc.sandbox.hubspot.crm import crm_routes
+from cdc.sandbox.hubspot.forms import Forms, form_admin_routes, form_routes
 from cdc.sandbox.hubspot.oauth import OAuthApp, token_routes
 from cdc.sandbox.hubspot.owners import Owners, owner_admin_routes, owner_routes
 from cdc.sandbox.hubspot.properties_api import property_routes
@@ -117,9 +118,13 @@ class HubSpotSandbox:
             order=random.Random(f"{seed}:order"),  # noqa: S311 -- batch result order
         )
         self.owners = Owners(self.clock, random.Random(rng.getrandbits(32)))  # noqa: S311 -- ids
+        # Its own stream, so the ids drawn from ``rng`` stay what they were for a seed.
+        self.forms = Forms(random.Random(f"{seed}:forms"))  # noqa: S311 -- form ids and list order
         self.set_webhook_url(webhook_url)
         routes = [
             *owner_admin_routes(self.context, self.owners),
+            *form_admin_routes(self.context, self.forms),
+            *form_routes(self.context, self.forms),
             *admin_routes(self.context, self.calls, self.faults),
         ]
         for version in SERVED.values():

@@ -11,6 +11,7 @@ fact sheet hubspot_2026.md §2, "Scopes needed"); a block lists alternatives, an
   lists any object or schema read scope: the type's own is served, the harsher reading), a write needs
   ``crm.schemas.<type>.write``;
 - owners: ``crm.objects.owners.read``;
+- forms and form submissions: ``forms`` (spec Marketing/Forms v3 ``security``; the v1 submissions page);
 - associations (the batch APIs and one record's): the ``from`` type's read or write scope, as for records.
   The Associations spec lists every object scope of every type; which one HubSpot checks is UNVERIFIED.
 
@@ -24,9 +25,11 @@ from collections.abc import Mapping
 
 from cdc.sandbox.hubspot.objects import OBJECT_TYPES, object_type
 
-__all__ = ["ALL_SCOPES", "OWNERS", "required_scopes"]
+__all__ = ["ALL_SCOPES", "FORMS", "OWNERS", "required_scopes"]
 
 OWNERS = "crm.objects.owners.read"
+FORMS = "forms"
+FORM_ROOTS = ("/marketing/v3/forms", "/form-integrations/")
 TICKETS = "tickets"
 READ_ENDINGS = ("/batch/read", "/search")
 
@@ -40,7 +43,7 @@ def _schema(name: str, access: str) -> str:
 
 
 ALL_SCOPES: frozenset[str] = frozenset(
-    {OWNERS}
+    {OWNERS, FORMS}
     | {_object(name, a) for name in OBJECT_TYPES for a in ("read", "write")}
     | {_schema(name, a) for name in OBJECT_TYPES for a in ("read", "write")}
 )
@@ -56,6 +59,8 @@ def required_scopes(method: str, path: str, params: Mapping[str, str]) -> tuple[
     told by (a type the emulator does not know is the handler's to refuse)."""
     if "/owners" in path:
         return (OWNERS,)
+    if path.startswith(FORM_ROOTS):
+        return (FORMS,)
     found = object_type(params.get("objectType") or params.get("fromObjectType") or "")
     if found is None:
         return ()

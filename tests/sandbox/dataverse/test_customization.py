@@ -10,6 +10,8 @@ from typing import Any
 
 import httpx
 
+from cdc.dataverse import form_table
+from consumers.forms import FormSubmissions
 from tests.sandbox.dataverse.support import API, create, enable_change_tracking
 
 V = "/api/data/v9.2"
@@ -20,28 +22,8 @@ def _label(text: str) -> dict[str, Any]:
 
 
 def table_body(schema: str = "cdc_FormSubmission", **changes: Any) -> dict[str, Any]:
-    body = {
-        "@odata.type": "Microsoft.Dynamics.CRM.EntityMetadata",
-        "SchemaName": schema,
-        "DisplayName": _label("Form Submission"),
-        "DisplayCollectionName": _label("Form Submissions"),
-        "OwnershipType": "UserOwned",
-        "IsActivity": False,
-        "HasActivities": False,
-        "HasNotes": False,
-        "Attributes": [
-            {
-                "@odata.type": "Microsoft.Dynamics.CRM.StringAttributeMetadata",
-                "SchemaName": "cdc_Name",
-                "IsPrimaryName": True,
-                "MaxLength": 200,
-                "DisplayName": _label("Name"),
-                "RequiredLevel": {"Value": "None"},
-                "FormatName": {"Value": "Text"},
-            }
-        ],
-    }
-    return {**body, **changes}
+    """The table `cdc provision --dataverse` makes for form submissions (`cdc.dataverse.form_table`)."""
+    return {**form_table.table_body(FormSubmissions()), "SchemaName": schema, **changes}
 
 
 LOOKUP = {

@@ -18,7 +18,10 @@ from cdc.sandbox.hubspot.objects import OBJECT_TYPES
 from cdc.sandbox.hubspot.versions import SERVED
 from cdc.sandbox.middleware import endpoint_of
 
-NAMES = {"type": "contacts", "from": "contacts", "to": "companies", "id": "1", "name": "email", "appId": "1"}
+NAMES = {
+    "type": "contacts", "from": "contacts", "to": "companies", "id": "1", "name": "email", "appId": "1",
+    "formId": "f",
+}  # fmt: skip
 ORDERED = [{"label": "A", "value": "a", "displayOrder": 0, "hidden": False}]
 
 
