@@ -91,7 +91,9 @@ async def open_gateways(
         await dataverse.start()
         async with client as hubspot:
             yield {
-                SourceSystem.HUBSPOT: HubSpotGateway(hubspot, portal_id=settings.hubspot.portal_id),
+                SourceSystem.HUBSPOT: HubSpotGateway(
+                    hubspot, portal_id=settings.hubspot.portal_id, app_id=settings.hubspot.app_id
+                ),
                 SourceSystem.DATAVERSE: DataverseGateway(dataverse, tenant=tokens.org_host),
             }
     finally:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from consumers.ports import CrmGateway, Record, WriteOp, WriteOutcome
+from streams.codec import Scalar
 from streams.keys import SourceSystem
 
 
@@ -47,6 +48,11 @@ class WrappedGateway:
 
     async def lookup(self, kind: str, keys: Sequence[str]) -> dict[str, str]:
         return await self._gateway.lookup(kind, keys)
+
+    async def own_writes(
+        self, object_type: str, ids: Sequence[str], *, fields: Sequence[str]
+    ) -> dict[str, dict[str, Scalar]]:
+        return await self._gateway.own_writes(object_type, ids, fields=fields)
 
     async def write(self, ops: Sequence[WriteOp]) -> list[WriteOutcome]:
         return await self._gateway.write(ops)
