@@ -13,15 +13,19 @@ A batch, in order:
 2. deletes are propagated (the counterpart deleted, then the link tombstoned); units of a pair just deleted
    are moot;
 3. the units run in passes: read both records (and look up first-sync matches), plan, write (one batched
-   call per system), settle. A unit goes again in the next pass when its link moved meanwhile (a merge
-   found in a read), on a Dataverse 412 (re-read and re-plan), or on a record error (up to
-   `RECORD_ERROR_ATTEMPTS`, then dead-lettered);
+   call per system), settle. A pair planned with a conflict on a field whose HubSpot value this daemon
+   wrote itself (HubSpot's property history says so: a write whose link update never committed, its
+   replica killed between the two) is planned again with that value counted as synced: one more read
+   per pass and object type, for the pairs in conflict only. A unit goes again in the next pass when its
+   link moved meanwhile (a merge found in a read), on a Dataverse 412 (re-read and re-plan), or on a
+   record error (up to `RECORD_ERROR_ATTEMPTS`, then dead-lettered);
    The rules the settled plans fired write their related records (`consumers.rule_effects`);
 4. pairs whose association waited for a record this batch linked are queued to be planned again.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -35,9 +39,10 @@ from consumers.owners import OwnerReason, owner_table
 from consumers.planner import MatchState, PairPlan, PairState, RuleEffect, plan_pair
 from consumers.ports import BatchRevokedError, CrmGateway, Record, WriteKind, WriteOp, WriteOutcome
 from consumers.rule_effects import apply_rules
-from consumers.sent import SentValues
+from consumers.sent import SentValues, covered_by_own
 from consumers.settle import planned, rechecks, refusal, settle
 from consumers.units import Grouping, Unit, current, linked_meanwhile, match_requests, step_name
+from streams.codec import Scalar
 from streams.keys import RecordRef, SourceSystem
 from streams.link_store import CommittedLinks
 from streams.links import Link
@@ -136,8 +141,10 @@ class Applier:
         plans: list[tuple[Unit, PairState, PairPlan]] = []
         for unit, state in states:
             plan = plan_pair(self.config, state, resolve=batch.counterpart, now=self._now(), lookups=lookups)
-            batch.take(planned(state, plan))
             plans.append((unit, state, plan))
+        plans = await self._own_writes(batch, plans, lookups)
+        for _, state, plan in plans:
+            batch.take(planned(state, plan))
         outcomes = await self._write(batch, [(unit, plan) for unit, _, plan in plans])
         retry: list[Unit] = []
         fired: list[tuple[Unit, RuleEffect]] = []
@@ -158,6 +165,57 @@ class Applier:
         send = functools.partial(self._send, batch)
         await apply_rules(batch, fired, self.gateways, send, now=self._now(), dry_run=self.dry_run)
         return retry + relinked
+
+    async def _own_writes(
+        self,
+        batch: Batch,
+        plans: list[tuple[Unit, PairState, PairPlan]],
+        lookups: dict[str, dict[str, str]],
+    ) -> list[tuple[Unit, PairState, PairPlan]]:
+        """The plans again, those with a conflict on a field whose HubSpot value is this daemon's own write
+        planned anew with it counted as synced (`covered_by_own`), as `SentValues.covering` counts the
+        writes this replica remembers. HubSpot is asked once per object type, for the conflicting pairs'
+        conflicting fields only."""
+        asked: dict[tuple[str, str], set[str]] = {}
+        for unit, state, plan in plans:
+            if state.link is not None and state.hubspot is not None and plan.conflicts:
+                key = (unit.pair.object_on(HS), state.hubspot.object_id)
+                asked.setdefault(key, set()).update(c.hubspot_field for c in plan.conflicts)
+        if not asked:
+            return plans
+        own: dict[tuple[str, str], dict[str, Scalar]] = {}
+        for object_type in dict.fromkeys(t for t, _ in asked):
+            ids = sorted(i for t, i in asked if t == object_type)
+            fields = sorted({f for (t, _), fs in asked.items() if t == object_type for f in fs})
+            found = await self.gateways[HS].own_writes(object_type, ids, fields=fields)
+            own.update({(object_type, i): values for i, values in found.items()})
+        return [self._own_covered(batch, p, own=own, lookups=lookups) for p in plans]
+
+    def _own_covered(
+        self,
+        batch: Batch,
+        entry: tuple[Unit, PairState, PairPlan],
+        *,
+        own: Mapping[tuple[str, str], Mapping[str, Scalar]],
+        lookups: dict[str, dict[str, str]],
+    ) -> tuple[Unit, PairState, PairPlan]:
+        """One pair's plan, planned again if HubSpot names this daemon as the writer of a conflicting
+        field's value (only those fields count: the others were not asked about)."""
+        unit, state, plan = entry
+        link, hs = state.link, state.hubspot
+        if link is None or hs is None or (mine := own.get((unit.pair.object_on(HS), hs.object_id))) is None:
+            return unit, state, plan
+        contested = {c.hubspot_field for c in plan.conflicts}
+        mine = {f: v for f, v in mine.items() if f in contested}
+        covered = covered_by_own(link, hs, HS, mine, self.fields.tracked(unit.pair)[HS], now=self._now())
+        if covered == link:
+            return unit, state, plan
+        again = dataclasses.replace(state, link=covered)
+        return (
+            unit,
+            again,
+            plan_pair(self.config, again, resolve=batch.counterpart, now=self._now(), lookups=lookups),
+        )
 
     async def _field_lookups(self, states: Iterable[PairState]) -> dict[str, dict[str, str]]:
         """What the fields with a lookup need for these records (owner ids -> emails), asked of the CRM

@@ -120,6 +120,8 @@ class Conflict:
     field: str
     winner: SourceSystem
     rule: ConflictPolicy
+    hubspot_field: str
+    """The field's HubSpot property (``field`` is the asking step's target, on either side)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -556,7 +558,7 @@ def _contest(p: _Planning, step: Step, f: FieldMap, steps: tuple[Step, ...], cur
     hs_prop, dv_prop = (f.source, f.target) if src is HS else (f.target, f.source)
     if p.state.link is not None and (hs_prop, dv_prop) not in p.conflict_seen:
         p.conflict_seen.add((hs_prop, dv_prop))
-        p.conflicts.append(Conflict(step.name, f.target, winner, policy))
+        p.conflicts.append(Conflict(step.name, f.target, winner, policy, hs_prop))
     return f"conflict:{policy}" if winner is src else None
 
 

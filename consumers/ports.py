@@ -183,6 +183,15 @@ class CrmGateway(Protocol):
         options of those in ``with_options`` too; an object the CRM does not have answers nothing."""
         ...
 
+    async def own_writes(
+        self, object_type: str, ids: Sequence[str], *, fields: Sequence[str]
+    ) -> dict[str, dict[str, Scalar]]:
+        """Per record, the ``fields`` whose last writer the CRM names as this daemon, with the value it
+        wrote: a value the sync wrote whose link update never committed (the replica died between the two)
+        is no user's edit. A CRM that cannot tell (Dataverse: only a row's ``modifiedby``, not a column's)
+        answers nothing. Asked only for pairs in conflict, so the normal path makes no such call."""
+        ...
+
     async def write(self, ops: Sequence[WriteOp]) -> list[WriteOutcome]:
         """Apply the writes (batched per object and kind), one outcome per op, in order."""
         ...

@@ -10,6 +10,11 @@ the other's value, the next the other way round), and the users then picked thos
 sides disagree while each looks like our write. Taking both for ours would leave the pair apart for good
 (the chaos test's company race, where only three companies are picked from); neither is taken for ours,
 and the pair's conflict rule settles it.
+
+The in-memory notes die with the replica: one killed after its writes landed but before its link update
+committed leaves the replica that takes the partition over nothing to recognise them by. For those, the
+CRM's own record of who wrote a value (`CrmGateway.own_writes`: HubSpot's property history) covers a field
+the same way (`covered_by_own`).
 """
 
 from __future__ import annotations
@@ -21,10 +26,11 @@ from consumers.config import ValueType
 from consumers.planner import ASSOCIATION_PREFIX, PairPlan, SideWrite, field_value
 from consumers.ports import Record
 from consumers.values import canonical
+from streams.codec import Scalar
 from streams.keys import SourceSystem
 from streams.links import FieldSync, Link, LinkSide, fingerprint
 
-__all__ = ["MAX_SENT", "SentValues"]
+__all__ = ["MAX_SENT", "SentValues", "covered_by_own"]
 
 MAX_SENT = 100_000
 """Records remembered at most: those whose link never came (deleted meanwhile) go, oldest first."""
@@ -95,3 +101,30 @@ class SentValues:
                 "dataverse": sides.get(SourceSystem.DATAVERSE, link.dataverse),
             }
         )
+
+
+def covered_by_own(
+    link: Link,
+    record: Record,
+    system: SourceSystem,
+    own: Mapping[str, Scalar],
+    tracked: Mapping[str, ValueType],
+    *,
+    now: datetime,
+) -> Link:
+    """The link as it would be had the daemon's own writes of ``own`` (field -> the value the CRM says the
+    daemon wrote last) been recorded on the ``system`` side: a tracked field that still holds that value
+    counts as synced. A field holding anything else keeps its fingerprint."""
+    side = link.side(system)
+    fields = dict(side.fields)
+    for prop, value in own.items():
+        value_type = tracked.get(prop)
+        if value_type is None:
+            continue
+        held = fingerprint(canonical(field_value(record, prop), value_type, system))
+        if held == fingerprint(canonical(value, value_type, system)):
+            fields[prop] = FieldSync(fingerprint=held, synced_at=now)
+    if fields == side.fields:
+        return link
+    name = "hubspot" if system is SourceSystem.HUBSPOT else "dataverse"
+    return link.model_copy(update={name: side.model_copy(update={"fields": fields})})

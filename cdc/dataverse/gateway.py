@@ -574,6 +574,14 @@ class DataverseGateway:
             if row.get("systemuserid") and row.get("internalemailaddress")
         ]
 
+    async def own_writes(
+        self, object_type: str, ids: Sequence[str], *, fields: Sequence[str]
+    ) -> dict[str, dict[str, Scalar]]:
+        """Nothing known: Dataverse records who last modified a row (``modifiedby``), not a column, so a
+        value this daemon wrote cannot be told from a user's edit of another column (README, known gaps)."""
+        del object_type, ids, fields
+        return {}
+
     async def write(self, ops: Sequence[WriteOp]) -> list[WriteOutcome]:
         outcomes: dict[int, WriteOutcome] = {}
         parts: list[tuple[int, Part]] = []

@@ -50,6 +50,7 @@ from cdc.hubspot._results import Sent, pair_results, sent_values, told_apart
 from cdc.hubspot.client import HubSpotClient, hubspot_client
 from cdc.hubspot.errors import FatalError, RequestError, RetriableError
 from cdc.hubspot.events import MERGED_IDS, merged_ids
+from cdc.hubspot.history import own_values
 from cdc.hubspot.paths import Endpoint, plural
 from cdc.metrics import Metrics
 from cdc.owner_lists import OWNERS_REFRESH_S, OwnerList
@@ -76,6 +77,10 @@ log = logging.getLogger(__name__)
 # of the linked Dataverse record; creates upsert by it where the object has it.
 
 BATCH_LIMIT = 100
+HISTORY_BATCH_LIMIT = 50
+"""Inputs per ``batch/read`` with ``propertiesWithHistory``: asking for history "will reduce the maximum
+number of objects that can be read by a single request" (the objects spec, 2026-09, which names no
+number). 50, half the plain limit, is a guess (UNVERIFIED); the sandbox refuses more."""
 SEARCH_VALUES = 25
 """Values per ``IN`` filter: keeps the body far below the 3,000-character limit (§3.5)."""
 SEARCH_PAGE = 200
@@ -155,12 +160,14 @@ class HubSpotGateway:
         client: HubSpotClient,
         *,
         portal_id: str,
+        app_id: int | None = None,
         clock: Callable[[], float] = time.monotonic,
         owners_refresh_s: float = OWNERS_REFRESH_S,
     ) -> None:
         self._client = client
         self._api = client.api
         self._portal_id = portal_id
+        self._app_id = None if app_id is None else str(app_id)
         self._keyed: dict[str, bool] = {}
         self._clock = clock
         self.owner_list = OwnerList(self._read_owners, refresh_s=owners_refresh_s, clock=clock)
@@ -309,6 +316,28 @@ class HubSpotGateway:
                 found = {
                     i: dataclasses.replace(r, associations=linked[r.object_id]) for i, r in found.items()
                 }
+        return found
+
+    async def own_writes(
+        self, object_type: str, ids: Sequence[str], *, fields: Sequence[str]
+    ) -> dict[str, dict[str, Scalar]]:
+        """The ``fields`` whose history names this app (``hubspot.app_id``) as their last writer
+        (`cdc.hubspot.history`), with the value it wrote: one ``batch/read`` with ``propertiesWithHistory``
+        per ``HISTORY_BATCH_LIMIT`` ids. Without an app id nothing can be told, and nothing is asked."""
+        if self._app_id is None or not ids or not fields:
+            return {}
+        found: dict[str, dict[str, Scalar]] = {}
+        with _system_errors():
+            for chunk in chunks(list(dict.fromkeys(ids)), HISTORY_BATCH_LIMIT):
+                body = {
+                    "properties": list(fields),
+                    "propertiesWithHistory": list(fields),
+                    "inputs": [{"id": i} for i in chunk],
+                }
+                answer = await self._client.call(self._api.batch_read, plural(object_type), body=body)
+                for item in answer.get("results") or []:
+                    if own := own_values(item, fields, self._app_id):
+                        found[str(item.get("id"))] = dict(own)
         return found
 
     async def _read_associations(
@@ -814,4 +843,4 @@ async def open_hubspot_gateway(
     require(settings.portal_id, "hubspot.portal_id", "sync")
     assert settings.portal_id is not None  # noqa: S101 -- checked just above
     async with hubspot_client(settings, metrics, command="sync", policy=policy) as client:
-        yield HubSpotGateway(client, portal_id=settings.portal_id)
+        yield HubSpotGateway(client, portal_id=settings.portal_id, app_id=settings.app_id)

@@ -104,7 +104,10 @@ async def open_gateways(
         async with client as hubspot:
             yield {
                 SourceSystem.HUBSPOT: HubSpotGateway(
-                    hubspot, portal_id=settings.hubspot.portal_id, owners_refresh_s=every
+                    hubspot,
+                    portal_id=settings.hubspot.portal_id,
+                    owners_refresh_s=every,
+                    app_id=settings.hubspot.app_id,
                 ),
                 SourceSystem.DATAVERSE: DataverseGateway(
                     dataverse, tenant=tokens.org_host, owners_refresh_s=every

@@ -294,6 +294,34 @@ async def test_hubspot_read_by_a_merged_away_id_answers_with_the_survivor_under_
     assert "hs_merged_object_ids" not in found[survivor].values
 
 
+async def test_hubspot_own_writes_name_the_fields_the_app_wrote_last(box: Sandbox) -> None:
+    """``propertiesWithHistory`` (fact sheet reference/hubspot.md §3.3): a field whose last history entry
+    is the app's (``INTEGRATION``, the app id, §6) is its own write; one a user edited since is not. Read
+    50 records per call (history lowers the batch limit); without an app id nothing is asked."""
+    settings = hubspot_settings(box).model_copy(update={"app_id": box.info.hubspot.app_id})
+    ops = [create(f"r{i}", "contact", {"email": f"o{i}@example.com", "city": f"C{i}"}) for i in range(60)]
+    async with (
+        open_hubspot_gateway(settings, Metrics(CollectorRegistry()), policy=FAST_HUBSPOT) as gw,
+        hubspot_admin(box) as admin,
+    ):
+        ids = [str(o.object_id) for o in await gw.write(ops)]
+        edited = await admin.patch(f"/objects/contacts/{ids[0]}", json={"properties": {"city": "Leeds"}})
+        assert edited.status_code == 200, edited.text
+        await calls(admin, reset=True)
+        own = await gw.own_writes("contact", ids, fields=["city", "firstname"])
+        assert (await calls(admin))[BATCH_READ] == 2
+        assert own == {i: {"city": f"C{n}"} for n, i in enumerate(ids) if n > 0}  # no firstname: no history
+    async with (
+        open_hubspot_gateway(
+            hubspot_settings(box), Metrics(CollectorRegistry()), policy=FAST_HUBSPOT
+        ) as anonymous,
+        hubspot_admin(box) as admin,
+    ):
+        await calls(admin, reset=True)
+        assert await anonymous.own_writes("contact", ids, fields=["city"]) == {}
+        assert BATCH_READ not in await calls(admin)
+
+
 async def test_hubspot_owner_emails_come_from_one_cached_owner_list(box: Sandbox) -> None:
     """Owner id -> email for the ``owner_email`` lookup: the owner list is read once (active and archived
     owners), answered from memory while fresh, and read again when an id is missing from it."""

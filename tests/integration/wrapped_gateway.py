@@ -7,6 +7,7 @@ from collections.abc import Collection, Sequence
 
 from consumers.owners import Owner
 from consumers.ports import CrmGateway, FieldInfo, Record, WriteOp, WriteOutcome
+from streams.codec import Scalar
 from streams.keys import SourceSystem
 
 
@@ -57,6 +58,11 @@ class WrappedGateway:
 
     async def option_labels(self, object_type: str, field: str) -> dict[str, str]:
         return await self._gateway.option_labels(object_type, field)
+
+    async def own_writes(
+        self, object_type: str, ids: Sequence[str], *, fields: Sequence[str]
+    ) -> dict[str, dict[str, Scalar]]:
+        return await self._gateway.own_writes(object_type, ids, fields=fields)
 
     async def write(self, ops: Sequence[WriteOp]) -> list[WriteOutcome]:
         return await self._gateway.write(ops)

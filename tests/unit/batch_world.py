@@ -5,13 +5,15 @@ the decisions return, as the applier would stage it."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 from consumers.batch import Batch
 from consumers.config import Pair, SyncConfig
 from consumers.fieldsets import FieldSets
 from consumers.loader import standard_fields_config
+from consumers.owners import Owner
+from consumers.ports import FieldInfo, Record
 from consumers.routing import routes
 from consumers.values import canonical
 from streams.codec import Scalar
@@ -131,3 +133,33 @@ def item(event: ChangeEvent, *links: Link) -> WorkItem:
     """The change as the router routes it, with these links committed."""
     [routed] = routes(CONFIG, index_of(*links), event)
     return routed
+
+
+class NoMatches:
+    """The parts of an in-memory CRM gateway tests leave alone: no match lookups, no field lookups.
+    Subclasses add ``read``, ``own_writes`` and ``write``; owners, metadata and options answer nothing."""
+
+    def __init__(self, system: SourceSystem) -> None:
+        self.system = system
+        self.tenant = TENANTS[system]
+
+    async def find(
+        self, object_type: str, field: str, values: Sequence[str], **_: object
+    ) -> dict[str, list[Record]]:
+        del object_type, field, values
+        return {}
+
+    async def lookup(self, kind: str, keys: Sequence[str]) -> dict[str, str]:
+        del kind, keys
+        return {}
+
+    async def owners(self, *, refresh: bool = False) -> list[Owner]:
+        del refresh
+        return []
+
+    async def fields(self, object_type: str, with_options: Collection[str]) -> dict[str, FieldInfo]:
+        del object_type, with_options
+        return {}
+
+    async def option_labels(self, object_type: str, field: str) -> dict[str, str]:
+        raise LookupError(f"no metadata here: {object_type}.{field}")

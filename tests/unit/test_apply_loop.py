@@ -14,21 +14,21 @@ from consumers.applier import Applier
 from consumers.apply_loop import ApplyLoop
 from consumers.owners import Owner
 from consumers.ports import FieldInfo, Record, WriteOp, WriteOutcome
+from streams.codec import Scalar
 from streams.config import KafkaSettings
 from streams.events import Operation
 from streams.keys import SourceSystem
 from streams.link_store import LinkIndex
 from streams.topics import TopicCatalog
 from streams.work import WorkItem
-from tests.unit.batch_world import CONFIG, DV, HS, TENANTS, change, item
+from tests.unit.batch_world import CONFIG, DV, HS, NoMatches, change, item
 
 
-class Poisoned:
+class Poisoned(NoMatches):
     """A CRM gateway whose records are all gone, and whose read of a poison id raises a bug's error."""
 
     def __init__(self, system: SourceSystem, poison: set[str]) -> None:
-        self.system = system
-        self.tenant = TENANTS[system]
+        super().__init__(system)
         self.poison = poison
 
     async def read(self, object_type: str, ids: Sequence[str], **_: object) -> dict[str, Record]:
@@ -37,15 +37,10 @@ class Poisoned:
             raise ValueError(f"unreadable answer for {sorted(self.poison & set(ids))}")
         return {}
 
-    async def find(
-        self, object_type: str, field: str, values: Sequence[str], **_: object
-    ) -> dict[str, list[Record]]:
-        del object_type, field, values
-        return {}
-
-    async def lookup(self, kind: str, keys: Sequence[str]) -> dict[str, str]:
-        del kind, keys
-        return {}
+    async def own_writes(
+        self, object_type: str, ids: Sequence[str], *, fields: Sequence[str]
+    ) -> dict[str, dict[str, Scalar]]:
+        raise AssertionError(f"no conflict here: {object_type} {ids} {fields}")
 
     async def owners(self, *, refresh: bool = False) -> list[Owner]:
         del refresh

@@ -13,7 +13,7 @@ from consumers.batch import BatchResult
 from consumers.config import COUNTERPART_ID
 from consumers.planner import PairPlan, SideWrite
 from consumers.ports import Record, WriteKind, WriteOp, WriteOutcome
-from consumers.sent import SentValues
+from consumers.sent import SentValues, covered_by_own
 from streams.keys import SourceSystem
 from streams.link_store import StaleLinkError
 from tests.unit.batch_world import AT, CONTACTS, DV, FIELDS, HS, batch_of, link, synced
@@ -98,6 +98,18 @@ def test_what_was_sent_is_remembered_for_a_bounded_number_of_records(monkeypatch
         sent.covering(oldest, {HS: None, DV: Record("contact", "0", {"firstname": "Anna"})}, tracked, AT)
         == oldest
     )
+
+
+def test_a_field_the_crm_names_our_write_counts_as_synced_only_while_it_holds_that_value() -> None:
+    """`covered_by_own`: HubSpot's history says the daemon wrote ``city`` = e65 and ``firstname`` = Bo;
+    the record still holds e65 (covered) but a user has since typed Bea (kept); an untracked property
+    and a field not named are left alone."""
+    record = Record("contact", "h1", {"firstname": "Bea", "city": "e65", "jobtitle": "CTO"})
+    own = {"city": "e65", "firstname": "Bo", "hs_lead_status": "NEW"}
+    covered = covered_by_own(PAIR, record, HS, own, FIELDS.tracked(CONTACTS)[HS], now=AT)
+    assert covered.hubspot.fields == {**PAIR.hubspot.fields, **synced(HS, {"city": "e65"})}
+    assert covered.dataverse == PAIR.dataverse
+    assert covered_by_own(PAIR, record, HS, {}, FIELDS.tracked(CONTACTS)[HS], now=AT) is PAIR
 
 
 @given(

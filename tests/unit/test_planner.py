@@ -1207,7 +1207,7 @@ def test_defaults_both_sides_changed_lets_hubspot_win(defaults: SyncConfig) -> N
     plan = world.plan()
     assert values_written(plan, DV) == {"firstname": "Hanna"}
     assert plan.write_for(HS) is None
-    assert plan.conflicts == (Conflict(S2, "firstname", HS, P.STEP_ORDER),)
+    assert plan.conflicts == (Conflict(S2, "firstname", HS, P.STEP_ORDER, "firstname"),)
     world.apply(plan)
     assert world.plan().writes == ()
 

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from cdc.sandbox.hubspot import HubSpotSandbox
 from cdc.sandbox.hubspot.versions import SERVED, ApiVersion
 
 
@@ -195,3 +196,28 @@ async def test_batch_results_come_in_no_set_order(client: httpx.AsyncClient) -> 
         await post(client, "update", {"inputs": [{"id": i, "properties": {"firstname": "X"}} for i in ids]})
     ).json()["results"]
     assert [r["id"] for r in updated] != ids
+
+
+async def test_a_batch_read_with_history_takes_fewer_inputs_and_names_the_writer(
+    client: httpx.AsyncClient, sandbox: HubSpotSandbox
+) -> None:
+    """History "will reduce the maximum number of objects that can be read by a single request" (the
+    objects spec, 2026-09; no number given): the sandbox takes 50. Writes made with the app's token are
+    ``INTEGRATION`` with the app id (fact sheet reference/hubspot.md §6)."""
+    ids = await seed(client, 51)
+    body = {"properties": ["firstname"], "propertiesWithHistory": ["firstname"]}
+    too_many = await post(client, "read", {**body, "inputs": [{"id": i} for i in ids]})
+    assert too_many.status_code == 400
+    assert "at most 50" in too_many.json()["message"]
+    read = await post(client, "read", {**body, "inputs": [{"id": i} for i in ids[:50]]})
+    assert read.status_code == 200
+    [entry] = next(r for r in read.json()["results"] if r["id"] == ids[0])["propertiesWithHistory"][
+        "firstname"
+    ]
+    assert (entry["value"], entry["sourceType"], entry["sourceId"]) == (
+        "P0",
+        "INTEGRATION",
+        str(sandbox.app_id),
+    )
+    plain = await post(client, "read", {"properties": ["firstname"], "inputs": [{"id": i} for i in ids]})
+    assert plain.status_code == 200
