@@ -146,14 +146,6 @@ class HubSpotClient:
             after=str(after) if after else None,
         )
 
-    async def owner_emails(self) -> dict[str, str]:
-        """Every owner's email by owner id, active and archived (a record may still name an owner who has
-        left)."""
-        emails: dict[str, str] = {}
-        for owner in await self.owner_list():
-            emails.setdefault(owner.id, owner.email)
-        return emails
-
     async def owner_list(self) -> list[Owner]:
         """Every owner, active then archived (``?archived=true`` lists only the archived ones, Crm Owners
         spec; an archived owner keeps its ``id`` on records but cannot be assigned): `Endpoints.owners`,

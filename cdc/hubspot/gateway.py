@@ -85,10 +85,6 @@ SEARCH_VALUES = 25
 """Values per ``IN`` filter: keeps the body far below the 3,000-character limit (§3.5)."""
 SEARCH_PAGE = 200
 ASSOCIATION_INPUTS = 1000
-OWNERS_TTL_S = 600.0
-"""The owner list is read again after this long (an owner's email changed)."""
-OWNERS_MISS_S = 30.0
-"""...or after this long when a record names an owner not in it."""
 HUBSPOT_DEFINED = "HUBSPOT_DEFINED"
 GATEWAY_POLICY = RetryPolicy(retries=3, throttles=1, wait_max_s=5.0, retry_after_max_s=30.0)
 """Short client retries: the engine pauses the whole batch on `CrmUnavailableError` instead."""
@@ -171,8 +167,6 @@ class HubSpotGateway:
         self._keyed: dict[str, bool] = {}
         self._clock = clock
         self.owner_list = OwnerList(self._read_owners, refresh_s=owners_refresh_s, clock=clock)
-        self._owners: dict[str, str] = {}
-        self._owners_read_at: float | None = None
         self._owners_refused = False
 
     @property
@@ -214,33 +208,15 @@ class HubSpotGateway:
             return []
 
     async def lookup(self, kind: str, keys: Sequence[str]) -> dict[str, str]:
-        """``owner_email``: owner id -> email, from the portal's owner list, read whole (one call per 500
-        owners) at most every ``OWNERS_TTL_S``, or ``OWNERS_MISS_S`` after a read when an id is not in it
-        (an owner added since)."""
+        """``owner_email``: owner id -> email, from the owner list `owners` keeps (active and archived: a
+        record may still name an owner who has left), read again when an id is not in it (at most every
+        `cdc.owner_lists.OWNERS_MISS_S`: an owner added since)."""
         if kind != OWNER_EMAIL:
             return {}
-        age = None if self._owners_read_at is None else self._clock() - self._owners_read_at
-        missing = any(key not in self._owners for key in keys)
-        if age is None or age > OWNERS_TTL_S or (missing and age > OWNERS_MISS_S):
-            self._owners_read_at = self._clock()
-            try:
-                self._owners = await self._client.owner_emails()
-            except RetriableError as error:
-                self._owners_read_at = None  # asked again when the batch is retried
-                raise CrmUnavailableError(
-                    SourceSystem.HUBSPOT, str(error), retry_after=error.retry_after
-                ) from error
-            except (FatalError, RequestError) as error:  # 403: a token without the owners scope
-                if not self._owners_refused:
-                    log.error(  # noqa: TRY400 -- the answer says it all; a traceback would not help
-                        "hubspot refuses the owner list (%s): owner emails are not written until the "
-                        "token has the crm.objects.owners.read scope",
-                        error,
-                    )
-                self._owners_refused = True
-            else:
-                self._owners_refused = False
-        return {key: self._owners[key] for key in keys if key in self._owners}
+        emails = _emails(await self.owners())
+        if any(key not in emails for key in keys):
+            emails = _emails(await self.owners(refresh=True))
+        return {key: emails[key] for key in keys if key in emails}
 
     async def fields(self, object_type: str, with_options: Collection[str]) -> dict[str, FieldInfo]:
         """The object's property definitions: ``type``, ``modificationMetadata.readOnlyValue`` and
@@ -844,3 +820,11 @@ async def open_hubspot_gateway(
     assert settings.portal_id is not None  # noqa: S101 -- checked just above
     async with hubspot_client(settings, metrics, command="sync", policy=policy) as client:
         yield HubSpotGateway(client, portal_id=settings.portal_id, app_id=settings.app_id)
+
+
+def _emails(owners: Sequence[Owner]) -> dict[str, str]:
+    """Owner id -> email; the active owner first, should an id be listed twice."""
+    emails: dict[str, str] = {}
+    for owner in owners:
+        emails.setdefault(owner.id, owner.email)
+    return emails

@@ -33,6 +33,7 @@ from cdc.sandbox.runner import Sandbox, run_sandbox
 from cdc.serving import serve
 from cdc.settings import DataverseSettings, HubSpotSettings, Settings
 from consumers.loader import default_config
+from consumers.owners import Owner
 from consumers.ports import CrmUnavailableError, WriteKind, WriteOp
 from consumers.retries import RetryPolicy
 from streams.config import KafkaSettings
@@ -330,10 +331,10 @@ async def test_hubspot_owner_emails_come_from_one_cached_owner_list(box: Sandbox
         open_hubspot_gateway(hubspot_settings(box), Metrics(CollectorRegistry()), policy=FAST_HUBSPOT) as gw,
         hubspot_admin(box) as admin,
     ):
-        gw._clock = lambda: now[0]
+        gw.owner_list._clock = lambda: now[0]
         gone = (await admin.post("/owners", json={"email": "gone@example.com"})).json()["id"]
         await admin.delete(f"/owners/{gone}")
-        listed = await gw._client.owner_emails()
+        listed = {o.id: o.email for o in reversed(await gw._client.owner_list())}
         owner = next(i for i, email in listed.items() if email != "gone@example.com")
         await calls(admin, reset=True)
         found = await gw.lookup("owner_email", [owner, gone, "404"])
@@ -354,13 +355,13 @@ async def test_hubspot_owner_list_refused_leaves_owner_emails_out_and_says_why_o
     """A token without ``crm.objects.owners.read`` (403) must not stop the sync: the owner fields are
     left out (counted as ``lookup_not_found``) and the operator is told once what scope is missing."""
 
-    async def refused() -> dict[str, str]:
+    async def refused() -> list[Owner]:
         raise HubSpotFatalError("403: This app hasn't been granted all required scopes", status=403)
 
-    monkeypatch.setattr(hubspot._client, "owner_emails", refused)
+    monkeypatch.setattr(hubspot._client, "owner_list", refused)
     with caplog.at_level(logging.ERROR, logger="cdc.hubspot.gateway"):
         assert await hubspot.lookup("owner_email", ["1"]) == {}
-        hubspot._owners_read_at = -1000.0
+        hubspot.owner_list._read_at = -1000.0
         assert await hubspot.lookup("owner_email", ["1"]) == {}
     said = [r.getMessage() for r in caplog.records if "owner list" in r.getMessage()]
     assert len(said) == 1
