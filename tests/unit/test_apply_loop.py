@@ -6,14 +6,13 @@ queue into dead letters."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 
 import pytest
 
 from consumers.applier import Applier
 from consumers.apply_loop import ApplyLoop
-from consumers.owners import Owner
-from consumers.ports import FieldInfo, Record, WriteOp, WriteOutcome
+from consumers.ports import Record, WriteOp, WriteOutcome
 from streams.codec import Scalar
 from streams.config import KafkaSettings
 from streams.events import Operation
@@ -41,17 +40,6 @@ class Poisoned(NoMatches):
         self, object_type: str, ids: Sequence[str], *, fields: Sequence[str]
     ) -> dict[str, dict[str, Scalar]]:
         raise AssertionError(f"no conflict here: {object_type} {ids} {fields}")
-
-    async def owners(self, *, refresh: bool = False) -> list[Owner]:
-        del refresh
-        return []
-
-    async def fields(self, object_type: str, with_options: Collection[str]) -> dict[str, FieldInfo]:
-        del object_type, with_options
-        return {}
-
-    async def option_labels(self, object_type: str, field: str) -> dict[str, str]:
-        raise LookupError(f"no metadata here: {object_type}.{field}")
 
     async def write(self, ops: Sequence[WriteOp]) -> list[WriteOutcome]:
         raise AssertionError(f"nothing to write here: {ops}")
