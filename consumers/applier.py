@@ -37,9 +37,17 @@ from consumers.matching import match_key
 from consumers.merges import SPECIAL, Deletion, deleted, lost_merge, special
 from consumers.owners import OwnerReason, owner_table
 from consumers.planner import MatchState, PairPlan, PairState, RuleEffect, plan_pair
-from consumers.ports import BatchRevokedError, CrmGateway, Record, WriteKind, WriteOp, WriteOutcome
+from consumers.ports import (
+    BatchRevokedError,
+    CrmGateway,
+    Record,
+    SentJournal,
+    WriteKind,
+    WriteOp,
+    WriteOutcome,
+)
 from consumers.rule_effects import apply_rules
-from consumers.sent import SentValues, covered_by_own
+from consumers.sent import Noted, SentValues, covered_by_own
 from consumers.settle import planned, rechecks, refusal, settle
 from consumers.units import Grouping, Unit, current, linked_meanwhile, match_requests, step_name
 from streams.codec import Scalar
@@ -69,13 +77,17 @@ class Applier:
         *,
         dry_run: bool = False,
         clock: type[datetime] = datetime,
+        sent: SentValues | None = None,
+        journal: SentJournal | None = None,
     ) -> None:
         self.config = config
         self.gateways = gateways
         self.index = index
         self.dry_run = dry_run
         self.fields = FieldSets(config)
-        self.sent = SentValues()
+        self.sent = sent if sent is not None else SentValues()
+        self.journal = journal
+        """Where notes of updates are kept before they are sent; without one they live in memory only."""
         self._clock = clock
 
     def commit(self, result: BatchResult) -> None:
@@ -375,15 +387,20 @@ class Applier:
         self, batch: Batch, plans: list[tuple[Unit, PairPlan]]
     ) -> list[dict[SourceSystem, WriteOutcome]]:
         """Every plan's writes, in one batched call per system: each plan's outcomes, by system. An update
-        is noted as sent first (`SentValues`)."""
+        is noted as sent first (`SentValues`), and the notes are kept by the journal before anything is
+        sent."""
         ops: dict[SourceSystem, list[WriteOp]] = {HS: [], DV: []}
         whose: dict[SourceSystem, list[int]] = {HS: [], DV: []}
+        noted: dict[str, Noted] = {}
         for n, (unit, plan) in enumerate(plans):
             for w in plan.writes:
                 if w.kind is WriteKind.UPDATE and w.object_id and not self.dry_run:
-                    self.sent.note(batch.ref(w.system, w.object_type, w.object_id).key, w, plan)
+                    key = batch.ref(w.system, w.object_type, w.object_id).key
+                    noted.setdefault(key, {}).update(self.sent.note(key, w, plan))
                 ops[w.system].append(w.op(ref=str(n), origin_id=unit.ids[w.system.other]))
                 whose[w.system].append(n)
+        if noted and self.journal is not None:
+            await self.journal.record(noted)
         outcomes: list[dict[SourceSystem, WriteOutcome]] = [{} for _ in plans]
         for system, sending in ops.items():
             for n, outcome in zip(whose[system], await self._send(batch, system, sending), strict=True):

@@ -8,6 +8,10 @@ a record error dead-letters that record's events and the partition moves on. A r
 in hand (counted by the group's revocations, `streams.transactions.Ownership`) stops it: no write is sent
 after it and nothing is committed; the partitions' new owner reads the batch again. Creates, which a write
 sent just before the revocation could still double, key on the other CRM's id (see the gateways).
+
+What a batch is about to update is kept in the `sync.sent` topic before it is sent (`streams.sent_log`) and
+cleared in the transaction that commits the links: a replica given partitions catches up with that topic
+as with the links before its first batch, so it knows the writes of a replica killed between the two.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from streams.config import KafkaSettings
 from streams.deadletters import DeadLetter
 from streams.link_view import LinkView
 from streams.links import LINK_CODEC, link_key
+from streams.sent_log import SentLog
 from streams.topics import TopicCatalog, TopicRole
 from streams.transactions import (
     Lag,
@@ -79,11 +84,14 @@ class ApplyLoop(TransactionalLoop):
         on_lag: Callable[[Lag], None] | None = None,
         on_beat: Callable[[], None] | None = None,
         links: LinkView | None = None,
+        sent: SentLog | None = None,
     ) -> None:
         super().__init__(kafka, catalog, group=group, on_lag=on_lag, on_beat=on_beat)
         self.applier = applier
         self.links = links
         """The view the applier's index is fed by: after each rebalance, caught up before the first batch."""
+        self.sent = sent
+        """The applier's journal of notes, tailed like the links (``None``: notes in memory only)."""
         self.batch_size = batch_size
         self.batch_wait_ms = batch_wait_ms
         self.on_batch = on_batch
@@ -115,8 +123,8 @@ class ApplyLoop(TransactionalLoop):
                 await self.report_lag(consumer, batch)
                 if not batch:
                     continue
-                if generation != links_for and self.links is not None:
-                    await self.links.caught_up(stop)  # the partitions' last owner's links first
+                if generation != links_for:
+                    await self._catch_up(stop)
                     links_for = generation
                 items, origin, dead = _decode_work(batch)
 
@@ -147,6 +155,12 @@ class ApplyLoop(TransactionalLoop):
                 self.applier.commit(result)
                 if self.on_batch is not None:
                     self.on_batch(result, len(dead))
+
+    async def _catch_up(self, stop: asyncio.Event) -> None:
+        """After a rebalance, before the first batch: the partitions' last owner's links and notes."""
+        for tail in (self.links, self.sent):
+            if tail is not None:
+                await tail.caught_up(stop)
 
     async def _apply(
         self,
@@ -222,6 +236,8 @@ class ApplyLoop(TransactionalLoop):
         records += [record(audit, a.key, a, AUDIT_CODEC) for a in result.audits]
         records += [dead_letter_record(dead_topic, letter) for letter in dead]
         records += [record(work, item.route, item, WORK_CODEC) for item in result.rechecks]
+        if self.sent is not None:
+            records += self.sent.clearing(self.applier.sent.pending(link for _, link in result.links))
         return records
 
 

@@ -24,6 +24,7 @@ __all__ = [
     "CrmUnavailableError",
     "FieldInfo",
     "Record",
+    "SentJournal",
     "WriteKind",
     "WriteOp",
     "WriteOutcome",
@@ -194,4 +195,15 @@ class CrmGateway(Protocol):
 
     async def write(self, ops: Sequence[WriteOp]) -> list[WriteOutcome]:
         """Apply the writes (batched per object and kind), one outcome per op, in order."""
+        ...
+
+
+class SentJournal(Protocol):
+    """Where the applier's notes of what it is about to write (`consumers.sent.SentValues`) are made
+    durable before it writes them (`streams.sent_log.SentLog`)."""
+
+    async def record(self, notes: Mapping[str, Mapping[str, tuple[str, str]]]) -> None:
+        """Record key -> its notes, kept once this returns: a write sent afterwards that lands while its
+        link update never commits (the replica killed between the two) is still known as this daemon's.
+        Raises when they could not be kept: nothing may be written then."""
         ...

@@ -11,10 +11,12 @@ sides disagree while each looks like our write. Taking both for ours would leave
 (the chaos test's company race, where only three companies are picked from); neither is taken for ours,
 and the pair's conflict rule settles it.
 
-The in-memory notes die with the replica: one killed after its writes landed but before its link update
-committed leaves the replica that takes the partition over nothing to recognise them by. For those, the
-CRM's own record of who wrote a value (`CrmGateway.own_writes`: HubSpot's property history) covers a field
-the same way (`covered_by_own`).
+The notes would die with the replica: one killed after its writes landed but before its link update
+committed would leave the replica that takes the partition over nothing to recognise them by. So each note is
+also made durable before its write is sent (`consumers.ports.SentJournal`, the `sync.sent` topic), and
+every replica takes in the others' notes (`absorb`): the one that takes a partition over holds what its
+last owner sent. The CRM's own record of who wrote a value (`CrmGateway.own_writes`: HubSpot's property
+history) covers a field the same way (`covered_by_own`), for notes the journal could not keep.
 """
 
 from __future__ import annotations
@@ -30,38 +32,52 @@ from streams.codec import Scalar
 from streams.keys import SourceSystem
 from streams.links import FieldSync, Link, LinkSide, fingerprint
 
-__all__ = ["MAX_SENT", "SentValues", "covered_by_own"]
+__all__ = ["MAX_SENT", "Noted", "SentValues", "covered_by_own"]
 
 MAX_SENT = 100_000
 """Records remembered at most: those whose link never came (deleted meanwhile) go, oldest first."""
 
+Noted = dict[str, tuple[str, str]]
+"""One record's notes: tracked field -> (fingerprint of the value sent, the other side's field it came from,
+or "" for a value of the daemon's own such as a sync time)."""
+
 
 class SentValues:
     def __init__(self) -> None:
-        self._sent: dict[str, dict[str, tuple[str, str]]] = {}
-        """Record key -> tracked field -> (fingerprint of the value sent, the other side's field it came
-        from, or "" for a value of the daemon's own such as a sync time)."""
+        self._sent: dict[str, Noted] = {}
+        """Record key -> its notes."""
 
     def __len__(self) -> int:
         return len(self._sent)
 
-    def note(self, key: str, write: SideWrite, plan: PairPlan) -> None:
-        """An update of the record ``key`` about to be sent: the fingerprints of what it sets."""
+    def note(self, key: str, write: SideWrite, plan: PairPlan) -> Noted:
+        """An update of the record ``key`` about to be sent: the fingerprints of what it sets (returned)."""
         written = set(write.values) | {ASSOCIATION_PREFIX + k for k in write.associations}
         after = plan.after.get(write.system, {})
         sources = {d.target: d.source for d in write.decisions}
-        self._sent.setdefault(key, {}).update(
-            {prop: (fp, sources.get(prop, "")) for prop, fp in after.items() if prop in written}
-        )
+        noted = {prop: (fp, sources.get(prop, "")) for prop, fp in after.items() if prop in written}
+        self.absorb(key, noted)
+        return noted
+
+    def absorb(self, key: str, noted: Mapping[str, tuple[str, str]] | None) -> None:
+        """Notes of ``key`` made elsewhere (another replica's, read from the journal); ``None``: the link
+        that covers them committed, they are no longer pending."""
+        if noted is None:
+            self._sent.pop(key, None)
+            return
+        self._sent.setdefault(key, {}).update(noted)
         while len(self._sent) > MAX_SENT:
             del self._sent[next(iter(self._sent))]
 
+    def pending(self, links: Iterable[Link | None]) -> list[str]:
+        """The keys of these links' records that have notes: what committing the links clears."""
+        keys = (key for link in links if link is not None for key in (link.hubspot.key, link.dataverse.key))
+        return [key for key in keys if key in self._sent]
+
     def forget(self, links: Iterable[Link | None]) -> None:
         """These links are committed: what they cover is no longer pending."""
-        for link in links:
-            if link is not None:
-                self._sent.pop(link.hubspot.key, None)
-                self._sent.pop(link.dataverse.key, None)
+        for key in self.pending(links):
+            del self._sent[key]
 
     def covering(
         self,
@@ -73,7 +89,7 @@ class SentValues:
         """The link as it would be had the writes of an earlier, failed attempt been committed: a field that
         holds exactly the value sent to it counts as synced, unless the field it was sent from holds what was
         sent to it too (both sides look like ours: neither is taken for ours)."""
-        held: dict[SourceSystem, dict[str, tuple[str, str]]] = {}
+        held: dict[SourceSystem, Noted] = {}
         for system in SourceSystem:
             record, sent = records[system], self._sent.get(link.side(system).key)
             if not sent or record is None:

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import ssl
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any, Protocol, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -142,3 +142,29 @@ def settle(futures: Iterable[asyncio.Future[Any]]) -> None:
     for future in futures:
         if future.done() and not future.cancelled():
             future.exception()
+
+
+async def caught_up(
+    consumer: AIOKafkaConsumer,
+    read_to: Mapping[TopicPartition, int],
+    stop: asyncio.Event,
+    *,
+    patience_s: float,
+    what: str,
+) -> bool:
+    """Wait until a tail has taken in everything committed to its partitions before this call: until
+    ``read_to`` (per partition, the offset the tail has taken in everything before; kept up to date by the
+    tail) reaches the partitions' last stable offsets (an open transaction's records are not committed
+    yet). False, logged, when ``stop`` is set or ``patience_s`` passed first (the broker unreachable: the
+    end offsets' request is bounded too)."""
+    try:
+        async with asyncio.timeout(patience_s):
+            ends = await consumer.end_offsets(list(consumer.assignment()))
+            while any(read_to.get(tp, 0) < end for tp, end in ends.items()):
+                if stop.is_set():
+                    return False
+                await asyncio.sleep(0.01)
+    except TimeoutError:
+        log.warning("%s still behind its topic after %.0fs: applying anyway", what, patience_s)
+        return False
+    return True

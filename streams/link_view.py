@@ -19,7 +19,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from streams._link_batch import read_record
 from streams.admin import TopicAdminError
-from streams.clients import make_consumer, partitions_of, start_or_close
+from streams.clients import caught_up, make_consumer, partitions_of, start_or_close
 from streams.codec import Position
 from streams.config import KafkaSettings
 from streams.link_db import LinkStore
@@ -203,17 +203,7 @@ class LinkView:
         consumer = self._consumer
         if consumer is None:
             return True  # not tailing: `load` read to the end
-        try:
-            async with asyncio.timeout(patience_s):  # the end offsets' request too: the broker may be away
-                ends = await consumer.end_offsets(list(consumer.assignment()))
-                while any(self._read_to.get(tp, 0) < end for tp, end in ends.items()):
-                    if stop.is_set():
-                        return False
-                    await asyncio.sleep(0.01)
-        except TimeoutError:
-            log.warning("link view still behind the links topic after %.0fs: applying anyway", patience_s)
-            return False
-        return True
+        return await caught_up(consumer, self._read_to, stop, patience_s=patience_s, what="link view")
 
 
 def _stale(

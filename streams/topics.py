@@ -33,6 +33,8 @@ class TopicRole(StrEnum):
     POLL_LEASES = "poll.leases"
     WORK = "sync.work"
     """Changes re-keyed by the sync stage to their pair (link id or match key): one owner per pair."""
+    SENT = "sync.sent"
+    """What a sync replica is about to write, durable before it writes (`streams.sent_log`)."""
 
 
 CHANGES_ROLES: Mapping[SourceSystem, TopicRole] = MappingProxyType(
@@ -144,6 +146,13 @@ class TopicCatalog:
                     wide,
                     _retained(7),
                     "Changes re-keyed to their pair (link id, or match key before linking) for sync.",
+                ),
+                spec(
+                    TopicRole.SENT,
+                    wide,
+                    _compacted(),
+                    "What a sync replica is about to write, acknowledged before the write and cleared in "
+                    "the transaction that links it; compacted, keyed by the written record.",
                 ),
             )
         )

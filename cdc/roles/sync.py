@@ -5,9 +5,10 @@ Start-up, in order: load and validate the sync configuration; open the HubSpot a
 credentials fail here with a clear error; refused later, they pause the batches); check the configuration
 against both CRMs' metadata (`cdc.crm_metadata`: a problem refuses the start, exit 78); bring the link
 store (a file under ``sync.state_dir``) up to date with the `links` topic: the tail after the offsets it
-kept, or the whole topic when it cannot follow on from them (logged with its size and time); then run,
-under one task group, the link tail, the router (change topics -> work topic), the apply loop (work
-topic -> CRM writes) and, when an option set is ``live``, the refresh of its labels
+kept, or the whole topic when it cannot follow on from them (logged with its size and time); read the
+`sync.sent` topic (what other replicas wrote whose links have not committed: `streams.sent_log`); then
+run, under one task group, the link tail, the sent-values tail, the router (change topics -> work topic),
+the apply loop (work topic -> CRM writes) and, when an option set is ``live``, the refresh of its labels
 (`cdc.live_options`; read once before the loops), each restarted after an unexpected failure until
 ``sync.loop_failures_max`` fall within ``sync.loop_failures_window_s`` (then the role exits 70:
 `cdc.supervision`), and serve ``/metrics``, ``/healthz`` and ``/readyz`` (`cdc.roles.probes`): ready while
@@ -19,7 +20,7 @@ Shutdown is numbered and bounded:
 1. ``stop`` is set: the router and the apply loop finish the batch in hand (a batch paused by a CRM
    outage is abandoned uncommitted, to be re-read by whoever owns the partition next);
 2. their consumers leave the groups and their producers flush and close;
-3. the link tail stops, the probe server stops;
+3. the link and sent-values tails stop, the probe server stops;
 4. the link store checkpoints its file and closes (a kill skips it: the file and its offsets still agree),
    then the gateways close;
 5. one summary line is logged.
@@ -62,11 +63,13 @@ from consumers.loader import load_config
 from consumers.ports import CrmGateway, CrmUnavailableError
 from consumers.retries import Retry, RetryPolicy, retrying
 from consumers.router import Router
+from consumers.sent import SentValues
 from streams.admin import cluster_id
 from streams.keys import SourceSystem
 from streams.link_db import LinkStore
 from streams.link_store import CommittedLinks
 from streams.link_view import LinkView
+from streams.sent_log import SentLog
 from streams.topics import TopicCatalog, TopicRole
 from streams.transactions import Lag
 
@@ -75,6 +78,7 @@ TOPICS = (
     TopicRole.CHANGES_HUBSPOT,
     TopicRole.CHANGES_DATAVERSE,
     TopicRole.WORK,
+    TopicRole.SENT,
     TopicRole.LINKS,
     TopicRole.AUDIT,
     TopicRole.DEADLETTER,
@@ -255,7 +259,13 @@ async def run_sync(
         view.on_beat = heartbeats.expect("sync-links")
         stats = SyncStats(metrics, store, config)
         stats.count_links()
-        applier = Applier(config, gateways, store, dry_run=settings.sync.dry_run)
+        sent = SentValues()
+        journal = SentLog(
+            settings.kafka, catalog, on_note=sent.absorb, on_beat=heartbeats.expect("sync-sent")
+        )
+        stack.push_async_callback(journal.close)
+        pending = await journal.start()
+        applier = Applier(config, gateways, store, dry_run=settings.sync.dry_run, sent=sent, journal=journal)
         options = LiveOptions(config, gateways, applier, every_s=settings.sync.options_refresh_s)
         await options.refresh()
         router = Router(
@@ -282,6 +292,7 @@ async def run_sync(
             on_lag=stats.lag,
             on_beat=heartbeats.expect("sync-apply"),
             links=view,
+            sent=journal,
         )
         kafka = KafkaCheck(settings.kafka, [catalog.name(role) for role in TOPICS])
         groups = joined({router.group: lambda: router.joined, apply.group: lambda: apply.joined})
@@ -294,17 +305,24 @@ async def run_sync(
             ) as served,
         ):
             log.info(
-                "sync running: %d steps enabled, %d links %s in %.2fs (%s); metrics at %s/metrics%s",
+                "sync running: %d steps enabled, %d links %s in %.2fs (%s), %d writes of other replicas not "
+                "yet linked; metrics at %s/metrics%s",
                 len(config.enabled_steps()),
                 loaded.links,
                 "rebuilt from the topic" if loaded.rebuilt else "resumed",
                 loaded.seconds,
                 store.path,
+                pending,
                 served.base_url,
                 " (dry run: nothing is written)" if settings.sync.dry_run else "",
             )
             on_ready(served.base_url)
-            loops = {"sync-links": view.run, "sync-route": router.run, "sync-apply": apply.run}
+            loops = {
+                "sync-links": view.run,
+                "sync-sent": journal.run,
+                "sync-route": router.run,
+                "sync-apply": apply.run,
+            }
             if options.fields:
                 loops["sync-options"] = options.run
             if config.form_submissions is not None:

@@ -19,6 +19,12 @@ class FaultKnobs(BaseModel):
 
     latency_ms: float = Field(default=0.0, ge=0, description="Added to every API response.")
     latency_jitter_ms: float = Field(default=0.0, ge=0, description="Uniform extra latency in [0, jitter].")
+    answer_delay_ms: float = Field(
+        default=0.0,
+        ge=0,
+        description="Added after a call's work is done, before its answer: a write that lands while its "
+        "caller waits (a caller killed meanwhile never learns of it).",
+    )
     error_rate: float = Field(default=0.0, ge=0, le=1, description="Share of API calls answered 503.")
     throttle_rate: float = Field(default=0.0, ge=0, le=1, description="Share of API calls answered 429.")
     webhook_duplicate_rate: float = Field(default=0.0, ge=0, le=1, description="Share of batches sent twice.")
@@ -64,6 +70,10 @@ class Faults:
     def random(self) -> random.Random:
         """The shared generator, for emulator decisions that must be reproducible (hold no lock long)."""
         return self._random
+
+    async def answer_delay(self) -> None:
+        if (delay_ms := self._knobs.answer_delay_ms) > 0:
+            await asyncio.sleep(delay_ms / 1000)
 
     async def delay(self) -> None:
         knobs = self._knobs

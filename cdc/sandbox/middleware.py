@@ -79,6 +79,8 @@ class SandboxMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                if faulted:
+                    await self.faults.answer_delay()
             await send(message)
 
         try:

@@ -183,12 +183,13 @@ class Stack:
         await _stop(list(self._roles.values()))
         self._roles.clear()
 
-    async def kill_replica(self, n: int) -> None:
-        """kill -9 a replica mid-flight (no shutdown at all), then start a new one."""
+    async def kill_replica(self, n: int, *, restart: bool = True) -> None:
+        """kill -9 a replica mid-flight (no shutdown at all), then start a new one (or not)."""
         process = self._replicas.pop(n)
         process.kill()
         await process.wait()
-        await self.add_replica()
+        if restart:
+            await self.add_replica()
 
     async def stop_replicas(self) -> None:
         await _stop(self._replicas)

@@ -77,3 +77,33 @@ async def _when(got: Any, wanted: tuple[str, str]) -> bool:
 async def _agreed(got: Any) -> str | None:
     hs, dv = await got
     return hs if hs == dv and hs != "e12" else None
+
+
+async def test_a_replica_killed_between_its_dataverse_write_and_its_commit_loses_no_edit(
+    kafka_settings: Any,
+) -> None:
+    """The same crash window for a value written to Dataverse, which has no per-column history: a real
+    `cdc sync` process writes HubSpot's e65 to Dataverse and is SIGKILLed while the answer is on its way
+    (the write landed; its Kafka transaction never began). The user then edits HubSpot again (e197).
+    With ``source_of_truth: dynamics`` the replica taking over used to see Dataverse's e65 as a Dataverse
+    edit and write it over the user's e197; the killed replica's notes in `sync.sent`, kept before its
+    write, tell it e65 is the daemon's own."""
+    config = small_config(conflict="source_of_truth:dynamics")
+    async with running_stack(kafka_settings, config, processes=True) as stack:
+        hs_id = await stack.hs_create("contacts", {"email": EMAIL, "city": "e12"})
+        await eventually(lambda: _when(cities(stack), ("e12", "e12")), what="the first sync")
+        await quiet(stack)
+
+        await stack.dv.put("/_admin/faults", json={"answer_delay_ms": 8000})  # writes land, answers wait
+        await stack.hs_update("contacts", hs_id, {"city": "e65"})
+        await eventually(lambda: _when(cities(stack), ("e65", "e65")), within=60, what="the write landing")
+        await stack.kill_replica(0, restart=False)  # SIGKILL while it waits for the answer
+        await stack.dv.put("/_admin/faults", json={"answer_delay_ms": 0})
+
+        await stack.hs_update("contacts", hs_id, {"city": "e197"})  # the user's newer edit
+        await asyncio.sleep(1.5)
+        await stack.add_replica()  # takes the partitions over
+        settled = await eventually(lambda: _agreed(cities(stack)), within=60, what="one city on both sides")
+        await quiet(stack)
+        assert settled == "e197"  # before: "e65", the daemon's own Dataverse write over the user's edit
+        assert await cities(stack) == ("e197", "e197")

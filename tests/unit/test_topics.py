@@ -25,9 +25,11 @@ def test_catalog_has_every_topic_under_the_prefix() -> None:
         "acme.audit",
         "acme.poll.leases",
         "acme.sync.work",
+        "acme.sync.sent",
     ]
     assert catalog[TopicRole.LINKS].config["cleanup.policy"] == "compact"
     assert catalog[TopicRole.CHECKPOINTS].config["cleanup.policy"] == "compact"
+    assert catalog[TopicRole.SENT].config["cleanup.policy"] == "compact"
     assert catalog[TopicRole.AUDIT].config["cleanup.policy"] == "delete"
     assert "retention.ms" in catalog[TopicRole.AUDIT].config
 
