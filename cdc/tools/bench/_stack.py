@@ -83,7 +83,7 @@ class Stack:
         """Start ``cdc <role>`` and wait for its /healthz (ingest, poll, sync all serve one)."""
         log = (self.logs / f"{role}.log").open("ab")
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "cdc", role, env={**self.base_env, **(env or {})},
+            sys.executable, *_profiled(role), "-m", "cdc", role, env={**self.base_env, **(env or {})},
             stdout=log, stderr=log,
         )  # fmt: skip
         log.close()
@@ -156,6 +156,22 @@ class Stack:
         answer = await self.dv.get(f"/_admin/tables/{table}/rows")
         answer.raise_for_status()
         return list(answer.json()["value"])
+
+
+PROFILE_ENV = "BENCH_PROFILE_DIR"
+"""A directory: each role of the bench's stacks then runs under cProfile and leaves ``<role>-<n>.prof``
+there when it stops (``python -m pstats`` reads it). For finding where a role's time goes;
+the figures of a profiled run are slower than a plain one's."""
+_profiles = iter(range(1, 1_000_000))
+
+
+def _profiled(role: str) -> list[str]:
+    """The interpreter arguments that run ``cdc <role>`` under cProfile when `PROFILE_ENV` is set."""
+    where = os.environ.get(PROFILE_ENV)
+    if not where:
+        return []
+    Path(where).mkdir(parents=True, exist_ok=True)
+    return ["-m", "cProfile", "-o", str(Path(where) / f"{role}-{next(_profiles)}.prof")]
 
 
 async def _wait_healthy(
