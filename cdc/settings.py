@@ -437,7 +437,11 @@ class SyncSettings(BaseModel):
         default="cdc-", description="Consumer groups: <prefix>sync-route, <prefix>sync-apply."
     )
     batch_size: int = Field(
-        default=100, ge=1, le=1000, description="Work items per batch (HubSpot batches take 100)."
+        default=500,
+        ge=1,
+        le=1000,
+        description="Work items per batch at most: its reads, lookups and writes go 100 records a call "
+        "(the CRMs' batch limit), per system and object type, so a batch of several hundred fills them.",
     )
     batch_wait_ms: int = Field(
         default=50,

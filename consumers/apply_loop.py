@@ -73,7 +73,7 @@ class ApplyLoop(TransactionalLoop):
         applier: Applier,
         *,
         group: str,
-        batch_size: int = 100,
+        batch_size: int = 500,
         batch_wait_ms: int = 50,
         on_batch: Callable[[BatchResult, int], None] | None = None,
         on_retry: Callable[[Retry], None] | None = None,

@@ -256,7 +256,8 @@ async def backfill(stack: Stack, contacts: int, companies: int, *, within: float
         "duplicates_total": sum(seen["duplicates"].values()),
     }
     say(
-        f"    backfill (batch {stack.options.batch_size}): {synced:,} of {pairs:,} records in {wall:.1f}s, "
+        f"    backfill (batch {stack.options.batch_size or 'default'}): {synced:,} of {pairs:,} records in "
+        f"{wall:.1f}s, "
         f"{result['api']['calls_per_record']:.3f} calls/record, {result['duplicates_total']} duplicates"
         + ("" if completed else "  ** did not complete **")
     )

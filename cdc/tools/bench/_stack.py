@@ -45,8 +45,10 @@ class RoleOptions:
     """What a scenario may change about the daemon: batching, the poll interval, the sync config file."""
 
     sync_config: Path
-    batch_size: int = 100
-    batch_wait_ms: int = 5
+    batch_size: int | None = None
+    batch_wait_ms: int | None = None
+    """``batch_size``, ``batch_wait_ms`` None: the daemon's defaults (`SyncSettings`), so a checkout is
+    measured as it ships."""
     dataverse_interval_s: float = 1.0
     hubspot_interval_s: float = 30.0
 
@@ -218,8 +220,8 @@ def _role_env(
         "CDC_POLL__HUBSPOT_INTERVAL_S": str(options.hubspot_interval_s),
         "CDC_SYNC__PORT": str(ports["sync"]),
         "CDC_SYNC__CONFIG": str(options.sync_config),
-        "CDC_SYNC__BATCH_SIZE": str(options.batch_size),
-        "CDC_SYNC__BATCH_WAIT_MS": str(options.batch_wait_ms),
+        **({} if options.batch_size is None else {"CDC_SYNC__BATCH_SIZE": str(options.batch_size)}),
+        **({} if options.batch_wait_ms is None else {"CDC_SYNC__BATCH_WAIT_MS": str(options.batch_wait_ms)}),
     }
 
 

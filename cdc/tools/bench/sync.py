@@ -5,9 +5,9 @@ sandbox`, `cdc ingest`, `cdc sync` and `cdc poll` as subprocesses (`cdc.tools.be
 generators (`cdc.tools.bench.editgen`, `cdc.tools.bench.replaygen`, `cdc.tools.bench.kafka_latency`) in
 processes of their own. Per repeat, in order:
 
-1. stack A (batching on, ``sync.batch_size=100``, ``batch_wait_ms=5``): bulk backfill; then latency at
-   each rate next to the raw Kafka produce -> consume hop at the same rate; then replay with a fresh
-   consumer group; then HubSpot at its real rate limits;
+1. stack A (batching on: the daemon's default ``sync.batch_size`` and ``batch_wait_ms``): bulk backfill;
+   then latency at each rate next to the raw Kafka produce -> consume hop at the same rate; then replay
+   with a fresh consumer group; then HubSpot at its real rate limits;
 2. stack B (``batch_size=1``, ``batch_wait_ms=0``: no batching, no coalescing): the same backfill, the
    baseline of API efficiency.
 
@@ -304,7 +304,7 @@ def table(result: dict[str, Any]) -> str:
     lines += [
         "",
         f"{'backfill':<26} {'wall s':>22} {'records/s':>22} {'calls/record':>22} {'writes/record':>22} dups",
-        f"{'batched (100, 5 ms)':<26} {_m(b['wall_s'], ',.1f'):>22} {_m(b['records_per_s']):>22} "
+        f"{'batched (defaults)':<26} {_m(b['wall_s'], ',.1f'):>22} {_m(b['records_per_s']):>22} "
         f"{_m(b['calls_per_record'], '.3f'):>22} {_m(b['write_calls_per_record'], '.3f'):>22} "
         f"{b['duplicates']}",
         f"{'naive (1, 0 ms)':<26} {_m(n['wall_s'], ',.1f'):>22} {_m(n['records_per_s']):>22} "
