@@ -21,7 +21,7 @@ from consumers.planner import ASSOCIATION_PREFIX
 from consumers.ports import Record
 from consumers.values import canonical
 from streams.codec import Scalar
-from streams.events import ChangeEvent, Operation
+from streams.events import ChangeEvent, Operation, Origin
 from streams.keys import SourceSystem
 from streams.link_store import StagedLinks
 from streams.links import Link, fingerprint
@@ -129,6 +129,7 @@ def nothing_new(change: ChangeEvent, tracked: Mapping[str, ValueType], link: Lin
     - an update every mapped field of which matches the link's fingerprint (an echo of our write, or a
       reconciler/poller re-read), holding them all (a full record) or touching only those (a property
       webhook): `_values_known`;
+    - a Dataverse row older than the one the link was settled on: `_older_than_synced`;
     - a linked record's creation (a replay, or our own create coming back);
     - an association the link already holds, or of a type the pair does not map: `_association_known`.
 
@@ -140,7 +141,28 @@ def nothing_new(change: ChangeEvent, tracked: Mapping[str, ValueType], link: Lin
         return True
     if change.operation is Operation.ASSOCIATION:
         return _association_known(change, tracked, link)
-    return change.operation in {Operation.UPDATE, Operation.UPSERT} and _values_known(change, tracked, link)
+    return change.operation in {Operation.UPDATE, Operation.UPSERT} and (
+        _older_than_synced(change, link) or _values_known(change, tracked, link)
+    )
+
+
+def _older_than_synced(change: ChangeEvent, link: Link) -> bool:
+    """A Dataverse row older than the state the link was settled on (a replay of the delta feed's history).
+
+    A row's version number only grows (Dataverse's rowversion: every write moves it), and the link's comes
+    from a read, or from a write sent with ``If-Match`` on that read's ETag, which Dataverse refuses (412)
+    had the row changed since: every state before it was read. Not so for HubSpot, which has no If-Match:
+    a write there may land after a user's edit it never read."""
+    if change.source is not DV or change.origin is not Origin.CHANGE_TRACKING:
+        return False
+    row, synced = _row_version(change.source_version), _row_version(link.dataverse.version)
+    return row is not None and synced is not None and row < synced
+
+
+def _row_version(version: str | None) -> int | None:
+    """A Dataverse version number, bare (``123``, a delta row's) or as an ETag (``W/"123"``, a link's)."""
+    digits = (version or "").removeprefix("W/").strip('"')
+    return int(digits) if digits.isdigit() else None
 
 
 def _values_known(change: ChangeEvent, tracked: Mapping[str, ValueType], link: Link) -> bool:

@@ -280,3 +280,22 @@ def test_every_change_is_in_exactly_one_unit_or_counted_as_an_echo(
         for i in u.items:
             found = index.find(i.change.ref)
             assert (u.link is None) if found is None else (u.link == found)
+
+
+def test_a_dataverse_row_older_than_the_one_the_link_settled_on_is_dropped_before_any_read() -> None:
+    """A replay re-reads the delta feed's history: a row as it was before the daemon (or a user) changed it
+    again. Its version number is below the link's (a read's, or an If-Match write's on that read), so the
+    link saw what came after it. The row the link settled on, a later one, and a HubSpot record (no
+    If-Match there, so a write may land after an edit it never read) are still compared or read."""
+    old = {"firstname": "Old"}  # differs from the link's "Ann": only the version can tell it is stale
+    pair = PAIR.model_copy(update={"dataverse": PAIR.dataverse.model_copy(update={"version": 'W/"120"'})})
+    tracked = FIELDS.tracked(CONTACTS)
+    assert nothing_new(change(DV, "d1", changed_properties=old, source_version="119"), tracked[DV], pair)
+    assert not nothing_new(change(DV, "d1", changed_properties=old, source_version="120"), tracked[DV], pair)
+    assert not nothing_new(change(DV, "d1", changed_properties=old, source_version="121"), tracked[DV], pair)
+    unversioned = change(DV, "d1", changed_properties=old)  # no version: compared by its values
+    assert not nothing_new(unversioned, tracked[DV], pair)
+    assert not nothing_new(change(DV, "d1", changed_properties=old, source_version="119"), tracked[DV], PAIR)
+    hubspot = pair.model_copy(update={"hubspot": pair.hubspot.model_copy(update={"version": "200"})})
+    edit = change(HS, "h1", changed_properties={"firstname": "Old"}, source_version="100")
+    assert not nothing_new(edit, tracked[HS], hubspot)
