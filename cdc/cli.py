@@ -756,7 +756,7 @@ def bench_sync(
     plan = Plan.quick() if quick else Plan()
     result = run_bench(Plan(**{**plan.__dict__, **changes}), out_dir=out_dir, say=_progress)
     if baseline is not None:
-        result = with_baseline(result, _bench_json(baseline))
+        result = with_baseline(result, _bench_json(baseline), str(baseline))
         Path(result["path"]).write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
     click.echo(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() if as_json else table(result))
     _progress(f"results: {result['path']}")

@@ -155,12 +155,13 @@ def _kinds(rounds: Sequence[dict[str, Any]], *path: str) -> dict[str, dict[str, 
     return {kind: _s(rounds, *path, "by_kind_per_record", kind) for kind in KINDS}
 
 
-def with_baseline(result: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:
+def with_baseline(result: dict[str, Any], baseline: dict[str, Any], source: str) -> dict[str, Any]:
     """``result`` with another run's figures beside it (``baseline``: the JSON of a `cdc bench sync` run of
-    another checkout, main's, on the same machine in the same session), shown by `table` next to its own."""
+    another checkout, main's, on the same machine in the same session, read from ``source``), shown by
+    `table` next to its own."""
     keep = ("backfill", "naive_backfill", "replay", "rate_limited")
     figures = {k: baseline[k] for k in keep if k in baseline}
-    return {**result, "baseline": {**figures, "path": baseline.get("path")}}
+    return {**result, "baseline": {**figures, "path": source}}
 
 
 def summarize(plan: Plan, rounds: list[dict[str, Any]]) -> dict[str, Any]:
