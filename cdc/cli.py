@@ -710,6 +710,17 @@ def bench_links(  # noqa: PLR0917 -- one parameter per option
     _progress(f"results: {result['path']}")
 
 
+def _bench_json(path: Path) -> dict[str, Any]:
+    """A `cdc bench sync` result file, or a usage error saying what is wrong with it."""
+    try:
+        value = orjson.loads(path.read_bytes())
+    except orjson.JSONDecodeError as error:
+        raise click.BadParameter(f"{path} is not JSON: {error}", param_hint="--baseline") from None
+    if not isinstance(value, dict) or value.get("scenario") != "sync":
+        raise click.BadParameter(f"{path} is not a `cdc bench sync` result", param_hint="--baseline")
+    return value
+
+
 @bench.command("sync")
 @click.option("--quick", is_flag=True, help="Small counts, one repeat, rates 50,200: a few minutes.")
 @click.option("--rates", help="Latency: target changes/s, comma-separated [50,200,1000].")
@@ -723,9 +734,16 @@ def bench_links(  # noqa: PLR0917 -- one parameter per option
     "--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), default=Path("bench/results")
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON result instead of the table.")
-def bench_sync(quick: bool, rates: str | None, out_dir: Path, as_json: bool, **counts: Any) -> None:
+@click.option(
+    "--baseline",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="The JSON of another checkout's run (main's) to show beside this one's figures.",
+)
+def bench_sync(
+    quick: bool, rates: str | None, out_dir: Path, as_json: bool, baseline: Path | None, **counts: Any
+) -> None:
     """Sync: latency, bulk backfill, replay, rate-limited, naive batching; real processes, local Kafka."""
-    from cdc.tools.bench.sync import Plan, run_bench, table  # noqa: PLC0415 -- keeps `cdc --help` fast
+    from cdc.tools.bench.sync import Plan, run_bench, table, with_baseline  # noqa: PLC0415 -- keeps `cdc --help` fast
 
     changes: dict[str, Any] = {k: v for k, v in counts.items() if v is not None}
     if rates is not None:
@@ -733,8 +751,13 @@ def bench_sync(quick: bool, rates: str | None, out_dir: Path, as_json: bool, **c
             changes["rates"] = tuple(float(rate) for rate in rates.split(",") if rate.strip())
         except ValueError:
             raise click.BadParameter(f"not a list of numbers: {rates!r}", param_hint="--rates") from None
+    if baseline is not None:
+        _bench_json(baseline)  # a bad file is refused before the run, not after it
     plan = Plan.quick() if quick else Plan()
     result = run_bench(Plan(**{**plan.__dict__, **changes}), out_dir=out_dir, say=_progress)
+    if baseline is not None:
+        result = with_baseline(result, _bench_json(baseline), str(baseline))
+        Path(result["path"]).write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
     click.echo(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() if as_json else table(result))
     _progress(f"results: {result['path']}")
 

@@ -437,9 +437,19 @@ class SyncSettings(BaseModel):
         default="cdc-", description="Consumer groups: <prefix>sync-route, <prefix>sync-apply."
     )
     batch_size: int = Field(
-        default=100, ge=1, le=1000, description="Work items per batch (HubSpot batches take 100)."
+        default=500,
+        ge=1,
+        le=1000,
+        description="Work items per batch at most: its reads, lookups and writes go 100 records a call "
+        "(the CRMs' batch limit), per system and object type, so a batch of several hundred fills them.",
     )
-    batch_wait_ms: int = Field(default=5, ge=0, le=1000, description="How long a batch waits to fill.")
+    batch_wait_ms: int = Field(
+        default=50,
+        ge=0,
+        le=1000,
+        description="The longest a part-full batch waits for more while a backlog is arriving; an idle loop "
+        "hands a batch on at once (streams.batching).",
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=8082, ge=0, le=65535, description="/metrics, /healthz, /readyz.")
     dry_run: bool = Field(default=False, description="Plan and audit writes without performing them.")

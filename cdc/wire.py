@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import TypeVar
 
-__all__ = ["ERROR_CHARS", "chunks", "parse_time", "short"]
+__all__ = ["ERROR_CHARS", "chunks", "packed", "parse_time", "short"]
 
 T = TypeVar("T")
 ERROR_CHARS = 300
@@ -15,6 +15,23 @@ ERROR_CHARS = 300
 def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def packed(items: Sequence[T], *, most: int, budget: int, size: Callable[[T], int]) -> Iterator[list[T]]:
+    """``items`` in order, in as few calls as the API allows: at most ``most`` per call and at most
+    ``budget`` of ``size`` (what each adds to the request: a filter's characters) together. An item larger
+    than the budget goes alone (the API then says what is wrong with it)."""
+    chunk: list[T] = []
+    used = 0
+    for item in items:
+        cost = size(item)
+        if chunk and (len(chunk) >= most or used + cost > budget):
+            yield chunk
+            chunk, used = [], 0
+        chunk.append(item)
+        used += cost
+    if chunk:
+        yield chunk
 
 
 def parse_time(value: object) -> datetime | None:

@@ -1,5 +1,6 @@
-"""The apply loop (group ``<prefix>sync-apply``): reads the work topic in batches (up to N records or M ms),
-runs them through the `Applier`, and publishes links, audit records, dead letters and rechecks in one
+"""The apply loop (group ``<prefix>sync-apply``): reads the work topic in batches (up to N records, waiting
+for more up to M ms only while a backlog is arriving: `streams.batching`), runs them through the `Applier`,
+and publishes links, audit records, dead letters and rechecks in one
 transaction with its offsets (`streams.transactions`): an offset moves only after the writes and the link
 updates are acknowledged (guarantee 1), and the batch's links join the link store only then.
 
@@ -28,6 +29,7 @@ from consumers.batch import BatchResult
 from consumers.ports import BatchRevokedError, CrmUnavailableError
 from consumers.retries import ENGINE, Keepalive, Retry, RetryPolicy, retrying, unless_stopped
 from streams.audit import AUDIT_CODEC
+from streams.batching import collect
 from streams.clients import make_consumer, running
 from streams.config import KafkaSettings
 from streams.deadletters import DeadLetter
@@ -41,7 +43,6 @@ from streams.transactions import (
     Ownership,
     Raw,
     TransactionalLoop,
-    collect,
     dead_letter,
     dead_letter_record,
     decode,
@@ -77,8 +78,8 @@ class ApplyLoop(TransactionalLoop):
         applier: Applier,
         *,
         group: str,
-        batch_size: int = 100,
-        batch_wait_ms: int = 5,
+        batch_size: int = 500,
+        batch_wait_ms: int = 50,
         on_batch: Callable[[BatchResult, int], None] | None = None,
         on_retry: Callable[[Retry], None] | None = None,
         on_lag: Callable[[Lag], None] | None = None,

@@ -16,10 +16,11 @@ Vocabulary:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, model_validator
 
 from consumers.forms import FormSubmissions
 from consumers.lifecycle import LIFECYCLE_PROPERTY, LIFECYCLE_STAGES
@@ -417,6 +418,8 @@ class SyncConfig(_Model):
     rules: tuple[Rule, ...] = ()
     # --- form submissions (issue 19 part 1; `consumers.forms`): off unless configured ---
     form_submissions: FormSubmissions | None = None
+    _steps_by_pair: dict[Pair, tuple[Step, ...]] = PrivateAttr(default_factory=dict)
+    """`steps_for`, kept: asked for every change routed and planned, and the configuration is frozen."""
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -505,9 +508,26 @@ class SyncConfig(_Model):
     def enabled_steps(self) -> tuple[Step, ...]:
         return tuple(s for s in self.steps if s.enabled)
 
+    def __eq__(self, other: object) -> bool:
+        """Equal configurations hold equal fields, whatever `steps_for` has kept so far."""
+        if not isinstance(other, SyncConfig):
+            return NotImplemented
+        return type(self) is type(other) and self.__dict__ == other.__dict__
+
+    __hash__ = _Model.__hash__
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A copy (steps changed, perhaps): its steps are looked up afresh."""
+        copied = super().model_copy(update=update, deep=deep)
+        copied._steps_by_pair = {}
+        return copied
+
     def steps_for(self, pair: Pair) -> tuple[Step, ...]:
         """The enabled steps of a pair, in execution order."""
-        return tuple(s for s in self.steps if s.enabled and s.pair == pair)
+        found = self._steps_by_pair.get(pair)
+        if found is None:
+            found = self._steps_by_pair[pair] = tuple(s for s in self.steps if s.enabled and s.pair == pair)
+        return found
 
     def pairs(self) -> tuple[Pair, ...]:
         seen: dict[Pair, None] = {}

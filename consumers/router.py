@@ -15,6 +15,7 @@ from consumers.enrichment import enrich
 from consumers.ports import CrmGateway, CrmUnavailableError
 from consumers.retries import ENGINE, Retry, retrying
 from consumers.routing import routes
+from streams.batching import collect
 from streams.clients import make_consumer, running
 from streams.config import KafkaSettings
 from streams.events import CHANGE_CODEC, ChangeEvent
@@ -25,7 +26,6 @@ from streams.transactions import (
     Lag,
     Ownership,
     TransactionalLoop,
-    collect,
     dead_letter_record,
     decode,
     offsets,
@@ -34,7 +34,10 @@ from streams.transactions import (
 )
 from streams.work import WORK_CODEC
 
-__all__ = ["Router"]
+__all__ = ["ROUTE_BATCH", "Router"]
+
+ROUTE_BATCH = 1_000
+"""Changes per routing batch: routing is cheap, the transaction per batch is not."""
 
 
 class Router(TransactionalLoop):
@@ -49,6 +52,7 @@ class Router(TransactionalLoop):
         gateways: Mapping[SourceSystem, CrmGateway],
         *,
         group: str,
+        batch_wait_ms: int = 50,
         on_routed: Callable[[int, int], None] | None = None,
         on_retry: Callable[[Retry], None] | None = None,
         on_lag: Callable[[Lag], None] | None = None,
@@ -58,6 +62,8 @@ class Router(TransactionalLoop):
         self.config = config
         self.index = index
         self.gateways = gateways
+        self.batch_wait_ms = batch_wait_ms
+        """The longest a part-full batch waits for more while a backlog is arriving (`streams.batching`)."""
         self.on_routed = on_routed
         self.on_retry = on_retry
         """Told of every retry while a CRM outage is waited out (``route``)."""
@@ -82,7 +88,7 @@ class Router(TransactionalLoop):
         async with running(self.producer()) as producer, running(changes) as consumer:
             while not stop.is_set():
                 self.beat()
-                batch = await collect(consumer, max_records=1_000, wait_ms=5)
+                batch = await collect(consumer, max_records=ROUTE_BATCH, wait_ms=self.batch_wait_ms)
                 await self.report_lag(consumer, batch)
                 if not batch:
                     continue

@@ -21,7 +21,7 @@ from consumers.planner import ASSOCIATION_PREFIX
 from consumers.ports import Record
 from consumers.values import canonical
 from streams.codec import Scalar
-from streams.events import ChangeEvent, Operation
+from streams.events import ChangeEvent, Operation, Origin
 from streams.keys import SourceSystem
 from streams.link_store import StagedLinks
 from streams.links import Link, fingerprint
@@ -125,12 +125,47 @@ class Grouping:
 
 def nothing_new(change: ChangeEvent, tracked: Mapping[str, ValueType], link: Link) -> bool:
     """Can this change of a linked record be dropped before any read? Only when what it carries settles it:
-    every mapped field it holds matches the link's fingerprint (an echo of our write, or a reconciler/poller
-    re-read), and it holds them all (a full record) or touched only those (a property webhook). Creations,
-    associations, merges and the like always go through. ``tracked``: the fields the pair tracks on the
-    change's side."""
-    if change.operation not in {Operation.UPDATE, Operation.UPSERT}:
+
+    - an update every mapped field of which matches the link's fingerprint (an echo of our write, or a
+      reconciler/poller re-read), holding them all (a full record) or touching only those (a property
+      webhook): `_values_known`;
+    - a Dataverse row older than the one the link was settled on: `_older_than_synced`;
+    - a linked record's creation (a replay, or our own create coming back);
+    - an association the link already holds, or of a type the pair does not map: `_association_known`.
+
+    Merges, deletes, restores and removed associations always go through. ``tracked``: the fields the pair
+    tracks on the change's side."""
+    if change.operation is Operation.CREATE:
+        # The pair is linked, so this record was read (or made by this daemon) after it was created: its
+        # creation, and any value it came with, is known; what changed since comes as changes of its own.
+        return True
+    if change.operation is Operation.ASSOCIATION:
+        return _association_known(change, tracked, link)
+    return change.operation in {Operation.UPDATE, Operation.UPSERT} and (
+        _older_than_synced(change, link) or _values_known(change, tracked, link)
+    )
+
+
+def _older_than_synced(change: ChangeEvent, link: Link) -> bool:
+    """A Dataverse row older than the state the link was settled on (a replay of the delta feed's history).
+
+    A row's version number only grows (Dataverse's rowversion: every write moves it), and the link's comes
+    from a read, or from a write sent with ``If-Match`` on that read's ETag, which Dataverse refuses (412)
+    had the row changed since: every state before it was read. Not so for HubSpot, which has no If-Match:
+    a write there may land after a user's edit it never read."""
+    if change.source is not DV or change.origin is not Origin.CHANGE_TRACKING:
         return False
+    row, synced = _row_version(change.source_version), _row_version(link.dataverse.version)
+    return row is not None and synced is not None and row < synced
+
+
+def _row_version(version: str | None) -> int | None:
+    """A Dataverse version number, bare (``123``, a delta row's) or as an ETag (``W/"123"``, a link's)."""
+    digits = (version or "").removeprefix("W/").strip('"')
+    return int(digits) if digits.isdigit() else None
+
+
+def _values_known(change: ChangeEvent, tracked: Mapping[str, ValueType], link: Link) -> bool:
     synced = link.side(change.source).fields
     if change.record is not None:
         carried = _carried(change, tracked)
@@ -150,6 +185,23 @@ def nothing_new(change: ChangeEvent, tracked: Mapping[str, ValueType], link: Lin
         ):
             return False
     return True
+
+
+def _association_known(change: ChangeEvent, tracked: Mapping[str, ValueType], link: Link) -> bool:
+    """An association added that the link already holds (``@<object>:<type id>`` fingerprints the related
+    record's id), or one of a type the pair does not map (HubSpot adds its unlabeled type beside a labeled
+    one). A removal, or an association whose type the event does not name, goes through: only a read tells
+    what the record holds then."""
+    association = change.association
+    if association is None or association.removed or association.association_type_id is None:
+        return False
+    prop = f"{ASSOCIATION_PREFIX}{association.to_object_type}:{association.association_type_id}"
+    if prop not in tracked:
+        return True
+    synced = link.side(change.source).fields.get(prop)
+    return synced is not None and synced.fingerprint == fingerprint(
+        canonical(association.to_object_id, tracked[prop], change.source)
+    )
 
 
 def _carried(change: ChangeEvent, tracked: Mapping[str, ValueType]) -> dict[str, Scalar] | None:

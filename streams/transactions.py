@@ -4,8 +4,8 @@ loops (`consumers.router`, `consumers.apply_loop`); the pollers' checkpoint stor
 
 One batch, in order:
 
-1. take the group's `Ownership.generation` (a rebalance moves it), then `collect` up to N records, waiting
-   up to M ms for more after the first;
+1. take the group's `Ownership.generation` (a rebalance moves it), then `streams.batching.collect` up to N
+   records, waiting for more while a backlog is arriving, up to M ms after the first;
 2. process them (the caller; no Kafka there);
 3. if the generation moved meanwhile, `rewind` (nothing is committed: the partitions' new owner reads the
    batch again), else `transaction`: every record the batch made and the consumed `offsets`, in one bounded
@@ -41,7 +41,6 @@ __all__ = [
     "Ownership",
     "Raw",
     "TransactionalLoop",
-    "collect",
     "dead_letter",
     "dead_letter_record",
     "decode",
@@ -102,28 +101,6 @@ def decode(
             except SchemaError as error:
                 dead.append(dead_letter(m, error))
     return decoded, dead
-
-
-async def collect(
-    consumer: AIOKafkaConsumer, *, max_records: int, wait_ms: int
-) -> dict[TopicPartition, list[Raw]]:
-    """Up to ``max_records`` messages: wait for the first, then gather more for up to ``wait_ms``."""
-    batch: dict[TopicPartition, list[Raw]] = await consumer.getmany(timeout_ms=200, max_records=max_records)
-    if not batch:
-        return batch
-    total = sum(len(v) for v in batch.values())
-    deadline = time.monotonic() + wait_ms / 1000
-    while total < max_records:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            break
-        more = await consumer.getmany(timeout_ms=int(remaining * 1000) or 1, max_records=max_records - total)
-        if not more:
-            break
-        for tp, messages in more.items():
-            batch.setdefault(tp, []).extend(messages)
-            total += len(messages)
-    return batch
 
 
 def offsets(batch: Mapping[TopicPartition, Sequence[Raw]]) -> dict[TopicPartition, int]:

@@ -56,7 +56,7 @@ from cdc.dataverse.paths import entity_set_name, literal
 from cdc.metrics import Metrics
 from cdc.owner_lists import OWNERS_REFRESH_S, OwnerList
 from cdc.settings import DataverseSettings
-from cdc.wire import chunks, parse_time, short
+from cdc.wire import chunks, packed, parse_time, short
 from consumers.config import HUBSPOT_ID_COLUMN, OWNER_COLUMN
 from consumers.owners import Owner
 from consumers.ports import CrmUnavailableError, FieldInfo, Record, WriteKind, WriteOp, WriteOutcome
@@ -68,8 +68,14 @@ __all__ = ["GATEWAY_POLICY", "HUBSPOT_ID_COLUMN", "DataverseGateway", "open_data
 
 GATEWAY_POLICY = RetryPolicy(retries=2, throttles=1, wait_max_s=5.0)
 """Short client retries: the engine pauses the whole batch on `CrmUnavailableError` instead."""
-READ_IDS = 50
-FIND_VALUES = 25
+READ_IDS = 100
+"""Rows per read (``<table>id eq <guid> or ...``): a full batch of the engine's, ~5.4 KB of filter, far below
+the 32 KB a URL may hold (dataverse.md §2.1)."""
+FIND_VALUES = 100
+"""Values per lookup at most, as many as a read's ids; `FIND_FILTER_CHARS` binds first for long values."""
+FIND_FILTER_CHARS = 16_000
+"""Characters of a lookup's ``$filter`` (each URL-encoded to ~1.2x): half the 32 KB URL limit (§2.1), the
+rest left to ``$select`` and the host."""
 BATCH_SIZE = 100
 MAX_BATCH = 1000
 POLYMORPHIC = frozenset({"customerid", "parentcustomerid"})
@@ -317,8 +323,12 @@ class DataverseGateway:
         fields = self._readable(object_type, columns, fields)
         select = [f"{object_type}id", field, *(columns.read_name(f) for f in fields), "modifiedon"]
         prefer = self._prefer(columns, fields)
-        for chunk in chunks(wanted, FIND_VALUES):
-            test = "contains({0}, {1})" if contains else "{0} eq {1}"
+        test = "contains({0}, {1})" if contains else "{0} eq {1}"
+
+        def term(value: str) -> int:
+            return len(test.format(field, literal(value))) + len(" or ")
+
+        for chunk in packed(wanted, most=FIND_VALUES, budget=FIND_FILTER_CHARS, size=term):
             where = " or ".join(test.format(field, literal(value)) for value in chunk)
             for row in await self._query(object_type, select, where, "find", prefer):
                 actual = row.get(field)

@@ -46,16 +46,19 @@ import time
 from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping, Sequence
 from typing import Any
 
+import orjson
+
 from cdc.hubspot._results import Sent, pair_results, sent_values, told_apart
 from cdc.hubspot.client import HubSpotClient, hubspot_client
 from cdc.hubspot.errors import FatalError, RequestError, RetriableError
 from cdc.hubspot.events import MERGED_IDS, merged_ids
 from cdc.hubspot.history import own_values
 from cdc.hubspot.paths import Endpoint, plural
+from cdc.hubspot.search import MAX_BODY_CHARS
 from cdc.metrics import Metrics
 from cdc.owner_lists import OWNERS_REFRESH_S, OwnerList
 from cdc.settings import HubSpotSettings, require
-from cdc.wire import chunks, parse_time, short
+from cdc.wire import chunks, packed, parse_time, short
 from consumers.config import DATAVERSE_ID_PROPERTY, OWNER_EMAIL
 from consumers.owners import Owner
 from consumers.ports import (
@@ -81,8 +84,10 @@ HISTORY_BATCH_LIMIT = 50
 """Inputs per ``batch/read`` with ``propertiesWithHistory``: asking for history "will reduce the maximum
 number of objects that can be read by a single request" (the objects spec, 2026-09, which names no
 number). 50, half the plain limit, is a guess (UNVERIFIED); the sandbox refuses more."""
-SEARCH_VALUES = 25
-"""Values per ``IN`` filter: keeps the body far below the 3,000-character limit (§3.5)."""
+SEARCH_VALUES = 100
+"""Values per ``IN`` filter at most, as many as a batch read takes (the fact sheets name no cap of their own
+for ``IN``; UNVERIFIED); the body's 3,000-character limit (§3.5) usually binds first."""
+
 SEARCH_PAGE = 200
 ASSOCIATION_INPUTS = 1000
 HUBSPOT_DEFINED = "HUBSPOT_DEFINED"
@@ -377,25 +382,14 @@ class HubSpotGateway:
         self, object_type: str, field: str, values: list[str], properties: list[str]
     ) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
-        for chunk in chunks(values, SEARCH_VALUES):
-            condition: dict[str, Any] = {"propertyName": field}
-            if len(chunk) == 1:
-                condition |= {"operator": "EQ", "value": chunk[0]}  # EQ on strings ignores case
-            else:
-                # IN compares a string property's value, lowercased, with the values as sent: "the searched
-                # values must be lowercase" (D-SRCH). Answers are matched back casefolded in `find`.
-                condition |= {"operator": "IN", "values": list(dict.fromkeys(v.lower() for v in chunk))}
+        # As few searches as the body limit allows (searches are 5 a second, §5.1): the values fill what the
+        # request's frame (properties, sort, paging) leaves of the 3,000 characters (§3.5).
+        frame = len(orjson.dumps(_search_body(field, ["x", "y"], properties, after="9" * 12)))
+        budget = MAX_BODY_CHARS - frame
+        for chunk in packed(values, most=SEARCH_VALUES, budget=budget, size=_json_chars):
             after: str | None = None
             while True:
-                body: dict[str, Any] = {
-                    "filterGroups": [{"filters": [condition]}],
-                    "sorts": [{"propertyName": "hs_object_id", "direction": "ASCENDING"}],
-                    "properties": properties,
-                    "limit": SEARCH_PAGE,
-                }
-                if after:
-                    body["after"] = after
-                page = await self._client.search(object_type, body)
+                page = await self._client.search(object_type, _search_body(field, chunk, properties, after))
                 items += page.results
                 if not page.has_more or not page.after:
                     break
@@ -828,3 +822,29 @@ def _emails(owners: Sequence[Owner]) -> dict[str, str]:
     for owner in owners:
         emails.setdefault(owner.id, owner.email)
     return emails
+
+
+def _json_chars(value: str) -> int:
+    """What one more ``IN`` value adds to a search body: its JSON string and a comma."""
+    return len(orjson.dumps(value.lower())) + 1
+
+
+def _search_body(
+    field: str, values: Sequence[str], properties: list[str], after: str | None
+) -> dict[str, Any]:
+    condition: dict[str, Any] = {"propertyName": field}
+    if len(values) == 1:
+        condition |= {"operator": "EQ", "value": values[0]}  # EQ on strings ignores case
+    else:
+        # IN compares a string property's value, lowercased, with the values as sent: "the searched values
+        # must be lowercase" (D-SRCH). Answers are matched back casefolded in `find`.
+        condition |= {"operator": "IN", "values": list(dict.fromkeys(v.lower() for v in values))}
+    body: dict[str, Any] = {
+        "filterGroups": [{"filters": [condition]}],
+        "sorts": [{"propertyName": "hs_object_id", "direction": "ASCENDING"}],
+        "properties": properties,
+        "limit": SEARCH_PAGE,
+    }
+    if after:
+        body["after"] = after
+    return body

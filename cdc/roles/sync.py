@@ -275,6 +275,7 @@ async def run_sync(
             store,
             gateways,
             group=f"{prefix}sync-route",
+            batch_wait_ms=settings.sync.batch_wait_ms,
             on_routed=stats.routed,
             on_retry=stats.retried,
             on_lag=stats.lag,

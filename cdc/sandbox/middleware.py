@@ -1,8 +1,9 @@
 """ASGI middleware that every emulator's API routes pass through: accounting and injected faults.
 
-Order per API request: find the endpoint (route template), wait the injected latency, maybe answer an
-injected 429 or 503 in the emulator's own error shape, else run the app; then count the call with its
-status. Admin routes (``/_admin``) are neither delayed, failed nor counted.
+Order per API request: find the endpoint (route template) and the call's kind (`cdc.sandbox.calls.call_kind`,
+which reads the body of a HubSpot read or search, handed on to the app as received), wait the injected
+latency, maybe answer an injected 429 or 503 in the emulator's own error shape, else run the app; then
+count the call with its status. Admin routes (``/_admin``) are neither delayed, failed nor counted.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from starlette.responses import Response
 from starlette.routing import Match, Route, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from cdc.sandbox.calls import CallCounter
+from cdc.sandbox.calls import CallCounter, call_kind, needs_body
 from cdc.sandbox.faults import Faults
 
 ADMIN_PREFIX = "/_admin"
@@ -28,6 +29,30 @@ def endpoint_of(router: Router, scope: Scope) -> str:
         if match is not Match.NONE and isinstance(route, Route):
             return f"{scope['method']} {route.path}"
     return f"{scope['method']} (unmatched)"
+
+
+def kind_of(endpoint: str, scope: Scope, body: bytes | None = None) -> str:
+    """The call's kind (`call_kind`) from its scope: query string and ``Prefer`` header."""
+    prefer = b"".join(v for k, v in scope.get("headers", ()) if k.lower() == b"prefer")
+    query = scope.get("query_string", b"").decode("latin-1")
+    return call_kind(endpoint, query, body, prefer=prefer.decode("latin-1"))
+
+
+async def _buffered(receive: Receive) -> tuple[bytes, Receive]:
+    """The request's whole body, and a ``receive`` that hands the app the same messages again."""
+    messages: list[Message] = []
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            break
+    body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.request")
+    replay = iter(messages)
+
+    async def again() -> Message:
+        return next(replay, None) or await receive()
+
+    return body, again
 
 
 class SandboxMiddleware:
@@ -57,6 +82,10 @@ class SandboxMiddleware:
             await self.app(scope, receive, send)
             return
         endpoint = endpoint_of(self.router, scope)
+        body = None
+        if needs_body(endpoint):
+            body, receive = await _buffered(receive)
+        kind = kind_of(endpoint, scope, body)
         faulted = scope["path"].startswith(self.faulted_prefix)
         if faulted:
             await self.faults.delay()
@@ -69,7 +98,7 @@ class SandboxMiddleware:
         elif self.faults.roll(knobs.error_rate):
             injected = self.unavailable(Request(scope, receive))
         if injected is not None:
-            self.calls.record(endpoint, injected.status_code)
+            self.calls.record(endpoint, injected.status_code, kind)
             await injected(scope, receive, send)
             return
 
@@ -86,4 +115,4 @@ class SandboxMiddleware:
         try:
             await self.app(scope, receive, send_counting)
         finally:
-            self.calls.record(endpoint, status)
+            self.calls.record(endpoint, status, kind)

@@ -11,6 +11,8 @@ from pathlib import Path
 import orjson
 import pytest
 
+from cdc.tools.bench.sync import table, with_baseline
+
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 
@@ -43,3 +45,29 @@ def test_bench_sync_quick_smallest_form(tmp_path: Path) -> None:
     assert result["replay"]["sync_writes"] == 0
     assert result["rate_limited"]["completed"]
     assert result["rate_limited"]["failed_writes"] == 0
+    # Calls per record by kind add up to the total; a baseline run (main's) is shown beside this one.
+    kinds = result["rounds"][0]["backfill"]["api"]["by_kind_per_record"]
+    assert set(kinds) == {"read", "lookup", "association", "write", "poll", "other"}
+    assert sum(kinds.values()) == pytest.approx(result["rounds"][0]["backfill"]["api"]["calls_per_record"])
+    assert kinds["write"] > 0
+    assert kinds["lookup"] > 0  # first sync matched records by email and name
+    shown = table(with_baseline(result, result, str(path)))
+    assert "calls/record by kind" in shown
+    assert "baseline batched" in shown
+    assert f"baseline replay ({path})" in shown
+
+
+def test_bench_sync_refuses_a_baseline_that_is_not_a_bench_sync_result_before_running(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CDC_")}
+    wrong = ((b"{not json", "is not JSON"), (b'{"scenario": "ingest"}', "is not a `cdc bench sync`"))
+    for content, why in wrong:
+        bad = tmp_path / "baseline.json"
+        bad.write_bytes(content)
+        out = subprocess.run(
+            [sys.executable, "-m", "cdc", "bench", "sync", "--quick", "--baseline", str(bad),
+             "--out", str(tmp_path)],
+            capture_output=True, text=True, env=env, timeout=60, check=False,
+        )  # fmt: skip
+        assert out.returncode == 2, out.stderr[-2000:]
+        assert why in out.stderr
+        assert not list(tmp_path.glob("sync-*.json"))  # refused before the run

@@ -974,3 +974,40 @@ async def test_dataverse_a_key_still_being_built_is_asked_about_again_and_used_o
     assert first[0].object_id == second[0].object_id
     rows = [r for r in box.dataverse.store.rows("contact") if r.values.get(HUBSPOT_ID_COLUMN) == "503"]
     assert len(rows) == 1
+
+
+# -- full calls (issue 17) ------------------------------------------------------------------------------
+
+
+async def kinds(api: httpx.AsyncClient) -> dict[str, int]:
+    by_kind: dict[str, int] = (await api.get("/calls")).json()["by_kind"]
+    return by_kind
+
+
+async def test_a_backfills_lookups_and_reads_of_250_records_take_three_calls_per_kind(
+    box: Sandbox, hubspot: HubSpotGateway, dataverse: DataverseGateway
+) -> None:
+    """First sync looks each record's counterpart up by its match key, then reads it: 100 records per call,
+    as full as the APIs allow (a HubSpot search body's 3,000 characters, hubspot.md §3.5; a Dataverse URL's
+    32 KB, dataverse.md §2.1), not 25 or 50 (a backfill made 0.296 calls per record, most of them reads and
+    lookups in part-full calls). ``ceil(250 / 100)`` calls per kind and system, each value found once."""
+    names = [f"Full Co {n:03d}" for n in range(250)]
+    emails = [f"full{n:03d}@example.com" for n in range(250)]
+    async with hubspot_admin(box) as hs_admin, dataverse_admin(box) as dv_admin:
+        (await hs_admin.post("/seed", json={"companies": [{"name": n} for n in names]})).raise_for_status()
+        rows = [{"emailaddress1": e, "lastname": "Full"} for e in emails]
+        (await dv_admin.post("/tables/contact/rows", json={"rows": rows})).raise_for_status()
+        await dataverse.read("contact", [], fields=["lastname"])  # metadata first: not what is counted
+        await hs_admin.delete("/calls")
+        await dv_admin.delete("/calls")
+        companies = await hubspot.find("company", "name", [n.upper() for n in names], fields=["name"])
+        contacts = await dataverse.find("contact", "emailaddress1", emails, fields=["lastname"])
+        ids = [records[0].object_id for records in contacts.values() if records]
+        read = await dataverse.read("contact", ids, fields=["lastname"])
+        hs_kinds, dv_kinds = await kinds(hs_admin), await kinds(dv_admin)
+    assert sorted(len(found) for found in companies.values()) == [1] * 250
+    assert len(ids) == 250
+    assert len(read) == 250
+    assert hs_kinds["lookup"] == math.ceil(250 / 100), hs_kinds
+    assert dv_kinds["lookup"] == math.ceil(250 / 100), dv_kinds
+    assert dv_kinds["read"] == math.ceil(250 / 100), dv_kinds

@@ -16,7 +16,7 @@ from cdc.sandbox.dataverse import errors
 from cdc.sandbox.dataverse.auth import TokenIssuer, org_url
 from cdc.sandbox.dataverse.context import API_PREFIX
 from cdc.sandbox.dataverse.protection import ServiceProtection
-from cdc.sandbox.middleware import endpoint_of
+from cdc.sandbox.middleware import endpoint_of, kind_of
 
 __all__ = ["Guard", "error_response"]
 
@@ -55,7 +55,8 @@ class Guard:
             grant = self.issuer.check(request.headers.get("authorization"), org_url(request))
             self.protection.enter(grant.client_id)
         except errors.DataverseError as error:
-            self.calls.record(endpoint_of(self.router, scope), error.status)
+            endpoint = endpoint_of(self.router, scope)
+            self.calls.record(endpoint, error.status, kind_of(endpoint, scope))
             await error_response(error)(scope, receive, send)
             return
         try:

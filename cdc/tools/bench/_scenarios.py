@@ -24,6 +24,7 @@ import orjson
 from aiokafka import TopicPartition
 from aiokafka.admin import NewTopic
 
+from cdc.sandbox.calls import KINDS
 from cdc.tools.bench._stack import Stack, SyncCounts
 from cdc.tools.bench.stats import percentile
 from streams.clients import make_admin, make_consumer
@@ -200,12 +201,16 @@ def calls_per_record(calls: dict[str, Any], records: int) -> dict[str, Any]:
     total = sum(by_endpoint.values())
     writes = sum(n for key, n in by_endpoint.items() if _is_write(key.split(" ", 1)[1]))
     per = max(records, 1)
+    kinds: Counter[str] = Counter()
+    for snap in calls.values():
+        kinds.update(snap.get("by_kind") or {})
     return {
         "records": records,
         "calls": total,
         "write_calls": writes,
         "calls_per_record": total / per,
         "write_calls_per_record": writes / per,
+        "by_kind_per_record": {kind: kinds[kind] / per for kind in KINDS},
         "by_endpoint_per_record": {key: n / per for key, n in sorted(by_endpoint.items())},
         "by_status": {system: snap["by_status"] for system, snap in calls.items()},
     }
@@ -251,7 +256,8 @@ async def backfill(stack: Stack, contacts: int, companies: int, *, within: float
         "duplicates_total": sum(seen["duplicates"].values()),
     }
     say(
-        f"    backfill (batch {stack.options.batch_size}): {synced:,} of {pairs:,} records in {wall:.1f}s, "
+        f"    backfill (batch {stack.options.batch_size or 'default'}): {synced:,} of {pairs:,} records in "
+        f"{wall:.1f}s, "
         f"{result['api']['calls_per_record']:.3f} calls/record, {result['duplicates_total']} duplicates"
         + ("" if completed else "  ** did not complete **")
     )

@@ -45,8 +45,10 @@ class RoleOptions:
     """What a scenario may change about the daemon: batching, the poll interval, the sync config file."""
 
     sync_config: Path
-    batch_size: int = 100
-    batch_wait_ms: int = 5
+    batch_size: int | None = None
+    batch_wait_ms: int | None = None
+    """``batch_size``, ``batch_wait_ms`` None: the daemon's defaults (`SyncSettings`), so a checkout is
+    measured as it ships."""
     dataverse_interval_s: float = 1.0
     hubspot_interval_s: float = 30.0
 
@@ -83,7 +85,7 @@ class Stack:
         """Start ``cdc <role>`` and wait for its /healthz (ingest, poll, sync all serve one)."""
         log = (self.logs / f"{role}.log").open("ab")
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "cdc", role, env={**self.base_env, **(env or {})},
+            sys.executable, *_profiled(role), "-m", "cdc", role, env={**self.base_env, **(env or {})},
             stdout=log, stderr=log,
         )  # fmt: skip
         log.close()
@@ -158,6 +160,22 @@ class Stack:
         return list(answer.json()["value"])
 
 
+PROFILE_ENV = "BENCH_PROFILE_DIR"
+"""A directory: each role of the bench's stacks then runs under cProfile and leaves ``<role>-<n>.prof``
+there when it stops (``python -m pstats`` reads it). For finding where a role's time goes;
+the figures of a profiled run are slower than a plain one's."""
+_profiles = iter(range(1, 1_000_000))
+
+
+def _profiled(role: str) -> list[str]:
+    """The interpreter arguments that run ``cdc <role>`` under cProfile when `PROFILE_ENV` is set."""
+    where = os.environ.get(PROFILE_ENV)
+    if not where:
+        return []
+    Path(where).mkdir(parents=True, exist_ok=True)
+    return ["-m", "cProfile", "-o", str(Path(where) / f"{role}-{next(_profiles)}.prof")]
+
+
 async def _wait_healthy(
     url: str, process: asyncio.subprocess.Process, role: str, limit_s: float = 60
 ) -> None:
@@ -202,8 +220,8 @@ def _role_env(
         "CDC_POLL__HUBSPOT_INTERVAL_S": str(options.hubspot_interval_s),
         "CDC_SYNC__PORT": str(ports["sync"]),
         "CDC_SYNC__CONFIG": str(options.sync_config),
-        "CDC_SYNC__BATCH_SIZE": str(options.batch_size),
-        "CDC_SYNC__BATCH_WAIT_MS": str(options.batch_wait_ms),
+        **({} if options.batch_size is None else {"CDC_SYNC__BATCH_SIZE": str(options.batch_size)}),
+        **({} if options.batch_wait_ms is None else {"CDC_SYNC__BATCH_WAIT_MS": str(options.batch_wait_ms)}),
     }
 
 

@@ -5,9 +5,9 @@ sandbox`, `cdc ingest`, `cdc sync` and `cdc poll` as subprocesses (`cdc.tools.be
 generators (`cdc.tools.bench.editgen`, `cdc.tools.bench.replaygen`, `cdc.tools.bench.kafka_latency`) in
 processes of their own. Per repeat, in order:
 
-1. stack A (batching on, ``sync.batch_size=100``, ``batch_wait_ms=5``): bulk backfill; then latency at
-   each rate next to the raw Kafka produce -> consume hop at the same rate; then replay with a fresh
-   consumer group; then HubSpot at its real rate limits;
+1. stack A (batching on: the daemon's default ``sync.batch_size`` and ``batch_wait_ms``): bulk backfill;
+   then latency at each rate next to the raw Kafka produce -> consume hop at the same rate; then replay
+   with a fresh consumer group; then HubSpot at its real rate limits;
 2. stack B (``batch_size=1``, ``batch_wait_ms=0``: no batching, no coalescing): the same backfill, the
    baseline of API efficiency.
 
@@ -33,6 +33,7 @@ from typing import Any
 
 import orjson
 
+from cdc.sandbox.calls import KINDS
 from cdc.tools.bench import _scenarios as scenarios
 from cdc.tools.bench._stack import RoleOptions, running_stack
 from cdc.tools.bench.stats import summary
@@ -149,6 +150,20 @@ def _s(rounds: Sequence[dict[str, Any]], *path: Any) -> dict[str, Any]:
     return summary(values)
 
 
+def _kinds(rounds: Sequence[dict[str, Any]], *path: str) -> dict[str, dict[str, Any]]:
+    """Calls per record by kind (`cdc.sandbox.calls.call_kind`), each summarized over the repeats."""
+    return {kind: _s(rounds, *path, "by_kind_per_record", kind) for kind in KINDS}
+
+
+def with_baseline(result: dict[str, Any], baseline: dict[str, Any], source: str) -> dict[str, Any]:
+    """``result`` with another run's figures beside it (``baseline``: the JSON of a `cdc bench sync` run of
+    another checkout, main's, on the same machine in the same session, read from ``source``), shown by
+    `table` next to its own."""
+    keep = ("backfill", "naive_backfill", "replay", "rate_limited")
+    figures = {k: baseline[k] for k in keep if k in baseline}
+    return {**result, "baseline": {**figures, "path": source}}
+
+
 def summarize(plan: Plan, rounds: list[dict[str, Any]]) -> dict[str, Any]:
     latency = []
     for index, rate in enumerate(plan.rates):
@@ -197,6 +212,7 @@ def summarize(plan: Plan, rounds: list[dict[str, Any]]) -> dict[str, Any]:
             "records_per_s": _s(rounds, "backfill", "records_per_s"),
             "calls_per_record": batched,
             "write_calls_per_record": _s(rounds, "backfill", "api", "write_calls_per_record"),
+            "by_kind_per_record": _kinds(rounds, "backfill", "api"),
             "duplicates": sum(r["backfill"]["duplicates_total"] for r in rounds),
             "completed": all(r["backfill"]["completed"] for r in rounds),
         },
@@ -205,6 +221,7 @@ def summarize(plan: Plan, rounds: list[dict[str, Any]]) -> dict[str, Any]:
             "records_per_s": _s(rounds, "naive_backfill", "records_per_s"),
             "calls_per_record": naive,
             "write_calls_per_record": _s(rounds, "naive_backfill", "api", "write_calls_per_record"),
+            "by_kind_per_record": _kinds(rounds, "naive_backfill", "api"),
             "records_synced": _s(rounds, "naive_backfill", "records_synced"),
             "duplicates": sum(r["naive_backfill"]["duplicates_total"] for r in rounds),
             "completed": all(r["naive_backfill"]["completed"] for r in rounds),
@@ -215,6 +232,8 @@ def summarize(plan: Plan, rounds: list[dict[str, Any]]) -> dict[str, Any]:
             "events_per_s": _s(rounds, "replay", "events_per_s"),
             "api_writes": sum(r["replay"]["api_write_calls"] for r in rounds),
             "sync_writes": sum(r["replay"]["sync_writes"] for r in rounds),
+            "calls_per_event": _s(rounds, "replay", "api_calls", "calls_per_record"),
+            "by_kind_per_event": _kinds(rounds, "replay", "api_calls"),
             "completed": all(r["replay"]["completed"] for r in rounds),
         },
         "rate_limited": {
@@ -231,6 +250,34 @@ def summarize(plan: Plan, rounds: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _m(s: dict[str, Any], fmt: str = ",.0f") -> str:
     return f"{s['median']:{fmt}} ({s['min']:{fmt}}-{s['max']:{fmt}})"
+
+
+def _by_kind(row: dict[str, Any]) -> str:
+    kinds = row.get("by_kind_per_record") or {}
+    return "  ".join(f"{kind} {kinds[kind]['median']:.3f}" for kind in KINDS if kind in kinds)
+
+
+def _kind_lines(result: dict[str, Any]) -> list[str]:
+    """Backfill calls per record by kind: this run's, and the baseline's (another checkout) when given."""
+    lines = ["calls/record by kind (median):"]
+    rows = [("batched", result["backfill"]), ("naive", result["naive_backfill"])]
+    base = result.get("baseline") or {}
+    if "backfill" in base:
+        rows.append(("baseline batched", base["backfill"]))
+    for label, row in rows:
+        total = row["calls_per_record"]["median"]
+        lines.append(f"  {label:<24} {total:.3f} = {_by_kind(row)}")
+    return lines
+
+
+def _baseline_replay(result: dict[str, Any]) -> list[str]:
+    r = (result.get("baseline") or {}).get("replay")
+    if not r:
+        return []
+    return [
+        f"baseline replay ({result['baseline'].get('path')}): {_m(r['events'])} events at "
+        f"{_m(r['events_per_s'])} events/s; API writes {r['api_writes']}, sync writes {r['sync_writes']}"
+    ]
 
 
 def table(result: dict[str, Any]) -> str:
@@ -258,7 +305,7 @@ def table(result: dict[str, Any]) -> str:
     lines += [
         "",
         f"{'backfill':<26} {'wall s':>22} {'records/s':>22} {'calls/record':>22} {'writes/record':>22} dups",
-        f"{'batched (100, 5 ms)':<26} {_m(b['wall_s'], ',.1f'):>22} {_m(b['records_per_s']):>22} "
+        f"{'batched (defaults)':<26} {_m(b['wall_s'], ',.1f'):>22} {_m(b['records_per_s']):>22} "
         f"{_m(b['calls_per_record'], '.3f'):>22} {_m(b['write_calls_per_record'], '.3f'):>22} "
         f"{b['duplicates']}",
         f"{'naive (1, 0 ms)':<26} {_m(n['wall_s'], ',.1f'):>22} {_m(n['records_per_s']):>22} "
@@ -273,9 +320,12 @@ def table(result: dict[str, Any]) -> str:
             f"in {result['plan']['naive_within_s']:.0f} s)"
         ),
         "",
+        *_kind_lines(result),
+        "",
         f"replay: {_m(r['events'])} events at {_m(r['events_per_s'])} events/s; "
         f"API writes {r['api_writes']}, "
         f"sync writes {r['sync_writes']}" + ("" if r["completed"] else "  ** did not catch up **"),
+        *_baseline_replay(result),
         f"rate-limited HubSpot (190/10 s, 1M/day, search 5/s): {_m(q['records_per_s'])} records/s = "
         f"{_m(q['fraction_of_ceiling'], '.0%')} of the {q['ceiling_records_per_s']:,.0f}/s ceiling "
         f"(190/10 s x 100 per batch); 429s {q['hubspot_429s']}, failed writes {q['failed_writes']}"
