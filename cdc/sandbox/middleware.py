@@ -77,6 +77,16 @@ class SandboxMiddleware:
         self.throttled = throttled
         self.unavailable = unavailable
 
+    async def _injected(self, scope: Scope, receive: Receive) -> Response | None:
+        """The added latency, then the 429 or 503 the dice chose for this call, if any."""
+        await self.faults.delay()
+        knobs = self.faults.knobs
+        if self.faults.roll(knobs.throttle_rate):
+            return self.throttled(Request(scope, receive))
+        if self.faults.roll(knobs.error_rate):
+            return self.unavailable(Request(scope, receive))
+        return None
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"].startswith(ADMIN_PREFIX):
             await self.app(scope, receive, send)
@@ -87,16 +97,7 @@ class SandboxMiddleware:
             body, receive = await _buffered(receive)
         kind = kind_of(endpoint, scope, body)
         faulted = scope["path"].startswith(self.faulted_prefix)
-        if faulted:
-            await self.faults.delay()
-        knobs = self.faults.knobs
-        injected: Response | None = None
-        if not faulted:
-            pass
-        elif self.faults.roll(knobs.throttle_rate):
-            injected = self.throttled(Request(scope, receive))
-        elif self.faults.roll(knobs.error_rate):
-            injected = self.unavailable(Request(scope, receive))
+        injected = await self._injected(scope, receive) if faulted else None
         if injected is not None:
             self.calls.record(endpoint, injected.status_code, kind)
             await injected(scope, receive, send)
