@@ -725,13 +725,20 @@ def bench_links(  # noqa: PLR0917 -- one parameter per option
 @click.option("--companies", type=int, help="Backfill: companies per side [2000].")
 @click.option("--replay-events", type=int, help="Replay: change events re-read [100000].")
 @click.option("--rate-limited-records", type=int, help="Rate-limited: records to HubSpot [5000].")
+@click.option(
+    "--peer-interval",
+    "peer_interval_s",
+    type=float,
+    help="Peer baseline: seconds between its polls [60; --quick: 10].",
+)
 @click.option("--repeats", type=int, help="Repeats [3; --quick: 1].")
 @click.option(
     "--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), default=Path("bench/results")
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON result instead of the table.")
 def bench_sync(quick: bool, rates: str | None, out_dir: Path, as_json: bool, **counts: Any) -> None:
-    """Sync: latency, bulk backfill, replay, rate-limited, naive batching; real processes, local Kafka."""
+    """Sync: latency, bulk backfill, replay, rate-limited, naive batching, the poll-and-upsert peer; real
+    processes, local Kafka."""
     from cdc.tools.bench.sync import Plan, run_bench, table  # noqa: PLC0415 -- keeps `cdc --help` fast
 
     changes: dict[str, Any] = {k: v for k, v in counts.items() if v is not None}
