@@ -110,11 +110,12 @@ def _norm(value: Any) -> str:
 
 
 def _differs(target: Mapping[str, Any], values: Mapping[str, Any], key: str) -> dict[str, Any]:
-    """The values that differ from the target's (the email compared case-insensitively)."""
+    """The values that differ from the target's (the email compared case-insensitively); an empty source
+    value never blanks a target's value (the examples' "only overwrite where the source has data")."""
     out = {}
     for name, value in values.items():
         have, want = _norm(target.get(name)), _norm(value)
-        if (have.lower() if name == key else have) != (want.lower() if name == key else want):
+        if want and (have.lower() if name == key else have) != (want.lower() if name == key else want):
             out[name] = value
     return out
 
