@@ -649,7 +649,12 @@ def bench() -> None:
     "--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), default=Path("bench/results")
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON result instead of the table.")
-def bench_ingest(rates: str, seconds: float, repeats: int, out_dir: Path, as_json: bool) -> None:
+@click.option(
+    "--profile", is_flag=True, help="Sample `cdc ingest` with py-spy at the highest rate (needs py-spy)."
+)
+def bench_ingest(  # noqa: PLR0917 -- one parameter per option
+    rates: str, seconds: float, repeats: int, out_dir: Path, as_json: bool, profile: bool
+) -> None:
     """Webhook ingest: signed batches of 100 through `cdc ingest`, next to raw aiokafka produce."""
     from cdc.tools.bench.ingest import run_bench, table  # noqa: PLC0415 -- keeps `cdc --help` fast
 
@@ -657,7 +662,9 @@ def bench_ingest(rates: str, seconds: float, repeats: int, out_dir: Path, as_jso
         targets = [float(rate) for rate in rates.split(",") if rate.strip()]
     except ValueError:
         raise click.BadParameter(f"not a list of numbers: {rates!r}", param_hint="--rates") from None
-    result = run_bench(rates=targets, seconds=seconds, repeats=repeats, out_dir=out_dir, say=_progress)
+    result = run_bench(
+        rates=targets, seconds=seconds, repeats=repeats, out_dir=out_dir, say=_progress, profile=profile
+    )
     click.echo(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() if as_json else table(result))
     _progress(f"results: {result['path']}")
 
@@ -729,6 +736,12 @@ def _bench_json(path: Path) -> dict[str, Any]:
 @click.option("--companies", type=int, help="Backfill: companies per side [2000].")
 @click.option("--replay-events", type=int, help="Replay: change events re-read [100000].")
 @click.option("--rate-limited-records", type=int, help="Rate-limited: records to HubSpot [5000].")
+@click.option(
+    "--peer-interval",
+    "peer_interval_s",
+    type=float,
+    help="Peer baseline: seconds between its polls [60; --quick: 10].",
+)
 @click.option("--repeats", type=int, help="Repeats [3; --quick: 1].")
 @click.option(
     "--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), default=Path("bench/results")
@@ -742,7 +755,8 @@ def _bench_json(path: Path) -> dict[str, Any]:
 def bench_sync(
     quick: bool, rates: str | None, out_dir: Path, as_json: bool, baseline: Path | None, **counts: Any
 ) -> None:
-    """Sync: latency, bulk backfill, replay, rate-limited, naive batching; real processes, local Kafka."""
+    """Sync: latency, bulk backfill, replay, rate-limited, naive batching, the poll-and-upsert peer; real
+    processes, local Kafka."""
     from cdc.tools.bench.sync import Plan, run_bench, table, with_baseline  # noqa: PLC0415 -- keeps `cdc --help` fast
 
     changes: dict[str, Any] = {k: v for k, v in counts.items() if v is not None}

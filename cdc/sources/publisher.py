@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -94,7 +95,8 @@ class ChangePublisher:
         elapsed = time.perf_counter() - started
         for system in {event.source for event in events}:
             self._metrics.produce_seconds.labels(topic=self._topics[system]).observe(elapsed)
-        for event in events:
-            self._metrics.events_ingested.labels(
-                source=event.source, object=object_label(event.object_type)
-            ).inc()
+        # One increment per label pair, not per event: a label lookup per event was 2 µs of the ~50 each
+        # event costs the receiver (`cdc bench ingest --profile`).
+        ingested = Counter((event.source, event.object_type) for event in events)
+        for (source, object_type), count in ingested.items():
+            self._metrics.events_ingested.labels(source=source, object=object_label(object_type)).inc(count)

@@ -21,8 +21,8 @@ def test_bench_sync_quick_smallest_form(tmp_path: Path) -> None:
     out = subprocess.run(
         [sys.executable, "-m", "cdc", "bench", "sync", "--quick", "--contacts", "40", "--companies", "10",
          "--replay-events", "500", "--rates", "50", "--seconds", "1", "--rate-limited-records", "20",
-         "--out", str(tmp_path)],
-        capture_output=True, text=True, env=env, timeout=240, check=False,
+         "--peer-interval", "2", "--out", str(tmp_path)],
+        capture_output=True, text=True, env=env, timeout=300, check=False,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
     assert "raw kafka hop (ceiling)" in out.stdout
@@ -45,6 +45,15 @@ def test_bench_sync_quick_smallest_form(tmp_path: Path) -> None:
     assert result["replay"]["sync_writes"] == 0
     assert result["rate_limited"]["completed"]
     assert result["rate_limited"]["failed_writes"] == 0
+    assert "peer baseline: poll-and-upsert every 2 s" in out.stdout
+    peer = result["peer"]
+    assert peer["backfill"]["duplicates"] == 0
+    assert peer["latency"]["missing"] == 0
+    assert set(peer["latency"]["by_direction"]) == {"hubspot_to_dataverse", "dataverse_to_hubspot"}
+    for who in ("daemon", "peer"):
+        assert peer["probe"][who]["duplicates"] == 0
+        assert peer["probe"][who]["unsynced_creates"] == 0
+
     # Calls per record by kind add up to the total; a baseline run (main's) is shown beside this one.
     kinds = result["rounds"][0]["backfill"]["api"]["by_kind_per_record"]
     assert set(kinds) == {"read", "lookup", "association", "write", "poll", "other"}

@@ -328,28 +328,31 @@ def _percentiles(values: list[float]) -> dict[str, float]:
     }
 
 
+async def edit_plan(stack: Stack, pairs: list[list[str]]) -> Path:
+    """The plan file `cdc.tools.bench.editgen` reads: both sandboxes and the linked pairs to edit."""
+    plan = {
+        "hubspot": stack.info["hubspot"]["base_url"],
+        "dataverse": stack.info["dataverse"]["base_url"],
+        "dataverse_ca": stack.info["dataverse"]["ca_bundle"],
+        "pairs": pairs,
+    }
+    with tempfile.NamedTemporaryFile("wb", suffix=".json", delete=False) as plan_file:
+        plan_file.write(orjson.dumps(plan))
+    return Path(plan_file.name)
+
+
 async def latency(
     stack: Stack, pairs: list[list[str]], rate: float, seconds: float, say: Say
 ) -> dict[str, Any]:
     """User edits at ``rate``/s on linked contacts, both sides; source change time -> audited write."""
     tag = f"lat{int(rate)}x{int(time.time() * 1000) % 10**7}"
-    with tempfile.NamedTemporaryFile("wb", suffix=".json", delete=False) as plan_file:
-        plan_file.write(
-            orjson.dumps(
-                {
-                    "hubspot": stack.info["hubspot"]["base_url"],
-                    "dataverse": stack.info["dataverse"]["base_url"],
-                    "dataverse_ca": stack.info["dataverse"]["ca_bundle"],
-                    "pairs": pairs,
-                }
-            )
-        )
+    plan_file = await edit_plan(stack, pairs)
     start = await _ends(stack, TopicRole.AUDIT)
     before = await stack.sync_counts()
     run = await _run_json(
-        ["cdc.tools.bench.editgen", plan_file.name, str(rate), str(seconds), tag], seconds + 120
+        ["cdc.tools.bench.editgen", str(plan_file), str(rate), str(seconds), tag], seconds + 120
     )
-    await asyncio.to_thread(Path(plan_file.name).unlink)
+    await asyncio.to_thread(plan_file.unlink)
     edits = run["edits"]
     found = await _landed(
         stack, start, {e["value"] for e in edits}, within=30 + 2 * stack.options.dataverse_interval_s

@@ -23,6 +23,7 @@ from typing import Any
 
 import orjson
 
+from cdc.tools.bench import profile as profiler
 from cdc.tools.bench.loadgen import PORTAL_ID
 from cdc.tools.bench.stats import percentile, summary
 from cdc.tools.devkafka.runner import LocalKafka, free_port
@@ -70,9 +71,17 @@ def _round(rate: float, run: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_bench(
-    *, rates: Sequence[float], seconds: float, repeats: int, out_dir: Path, say: Say
+    *, rates: Sequence[float], seconds: float, repeats: int, out_dir: Path, say: Say, profile: bool = False
 ) -> dict[str, Any]:
-    """Run the scenario and its baseline ``repeats`` times; write and return the JSON result."""
+    """Run the scenario and its baseline ``repeats`` times; write and return the JSON result.
+
+    With ``profile``, py-spy samples `cdc ingest` during the first repeat's highest rate
+    (:mod:`cdc.tools.bench.profile`)."""
+    stamp = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    profiled: dict[str, Any] | None = None
+    if profile and profiler.available() is None:
+        raise RuntimeError("--profile needs py-spy (pip install py-spy)")
     say("starting a local Apache Kafka ...")
     with LocalKafka() as broker:
         kafka = KafkaSettings(bootstrap_servers=broker.bootstrap, topic_prefix=f"bench{int(time.time())}.")
@@ -103,9 +112,14 @@ def run_bench(
                     say(f"repeat {repeat}/{repeats}: raw produce {baseline['events_per_s']:,.0f} events/s")
                     ingest = []
                     for rate in rates:
+                        spy = None
+                        if profile and profiled is None and rate == max(rates):
+                            spy = profiler.start(daemon.pid, seconds, out_dir / f"ingest-{stamp}.pyspy")
                         run = _run_json(
                             ["cdc.tools.bench.loadgen", url, secret, str(rate), str(seconds)], 600
                         )
+                        if spy is not None:
+                            profiled = profiler.finish(spy, out_dir / f"ingest-{stamp}.pyspy")
                         ingest.append(_round(rate, run))
                         say(
                             f"  target {rate:>8,.0f}/s: {ingest[-1]['events_per_s']:>8,.0f} events/s, "
@@ -116,8 +130,9 @@ def run_bench(
                 daemon.send_signal(signal.SIGTERM)
                 daemon.wait(30)
     result = _summarize(rates, seconds, rounds)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"ingest-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
+    if profiled is not None:
+        result["profile"] = profiled
+    path = out_dir / f"ingest-{stamp}.json"
     path.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
     result["path"] = str(path)
     return result
@@ -172,4 +187,6 @@ def table(result: dict[str, Any]) -> str:
             + f" {row['ratio_to_baseline']:>6.0%} {row['p50_ms']['median']:>8.1f}"
             f" {row['p99_ms']['median']:>8.1f} {row['non_200']:>8}"
         )
+    if "profile" in result:
+        lines += profiler.table(result["profile"])
     return "\n".join(lines)

@@ -34,6 +34,7 @@ from typing import Any
 import orjson
 
 from cdc.sandbox.calls import KINDS
+from cdc.tools.bench import _peer_scenarios as peer_scenarios
 from cdc.tools.bench import _scenarios as scenarios
 from cdc.tools.bench._stack import RoleOptions, running_stack
 from cdc.tools.bench.stats import summary
@@ -59,6 +60,10 @@ class Plan:
     within_s: float = 900.0
     naive_within_s: float = 300.0
     """The unbatched backfill runs ~20x slower: it is measured on what it syncs in this time."""
+    peer_interval_s: float = 60.0
+    """The peer baseline's poll interval (`cdc.tools.bench.peer`); its latency scales with it."""
+    peer_rate: float = 20.0
+    """User edits per second while the peer's latency is measured."""
 
     @classmethod
     def quick(cls) -> Plan:
@@ -72,6 +77,7 @@ class Plan:
             repeats=1,
             within_s=180.0,
             naive_within_s=180.0,
+            peer_interval_s=10.0,
         )
 
 
@@ -91,6 +97,7 @@ async def _repeat(kafka: KafkaSettings, plan: Plan, config: Path, logs: Path, sa
             row = await scenarios.latency(stack, pairs, rate, plan.seconds, say)
             row["kafka_hop"] = await scenarios.kafka_hop(stack, rate, plan.seconds)
             out["latency"].append(row)
+        out["daemon_probe"] = await peer_scenarios.daemon_probe(stack, pairs, say)
         out["replay"] = await scenarios.replay(stack, plan.replay_events, within=plan.within_s, say=say)
         out["rate_limited"] = await scenarios.rate_limited(
             stack, plan.rate_limited_records, within=plan.within_s, say=say
@@ -105,6 +112,10 @@ async def _repeat(kafka: KafkaSettings, plan: Plan, config: Path, logs: Path, sa
             stack, plan.contacts, plan.companies, within=plan.naive_within_s, say=say
         )
         out["naive_backfill"].pop("_pairs")
+    out["peer"] = await peer_scenarios.peer_run(
+        kafka.model_copy(update={"topic_prefix": f"{prefix}c."}), batched, logs / "c",
+        contacts=plan.contacts, rate=plan.peer_rate, interval_s=plan.peer_interval_s, say=say,
+    )  # fmt: skip
     return out
 
 
@@ -244,6 +255,7 @@ def summarize(plan: Plan, rounds: list[dict[str, Any]]) -> dict[str, Any]:
             "failed_writes": sum(r["rate_limited"]["failed_writes"] for r in rounds),
             "completed": all(r["rate_limited"]["completed"] for r in rounds),
         },
+        "peer": peer_scenarios.summarize(rounds),
         "rounds": rounds,
     }
 
@@ -331,4 +343,6 @@ def table(result: dict[str, Any]) -> str:
         f"(190/10 s x 100 per batch); 429s {q['hubspot_429s']}, failed writes {q['failed_writes']}"
         + ("" if q["completed"] else "  ** did not complete **"),
     ]
+    if "peer" in result:
+        lines += peer_scenarios.table(result["peer"], result["latency"]["rates"][0]["by_direction"])
     return "\n".join(lines)
