@@ -15,6 +15,7 @@ from consumers.enrichment import enrich
 from consumers.ports import CrmGateway, CrmUnavailableError
 from consumers.retries import ENGINE, Retry, retrying
 from consumers.routing import routes
+from consumers.seen import SeenChanges
 from streams.clients import make_consumer, running
 from streams.config import KafkaSettings
 from streams.events import CHANGE_CODEC, ChangeEvent
@@ -61,6 +62,8 @@ class Router(TransactionalLoop):
         self.on_routed = on_routed
         self.on_retry = on_retry
         """Told of every retry while a CRM outage is waited out (``route``)."""
+        self.seen = SeenChanges()
+        """Changes routed already (`consumers.seen`): a webhook and its journal entry are routed once."""
 
     async def enrich(self, events: list[ChangeEvent]) -> list[ChangeEvent]:
         return await enrich(self.config, self.index, self.gateways, events)
@@ -87,7 +90,7 @@ class Router(TransactionalLoop):
                 if not batch:
                     continue
                 decoded, dead = decode(batch, CHANGE_CODEC)
-                events = [event for event, _ in decoded]
+                fresh = events = self.seen.unseen(event for event, _ in decoded)
                 enriched = partial(self.enrich, events)
                 events = await retrying(
                     enriched,
@@ -102,5 +105,6 @@ class Router(TransactionalLoop):
                 records = [record(work, item.route, item, WORK_CODEC) for item in items]
                 records += [dead_letter_record(dead_topic, letter) for letter in dead]
                 await transaction(producer, records, offsets(batch), self.group)
+                self.seen.remember(fresh)
                 if self.on_routed is not None:
                     self.on_routed(len(items), len(dead))

@@ -1,0 +1,189 @@
+"""The Webhooks Journal as HubSpot's change feed (issue 16), against the sandbox over HTTP and a real broker:
+every webhook lost and an edit still reaches Dataverse with no search call; a crash between produce and
+commit publishes nothing twice; an expired offset runs one reconciliation and loses nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from functools import partial
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client import CollectorRegistry
+
+from cdc.hubspot.journal import JournalSource, journal_tokens
+from cdc.hubspot.journal_subscriptions import wanted_journal_subscriptions
+from cdc.hubspot.reconciler import HubSpotObjects
+from cdc.metrics import Metrics
+from cdc.provisioning.needs import needs_of
+from cdc.sandbox.runner import Sandbox, run_sandbox
+from cdc.settings import PollSettings, Settings
+from streams.admin import ensure_topics, open_admin
+from streams.checkpoint_store import TransactionalChangeWriter
+from streams.config import KafkaSettings
+from streams.events import ChangeEvent, Operation, Origin
+from streams.topics import TopicCatalog
+from tests.integration.sync_stack import eventually, quiet, running_stack, small_config
+from tests.integration.test_deletes_merges_associations import dv_rows
+from tests.kafka_reading import read_changes
+from tests.sync_configs import CONTACT_STEPS, enabled_only
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+CONFIG = enabled_only(*CONTACT_STEPS)
+
+
+def searches(calls: dict[str, Any]) -> int:
+    return sum(int(n) for endpoint, n in calls["by_endpoint"].items() if endpoint.endswith("/search"))
+
+
+async def test_every_webhook_dropped_an_edit_still_reaches_dataverse_through_the_journal_with_no_search(
+    kafka_settings: KafkaSettings,
+) -> None:
+    """`cdc provision` subscribes the journal (an OAuth project app: change sources default to both), so
+    `cdc poll` reads it instead of paging search: with every webhook dropped, a new contact and then an
+    edit still reach Dataverse, and HubSpot's search API is never called (issue 16: goal 0 per hour)."""
+    async with running_stack(kafka_settings, small_config(), reconcile=True, provision=True) as stack:
+        assert (await stack.hs.put("/_admin/faults", json={"webhook_drop_rate": 1.0})).status_code == 200
+        await stack.hs.delete("/_admin/calls")
+        contact = await stack.hs_create("contacts", {"email": "journal@example.com", "firstname": "Jo"})
+        await eventually(partial(dv_rows, stack, "journal@example.com"), within=60, what="the new contact")
+        await stack.hs_update("contacts", contact, {"firstname": "Joanna"})
+
+        async def edited() -> bool:
+            return [r.get("firstname") for r in await dv_rows(stack, "journal@example.com")] == ["Joanna"]
+
+        await eventually(edited, within=60, what="the edit in Dataverse")
+        await quiet(stack)
+        calls = (await stack.hs.get("/_admin/calls")).json()
+        assert searches(calls) == 0, calls["by_endpoint"]
+        published = stack.metrics.journal_events.labels(outcome="published")._value.get()
+        assert published >= 2
+
+
+@pytest.fixture
+async def box(kafka_settings: KafkaSettings) -> AsyncIterator[Sandbox]:
+    async with open_admin(kafka_settings) as admin:
+        await ensure_topics(admin, TopicCatalog.from_settings(kafka_settings))
+    async with run_sandbox(seed=11) as sandbox:
+        sandbox.hubspot.faults.update({"webhook_drop_rate": 1.0})
+        for body in wanted_journal_subscriptions(
+            needs_of(CONFIG).subscriptions, sandbox.info.hubspot.portal_id
+        ):
+            sandbox.hubspot.journal.upsert(body)
+        yield sandbox
+
+
+def settings_for(kafka: KafkaSettings, box: Sandbox) -> Settings:
+    poll = PollSettings(hubspot_objects=("contacts",), hubspot_journal_interval_s=0.2, hubspot_lookback_s=30)
+    return box.daemon_settings(kafka, poll=poll)
+
+
+async def run_journal(settings: Settings, metrics: Metrics, stop: asyncio.Event) -> None:
+    """`cdc poll`'s journal unit, alone: the source, its catch-up reconciler, until ``stop``."""
+    tokens = journal_tokens(settings, metrics)
+    assert not isinstance(tokens, str), tokens
+    objects = HubSpotObjects(settings, metrics, config=CONFIG)
+    async with objects, JournalSource(settings, metrics, tokens=tokens, objects=objects) as source:
+        await source.check()
+        await source.run(stop)
+
+
+async def hs(box: Sandbox, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    async with httpx.AsyncClient(base_url=box.info.hubspot.base_url) as api:
+        answer = await api.request(method, path, json=body)
+        assert answer.status_code < 300, answer.text
+        return dict(answer.json()) if answer.content else {}
+
+
+def journaled(events: list[ChangeEvent]) -> list[str]:
+    return [e.source_event_id or "" for e in events if e.origin is Origin.JOURNAL]
+
+
+async def test_a_crash_between_produce_and_commit_publishes_nothing_twice(
+    kafka_settings: KafkaSettings, box: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first batch is produced but its transaction never commits (the process dies there); the next
+    owner fences it, re-reads the batch from the stored offset and publishes it once: a read_committed
+    reader (the sync) sees every journal event exactly once."""
+    for n in range(3):
+        await hs(box, "POST", "/_admin/objects/contacts", {"properties": {"email": f"crash{n}@example.com"}})
+    settings = settings_for(kafka_settings, box)
+    real_commit = TransactionalChangeWriter.commit
+
+    class CrashedError(Exception):
+        pass
+
+    async def produce_then_die(self: TransactionalChangeWriter, events: Any, _checkpoint: Any) -> None:
+        producer = self._producer
+        await producer.begin_transaction()
+        for event in events:
+            await producer.send(self._catalog.changes_topic(event.source), b"{}", key=event.key.encode())
+        await producer.flush()
+        raise CrashedError
+
+    monkeypatch.setattr(TransactionalChangeWriter, "commit", produce_then_die)
+    with pytest.raises(CrashedError):
+        await run_journal(settings, Metrics(CollectorRegistry()), asyncio.Event())
+    monkeypatch.setattr(TransactionalChangeWriter, "commit", real_commit)
+
+    stop = asyncio.Event()
+    async with asyncio.TaskGroup() as tasks:
+        tasks.create_task(run_journal(settings, Metrics(CollectorRegistry()), stop))
+
+        async def all_three() -> list[ChangeEvent]:
+            events = await read_changes(kafka_settings)
+            creates = {e.object_id for e in events if e.operation is Operation.CREATE}
+            return events if len(creates) == 3 else []
+
+        events = await eventually(all_three, within=60, what="the three creates")
+        stop.set()
+    ids = journaled(events)
+    assert len(ids) == len(set(ids)) > 3  # creates and their values, each once
+    assert all(e.origin is Origin.JOURNAL for e in events)
+
+
+async def test_an_expired_offset_runs_one_reconciliation_and_nothing_is_lost(
+    kafka_settings: KafkaSettings, box: Sandbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Down for 4 days (sandbox clock): the stored offset is past the 3 days HubSpot keeps, so the source
+    says so once, counts it, searches from its checkpoint's time (finding the edit made while it was down,
+    whose entry expired), then reads on from the earliest entry (finding the edit made since)."""
+    settings = settings_for(kafka_settings, box)
+    before = await hs(
+        box, "POST", "/_admin/objects/contacts", {"properties": {"email": "before@example.com"}}
+    )
+    stop = asyncio.Event()
+    async with asyncio.TaskGroup() as tasks:
+        tasks.create_task(run_journal(settings, Metrics(CollectorRegistry()), stop))
+
+        async def first() -> list[ChangeEvent]:
+            return [e for e in await read_changes(kafka_settings) if e.object_id == before["id"]]
+
+        await eventually(first, within=60, what="the first contact through the journal")
+        stop.set()
+
+    down = await hs(box, "POST", "/_admin/objects/contacts", {"properties": {"email": "down@example.com"}})
+    box.hubspot.clock.advance(4 * 24 * 3600)
+    since = await hs(box, "POST", "/_admin/objects/contacts", {"properties": {"email": "since@example.com"}})
+    metrics = Metrics(CollectorRegistry())
+    stop = asyncio.Event()
+    with caplog.at_level(logging.WARNING, logger="cdc.hubspot.journal"):
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(run_journal(settings, metrics, stop))
+
+            async def both() -> list[ChangeEvent]:
+                events = await read_changes(kafka_settings)
+                found = {(e.object_id, e.origin) for e in events}
+                wanted = {(down["id"], Origin.RECONCILER), (since["id"], Origin.JOURNAL)}
+                return events if wanted <= found else []
+
+            await eventually(both, within=60, what="the contact made while down, and the one made since")
+            await asyncio.sleep(1.0)  # a few more reads: the fallback must not run again
+            stop.set()
+    assert metrics.journal_expired._value.get() == 1
+    expired = [r for r in caplog.records if "expired" in r.getMessage()]
+    assert len(expired) == 1
