@@ -21,6 +21,7 @@ from cdc.metrics import Metrics
 from cdc.provisioning.needs import needs_of
 from cdc.sandbox.runner import Sandbox, run_sandbox
 from cdc.settings import PollSettings, Settings
+from cdc.tools.bench.stats import percentile
 from streams.admin import ensure_topics, open_admin
 from streams.checkpoint_store import TransactionalChangeWriter
 from streams.config import KafkaSettings
@@ -187,3 +188,68 @@ async def test_an_expired_offset_runs_one_reconciliation_and_nothing_is_lost(
     assert metrics.journal_expired._value.get() == 1
     expired = [r for r in caplog.records if "expired" in r.getMessage()]
     assert len(expired) == 1
+
+
+async def test_with_webhooks_and_the_journal_each_edit_is_written_once_and_search_is_never_called(
+    kafka_settings: KafkaSettings,
+) -> None:
+    """Both sources on (the default for an OAuth project app), every webhook delivered: each edit arrives
+    twice (webhook and journal entry) and is written to Dataverse once; HubSpot's search is never called.
+    The figures of the run (publish latency per path at a 1 s journal poll, search calls, HubSpot calls by
+    endpoint) are logged for the README's measurements."""
+    edits = 60
+    async with running_stack(kafka_settings, small_config(), reconcile=True, provision=True) as stack:
+        ids = [
+            await stack.hs_create("contacts", {"email": f"m{n}@example.com", "firstname": "A"})
+            for n in range(10)
+        ]
+
+        async def synced() -> bool:
+            return len([r for r in await stack.dv_all("contact") if r.get("firstname") == "A"]) == len(ids)
+
+        await eventually(synced, within=90, what="the contacts in Dataverse")
+        await quiet(stack)
+        await stack.hs.delete("/_admin/calls")
+        await stack.dv.delete("/_admin/calls")
+        writes = stack.sync_writes()
+        started = asyncio.get_running_loop().time()
+        for n in range(edits):
+            await stack.hs_update("contacts", ids[n % len(ids)], {"firstname": f"E{n}"})
+            await asyncio.sleep(0.1)
+
+        async def last_edits() -> bool:
+            names = {r.get("firstname") for r in await stack.dv_all("contact")}
+            return {f"E{n}" for n in range(edits - len(ids), edits)} <= names
+
+        await eventually(last_edits, within=90, what="the last edits in Dataverse")
+        await quiet(stack)
+        elapsed = asyncio.get_running_loop().time() - started
+        calls = (await stack.hs.get("/_admin/calls")).json()
+        events = [e for e in await read_changes(kafka_settings) if "firstname" in e.changed_properties]
+        latency: dict[str, list[float]] = {}
+        for event in events:
+            if str(event.changed_properties["firstname"]).startswith("E"):
+                delay = (event.received_at - event.occurred_at).total_seconds() * 1000
+                latency.setdefault(event.origin.value, []).append(delay)
+        figures = {
+            origin: {"n": len(v), "p50_ms": round(percentile(v, 50)), "p99_ms": round(percentile(v, 99))}
+            for origin, v in latency.items()
+        }
+        logging.getLogger(__name__).warning(
+            "journal figures: %s edits in %.1fs; publish latency %s; sync writes %d; search calls %d; "
+            "HubSpot calls %s",
+            edits, elapsed, figures, stack.sync_writes() - writes, searches(calls), calls["by_endpoint"],
+        )  # fmt: skip
+        assert searches(calls) == 0
+        assert set(figures) == {"webhook", "journal"}
+        assert figures["journal"]["n"] == figures["webhook"]["n"] == edits
+        assert stack.sync_writes() - writes <= edits  # each edit once, though it arrived twice
+        by_origin = {
+            origin: {
+                e.identity
+                for e in events
+                if e.origin is origin and str(e.changed_properties["firstname"])[0] == "E"
+            }
+            for origin in (Origin.WEBHOOK, Origin.JOURNAL)
+        }
+        assert by_origin[Origin.WEBHOOK] == by_origin[Origin.JOURNAL]  # the router routes each change once
