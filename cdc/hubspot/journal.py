@@ -41,7 +41,7 @@ import aiohttp
 import orjson
 
 from cdc.hubspot.client import HubSpotClient
-from cdc.hubspot.errors import RequestError, RetriableError
+from cdc.hubspot.errors import CredentialsRefusedError, RequestError, RetriableError
 from cdc.hubspot.journal_entries import EntryFileError, read_entry
 from cdc.hubspot.reconciler import HubSpotObjects
 from cdc.hubspot.tokens import OAuthTokens, TokenSource
@@ -84,6 +84,8 @@ class JournalOffError(RuntimeError):
 BATCH = 100
 NOT_FOUND = 404
 FILE_TIMEOUT_S = 30.0
+AUTH_WAIT_S = 30.0
+"""How long the source waits after HubSpot refused its token before it tries again."""
 
 
 def journal_tokens(
@@ -186,6 +188,13 @@ class JournalSource:
                     log.warning("hubspot journal: read interrupted, next in %.0fs: %s", wait, error)
                     full = False
                     wait = max(wait, error.retry_after or 0.0)
+                except CredentialsRefusedError as refused:
+                    # Accepted at start-up (`check`), refused now: revoked or uninstalled while running.
+                    # The offset stays where it is, so what changed meanwhile is read once it works again.
+                    log.warning(
+                        "hubspot journal: credentials refused (%s); next try in %.0fs", refused, AUTH_WAIT_S
+                    )
+                    full, wait = False, AUTH_WAIT_S
                 since = datetime.now(UTC)
                 self._metrics.progress(COMPONENT)
                 beat(0.0 if full else wait)
