@@ -243,6 +243,13 @@ class Metrics:
             "Change events re-keyed to their pair on the work topic.",
             registry=registry,
         )
+        self.sync_duplicates = Counter(
+            "cdc_sync_duplicate_changes_total",
+            "Change events the router dropped as a change it had routed already (the same identity: a "
+            "HubSpot webhook and its Webhooks Journal entry, a webhook delivered twice), before any API "
+            "read.",
+            registry=registry,
+        )
         self.sync_writes = Counter(
             "cdc_sync_writes_total",
             "Records written to a CRM by the sync stage.",

@@ -51,6 +51,7 @@ class Router(TransactionalLoop):
         *,
         group: str,
         on_routed: Callable[[int, int], None] | None = None,
+        on_duplicates: Callable[[int], None] | None = None,
         on_retry: Callable[[Retry], None] | None = None,
         on_lag: Callable[[Lag], None] | None = None,
         on_beat: Callable[[], None] | None = None,
@@ -62,6 +63,8 @@ class Router(TransactionalLoop):
         self.on_routed = on_routed
         self.on_retry = on_retry
         """Told of every retry while a CRM outage is waited out (``route``)."""
+        self.on_duplicates = on_duplicates
+        """Told how many changes of a committed batch were dropped as routed already."""
         self.seen = SeenChanges()
         """Changes routed already (`consumers.seen`): a webhook and its journal entry are routed once."""
 
@@ -106,5 +109,7 @@ class Router(TransactionalLoop):
                 records += [dead_letter_record(dead_topic, letter) for letter in dead]
                 await transaction(producer, records, offsets(batch), self.group)
                 self.seen.remember(fresh)
+                if self.on_duplicates is not None and len(fresh) < len(decoded):
+                    self.on_duplicates(len(decoded) - len(fresh))
                 if self.on_routed is not None:
                     self.on_routed(len(items), len(dead))

@@ -266,6 +266,7 @@ async def run_sync(
             gateways,
             group=f"{prefix}sync-route",
             on_routed=stats.routed,
+            on_duplicates=metrics.sync_duplicates.inc,
             on_retry=stats.retried,
             on_lag=stats.lag,
             on_beat=heartbeats.expect("sync-route"),

@@ -267,6 +267,7 @@ def rows() -> list[Row]:
                     (
                         ("sum(rate(cdc_sync_routed_total[5m]))", "routed"),
                         ("sum(rate(cdc_sync_echoes_suppressed_total[5m]))", "echoes suppressed"),
+                        ("sum(rate(cdc_sync_duplicate_changes_total[5m]))", "duplicates dropped"),
                         (_rate("cdc_sync_paused_total", "system"), "paused: {{system}}"),
                     ),
                     "ops",
