@@ -1,10 +1,12 @@
 """Changes already routed, by identity: the same change arriving twice (a HubSpot webhook and its Webhooks
 Journal entry, a webhook HubSpot delivered twice) is routed once, before any API read. Pure, no I/O.
 
-Only a memory, bounded and per process: what it forgets (a restart, an old identity pushed out) goes the
-ordinary way, where the link fingerprints and the idempotent writes make a duplicate cost reads, never a
-wrong write. An identity is remembered only after the batch that routed it committed, so a batch read
-again after a failed transaction is routed again, not dropped.
+Only the live feeds are compared (origins ``webhook`` and ``journal``): a resync or a reconciler's re-read
+is meant to be applied again, so it always passes. Only a memory, bounded and per process: what it forgets
+(a restart, an old identity pushed out) goes the ordinary way, where the link fingerprints and the
+idempotent writes make a duplicate cost reads, never a wrong write. An identity is remembered only after
+the batch that routed it committed, so a batch read again after a failed transaction is routed again, not
+dropped.
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Iterable
 
-from streams.events import ChangeEvent
+from streams.events import ChangeEvent, Origin
 
-__all__ = ["SeenChanges"]
+__all__ = ["LIVE", "SeenChanges"]
+
+LIVE = frozenset({Origin.WEBHOOK, Origin.JOURNAL})
 
 
 class SeenChanges:
@@ -28,6 +32,9 @@ class SeenChanges:
         kept: list[ChangeEvent] = []
         batch: set[str] = set()
         for event in events:
+            if event.origin not in LIVE:
+                kept.append(event)
+                continue
             identity = event.identity
             if identity in self._seen or identity in batch:
                 self.dropped += 1
@@ -38,7 +45,7 @@ class SeenChanges:
 
     def remember(self, events: Iterable[ChangeEvent]) -> None:
         """Once the batch routing ``events`` committed."""
-        for event in events:
+        for event in (e for e in events if e.origin in LIVE):
             identity = event.identity
             self._seen[identity] = None
             self._seen.move_to_end(identity)

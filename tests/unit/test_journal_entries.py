@@ -123,3 +123,12 @@ def test_bad_input_is_published_as_other_or_counted_apart_never_dropped_silently
     assert (read.unreadable, read.foreign) == (3, 1)
     with pytest.raises(EntryFileError, match="journalEvents"):
         read_entry({"offset": "x"}, portal=PORTAL, offset="o-3", received_at=NOW)
+
+
+def test_a_resync_of_a_change_already_routed_is_applied_again() -> None:
+    """Only the live feeds are compared: `cdc resync` and the reconciler re-read on purpose."""
+    (event,) = journal(crm("DELETE"))
+    seen = SeenChanges()
+    seen.remember([event])
+    again = event.model_copy(update={"origin": Origin.RESYNC})
+    assert seen.unseen([again]) == [again]
