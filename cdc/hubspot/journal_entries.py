@@ -40,6 +40,7 @@ _OPERATIONS = {
     "RESTORE": Operation.RESTORE,
     "MERGE": Operation.MERGE,
     "GDPR_DELETE": Operation.PRIVACY_DELETION,
+    "SNAPSHOT": Operation.UPSERT,
     "ASSOCIATION_ADDED": Operation.ASSOCIATION,
     "ASSOCIATION_REMOVED": Operation.ASSOCIATION,
 }
@@ -131,6 +132,8 @@ def _translate(raw: Any, *, portal: str, event_id: str, received_at: datetime) -
         "source_event_type": f"journal.{action}", "occurred_at": _when(raw.get("occurredAt"), received_at),
         "received_at": received_at,
     }  # fmt: skip
+    if action == "SNAPSHOT":
+        return _snapshot(raw, common)
     special = _SPECIAL.get(operation)
     if special is not None:
         return special(raw, common)
@@ -146,6 +149,14 @@ def _updates(raw: Mapping[str, Any], common: dict[str, Any]) -> list[ChangeEvent
         ChangeEvent(**common, changed_properties={str(name): _scalar(value)})
         for name, value in changes.items()
     ]
+
+
+def _snapshot(raw: Mapping[str, Any], common: dict[str, Any]) -> list[ChangeEvent]:
+    """A snapshot's values are the record's current state (the properties asked for): an UPSERT with them."""
+    values = raw.get("propertyChanges")
+    if not isinstance(values, Mapping):
+        return []
+    return [ChangeEvent(**common, record={str(name): _scalar(value) for name, value in values.items()})]
 
 
 def _merge(raw: Mapping[str, Any], common: dict[str, Any]) -> list[ChangeEvent]:

@@ -132,3 +132,12 @@ def test_a_resync_of_a_change_already_routed_is_applied_again() -> None:
     seen.remember([event])
     again = event.model_copy(update={"origin": Origin.RESYNC})
     assert seen.unseen([again]) == [again]
+
+
+def test_a_snapshot_is_an_upsert_with_the_values_it_holds() -> None:
+    (event,) = journal(crm("SNAPSHOT", propertyChanges={"email": "a@x.test", "firstname": "A"}))
+    assert (event.operation, event.record, event.changed_properties) == (
+        Operation.UPSERT,
+        {"email": "a@x.test", "firstname": "A"},
+        {},
+    )

@@ -155,6 +155,7 @@ class Journal:
     files: dict[str, tuple[str, float]] = field(default_factory=dict)
     lost: int = 0
     next_id: int = 0
+    snapshots: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.next_id = self.rng.randrange(1_000_000, 9_000_000)
@@ -303,6 +304,44 @@ class Journal:
             self.entries.popleft()
         for key in [k for k, (_, ends) in self.files.items() if ends <= self.clock.time()]:
             del self.files[key]
+
+    # ---- snapshots -------------------------------------------------------------------------------
+    def snapshot(self, request: Any) -> dict[str, Any]:
+        """One ``CrmObjectSnapshotRequest``: the record's current ``properties`` journaled as a SNAPSHOT
+        event (that snapshots land in the journal is inferred from the action enum, fact sheet §5), with a
+        status readable at ``status/{id}``: SUCCESS, or FAILED (VALIDATION_ERROR) for a record not found."""
+        if not isinstance(request, dict) or not isinstance(request.get("properties"), list):
+            raise errors.bad_request(
+                "each snapshot request needs objectId, objectTypeId, portalId, properties"
+            )
+        type_id, object_id = str(request.get("objectTypeId")), str(request.get("objectId"))
+        status_id, now = self._uuid(), self.clock.epoch_ms()
+        record = self.lookup(type_id, object_id) if object_id.isdigit() else None
+        status: dict[str, Any] = {
+            "id": status_id,
+            "initiatedAt": now,
+            "completedAt": now,
+            "status": "SUCCESS",
+        }
+        if record is None or record.archived or request.get("portalId") != self.portal_id:
+            status.update(
+                status="FAILED", errorCode="VALIDATION_ERROR", message=f"object {object_id} not found"
+            )
+        else:
+            wanted = [str(p) for p in request["properties"]]
+            event = {"type": "crmObject", "portalId": self.portal_id, "objectTypeId": type_id,
+                     "objectId": int(record.id), "action": "SNAPSHOT", "occurredAt": iso(now),
+                     "propertyChanges": {p: record.properties.get(p) for p in wanted}}  # fmt: skip
+            self.pending.append(_Pending(now + int(self.faults.knobs.journal_delay_ms), [event]))
+        self.snapshots[status_id] = status
+        return {"portalId": request.get("portalId"), "objectTypeId": type_id,
+                "objectId": request.get("objectId"), "snapshotStatusId": status_id}  # fmt: skip
+
+    def status(self, status_id: str) -> dict[str, Any]:
+        found = self.snapshots.get(status_id)
+        if found is None:
+            raise errors.not_found(f"Status {status_id} not found")
+        return found
 
     # ---- reading ---------------------------------------------------------------------------------
     def _index(self, offset: str) -> int:

@@ -28,6 +28,7 @@ from cdc.sandbox.hubspot import errors
 from cdc.sandbox.hubspot.api import JSON, Context, Handler, error_response, json_object
 from cdc.sandbox.hubspot.journal import Entry, Journal
 from cdc.sandbox.hubspot.scopes import JOURNAL_READ as READ
+from cdc.sandbox.hubspot.scopes import JOURNAL_SNAPSHOTS_WRITE as SNAPSHOTS
 from cdc.sandbox.hubspot.scopes import JOURNAL_SUBSCRIPTIONS_READ as SUBSCRIPTIONS_READ
 from cdc.sandbox.hubspot.scopes import JOURNAL_SUBSCRIPTIONS_WRITE as SUBSCRIPTIONS_WRITE
 from cdc.sandbox.hubspot.store import iso
@@ -75,7 +76,7 @@ def _portal(ctx: Context, request: Request, *, local: bool) -> bool:
     return raw == str(ctx.portal_id)
 
 
-def journal_routes(ctx: Context, journal: Journal) -> list[Route]:  # noqa: C901 -- one closure per endpoint
+def journal_routes(ctx: Context, journal: Journal) -> list[Route]:  # noqa: C901, PLR0915 -- one closure per endpoint
     def fetched(request: Request, entries: list[Entry]) -> list[dict[str, object]]:
         return [journal.fetched(e, str(request.base_url)) for e in entries]
 
@@ -126,6 +127,15 @@ def journal_routes(ctx: Context, journal: Journal) -> list[Route]:  # noqa: C901
 
         return run
 
+    async def snapshots(request: Request) -> Response:
+        requests = (await json_object(request)).get("snapshotRequests")
+        if not isinstance(requests, list) or not requests:
+            raise errors.bad_request("snapshotRequests must be a non-empty list")
+        return JSON({"snapshotResponses": [journal.snapshot(r) for r in requests]})
+
+    async def status(request: Request) -> Response:
+        return JSON(journal.status(request.path_params["statusId"]))
+
     async def upsert(request: Request) -> Response:
         return JSON(journal.upsert(await json_object(request)).as_json(ctx.app_id))
 
@@ -174,6 +184,18 @@ def journal_routes(ctx: Context, journal: Journal) -> list[Route]:  # noqa: C901
                 routes.append(
                     Route(f"{base}/{path}", _guarded(ctx, reader(local, read), (READ,)), methods=[method])
                 )
+            routes.append(
+                Route(
+                    f"{base}/status/{{statusId}}", _guarded(ctx, status, (READ, SNAPSHOTS)), methods=["GET"]
+                )
+            )
+        routes.append(
+            Route(
+                f"/webhooks-journal/snapshots/{version}/crm",
+                _guarded(ctx, snapshots, (SNAPSHOTS,)),
+                methods=["POST"],
+            )
+        )
         subs = f"/webhooks-journal/subscriptions/{version}"
         reading, writing = (SUBSCRIPTIONS_READ, SUBSCRIPTIONS_WRITE), (SUBSCRIPTIONS_WRITE,)
         for method, path, handler, scopes in (

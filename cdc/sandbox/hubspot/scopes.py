@@ -30,6 +30,7 @@ __all__ = [
     "FORMS",
     "JOURNAL_READ",
     "JOURNAL_SCOPES",
+    "JOURNAL_SNAPSHOTS_WRITE",
     "JOURNAL_SUBSCRIPTIONS_READ",
     "JOURNAL_SUBSCRIPTIONS_WRITE",
     "OWNERS",
@@ -44,7 +45,10 @@ READ_ENDINGS = ("/batch/read", "/search")
 JOURNAL_READ = "developer.webhooks_journal.read"
 JOURNAL_SUBSCRIPTIONS_READ = "developer.webhooks_journal.subscriptions.read"
 JOURNAL_SUBSCRIPTIONS_WRITE = "developer.webhooks_journal.subscriptions.write"
-JOURNAL_SCOPES = frozenset({JOURNAL_READ, JOURNAL_SUBSCRIPTIONS_READ, JOURNAL_SUBSCRIPTIONS_WRITE})
+JOURNAL_SNAPSHOTS_WRITE = "developer.webhooks_journal.snapshots.write"
+JOURNAL_SCOPES = frozenset(
+    {JOURNAL_READ, JOURNAL_SUBSCRIPTIONS_READ, JOURNAL_SUBSCRIPTIONS_WRITE, JOURNAL_SNAPSHOTS_WRITE}
+)
 """The Webhooks Journal's scopes (fact sheet hubspot_2026.md §2): a client-credentials token's alone."""
 
 

@@ -15,7 +15,7 @@ SUBSCRIPTIONS = "/webhooks-journal/subscriptions/2026-03"
 CONTACTS = "/crm/objects/2026-03/contacts"
 SCOPES = (
     "developer.webhooks_journal.read developer.webhooks_journal.subscriptions.read "
-    "developer.webhooks_journal.subscriptions.write"
+    "developer.webhooks_journal.subscriptions.write developer.webhooks_journal.snapshots.write"
 )
 
 
@@ -180,3 +180,30 @@ async def test_webhooks_dropped_at_100_percent_still_reach_the_journal(
     sandbox.faults.update({"webhook_drop_rate": 1.0})
     await client.post(CONTACTS, json={"properties": {"email": "kept@x.test"}})
     assert len(await entries_after(journal, sandbox, None)) == 1
+
+
+async def test_a_snapshot_journals_the_records_current_values_and_reports_its_status(
+    client: httpx.AsyncClient, journal: httpx.AsyncClient, sandbox: HubSpotSandbox
+) -> None:
+    created = await client.post(CONTACTS, json={"properties": {"email": "snap@x.test", "firstname": "S"}})
+    contact_id = int(created.json()["id"])
+    requests = [
+        {
+            "portalId": sandbox.portal_id,
+            "objectTypeId": "0-1",
+            "objectId": contact_id,
+            "properties": ["email"],
+        },
+        {"portalId": sandbox.portal_id, "objectTypeId": "0-1", "objectId": 1, "properties": ["email"]},
+    ]
+    answer = await journal.post(
+        "/webhooks-journal/snapshots/2026-03/crm", json={"snapshotRequests": requests}
+    )
+    assert answer.status_code == 200, answer.text
+    ok, missing = (r["snapshotStatusId"] for r in answer.json()["snapshotResponses"])
+    status = f"{JOURNAL}/status"
+    assert (await journal.get(f"{status}/{ok}")).json()["status"] == "SUCCESS"
+    assert (await journal.get(f"{status}/{missing}")).json()["errorCode"] == "VALIDATION_ERROR"
+    events = [e for f in await entries_after(journal, sandbox, None) for e in f["journalEvents"]]
+    assert events[-1]["action"] == "SNAPSHOT"
+    assert events[-1]["propertyChanges"] == {"email": "snap@x.test"}
