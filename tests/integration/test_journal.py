@@ -171,6 +171,7 @@ async def test_an_expired_offset_runs_one_reconciliation_and_nothing_is_lost(
     box.hubspot.clock.advance(4 * 24 * 3600)
     since = await hs(box, "POST", "/_admin/objects/contacts", {"properties": {"email": "since@example.com"}})
     metrics = Metrics(CollectorRegistry())
+    box.hubspot.calls.reset()
     stop = asyncio.Event()
     with caplog.at_level(logging.WARNING, logger="cdc.hubspot.journal"):
         async with asyncio.TaskGroup() as tasks:
@@ -188,6 +189,12 @@ async def test_an_expired_offset_runs_one_reconciliation_and_nothing_is_lost(
     assert metrics.journal_expired._value.get() == 1
     expired = [r for r in caplog.records if "expired" in r.getMessage()]
     assert len(expired) == 1
+    calls = box.hubspot.calls.snapshot()
+    expired_count = metrics.journal_expired._value.get()
+    print(
+        f"\njournal figures: 4-day outage: fallback ran {expired_count:.0f} time(s); search calls "
+        f"{searches(calls)}; HubSpot calls {calls['by_endpoint']}"
+    )
 
 
 async def test_with_webhooks_and_the_journal_each_edit_is_written_once_and_search_is_never_called(
