@@ -19,6 +19,7 @@ from cdc.hubspot.journal_subscriptions import wanted_journal_subscriptions
 from cdc.hubspot.reconciler import HubSpotObjects
 from cdc.metrics import Metrics
 from cdc.provisioning.needs import needs_of
+from cdc.roles.poll import run_poll
 from cdc.sandbox.runner import Sandbox, run_sandbox
 from cdc.settings import PollSettings, Settings
 from cdc.tools.bench.stats import percentile
@@ -294,3 +295,48 @@ async def test_change_to_write_latency_through_the_journal_alone_next_to_the_web
             figures[path] = {"p50_ms": round(percentile(delays, 50)), "p99_ms": round(percentile(delays, 99))}
         print(f"\njournal figures: change -> Dataverse write, {rounds} edits each: {figures}")
         assert figures["journal"]["p99_ms"] < 10_000
+
+
+@pytest.mark.parametrize("subscribed", [False, True], ids=["unsubscribed", "subscribed"])
+async def test_cdc_poll_says_at_start_up_whether_the_journal_is_on_and_why_not(
+    kafka_settings: KafkaSettings, caplog: pytest.LogCaptureFixture, subscribed: bool
+) -> None:
+    """An OAuth project app takes both sources by default; without journal subscriptions the journal would be
+    silent, so `cdc poll` says why it is off and pages search instead (issue 16 item 4)."""
+    async with open_admin(kafka_settings) as admin:
+        await ensure_topics(admin, TopicCatalog.from_settings(kafka_settings))
+    async with run_sandbox(seed=13) as sandbox:
+        if subscribed:
+            for body in wanted_journal_subscriptions(
+                needs_of(CONFIG).subscriptions, sandbox.info.hubspot.portal_id
+            ):
+                sandbox.hubspot.journal.upsert(body)
+        settings = settings_for(kafka_settings, sandbox)
+        settings = settings.model_copy(
+            update={"dataverse": settings.dataverse.model_copy(update={"base_url": None})}
+        )
+        stop = asyncio.Event()
+        ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        with caplog.at_level(logging.INFO, logger="cdc.poll"):
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(
+                    run_poll(
+                        settings,
+                        stop,
+                        metrics=Metrics(CollectorRegistry()),
+                        on_ready=ready.set_result,
+                        config=CONFIG,
+                    )
+                )
+                await asyncio.wait_for(ready, 60)
+                stop.set()
+    said = " ".join(r.getMessage() for r in caplog.records if r.name == "cdc.poll")
+    if subscribed:
+        assert "hubspot changes from the Webhooks Journal (hubspot.change_sources both)" in said
+        assert "hubspot/62515/journal" in said
+    else:
+        assert (
+            "the hubspot Webhooks Journal is off: no journal subscription of portal 62515 for contacts"
+            in said
+        )
+        assert "hubspot/62515/contacts" in said
