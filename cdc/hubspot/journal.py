@@ -84,6 +84,10 @@ class JournalOffError(RuntimeError):
 BATCH = 100
 NOT_FOUND = 404
 FILE_TIMEOUT_S = 30.0
+SUBSCRIPTIONS_RECHECK_S = 600.0
+"""How often a running source checks that every synced type is still subscribed: a subscription deleted in
+HubSpot would leave the journal silent about that type, so the source ends with `JournalOffError` (and
+`cdc poll` with it: restarted, it logs why the journal is off and runs the search reconciler)."""
 AUTH_WAIT_S = 30.0
 """How long the source waits after HubSpot refused its token before it tries again."""
 
@@ -128,6 +132,8 @@ class JournalSource:
         self._files: aiohttp.ClientSession | None = None
         self.offset: str | None = None
         self.expired = 0
+        self.recheck_s = SUBSCRIPTIONS_RECHECK_S
+        self._checked_at = time.monotonic()
 
     async def __aenter__(self) -> JournalSource:
         await self._client.__aenter__()
@@ -146,6 +152,7 @@ class JournalSource:
         type the sync reads must be journaled, else :class:`JournalOffError` naming the missing ones (the
         journal would be silent about them, with the search reconciler off)."""
         await self._client.token()
+        self._checked_at = time.monotonic()
         api = self._client.api
         listed = await self._client.call(api.journal_subscriptions)
         covered = {
@@ -179,6 +186,9 @@ class JournalSource:
                 wait = self._settings.poll.hubspot_journal_interval_s
                 try:
                     full = await self._batch(writer)
+                    if time.monotonic() - self._checked_at >= self.recheck_s:
+                        await self.check()  # a subscription deleted meanwhile would leave the journal silent
+                    since = datetime.now(UTC)  # everything journaled until now is published
                 except RequestError as error:
                     if error.status != NOT_FOUND or self.offset is None:
                         raise
@@ -195,7 +205,6 @@ class JournalSource:
                         "hubspot journal: credentials refused (%s); next try in %.0fs", refused, AUTH_WAIT_S
                     )
                     full, wait = False, AUTH_WAIT_S
-                since = datetime.now(UTC)
                 self._metrics.progress(COMPONENT)
                 beat(0.0 if full else wait)
                 if not full:

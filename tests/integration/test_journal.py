@@ -14,7 +14,7 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 
-from cdc.hubspot.journal import JournalSource, journal_tokens
+from cdc.hubspot.journal import JournalOffError, JournalSource, journal_tokens
 from cdc.hubspot.journal_subscriptions import wanted_journal_subscriptions
 from cdc.hubspot.reconciler import HubSpotObjects
 from cdc.metrics import Metrics
@@ -84,13 +84,16 @@ def settings_for(kafka: KafkaSettings, box: Sandbox) -> Settings:
     return box.daemon_settings(kafka, poll=poll)
 
 
-async def run_journal(settings: Settings, metrics: Metrics, stop: asyncio.Event) -> None:
+async def run_journal(
+    settings: Settings, metrics: Metrics, stop: asyncio.Event, *, recheck_s: float | None = None
+) -> None:
     """`cdc poll`'s journal unit, alone: the source, its catch-up reconciler, until ``stop``."""
     tokens = journal_tokens(settings, metrics)
     assert not isinstance(tokens, str), tokens
     objects = HubSpotObjects(settings, metrics, config=CONFIG)
     async with objects, JournalSource(settings, metrics, tokens=tokens, objects=objects) as source:
         await source.check()
+        source.recheck_s = recheck_s or source.recheck_s
         await source.run(stop)
 
 
@@ -340,3 +343,22 @@ async def test_cdc_poll_says_at_start_up_whether_the_journal_is_on_and_why_not(
             in said
         )
         assert "hubspot/62515/contacts" in said
+
+
+async def test_a_subscription_deleted_while_reading_ends_the_source_saying_why(
+    kafka_settings: KafkaSettings, box: Sandbox
+) -> None:
+    """The journal would go silent about a type whose subscription someone deleted in HubSpot, with the
+    search reconciler off: the source checks again (every 10 minutes; here 0.3 s) and ends with the reason,
+    so `cdc poll` exits and, restarted, runs search for it."""
+    settings = settings_for(kafka_settings, box)
+    task = asyncio.create_task(
+        run_journal(settings, Metrics(CollectorRegistry()), asyncio.Event(), recheck_s=0.3)
+    )
+    await asyncio.sleep(1.0)
+    assert not task.done()
+    journal = box.hubspot.journal
+    for sub in [s for s in journal.subscriptions.values() if s.subscription_type == "OBJECT"]:
+        journal.delete(str(sub.id))
+    with pytest.raises(JournalOffError, match="no journal subscription of portal 62515 for contacts"):
+        await asyncio.wait_for(task, 30)
