@@ -128,6 +128,24 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
+        self.journal_entries = Counter(
+            "cdc_journal_entries_total",
+            "HubSpot Webhooks Journal entries read (files fetched) by `cdc poll`.",
+            registry=registry,
+        )
+        self.journal_events = Counter(
+            "cdc_journal_events_total",
+            "Webhooks Journal events read, by outcome: published, foreign (another portal's: not ours), or "
+            "unreadable (published as an 'other' change, to be found and replayed).",
+            ["outcome"],
+            registry=registry,
+        )
+        self.journal_expired = Counter(
+            "cdc_journal_expired_total",
+            "Times the stored journal offset had expired (the source was away longer than the 3 days HubSpot "
+            "keeps): each ran one search reconciliation over the gap, then read on from the earliest entry.",
+            registry=registry,
+        )
         self.poll_rows = Counter(
             "cdc_poll_rows_total",
             "Rows (or deleted entries) read by polls.",
@@ -223,6 +241,13 @@ class Metrics:
         self.sync_routed = Counter(
             "cdc_sync_routed_total",
             "Change events re-keyed to their pair on the work topic.",
+            registry=registry,
+        )
+        self.sync_duplicates = Counter(
+            "cdc_sync_duplicate_changes_total",
+            "Change events the router dropped as a change it had routed already (the same identity: a "
+            "HubSpot webhook and its Webhooks Journal entry, a webhook delivered twice), before any API "
+            "read.",
             registry=registry,
         )
         self.sync_writes = Counter(

@@ -134,6 +134,13 @@ class HubSpotSettings(BaseModel):
         "subscriptions with it (webhooks API, hapikey). Project apps keep theirs in the project's files "
         "(`cdc provision --hubspot-project`).",
     )
+    change_sources: Literal["webhooks", "journal", "both"] | None = Field(
+        default=None,
+        description="Where HubSpot changes come from: webhooks (`cdc ingest`, with the search reconciler in "
+        "`cdc poll` catching what they miss), journal (`cdc poll` reads the Webhooks Journal; no public "
+        "endpoint needed), or both (webhooks for the lowest latency, the journal filling their gaps). Unset: "
+        "both for a project app with OAuth or client credentials, webhooks for any other app.",
+    )
     app_kind: Literal["project", "legacy"] = Field(
         default="project",
         description="project: a developer-platform app, whose webhooks are taken with a v3 signature only. "
@@ -149,6 +156,14 @@ class HubSpotSettings(BaseModel):
         if problem:
             raise ValueError(problem)
         return self
+
+    @property
+    def sources(self) -> Literal["webhooks", "journal", "both"]:
+        """``change_sources``, or its default for this app (its description)."""
+        if self.change_sources is not None:
+            return self.change_sources
+        journal_app = self.app_kind == "project" and self.auth.kind in {"oauth", "client_credentials"}
+        return "both" if journal_app else "webhooks"
 
     @property
     def has_credentials(self) -> bool:
@@ -339,6 +354,12 @@ class PollSettings(BaseModel):
         description="How often a table without change tracking is checked again (polled once it has it).",
     )
     hubspot_interval_s: float = Field(default=60.0, gt=0, description="Delay between reconciler passes.")
+    hubspot_journal_interval_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="How long the Webhooks Journal source waits when it has read everything (journal reads "
+        "count against no HubSpot rate limit).",
+    )
     hubspot_lookback_s: float = Field(
         default=300.0,
         ge=0,

@@ -15,6 +15,7 @@ from consumers.enrichment import enrich
 from consumers.ports import CrmGateway, CrmUnavailableError
 from consumers.retries import ENGINE, Retry, retrying
 from consumers.routing import routes
+from consumers.seen import SeenChanges
 from streams.batching import collect
 from streams.clients import make_consumer, running
 from streams.config import KafkaSettings
@@ -54,6 +55,7 @@ class Router(TransactionalLoop):
         group: str,
         batch_wait_ms: int = 50,
         on_routed: Callable[[int, int], None] | None = None,
+        on_duplicates: Callable[[int], None] | None = None,
         on_retry: Callable[[Retry], None] | None = None,
         on_lag: Callable[[Lag], None] | None = None,
         on_beat: Callable[[], None] | None = None,
@@ -67,6 +69,10 @@ class Router(TransactionalLoop):
         self.on_routed = on_routed
         self.on_retry = on_retry
         """Told of every retry while a CRM outage is waited out (``route``)."""
+        self.on_duplicates = on_duplicates
+        """Told how many changes of a committed batch were dropped as routed already."""
+        self.seen = SeenChanges()
+        """Changes routed already (`consumers.seen`): a webhook and its journal entry are routed once."""
 
     async def enrich(self, events: list[ChangeEvent]) -> list[ChangeEvent]:
         return await enrich(self.config, self.index, self.gateways, events)
@@ -93,7 +99,7 @@ class Router(TransactionalLoop):
                 if not batch:
                     continue
                 decoded, dead = decode(batch, CHANGE_CODEC)
-                events = [event for event, _ in decoded]
+                fresh = events = self.seen.unseen(event for event, _ in decoded)
                 enriched = partial(self.enrich, events)
                 events = await retrying(
                     enriched,
@@ -108,5 +114,8 @@ class Router(TransactionalLoop):
                 records = [record(work, item.route, item, WORK_CODEC) for item in items]
                 records += [dead_letter_record(dead_topic, letter) for letter in dead]
                 await transaction(producer, records, offsets(batch), self.group)
+                self.seen.remember(fresh)
+                if self.on_duplicates is not None and len(fresh) < len(decoded):
+                    self.on_duplicates(len(decoded) - len(fresh))
                 if self.on_routed is not None:
                     self.on_routed(len(items), len(dead))

@@ -20,6 +20,8 @@ class CursorKind(StrEnum):
     """Dataverse change tracking: the @odata.deltaLink to follow next."""
     MODIFIED_SINCE = "modified_since"
     """HubSpot reconciler: an ISO-8601 last-modified time to search from."""
+    JOURNAL_OFFSET = "journal_offset"
+    """HubSpot's Webhooks Journal: the opaque offset of the last entry published (read on after it)."""
 
 
 def checkpoint_key(system: SourceSystem, tenant: str, object_type: str) -> str:

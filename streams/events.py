@@ -38,6 +38,8 @@ class Origin(StrEnum):
     RECONCILER = "reconciler"
     CHANGE_TRACKING = "change_tracking"
     RESYNC = "resync"
+    JOURNAL = "journal"
+    """HubSpot's Webhooks Journal, read by offset (`cdc poll`)."""
 
 
 class Merge(BaseModel):
@@ -120,6 +122,32 @@ class ChangeEvent(Versioned):
         if self.operation is Operation.ASSOCIATION and self.association is None:
             raise ValueError("an association event needs 'association'")
         return self
+
+    @property
+    def identity(self) -> str:
+        """What this change is, whichever way it arrived: record, operation, occurrence time (ms) and what
+        changed (values, the whole record and its version when the change carries them, the association
+        edge, the merge). A webhook event and the journal entry of one change share it; their ids, origins
+        and arrival times do not enter it."""
+
+        def text(values: dict[str, Scalar]) -> list[tuple[str, str | None]]:
+            return sorted((name, None if value is None else str(value)) for name, value in values.items())
+
+        parts: list[object] = [
+            self.key,
+            self.operation.value,
+            round(self.occurred_at.timestamp() * 1000),
+            text(self.changed_properties),
+            None if self.record is None else text(self.record),
+            self.source_version,
+        ]
+        if self.association is not None:
+            a = self.association
+            parts.append((a.to_object_type, a.to_object_id, a.association_type_id, a.primary, a.removed))
+        if self.merge is not None:
+            m = self.merge
+            parts.append((m.primary_object_id, sorted(m.merged_object_ids), m.new_object_id))
+        return repr(parts)
 
     @property
     def ref(self) -> RecordRef:

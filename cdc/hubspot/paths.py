@@ -65,6 +65,10 @@ class Endpoint:
 
     method: str
     route: str
+    rate_limit_exempt: bool = False
+    """HubSpot counts this call against neither its daily nor its ten-secondly limit (the Webhooks Journal's
+    operations: ``x-hubspot-rate-limit-exemptions: ["daily", "ten-secondly"]`` in every journal spec), so a
+    client-side limiter lets it through."""
 
     @property
     def label(self) -> str:
@@ -121,10 +125,27 @@ class Endpoints:
     client_credentials_token: Endpoint
     """The ``client_credentials`` grant: the newest version that documents it (the 2026-09 draft's
     ``grant_type`` lists only ``authorization_code`` and ``refresh_token``)."""
+    # The Webhooks Journal of one portal (``installPortalId``), read with a client-credentials token; every
+    # operation is rate-limit exempt (`Endpoint.rate_limit_exempt`).
+    journal_earliest: Endpoint
+    """``{count}`` (1-100): the oldest entries kept."""
+    journal_next: Endpoint
+    """``{offset}``, ``{count}`` (1-100): the entries after ``offset``; 404 once it expired."""
+    journal_subscriptions: Endpoint
+    journal_upsert_subscription: Endpoint
+    journal_filters: Endpoint
+    """``{subscriptionId}``: its filters."""
+    journal_create_filter: Endpoint
+    journal_delete_filter: Endpoint
 
 
 _WEBHOOKS = {"legacy": "/webhooks/v3", "2026-03": "/webhooks/2026-03", "2026-09": "/app-webhooks/2026-09"}
 """The 2026-09 webhooks spec moved the subscriptions API to ``/app-webhooks`` (developer API key only)."""
+
+
+_JOURNAL = {"legacy": "2026-03", "2026-03": "2026-03", "2026-09": "2026-09"}
+"""The journal's version per API version: it has 2026-03 and 2026-09 (spec:Webhooks Journal/Webhooks Journal/
+Rollouts/284944/{2026-03,2026-09}/webhooksJournal.json); a legacy portal reads 2026-03's."""
 
 
 _FORMS, _SUBMISSIONS = "/marketing/v3/forms", "/form-integrations/v1/submissions/forms/{formId}"
@@ -183,7 +204,23 @@ def _table(version: HubSpotApiVersion) -> Endpoints:
         form_submissions=Endpoint("GET", _SUBMISSIONS),
         token=Endpoint("POST", token),
         client_credentials_token=Endpoint("POST", _CLIENT_CREDENTIALS.get(version, token)),
+        **_journal(_JOURNAL[version]),
     )
+
+
+def _journal(version: str) -> dict[str, Endpoint]:
+    local, subs = f"/webhooks-journal/journal-local/{version}", f"/webhooks-journal/subscriptions/{version}"
+    return {
+        "journal_earliest": Endpoint("GET", f"{local}/batch/earliest/{{count}}", rate_limit_exempt=True),
+        "journal_next": Endpoint("GET", f"{local}/batch/{{offset}}/next/{{count}}", rate_limit_exempt=True),
+        "journal_subscriptions": Endpoint("GET", subs, rate_limit_exempt=True),
+        "journal_upsert_subscription": Endpoint("POST", subs, rate_limit_exempt=True),
+        "journal_filters": Endpoint(
+            "GET", f"{subs}/filters/subscription/{{subscriptionId}}", rate_limit_exempt=True
+        ),
+        "journal_create_filter": Endpoint("POST", f"{subs}/filters", rate_limit_exempt=True),
+        "journal_delete_filter": Endpoint("DELETE", f"{subs}/filters/{{filterId}}", rate_limit_exempt=True),
+    }
 
 
 _TABLES = {version: _table(version) for version in API_VERSIONS}

@@ -256,7 +256,7 @@ class _ObjectReconciler:
             wait = self.interval_s
             try:
                 await retrying(
-                    partial(self._passes, stop),
+                    partial(self.passes, stop),
                     policy=AUTH_POLICY if self.auth is None else self.auth.policy,
                     on=self._paused,
                     what="poll_auth",
@@ -277,7 +277,7 @@ class _ObjectReconciler:
             self.beat(wait)
             await unless_stopped(stop, asyncio.sleep(wait))
 
-    async def _passes(self, stop: asyncio.Event) -> None:
+    async def passes(self, stop: asyncio.Event) -> None:
         """One pass, then the deletes sweep when it is due."""
         await self._pass(stop)
         if self._sweep_due():
@@ -538,6 +538,58 @@ class HubSpotObjects:
         """The object type's name for leases and logs: ``hubspot/<portal>/<object type>``."""
         return join_key(SourceSystem.HUBSPOT, self.portal, obj)
 
+    def _writer(self, obj: str) -> TransactionalChangeWriter:
+        kafka = self._settings.kafka
+        return TransactionalChangeWriter(
+            kafka, f"{kafka.topic_prefix}cdc-reconciler-hubspot-{self.portal}-{obj}"
+        )
+
+    def _reconciler(
+        self,
+        obj: str,
+        writer: TransactionalChangeWriter,
+        cursor_ms: int | None,
+        beat: Callable[[float], None],
+        *,
+        deletes_interval_s: float | None = None,
+    ) -> _ObjectReconciler:
+        poll = self._settings.poll
+        return _ObjectReconciler(
+            obj=obj,
+            portal=self.portal,
+            others=tuple(o for o in self.objects if o != obj),
+            properties=self._properties[obj],
+            client=self._client,
+            writer=writer,
+            metrics=self._metrics,
+            cursor_ms=cursor_ms,
+            interval_s=poll.hubspot_interval_s,
+            lookback_ms=int(poll.hubspot_lookback_s * 1000),
+            page_size=self._page_size,
+            linked=self._linked,
+            deletes_interval_s=poll.hubspot_deletes_interval_s
+            if deletes_interval_s is None
+            else deletes_interval_s,
+            auth=self.auth,
+            beat=beat,
+        )
+
+    async def catch_up(
+        self, since_ms: int, stop: asyncio.Event, beat: Callable[[float], None] = lambda _wait_s: None
+    ) -> None:
+        """One search pass of every type from ``since_ms`` (less the lookback), then the archived-records
+        sweep: the gap an expired Webhooks Journal offset leaves (`cdc.hubspot.journal`). Each type with its
+        own writer (its transactional id: with the journal on, no periodic pass of the type runs)."""
+        for obj in self.objects:
+            writer = self._writer(obj)
+            try:
+                await writer.start()
+                reconciler = self._reconciler(obj, writer, since_ms, beat, deletes_interval_s=1.0)
+                await reconciler.passes(stop)
+            finally:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(writer.stop(), SHUTDOWN_GRACE_S)
+
     async def run_object(
         self, obj: str, stop: asyncio.Event, beat: Callable[[float], None] = lambda _wait_s: None
     ) -> None:
@@ -548,31 +600,13 @@ class HubSpotObjects:
         the page in hand finish, close the writer, drop the type's gauges (its next owner reports them).
         """
         kafka = self._settings.kafka
-        writer = TransactionalChangeWriter(
-            kafka, f"{kafka.topic_prefix}cdc-reconciler-hubspot-{self.portal}-{obj}"
-        )
+        writer = self._writer(obj)
         reconciler: _ObjectReconciler | None = None
         try:
             await writer.start()
             key = checkpoint_key(SourceSystem.HUBSPOT, self.portal, singular(obj))
             found = (await read_checkpoints(kafka)).get(key)
-            reconciler = _ObjectReconciler(
-                obj=obj,
-                portal=self.portal,
-                others=tuple(o for o in self.objects if o != obj),
-                properties=self._properties[obj],
-                client=self._client,
-                writer=writer,
-                metrics=self._metrics,
-                cursor_ms=parse_ms(found.cursor) if found else None,
-                interval_s=self._settings.poll.hubspot_interval_s,
-                lookback_ms=int(self._settings.poll.hubspot_lookback_s * 1000),
-                page_size=self._page_size,
-                linked=self._linked,
-                deletes_interval_s=self._settings.poll.hubspot_deletes_interval_s,
-                auth=self.auth,
-                beat=beat,
-            )
+            reconciler = self._reconciler(obj, writer, parse_ms(found.cursor) if found else None, beat)
             await _bounded(reconciler.run(stop), stop, SHUTDOWN_GRACE_S, obj)
         except WriterFencedError as fenced:
             log.warning(

@@ -65,6 +65,8 @@ class ProvisionReport:
     dry_run: bool = False
     hubspot: Section = field(default_factory=Section)
     webhooks: Section = field(default_factory=Section)
+    journal: Section = field(default_factory=Section)
+    """The Webhooks Journal's subscriptions (`cdc.hubspot.journal_subscriptions`), when the journal is on."""
     dataverse: Section = field(default_factory=Section)
     privileges: Section = field(default_factory=Section)
 
@@ -73,6 +75,7 @@ class ProvisionReport:
         return {
             "hubspot": self.hubspot,
             "webhooks": self.webhooks,
+            "journal": self.journal,
             "dataverse": self.dataverse,
             "privileges": self.privileges,
         }

@@ -30,7 +30,9 @@ from cdc.dataverse.paths import entity_logical_name
 from cdc.dataverse.poller import dataverse_tables
 from cdc.dataverse.privileges import check_privileges
 from cdc.dataverse.provisioning import ensure_change_tracking, ensure_columns
-from cdc.hubspot.client import hubspot_client
+from cdc.hubspot.client import HubSpotClient, hubspot_client
+from cdc.hubspot.journal import JOURNAL_SCOPES, SUBSCRIPTIONS_WRITE, journal_tokens
+from cdc.hubspot.journal_subscriptions import ensure_journal_subscriptions, wanted_journal_subscriptions
 from cdc.hubspot.project import subscriptions_config
 from cdc.hubspot.provisioning import ensure_properties, ensure_subscriptions, list_subscriptions
 from cdc.metrics import Metrics
@@ -52,6 +54,9 @@ SANDBOX_KEY_WAIT_S = 60.0
 
 class ProvisionError(Exception):
     """Provisioning cannot run with these settings, or (``provision_sandbox``) did not end complete."""
+
+
+Say = Callable[[str], None]
 
 
 def _quiet(_: str) -> None:
@@ -110,6 +115,8 @@ async def provision(
                 developer_api_key=developer_key,
             )
 
+    if hub.sources != "webhooks":
+        await _journal_subscriptions(settings, metrics, needs, report, dry_run=dry_run, say=say)
     if not settings.dataverse.base_url:
         report.dataverse.problems.append(
             Item("setting", "dataverse", "base_url", detail="not set (CDC_DATAVERSE__BASE_URL): not checked")
@@ -152,6 +159,25 @@ async def provision(
         await dataverse.close()
         tokens.close()
     return report
+
+
+async def _journal_subscriptions(
+    settings: Settings, metrics: Metrics, needs: Needs, report: ProvisionReport, *, dry_run: bool, say: Say
+) -> None:
+    """The Webhooks Journal's subscriptions (``hubspot.change_sources`` takes the journal), with the app's
+    client-credentials token; a problem when none can be had."""
+    hub = settings.hubspot
+    tokens = journal_tokens(
+        settings, metrics, scopes=(*JOURNAL_SCOPES, SUBSCRIPTIONS_WRITE), role="provision"
+    )
+    if isinstance(tokens, str) or hub.portal_id is None or not hub.portal_id.isdigit():
+        why = tokens if isinstance(tokens, str) else "hubspot.portal_id is not set (CDC_HUBSPOT__PORTAL_ID)"
+        report.journal.problems.append(Item("setting", "hubspot", "change_sources", detail=why))
+        say(f"problem: journal subscriptions not checked: {why}")
+        return
+    wanted = wanted_journal_subscriptions(needs.subscriptions, int(hub.portal_id))
+    async with HubSpotClient(hub.base_url, tokens, metrics=metrics, version=hub.api_version) as client:
+        await ensure_journal_subscriptions(client, wanted, report.journal, dry_run=dry_run, say=say)
 
 
 async def enable_change_tracking(settings: Settings, tables: Sequence[str]) -> Section:

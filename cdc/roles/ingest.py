@@ -67,6 +67,12 @@ async def run_ingest(
             "carry no timestamp, so whoever captures one such request can replay it for ever; HubSpot signs "
             "a project app's webhooks with v3 too (hubspot.app_kind: project, the default, takes v3 only)"
         )
+    if settings.hubspot.sources == "journal":
+        log.warning(
+            "hubspot.change_sources is journal: `cdc poll` reads HubSpot's changes from the Webhooks "
+            "Journal, so no webhook is expected here and this endpoint need not be public; set it to both "
+            "to take webhooks too (the lowest latency, the journal filling their gaps)"
+        )
     counted = metrics = metrics or Metrics(CollectorRegistry())
     publisher = ChangePublisher(settings.kafka, metrics, deadline_s=settings.ingest.publish_deadline_s)
     await publisher.start()

@@ -42,6 +42,8 @@ from prometheus_client import Gauge
 
 from cdc.dataverse.poller import COMPONENT as DATAVERSE
 from cdc.dataverse.poller import DataverseTables, dataverse_tables
+from cdc.hubspot.errors import HubSpotApiError
+from cdc.hubspot.journal import JournalOffError, JournalSource, journal_tokens
 from cdc.hubspot.reconciler import HubSpotObjects, hubspot_objects
 from cdc.metrics import Metrics
 from cdc.roles.leases import TableLeases, Unit
@@ -114,6 +116,40 @@ async def _check_topics(settings: Settings) -> None:
         )
 
 
+async def _journal(
+    settings: Settings, metrics: Metrics, objects: HubSpotObjects, parts: contextlib.AsyncExitStack
+) -> JournalSource | None:
+    """The Webhooks Journal source when ``hubspot.change_sources`` takes the journal and a client-credentials
+    token can be had; else None, and the start-up log says why (the search reconciler runs instead)."""
+    sources = settings.hubspot.sources
+    if sources == "webhooks":
+        log.info("poll: hubspot changes from webhooks (hubspot.change_sources); the search reconciler runs")
+        return None
+    tokens = journal_tokens(settings, metrics)
+    if isinstance(tokens, str):
+        log.warning(
+            "poll: the hubspot Webhooks Journal is off: %s; the search reconciler runs instead", tokens
+        )
+        return None
+    journal = await parts.enter_async_context(
+        JournalSource(settings, metrics, tokens=tokens, objects=objects)
+    )
+    try:
+        await journal.check()
+    except (HubSpotApiError, JournalOffError) as refused:
+        log.warning(
+            "poll: the hubspot Webhooks Journal is off: %s; the search reconciler runs instead",
+            refused if isinstance(refused, JournalOffError) else f"the app's client credentials: {refused}",
+        )
+        return None
+    log.info(
+        "poll: hubspot changes from the Webhooks Journal (hubspot.change_sources %s): no search "
+        "reconciliation in steady state",
+        sources,
+    )
+    return journal
+
+
 def _labels_where(gauge: Gauge, label: str, value: float) -> list[str]:
     """The ``label`` of every series of ``gauge`` now at ``value``, sorted (what readiness names)."""
     return sorted(
@@ -167,9 +203,14 @@ async def run_poll(
                 units += [Unit(tables.unit(t), functools.partial(tables.run_table, t)) for t in tables.tables]
             if hubspot_on:
                 objects = await parts.enter_async_context(HubSpotObjects(settings, metrics, config=config))
-                units += [
-                    Unit(objects.unit(o), functools.partial(objects.run_object, o)) for o in objects.objects
-                ]
+                journal = await _journal(settings, metrics, objects, parts)
+                if journal is not None:
+                    units.append(Unit(journal.unit, journal.run))
+                else:
+                    units += [
+                        Unit(objects.unit(o), functools.partial(objects.run_object, o))
+                        for o in objects.objects
+                    ]
             await _check_topics(settings)
             heartbeats = Heartbeats(stall_after_s)
             leases = TableLeases(

@@ -277,6 +277,7 @@ async def run_sync(
             group=f"{prefix}sync-route",
             batch_wait_ms=settings.sync.batch_wait_ms,
             on_routed=stats.routed,
+            on_duplicates=metrics.sync_duplicates.inc,
             on_retry=stats.retried,
             on_lag=stats.lag,
             on_beat=heartbeats.expect("sync-route"),

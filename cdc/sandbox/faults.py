@@ -35,6 +35,11 @@ class FaultKnobs(BaseModel):
         # the sandbox unless a test turns it off to check something else.
         description="Shuffle events within a webhook batch (HubSpot guarantees no order).",
     )
+    # The Webhooks Journal's delay and completeness are not documented (hubspot_2026.md §5: UNVERIFIED).
+    journal_delay_ms: float = Field(
+        default=0.0, ge=0, description="How long after a change its journal entry appears (sandbox clock)."
+    )
+    journal_gap_rate: float = Field(default=0.0, ge=0, le=1, description="Share of journal entries lost.")
 
 
 class Faults:

@@ -173,6 +173,17 @@ def rows() -> list[Row]:
                     ),
                 ),
                 Panel(
+                    "HubSpot Webhooks Journal: events read, and expired offsets (1 h)",
+                    (
+                        (_rate("cdc_journal_events_total", "outcome"), "events/s {{outcome}}"),
+                        ("rate(cdc_journal_entries_total[5m])", "entries/s"),
+                        ("sum(increase(cdc_journal_expired_total[1h]))", "offsets expired"),
+                    ),
+                    description="With hubspot.change_sources journal or both, `cdc poll` reads HubSpot's "
+                    "changes from the journal. An expired offset (the source away for more than 3 days) runs "
+                    "one search reconciliation over the gap; foreign or unreadable events are worth a look.",
+                ),
+                Panel(
                     "Delta-token resets (1 h)",
                     (("sum by (table) (increase(cdc_delta_token_resets_total[1h]))", "{{table}}"),),
                 ),
@@ -256,6 +267,7 @@ def rows() -> list[Row]:
                     (
                         ("sum(rate(cdc_sync_routed_total[5m]))", "routed"),
                         ("sum(rate(cdc_sync_echoes_suppressed_total[5m]))", "echoes suppressed"),
+                        ("sum(rate(cdc_sync_duplicate_changes_total[5m]))", "duplicates dropped"),
                         (_rate("cdc_sync_paused_total", "system"), "paused: {{system}}"),
                     ),
                     "ops",

@@ -47,6 +47,9 @@ DEFAULT_PROPERTIES = (
 DEFAULT_COLUMNS = 80  # section 13: contact 59, account 15; flag and id on contact, account, opportunity
 DEFAULT_KEYS = 3  # the alternate key on cdc_hubspotid of contact, account, opportunity
 DEFAULT_TRACKED = 3  # change tracking on account, contact, opportunity: the tables the default steps sync
+DEFAULT_JOURNAL = (
+    6  # OBJECT and ASSOCIATION journal subscriptions of contact, company, deal (OAuth: journal on)
+)
 
 
 @pytest.fixture
@@ -303,7 +306,7 @@ async def test_cli_without_dataverse_lists_the_missing_columns_and_exits_3(
     assert "created property deal.d365_status_reason (enumeration)" in err
     assert "missing table contact.ChangeTrackingEnabled: change tracking is off" in err
     assert "--dataverse creates the columns and turns change tracking on" in err
-    assert out.startswith(f"created {DEFAULT_PROPERTIES + 3},")
+    assert out.startswith(f"created {DEFAULT_PROPERTIES + 3 + DEFAULT_JOURNAL},")
     assert f"to subscribe in the app {len(needs_of(default_config()).subscriptions)}" in out
     assert f"missing {DEFAULT_COLUMNS + DEFAULT_KEYS + DEFAULT_TRACKED}" in out
 
@@ -320,9 +323,10 @@ async def test_cli_json_dry_run_lists_everything_and_changes_nothing(
     assert await _cdc("--config", config, "provision", "--dataverse", "--dry-run", "--json") == 3
     out, err = capsys.readouterr()
     report = orjson.loads(out)
-    assert set(report) == {"dry_run", "hubspot", "webhooks", "dataverse", "privileges"}
+    assert set(report) == {"dry_run", "hubspot", "webhooks", "journal", "dataverse", "privileges"}
     assert report["dry_run"] is True
-    for name in ("hubspot", "webhooks", "dataverse", "privileges"):
+    assert len(report["journal"]["missing"]) == DEFAULT_JOURNAL
+    for name in ("hubspot", "webhooks", "journal", "dataverse", "privileges"):
         assert set(report[name]) == {"created", "present", "missing", "pending", "problems", "elsewhere"}
         assert report[name]["created"] == []
         assert report[name]["problems"] == []
@@ -575,3 +579,29 @@ async def test_a_key_whose_index_failed_on_duplicates_is_a_problem_saying_what_t
     assert set(_keys(fixed, "present")) == {"contact", "account", "opportunity"}
     assert fixed.ok
     assert [k.status for k in box.dataverse.store.tables["account"].keys] == ["Active"]
+
+
+async def test_journal_subscriptions_are_made_once_and_drift_is_listed_on_a_dry_run(box: Sandbox) -> None:
+    """Issue 16 item 2: the journal's subscriptions as code. A second run finds them present; one changed in
+    HubSpot (a property dropped) is drift, listed by a dry run with what it lacks, and upserted by a run."""
+    settings, config = settings_of(box), default_config()
+    first = await provision(settings, config)
+    assert len(first.journal.created) == DEFAULT_JOURNAL
+    again = await provision(settings, config)
+    assert (len(again.journal.present), again.journal.created) == (DEFAULT_JOURNAL, [])
+
+    journal = box.hubspot.journal
+    contact = next(
+        s
+        for s in journal.subscriptions.values()
+        if (s.subscription_type, s.object_type_id) == ("OBJECT", "0-1")
+    )
+    contact.properties = [p for p in contact.properties if p != "email"]
+    dry = await provision(settings, config, dry_run=True)
+    assert [str(i) for i in dry.journal.missing] == [
+        "journal subscription contact.object: properties lacks email"
+    ]
+    assert "email" not in contact.properties  # a dry run changes nothing
+    fixed = await provision(settings, config)
+    assert [i.object for i in fixed.journal.created] == ["contact"]
+    assert "email" in contact.properties

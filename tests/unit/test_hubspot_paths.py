@@ -67,7 +67,31 @@ def documented(version: str) -> dict[str, str]:
         "form_submissions": "GET /form-integrations/v1/submissions/forms/{formId}",
         "token": f"POST {token}",
         "client_credentials_token": f"POST {client_credentials_path(version)}",
+        **journal_documented("2026-09" if version == "2026-09" else "2026-03"),
     }
+
+
+def journal_documented(version: str) -> dict[str, str]:
+    """The Webhooks Journal's operations (spec PublicApiSpecs/Webhooks Journal/Webhooks Journal/Rollouts/
+    284944/{2026-03,2026-09}/webhooksJournal.json); a legacy portal reads 2026-03's."""
+    local, subs = f"/webhooks-journal/journal-local/{version}", f"/webhooks-journal/subscriptions/{version}"
+    return {
+        "journal_earliest": f"GET {local}/batch/earliest/{{count}}",
+        "journal_next": f"GET {local}/batch/{{offset}}/next/{{count}}",
+        "journal_subscriptions": f"GET {subs}",
+        "journal_upsert_subscription": f"POST {subs}",
+        "journal_filters": f"GET {subs}/filters/subscription/{{subscriptionId}}",
+        "journal_create_filter": f"POST {subs}/filters",
+        "journal_delete_filter": f"DELETE {subs}/filters/{{filterId}}",
+    }
+
+
+@pytest.mark.parametrize("version", API_VERSIONS)
+def test_journal_calls_and_only_they_are_marked_exempt_from_the_rate_limits(version: str) -> None:
+    """Every journal operation is ``x-hubspot-rate-limit-exemptions: ["daily", "ten-secondly"]`` in its spec:
+    a client-side limiter lets exactly these through."""
+    exempt = {name for name, e in operations(endpoints(version)).items() if e.rate_limit_exempt}  # type: ignore[arg-type]
+    assert exempt == set(journal_documented(version))
 
 
 def operations(api: Endpoints) -> dict[str, Endpoint]:

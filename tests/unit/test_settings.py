@@ -329,3 +329,28 @@ def test_client_credentials_take_their_scopes_as_a_json_list(monkeypatch: pytest
     monkeypatch.setenv("CDC_HUBSPOT__CLIENT_SECRET", "s")
     monkeypatch.setenv("CDC_HUBSPOT__AUTH__SCOPES", '["developer.webhooks_journal.read", "oauth"]')
     assert load_settings().hubspot.auth.scopes == ("developer.webhooks_journal.read", "oauth")
+
+
+@pytest.mark.parametrize(
+    ("hubspot", "sources"),
+    [
+        ({"token": "t"}, "webhooks"),
+        ({"auth": {"kind": "oauth", "client_id": "c", "refresh_token": "r"}, "client_secret": "s"}, "both"),
+        ({"auth": {"kind": "client_credentials", "client_id": "c", "scopes": ["x"]}, "client_secret": "s"},
+         "both"),
+        ({"auth": {"kind": "oauth", "client_id": "c", "refresh_token": "r"}, "client_secret": "s",
+          "app_kind": "legacy"}, "webhooks"),
+        ({"token": "t", "change_sources": "journal"}, "journal"),
+    ],
+    ids=["static", "oauth", "client-credentials", "legacy-oauth", "explicit"],
+)  # fmt: skip
+def test_change_sources_default_to_both_for_a_project_app_with_oauth_else_webhooks(
+    hubspot: dict[str, object], sources: str
+) -> None:
+    """Issue 16 item 4: the journal needs a project app's client credentials."""
+    assert Settings.model_validate({"hubspot": hubspot}).hubspot.sources == sources
+
+
+def test_an_unknown_change_source_is_refused_by_name() -> None:
+    with pytest.raises(ValueError, match="change_sources"):
+        Settings.model_validate({"hubspot": {"change_sources": "carrier-pigeon"}})

@@ -37,11 +37,14 @@ from cdc.sandbox.hubspot.api import Context, error_response
 from cdc.sandbox.hubspot.associations_api import association_routes
 from cdc.sandbox.hubspot.crm import crm_routes
 from cdc.sandbox.hubspot.forms import Forms, form_admin_routes, form_routes
+from cdc.sandbox.hubspot.journal import Journal
+from cdc.sandbox.hubspot.journal_api import journal_routes
 from cdc.sandbox.hubspot.oauth import OAuthApp, token_routes
+from cdc.sandbox.hubspot.objects import OBJECT_TYPES
 from cdc.sandbox.hubspot.owners import Owners, owner_admin_routes, owner_routes
 from cdc.sandbox.hubspot.properties_api import property_routes
 from cdc.sandbox.hubspot.ratelimits import RateLimiter
-from cdc.sandbox.hubspot.store import Store, iso
+from cdc.sandbox.hubspot.store import Change, Record, Store, iso
 from cdc.sandbox.hubspot.subscriptions import Subscriptions
 from cdc.sandbox.hubspot.versions import SERVED, not_served_routes
 from cdc.sandbox.hubspot.webhooks import WebhookDispatcher
@@ -95,7 +98,16 @@ class HubSpotSandbox:
             portal_id=portal_id,
             retry_base_seconds=retry_base_seconds,
         )
-        self.store = Store(self.clock, random.Random(rng.getrandbits(32)), self.dispatcher.enqueue)  # noqa: S311 -- ids
+        # Its own stream, so the ids drawn from ``rng`` stay what they were for a seed.
+        self.journal = Journal(
+            clock=self.clock,
+            faults=self.faults,
+            portal_id=portal_id,
+            app_id=app_id,
+            rng=random.Random(f"{seed}:journal"),  # noqa: S311 -- offsets and ids, reproducible
+        )
+        self.store = Store(self.clock, random.Random(rng.getrandbits(32)), self._changed)  # noqa: S311 -- ids
+        self.journal.lookup = self._record_of
         self.limiter = RateLimiter(self.clock)
         self.oauth = OAuthApp(
             clock=self.clock, seed=seed, client_secret=self.client_secret, portal_id=portal_id
@@ -135,6 +147,7 @@ class HubSpotSandbox:
                 *association_routes(self.context, version),
                 *webhook_routes(self.context, version),
             ]
+        routes += journal_routes(self.context, self.journal)
         routes += token_routes(self.oauth, self.context.uuid)
         routes += not_served_routes()
         self.app = Starlette(routes=routes, lifespan=self._lifespan)
@@ -146,6 +159,17 @@ class HubSpotSandbox:
             throttled=self._throttled,
             unavailable=self._unavailable,
         )
+
+    def _changed(self, changes: list[Change]) -> None:
+        """Every change goes to the webhooks (if subscribed and not dropped) and to the journal."""
+        self.dispatcher.enqueue(changes)
+        self.journal.record(changes)
+
+    def _record_of(self, type_id: str, object_id: str) -> Record | None:
+        ot = next((o for o in OBJECT_TYPES.values() if o.type_id == type_id), None)
+        if ot is None:
+            return None
+        return self.store.get(ot, object_id) or self.store.get(ot, object_id, archived=True)
 
     def set_webhook_url(self, url: str | None) -> None:
         """Where webhooks go (the app's ``targetUrl``); None stops sending (events are dropped)."""

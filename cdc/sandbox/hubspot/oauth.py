@@ -52,7 +52,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from cdc.sandbox.clock import Clock
-from cdc.sandbox.hubspot.scopes import ALL_SCOPES
+from cdc.sandbox.hubspot.scopes import ALL_SCOPES, JOURNAL_SCOPES
 from cdc.sandbox.hubspot.versions import SERVED, ApiVersion
 
 __all__ = ["ACCESS_TOKEN_LIFETIME_S", "DEFAULT_REDIRECT", "AccessGrant", "OAuthApp", "token_routes"]
@@ -207,8 +207,10 @@ class OAuthApp:
             scopes, refresh = code.scopes, self._install(code.scopes)
         else:
             asked = frozenset(form.get("scope", "").split())
-            if not asked or not asked <= self.scopes:
-                unknown = " ".join(sorted(asked - self.scopes)) or "(none)"
+            # The journal's scopes come with the client-credentials grant alone (fact sheet §2, §5).
+            grantable = self.scopes | JOURNAL_SCOPES
+            if not asked or not asked <= grantable:
+                unknown = " ".join(sorted(asked - grantable)) or "(none)"
                 return _refused(
                     version, "BAD_SCOPES", f"scopes not granted to the app: {unknown}", correlation_id
                 )

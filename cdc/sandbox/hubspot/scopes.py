@@ -25,13 +25,31 @@ from collections.abc import Mapping
 
 from cdc.sandbox.hubspot.objects import OBJECT_TYPES, object_type
 
-__all__ = ["ALL_SCOPES", "FORMS", "OWNERS", "required_scopes"]
+__all__ = [
+    "ALL_SCOPES",
+    "FORMS",
+    "JOURNAL_READ",
+    "JOURNAL_SCOPES",
+    "JOURNAL_SNAPSHOTS_WRITE",
+    "JOURNAL_SUBSCRIPTIONS_READ",
+    "JOURNAL_SUBSCRIPTIONS_WRITE",
+    "OWNERS",
+    "required_scopes",
+]
 
 OWNERS = "crm.objects.owners.read"
 FORMS = "forms"
 FORM_ROOTS = ("/marketing/v3/forms", "/form-integrations/")
 TICKETS = "tickets"
 READ_ENDINGS = ("/batch/read", "/search")
+JOURNAL_READ = "developer.webhooks_journal.read"
+JOURNAL_SUBSCRIPTIONS_READ = "developer.webhooks_journal.subscriptions.read"
+JOURNAL_SUBSCRIPTIONS_WRITE = "developer.webhooks_journal.subscriptions.write"
+JOURNAL_SNAPSHOTS_WRITE = "developer.webhooks_journal.snapshots.write"
+JOURNAL_SCOPES = frozenset(
+    {JOURNAL_READ, JOURNAL_SUBSCRIPTIONS_READ, JOURNAL_SUBSCRIPTIONS_WRITE, JOURNAL_SNAPSHOTS_WRITE}
+)
+"""The Webhooks Journal's scopes (fact sheet hubspot_2026.md §2): a client-credentials token's alone."""
 
 
 def _object(name: str, access: str) -> str:

@@ -20,7 +20,8 @@ from cdc.sandbox.middleware import endpoint_of
 
 NAMES = {
     "type": "contacts", "from": "contacts", "to": "companies", "id": "1", "name": "email", "appId": "1",
-    "formId": "f",
+    "formId": "f", "count": "100", "offset": "8d1c0f5e-0000-4000-8000-000000000001", "subscriptionId": "1",
+    "filterId": "1",
 }  # fmt: skip
 ORDERED = [{"label": "A", "value": "a", "displayOrder": 0, "hidden": False}]
 
