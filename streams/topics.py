@@ -33,6 +33,8 @@ class TopicRole(StrEnum):
     POLL_LEASES = "poll.leases"
     WORK = "sync.work"
     """Changes re-keyed by the sync stage to their pair (link id or match key): one owner per pair."""
+    BUDGET = "budget"
+    """Each process's use of the CRMs' API limits (`streams.budget`)."""
 
 
 CHANGES_ROLES: Mapping[SourceSystem, TopicRole] = MappingProxyType(
@@ -144,6 +146,13 @@ class TopicCatalog:
                     wide,
                     _retained(7),
                     "Changes re-keyed to their pair (link id, or match key before linking) for sync.",
+                ),
+                spec(
+                    TopicRole.BUDGET,
+                    1,
+                    _compacted(**{"segment.ms": str(60 * 60 * 1000), "delete.retention.ms": "60000"}),
+                    "Each process's use of the CRMs' API limits, about once a second; compacted, keyed by "
+                    "process, a tombstone at a clean stop.",
                 ),
             )
         )

@@ -25,6 +25,7 @@ def test_catalog_has_every_topic_under_the_prefix() -> None:
         "acme.audit",
         "acme.poll.leases",
         "acme.sync.work",
+        "acme.budget",
     ]
     assert catalog[TopicRole.LINKS].config["cleanup.policy"] == "compact"
     assert catalog[TopicRole.CHECKPOINTS].config["cleanup.policy"] == "compact"
