@@ -88,7 +88,17 @@ class BudgetBoard:
             budget.close()
         self._stop.set()
         if self._task is not None:
-            await self._task
+            # A round ends within a report interval; one still connecting to a broker gone away is cut short
+            # (the others forget this process once its last report is stale).
+            done, _ = await asyncio.wait(
+                {self._task}, timeout=self._settings.report_interval_s + SEND_TIMEOUT_S
+            )
+            if not done:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
+            else:
+                self._task.result()
 
     async def _run(self) -> None:
         while not self._stop.is_set():

@@ -94,7 +94,13 @@ def hubspot_limits(settings: HubSpotSettings) -> Limits:
         1 - limits.daily_cap
     )
     windows = (
-        Window("ten_secondly", limits.burst or burst_default, limits.window_s, skew_s=limits.window_s / 100),
+        Window(
+            "ten_secondly",
+            limits.burst or burst_default,
+            limits.window_s,
+            skew_s=limits.window_s / 200,
+            slots=100,
+        ),
         Window("daily", daily, DAY_S, slots=1440),
         Window("search", limits.search_per_second, 1.0, skew_s=0.05),
     )
