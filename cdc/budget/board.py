@@ -117,13 +117,14 @@ class BudgetBoard:
 
     @contextlib.asynccontextmanager
     async def _connected(self) -> AsyncIterator[tuple[AIOKafkaProducer, AIOKafkaConsumer]]:
-        producer = make_producer(self._kafka, linger_ms=0)
-        consumer = make_consumer(self._kafka, group_id=None, isolation_level="read_uncommitted")
-        async with running(producer), running(consumer):
-            partition = TopicPartition(self._topic, 0)
-            consumer.assign([partition])
-            await consumer.seek_to_beginning(partition)
-            yield producer, consumer
+        # Each client is made only once the one before it runs: one made and never started is never closed.
+        async with running(make_producer(self._kafka, linger_ms=0)) as producer:
+            consumer = make_consumer(self._kafka, group_id=None, isolation_level="read_uncommitted")
+            async with running(consumer):
+                partition = TopicPartition(self._topic, 0)
+                consumer.assign([partition])
+                await consumer.seek_to_beginning(partition)
+                yield producer, consumer
 
     async def _rounds(self, producer: AIOKafkaProducer, consumer: AIOKafkaConsumer) -> None:
         while not self._stop.is_set():

@@ -8,6 +8,7 @@ TEN_SECONDLY_ROLLING past it, ``X-HubSpot-RateLimit-Max``/``-Remaining`` on ever
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -21,6 +22,7 @@ from cdc.hubspot.client import hubspot_client
 from cdc.metrics import Metrics
 from cdc.sandbox.runner import Sandbox, run_sandbox
 from cdc.settings import BudgetSettings, HubSpotLimits, Settings
+from cdc.tools.devkafka.runner import free_ports
 from streams.admin import ensure_topics, open_admin
 from streams.config import KafkaSettings
 from streams.topics import TopicCatalog
@@ -118,3 +120,24 @@ async def test_the_budget_slows_down_when_hubspot_says_another_integration_used_
     assert took >= WINDOW_S * 0.9  # 5 calls fitted beside the 15; the rest waited for the window to pass
     assert waited is not None
     assert waited > 0
+
+
+async def test_cut_off_from_kafka_a_process_takes_an_equal_share_and_says_so_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    (port,) = free_ports(1)  # nothing listens there
+    kafka = KafkaSettings(bootstrap_servers=f"127.0.0.1:{port}", topic_prefix="cutoff.", connect_timeout_s=1)
+    settings = Settings(kafka=kafka, budget=BudgetSettings(report_interval_s=0.2))
+    metrics = Metrics(CollectorRegistry())
+    caplog.set_level(logging.WARNING, logger="cdc.budget")
+    async with shared_budgets(settings, metrics, role="test") as budgets:
+        for _ in range(100):
+            await asyncio.sleep(0.1)
+            if budgets.hubspot.state()[0].processes == 1 and caplog.records:
+                break
+        await asyncio.sleep(1.0)  # a second failed round says nothing more
+        (burst, *_) = budgets.hubspot.state()
+    warnings = [r.getMessage() for r in caplog.records if "cannot reach Kafka" in r.getMessage()]
+    assert len(warnings) == 1, warnings
+    assert "equal share" in warnings[0]
+    assert burst.allowance == burst.limit  # the only process it ever saw: itself
