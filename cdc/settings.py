@@ -119,8 +119,13 @@ class HubSpotLimits(BaseModel):
         le=2,
         description="API Limit Increase packs bought (250 per 10 s; +1,000,000 a day each).",
     )
+    marketplace: bool = Field(
+        default=False,
+        description="The app is an OAuth app distributed on the Marketplace (110 per 10 s per installing "
+        "account, no Limit Increase); otherwise privately distributed, whatever its auth.",
+    )
     burst: int | None = Field(
-        default=None, ge=1, description="Calls per window for the app; default by app kind and tier."
+        default=None, ge=1, description="Calls per window for the app; default by distribution and tier."
     )
     window_s: float = Field(default=10.0, gt=0, description="The burst window (HubSpot: a rolling 10 s).")
     daily: int | None = Field(

@@ -1,8 +1,9 @@
 """The windows of each API's budget, from the settings: which limits a call counts against.
 
 HubSpot (fact sheet hubspot_2026.md §6): a burst limit per app in a rolling 10 s (privately distributed
-apps, service keys and legacy private apps: 100 on Free/Starter, 190 on Professional/Enterprise, 250 with
-the API Limit Increase; OAuth apps of the Marketplace: 110), a daily limit per account (250,000 /
+apps, service keys and legacy private apps, whether their tokens are static or OAuth: 100 on Free/Starter,
+190 on Professional/Enterprise, 250 with the API Limit Increase; OAuth apps distributed on the Marketplace,
+``hubspot.limits.marketplace``: 110), a daily limit per account (250,000 /
 625,000 / 1,000,000, +1,000,000 per Limit Increase pack), and search at 5 per second per account, exempt
 from the burst limit but counted daily. Calls marked ``x-hubspot-rate-limit-exemptions`` (the Webhooks
 Journal: daily and ten-secondly) count against nothing (`EXEMPT`).
@@ -86,7 +87,7 @@ PACK_DAILY = 1_000_000
 def hubspot_limits(settings: HubSpotSettings) -> Limits:
     limits = settings.limits
     burst_default, daily_default = _PRIVATE[limits.tier]
-    if settings.auth.kind == "oauth":
+    if limits.marketplace:
         burst_default = OAUTH_BURST  # the Limit Increase does not apply to Marketplace OAuth apps
     elif limits.limit_increase_packs:
         burst_default = INCREASED_BURST

@@ -139,9 +139,10 @@ def test_the_limits_follow_the_app_kind_and_the_tier() -> None:
     oauth = HubSpotSettings(
         client_secret="s",  # type: ignore[arg-type]
         auth=HubSpotAuthSettings(kind="oauth", client_id="c", refresh_token="r"),  # type: ignore[arg-type]
-        limits=HubSpotLimits(limit_increase_packs=1),
     )
-    assert hubspot_limits(oauth).window("ten_secondly").limit == 110  # no Limit Increase for OAuth apps
+    assert hubspot_limits(oauth).window("ten_secondly").limit == 190  # a private app with OAuth tokens
+    marketplace = HubSpotSettings(limits=HubSpotLimits(marketplace=True, limit_increase_packs=1))
+    assert hubspot_limits(marketplace).window("ten_secondly").limit == 110  # no Limit Increase there
     capped = hubspot_limits(HubSpotSettings(limits=HubSpotLimits(daily=1_000_000, daily_cap=0.3, burst=50)))
     assert (capped.window("ten_secondly").limit, capped.window("daily").limit) == (50, 700_000)
     dataverse = dataverse_limits(DataverseSettings())
