@@ -98,6 +98,8 @@ class Budget:
         self._heard = alone
         self._reported: dict[str, float] = {}
         self._reported_before: dict[str, float] = {}
+        self._reported_demand: dict[str, float] = {}
+        self._demand_before: dict[str, float] = {}
         """Whether it knows what the others use: a shared budget (``alone=False``) takes only a trickle
         (`FLOOR` of the limit) until the board's first reading, so a process starting beside busy ones
         cannot spend the whole window before it hears of them."""
@@ -191,9 +193,15 @@ class Budget:
         if not self._heard:
             return window.limit * FLOOR
         others = list(self._others[window.name].values())
-        # The others may not have read the last report yet: the one before is what they surely know.
-        reported = None if self._alone else self._reported_before.get(window.name, 0.0)
-        return allowance(window.limit, self._own(window, now), others, external=external, reported=reported)
+        own = self._own(window, now)
+        if self._alone:
+            return allowance(window.limit, own, others, external=external)
+        # The share is weighed on the demand this process reported a round ago, as old as the others' it is
+        # weighed against: weighed on a newer demand than theirs, each would grow its share beyond the sum.
+        # And the others may not have read the last report yet: the use in the one before they surely know.
+        demand = self._demand_before.get(window.name, 0.0)
+        reported = self._reported_before.get(window.name, 0.0)
+        return allowance(window.limit, Use(own.used, demand), others, external=external, reported=reported)
 
     def observe(self, window_name: str, server_max: float, remaining: float) -> None:
         """The server's count for a window (HubSpot's ``-Max``/``-Remaining``, ``-Daily``/
@@ -227,6 +235,8 @@ class Budget:
         uses = {window.name: self._own(window, now) for window in self.limits.windows}
         self._reported_before = self._reported
         self._reported = {name: use.used for name, use in uses.items()}
+        self._demand_before = self._reported_demand
+        self._reported_demand = {name: use.demand for name, use in uses.items()}
         return uses
 
     def state(self) -> list[WindowState]:

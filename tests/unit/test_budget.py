@@ -162,12 +162,22 @@ def test_the_journal_is_exempt_and_search_counts_only_its_own_window_and_the_day
 API = ("ten_secondly",)
 
 
-def simulate(processes: int, *, seconds: float, report_s: float, stale_s: float = 0.3) -> list[float]:
-    """``processes`` budgets sharing 20 calls per 2 s, each trying a call every 10 ms, hearing the others'
-    reports every ``report_s`` seconds, ``stale_s`` late; the send times of every call."""
+def simulate(
+    processes: int,
+    *,
+    seconds: float,
+    report_s: float,
+    stale_s: float = 0.3,
+    limits: Limits | None = None,
+    busy: int | None = None,
+) -> list[float]:
+    """``processes`` budgets sharing ``limits`` (20 calls per 2 s), the first ``busy`` (all) trying a call
+    every 10 ms, hearing the others' reports every ``report_s`` seconds, ``stale_s`` late; the send times of
+    every call."""
     clock = FakeClock()
     budgets = [
-        Budget(small_limits(), clock=clock, report_interval_s=report_s, alone=False) for _ in range(processes)
+        Budget(limits or small_limits(), clock=clock, report_interval_s=report_s, alone=False)
+        for _ in range(processes)
     ]
     sent: list[float] = []
     published: deque[tuple[float, list[dict[str, Use]]]] = deque()
@@ -181,7 +191,7 @@ def simulate(processes: int, *, seconds: float, report_s: float, stale_s: float 
             _, reports = published.popleft()
             for i, budget in enumerate(budgets):
                 budget.heard({str(j): r for j, r in enumerate(reports) if j != i})
-        sent += [clock.now for budget in budgets if budget.take_now(API) == 0]
+        sent += [clock.now for budget in budgets[:busy] if budget.take_now(API) == 0]
         clock.now += 0.01
     return sent
 
@@ -204,6 +214,16 @@ def test_processes_sharing_a_budget_stay_under_the_limit_together_and_use_most_o
     # window by a call now and then (a rare 429, which the retry policy waits out).
     assert most_in_any_window(sent, 2.0) <= 20 + (processes > 2)
     assert len(sent) >= 0.8 * 20 / 2.0 * 60
+
+
+def test_two_busy_replicas_beside_an_idle_poller_never_exceed_hubspots_real_burst_limit() -> None:
+    """190 per 10 s, reports every second and read 0.8 s late: each replica weighs its share on the demand
+    it reported a round ago, as the others do (on its current demand it took 202 in one window)."""
+    sent = simulate(
+        3, busy=2, seconds=120, report_s=1.0, stale_s=0.8, limits=hubspot_limits(HubSpotSettings())
+    )
+    assert most_in_any_window(sent, 10.0) <= 190
+    assert len(sent) >= 0.95 * 19 * 120
 
 
 def test_a_budget_that_hears_nobody_would_take_the_whole_limit_in_each_process() -> None:
