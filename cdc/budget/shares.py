@@ -7,11 +7,12 @@ allowance is then, in order:
 1. the *effective* limit: the window's limit less what other integrations use (``external``: what the
    server counts beyond what the deployment reported, when the server says so, e.g. HubSpot's
    ``X-HubSpot-RateLimit-Remaining``);
-2. its *share* of that, in proportion to its demand among the live processes' demands (each at least a
-   small floor, so an idle process can start at once and says it wants more one report later);
-3. never more than the effective limit less what the others used: a process whose share grew waits until
-   the calls of the one whose share shrank leave the window, so shares move without overshooting;
-4. never more than its last report plus an equal share of the effective limit: the others may not know
+2. less what the others hold: a process that waits for budget holds its *share* (in proportion to its
+   demand among the live processes' demands, each at least a small floor) or its use if that is more; one
+   that wants no more than it uses holds its use, and the rest of its share is free to take. So a process
+   whose share grew waits until the calls of the one whose share shrank leave the window, and shares move
+   without overshooting, while a share another leaves unused is not lost;
+3. never more than its last report plus an equal share of the effective limit: the others may not know
    yet that it got busy (two idle processes that start at once would each take the whole window).
 
 Two saturated processes converge on half each; a saturated one beside an idle poller gets nearly all of
@@ -28,6 +29,8 @@ __all__ = ["FLOOR", "Use", "allowance", "equal_share", "external_use", "share"]
 
 FLOOR = 0.01
 """An idle process's weight, as a fraction of the limit."""
+SLACK = 0.005
+"""What a waiting process may have sent since its report, as a fraction of the limit (a call in 190)."""
 
 
 @dataclass(frozen=True)
@@ -49,11 +52,18 @@ def share(limit: float, own_demand: float, others_demand: Sequence[float], floor
 def allowance(
     limit: float, own: Use, others: Sequence[Use], *, external: float = 0.0, reported: float | None = None
 ) -> float:
-    """What this process may have used in the window, its own calls included (steps 1-4; ``reported``:
+    """What this process may have used in the window, its own calls included (steps 1-3; ``reported``:
     the use it last reported, None when it reports to nobody)."""
     effective = max(limit - external, 0.0)
-    mine = share(effective, own.demand, [other.demand for other in others])
-    mine = min(mine, effective - sum(other.used for other in others))
+    demands = [other.demand for other in others]
+    held = 0.0
+    for i, other in enumerate(others):
+        if other.demand > other.used:  # it waits for more: it holds its share, or its use if that is more
+            theirs = share(effective, other.demand, [own.demand, *demands[:i], *demands[i + 1 :]])
+            held += max(other.used, theirs) + effective * SLACK
+        else:  # it wants no more than it uses: the rest of its share is free to take
+            held += other.used
+    mine = effective - held
     if reported is not None:
         mine = min(mine, reported + effective / (1 + len(others)))
     return max(mine, 0.0)
