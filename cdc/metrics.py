@@ -217,6 +217,52 @@ class Metrics:
             ["system"],
             registry=registry,
         )
+        self.api_rate_limited = Counter(
+            "cdc_api_rate_limited_total",
+            "429 answers from a CRM API by the limit they name: HubSpot's policyName (TEN_SECONDLY_ROLLING, "
+            "SECONDLY, DAILY), Dataverse's service protection code (requests, execution, concurrency).",
+            ["system", "policy"],
+            registry=registry,
+        )
+        # the API budget the whole deployment shares (`cdc.budget`)
+        self.api_budget_used = Gauge(
+            "cdc_api_budget_used",
+            "Calls (execution seconds for Dataverse's execution window) the whole deployment used in the "
+            "window, as this process last heard.",
+            ["system", "window"],
+            registry=registry,
+        )
+        self.api_budget_limit = Gauge(
+            "cdc_api_budget_limit",
+            "The window's limit for this deployment (after hubspot.limits.daily_cap).",
+            ["system", "window"],
+            registry=registry,
+        )
+        self.api_budget_allowance = Gauge(
+            "cdc_api_budget_allowance",
+            "This process's part of the window's limit now (its share, less the others' use).",
+            ["system", "window"],
+            registry=registry,
+        )
+        self.api_budget_external = Gauge(
+            "cdc_api_budget_external",
+            "What the server counts in the window beyond the deployment's calls (other integrations).",
+            ["system", "window"],
+            registry=registry,
+        )
+        self.api_budget_processes = Gauge(
+            "cdc_api_budget_processes",
+            "Processes sharing the API's budget, this one included.",
+            ["system"],
+            registry=registry,
+        )
+        self.api_budget_wait = Histogram(
+            "cdc_api_budget_wait_seconds",
+            "How long a call waited for budget before it was sent.",
+            ["system"],
+            buckets=(0.0, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
+            registry=registry,
+        )
         # the one retry policy (`consumers.retries`), whatever it retries
         self.retries = Counter(
             "cdc_retries_total",

@@ -101,6 +101,46 @@ class HubSpotAuthSettings(BaseModel):
     )
 
 
+HubSpotTier = Literal["free", "starter", "professional", "enterprise"]
+
+
+class HubSpotLimits(BaseModel):
+    """HubSpot's API limits for this deployment (`cdc.budget`): by default the app kind's and the tier's
+    (fact sheet hubspot_2026.md §6); any number can be set instead."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    tier: HubSpotTier = Field(
+        default="professional", description="The portal's tier: free, starter, professional, enterprise."
+    )
+    limit_increase_packs: int = Field(
+        default=0,
+        ge=0,
+        le=2,
+        description="API Limit Increase packs bought (250 per 10 s; +1,000,000 a day each).",
+    )
+    marketplace: bool = Field(
+        default=False,
+        description="The app is an OAuth app distributed on the Marketplace (110 per 10 s per installing "
+        "account, no Limit Increase); otherwise privately distributed, whatever its auth.",
+    )
+    burst: int | None = Field(
+        default=None, ge=1, description="Calls per window for the app; default by distribution and tier."
+    )
+    window_s: float = Field(default=10.0, gt=0, description="The burst window (HubSpot: a rolling 10 s).")
+    daily: int | None = Field(
+        default=None, ge=1, description="Calls per day for the account; default by tier."
+    )
+    search_per_second: int = Field(default=5, ge=1, description="Search calls per second per account.")
+    daily_cap: float = Field(
+        default=0.0,
+        ge=0.0,
+        lt=1.0,
+        description="The fraction of the daily limit left to other integrations: above the rest, the sync "
+        "slows to fit.",
+    )
+
+
 class HubSpotSettings(BaseModel):
     """The HubSpot portal and the app the daemon runs as."""
 
@@ -147,6 +187,8 @@ class HubSpotSettings(BaseModel):
         "legacy: a legacy app, which may sign CRM webhooks with v1 only; v1/v2 signatures are taken too, "
         "though they carry no timestamp, so a captured request can be replayed for ever.",
     )
+
+    limits: HubSpotLimits = HubSpotLimits()
 
     @model_validator(mode="after")
     def _one_kind_of_credentials(self) -> Self:
@@ -249,6 +291,20 @@ class ProxySettings(BaseModel):
         return self
 
 
+class DataverseLimits(BaseModel):
+    """Dataverse's service protection limits per user and web server (fact sheet dataverse.md §4), which the
+    whole deployment shares: it calls as one application user (`cdc.budget`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    requests: int = Field(default=6000, ge=1, description="Requests per window.")
+    window_s: float = Field(default=300.0, gt=0, description="The sliding window (5 minutes).")
+    execution_s: float = Field(
+        default=1200.0, gt=0, description="Combined execution time per window, in seconds."
+    )
+    concurrent: int = Field(default=52, ge=1, description="Concurrent requests.")
+
+
 class DataverseSettings(BaseModel):
     """The Dataverse (Dynamics 365) org and the app registration the daemon authenticates as.
 
@@ -287,6 +343,7 @@ class DataverseSettings(BaseModel):
     proxy: ProxySettings | None = Field(
         default=None, description="HTTP proxy for the Web API and the token endpoint."
     )
+    limits: DataverseLimits = DataverseLimits()
     trust_env: bool = Field(
         default=False,
         description="Without proxy: use HTTPS_PROXY / NO_PROXY from the environment for both.",
@@ -503,6 +560,26 @@ class SyncSettings(BaseModel):
     )
 
 
+class BudgetSettings(BaseModel):
+    """The API budget every process of the deployment shares (`cdc.budget`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    enabled: bool = Field(
+        default=True,
+        description="Wait for budget before each call; off, only the 429s' retries slow the calls down.",
+    )
+    share: bool = Field(
+        default=True,
+        description="Share the budget with the other processes through the `<prefix>budget` topic; off, "
+        "each process takes the whole limit.",
+    )
+    report_interval_s: float = Field(default=1.0, gt=0, description="How often a process reports its use.")
+    stale_after_s: float = Field(
+        default=5.0, gt=0, description="A process that has not reported for this long is gone."
+    )
+
+
 class Settings(BaseSettings):
     """Everything the daemon can be told. Frozen: nothing changes it after start-up."""
 
@@ -520,6 +597,7 @@ class Settings(BaseSettings):
     ingest: IngestSettings = IngestSettings()
     poll: PollSettings = PollSettings()
     sync: SyncSettings = SyncSettings()
+    budget: BudgetSettings = BudgetSettings()
     log: LogSettings = LogSettings()
 
     @classmethod

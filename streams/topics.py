@@ -35,6 +35,8 @@ class TopicRole(StrEnum):
     """Changes re-keyed by the sync stage to their pair (link id or match key): one owner per pair."""
     SENT = "sync.sent"
     """What a sync replica is about to write, durable before it writes (`streams.sent_log`)."""
+    BUDGET = "budget"
+    """Each process's use of the CRMs' API limits (`streams.budget`)."""
 
 
 CHANGES_ROLES: Mapping[SourceSystem, TopicRole] = MappingProxyType(
@@ -153,6 +155,13 @@ class TopicCatalog:
                     _compacted(),
                     "What a sync replica is about to write, acknowledged before the write and cleared in "
                     "the transaction that links it; compacted, keyed by the written record.",
+                ),
+                spec(
+                    TopicRole.BUDGET,
+                    1,
+                    _compacted(**{"segment.ms": str(60 * 60 * 1000), "delete.retention.ms": "60000"}),
+                    "Each process's use of the CRMs' API limits, about once a second; compacted, keyed by "
+                    "process, a tombstone at a clean stop.",
                 ),
             )
         )

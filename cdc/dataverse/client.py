@@ -18,11 +18,12 @@ Metrics are labelled with an endpoint template chosen by the caller (``contacts:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -30,6 +31,7 @@ import aiohttp
 import orjson
 from multidict import CIMultiDict
 
+from cdc.budget import Budget, BudgetClosedError, CallKind, budget_for, dataverse_limits
 from cdc.dataverse.auth import TokenProvider
 from cdc.dataverse.errors import (
     DataverseApiError,
@@ -51,6 +53,8 @@ SYSTEM = "dataverse"
 _ODATA_HEADERS = {"Accept": "application/json", "OData-MaxVersion": "4.0", "OData-Version": "4.0"}
 T = TypeVar("T")
 _PROXY_AUTH_REQUIRED = 407
+_PROTECTION = {"0x80072322": "requests", "0x80072321": "execution", "0x80072326": "concurrency"}
+"""Service protection error codes (fact sheet dataverse.md §4) as the limit's label."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,7 @@ class DataverseClient:
         metrics: Metrics,
         *,
         policy: RetryPolicy | None = None,
+        budget: Budget | None = None,
     ) -> None:
         if not settings.base_url:
             raise FatalError(0, "config", "dataverse.base_url (CDC_DATAVERSE__BASE_URL) is required")
@@ -86,6 +91,8 @@ class DataverseClient:
         self._tokens = tokens
         self._metrics = metrics
         self._policy = policy or RetryPolicy(retries=7)
+        self.budget = budget or budget_for(SYSTEM) or Budget(dataverse_limits(settings), metrics=metrics)
+        """The role's Dataverse budget (`cdc.budget`), or, outside a role, one of this client's own."""
         self._session: aiohttp.ClientSession | None = None
         try:
             self._proxy: ProxyRoute | None = proxy_for(self.base_url, settings, os.environ)
@@ -158,9 +165,22 @@ class DataverseClient:
         self._metrics.api_retries.labels(system=SYSTEM).inc()
 
     def _count_throttle(self, error: DataverseApiError | None, endpoint: str) -> None:
-        """An error naming its wait (a 429's ``Retry-After``) is a throttle: counted before it is raised."""
+        """An error naming its wait (a 429's ``Retry-After``) is a throttle: counted before it is raised,
+        and by the service protection limit it names (fact sheet §4's codes)."""
         if isinstance(error, RetriableError) and error.retry_after is not None:
             self._metrics.api_throttled.labels(system=SYSTEM, endpoint=endpoint).inc()
+            policy = _PROTECTION.get(error.code.lower(), "unnamed")
+            self._metrics.api_rate_limited.labels(system=SYSTEM, policy=policy).inc()
+
+    @contextlib.asynccontextmanager
+    async def _budgeted(self, endpoint: str) -> AsyncIterator[None]:
+        """One request's turn in the budget (`cdc.budget`); a stopping role's wait ends in a
+        `RetriableError` that asks for no wait, so the engine gives the batch up."""
+        try:
+            async with self.budget.spend(CallKind.API):
+                yield
+        except BudgetClosedError as closed:
+            raise RetriableError(0, "stopping", str(closed), endpoint=endpoint, retry_after=0.0) from None
 
     async def _send_once(
         self, method: str, url: str, *, endpoint: str, body: bytes | None, headers: Mapping[str, str]
@@ -171,7 +191,10 @@ class DataverseClient:
         started = time.perf_counter()
         status_label = "network"
         try:
-            async with self._session.request(method, url, data=body, headers=sent) as response:
+            async with (
+                self._budgeted(endpoint),
+                self._session.request(method, url, data=body, headers=sent) as response,
+            ):
                 status_label = str(response.status)
                 raw = await response.read()
                 received = CIMultiDict(response.headers)
@@ -198,7 +221,7 @@ class DataverseClient:
         started = time.perf_counter()
         status_label = "network"
         try:
-            async with self._session.get(url, headers=headers) as response:
+            async with self._budgeted(endpoint), self._session.get(url, headers=headers) as response:
                 status_label = str(response.status)
                 raw = await response.read()
                 body = _parse(raw)

@@ -15,10 +15,7 @@ with :func:`hubspot_client`, which picks the token provider ``hubspot.auth`` nam
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
-from collections import deque
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,6 +25,7 @@ from typing import Any, Self
 import aiohttp
 import orjson
 
+from cdc.budget import Budget, BudgetClosedError, budget_for, hubspot_kind, hubspot_limits
 from cdc.hubspot._sent import sent
 from cdc.hubspot.errors import CredentialsRefusedError, FatalError, RetriableError, classify
 from cdc.hubspot.paths import (
@@ -44,33 +42,13 @@ from cdc.settings import HubSpotSettings
 from consumers.owners import Owner
 from consumers.retries import Retry, RetryPolicy, retrying
 
-__all__ = ["AssociatedRecord", "HubSpotClient", "SearchLimiter", "SearchPage", "hubspot_client"]
+__all__ = ["AssociatedRecord", "HubSpotClient", "SearchPage", "hubspot_client"]
 
 log = logging.getLogger(__name__)
 SYSTEM = "hubspot"
 ASSOCIATIONS_READ_LIMIT = 1000
 OWNERS_PAGE = 500
 Body = Mapping[str, Any] | Sequence[Any]
-
-
-class SearchLimiter:
-    """At most ``per_second`` search requests in any rolling second (HubSpot: 5 per account, §3.5)."""
-
-    def __init__(self, per_second: int = 5, window_s: float = 1.05) -> None:
-        self._per_second, self._window_s = per_second, window_s
-        self._sent: deque[float] = deque()
-        self._lock = asyncio.Lock()
-
-    async def wait(self) -> None:
-        async with self._lock:
-            while True:
-                now = time.monotonic()
-                while self._sent and self._sent[0] <= now - self._window_s:
-                    self._sent.popleft()
-                if len(self._sent) < self._per_second:
-                    self._sent.append(now)
-                    return
-                await asyncio.sleep(self._sent[0] + self._window_s - now)
 
 
 @dataclass(frozen=True)
@@ -101,7 +79,7 @@ class HubSpotClient:
         *,
         metrics: Metrics,
         policy: RetryPolicy | None = None,
-        search_limiter: SearchLimiter | None = None,
+        budget: Budget | None = None,
         timeout_s: float = 30.0,
         version: HubSpotApiVersion = DEFAULT_HUBSPOT_API_VERSION,
     ) -> None:
@@ -111,7 +89,10 @@ class HubSpotClient:
         self._tokens: TokenSource = StaticToken(token) if isinstance(token, str) else token
         self._metrics = metrics
         self._policy = policy or RetryPolicy()
-        self._limiter = search_limiter or SearchLimiter()
+        self.budget = (
+            budget or budget_for(SYSTEM) or Budget(hubspot_limits(HubSpotSettings()), metrics=metrics)
+        )
+        """The role's HubSpot budget (`cdc.budget`), or, outside a role, one of this client's own."""
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._session: aiohttp.ClientSession | None = None
 
@@ -137,7 +118,7 @@ class HubSpotClient:
 
     async def search(self, object_type: str, body: Mapping[str, Any]) -> SearchPage:
         """One page of a search (`Endpoints.search`)."""
-        answer = await self._call(self.api.search, self.api.search.path(object_type), body, search=True)
+        answer = await self._call(self.api.search, self.api.search.path(object_type), body)
         after = ((answer.get("paging") or {}).get("next") or {}).get("after")
         return SearchPage(
             total=int(answer.get("total") or 0),
@@ -227,7 +208,6 @@ class HubSpotClient:
         path: str,
         body: Body | None = None,
         *,
-        search: bool = False,
         retry: bool = True,
     ) -> dict[str, Any]:
         """Send until the answer is a success, a non-retriable error, or the retries are spent."""
@@ -235,11 +215,9 @@ class HubSpotClient:
             raise RuntimeError("HubSpotClient is used outside its `async with` block")
 
         async def once() -> dict[str, Any]:
-            if search:
-                await self._limiter.wait()
             token = await self._tokens.token()
             try:
-                return await self._send_once(endpoint.method, endpoint.label, path, body, token)
+                return await self._send_once(endpoint, path, body, token)
             except CredentialsRefusedError as refused:
                 if not self._tokens.renewable:
                     raise
@@ -249,7 +227,7 @@ class HubSpotClient:
                 )
                 token = await self._tokens.renew(token)
             try:
-                return await self._send_once(endpoint.method, endpoint.label, path, body, token)
+                return await self._send_once(endpoint, path, body, token)
             except CredentialsRefusedError as again:
                 raise CredentialsRefusedError(
                     f"HubSpot {endpoint.label} answered 401: {self._tokens.hint}",
@@ -265,23 +243,43 @@ class HubSpotClient:
             once, policy=self._policy, on=(RetriableError,), what=SYSTEM, on_retry=self._retried
         )
 
+    def _steer(self, headers: Mapping[str, str]) -> None:
+        """HubSpot's own count (fact sheet §6: ``X-HubSpot-RateLimit-Max``/``-Remaining`` for the app's
+        burst window, ``-Daily``/``-Daily-Remaining`` for the account's day, the latter absent for OAuth):
+        what it counts beyond our calls is another integration's (`cdc.budget.limiter.Budget.observe`)."""
+        for window, limit, remaining in (
+            ("ten_secondly", "X-HubSpot-RateLimit-Max", "X-HubSpot-RateLimit-Remaining"),
+            ("daily", "X-HubSpot-RateLimit-Daily", "X-HubSpot-RateLimit-Daily-Remaining"),
+        ):
+            server_max, left = _header_number(headers, limit), _header_number(headers, remaining)
+            if server_max is not None and left is not None:
+                self.budget.observe(window, server_max, left)
+
     def _retried(self, retry: Retry) -> None:
         self._metrics.retried(retry)
         self._metrics.api_retries.labels(system=SYSTEM).inc()
 
     async def _send_once(
-        self, method: str, template: str, path: str, body: Body | None, token: str
+        self, endpoint: Endpoint, path: str, body: Body | None, token: str
     ) -> dict[str, Any]:
+        """One request, once the budget has room for it (`cdc.budget`: a stopping role's wait ends in a
+        `RetriableError` that asks for no wait, so the engine gives the batch up)."""
         assert self._session is not None  # noqa: S101 -- checked by the caller; narrows the type
+        template = endpoint.label
         auth = {"Authorization": f"Bearer {token}"}
-        with sent(self._metrics, template) as request:
-            async with self._session.request(
-                method, self._base_url + path, json=body, headers=auth
-            ) as response:
-                request.status = str(response.status)
-                raw = await response.read()
-                headers = dict(response.headers)
-                status = response.status
+        try:
+            async with self.budget.spend(hubspot_kind(endpoint.exemptions)):
+                with sent(self._metrics, template) as request:
+                    async with self._session.request(
+                        endpoint.method, self._base_url + path, json=body, headers=auth
+                    ) as response:
+                        request.status = str(response.status)
+                        raw = await response.read()
+                        headers = dict(response.headers)
+                        status = response.status
+        except BudgetClosedError as closed:
+            raise RetriableError(str(closed), retry_after=0.0, endpoint=template) from None
+        self._steer(headers)
         try:
             answer: Any = orjson.loads(raw) if raw else {}
         except orjson.JSONDecodeError:
@@ -290,6 +288,8 @@ class HubSpotClient:
         if refused is not None:
             if status == 429:  # noqa: PLR2004
                 self._metrics.api_throttled.labels(system=SYSTEM, endpoint=template).inc()
+                policy = answer.get("policyName") if isinstance(answer, dict) else None
+                self._metrics.api_rate_limited.labels(system=SYSTEM, policy=_policy(policy)).inc()
             raise refused
         if not isinstance(answer, dict):
             raise FatalError(
@@ -298,13 +298,27 @@ class HubSpotClient:
         return answer
 
 
+def _policy(name: object) -> str:
+    """A 429's ``policyName`` as a bounded label."""
+    known = {"TEN_SECONDLY_ROLLING", "SECONDLY", "DAILY"}
+    return str(name) if name in known else "unnamed"
+
+
+def _header_number(headers: Mapping[str, str], name: str) -> float | None:
+    value = next((v for k, v in headers.items() if k.lower() == name.lower()), None)
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
 def hubspot_client(
     settings: HubSpotSettings,
     metrics: Metrics,
     *,
     command: str,
     policy: RetryPolicy | None = None,
-    search_limiter: SearchLimiter | None = None,
+    budget: Budget | None = None,
 ) -> HubSpotClient:
     """The client of one role (``command`` names it in a missing setting's error) with its one token
     provider, by ``hubspot.auth`` (`cdc.hubspot.tokens.token_source`): every task of the role shares both,
@@ -314,6 +328,6 @@ def hubspot_client(
         token_source(settings, metrics, command=command),
         metrics=metrics,
         policy=policy,
-        search_limiter=search_limiter,
+        budget=budget or budget_for(SYSTEM) or Budget(hubspot_limits(settings), metrics=metrics),
         version=settings.api_version,
     )

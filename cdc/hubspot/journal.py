@@ -19,7 +19,7 @@ counts it (``cdc_journal_expired_total``), runs the search reconciliation over t
 checkpoint's time, with the archived-records sweep (`HubSpotObjects.catch_up`), and reads on from the
 earliest entry: what changed before it is in the search pass, what changed after in the journal.
 
-Every journal call is rate-limit exempt (`cdc.hubspot.paths.Endpoint.rate_limit_exempt`), so with the
+Every journal call is rate-limit exempt (`cdc.hubspot.paths.JOURNAL_EXEMPTIONS`), so with the
 journal on no search runs in steady state: the periodic reconciler is off (`cdc.roles.poll`).
 
 Not documented by HubSpot, so not assumed: the order of events within and across entries (each event keeps

@@ -46,6 +46,7 @@ from cdc.settings import DEFAULT_HUBSPOT_API_VERSION, HubSpotApiVersion
 __all__ = [
     "API_VERSIONS",
     "DEFAULT_HUBSPOT_API_VERSION",
+    "JOURNAL_EXEMPTIONS",
     "Endpoint",
     "Endpoints",
     "HubSpotApiVersion",
@@ -65,10 +66,9 @@ class Endpoint:
 
     method: str
     route: str
-    rate_limit_exempt: bool = False
-    """HubSpot counts this call against neither its daily nor its ten-secondly limit (the Webhooks Journal's
-    operations: ``x-hubspot-rate-limit-exemptions: ["daily", "ten-secondly"]`` in every journal spec), so a
-    client-side limiter lets it through."""
+    exemptions: frozenset[str] = frozenset()
+    """The rate limits the operation is exempt from, as HubSpot's specs mark them
+    (``x-hubspot-rate-limit-exemptions``: ``ten-secondly``, ``daily``): `cdc.budget.windows.hubspot_kind`."""
 
     @property
     def label(self) -> str:
@@ -126,7 +126,7 @@ class Endpoints:
     """The ``client_credentials`` grant: the newest version that documents it (the 2026-09 draft's
     ``grant_type`` lists only ``authorization_code`` and ``refresh_token``)."""
     # The Webhooks Journal of one portal (``installPortalId``), read with a client-credentials token; every
-    # operation is rate-limit exempt (`Endpoint.rate_limit_exempt`).
+    # operation is rate-limit exempt (`JOURNAL_EXEMPTIONS`).
     journal_earliest: Endpoint
     """``{count}`` (1-100): the oldest entries kept."""
     journal_next: Endpoint
@@ -158,6 +158,11 @@ _CLIENT_CREDENTIALS = {"2026-09": "/oauth/2026-03/token"}
 (spec:Auth/Oauth/Rollouts/279897/{2026-03,2026-09}/oauth.json, 155908/v1/oauth.json)."""
 
 
+JOURNAL_EXEMPTIONS = frozenset({"daily", "ten-secondly"})
+"""The Webhooks Journal's operations count against neither limit: ``x-hubspot-rate-limit-exemptions:
+["daily", "ten-secondly"]`` in every journal spec (2026-03, 2026-09, 2027-03-beta)."""
+
+
 def endpoints(version: HubSpotApiVersion = DEFAULT_HUBSPOT_API_VERSION) -> Endpoints:
     """The endpoints of ``version``; ValueError for a version this module does not know."""
     found = _TABLES.get(version)
@@ -187,7 +192,8 @@ def _table(version: HubSpotApiVersion) -> Endpoints:
         batch_upsert=Endpoint("POST", f"{objects}/batch/upsert"),
         batch_update=Endpoint("POST", f"{objects}/batch/update"),
         batch_archive=Endpoint("POST", f"{objects}/batch/archive"),
-        search=Endpoint("POST", f"{objects}/search"),
+        # The objects specs mark search exempt from the ten-secondly limit; it has its own 5 per second.
+        search=Endpoint("POST", f"{objects}/search", frozenset({"ten-secondly"})),
         owners=Endpoint("GET", owners),
         associations_batch_read=Endpoint("POST", f"{associations}/batch/read"),
         associate=Endpoint("POST", f"{associations}/batch/create"),
@@ -210,16 +216,17 @@ def _table(version: HubSpotApiVersion) -> Endpoints:
 
 def _journal(version: str) -> dict[str, Endpoint]:
     local, subs = f"/webhooks-journal/journal-local/{version}", f"/webhooks-journal/subscriptions/{version}"
+    FREE = JOURNAL_EXEMPTIONS  # noqa: N806 -- the name keeps the table's lines short
     return {
-        "journal_earliest": Endpoint("GET", f"{local}/batch/earliest/{{count}}", rate_limit_exempt=True),
-        "journal_next": Endpoint("GET", f"{local}/batch/{{offset}}/next/{{count}}", rate_limit_exempt=True),
-        "journal_subscriptions": Endpoint("GET", subs, rate_limit_exempt=True),
-        "journal_upsert_subscription": Endpoint("POST", subs, rate_limit_exempt=True),
+        "journal_earliest": Endpoint("GET", f"{local}/batch/earliest/{{count}}", exemptions=FREE),
+        "journal_next": Endpoint("GET", f"{local}/batch/{{offset}}/next/{{count}}", exemptions=FREE),
+        "journal_subscriptions": Endpoint("GET", subs, exemptions=FREE),
+        "journal_upsert_subscription": Endpoint("POST", subs, exemptions=FREE),
         "journal_filters": Endpoint(
-            "GET", f"{subs}/filters/subscription/{{subscriptionId}}", rate_limit_exempt=True
+            "GET", f"{subs}/filters/subscription/{{subscriptionId}}", exemptions=FREE
         ),
-        "journal_create_filter": Endpoint("POST", f"{subs}/filters", rate_limit_exempt=True),
-        "journal_delete_filter": Endpoint("DELETE", f"{subs}/filters/{{filterId}}", rate_limit_exempt=True),
+        "journal_create_filter": Endpoint("POST", f"{subs}/filters", exemptions=FREE),
+        "journal_delete_filter": Endpoint("DELETE", f"{subs}/filters/{{filterId}}", exemptions=FREE),
     }
 
 

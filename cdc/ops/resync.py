@@ -31,6 +31,7 @@ from typing import Any
 from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry
 
+from cdc.budget import shared_budgets
 from cdc.dataverse import DataverseApiError, DataverseClient, TokenProvider, entity_logical_name, row_to_event
 from cdc.dataverse import RetriableError as DataverseRetriable
 from cdc.dataverse.poller import table_url
@@ -277,7 +278,9 @@ async def resync(
             except KafkaError as error:
                 raise PublishUnavailableError(f"Kafka is not reachable: {error}") from None
         read = _dataverse if system == "dataverse" else _hubspot
-        await read(settings, name, since, run, metrics)
+        # Its reads count against the deployment's API budget (`cdc.budget`), beside the running roles'.
+        async with shared_budgets(settings, metrics, role="resync"):
+            await read(settings, name, since, run, metrics)
     finally:
         if publisher is not None:
             await publisher.stop()

@@ -40,6 +40,7 @@ from collections.abc import Callable
 
 from prometheus_client import Gauge
 
+from cdc.budget import shared_budgets
 from cdc.dataverse.poller import COMPONENT as DATAVERSE
 from cdc.dataverse.poller import DataverseTables, dataverse_tables
 from cdc.hubspot.errors import HubSpotApiError
@@ -198,6 +199,8 @@ async def run_poll(
     leases: TableLeases | None = None
     try:
         async with contextlib.AsyncExitStack() as parts:
+            # One API budget per CRM for the whole deployment, before any client is opened (`cdc.budget`).
+            await parts.enter_async_context(shared_budgets(settings, metrics, role="poll", stop=stop))
             if dataverse_on:
                 tables = await parts.enter_async_context(DataverseTables(settings, metrics, config=config))
                 units += [Unit(tables.unit(t), functools.partial(tables.run_table, t)) for t in tables.tables]

@@ -38,6 +38,7 @@ from functools import partial
 
 from prometheus_client import CollectorRegistry
 
+from cdc.budget import shared_budgets
 from cdc.crm_metadata import require_crm_fit
 from cdc.dataverse.auth import TokenProvider
 from cdc.dataverse.client import DataverseClient
@@ -238,6 +239,8 @@ async def run_sync(
     prefix = settings.sync.group_prefix
     started = time.monotonic()
     async with contextlib.AsyncExitStack() as stack:
+        # One API budget per CRM for the whole deployment, before any client is opened (`cdc.budget`).
+        await stack.enter_async_context(shared_budgets(settings, metrics, role="sync", stop=stop))
         gateways = await stack.enter_async_context(open_gateways(settings, metrics))
         # A CRM briefly down at start is waited out, as the first token is; a problem refuses the start.
         await retrying(

@@ -318,6 +318,27 @@ def rows() -> list[Row]:
                     "Retries by system", ((_rate("cdc_api_retries_total", "system"), "{{system}}"),), "ops"
                 ),
                 Panel(
+                    "API budget: used / limit by window (the whole deployment)",
+                    (
+                        (
+                            "max by (system, window) (cdc_api_budget_used) / "
+                            "max by (system, window) (cdc_api_budget_limit)",
+                            "{{system}} {{window}}",
+                        ),
+                    ),
+                    "percentunit",
+                ),
+                Panel(
+                    "API budget: wait p99 by system",
+                    ((_quantile(0.99, "cdc_api_budget_wait_seconds", "system"), "{{system}}"),),
+                    "s",
+                ),
+                Panel(
+                    "429s by the limit they name",
+                    ((_rate("cdc_api_rate_limited_total", "system, policy"), "{{system}} {{policy}}"),),
+                    "reqps",
+                ),
+                Panel(
                     "Retries by what (the retry policy)",
                     ((_rate("cdc_retries_total", "what"), "{{what}}"),),
                     "ops",

@@ -15,7 +15,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
-from cdc.hubspot.client import HubSpotClient, SearchLimiter
+from cdc.budget import Budget, hubspot_limits
+from cdc.hubspot.client import HubSpotClient
 from cdc.hubspot.errors import FatalError
 from cdc.hubspot.paths import endpoints
 from cdc.hubspot.reconciler import run_hubspot_reconciler
@@ -233,8 +234,15 @@ async def test_a_429_from_search_is_waited_out(kafka_settings: KafkaSettings, bo
     ids = (await seed(box, contacts=[{"email": f"r{i}@example.com"} for i in range(40)]))["contacts"]
     settings = settings_for(kafka_settings, box)
     metrics = Metrics(CollectorRegistry())
+    # A budget that believes in 50 searches a second, so the sandbox's one a second answers 429s.
+    believes = settings.hubspot.model_copy(
+        update={"limits": settings.hubspot.limits.model_copy(update={"search_per_second": 50})}
+    )
     eager = HubSpotClient(
-        box.info.hubspot.base_url, box.info.hubspot.token, metrics=metrics, search_limiter=SearchLimiter(50)
+        box.info.hubspot.base_url,
+        box.info.hubspot.token,
+        metrics=metrics,
+        budget=Budget(hubspot_limits(believes)),
     )
     async with reconciling(settings, client=eager, page_size=5):
         events = await wait_for_events(kafka_settings, lambda ev: {e.object_id for e in ev} >= set(ids))

@@ -26,6 +26,7 @@ def test_catalog_has_every_topic_under_the_prefix() -> None:
         "acme.poll.leases",
         "acme.sync.work",
         "acme.sync.sent",
+        "acme.budget",
     ]
     assert catalog[TopicRole.LINKS].config["cleanup.policy"] == "compact"
     assert catalog[TopicRole.CHECKPOINTS].config["cleanup.policy"] == "compact"

@@ -31,6 +31,8 @@ Routes:
 - ``GET    /_admin/faults`` / ``PUT`` -- the fault knobs (partial update; 400 on unknown knobs).
 - ``GET    /_admin/ratelimits`` / ``PUT`` -- ``{"burst", "window_ms", "daily", "search_per_second"}``,
   ``null`` meaning unlimited; ``DELETE`` empties the counters.
+- ``POST   /_admin/ratelimits/consume`` -- ``{"calls": N}``: another integration of the app spends N calls now
+  (burst window and day), so the daemon's next answers say less is ``Remaining``.
 - ``POST   /_admin/token/revoke``, ``POST /_admin/token/restore`` -- every API call answers 401 from the
   revoke until the restore (an uninstalled app, a rotated static token), OAuth access tokens too.
 - ``GET    /_admin/oauth`` / ``PUT`` -- the OAuth app (:mod:`cdc.sandbox.hubspot.oauth`): client id, the
@@ -284,6 +286,13 @@ def admin_routes(ctx: Context, calls: CallCounter, faults: Faults) -> list[Route
             ctx.limiter.reset()
         return JSON(ctx.limiter.settings.model_dump())
 
+    async def consume(request: Request) -> Response:
+        calls = (await json_object(request)).get("calls")
+        if not isinstance(calls, int) or isinstance(calls, bool) or calls < 0:
+            raise errors.bad_request("calls must be a non-negative integer")
+        ctx.limiter.consume(str(ctx.app_id), calls)
+        return JSON({"consumed": calls})
+
     async def advance(request: Request) -> Response:
         seconds = (await json_object(request)).get("seconds")
         if not isinstance(seconds, int | float) or seconds < 0:
@@ -339,6 +348,7 @@ def admin_routes(ctx: Context, calls: CallCounter, faults: Faults) -> list[Route
         ("/calls", call_counts, ["GET", "DELETE"]),
         ("/faults", fault_knobs, ["GET", "PUT"]),
         ("/ratelimits", rate_limits, ["GET", "PUT", "DELETE"]),
+        ("/ratelimits/consume", consume, ["POST"]),
         ("/clock/advance", advance, ["POST"]),
         ("/validation-rules", validation_rules, ["GET", "POST", "DELETE"]),
     ]

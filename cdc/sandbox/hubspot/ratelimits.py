@@ -52,6 +52,16 @@ class RateLimiter:
             self._search.clear()
             self._daily.clear()
 
+    def consume(self, key: str, calls: int) -> None:
+        """``calls`` made now by another integration of the same app and account: they count in the burst
+        window and the day (and so in the headers the daemon's next answer carries) but answer nobody."""
+        now = self._clock.monotonic()
+        day = self._clock.now().date().isoformat()
+        with self._lock:
+            seen_day, used_today = self._daily.get(key, (day, 0))
+            self._daily[key] = (day, (used_today if seen_day == day else 0) + calls)
+            self._burst[key].extend([now] * calls)
+
     def check(self, key: str, *, search: bool = False) -> dict[str, str]:
         """Counts one request, returning its headers, or raises the documented 429."""
         settings = self.settings

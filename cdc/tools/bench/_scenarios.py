@@ -20,9 +20,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 from aiokafka import TopicPartition
 from aiokafka.admin import NewTopic
+from prometheus_client.parser import text_string_to_metric_families
 
 from cdc.sandbox.calls import KINDS
 from cdc.tools.bench._stack import Stack, SyncCounts
@@ -498,12 +500,98 @@ async def replay(stack: Stack, events: int, *, within: float, say: Say) -> dict[
 # -- 4. rate-limited --------------------------------------------------------------------------------------
 
 
-async def rate_limited(stack: Stack, records: int, *, within: float, say: Say) -> dict[str, Any]:
-    """HubSpot at its real limits; ``records`` new Dataverse contacts must all reach HubSpot."""
-    await stack.hubspot_limits(REAL_HUBSPOT_LIMITS)
+SYNC_REPLICAS = ("sync", "sync2")
+TIGHT_HUBSPOT_LIMITS: dict[str, Any] = {**REAL_HUBSPOT_LIMITS, "burst": 19, "search_per_second": 1}
+"""A tenth of the real burst limit: there the budget, not the pipeline, bounds the throughput."""
+
+
+def budget_env(limits: dict[str, Any]) -> dict[str, str]:
+    """The daemon's HubSpot budget as the sandbox's ``limits`` (``hubspot.limits``)."""
+    return {
+        "CDC_HUBSPOT__LIMITS__BURST": str(limits["burst"]),
+        "CDC_HUBSPOT__LIMITS__WINDOW_S": str(limits["window_ms"] / 1000),
+        "CDC_HUBSPOT__LIMITS__DAILY": str(limits["daily"]),
+        "CDC_HUBSPOT__LIMITS__SEARCH_PER_SECOND": str(limits["search_per_second"]),
+    }
+
+
+REAL_BUDGET = budget_env(REAL_HUBSPOT_LIMITS)
+BUDGET_OFF = {**REAL_BUDGET, "CDC_BUDGET__ENABLED": "false"}
+"""The baseline: no budget, each call sent at once and only the 429s' retries slowing it (the old code)."""
+SETTLE_S = 5.0
+"""After the replicas start: the group's rebalance, and the budget board's first reports."""
+WRITE_PATHS = ("/batch/create", "/batch/update", "/batch/upsert", "/batch/archive")
+
+
+def call_kind(endpoint: str) -> str:
+    """A HubSpot endpoint label (``POST /crm/objects/2026-09/contacts/batch/create``) as a kind of call."""
+    if endpoint.endswith("/search"):
+        return "lookup"
+    if "association" in endpoint:
+        return "association"
+    if endpoint.endswith(WRITE_PATHS) or endpoint.startswith(("PATCH", "PUT", "DELETE")):
+        return "write"
+    return "read"
+
+
+def budget_ceiling(
+    by_endpoint: dict[str, int], records: int, limits: dict[str, Any] = REAL_HUBSPOT_LIMITS
+) -> tuple[dict[str, float], float]:
+    """Calls per record by kind, and the records/s HubSpot's limits allow for them: the burst window
+    (190 per 10 s) for everything but search, search's own 5 per second for the lookups."""
+    per_kind: dict[str, float] = {}
+    for endpoint, n in by_endpoint.items():
+        kind = call_kind(endpoint)
+        per_kind[kind] = per_kind.get(kind, 0.0) + n / max(records, 1)
+    burst_per_s = limits["burst"] / (limits["window_ms"] / 1000)
+    burst_calls = sum(n for kind, n in per_kind.items() if kind != "lookup")
+    ceilings = [burst_per_s / burst_calls] if burst_calls else []
+    if per_kind.get("lookup"):
+        ceilings.append(limits["search_per_second"] / per_kind["lookup"])
+    return per_kind, min(ceilings) if ceilings else 0.0
+
+
+async def _restart(stack: Stack, env: dict[str, str]) -> None:
+    """Both sync replicas and the poller, started afresh with ``env``."""
+    for role in ("poll", *reversed(SYNC_REPLICAS)):
+        await stack.stop(role)
+    await stack.start_sync(stack.group_prefix or f"{stack.kafka.topic_prefix}rl-", env)
+    await stack.start_sync_replica("sync2", env)
+    await stack.start("poll", env)
+    await asyncio.sleep(SETTLE_S)
+
+
+async def _budget_waits(stack: Stack) -> dict[str, float]:
+    """HubSpot calls that waited for budget, and how long in all, over the sync replicas and the poller."""
+    totals = {"calls": 0.0, "waited_s": 0.0}
+    async with httpx.AsyncClient(timeout=10) as client:
+        for role in (*SYNC_REPLICAS, "poll"):
+            text = (await client.get(f"http://127.0.0.1:{stack.ports[role]}/metrics")).text
+            for family in text_string_to_metric_families(text):
+                for sample in family.samples:
+                    if sample.labels.get("system") != "hubspot":
+                        continue
+                    if sample.name == "cdc_api_budget_wait_seconds_count":
+                        totals["calls"] += sample.value
+                    elif sample.name == "cdc_api_budget_wait_seconds_sum":
+                        totals["waited_s"] += sample.value
+    return totals
+
+
+async def _rate_limited_pass(
+    stack: Stack,
+    records: int,
+    tag: str,
+    *,
+    within: float,
+    env: dict[str, str],
+    limits: dict[str, Any] = REAL_HUBSPOT_LIMITS,
+) -> dict[str, Any]:
+    await _restart(stack, env)
+    await stack.hubspot_limits(limits)  # the counters start empty
     await stack.reset_calls()
     before = await stack.sync_counts()
-    rows = [{"emailaddress1": _email(n, "rl"), "lastname": f"R{n}"} for n in range(records)]
+    rows = [{"emailaddress1": _email(n, tag), "lastname": f"R{n}"} for n in range(records)]
     started = time.monotonic()
     for start in range(0, len(rows), SEED_CHUNK):
         answer = await stack.dv.post(
@@ -517,29 +605,52 @@ async def rate_limited(stack: Stack, records: int, *, within: float, say: Say) -
 
     completed, last, counts = await until_quiet(stack, done, within=within)
     wall = last - started
-    calls = await stack.calls()
-    await stack.hubspot_limits({"burst": None, "daily": None, "search_per_second": None})
-    hs = calls["hubspot"]
-    ceiling = REAL_HUBSPOT_LIMITS["burst"] / (REAL_HUBSPOT_LIMITS["window_ms"] / 1000) * BATCH_RECORDS
+    hs = (await stack.calls())["hubspot"]
+    per_kind, ceiling = budget_ceiling(hs["by_endpoint"], records, limits)
+    waits = await _budget_waits(stack)
     achieved = records / wall if wall > 0 else 0.0
-    result = {
+    return {
         "completed": completed,
         "records": records,
         "created": counts.creates("hubspot", "contact") - before.creates("hubspot", "contact"),
         "wall_s": wall,
         "records_per_s": achieved,
-        "limits": REAL_HUBSPOT_LIMITS,
+        "calls_per_record_by_kind": per_kind,
         "ceiling_records_per_s": ceiling,
-        "fraction_of_ceiling": achieved / ceiling,
+        "fraction_of_ceiling": achieved / ceiling if ceiling else 0.0,
         "hubspot_calls": hs["total"],
         "hubspot_429s": hs["by_status"].get("429", 0),
         "hubspot_calls_by_endpoint": hs["by_endpoint"],
         "failed_writes": counts.writes_failed - before.writes_failed,
         "deadletters": counts.deadletters - before.deadletters,
+        "limits": limits,
+        "budget_waits": waits,
     }
-    say(
-        f"    rate-limited: {records:,} records in {wall:.1f}s = {achieved:,.0f}/s "
-        f"({result['fraction_of_ceiling']:.0%} of {ceiling:,.0f}/s), {result['hubspot_429s']} 429s, "
-        f"{result['failed_writes']} failed" + ("" if completed else "  ** did not complete **")
+
+
+async def rate_limited(stack: Stack, records: int, *, within: float, say: Say) -> dict[str, Any]:
+    """HubSpot at its real limits; ``records`` new Dataverse contacts must all reach HubSpot, written by two
+    `cdc sync` replicas beside `cdc poll`, all sharing the API budget (`cdc.budget`); then as many again
+    with the budget off (the baseline: only 429s slow the calls down), in the same run.
+
+    The ceiling is what 190 calls per 10 s (and search's 5 per second) allow for the calls each record
+    needed in that pass, by kind (read, lookup, association, write)."""
+    result = await _rate_limited_pass(stack, records, "rl", within=within, env=REAL_BUDGET)
+    baseline = await _rate_limited_pass(stack, records, "rb", within=within, env=BUDGET_OFF)
+    tight = await _rate_limited_pass(
+        stack, records, "rt", within=within, env=budget_env(TIGHT_HUBSPOT_LIMITS), limits=TIGHT_HUBSPOT_LIMITS
     )
+    await stack.hubspot_limits({"burst": None, "daily": None, "search_per_second": None})
+    result["baseline_budget_off"] = baseline
+    result["budget_bound"] = tight
+    result["replicas"] = len(SYNC_REPLICAS)
+    for name, row in (("budget", result), ("no budget", baseline), ("budget, 19/10 s", tight)):
+        kinds = ", ".join(f"{k} {v:.3f}" for k, v in sorted(row["calls_per_record_by_kind"].items()))
+        say(
+            f"    rate-limited, {name}: {records:,} records in {row['wall_s']:.1f}s = "
+            f"{row['records_per_s']:,.0f}/s ({row['fraction_of_ceiling']:.0%} of "
+            f"{row['ceiling_records_per_s']:,.0f}/s for calls/record {kinds}), {row['hubspot_429s']} 429s, "
+            f"{row['failed_writes']} failed, {row['budget_waits']['waited_s']:.1f} s waited for budget"
+            + ("" if row["completed"] else "  ** did not complete **")
+        )
     return result

@@ -37,6 +37,16 @@ from streams.topics import TopicCatalog
 __all__ = ["RoleOptions", "Stack", "SyncCounts", "running_stack"]
 
 UNLIMITED_HUBSPOT: dict[str, Any] = {"burst": None, "daily": None, "search_per_second": None}
+UNLIMITED_BUDGET = {
+    "CDC_HUBSPOT__LIMITS__BURST": "1000000000",
+    "CDC_HUBSPOT__LIMITS__DAILY": "1000000000",
+    "CDC_HUBSPOT__LIMITS__SEARCH_PER_SECOND": "1000000",
+    "CDC_DATAVERSE__LIMITS__REQUESTS": "1000000000",
+    "CDC_DATAVERSE__LIMITS__EXECUTION_S": "1000000000",
+    "CDC_DATAVERSE__LIMITS__CONCURRENT": "100000",
+}
+"""The daemon's budget while both sandboxes run unthrottled: it is told the truth, as it would be by
+``hubspot.limits`` and ``dataverse.limits`` (the rate-limited scenario sets HubSpot's real ones)."""
 STOP_WAIT_S = 30.0
 
 
@@ -81,20 +91,40 @@ class Stack:
     group_prefix: str = ""
 
     # -- the daemon's roles ---------------------------------------------------------------------------
-    async def start(self, role: str, env: dict[str, str] | None = None) -> None:
-        """Start ``cdc <role>`` and wait for its /healthz (ingest, poll, sync all serve one)."""
+    async def start(
+        self, role: str, env: dict[str, str] | None = None, *, command: str | None = None
+    ) -> None:
+        """Start ``cdc <command>`` (default: ``role``) as ``role`` and wait for its /healthz (ingest, poll,
+        sync all serve one)."""
         log = (self.logs / f"{role}.log").open("ab")
         process = await asyncio.create_subprocess_exec(
-            sys.executable, *_profiled(role), "-m", "cdc", role, env={**self.base_env, **(env or {})},
+            sys.executable, *_profiled(role), "-m", "cdc", command or role,
+            env={**self.base_env, **(env or {})},
             stdout=log, stderr=log,
         )  # fmt: skip
         log.close()
         self.processes[role] = process
         await _wait_healthy(f"http://127.0.0.1:{self.ports[role]}/healthz", process, role)
 
-    async def start_sync(self, group_prefix: str) -> None:
+    async def start_sync(self, group_prefix: str, env: dict[str, str] | None = None) -> None:
         self.group_prefix = group_prefix
-        await self.start("sync", {"CDC_SYNC__GROUP_PREFIX": group_prefix})
+        await self.start("sync", {"CDC_SYNC__GROUP_PREFIX": group_prefix, **(env or {})})
+
+    async def start_sync_replica(self, name: str, env: dict[str, str] | None = None) -> None:
+        """One more `cdc sync` in the group of the running one (``name``: ``sync2``, ...), with a port and a
+        link-store directory of its own."""
+        if name not in self.ports:
+            (self.ports[name],) = free_ports(1)
+        await self.start(
+            name,
+            {
+                "CDC_SYNC__GROUP_PREFIX": self.group_prefix,
+                "CDC_SYNC__PORT": str(self.ports[name]),
+                "CDC_SYNC__STATE_DIR": str(self.logs / f"{name}-state"),
+                **(env or {}),
+            },
+            command="sync",
+        )
 
     async def stop(self, role: str) -> None:
         process = self.processes.pop(role, None)
@@ -112,11 +142,15 @@ class Stack:
         return {role: p.returncode for role, p in self.processes.items() if p.returncode is not None}
 
     async def sync_counts(self) -> SyncCounts:
+        """The totals of every running `cdc sync` replica."""
+        replicas = [r for r in self.processes if r.startswith("sync")] or ["sync"]
         async with httpx.AsyncClient(timeout=10) as client:
-            text = (await client.get(f"http://127.0.0.1:{self.ports['sync']}/metrics")).text
+            texts = [
+                (await client.get(f"http://127.0.0.1:{self.ports[role]}/metrics")).text for role in replicas
+            ]
         routed = ok = failed = dead = 0.0
         by_write: dict[str, float] = {}
-        for family in text_string_to_metric_families(text):
+        for family in (f for text in texts for f in text_string_to_metric_families(text)):
             for sample in family.samples:
                 if not sample.name.endswith("_total"):
                     continue
@@ -222,6 +256,7 @@ def _role_env(
         "CDC_SYNC__CONFIG": str(options.sync_config),
         **({} if options.batch_size is None else {"CDC_SYNC__BATCH_SIZE": str(options.batch_size)}),
         **({} if options.batch_wait_ms is None else {"CDC_SYNC__BATCH_WAIT_MS": str(options.batch_wait_ms)}),
+        **UNLIMITED_BUDGET,
     }
 
 
@@ -282,7 +317,7 @@ async def running_stack(kafka: KafkaSettings, options: RoleOptions, logs: Path) 
                 await stack.start("ingest")
                 yield stack
             finally:
-                for role in ("poll", "sync", "ingest"):
+                for role in ("poll", *sorted(r for r in stack.processes if r.startswith("sync")), "ingest"):
                     await stack.stop(role)
     finally:
         if sandbox.returncode is None:

@@ -254,6 +254,22 @@ def summarize(plan: Plan, rounds: list[dict[str, Any]]) -> dict[str, Any]:
             "hubspot_429s": sum(r["rate_limited"]["hubspot_429s"] for r in rounds),
             "failed_writes": sum(r["rate_limited"]["failed_writes"] for r in rounds),
             "completed": all(r["rate_limited"]["completed"] for r in rounds),
+            "budget_bound": {
+                "records_per_s": _s(rounds, "rate_limited", "budget_bound", "records_per_s"),
+                "fraction_of_ceiling": _s(rounds, "rate_limited", "budget_bound", "fraction_of_ceiling"),
+                "hubspot_429s": sum(r["rate_limited"]["budget_bound"]["hubspot_429s"] for r in rounds),
+                "failed_writes": sum(r["rate_limited"]["budget_bound"]["failed_writes"] for r in rounds),
+            },
+            "baseline_budget_off": {
+                "records_per_s": _s(rounds, "rate_limited", "baseline_budget_off", "records_per_s"),
+                "fraction_of_ceiling": _s(
+                    rounds, "rate_limited", "baseline_budget_off", "fraction_of_ceiling"
+                ),
+                "hubspot_429s": sum(r["rate_limited"]["baseline_budget_off"]["hubspot_429s"] for r in rounds),
+                "failed_writes": sum(
+                    r["rate_limited"]["baseline_budget_off"]["failed_writes"] for r in rounds
+                ),
+            },
         },
         "peer": peer_scenarios.summarize(rounds),
         "rounds": rounds,
@@ -338,10 +354,19 @@ def table(result: dict[str, Any]) -> str:
         f"API writes {r['api_writes']}, "
         f"sync writes {r['sync_writes']}" + ("" if r["completed"] else "  ** did not catch up **"),
         *_baseline_replay(result),
-        f"rate-limited HubSpot (190/10 s, 1M/day, search 5/s): {_m(q['records_per_s'])} records/s = "
-        f"{_m(q['fraction_of_ceiling'], '.0%')} of the {q['ceiling_records_per_s']:,.0f}/s ceiling "
-        f"(190/10 s x 100 per batch); 429s {q['hubspot_429s']}, failed writes {q['failed_writes']}"
+        f"rate-limited HubSpot (190/10 s, 1M/day, search 5/s; 2 sync replicas and poll sharing the budget): "
+        f"{_m(q['records_per_s'])} records/s = {_m(q['fraction_of_ceiling'], '.0%')} of the "
+        f"{q['ceiling_records_per_s']:,.0f}/s the limits allow for the calls a record needs; "
+        f"429s {q['hubspot_429s']}, failed writes {q['failed_writes']}"
         + ("" if q["completed"] else "  ** did not complete **"),
+        f"  baseline, budget off: {_m(q['baseline_budget_off']['records_per_s'])} records/s = "
+        f"{_m(q['baseline_budget_off']['fraction_of_ceiling'], '.0%')}; "
+        f"429s {q['baseline_budget_off']['hubspot_429s']}, "
+        f"failed writes {q['baseline_budget_off']['failed_writes']}",
+        f"  at a tenth of the burst limit (19/10 s, search 1/s), where the budget binds: "
+        f"{_m(q['budget_bound']['records_per_s'])} records/s = "
+        f"{_m(q['budget_bound']['fraction_of_ceiling'], '.0%')}; 429s {q['budget_bound']['hubspot_429s']}, "
+        f"failed writes {q['budget_bound']['failed_writes']}",
     ]
     if "peer" in result:
         lines += peer_scenarios.table(result["peer"], result["latency"]["rates"][0]["by_direction"])

@@ -95,3 +95,17 @@ async def test_fault_knobs_inject_throttles_and_outages_in_hubspot_shape(client:
     calls = (await client.get("/_admin/calls")).json()
     assert calls["by_endpoint"] == {"GET /crm/objects/2026-09/{objectType}": 2}
     assert calls["by_status"] == {"429": 1, "503": 1}
+
+
+async def test_another_integration_spends_the_apps_budget(
+    client: httpx.AsyncClient, sandbox: HubSpotSandbox
+) -> None:
+    """The admin knob a test uses to stand for another integration of the same app and account."""
+    sandbox.limiter.update({"burst": 20, "daily": 100})
+    assert (await client.post("/_admin/ratelimits/consume", json={"calls": 15})).json() == {"consumed": 15}
+    answer = await client.get("/crm/objects/2026-09/contacts")
+    assert answer.headers["X-HubSpot-RateLimit-Remaining"] == "4"
+    assert answer.headers["X-HubSpot-RateLimit-Daily-Remaining"] == "84"
+    refused = await client.post("/_admin/ratelimits/consume", json={"calls": "many"})
+    assert refused.status_code == 400
+    assert "calls must be a non-negative integer" in refused.text
