@@ -27,15 +27,15 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 
 from consumers.batch import Batch, BatchResult
-from consumers.config import OWNER, SyncConfig
+from consumers.config import SyncConfig
 from consumers.fieldsets import FieldSets
+from consumers.lookups import field_lookups
 from consumers.matching import match_key
 from consumers.merges import SPECIAL, Deletion, deleted, lost_merge, special
-from consumers.owners import OwnerReason, owner_table
 from consumers.planner import MatchState, PairPlan, PairState, RuleEffect, plan_pair
 from consumers.ports import (
     BatchRevokedError,
@@ -62,8 +62,6 @@ HS = SourceSystem.HUBSPOT
 DV = SourceSystem.DATAVERSE
 MAX_PASSES = 6
 RECORD_ERROR_ATTEMPTS = 3
-_MISSES = frozenset({OwnerReason.UNKNOWN, OwnerReason.NO_COUNTERPART})
-"""An owner list may lack someone added since it was read: asked again (bounded by the gateway)."""
 
 Reader = Callable[[Unit, SourceSystem], Record | None]
 
@@ -149,7 +147,7 @@ class Applier:
     async def _pass(self, batch: Batch, units: list[Unit]) -> list[Unit]:
         """Read, plan, write and settle the units; returns those to run again in the next pass."""
         states, relinked = await self._read(batch, units)
-        lookups = await self._field_lookups(state for _, state in states)
+        lookups = await field_lookups(self.fields, self.gateways, (state for _, state in states))
         plans: list[tuple[Unit, PairState, PairPlan]] = []
         for unit, state in states:
             plan = plan_pair(self.config, state, resolve=batch.counterpart, now=self._now(), lookups=lookups)
@@ -228,36 +226,6 @@ class Applier:
             again,
             plan_pair(self.config, again, resolve=batch.counterpart, now=self._now(), lookups=lookups),
         )
-
-    async def _field_lookups(self, states: Iterable[PairState]) -> dict[str, dict[str, str]]:
-        """What the fields with a lookup need for these records (owner ids -> emails), asked of the CRM
-        the values come from, once per kind and system for the whole pass."""
-        wanted: dict[tuple[str, SourceSystem], set[str]] = {}
-        for state in states:
-            for kind, system, prop in self.fields.lookups(state.pair):
-                record = state.record(system)
-                value = None if record is None else record.values.get(prop)
-                if isinstance(value, str | int) and str(value).strip():
-                    wanted.setdefault((kind, system), set()).add(str(value).strip())
-        found: dict[str, dict[str, str]] = {}
-        for (kind, system), keys in wanted.items():
-            if kind == OWNER:
-                found.setdefault(kind, {}).update(await self._owners(system, sorted(keys)))
-            else:
-                found.setdefault(kind, {}).update(await self.gateways[system].lookup(kind, sorted(keys)))
-        return found
-
-    async def _owners(self, source: SourceSystem, keys: list[str]) -> dict[str, str]:
-        """``lookup: owner``: each owner id read on ``source`` -> the other side's user with its email
-        (`consumers.owners`). Both lists come from the gateways' caches; an owner missing from either
-        is asked again once (each gateway bounds how often a miss re-reads its list)."""
-        table: dict[str, str] = {}
-        for refresh in (False, True):
-            directories = {s: await self.gateways[s].owners(refresh=refresh) for s in SourceSystem}
-            table = dict(owner_table(keys, source, directories))
-            if not any(r in _MISSES for r in table.values()):
-                break
-        return table
 
     # -- reads ---------------------------------------------------------------------------------------
 
