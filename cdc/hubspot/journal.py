@@ -4,6 +4,8 @@ Per portal, one loop (one lease unit, ``hubspot/<portal>/journal``: one replica 
 
 1. start the transactional writer (fencing an earlier owner and aborting its open transaction), then read
    the offset from ``checkpoints`` (``checkpoint/hubspot/<portal>/journal``, `CursorKind.JOURNAL_OFFSET`);
+   With no checkpoint at all (a first start), every existing record is read by search first (`_backfill`:
+   the journal holds only what changed since the subscriptions were made);
 2. read up to 100 entries after it (``batch/{offset}/next/100`` of the local journal, ``installPortalId``;
    from the earliest entry when there is no offset yet) with the journal's client-credentials token;
 3. fetch each entry's file from its pre-signed URL *without* the bearer token (fact sheet hubspot_2026.md
@@ -53,6 +55,7 @@ from streams.checkpoints import Checkpoint, CursorKind, checkpoint_key
 from streams.keys import SourceSystem, join_key
 
 __all__ = [
+    "BACKFILLED",
     "JOURNAL_READ",
     "JOURNAL_SCOPES",
     "JOURNAL_UNIT",
@@ -73,6 +76,8 @@ SUBSCRIPTIONS_READ = "developer.webhooks_journal.subscriptions.read"
 SUBSCRIPTIONS_WRITE = "developer.webhooks_journal.subscriptions.write"
 JOURNAL_SCOPES = (JOURNAL_READ, SUBSCRIPTIONS_READ)
 """What `cdc poll` asks for; `cdc provision` asks for ``SUBSCRIPTIONS_WRITE`` too."""
+BACKFILLED = "backfilled"
+"""The checkpoint's cursor once the first start's search backfill ran, before any journal offset was read."""
 TYPE_IDS = {"contacts": "0-1", "companies": "0-2", "deals": "0-3"}
 """HubSpot's object type ids of the types the daemon syncs (fact sheet hubspot.md §3.1)."""
 
@@ -180,8 +185,10 @@ class JournalSource:
         try:
             await writer.start()
             found = (await read_checkpoints(kafka)).get(self._key)
-            self.offset = found.cursor if found else None
-            since = found.updated_at if found else None
+            if found is None and not await self._backfill(writer, stop, beat):
+                return  # stopped during the backfill: the next start backfills again
+            self.offset = found.cursor if found and found.cursor != BACKFILLED else None
+            since = found.updated_at if found else datetime.now(UTC)
             while not stop.is_set():
                 wait = self._settings.poll.hubspot_journal_interval_s
                 try:
@@ -218,6 +225,27 @@ class JournalSource:
     @property
     def _key(self) -> str:
         return checkpoint_key(SourceSystem.HUBSPOT, self.portal, JOURNAL_UNIT)
+
+    async def _backfill(
+        self, writer: TransactionalChangeWriter, stop: asyncio.Event, beat: Callable[[float], None]
+    ) -> bool:
+        """No checkpoint yet (a first start): the journal holds only what changed since the subscriptions were
+        made, so the records that exist already are read by search first (the reconciler's backfill), the way
+        a database log's reader takes an initial snapshot before following the log; reading then starts at
+        the earliest entry (a change journaled during the backfill is read twice, and the sync finds the
+        second time nothing new). The checkpoint `BACKFILLED` records that it ran; False when ``stop``
+        came first."""
+        log.info("hubspot journal: no checkpoint yet: reading every existing record by search first")
+        await self._objects.catch_up(None, stop, beat)
+        if stop.is_set():
+            return False
+        checkpoint = Checkpoint(
+            source=SourceSystem.HUBSPOT, tenant=self.portal, object_type=JOURNAL_UNIT,
+            kind=CursorKind.JOURNAL_OFFSET, cursor=BACKFILLED, updated_at=datetime.now(UTC),
+            events_published=0,
+        )  # fmt: skip
+        await writer.commit([], checkpoint)
+        return True
 
     async def _fell_behind(
         self, since: datetime | None, stop: asyncio.Event, beat: Callable[[float], None]

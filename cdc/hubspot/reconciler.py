@@ -575,10 +575,11 @@ class HubSpotObjects:
         )
 
     async def catch_up(
-        self, since_ms: int, stop: asyncio.Event, beat: Callable[[float], None] = lambda _wait_s: None
+        self, since_ms: int | None, stop: asyncio.Event, beat: Callable[[float], None] = lambda _wait_s: None
     ) -> None:
-        """One search pass of every type from ``since_ms`` (less the lookback), then the archived-records
-        sweep: the gap an expired Webhooks Journal offset leaves (`cdc.hubspot.journal`). Each type with its
+        """One search pass of every type from ``since_ms`` (less the lookback; ``None``: every record, a
+        backfill), then the archived-records sweep: the gap an expired Webhooks Journal offset leaves, or
+        what existed before a first start (`cdc.hubspot.journal`). Each type with its
         own writer (its transactional id: with the journal on, no periodic pass of the type runs)."""
         for obj in self.objects:
             writer = self._writer(obj)

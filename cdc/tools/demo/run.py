@@ -120,21 +120,23 @@ def _links(metrics: Metrics) -> dict[str, int]:
 
 
 def tokens_line(metrics: dict[str, Metrics]) -> str:
-    """How often each role renewed its HubSpot access token, and how many calls HubSpot refused (401)."""
+    """How often each role renewed its HubSpot access tokens (a role may hold two: `cdc poll`'s journal
+    token comes from the client-credentials endpoint), and how many calls HubSpot refused (401)."""
     renewed: dict[str, int] = {}
     refused = 0
     for role, registry in metrics.items():
-        issued = 0
+        issued: dict[str, int] = {}  # per token endpoint: the first token, then its renewals
         for metric in registry.api_requests.collect():
             for sample in metric.samples:
                 if not sample.name.endswith("_total") or sample.labels.get("system") != "hubspot":
                     continue
-                if "/oauth/" in sample.labels["endpoint"] and sample.labels["status"] == "200":
-                    issued += int(sample.value)
+                endpoint = sample.labels["endpoint"]
+                if "/oauth/" in endpoint and sample.labels["status"] == "200":
+                    issued[endpoint] = issued.get(endpoint, 0) + int(sample.value)
                 elif sample.labels["status"] == "401":
                     refused += int(sample.value)
         if issued:
-            renewed[role] = issued - 1
+            renewed[role] = sum(n - 1 for n in issued.values() if n)
     counts = ", ".join(f"{role} {n}x" for role, n in renewed.items()) or "none"
     return f"HubSpot access tokens renewed: {counts}; HubSpot calls refused (401): {refused}"
 
