@@ -5,6 +5,7 @@ commit publishes nothing twice; an expired offset runs one reconciliation and lo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from functools import partial
@@ -389,3 +390,28 @@ async def test_a_subscription_deleted_while_reading_ends_the_source_saying_why(
         journal.delete(str(sub.id))
     with pytest.raises(JournalOffError, match="no journal subscription of portal 62515 for contacts"):
         await asyncio.wait_for(task, 30)
+
+
+async def test_no_gdpr_subscription_is_logged_once_and_the_journal_still_runs(
+    kafka_settings: KafkaSettings, box: Sandbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Subscriptions made before `cdc provision` knew GDPR_PRIVACY_DELETION: the journal reads on, and says
+    once that contacts' privacy deletions reach the sync only by webhook (lost with them)."""
+    journal = box.hubspot.journal
+    for sub in [s for s in journal.subscriptions.values() if s.subscription_type == "GDPR_PRIVACY_DELETION"]:
+        journal.delete(str(sub.id))
+    settings = settings_for(kafka_settings, box)
+    with caplog.at_level(logging.WARNING, logger="cdc.hubspot.journal"):
+        task = asyncio.create_task(
+            run_journal(settings, Metrics(CollectorRegistry()), asyncio.Event(), recheck_s=0.2)
+        )
+        await asyncio.sleep(1.5)  # several checks
+        assert not task.done()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    said = [r.getMessage() for r in caplog.records if "GDPR_PRIVACY_DELETION" in r.getMessage()]
+    assert said == [
+        "no GDPR_PRIVACY_DELETION journal subscription of portal 62515 for contacts: a privacy deletion "
+        "reaches the sync only by webhook, and is lost with it (`cdc provision` creates it)"
+    ]
