@@ -79,6 +79,8 @@ JOURNAL_SCOPES = (JOURNAL_READ, SUBSCRIPTIONS_READ)
 BACKFILLED = "backfilled"
 """The checkpoint's cursor once the first start's search backfill ran, before any journal offset was read."""
 TYPE_IDS = {"contacts": "0-1", "companies": "0-2", "deals": "0-3"}
+GDPR_SUBSCRIPTION = "GDPR_PRIVACY_DELETION"
+"""The subscription type that journals contacts' privacy deletions (`cdc.hubspot.journal_subscriptions`)."""
 """HubSpot's object type ids of the types the daemon syncs (fact sheet hubspot.md §3.1)."""
 
 
@@ -139,6 +141,7 @@ class JournalSource:
         self.expired = 0
         self.recheck_s = SUBSCRIPTIONS_RECHECK_S
         self._checked_at = time.monotonic()
+        self._warned = False
 
     async def __aenter__(self) -> JournalSource:
         await self._client.__aenter__()
@@ -155,23 +158,36 @@ class JournalSource:
     async def check(self) -> None:
         """A first token (credentials the token endpoint refuses fail here), then the subscriptions: every
         type the sync reads must be journaled, else :class:`JournalOffError` naming the missing ones (the
-        journal would be silent about them, with the search reconciler off)."""
+        journal would be silent about them, with the search reconciler off). No GDPR_PRIVACY_DELETION
+        subscription for synced contacts is a warning, once: the journal still serves every other change,
+        and webhooks, when on, bring the privacy deletions."""
         await self._client.token()
         self._checked_at = time.monotonic()
         api = self._client.api
         listed = await self._client.call(api.journal_subscriptions)
-        covered = {
-            str(sub.get("objectTypeId"))
+        ours = [
+            sub
             for sub in listed.get("results") or []
-            if isinstance(sub, dict)
-            and str(sub.get("portalId")) == self.portal
-            and sub.get("subscriptionType", "OBJECT") == "OBJECT"
-        }
+            if isinstance(sub, dict) and str(sub.get("portalId")) == self.portal
+        ]
+
+        def types_of(kind: str) -> set[str]:
+            return {str(s.get("objectTypeId")) for s in ours if s.get("subscriptionType", "OBJECT") == kind}
+
+        covered = types_of("OBJECT")
         missing = [obj for obj in self._objects.objects if TYPE_IDS.get(obj) not in covered]
         if missing:
             raise JournalOffError(
                 f"no journal subscription of portal {self.portal} for {', '.join(missing)} "
                 "(`cdc provision` creates them)"
+            )
+        gdpr = types_of(GDPR_SUBSCRIPTION)
+        if "contacts" in self._objects.objects and TYPE_IDS["contacts"] not in gdpr and not self._warned:
+            self._warned = True  # once: the read goes on (the webhooks may still bring them)
+            log.warning(
+                "no GDPR_PRIVACY_DELETION journal subscription of portal %s for contacts: a privacy deletion "
+                "reaches the sync only by webhook, and is lost with it (`cdc provision` creates it)",
+                self.portal,
             )
 
     @property

@@ -7,17 +7,22 @@ one subscription per account, fact sheet hubspot_2026.md §5):
 
 - one ``OBJECT`` subscription per object type: CREATE, UPDATE, DELETE, MERGE, RESTORE, and the properties
   the steps read (``objectIds`` empty: every record; the spec marks it required, so it is sent);
-- one ``ASSOCIATION`` subscription per object type synced with others: ASSOCIATION_ADDED/_REMOVED to those.
+- one ``ASSOCIATION`` subscription per object type synced with others: ASSOCIATION_ADDED/_REMOVED to those;
+- one ``GDPR_PRIVACY_DELETION`` subscription per object type whose privacy deletions the configuration needs
+  (``contact.privacyDeletion``, `cdc.provisioning.needs.PRIVACY_DELETION_OBJECTS`): GDPR_DELETE. Without it
+  a privacy deletion never reaches a journal-only deployment (``hubspot.change_sources: journal``, or every
+  webhook lost), and no sweep finds it later: the record is gone for good. Schema
+  ``GdprPrivacyDeletionSubscriptionUpsertRequest`` (``actions``, ``objectTypeId``, ``portalId`` required).
 
 Compared with what is there by (subscription type, portal, object type); a subscription that lacks an action,
 a property or an associated type, or holds others, is drift: a ``POST`` upserts it (the journal's API
 upserts, spec ``post-/webhooks-journal/subscriptions/2026-03``). Subscriptions of other types or portals are
 left alone. Schemas: spec ``PublicApiSpecs/Webhooks Journal/Webhooks Journal/Rollouts/284944/2026-03/
-webhooksJournal.json`` (``ObjectSubscriptionUpsertRequest``, ``AssociationSubscriptionUpsertRequest``).
+webhooksJournal.json`` (``ObjectSubscriptionUpsertRequest``, ``AssociationSubscriptionUpsertRequest``,
+``GdprPrivacyDeletionSubscriptionUpsertRequest``).
 
 Not made here: property filters (a filter on a sync flag would hide the change that turns the flag off, which
-the sync must see to stop syncing a record; the step's own filter decides), and GDPR privacy deletions (a
-subscription type of their own; the webhooks deliver them).
+the sync must see to stop syncing a record; the step's own filter decides).
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ __all__ = ["ensure_journal_subscriptions", "journal_drift", "wanted_journal_subs
 Say = Callable[[str], None]
 OBJECT_ACTIONS = ("CREATE", "UPDATE", "DELETE", "MERGE", "RESTORE")
 ASSOCIATION_ACTIONS = ("ASSOCIATION_ADDED", "ASSOCIATION_REMOVED")
+GDPR_ACTIONS = ("GDPR_DELETE",)
 _TYPE_IDS = {name: type_id for type_id, name in OBJECT_TYPE_IDS.items()}
 
 
@@ -49,6 +55,11 @@ def wanted_journal_subscriptions(specs: Sequence[SubscriptionSpec], portal: int)
             "subscriptionType": "OBJECT", "portalId": portal, "objectTypeId": type_id,
             "actions": list(OBJECT_ACTIONS), "properties": properties, "objectIds": [],
         })  # fmt: skip
+        if any(s.object == obj and s.action == "privacyDeletion" for s in specs):
+            bodies.append({
+                "subscriptionType": "GDPR_PRIVACY_DELETION", "portalId": portal, "objectTypeId": type_id,
+                "actions": list(GDPR_ACTIONS),
+            })  # fmt: skip
         others = [_TYPE_IDS[o] for o in objects if o != obj]
         if others:
             bodies.append({

@@ -5,6 +5,7 @@ commit publishes nothing twice; an expired offset runs one reconciliation and lo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from functools import partial
@@ -27,10 +28,10 @@ from streams.admin import ensure_topics, open_admin
 from streams.checkpoint_store import TransactionalChangeWriter, read_checkpoints
 from streams.config import KafkaSettings
 from streams.events import ChangeEvent, Operation, Origin
-from streams.topics import TopicCatalog
+from streams.topics import TopicCatalog, TopicRole
 from tests.integration.sync_stack import eventually, quiet, running_stack, small_config
 from tests.integration.test_deletes_merges_associations import dv_rows
-from tests.kafka_reading import read_changes
+from tests.kafka_reading import read_changes, read_topic
 from tests.sync_configs import CONTACT_STEPS, enabled_only
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -75,6 +76,33 @@ async def test_every_webhook_dropped_an_edit_still_reaches_dataverse_through_the
         assert searches(calls) == 0, calls["by_endpoint"]
         published = stack.metrics.journal_events.labels(outcome="published")._value.get()
         assert published >= 2
+
+
+async def test_every_webhook_dropped_a_privacy_deletion_still_tombstones_the_link_through_the_journal(
+    kafka_settings: KafkaSettings,
+) -> None:
+    """A linked contact privacy-deleted in HubSpot while every webhook is dropped: with the journal on, the
+    periodic search and the archived-records sweep do not run, and the record is gone for good, so only the
+    journal's GDPR_DELETE (the subscription `cdc provision` makes) tells the sync. The link is tombstoned as
+    for ``contact.privacyDeletion`` (`consumers.merges`): an ``unlink`` audit, reason ``privacy_deletion``,
+    with no values; the Dataverse row stays (a privacy deletion is not propagated)."""
+    async with running_stack(kafka_settings, small_config(), reconcile=True, provision=True) as stack:
+        contact = await stack.hs_create("contacts", {"email": "forget-me@example.com", "firstname": "Fo"})
+        await eventually(partial(dv_rows, stack, "forget-me@example.com"), within=60, what="the contact")
+        await quiet(stack)
+        assert (await stack.hs.put("/_admin/faults", json={"webhook_drop_rate": 1.0})).status_code == 200
+        gone = await stack.hs.post("/_admin/objects/contacts/gdpr-delete", json={"objectId": contact})
+        assert gone.status_code == 204, gone.text
+
+        async def unlinked() -> list[dict[str, Any]]:
+            audit = await read_topic(kafka_settings, TopicRole.AUDIT)
+            return [a for a in audit if a["action"] == "unlink" and a.get("reason") == "privacy_deletion"]
+
+        (unlink,) = await eventually(unlinked, within=60, what="the privacy deletion's unlink audit")
+        assert unlink["link_id"] is not None  # the link of that contact, tombstoned
+        assert unlink["redacted"] is True
+        await quiet(stack)
+        assert [r["firstname"] for r in await dv_rows(stack, "forget-me@example.com")] == ["Fo"]
 
 
 @pytest.fixture
@@ -376,3 +404,28 @@ async def test_a_subscription_deleted_while_reading_ends_the_source_saying_why(
         journal.delete(str(sub.id))
     with pytest.raises(JournalOffError, match="no journal subscription of portal 62515 for contacts"):
         await asyncio.wait_for(task, 30)
+
+
+async def test_no_gdpr_subscription_is_logged_once_and_the_journal_still_runs(
+    kafka_settings: KafkaSettings, box: Sandbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Subscriptions made before `cdc provision` knew GDPR_PRIVACY_DELETION: the journal reads on, and says
+    once that contacts' privacy deletions reach the sync only by webhook (lost with them)."""
+    journal = box.hubspot.journal
+    for sub in [s for s in journal.subscriptions.values() if s.subscription_type == "GDPR_PRIVACY_DELETION"]:
+        journal.delete(str(sub.id))
+    settings = settings_for(kafka_settings, box)
+    with caplog.at_level(logging.WARNING, logger="cdc.hubspot.journal"):
+        task = asyncio.create_task(
+            run_journal(settings, Metrics(CollectorRegistry()), asyncio.Event(), recheck_s=0.2)
+        )
+        await asyncio.sleep(1.5)  # several checks
+        assert not task.done()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    said = [r.getMessage() for r in caplog.records if "GDPR_PRIVACY_DELETION" in r.getMessage()]
+    assert said == [
+        "no GDPR_PRIVACY_DELETION journal subscription of portal 62515 for contacts: a privacy deletion "
+        "reaches the sync only by webhook, and is lost with it (`cdc provision` creates it)"
+    ]

@@ -47,9 +47,7 @@ DEFAULT_PROPERTIES = (
 DEFAULT_COLUMNS = 80  # section 13: contact 59, account 15; flag and id on contact, account, opportunity
 DEFAULT_KEYS = 3  # the alternate key on cdc_hubspotid of contact, account, opportunity
 DEFAULT_TRACKED = 3  # change tracking on account, contact, opportunity: the tables the default steps sync
-DEFAULT_JOURNAL = (
-    6  # OBJECT and ASSOCIATION journal subscriptions of contact, company, deal (OAuth: journal on)
-)
+DEFAULT_JOURNAL = 7  # OBJECT and ASSOCIATION of contact, company, deal; contacts' GDPR (OAuth: journal on)
 
 
 @pytest.fixture
@@ -605,3 +603,25 @@ async def test_journal_subscriptions_are_made_once_and_drift_is_listed_on_a_dry_
     fixed = await provision(settings, config)
     assert [i.object for i in fixed.journal.created] == ["contact"]
     assert "email" in contact.properties
+
+
+async def test_contacts_privacy_deletions_get_a_gdpr_journal_subscription_made_once(box: Sandbox) -> None:
+    """A privacy deletion reaches a journal-only deployment only through a GDPR_PRIVACY_DELETION subscription
+    (GDPR_DELETE): `cdc provision` makes one for contacts, lists it on a dry run while missing, and a second
+    run rewrites nothing (the sandbox's ``updatedAt`` stays)."""
+    settings, config = settings_of(box), default_config()
+    dry = await provision(settings, config, dry_run=True)
+    listed = [str(i) for i in dry.journal.missing]
+    assert "journal subscription contact.gdpr_privacy_deletion: missing" in listed
+    await provision(settings, config)
+    journal = box.hubspot.journal
+    gdpr = [s for s in journal.subscriptions.values() if s.subscription_type == "GDPR_PRIVACY_DELETION"]
+    assert [(s.portal_id, s.object_type_id, s.actions) for s in gdpr] == [
+        (box.info.hubspot.portal_id, "0-1", ["GDPR_DELETE"])
+    ]
+    updated = gdpr[0].updated_at
+    box.hubspot.clock.advance(60)
+    again = await provision(settings, config)
+    assert again.journal.created == []
+    assert "contact.gdpr_privacy_deletion" in {f"{i.object}.{i.name}" for i in again.journal.present}
+    assert gdpr[0].updated_at == updated

@@ -20,6 +20,8 @@ Routes:
 - ``DELETE /_admin/objects/{type}/{id}`` -- archive as a user (``?userId=``).
 - ``POST   /_admin/objects/{type}/{id}/restore`` -- restore an archived record as a user.
 - ``POST   /_admin/objects/{type}/merge`` -- ``{"primaryObjectId", "objectIdToMerge", "userId"?}``.
+- ``POST   /_admin/objects/contacts/gdpr-delete`` -- privacy-delete as a user (``{"objectId", "idProperty"?,
+  "userId"?}``): the record is gone for good, ``contact.privacyDeletion`` (and the journal's GDPR_DELETE).
 - ``POST   /_admin/associations`` -- ``{"fromType", "fromId", "toType", "toId", "primary"?, "userId"?}``.
 - ``POST   /_admin/associations/remove`` -- same body; removes every type between the two.
 - ``GET    /_admin/associations/{type}/{id}`` -- every association of a record, by target type.
@@ -64,7 +66,7 @@ from cdc.sandbox.faults import Faults
 from cdc.sandbox.hubspot import errors
 from cdc.sandbox.hubspot.api import JSON, Context, admin_endpoint, json_object, path_type
 from cdc.sandbox.hubspot.associations import PRIMARY_OF
-from cdc.sandbox.hubspot.crm import create_with_associations
+from cdc.sandbox.hubspot.crm import create_with_associations, privacy_delete
 from cdc.sandbox.hubspot.oauth import DEFAULT_REDIRECT, OAuthApp
 from cdc.sandbox.hubspot.objects import OBJECT_TYPES, object_type
 from cdc.sandbox.hubspot.render import record_json
@@ -192,6 +194,10 @@ def admin_routes(ctx: Context, calls: CallCounter, faults: Faults) -> list[Route
             ot, str(body.get("primaryObjectId")), str(body.get("objectIdToMerge")), user(body)
         )
         return JSON(full(merged))
+
+    async def gdpr_delete(request: Request) -> Response:
+        body = await json_object(request)
+        return privacy_delete(store, path_type(request), body, user(body))
 
     def pair(body: dict[str, Any]) -> tuple[Any, str, Any, str]:
         source, target = object_type(str(body.get("fromType"))), object_type(str(body.get("toType")))
@@ -332,6 +338,7 @@ def admin_routes(ctx: Context, calls: CallCounter, faults: Faults) -> list[Route
         ("/oauth/expire", oauth_expire, ["POST"]),
         ("/seed", seed, ["POST"]),
         ("/objects/{objectType}/merge", merge, ["POST"]),
+        ("/objects/{objectType}/gdpr-delete", gdpr_delete, ["POST"]),
         ("/objects/{objectType}", create, ["POST"]),
         ("/objects/{objectType}", list_all, ["GET"]),
         ("/objects/{objectType}/{objectId}", read, ["GET"]),

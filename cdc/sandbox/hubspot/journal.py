@@ -3,7 +3,8 @@
 What HubSpot documents, and the sandbox does (fact sheet hubspot_2026.md §5; spec
 HubSpot/HubSpot-public-api-spec-collection ``PublicApiSpecs/Webhooks Journal/Webhooks Journal/Rollouts/
 284944/2026-03/webhooksJournal.json``, schemas ``JournalFetchResponse``, ``ObjectSubscriptionUpsertRequest``,
-``AssociationSubscriptionUpsertRequest``, ``FilterCreateRequest``, ``Condition``):
+``AssociationSubscriptionUpsertRequest``, ``GdprPrivacyDeletionSubscriptionUpsertRequest``,
+``FilterCreateRequest``, ``Condition``):
 
 - an entry holds the events of one store change for the journal subscriptions they match; its offset is an
   opaque UUID string (never a number: nothing can be computed from it);
@@ -13,12 +14,18 @@ HubSpot/HubSpot-public-api-spec-collection ``PublicApiSpecs/Webhooks Journal/Web
   (``{offset, publishedAt, journalEvents[]}``, fact sheet: second-hand) and the URL ends at ``expiresAt``;
 - subscriptions are per portal and object type (``portalId`` is required), with actions, properties,
   object ids (empty: every record) and, for associations, the associated type ids; filters are
-  ``CRM_OBJECT_PROPERTY`` conditions on the record's current values, all of which must hold.
+  ``CRM_OBJECT_PROPERTY`` conditions on the record's current values, all of which must hold;
+- ``GDPR_PRIVACY_DELETION`` subscriptions (schema ``GdprPrivacyDeletionSubscriptionUpsertRequest``:
+  ``actions``, ``objectTypeId``, ``portalId`` required; no properties, no object ids) journal a privacy
+  deletion as a GDPR_DELETE event when they name that action; OBJECT subscriptions journal only the DELETE
+  that comes with it (the spec lets any action be named; which type sends GDPR_DELETE is not documented:
+  here only the subscription type made for it). Other subscription types are refused (400).
 
 What HubSpot does not document, and the sandbox does the harsh way: the delay before an entry appears
 (knob ``journal_delay_ms``: an entry is appended only once it is due, so it lands after entries read
 meanwhile, never before them), lost entries (knob ``journal_gap_rate``), who made a change (the events
-carry no ``changeSource``/``sourceId``), merge fields (the webhook's names, unverified). Which key a
+carry no ``changeSource``/``sourceId``), merge fields (the webhook's names, unverified), a GDPR_DELETE
+event's shape (here a ``crmObject`` event with no values, as a DELETE's). Which key a
 ``POST`` upserts by is not documented either: here (subscription type, portal, object type).
 """
 
@@ -39,8 +46,10 @@ from cdc.sandbox.hubspot.store import Change, Record, iso
 __all__ = [
     "ACTIONS",
     "FILE_URL_LIFETIME_S",
+    "GDPR",
     "MAX_BATCH",
     "RETENTION_S",
+    "SUBSCRIPTION_TYPES",
     "Entry",
     "Journal",
     "JournalSubscription",
@@ -60,6 +69,8 @@ OPERATORS = frozenset({
     "EQ", "N_EQ", "LT", "GT", "LTE", "GTE", "CONTAINS", "STARTS_WITH", "ENDS_WITH", "IN", "NOT_IN",
     "IS_EMPTY", "IS_NOT_EMPTY",
 })  # fmt: skip
+GDPR = "GDPR_PRIVACY_DELETION"
+SUBSCRIPTION_TYPES = frozenset({"OBJECT", "ASSOCIATION", GDPR})
 _KINDS = {"creation": "CREATE", "propertyChange": "UPDATE", "deletion": "DELETE", "restore": "RESTORE",
           "merge": "MERGE"}  # fmt: skip
 
@@ -67,7 +78,7 @@ _KINDS = {"creation": "CREATE", "propertyChange": "UPDATE", "deletion": "DELETE"
 @dataclass
 class JournalSubscription:
     id: int
-    subscription_type: str  # OBJECT or ASSOCIATION
+    subscription_type: str  # SUBSCRIPTION_TYPES
     portal_id: int
     object_type_id: str
     actions: list[str]
@@ -86,6 +97,8 @@ class JournalSubscription:
         }  # fmt: skip
         if self.subscription_type == "ASSOCIATION":
             body["associatedObjectTypeIds"] = self.associated_type_ids
+        if self.subscription_type == GDPR:  # its upsert request has neither (module docstring)
+            del body["properties"], body["objectIds"]
         return body
 
     def covers(self, type_id: str, object_id: str) -> bool:
@@ -166,15 +179,17 @@ class Journal:
     # ---- subscriptions and filters ---------------------------------------------------------------
     def upsert(self, body: dict[str, Any]) -> JournalSubscription:
         kind = body.get("subscriptionType", "OBJECT")
-        if kind not in {"OBJECT", "ASSOCIATION"}:
-            raise errors.bad_request(f"subscriptionType {kind!r} is not served here (OBJECT, ASSOCIATION)")
+        if kind not in SUBSCRIPTION_TYPES:
+            raise errors.bad_request(
+                f"subscriptionType {kind!r} is not served here ({', '.join(sorted(SUBSCRIPTION_TYPES))})"
+            )
         portal, type_id = body.get("portalId"), body.get("objectTypeId")
         if not isinstance(portal, int) or not isinstance(type_id, str):
             raise errors.bad_request("portalId (integer) and objectTypeId (string) are required")
         actions = _str_list(body, "actions")
         if unknown := sorted(set(actions) - ACTIONS):
             raise errors.bad_request(f"unknown actions {unknown}")
-        object_ids = [int(i) for i in _str_list(body, "objectIds")]
+        object_ids = [int(i) for i in _str_list(body, "objectIds", required=kind != GDPR)]
         properties = _str_list(body, "properties", required=kind == "OBJECT")
         associated = _str_list(body, "associatedObjectTypeIds", required=kind == "ASSOCIATION")
         now = iso(self.clock.epoch_ms())
@@ -268,6 +283,8 @@ class Journal:
                 "occurredAt": iso(change.occurred_at)}  # fmt: skip
         if change.kind == "associationChange":
             return self._association(sub, change, base)
+        if change.kind == "privacyDeletion" or sub.subscription_type == GDPR:
+            return self._privacy_deletion(sub, change, base)
         action = _KINDS.get(change.kind)
         if sub.subscription_type != "OBJECT" or action not in sub.actions or not self._passes(sub, change):
             return None
@@ -279,6 +296,17 @@ class Journal:
         elif action == "MERGE":
             event.update({k: v for k, v in change.extra.items() if k.endswith(("ObjectId", "Ids"))})
         return event
+
+    def _privacy_deletion(
+        self, sub: JournalSubscription, change: Change, base: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """A privacy deletion, for a GDPR_PRIVACY_DELETION subscription naming GDPR_DELETE (an OBJECT one
+        never sends it: nothing says it does). The record is gone: a filter sees no values."""
+        if sub.subscription_type != GDPR or change.kind != "privacyDeletion":
+            return None
+        if "GDPR_DELETE" not in sub.actions or not self._passes(sub, change):
+            return None
+        return {**base, "type": "crmObject", "action": "GDPR_DELETE"}
 
     @staticmethod
     def _association(sub: JournalSubscription, change: Change, base: dict[str, Any]) -> dict[str, Any] | None:

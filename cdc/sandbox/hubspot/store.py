@@ -61,7 +61,7 @@ class Change:
     """One thing a webhook reports; ``extra`` holds the merge and association fields by their JSON names
     (a name starting with ``_`` is for the dispatcher, which picks the fields of the payload's format)."""
 
-    kind: str  # creation, propertyChange, deletion, restore, merge, associationChange
+    kind: str  # creation, propertyChange, deletion, restore, merge, associationChange, privacyDeletion
     object_type: ObjectType
     object_id: str
     occurred_at: int
@@ -289,6 +289,29 @@ class Store:
             record.archived_ms = now
             self._index(record, dict(record.properties))
             self._emit([Change("deletion", ot, record.id, now, actor)])
+            return True
+
+    def privacy_delete(
+        self, ot: ObjectType, object_id: str, actor: Actor, *, id_property: str | None
+    ) -> bool:
+        """GDPR delete: the record is gone for good, archived or not (fact sheet hubspot.md: "GDPR delete is
+        permanent"); False when there was no such record. It sends ``privacyDeletion`` and, for a live
+        record, ``deletion`` too ("``contact.privacyDeletion`` also triggers ``contact.deletion``")."""
+        with self.lock:
+            record = self.get(ot, object_id, id_property=id_property)
+            live = record is not None
+            record = record or self.get(ot, object_id, id_property=id_property, archived=True)
+            if record is None:
+                return False
+            now = self.clock.epoch_ms()
+            old, record.archived_ms = dict(record.properties), now
+            self._index(record, old)
+            del self.records[ot.name][record.id]
+            aliases = self.aliases[ot.name]
+            for alias in [a for a, target in aliases.items() if target == record.id]:
+                del aliases[alias]
+            changes = [Change("privacyDeletion", ot, record.id, now, actor)]
+            self._emit([*changes, Change("deletion", ot, record.id, now, actor)] if live else changes)
             return True
 
     def restore(self, ot: ObjectType, object_id: str, actor: Actor) -> Record:

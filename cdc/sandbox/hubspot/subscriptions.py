@@ -29,6 +29,9 @@ __all__ = ["Subscription", "Subscriptions"]
 
 MAX_SUBSCRIPTIONS = 1000
 ACTIONS = ("creation", "deletion", "propertyChange", "associationChange", "merge", "restore")
+HUB_EVENTS = ("privacyDeletion", "newMessage")
+"""Actions with no generic ``object.*`` form: ``contact.privacyDeletion``, ``conversation.*`` exist only in
+the old format (fact sheet hubspot_2026.md §3), a project app lists them under ``hubEvents``."""
 PREFIXES = ("contact", "company", "deal", "ticket", "product", "line_item", "conversation", "object")
 UNSUBSCRIBABLE = frozenset({"hs_lastmodifieddate", "num_unique_conversion_events"})
 TYPE_IDS = {ot.singular: ot.type_id for ot in OBJECT_TYPES.values()}
@@ -182,7 +185,7 @@ class Subscriptions:
                 return sub.id, sub.event_type
         if self.require_subscriptions:
             return None
-        prefix = "object" if self.app_kind == "project" else singular
+        prefix = "object" if self.app_kind == "project" and action not in HUB_EVENTS else singular
         return _synthetic_id(singular, action), f"{prefix}.{action}"
 
 
@@ -192,7 +195,7 @@ def _checked(body: Any) -> tuple[str, str | None, str | None, bool]:
         raise errors.bad_request("eventType is required")
     event_type: str = body["eventType"]
     prefix, _, action = event_type.partition(".")
-    if prefix not in PREFIXES or action not in (*ACTIONS, "privacyDeletion", "newMessage"):
+    if prefix not in PREFIXES or action not in (*ACTIONS, *HUB_EVENTS):
         raise errors.bad_request(f"Unknown eventType: {event_type}")
     prop = body.get("propertyName")
     if action == "propertyChange" and not prop:
@@ -225,4 +228,4 @@ def _v3_body(array: str, entry: Any) -> dict[str, Any]:
 
 
 def _synthetic_id(singular: str, action: str) -> int:
-    return 1000 * (PREFIXES.index(singular) + 1) + ACTIONS.index(action)
+    return 1000 * (PREFIXES.index(singular) + 1) + (*ACTIONS, *HUB_EVENTS).index(action)

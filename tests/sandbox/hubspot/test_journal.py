@@ -207,3 +207,70 @@ async def test_a_snapshot_journals_the_records_current_values_and_reports_its_st
     events = [e for f in await entries_after(journal, sandbox, None) for e in f["journalEvents"]]
     assert events[-1]["action"] == "SNAPSHOT"
     assert events[-1]["propertyChanges"] == {"email": "snap@x.test"}
+
+
+def gdpr_subscription(sandbox: HubSpotSandbox, **changes: Any) -> dict[str, Any]:
+    """Schema ``GdprPrivacyDeletionSubscriptionUpsertRequest``: actions, objectTypeId, portalId required."""
+    return {"subscriptionType": "GDPR_PRIVACY_DELETION", "portalId": sandbox.portal_id, "objectTypeId": "0-1",
+            "actions": ["GDPR_DELETE"], **changes}  # fmt: skip
+
+
+async def test_a_privacy_deletion_is_journaled_for_a_gdpr_subscription_only(
+    client: httpx.AsyncClient, journal: httpx.AsyncClient, sandbox: HubSpotSandbox
+) -> None:
+    """The contact's OBJECT subscription journals the DELETE a privacy deletion brings (fact sheet hubspot.md:
+    ``contact.privacyDeletion`` also triggers ``contact.deletion``), never GDPR_DELETE; the
+    GDPR_PRIVACY_DELETION subscription journals GDPR_DELETE. The record is gone for good."""
+    made = await journal.post(SUBSCRIPTIONS, json=gdpr_subscription(sandbox))
+    assert made.status_code == 200, made.text
+    listed = {s["subscriptionType"]: s for s in (await journal.get(SUBSCRIPTIONS)).json()["results"]}
+    assert listed["GDPR_PRIVACY_DELETION"]["actions"] == ["GDPR_DELETE"]
+    assert "properties" not in listed["GDPR_PRIVACY_DELETION"]
+    again = await journal.post(SUBSCRIPTIONS, json=gdpr_subscription(sandbox))
+    assert again.json()["id"] == made.json()["id"]  # an upsert
+    created = await client.post(CONTACTS, json={"properties": {"email": "forget@x.test"}})
+    contact_id = int(created.json()["id"])
+    skip = len(await entries_after(journal, sandbox, None))
+
+    gone = await client.post(f"{CONTACTS}/gdpr-delete", json={"objectId": str(contact_id)})
+    assert gone.status_code == 204, gone.text
+    events = [e for f in (await entries_after(journal, sandbox, None))[skip:] for e in f["journalEvents"]]
+    assert sorted((e["action"], e["objectId"], e["objectTypeId"]) for e in events) == [
+        ("DELETE", contact_id, "0-1"),
+        ("GDPR_DELETE", contact_id, "0-1"),
+    ]
+    assert (await client.get(f"{CONTACTS}/{contact_id}", params={"archived": "true"})).status_code == 404
+
+
+async def test_no_gdpr_subscription_journals_no_gdpr_delete_and_bad_subscriptions_are_refused(
+    client: httpx.AsyncClient, journal: httpx.AsyncClient, sandbox: HubSpotSandbox
+) -> None:
+    """An OBJECT subscription naming GDPR_DELETE still journals none (nothing says it would)."""
+    everything = ["CREATE", "UPDATE", "DELETE", "GDPR_DELETE"]
+    await journal.post(SUBSCRIPTIONS, json=contact_subscription(sandbox, actions=everything))
+    created = await client.post(CONTACTS, json={"properties": {"email": "kept-quiet@x.test"}})
+    skip = len(await entries_after(journal, sandbox, None))
+    by_email = {"objectId": "kept-quiet@x.test", "idProperty": "email"}
+    assert (await client.post(f"{CONTACTS}/gdpr-delete", json=by_email)).status_code == 204
+    events = [e for f in (await entries_after(journal, sandbox, None))[skip:] for e in f["journalEvents"]]
+    assert [(e["action"], str(e["objectId"])) for e in events] == [("DELETE", created.json()["id"])]
+
+    no_actions = {k: v for k, v in gdpr_subscription(sandbox).items() if k != "actions"}
+    unknown = gdpr_subscription(sandbox, subscriptionType="LIST_MEMBERSHIP")
+    for body in (no_actions, unknown, gdpr_subscription(sandbox, actions=["FORGET"])):
+        answer = await journal.post(SUBSCRIPTIONS, json=body)
+        assert answer.status_code == 400, body
+    assert "LIST_MEMBERSHIP" in (await journal.post(SUBSCRIPTIONS, json=unknown)).json()["message"]
+
+
+async def test_gdpr_delete_takes_contacts_only_and_names_what_is_missing(client: httpx.AsyncClient) -> None:
+    """Only contacts have the path (fact sheet hubspot.md); an email not found is blocklisted (204); an id not
+    found, a 404; no objectId, a 400 saying so."""
+    companies = await client.post("/crm/objects/2026-03/companies/gdpr-delete", json={"objectId": "1"})
+    assert companies.status_code == 404
+    unknown_email = {"objectId": "nobody@x.test", "idProperty": "email"}
+    assert (await client.post(f"{CONTACTS}/gdpr-delete", json=unknown_email)).status_code == 204
+    assert (await client.post(f"{CONTACTS}/gdpr-delete", json={"objectId": "1"})).status_code == 404
+    missing = await client.post(f"{CONTACTS}/gdpr-delete", json={})
+    assert missing.status_code == 400
+    assert "objectId" in missing.json()["message"]

@@ -254,3 +254,21 @@ async def test_no_target_url_means_nothing_is_sent(live: Live) -> None:
     live.sandbox.set_webhook_url(None)
     await live.api.post("/_admin/objects/deals", json={"properties": {}})
     assert await settle(live) == []
+
+
+async def test_a_privacy_deletion_sends_privacy_deletion_and_deletion(live: Live) -> None:
+    """``contact.privacyDeletion`` also triggers ``contact.deletion`` (fact sheet hubspot.md, D-WH); the
+    record is gone for good, archived reads included ("GDPR delete is permanent")."""
+    contacts = "/crm/objects/2026-09/contacts"
+    created = (await live.api.post(contacts, json={"properties": {"email": "gdpr@example.com"}})).json()
+    await settle(live)
+    live.receiver.deliveries.clear()
+    gone = await live.api.post(f"{contacts}/gdpr-delete", json={"objectId": created["id"]})
+    assert gone.status_code == 204, gone.text
+    events = await settle(live)
+    assert sorted((e["subscriptionType"], e["objectId"]) for e in events) == [
+        ("contact.deletion", int(created["id"])),
+        ("contact.privacyDeletion", int(created["id"])),
+    ]
+    archived = await live.api.get(f"{contacts}/{created['id']}", params={"archived": "true"})
+    assert archived.status_code == 404
