@@ -39,6 +39,8 @@ from typing import Any
 
 import httpx
 
+from cdc.hubspot.paths import endpoints
+
 # HubSpot -> Dataverse and Dataverse -> HubSpot, as in consumers/standard_fields.yaml (contacts).
 TO_DATAVERSE = {
     "email": "emailaddress1",
@@ -57,7 +59,8 @@ TO_HUBSPOT = {
 HS_PROPERTIES = sorted({*TO_DATAVERSE, *TO_HUBSPOT.values(), "lastmodifieddate"})
 DV_COLUMNS = sorted({*TO_HUBSPOT, *TO_DATAVERSE.values(), "contactid", "modifiedon"})
 OVERLAP_S = 2.0
-HS_CONTACTS = "/crm/v3/objects/contacts"
+HS_CONTACTS = endpoints("legacy").list_objects.path("contacts")
+"""The v3 objects API the open-source examples call (the sandbox serves it beside the dated versions)."""
 DV_CONTACTS = "/api/data/v9.2/contacts"
 
 
