@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import ssl
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any, Protocol, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -168,3 +168,26 @@ async def caught_up(
         log.warning("%s still behind its topic after %.0fs: applying anyway", what, patience_s)
         return False
     return True
+
+
+async def read_to_end(
+    consumer: AIOKafkaConsumer,
+    partitions: list[TopicPartition],
+    take: Callable[[dict[TopicPartition, list[Any]]], int],
+    *,
+    max_records: int,
+) -> int:
+    """Hand every batch to ``take`` until each partition's position reaches the end offsets of now (an
+    end only transaction markers precede is reached after 8 empty reads); the count ``take`` returned."""
+    end = await consumer.end_offsets(partitions)
+    taken = idle = 0
+    while any([int(await consumer.position(tp)) < end[tp] for tp in partitions]):
+        batch = await consumer.getmany(timeout_ms=250, max_records=max_records)
+        if not batch:
+            idle += 1
+            if idle >= 8:  # only transaction markers left before the end offsets  # noqa: PLR2004
+                break
+            continue
+        idle = 0
+        taken += take(batch)
+    return taken

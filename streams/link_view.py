@@ -19,7 +19,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from streams._link_batch import read_record
 from streams.admin import TopicAdminError
-from streams.clients import caught_up, make_consumer, partitions_of, start_or_close
+from streams.clients import caught_up, make_consumer, partitions_of, read_to_end, start_or_close
 from streams.codec import Position
 from streams.config import KafkaSettings
 from streams.link_db import LinkStore
@@ -124,21 +124,7 @@ class LinkView:
             )
         consumer.assign(partitions)
         rebuilt = await self._seek(consumer, partitions)
-        end = await consumer.end_offsets(partitions)
-        records = 0
-        idle = 0
-        while True:
-            positions = [await _position(consumer, tp) for tp in partitions]
-            if all(pos >= end[tp] for pos, tp in zip(positions, partitions, strict=True)):
-                return records, rebuilt
-            batch = await consumer.getmany(timeout_ms=250, max_records=2_000)
-            if not batch:
-                idle += 1
-                if idle >= 8:  # only transaction markers left before the end offsets  # noqa: PLR2004
-                    return records, rebuilt
-                continue
-            idle = 0
-            records += self._apply(batch)
+        return await read_to_end(consumer, partitions, self._apply, max_records=2_000), rebuilt
 
     def _apply(self, batch: Records) -> int:
         """One read of the topic: into the store in one transaction with the offsets after it, or into the

@@ -34,7 +34,14 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
 from streams.admin import TopicAdminError
-from streams.clients import caught_up, make_consumer, make_producer, partitions_of, start_or_close
+from streams.clients import (
+    caught_up,
+    make_consumer,
+    make_producer,
+    partitions_of,
+    read_to_end,
+    start_or_close,
+)
 from streams.config import KafkaSettings
 from streams.topics import TopicCatalog, TopicRole
 from streams.transactions import Outgoing
@@ -103,17 +110,7 @@ class SentLog:
         return partitions
 
     async def _read_to_end(self, consumer: AIOKafkaConsumer, partitions: list[TopicPartition]) -> None:
-        end = await consumer.end_offsets(partitions)
-        idle = 0
-        while any([int(await consumer.position(tp)) < end[tp] for tp in partitions]):
-            batch = await consumer.getmany(timeout_ms=250, max_records=5_000)
-            if not batch:
-                idle += 1
-                if idle >= 8:  # only transaction markers left before the end offsets  # noqa: PLR2004
-                    break
-                continue
-            idle = 0
-            self._take(batch)
+        await read_to_end(consumer, partitions, self._take, max_records=5_000)
         await self._note_positions(consumer)
 
     async def record(self, notes: Mapping[str, Mapping[str, tuple[str, str]]]) -> None:
@@ -166,7 +163,7 @@ class SentLog:
         for tp in consumer.assignment():
             self._read_to[tp] = int(await consumer.position(tp))
 
-    def _take(self, batch: Mapping[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
+    def _take(self, batch: Mapping[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> int:
         now = time.time()
         for messages in batch.values():
             for m in messages:
@@ -174,6 +171,7 @@ class SentLog:
                 if taken is not None:
                     self.on_note(*taken)
                     self.taken += 1
+        return sum(len(ms) for ms in batch.values())
 
 
 def _read(
