@@ -294,7 +294,7 @@ class Applier:
         link = unit.link
         if link is not None:
             link = self.sent.covering(link, {HS: hs, DV: dv}, self.fields.tracked(unit.pair), self._now())
-        return PairState(unit.pair, hs, dv, link, match)
+        return PairState(unit.pair, hs, dv, link, match, pushed=unit.pushed)
 
     async def _fetch(self, units: list[Unit]) -> dict[tuple[SourceSystem, str], dict[str, Record]]:
         """The current state of every record the units name: one batched read per system and object."""

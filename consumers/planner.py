@@ -90,6 +90,11 @@ class PairState:
     dataverse: Record | None
     link: Link | None
     match: MatchState = MatchState()
+    pushed: SourceSystem | None = None
+    """The side an operator pushed (`cdc push`, `cdc pull`): for this pass, and only this one, its values
+    go over the other side's wherever a step maps them, changed since the last sync or not, and no step
+    writes into it a field or association the two sides map both ways (Accelo's rule: the side that started
+    the sync wins)."""
 
     def record(self, system: SourceSystem) -> Record | None:
         return self.hubspot if system is HS else self.dataverse
@@ -466,6 +471,16 @@ def _reverse(steps: tuple[Step, ...], step: Step, f: FieldMap) -> Step | None:
     return None
 
 
+def _maps_back(steps: tuple[Step, ...], step: Step, am: AssociationMap) -> bool:
+    """Does another step map this association the other way (it is then mapped both ways)?"""
+    src, dst = step.source.system, step.target.system
+    return any(
+        other.source.system is dst
+        and any(b.on(dst) == am.on(dst) and b.on(src) == am.on(src) for b in other.associations)
+        for other in steps
+    )
+
+
 def _reverse_field(reverse: Step, f: FieldMap) -> FieldMap | None:
     return next((g for g in reverse.record_fields() if g.source == f.target and g.target == f.source), None)
 
@@ -527,9 +542,9 @@ def _plan_field(p: _Planning, step: Step, f: FieldMap, steps: tuple[Step, ...], 
     current = p.proj[dst].get(f.target)
     if same(desired, current, f.target_type, dst):
         return
-    if not creating and not p.changed(src, f.source, f.source_type):
+    if not _flows(p, step, f, steps, creating=creating):
         return
-    rule = "create" if creating else _contest(p, step, f, steps, current)
+    rule = "create" if creating else "push" if p.state.pushed is src else _contest(p, step, f, steps, current)
     if rule is None:
         return
     if is_empty(desired):
@@ -542,6 +557,17 @@ def _plan_field(p: _Planning, step: Step, f: FieldMap, steps: tuple[Step, ...], 
     w.values[f.target] = desired
     w.decisions.append(FieldDecision(step.name, f.source, f.target, current, desired, rule))
     p.proj[dst][f.target] = desired
+
+
+def _flows(p: _Planning, step: Step, f: FieldMap, steps: tuple[Step, ...], *, creating: bool) -> bool:
+    """May the source's value go over the target's in this pass (before any conflict rule)? When the
+    source changed it since the last sync, or the source was pushed; never into a pushed side a field the
+    two sides map both ways."""
+    src, dst = step.source.system, step.target.system
+    pushed = p.state.pushed
+    if pushed is dst and _reverse(steps, step, f) is not None:
+        return False  # the pushed side's value stands
+    return creating or pushed is src or p.changed(src, f.source, f.source_type)
 
 
 def _contest(p: _Planning, step: Step, f: FieldMap, steps: tuple[Step, ...], current: Scalar) -> str | None:
@@ -577,15 +603,15 @@ def _plan_association(p: _Planning, step: Step, am: AssociationMap, *, creating:
     current = p.proj[dst].get(key_dst)
     if current == counterpart:
         return
-    if not creating and not p.changed(src, key_src, ValueType.STRING):
+    pushed = p.state.pushed
+    if pushed is dst and _maps_back(p.config.steps_for(p.state.pair), step, am):
+        return  # the pushed side's association stands
+    if not creating and pushed is not src and not p.changed(src, key_src, ValueType.STRING):
         return
+    rule = "create" if creating else "push" if pushed is src else "association"
     w = p.write(step, dst)
     w.associations[am.on(dst)] = counterpart
-    w.decisions.append(
-        FieldDecision(
-            step.name, key_src, key_dst, current, counterpart, "create" if creating else "association"
-        )
-    )
+    w.decisions.append(FieldDecision(step.name, key_src, key_dst, current, counterpart, rule))
     p.proj[dst][key_dst] = counterpart
 
 

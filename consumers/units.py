@@ -64,6 +64,11 @@ class Unit:
     def trigger(self) -> SourceSystem:
         return self.items[-1].change.source
 
+    @property
+    def pushed(self) -> SourceSystem | None:
+        """The side an operator pushed in this unit (`cdc push`, `cdc pull`; the later push if both were)."""
+        return next((i.change.source for i in reversed(self.items) if i.change.pushed), None)
+
     def relink(self, link: Link) -> None:
         """Continue on this link: its records are the unit's."""
         self.link = link
@@ -133,8 +138,10 @@ def nothing_new(change: ChangeEvent, tracked: Mapping[str, ValueType], link: Lin
     - a linked record's creation (a replay, or our own create coming back);
     - an association the link already holds, or of a type the pair does not map: `_association_known`.
 
-    Merges, deletes, restores and removed associations always go through. ``tracked``: the fields the pair
-    tracks on the change's side."""
+    Merges, deletes, restores, removed associations and pushes always go through. ``tracked``: the fields
+    the pair tracks on the change's side."""
+    if change.pushed:
+        return False  # a push asks for the other side to be made to match, whatever the link says
     if change.operation is Operation.CREATE:
         # The pair is linked, so this record was read (or made by this daemon) after it was created: its
         # creation, and any value it came with, is known; what changed since comes as changes of its own.

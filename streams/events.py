@@ -107,6 +107,11 @@ class ChangeEvent(Versioned):
     )
     merge: Merge | None = None
     association: Association | None = None
+    pushed: bool | None = Field(
+        default=None,
+        description="Sent by `cdc push` or `cdc pull`: this record's side wins every conflict in the sync "
+        "pass it starts, and only in that pass (absent otherwise).",
+    )
     merged_ids: tuple[str, ...] = Field(
         default=(),
         description="Ids the source says were merged into this record, oldest first (HubSpot), when the "

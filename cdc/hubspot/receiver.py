@@ -85,7 +85,9 @@ class Publisher(Protocol):
 
     async def publish(
         self, events: Sequence[ChangeEvent], dead_letters: Sequence[DeadLetter] = ()
-    ) -> None: ...
+    ) -> object: ...
+
+    """Acknowledged by Kafka when it returns (what it returns, the receiver does not use)."""
 
 
 @dataclass(frozen=True)

@@ -23,10 +23,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry
@@ -56,7 +56,9 @@ from cdc.sources.polled import sync_config
 from cdc.sources.publisher import ChangePublisher, PublishUnavailableError
 from streams.events import ChangeEvent, Origin
 
-__all__ = ["ResyncError", "ResyncReport", "resolve_object", "resync", "run_resync"]
+__all__ = ["ResyncError", "ResyncReport", "resolve_object", "resync", "run_command", "run_resync"]
+
+T = TypeVar("T")
 
 Progress = Callable[[str], None]
 DATAVERSE_TABLES = ("contacts", "accounts", "opportunities", "leads")
@@ -65,10 +67,13 @@ BATCH = 1000
 """Events per produce call: acknowledged together, within ``PUBLISH_DEADLINE_S``."""
 PUBLISH_DEADLINE_S = 60.0
 PROGRESS_EVERY_S = 2.0
+BAR = 30
+"""Characters of the progress bar, when the source says how many records there are."""
 
 
 class ResyncError(ValueError):
-    """The system or object type is not one resync knows (a usage error)."""
+    """A usage error: the system or object type is not one resync knows, or (`cdc push`) the records asked
+    for cannot be pushed."""
 
 
 def resolve_object(system: str, name: str) -> str:
@@ -98,6 +103,8 @@ class ResyncReport:
     associations: int = 0
     pages: int = 0
     seconds: float = 0.0
+    expected: int | None = None
+    """How many records the source says there are, when it says (HubSpot search's ``total``)."""
 
     @property
     def rate(self) -> float:
@@ -114,10 +121,16 @@ class ResyncReport:
 
     def progress_line(self) -> str:
         sent = "dry run, nothing published" if self.dry_run else f"{self.published} events published"
-        return (
+        line = (
             f"{self.system} {self.object}: {self.records} records read in {self.pages} pages, {sent} "
             f"({self.rate:.0f} records/s)"
         )
+        if not self.expected:
+            return line
+        done = min(1.0, self.records / self.expected)
+        bar = "#" * round(done * BAR) + "." * (BAR - round(done * BAR))
+        left = (self.expected - self.records) / self.rate if self.rate > 0 else 0.0
+        return f"[{bar}] {done:4.0%} of about {self.expected}, ~{max(0.0, left):.0f} s left; {line}"
 
     def summary(self) -> str:
         verb = "would resync" if self.dry_run else "resynced"
@@ -135,9 +148,12 @@ class ResyncReport:
 class _Run:
     """One resync's bookkeeping: the publisher (none in a dry run), the report, throttled progress."""
 
-    def __init__(self, report: ResyncReport, publisher: ChangePublisher | None, progress: Progress) -> None:
+    def __init__(
+        self, report: ResyncReport, publisher: ChangePublisher | None, progress: Progress, *, pushed: bool
+    ) -> None:
         self.report = report
         self._publisher = publisher
+        self._pushed = pushed
         self._progress = progress
         self._started = time.monotonic()
         self._said = 0.0
@@ -147,6 +163,8 @@ class _Run:
         self.report.events += len(events)
         if self._publisher is None:
             return
+        if self._pushed:
+            events = [e.model_copy(update={"pushed": True}) for e in events]
         for start in range(0, len(events), BATCH):
             batch = events[start : start + BATCH]
             await self._publisher.publish(batch)
@@ -228,7 +246,8 @@ async def _hubspot(settings: Settings, obj: str, since: datetime | None, run: _R
     async with hubspot_client(settings.hubspot, metrics, command="resync") as client:
         window = search_window(client, obj, properties=properties, page_size=MAX_PAGE, since_ms=since_ms)
         async with contextlib.aclosing(window) as pages:
-            async for _, rows in pages:
+            async for total, rows in pages:
+                run.report.expected = run.report.expected or total or None
                 fresh = [(ms, r) for ms, r in rows if seen.get(str(r["id"])) != ms]
                 received = datetime.now(UTC)
                 events = [
@@ -258,10 +277,12 @@ async def resync(
     *,
     since: datetime | None = None,
     dry_run: bool = False,
+    pushed: bool = False,
     progress: Progress | None = None,
     metrics: Metrics | None = None,
 ) -> ResyncReport:
-    """Re-read ``obj`` of ``system`` (modified at or after ``since``) and publish it as change events.
+    """Re-read ``obj`` of ``system`` (modified at or after ``since``) and publish it as change events
+    (``pushed``: marked so that this side wins every conflict of their pass, `cdc push --all`).
 
     In order: resolve the object type (ResyncError), start the producer (none in a dry run), read and
     publish page by page (each batch acknowledged before the next page counts), flush and close the
@@ -270,7 +291,7 @@ async def resync(
     name = resolve_object(system, obj)
     metrics = metrics or Metrics(CollectorRegistry())
     publisher = None if dry_run else ChangePublisher(settings.kafka, metrics, deadline_s=PUBLISH_DEADLINE_S)
-    run = _Run(ResyncReport(system, name, dry_run), publisher, progress or (lambda _: None))
+    run = _Run(ResyncReport(system, name, dry_run), publisher, progress or (lambda _: None), pushed=pushed)
     try:
         if publisher is not None:
             try:
@@ -297,8 +318,15 @@ def run_resync(
     progress: Progress,
 ) -> ResyncReport:
     """`cdc resync`: :func:`resync` on its own event loop, its failures as :class:`CliError` exit codes."""
+    return run_command(resync(settings, system, obj, since=since, dry_run=dry_run, progress=progress))
+
+
+def run_command(work: Coroutine[Any, Any, T]) -> T:
+    """A command that reads a CRM and publishes (`cdc resync`, `cdc push`) on its own event loop: a
+    :class:`ResyncError` is a usage error, Kafka or a CRM out of reach is unavailable, a CRM's refusal bad
+    settings (:class:`CliError` exit codes)."""
     try:
-        return asyncio.run(resync(settings, system, obj, since=since, dry_run=dry_run, progress=progress))
+        return asyncio.run(work)
     except ResyncError as error:
         raise CliError(str(error), ExitCode.USAGE) from None
     except (PublishUnavailableError, DataverseRetriable, HubSpotRetriable) as error:

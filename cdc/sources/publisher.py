@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from aiokafka.errors import KafkaError
+from aiokafka.structs import RecordMetadata
 
 from cdc.metrics import Metrics, object_label
 from streams.clients import make_producer, start_or_close
@@ -57,10 +58,13 @@ class ChangePublisher:
     def changes_topic(self, system: SourceSystem) -> str:
         return self._topics[system]
 
-    async def publish(self, events: Sequence[ChangeEvent], dead_letters: Sequence[DeadLetter] = ()) -> None:
-        """Send every event (and dead letter) and wait until Kafka acknowledged all, within the deadline."""
+    async def publish(
+        self, events: Sequence[ChangeEvent], dead_letters: Sequence[DeadLetter] = ()
+    ) -> list[RecordMetadata]:
+        """Send every event (and dead letter) and wait until Kafka acknowledged all, within the deadline;
+        where each landed, in the order given (events first)."""
         if not events and not dead_letters:
-            return
+            return []
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self._deadline_s):
@@ -82,7 +86,7 @@ class ChangePublisher:
                     )
                     for letter in dead_letters
                 ]
-                await asyncio.gather(*futures)
+                landed = list(await asyncio.gather(*futures))
         except TimeoutError:
             self._metrics.produce_failures.labels(reason="timeout").inc()
             count = len(events) + len(dead_letters)
@@ -100,3 +104,4 @@ class ChangePublisher:
         ingested = Counter((event.source, event.object_type) for event in events)
         for (source, object_type), count in ingested.items():
             self._metrics.events_ingested.labels(source=source, object=object_label(object_type)).inc(count)
+        return landed

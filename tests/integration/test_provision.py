@@ -3,7 +3,6 @@ once, usable by writes, idempotent; the CLI's exit codes and ``--json``; mismatc
 
 from __future__ import annotations
 
-import asyncio
 import ssl
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -16,7 +15,6 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from cdc.cli import main
 from cdc.dataverse import DataverseClient, TokenProvider
 from cdc.hubspot.gateway import DATAVERSE_ID_PROPERTY
 from cdc.hubspot.paths import endpoints, plural
@@ -30,6 +28,7 @@ from cdc.settings import Settings
 from consumers.config import SyncConfig
 from consumers.loader import default_config
 from streams.config import KafkaSettings
+from tests.cli_thread import cdc
 from tests.settings_files import settings_file
 from tests.sync_configs import LEAD_STEPS, enabled_only
 
@@ -285,20 +284,11 @@ def _settings_file(box: Sandbox, tmp_path: Path) -> Path:
     return settings_file(settings_of(box), tmp_path / "cdc.yaml", include={"hubspot", "dataverse"})
 
 
-async def _cdc(*args: str) -> int:
-    """Run ``cdc`` in a worker thread (it runs its own event loop) while the sandbox serves on this one."""
-    try:
-        await asyncio.to_thread(main, [*args])
-    except SystemExit as done:
-        return int(done.code or 0)
-    return 0
-
-
 async def test_cli_without_dataverse_lists_the_missing_columns_and_exits_3(
     box: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = str(_settings_file(box, tmp_path))
-    assert await _cdc("--config", config, "provision") == 3
+    assert await cdc("--config", config, "provision") == 3
     out, err = capsys.readouterr()
     assert "missing column contact.cdc_synctohubspot (Boolean)" in err
     assert "created property deal.d365_status_reason (enumeration)" in err
@@ -308,9 +298,9 @@ async def test_cli_without_dataverse_lists_the_missing_columns_and_exits_3(
     assert f"to subscribe in the app {len(needs_of(default_config()).subscriptions)}" in out
     assert f"missing {DEFAULT_COLUMNS + DEFAULT_KEYS + DEFAULT_TRACKED}" in out
 
-    assert await _cdc("--config", config, "provision", "--dataverse") == 0
+    assert await cdc("--config", config, "provision", "--dataverse") == 0
     assert f"created {DEFAULT_COLUMNS + DEFAULT_KEYS + DEFAULT_TRACKED}," in capsys.readouterr().out
-    assert await _cdc("--config", config, "provision") == 0
+    assert await cdc("--config", config, "provision") == 0
     assert capsys.readouterr().out.startswith("created 0,")
 
 
@@ -318,7 +308,7 @@ async def test_cli_json_dry_run_lists_everything_and_changes_nothing(
     box: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = str(_settings_file(box, tmp_path))
-    assert await _cdc("--config", config, "provision", "--dataverse", "--dry-run", "--json") == 3
+    assert await cdc("--config", config, "provision", "--dataverse", "--dry-run", "--json") == 3
     out, err = capsys.readouterr()
     report = orjson.loads(out)
     assert set(report) == {"dry_run", "hubspot", "webhooks", "journal", "dataverse", "privileges"}
@@ -354,7 +344,7 @@ async def test_a_token_that_cannot_manage_subscriptions_lists_them_and_exits_0(
     the properties and columns, lists what the app must subscribe to, and exits 0."""
     config = str(_settings_file(box, tmp_path))
     subscriptions = needs_of(default_config()).subscriptions
-    assert await _cdc("--config", config, "provision", "--dataverse") == 0
+    assert await cdc("--config", config, "provision", "--dataverse") == 0
     out, err = capsys.readouterr()
     assert f"it must subscribe to these {len(subscriptions)} events" in err
     assert "`cdc provision --hubspot-project DIR` writes them into its project files" in err
@@ -373,7 +363,7 @@ async def test_a_refused_developer_key_names_that_setting_and_is_not_shown(
     data = yaml.safe_load(config.read_text())
     data["hubspot"]["developer_api_key"] = "wrong-developer-key-0123456789abcdef"
     config.write_text(yaml.safe_dump(data))
-    assert await _cdc("--config", str(config), "provision") == 78
+    assert await cdc("--config", str(config), "provision") == 78
     err = capsys.readouterr().err
     assert "HubSpot refused the developer API key for app" in err
     assert "hubspot.developer_api_key (CDC_HUBSPOT__DEVELOPER_API_KEY)" in err
@@ -517,7 +507,7 @@ async def test_a_key_dataverse_is_still_building_is_pending_not_missing_and_not_
     assert "problems 0;" in report.summary()
 
     config = str(_settings_file(box, tmp_path))
-    assert await _cdc("--config", config, "provision", "--dataverse", "--key-wait", "0") == 0
+    assert await cdc("--config", config, "provision", "--dataverse", "--key-wait", "0") == 0
     out, err = capsys.readouterr()
     assert f"pending {DEFAULT_KEYS}" in out
     assert "pending key contact.cdc_hubspotid_key (alternate key on cdc_hubspotid): index Pending" in err

@@ -15,7 +15,8 @@ from cdc.provisioning.run import provision
 from cdc.sandbox.runner import Sandbox, run_sandbox
 from consumers.loader import default_config
 from streams.config import KafkaSettings
-from tests.integration.test_provision import _cdc, _settings_file
+from tests.cli_thread import cdc
+from tests.integration.test_provision import _settings_file
 
 
 @pytest.fixture
@@ -34,7 +35,7 @@ async def test_a_dry_run_names_each_privilege_the_app_user_lacks_and_what_needs_
 ) -> None:
     change_role(box, prvCreateAttribute=None, prvReadContact="Basic", prvAppendToAccount=None)
     config = str(_settings_file(box, tmp_path))
-    assert await _cdc("--config", config, "provision", "--dataverse", "--dry-run") == 3
+    assert await cdc("--config", config, "provision", "--dataverse", "--dry-run") == 3
     out, err = capsys.readouterr()
     assert (
         "missing privilege metadata.prvCreateAttribute: needed at Organization level: "
@@ -60,7 +61,7 @@ async def test_json_lists_present_and_missing_privileges(
 ) -> None:
     change_role(box, prvWriteOpportunity=None)
     config = str(_settings_file(box, tmp_path))
-    assert await _cdc("--config", config, "provision", "--json") == 3
+    assert await cdc("--config", config, "provision", "--json") == 3
     report = orjson.loads(capsys.readouterr().out)
     missing = report["privileges"]["missing"]
     assert missing == [

@@ -22,7 +22,6 @@ import pytest
 from aiokafka import TopicPartition
 from prometheus_client import CollectorRegistry
 
-from cdc.cli import main
 from cdc.dataverse.poller import run_dataverse_poller
 from cdc.exits import ExitCode
 from cdc.metrics import Metrics
@@ -37,6 +36,7 @@ from streams.config import KafkaSettings
 from streams.events import ChangeEvent, Operation, Origin
 from streams.keys import join_key
 from streams.topics import TopicCatalog, TopicRole
+from tests.cli_thread import cdc
 from tests.kafka_reading import read_changes
 from tests.settings_files import settings_file
 from tests.sync_configs import CONTACT_STEPS, enabled_only
@@ -73,15 +73,6 @@ def config_file(settings: Settings, tmp_path: Path) -> str:
     """The settings as a YAML file for ``cdc --config`` (secrets written out: it is a test's sandbox)."""
     include = {"kafka", "hubspot", "dataverse", "poll"}
     return str(settings_file(settings, tmp_path / "cdc.yaml", include=include))
-
-
-async def cdc(*args: str) -> int:
-    """Run ``cdc`` in a worker thread: it runs its own event loop, the sandbox serves on this one."""
-    try:
-        await asyncio.to_thread(main, [*args])
-    except SystemExit as done:
-        return int(done.code or 0)
-    return 0
 
 
 def dataverse_api(box: Sandbox) -> httpx.AsyncClient:

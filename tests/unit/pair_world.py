@@ -166,13 +166,15 @@ class World:
     match: MatchState = field(default_factory=MatchState)
     lookups: dict[str, dict[str, str]] = field(default_factory=dict)
     """What the field lookups read: ``owner_email`` -> owner id -> email."""
+    pushed: SourceSystem | None = None
+    """The side an operator pushes in the next plan (`cdc push`)."""
 
     def tick(self) -> datetime:
         self.clock += timedelta(seconds=1)
         return self.clock
 
     def state(self) -> PairState:
-        return PairState(self.pair, self.hubspot, self.dataverse, self.link, self.match)
+        return PairState(self.pair, self.hubspot, self.dataverse, self.link, self.match, self.pushed)
 
     def resolve(self, system: SourceSystem, object_type: str, object_id: str) -> str | None:
         return self.related.get((system, object_type, object_id))
