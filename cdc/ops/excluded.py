@@ -10,6 +10,7 @@ record its CRM no longer has is reported, not published (its exclusion clears wh
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -203,8 +204,6 @@ async def _dataverse(
 
 def _guid(text: str) -> str:
     """A Dataverse id as an OData GUID literal; a usage error for anything else (it goes into a URL)."""
-    import uuid  # noqa: PLC0415 -- only here
-
     try:
         return str(uuid.UUID(text))
     except ValueError:
@@ -216,7 +215,7 @@ async def retry(
 ) -> RetryReport:
     """Re-read each target's record from its source CRM and publish it as a change event.
 
-    In order: resolve every object type (a usage error before anything is read), start the producer, read
+    In order: check every object type and id (a usage error before anything is read), start the producer, read
     per system, publish what was found (acknowledged by Kafka before this returns), close the producer."""
     metrics = metrics or Metrics(CollectorRegistry())
     for e in targets:
@@ -224,6 +223,8 @@ async def retry(
             resolve_object(str(e.record.system), e.record.object_type)
         except ResyncError as error:
             raise CliError(f"{e.key}: {error}", ExitCode.USAGE) from None
+        if e.record.system is SourceSystem.DATAVERSE:
+            _guid(e.record.object_id)
     report = RetryReport()
     if not targets:
         return report

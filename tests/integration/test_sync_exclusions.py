@@ -7,22 +7,33 @@ from __future__ import annotations
 
 import asyncio
 import os
+import ssl
 import subprocess
 import sys
+from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 
+from cdc.exits import CliError, ExitCode
+from cdc.ops.excluded import retry
+from cdc.sandbox.runner import run_sandbox
 from consumers.config import SyncConfig
 from streams.admin import ensure_topics, open_admin
 from streams.config import KafkaSettings
-from streams.topics import TopicCatalog
+from streams.events import Origin
+from streams.exclusions import Exclusion, ExclusionReason
+from streams.keys import RecordRef, SourceSystem
+from streams.topics import TopicCatalog, TopicRole
 from tests.integration.sync_stack import Stack, eventually, role_env, running_stack, small_config
+from tests.kafka_reading import read_changes
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 EMAIL = "dup@example.com"
+HS, DV = SourceSystem.HUBSPOT, SourceSystem.DATAVERSE
 
 
 def one_way_contacts() -> SyncConfig:
@@ -133,3 +144,51 @@ async def test_bad_input_gets_a_usage_error(kafka_settings: KafkaSettings) -> No
 
     empty = await cdc(env, "excluded", "list")
     assert (empty.returncode, empty.stdout.strip()) == (0, "0 record(s) excluded")
+
+
+def entry(ref: RecordRef) -> Exclusion:
+    now = datetime.now(UTC)
+    return Exclusion(
+        step="s4_contacts_to_hubspot_contacts",
+        reason=ExclusionReason.EMPTY_MATCH_KEY,
+        record=ref,
+        first_seen=now,
+        last_seen=now,
+    )
+
+
+async def test_retry_reads_a_dataverse_row_and_reports_a_record_its_crm_no_longer_has(
+    kafka_settings: KafkaSettings,
+) -> None:
+    async with open_admin(kafka_settings) as admin:
+        await ensure_topics(admin, TopicCatalog.from_settings(kafka_settings))
+    async with run_sandbox(seed=43) as box:
+        settings = box.daemon_settings(kafka_settings)
+        context = ssl.create_default_context(cafile=box.info.dataverse.ca_bundle)
+        async with httpx.AsyncClient(base_url=box.info.dataverse.base_url, verify=context) as api:
+            answer = await api.post(
+                "/_admin/tables/contacts/rows", json={"rows": [{"emailaddress1": "", "lastname": "Nomail"}]}
+            )
+            assert answer.status_code == 201, answer.text
+            [row_id] = [row["contactid"] for row in answer.json()["value"]]
+        tenant = box.info.dataverse.base_url.split("://")[1]
+        row = entry(RecordRef(system=DV, tenant=tenant, object_type="contact", object_id=row_id))
+        portal = str(settings.hubspot.portal_id)
+        gone = entry(RecordRef(system=HS, tenant=portal, object_type="contact", object_id="987654321"))
+
+        report = await retry(settings, [row, gone])
+
+        assert [e.key for e, _ in report.queued] == [row.key]
+        assert report.gone == [gone]
+        assert report.lines()[-1] == "1 record(s) queued for sync, 1 not found"
+        [event] = await read_changes(kafka_settings, TopicRole.CHANGES_DATAVERSE)
+        assert event.key == row.key
+        assert (event.origin, event.source_event_type) == (Origin.RESYNC, "excluded_retry")
+        assert event.record is not None
+        assert event.record["lastname"] == "Nomail"
+        assert await read_changes(kafka_settings, TopicRole.CHANGES_HUBSPOT) == []
+
+        odd = entry(RecordRef(system=DV, tenant=tenant, object_type="contact", object_id="1) or (1"))
+        with pytest.raises(CliError, match="not a Dataverse id") as refused:
+            await retry(settings, [odd])
+        assert refused.value.code is ExitCode.USAGE
