@@ -33,7 +33,7 @@ from streams.batching import collect
 from streams.clients import make_consumer, running
 from streams.config import KafkaSettings
 from streams.deadletters import DeadLetter
-from streams.exclusion_view import ExclusionsView
+from streams.exclusion_view import ExcludedKeys
 from streams.exclusions import Observed
 from streams.link_view import LinkView
 from streams.links import LINK_CODEC, link_key
@@ -88,7 +88,7 @@ class ApplyLoop(TransactionalLoop):
         on_beat: Callable[[], None] | None = None,
         links: LinkView | None = None,
         sent: SentLog | None = None,
-        exclusions: ExclusionsView | None = None,
+        exclusions: ExcludedKeys | None = None,
     ) -> None:
         super().__init__(kafka, catalog, group=group, on_lag=on_lag, on_beat=on_beat)
         self.applier = applier

@@ -16,6 +16,8 @@ in `streams.exclusion_view`.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import ClassVar
 
@@ -32,6 +34,7 @@ __all__ = [
     "Exclusion",
     "ExclusionReason",
     "Observed",
+    "Seen",
     "fold",
     "short",
 ]
@@ -126,7 +129,7 @@ class Exclusion(Versioned):
     def key(self) -> str:
         return self.record.key
 
-    def again(self, previous: Exclusion | None) -> Exclusion:
+    def again(self, previous: Exclusion | Seen | None) -> Exclusion:
         """This observation carried on from the record's previous exclusion: first seen, count, event ids."""
         if previous is None:
             return self
@@ -148,6 +151,23 @@ class Exclusion(Versioned):
 
 EXCLUSION_CODEC: Codec[Exclusion] = Codec(Exclusion)
 
+
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """What the sync keeps of an exclusion in memory: enough to carry it on (`Exclusion.again`) and count it,
+    about a tenth of the whole entry (the values and references stay in the topic)."""
+
+    step: str
+    reason: ExclusionReason
+    first_seen: datetime
+    count: int
+    event_ids: tuple[str, ...]
+
+    @classmethod
+    def of(cls, e: Exclusion) -> Seen:
+        return cls(e.step, e.reason, e.first_seen, e.count, e.event_ids)
+
+
 Observed = tuple[str, Exclusion | None]
 """What a batch saw of one source record: excluded (the exclusion), or synced (``None``)."""
 
@@ -159,13 +179,13 @@ def short(value: Scalar) -> Scalar:
     return value
 
 
-def fold(known: Mapping[str, Exclusion], observed: Iterable[Observed]) -> list[Observed]:
+def fold(known: Mapping[str, Exclusion | Seen], observed: Iterable[Observed]) -> list[Observed]:
     """The entries to produce for a batch's observations, in order, one per key: an exclusion carried on
     from the known one; a tombstone only for a key that is excluded now (known, or earlier in the batch).
     A record synced that no one excluded writes nothing."""
     staged: dict[str, Exclusion | None] = {}
     for key, seen in observed:
-        before = staged[key] if key in staged else known.get(key)
+        before: Exclusion | Seen | None = staged[key] if key in staged else known.get(key)
         if seen is not None:
             staged[key] = seen.again(before)
         elif key in known:

@@ -67,7 +67,7 @@ from consumers.retries import Retry, RetryPolicy, retrying
 from consumers.router import Router
 from consumers.sent import SentValues
 from streams.admin import cluster_id
-from streams.exclusion_view import ExclusionsView
+from streams.exclusion_view import ExcludedKeys
 from streams.keys import SourceSystem
 from streams.link_db import LinkStore
 from streams.link_store import CommittedLinks
@@ -139,6 +139,25 @@ async def _first_token(token: Callable[[], Awaitable[str]], what: str, metrics: 
     )
 
 
+@asynccontextmanager
+async def _exclusions(
+    settings: Settings, catalog: TopicCatalog, beat: Callable[[], None], count: Callable[[], None]
+) -> AsyncIterator[tuple[ExcludedKeys, int]]:
+    """The `exclusions` topic read to its end (and how many records it excludes), closed on exit. Each beat
+    of its tail (every 200 ms at most) also ``count``s: the gauge follows what other replicas excluded or
+    cleared, so an idle replica never holds up the `max` over replicas with a stale count."""
+
+    def on_beat() -> None:
+        beat()
+        count()
+
+    view = ExcludedKeys(settings.kafka, catalog, on_beat=on_beat)
+    try:  # the gauge is counted at the tail's first beat, once the caller has the view in hand
+        yield view, await view.load()
+    finally:
+        await view.close()
+
+
 def _form_loop(
     settings: Settings,
     catalog: TopicCatalog,
@@ -166,17 +185,13 @@ def _form_loop(
 class SyncStats:
     """Turns batch results into metrics and keeps the totals for the summary line."""
 
-    def __init__(
-        self,
-        metrics: Metrics,
-        index: CommittedLinks,
-        config: SyncConfig,
-        exclusions: ExclusionsView | None = None,
-    ) -> None:
+    def __init__(self, metrics: Metrics, index: CommittedLinks, config: SyncConfig) -> None:
         self.metrics = metrics
         self.index = index
-        self.exclusions = exclusions
+        self.exclusions: ExcludedKeys | None = None
+        """Set once read: the records excluded now, for ``cdc_excluded_records``."""
         self._excluded_series: set[tuple[str, str]] = set()
+        self._excluded_at = -1
         self.batches = 0
         self.writes = 0
         self.dead = 0
@@ -232,8 +247,9 @@ class SyncStats:
 
     def count_excluded(self) -> None:
         """``cdc_excluded_records`` from the exclusions this replica knows (a series gone stays, at 0)."""
-        if self.exclusions is None:
-            return
+        if self.exclusions is None or self.exclusions.changed == self._excluded_at:
+            return  # counted already: nothing was taken in or committed since
+        self._excluded_at = self.exclusions.changed
         counts = self.exclusions.counts()
         for step, reason in self._excluded_series - counts.keys():
             self.metrics.excluded_records.labels(step=step, reason=reason).set(0)
@@ -283,12 +299,13 @@ async def run_sync(
         loaded = await view.load()
         heartbeats = Heartbeats(stall_after_s)
         view.on_beat = heartbeats.expect("sync-links")
-        exclusions = ExclusionsView(settings.kafka, catalog, on_beat=heartbeats.expect("sync-exclusions"))
-        stack.push_async_callback(exclusions.close)
-        excluded = await exclusions.load()
-        stats = SyncStats(metrics, store, config, exclusions)
+        stats = SyncStats(metrics, store, config)
         stats.count_links()
-        stats.count_excluded()
+        beat = heartbeats.expect("sync-exclusions")
+        exclusions, excluded = await stack.enter_async_context(
+            _exclusions(settings, catalog, beat, stats.count_excluded)
+        )
+        stats.exclusions = exclusions
         sent = SentValues()
         journal = SentLog(
             settings.kafka, catalog, on_note=sent.absorb, on_beat=heartbeats.expect("sync-sent")
