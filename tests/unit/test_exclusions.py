@@ -5,22 +5,24 @@ No I/O."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 
 import pytest
 
+from consumers.applier import Applier
 from consumers.config import SyncConfig
 from consumers.exclusions import excluded, record_gone
 from consumers.planner import MatchState, PairState, plan_pair
-from consumers.ports import Record
+from consumers.ports import Record, WriteOp, WriteOutcome
 from consumers.units import Unit
 from streams.codec import Scalar
 from streams.events import Operation
 from streams.exclusions import COUNTED_ONLY, LISTED, Exclusion, ExclusionReason, Observed, fold, short
-from streams.keys import RecordRef
+from streams.keys import RecordRef, SourceSystem
+from streams.link_store import LinkIndex
 from tests.sync_configs import CONTACT_STEPS, enabled_only
-from tests.unit.batch_world import AT, CONTACTS, DV, HS, TENANTS, batch_of, change, item
+from tests.unit.batch_world import AT, CONFIG, CONTACTS, DV, HS, TENANTS, NoMatches, batch_of, change, item
 
 LATER = AT + timedelta(minutes=5)
 ANN = {"email": "ann@example.com", "firstname": "Ann", "lastname": "Lee", "sync_to_d365": "true"}
@@ -162,3 +164,45 @@ def test_synced_then_excluded_in_one_batch_keeps_the_last_word() -> None:
 def test_a_long_value_is_cut() -> None:
     assert short("x" * 1000) == "x" * 200 + "…"
     assert short(12) == 12
+
+
+# -- the applier: what a batch hands the apply loop ------------------------------------------------------
+
+
+class Crm(NoMatches):
+    """An in-memory CRM that holds ``records`` and answers every match lookup with ``found``."""
+
+    def __init__(self, system: SourceSystem, records: Sequence[Record], found: Sequence[Record] = ()) -> None:
+        super().__init__(system)
+        self.records = {r.object_id: r for r in records}
+        self.found = list(found)
+
+    async def read(self, object_type: str, ids: Sequence[str], **_: object) -> dict[str, Record]:
+        del object_type
+        return {i: self.records[i] for i in ids if i in self.records}
+
+    async def find(
+        self, object_type: str, field: str, values: Sequence[str], **_: object
+    ) -> dict[str, list[Record]]:
+        del object_type, field
+        return {v: self.found for v in values}
+
+    async def own_writes(self, *_: object, **__: object) -> dict[str, dict[str, Scalar]]:
+        return {}
+
+    async def write(self, ops: Sequence[WriteOp]) -> list[WriteOutcome]:
+        raise AssertionError(f"nothing may be written: {ops}")
+
+
+async def test_the_applier_hands_an_ambiguous_record_to_the_apply_loop_and_a_delete_clears() -> None:
+    duplicates = [dataverse({"emailaddress1": "dup@x.io"}, object_id=f"d{n}") for n in (1, 2)]
+    hs = Crm(HS, [hubspot({"email": "dup@x.io", "firstname": "Dana"})])
+    applier = Applier(CONFIG, {HS: hs, DV: Crm(DV, [], duplicates)}, LinkIndex())
+    result = await applier.apply([item(change(HS, "h1", Operation.UPDATE))])
+    [(key, found)] = result.exclusions
+    assert key == HS_KEY
+    assert found is not None
+    assert (found.reason, found.values) == (ExclusionReason.AMBIGUOUS_MATCH, {"email": "dup@x.io"})
+
+    gone = await applier.apply([item(change(HS, "h1", Operation.DELETE))])
+    assert gone.exclusions == [(HS_KEY, None)]
