@@ -46,7 +46,7 @@ def _package_version() -> str:
 class Metrics:
     """The metrics of one process. Tests build their own with a fresh ``CollectorRegistry``."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry) -> None:  # noqa: PLR0915 -- one statement per metric
         self.registry = registry
         self.build_info = Gauge(
             "cdc_build_info", "Always 1; the labels say what runs.", ["version"], registry=registry
@@ -358,6 +358,13 @@ class Metrics:
         )
         self.links = Gauge(
             "cdc_links", "Linked record pairs in this replica's link view.", ["object"], registry=registry
+        )
+        self.excluded_records = Gauge(
+            "cdc_excluded_records",
+            "Records the sync refuses or skips now (`cdc excluded list`), by step and main reason; every "
+            "sync replica reports the whole topic (aggregate with max, not sum).",
+            ["step", "reason"],
+            registry=registry,
         )
 
     def progress(self, component: str) -> None:

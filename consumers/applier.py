@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 
 from consumers.batch import Batch, BatchResult
 from consumers.config import SyncConfig
+from consumers.exclusions import excluded, record_gone
 from consumers.fieldsets import FieldSets
 from consumers.lookups import field_lookups
 from consumers.matching import match_key
@@ -51,6 +52,7 @@ from consumers.sent import Noted, SentValues, covered_by_own
 from consumers.settle import planned, rechecks, refusal, settle
 from consumers.units import Grouping, Unit, current, linked_meanwhile, match_requests, step_name
 from streams.codec import Scalar
+from streams.events import Operation
 from streams.keys import RecordRef, SourceSystem
 from streams.link_store import CommittedLinks
 from streams.links import Link
@@ -116,6 +118,8 @@ class Applier:
             if item.change.operation not in SPECIAL:
                 grouping.add(item)
                 continue
+            if item.change.operation is not Operation.MERGE:
+                batch.result.exclusions.append(record_gone(item.change))
             sorted_out = special(item, batch, self.fields, self._now())
             batch.take(sorted_out.decided)
             if sorted_out.deletion is not None:
@@ -170,6 +174,9 @@ class Applier:
             else:
                 batch.take(
                     settle(unit, state, plan, mine, batch=batch, now=self._now()), publish=not self.dry_run
+                )
+                batch.result.exclusions += excluded(
+                    self.config, unit, state, plan, batch=batch, now=self._now()
                 )
                 fired += [(unit, effect) for effect in plan.effects]
         send = functools.partial(self._send, batch)
@@ -290,6 +297,7 @@ class Applier:
             batch.result.audits.append(refusal(unit, step, reason, self._now(), dry_run=self.dry_run))
         if hs is None and dv is None:
             batch.result.skips[(step_name(self.config, unit), "source_record_gone")] += 1
+            batch.result.exclusions.append(record_gone(unit.items[-1].change))
             return None
         link = unit.link
         if link is not None:

@@ -1,6 +1,6 @@
 """The apply loop (group ``<prefix>sync-apply``): reads the work topic in batches (up to N records, waiting
 for more up to M ms only while a backlog is arriving: `streams.batching`), runs them through the `Applier`,
-and publishes links, audit records, dead letters and rechecks in one
+and publishes links, audit records, exclusions (`streams.exclusions`), dead letters and rechecks in one
 transaction with its offsets (`streams.transactions`): an offset moves only after the writes and the link
 updates are acknowledged (guarantee 1), and the batch's links join the link store only then.
 
@@ -33,6 +33,8 @@ from streams.batching import collect
 from streams.clients import make_consumer, running
 from streams.config import KafkaSettings
 from streams.deadletters import DeadLetter
+from streams.exclusion_view import ExcludedKeys
+from streams.exclusions import Observed
 from streams.link_view import LinkView
 from streams.links import LINK_CODEC, link_key
 from streams.sent_log import SentLog
@@ -86,6 +88,7 @@ class ApplyLoop(TransactionalLoop):
         on_beat: Callable[[], None] | None = None,
         links: LinkView | None = None,
         sent: SentLog | None = None,
+        exclusions: ExcludedKeys | None = None,
     ) -> None:
         super().__init__(kafka, catalog, group=group, on_lag=on_lag, on_beat=on_beat)
         self.applier = applier
@@ -93,6 +96,8 @@ class ApplyLoop(TransactionalLoop):
         """The view the applier's index is fed by: after each rebalance, caught up before the first batch."""
         self.sent = sent
         """The applier's journal of notes, tailed like the links (``None``: notes in memory only)."""
+        self.exclusions = exclusions
+        """The records excluded now, tailed like the links (``None``: exclusions are not kept)."""
         self.batch_size = batch_size
         self.batch_wait_ms = batch_wait_ms
         self.on_batch = on_batch
@@ -152,14 +157,21 @@ class ApplyLoop(TransactionalLoop):
                         dead_letter(origin[id(item)], rejected, step=failure.step, attempts=failure.attempts)
                         for item in failure.items
                     )
-                await transaction(producer, self._records(result, dead), offsets(batch), self.group)
-                self.applier.commit(result)
+                excluded = self._excluded(result)
+                await transaction(producer, self._records(result, dead, excluded), offsets(batch), self.group)
+                self._committed(result, excluded)
                 if self.on_batch is not None:
                     self.on_batch(result, len(dead))
 
+    def _committed(self, result: BatchResult, excluded: list[Observed]) -> None:
+        """Once the batch's transaction committed: its links join the store, its exclusions the view."""
+        self.applier.commit(result)
+        if self.exclusions is not None:
+            self.exclusions.commit(excluded)
+
     async def _catch_up(self, stop: asyncio.Event) -> None:
         """After a rebalance, before the first batch: the partitions' last owner's links and notes."""
-        for tail in (self.links, self.sent):
+        for tail in (self.links, self.sent, self.exclusions):
             if tail is not None:
                 await tail.caught_up(stop)
 
@@ -221,9 +233,18 @@ class ApplyLoop(TransactionalLoop):
             return await self._apply(items, stop, keepalive, owned=owned)
         return merged, poisoned
 
-    def _records(self, result: BatchResult, dead: list[DeadLetter]) -> list[Outgoing]:
-        """Links, audit records, dead letters and rechecks of one batch: committed with its offsets, all or
-        nothing (guarantee 1)."""
+    def _excluded(self, result: BatchResult) -> list[Observed]:
+        """The exclusions and clearings the batch's observations make (none in a dry run: it settles
+        nothing)."""
+        if self.exclusions is None or self.applier.dry_run:
+            return []
+        return self.exclusions.changes(result.exclusions)
+
+    def _records(
+        self, result: BatchResult, dead: list[DeadLetter], excluded: list[Observed]
+    ) -> list[Outgoing]:
+        """Links, audit records, exclusions, dead letters and rechecks of one batch: committed with its
+        offsets, all or nothing (guarantee 1)."""
         links = self.catalog.name(TopicRole.LINKS)
         audit = self.catalog.name(TopicRole.AUDIT)
         work = self.catalog.name(TopicRole.WORK)
@@ -235,6 +256,8 @@ class ApplyLoop(TransactionalLoop):
             for link_id, link in result.links
         ]
         records += [record(audit, a.key, a, AUDIT_CODEC) for a in result.audits]
+        if self.exclusions is not None:
+            records += self.exclusions.records(excluded)
         records += [dead_letter_record(dead_topic, letter) for letter in dead]
         records += [record(work, item.route, item, WORK_CODEC) for item in result.rechecks]
         if self.sent is not None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from consumers.ports import WriteOp, WriteOutcome
 from streams.audit import AuditRecord
+from streams.exclusions import Observed
 from streams.keys import RecordRef, SourceSystem
 from streams.link_store import CommittedLinks, StagedLinks
 from streams.links import Link
@@ -41,6 +42,8 @@ class BatchResult:
     rechecks: list[WorkItem] = field(default_factory=list)
     """Pairs to plan again now that a record their association waited for is linked (to the work topic)."""
     failed: list[Failure] = field(default_factory=list)
+    exclusions: list[Observed] = field(default_factory=list)
+    """Per source record key, in order: excluded (why) or synced (``None``) (`consumers.exclusions`)."""
     writes: Counter[tuple[str, str, str, str]] = field(default_factory=Counter)
     """(target system, object, operation, outcome) -> count."""
     skips: Counter[tuple[str, str]] = field(default_factory=Counter)
@@ -57,6 +60,7 @@ class BatchResult:
         self.audits.extend(other.audits)
         self.rechecks.extend(other.rechecks)
         self.failed.extend(other.failed)
+        self.exclusions.extend(other.exclusions)
         self.writes.update(other.writes)
         self.skips.update(other.skips)
         self.conflicts.update(other.conflicts)

@@ -31,18 +31,11 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
 
-from streams.admin import TopicAdminError
-from streams.clients import (
-    caught_up,
-    make_consumer,
-    make_producer,
-    partitions_of,
-    read_to_end,
-    start_or_close,
-)
+from streams.clients import make_producer, start_or_close
 from streams.config import KafkaSettings
+from streams.tails import TopicTail
 from streams.topics import TopicCatalog, TopicRole
 from streams.transactions import Outgoing
 
@@ -81,20 +74,13 @@ class SentLog:
         self.taken = 0
         """Other writers' notes and clearings taken in so far."""
         self._producer: AIOKafkaProducer | None = None
-        self._consumer: AIOKafkaConsumer | None = None
-        self._read_to: dict[TopicPartition, int] = {}
+        self._tail = TopicTail(kafka, self.topic, self._take, what="notes tail", on_beat=on_beat)
 
     async def start(self) -> int:
         """Read the topic to its end (what other writers left pending) and open the producer; `run` tails
         on. Returns how many notes and clearings were taken in."""
-        consumer = make_consumer(self.kafka, group_id=None)
-        await start_or_close(consumer)
-        self._consumer = consumer
+        await self._tail.open()
         try:
-            partitions = await self._partitions(consumer)
-            consumer.assign(partitions)
-            await consumer.seek_to_beginning(*partitions)
-            await self._read_to_end(consumer, partitions)
             producer = make_producer(self.kafka, linger_ms=0)
             await start_or_close(producer)
             self._producer = producer
@@ -102,16 +88,6 @@ class SentLog:
             await self.close()
             raise
         return self.taken
-
-    async def _partitions(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
-        partitions = await partitions_of(consumer, self.topic)
-        if not partitions:
-            raise TopicAdminError(f"topic {self.topic} does not exist: run `cdc topics ensure` first")
-        return partitions
-
-    async def _read_to_end(self, consumer: AIOKafkaConsumer, partitions: list[TopicPartition]) -> None:
-        await read_to_end(consumer, partitions, self._take, max_records=5_000)
-        await self._note_positions(consumer)
 
     async def record(self, notes: Mapping[str, Mapping[str, tuple[str, str]]]) -> None:
         """Keep ``notes`` (record key -> field -> (fingerprint sent, source field)); returns once every
@@ -136,32 +112,21 @@ class SentLog:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Tail the topic until ``stop``, handing other writers' notes and clearings to ``on_note``."""
-        consumer = self._consumer
-        if consumer is None:
+        if not self._tail.opened:
             raise RuntimeError("SentLog.run before start")
-        while not stop.is_set():
-            if self.on_beat is not None:
-                self.on_beat()
-            self._take(await consumer.getmany(timeout_ms=200, max_records=5_000))
-            await self._note_positions(consumer)
+        self._tail.on_beat = self.on_beat
+        await self._tail.run(stop)
 
     async def caught_up(self, stop: asyncio.Event, *, patience_s: float = 20.0) -> bool:
         """Wait until the tail has taken in every note kept before this call (a new owner of partitions,
         before its first batch). False, logged, when ``patience_s`` passed first (the broker away)."""
-        consumer = self._consumer
-        if consumer is None:
-            return True
-        return await caught_up(consumer, self._read_to, stop, patience_s=patience_s, what="notes tail")
+        return await self._tail.caught_up(stop, patience_s=patience_s)
 
     async def close(self) -> None:
-        for client in (self._producer, self._consumer):
-            if client is not None:
-                await client.stop()
-        self._producer = self._consumer = None
-
-    async def _note_positions(self, consumer: AIOKafkaConsumer) -> None:
-        for tp in consumer.assignment():
-            self._read_to[tp] = int(await consumer.position(tp))
+        if self._producer is not None:
+            await self._producer.stop()
+        self._producer = None
+        await self._tail.close()
 
     def _take(self, batch: Mapping[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> int:
         now = time.time()

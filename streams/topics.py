@@ -37,6 +37,8 @@ class TopicRole(StrEnum):
     """What a sync replica is about to write, durable before it writes (`streams.sent_log`)."""
     BUDGET = "budget"
     """Each process's use of the CRMs' API limits (`streams.budget`)."""
+    EXCLUSIONS = "exclusions"
+    """Records the sync refuses or skips, with the reason, until they sync (`streams.exclusions`)."""
 
 
 CHANGES_ROLES: Mapping[SourceSystem, TopicRole] = MappingProxyType(
@@ -162,6 +164,13 @@ class TopicCatalog:
                     _compacted(**{"segment.ms": str(60 * 60 * 1000), "delete.retention.ms": "60000"}),
                     "Each process's use of the CRMs' API limits, about once a second; compacted, keyed by "
                     "process, a tombstone at a clean stop.",
+                ),
+                spec(
+                    TopicRole.EXCLUSIONS,
+                    wide,
+                    _compacted(),
+                    "Records the sync refuses or skips (reason, step, the values that caused it); "
+                    "compacted, keyed by source record, a tombstone once the record syncs.",
                 ),
             )
         )

@@ -6,8 +6,9 @@ credentials fail here with a clear error; refused later, they pause the batches)
 against both CRMs' metadata (`cdc.crm_metadata`: a problem refuses the start, exit 78); bring the link
 store (a file under ``sync.state_dir``) up to date with the `links` topic: the tail after the offsets it
 kept, or the whole topic when it cannot follow on from them (logged with its size and time); read the
-`sync.sent` topic (what other replicas wrote whose links have not committed: `streams.sent_log`); then
-run, under one task group, the link tail, the sent-values tail, the router (change topics -> work topic),
+`sync.sent` topic (what other replicas wrote whose links have not committed: `streams.sent_log`) and the
+`exclusions` topic (the records refused or skipped now: `streams.exclusions`); then run, under one task
+group, the link tail, the sent-values tail, the exclusions tail, the router (change topics -> work topic),
 the apply loop (work topic -> CRM writes) and, when an option set is ``live``, the refresh of its labels
 (`cdc.live_options`; read once before the loops), each restarted after an unexpected failure until
 ``sync.loop_failures_max`` fall within ``sync.loop_failures_window_s`` (then the role exits 70:
@@ -20,7 +21,7 @@ Shutdown is numbered and bounded:
 1. ``stop`` is set: the router and the apply loop finish the batch in hand (a batch paused by a CRM
    outage is abandoned uncommitted, to be re-read by whoever owns the partition next);
 2. their consumers leave the groups and their producers flush and close;
-3. the link and sent-values tails stop, the probe server stops;
+3. the link, sent-values and exclusions tails stop, the probe server stops;
 4. the link store checkpoints its file and closes (a kill skips it: the file and its offsets still agree),
    then the gateways close;
 5. one summary line is logged.
@@ -66,6 +67,7 @@ from consumers.retries import Retry, RetryPolicy, retrying
 from consumers.router import Router
 from consumers.sent import SentValues
 from streams.admin import cluster_id
+from streams.exclusion_view import ExcludedKeys
 from streams.keys import SourceSystem
 from streams.link_db import LinkStore
 from streams.link_store import CommittedLinks
@@ -83,6 +85,7 @@ TOPICS = (
     TopicRole.LINKS,
     TopicRole.AUDIT,
     TopicRole.DEADLETTER,
+    TopicRole.EXCLUSIONS,
 )
 """What `cdc sync` reads and writes: ``/readyz`` asks that each exists."""
 FIRST_TOKEN = RetryPolicy(retries=7, wait_initial_s=1.0, wait_max_s=30.0)
@@ -136,6 +139,25 @@ async def _first_token(token: Callable[[], Awaitable[str]], what: str, metrics: 
     )
 
 
+@asynccontextmanager
+async def _exclusions(
+    settings: Settings, catalog: TopicCatalog, beat: Callable[[], None], count: Callable[[], None]
+) -> AsyncIterator[tuple[ExcludedKeys, int]]:
+    """The `exclusions` topic read to its end (and how many records it excludes), closed on exit. Each beat
+    of its tail (every 200 ms at most) also ``count``s: the gauge follows what other replicas excluded or
+    cleared, so an idle replica never holds up the `max` over replicas with a stale count."""
+
+    def on_beat() -> None:
+        beat()
+        count()
+
+    view = ExcludedKeys(settings.kafka, catalog, on_beat=on_beat)
+    try:  # the gauge is counted at the tail's first beat, once the caller has the view in hand
+        yield view, await view.load()
+    finally:
+        await view.close()
+
+
 def _form_loop(
     settings: Settings,
     catalog: TopicCatalog,
@@ -166,6 +188,10 @@ class SyncStats:
     def __init__(self, metrics: Metrics, index: CommittedLinks, config: SyncConfig) -> None:
         self.metrics = metrics
         self.index = index
+        self.exclusions: ExcludedKeys | None = None
+        """Set once read: the records excluded now, for ``cdc_excluded_records``."""
+        self._excluded_series: set[tuple[str, str]] = set()
+        self._excluded_at = -1
         self.batches = 0
         self.writes = 0
         self.dead = 0
@@ -206,6 +232,7 @@ class SyncStats:
             )
         self.dead += dead
         self.count_links()
+        self.count_excluded()
         m.progress("sync-apply")
 
     def lag(self, lag: Lag) -> None:
@@ -217,6 +244,18 @@ class SyncStats:
         self.metrics.retried(retry)
         if retry.what == "sync" and isinstance(retry.error, CrmUnavailableError):
             self.metrics.sync_paused.labels(system=str(retry.error.system)).inc()
+
+    def count_excluded(self) -> None:
+        """``cdc_excluded_records`` from the exclusions this replica knows (a series gone stays, at 0)."""
+        if self.exclusions is None or self.exclusions.changed == self._excluded_at:
+            return  # counted already: nothing was taken in or committed since
+        self._excluded_at = self.exclusions.changed
+        counts = self.exclusions.counts()
+        for step, reason in self._excluded_series - counts.keys():
+            self.metrics.excluded_records.labels(step=step, reason=reason).set(0)
+        for (step, reason), n in counts.items():
+            self.metrics.excluded_records.labels(step=step, reason=reason).set(n)
+        self._excluded_series |= counts.keys()
 
     def count_links(self) -> None:
         for kind, n in self.index.counts().items():
@@ -262,6 +301,11 @@ async def run_sync(
         view.on_beat = heartbeats.expect("sync-links")
         stats = SyncStats(metrics, store, config)
         stats.count_links()
+        beat = heartbeats.expect("sync-exclusions")
+        exclusions, excluded = await stack.enter_async_context(
+            _exclusions(settings, catalog, beat, stats.count_excluded)
+        )
+        stats.exclusions = exclusions
         sent = SentValues()
         journal = SentLog(
             settings.kafka, catalog, on_note=sent.absorb, on_beat=heartbeats.expect("sync-sent")
@@ -298,6 +342,7 @@ async def run_sync(
             on_beat=heartbeats.expect("sync-apply"),
             links=view,
             sent=journal,
+            exclusions=exclusions,
         )
         kafka = KafkaCheck(settings.kafka, [catalog.name(role) for role in TOPICS])
         groups = joined({router.group: lambda: router.joined, apply.group: lambda: apply.joined})
@@ -311,13 +356,14 @@ async def run_sync(
         ):
             log.info(
                 "sync running: %d steps enabled, %d links %s in %.2fs (%s), %d writes of other replicas not "
-                "yet linked; metrics at %s/metrics%s",
+                "yet linked, %d records excluded; metrics at %s/metrics%s",
                 len(config.enabled_steps()),
                 loaded.links,
                 "rebuilt from the topic" if loaded.rebuilt else "resumed",
                 loaded.seconds,
                 store.path,
                 pending,
+                excluded,
                 served.base_url,
                 " (dry run: nothing is written)" if settings.sync.dry_run else "",
             )
@@ -325,6 +371,7 @@ async def run_sync(
             loops = {
                 "sync-links": view.run,
                 "sync-sent": journal.run,
+                "sync-exclusions": exclusions.run,
                 "sync-route": router.run,
                 "sync-apply": apply.run,
             }

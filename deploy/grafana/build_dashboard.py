@@ -282,6 +282,11 @@ def rows() -> list[Row]:
                     ((_rate("cdc_sync_skipped_total", "step, reason"), "{{step}} {{reason}}"),),
                     "ops",
                 ),
+                Panel(
+                    "Records excluded now (cdc excluded list)",
+                    # Every sync replica reports the whole exclusions topic: max, never sum.
+                    (("max by (step, reason) (cdc_excluded_records)", "{{step}} {{reason}}"),),
+                ),
             ],
         ),
         Row(

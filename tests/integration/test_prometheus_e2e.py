@@ -55,6 +55,9 @@ MAY_BE_EMPTY = {
         "every event of a healthy run applies; nothing is dead-lettered"
     ),
     "sum(increase(cdc_sync_deadletters_total[24h]))": "as above: no dead letters in a healthy run",
+    "max by (step, reason) (cdc_excluded_records)": (
+        "no record of this stack is refused; tests/integration/test_sync_exclusions.py checks the gauge"
+    ),
     "sum by (outcome) (rate(cdc_journal_events_total[5m]))": (
         "this stack pages HubSpot's search (not provisioned: no journal subscriptions); the journal's "
         "counters are checked in tests/integration/test_journal.py"

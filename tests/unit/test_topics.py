@@ -27,10 +27,12 @@ def test_catalog_has_every_topic_under_the_prefix() -> None:
         "acme.sync.work",
         "acme.sync.sent",
         "acme.budget",
+        "acme.exclusions",
     ]
     assert catalog[TopicRole.LINKS].config["cleanup.policy"] == "compact"
     assert catalog[TopicRole.CHECKPOINTS].config["cleanup.policy"] == "compact"
     assert catalog[TopicRole.SENT].config["cleanup.policy"] == "compact"
+    assert catalog[TopicRole.EXCLUSIONS].config["cleanup.policy"] == "compact"
     assert catalog[TopicRole.AUDIT].config["cleanup.policy"] == "delete"
     assert "retention.ms" in catalog[TopicRole.AUDIT].config
 
