@@ -10,30 +10,26 @@ record its CRM no longer has is reported, not published (its exclusion clears wh
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any
 
 from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry
 
 from cdc.budget import shared_budgets
-from cdc.dataverse import DataverseApiError, DataverseClient, TokenProvider, row_to_event
+from cdc.dataverse import DataverseApiError
 from cdc.dataverse import RetriableError as DataverseRetriable
-from cdc.dataverse.poller import table_url
 from cdc.exits import CliError, ExitCode
-from cdc.hubspot.client import HubSpotClient, hubspot_client
-from cdc.hubspot.errors import HubSpotApiError, RequestError
+from cdc.hubspot.errors import HubSpotApiError
 from cdc.hubspot.errors import RetriableError as HubSpotRetriable
-from cdc.hubspot.reconciler import object_properties, record_event
-from cdc.hubspot.search import LAST_MODIFIED, MAX_PAGE, parse_ms
 from cdc.metrics import Metrics
+from cdc.ops.records import Selection, read_events
 from cdc.ops.resync import ResyncError, resolve_object
-from cdc.settings import Settings, require
+from cdc.settings import Settings
 from cdc.sources.publisher import ChangePublisher, PublishUnavailableError
-from streams.events import ChangeEvent, Origin
+from streams.events import ChangeEvent
 from streams.exclusion_view import ExclusionsView, load_exclusions
 from streams.exclusions import Exclusion, ExclusionReason
 from streams.keys import RecordRef, SourceSystem
@@ -142,72 +138,25 @@ class RetryReport:
         }
 
 
-async def _hubspot(settings: Settings, refs: Sequence[RecordRef], metrics: Metrics) -> dict[str, ChangeEvent]:
-    """Each record read by id (`Endpoints.read_object`, the properties `cdc resync` reads)."""
-    require(settings.hubspot.portal_id, "hubspot.portal_id", "excluded retry")
-    found: dict[str, ChangeEvent] = {}
-    async with hubspot_client(settings.hubspot, metrics, command="excluded") as client:
-        for ref in refs:
-            event = await _hubspot_one(settings, client, ref)
-            if event is not None:
-                found[ref.key] = event
-    return found
-
-
-async def _hubspot_one(settings: Settings, client: HubSpotClient, ref: RecordRef) -> ChangeEvent | None:
-    obj = resolve_object("hubspot", ref.object_type)
-    properties = object_properties(settings, obj, MAX_PAGE)
-    try:
-        result = await client.call(
-            client.api.read_object, obj, ref.object_id, query={"properties": ",".join(properties)}
-        )
-    except RequestError as error:
-        if error.status == 404:  # noqa: PLR2004 -- deleted (or merged away and archived)
-            return None
-        raise
-    received = datetime.now(UTC)
-    modified = (result.get("properties") or {}).get(LAST_MODIFIED[obj]) or result.get("updatedAt")
-    ms = parse_ms(None if modified is None else str(modified)) or int(received.timestamp() * 1000)
-    event = record_event(ref.tenant, obj, ms, result, received=received, origin=Origin.RESYNC)
-    return event.model_copy(update={"source_event_type": RETRIED})
-
-
-async def _dataverse(
+async def _read(
     settings: Settings, refs: Sequence[RecordRef], metrics: Metrics
-) -> dict[str, ChangeEvent]:
-    """Each row read by its key column with the `$select` `cdc resync` uses."""
-    tokens = TokenProvider(settings.dataverse)
-    client = DataverseClient(settings.dataverse, tokens, metrics)
+) -> tuple[dict[str, ChangeEvent], list[ChangeEvent]]:
+    """Each record read again (`cdc.ops.records`), by system and object: source record key -> its event,
+    and the association events read with HubSpot records (published after them)."""
     found: dict[str, ChangeEvent] = {}
-    try:
-        await tokens.token()
-        await client.start()
-        for ref in refs:
-            table = resolve_object("dataverse", ref.object_type)
-            where = f"{ref.object_type}id eq {_guid(ref.object_id)}"
-            page = await client.get_json(
-                table_url(client.api_root, table, settings.poll, where=where), endpoint=f"{table}:retry"
-            )
-            received = datetime.now(UTC)
-            for row in page.get("value") or []:
-                event = row_to_event(
-                    row, tenant=ref.tenant, object_type=ref.object_type, received_at=received
-                )
-                found[ref.key] = event.model_copy(
-                    update={"origin": Origin.RESYNC, "source_event_type": RETRIED}
-                )
-    finally:
-        await client.close()
-        tokens.close()
-    return found
-
-
-def _guid(text: str) -> str:
-    """A Dataverse id as an OData GUID literal; a usage error for anything else (it goes into a URL)."""
-    try:
-        return str(uuid.UUID(text))
-    except ValueError:
-        raise CliError(f"not a Dataverse id (a GUID): {text!r}", ExitCode.USAGE) from None
+    associations: list[ChangeEvent] = []
+    groups: dict[tuple[SourceSystem, str], list[RecordRef]] = {}
+    for ref in refs:
+        groups.setdefault((ref.system, ref.object_type), []).append(ref)
+    for (system, object_type), group in groups.items():
+        obj = resolve_object(str(system), object_type)
+        chosen = Selection(ids=tuple(dict.fromkeys(ref.object_id for ref in group)))
+        read = await read_events(settings, str(system), obj, chosen, metrics)
+        marked = [e.model_copy(update={"source_event_type": RETRIED}) for e in read.events]
+        by_id = {e.object_id: e for e in marked if e.record is not None}
+        found.update((ref.key, by_id[ref.object_id]) for ref in group if ref.object_id in by_id)
+        associations += [e for e in marked if e.record is None]
+    return found, associations
 
 
 async def retry(
@@ -220,11 +169,10 @@ async def retry(
     metrics = metrics or Metrics(CollectorRegistry())
     for e in targets:
         try:
-            resolve_object(str(e.record.system), e.record.object_type)
+            obj = resolve_object(str(e.record.system), e.record.object_type)
+            Selection(ids=(e.record.object_id,)).check(str(e.record.system), obj)
         except ResyncError as error:
             raise CliError(f"{e.key}: {error}", ExitCode.USAGE) from None
-        if e.record.system is SourceSystem.DATAVERSE:
-            _guid(e.record.object_id)
     report = RetryReport()
     if not targets:
         return report
@@ -234,15 +182,9 @@ async def retry(
             await publisher.start()
         except KafkaError as error:
             raise PublishUnavailableError(f"Kafka is not reachable: {error}") from None
-        found: dict[str, ChangeEvent] = {}
         async with shared_budgets(settings, metrics, role="excluded"):
-            hs = [e.record for e in targets if e.record.system is SourceSystem.HUBSPOT]
-            dv = [e.record for e in targets if e.record.system is SourceSystem.DATAVERSE]
-            if hs:
-                found.update(await _hubspot(settings, hs, metrics))
-            if dv:
-                found.update(await _dataverse(settings, dv, metrics))
-        events = [found[e.key] for e in targets if e.key in found]
+            found, associations = await _read(settings, [e.record for e in targets], metrics)
+        events = [found[e.key] for e in targets if e.key in found] + associations
         if events:
             await publisher.publish(events)
         report.queued = [(e, found[e.key]) for e in targets if e.key in found]

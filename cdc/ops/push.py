@@ -27,6 +27,7 @@ from typing import Any
 from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry
 
+from cdc.budget import shared_budgets
 from cdc.dataverse import entity_logical_name
 from cdc.hubspot.paths import singular
 from cdc.metrics import Metrics
@@ -175,7 +176,11 @@ async def push(
         report.seconds = time.monotonic() - started
         return report
     token = f"push-{uuid.uuid4().hex[:12]}"
-    report.events = _marked(await read_events(settings, system, name, chosen, metrics), token)
+    async with shared_budgets(settings, metrics, role="push"):  # its reads count with the running roles'
+        found = await read_events(settings, system, name, chosen, metrics)
+    if found.missing:
+        raise PushError(f"{system} {name}: no such record: {', '.join(found.missing)}")
+    report.events = _marked(found.events, token)
     since = datetime.now(UTC)
     work = await work_ends(settings)
     publisher = ChangePublisher(settings.kafka, metrics, deadline_s=30.0)

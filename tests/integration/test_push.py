@@ -114,7 +114,7 @@ async def test_a_pull_makes_hubspot_match_its_dataverse_counterpart(
 BAD = [
     (("push", "hubspot", "contacts", "--id", "999999"), "hubspot contacts: no such record: 999999"),
     (("push", "hubspot", "contacts", "--id", "abc"), "not a HubSpot record id (digits): abc"),
-    (("push", "dataverse", "contacts", "--id", "42"), "not a Dataverse row id (a GUID): 42"),
+    (("push", "dataverse", "contacts", "--id", "42"), "not a Dataverse id (a GUID): 42"),
     (("push", "hubspot", "companies", "--email", "a@b.c"), "hubspot companies cannot be found by email"),
     (("push", "hubspot", "contacts"), "say which records: --id, --email (each may repeat), or --all"),
     (("pull", "hubspot", "contacts", "--id", "CREATED"), "not linked to a record in the other system yet"),
