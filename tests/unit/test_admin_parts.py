@@ -34,7 +34,7 @@ def test_a_hash_verifies_its_password_only() -> None:
         "scrypt$32768$8$1$!!$AAAA",
         "bcrypt$x",
         "scrypt$3$8$1$AAAA$" + "A" * 43 + "=",  # N not a power of two
-        "scrypt$1073741824$8$1$AAAA$" + "A" * 43 + "=",  # a cost that would make each login a denial of service
+        "scrypt$1073741824$8$1$AAAA$" + "A" * 43 + "=",  # a cost that makes each login a DoS
     ],
 )
 def test_a_malformed_or_too_costly_hash_never_matches_nor_raises(stored: str) -> None:
