@@ -200,7 +200,7 @@ async def _walk(stack: Stack, base: str, browser: webdriver.Chrome, tmp_path: Pa
 
     async def resynced() -> str | None:
         story = await pages.run(pages.find_story, "grace@example.com")
-        return story if "resync <span class=\"who\">by ada</span>" in story else None
+        return story if 'resync <span class="who">by ada</span>' in story else None
 
     await eventually(resynced, within=30, what="the sync-now in the record's story, by its user")
     await pages.run(pages.shoot, "story-after-sync-now")
