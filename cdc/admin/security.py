@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 __all__ = ["LoginLimiter", "RequireLogin", "csrf_token", "csrf_valid", "current_user", "start_session"]
 
+KEPT_ADDRESSES = 10_000
 OPEN_PATHS = ("/login", "/static/", "/healthz")
 """Reachable without a session: the login form, the stylesheet it needs, and the liveness probe (which
 answers ``ok`` and nothing else)."""
@@ -89,7 +90,8 @@ class RequireLogin:
 
 @dataclass
 class LoginLimiter:
-    """At most ``attempts`` failed logins per address in ``window_s``; a success clears the address."""
+    """At most ``attempts`` failed logins per address in ``window_s``; a success clears the address.
+    Addresses whose failures are all older than the window are forgotten (at most `KEPT_ADDRESSES` kept)."""
 
     attempts: int
     window_s: float
@@ -104,16 +106,17 @@ class LoginLimiter:
         return max(0.0, seen[0] + self.window_s - self.clock())
 
     def failed(self, address: str) -> None:
-        self._recent(address).append(self.clock())
+        if len(self._failures) >= KEPT_ADDRESSES:
+            cutoff = self.clock() - self.window_s
+            self._failures = {a: s for a, s in self._failures.items() if s and s[-1] > cutoff}
+        self._failures.setdefault(address, deque()).append(self.clock())
 
     def succeeded(self, address: str) -> None:
         self._failures.pop(address, None)
 
     def _recent(self, address: str) -> deque[float]:
-        seen = self._failures.setdefault(address, deque())
-        while seen and seen[0] <= self.clock() - self.window_s:
+        seen = self._failures.get(address, deque())
+        cutoff = self.clock() - self.window_s
+        while seen and seen[0] <= cutoff:
             seen.popleft()
-        if not seen:
-            self._failures.pop(address, None)
-            seen = self._failures.setdefault(address, deque())
         return seen
