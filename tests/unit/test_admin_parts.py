@@ -10,8 +10,10 @@ from cdc.admin.charts import usage_chart
 from cdc.admin.kafka_source import CHART_BUCKET_S, budget_series, letter_record, story_of
 from cdc.admin.passwords import hash_password, verify_password
 from cdc.admin.security import LoginLimiter
+from cdc.ops.explain import Explanation, RecordQuery
 from streams.audit import AuditAction, AuditRecord
 from streams.budget import BudgetReport
+from streams.codec import Position
 from streams.events import CHANGE_CODEC, ChangeEvent, Operation, Origin
 from streams.keys import RecordRef, SourceSystem
 from tests.unit.admin_fakes import AT, DV, HS, LETTER, LINK, WRITE
@@ -129,3 +131,12 @@ def test_the_chart_is_inline_svg_with_the_limit_and_escaped_text() -> None:
     assert "<script" not in svg
     empty = usage_chart([], limit=10.0, now=now, title="t")
     assert "no reports in the last 24 h" in empty
+
+
+def test_explain_names_the_person_who_asked() -> None:
+    """`cdc explain` shows the admin page's actions with their user, as the page's story does."""
+    by_person = AuditRecord(step="admin", action=AuditAction.RESYNC, source=HS, actor="ada", at=AT)
+    found = Explanation(
+        RecordQuery(SourceSystem.HUBSPOT, "contact", "501"), audit=[(Position("t", 0, 1), by_person)]
+    )
+    assert any("admin resync: hubspot/123/contact/501 (by ada)" in line for line in found.lines())

@@ -273,3 +273,13 @@ async def test_values_from_a_crm_are_escaped(client: httpx.AsyncClient) -> None:
     page = (await client.get("/deadletters")).text
     assert "<script>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+async def test_an_oversized_form_is_refused_and_changes_nothing(
+    client: httpx.AsyncClient, fake: FakeHealth
+) -> None:
+    assert await log_in(client) == 303
+    token = await csrf_of(client, "/")
+    answer = await client.post("/records/sync", data={"record": HS.key, "pad": "x" * 20_000, "csrf": token})
+    assert answer.status_code == 413
+    assert fake.actions == []
