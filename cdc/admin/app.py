@@ -28,11 +28,24 @@ from cdc.admin.passwords import verify_nobody, verify_password
 from cdc.admin.security import LoginLimiter, RequireLogin, start_session
 from cdc.admin.source import HealthSource, NotFoundError
 from cdc.admin.views import VIEWS
+from cdc.dataverse.errors import DataverseApiError
+from cdc.exits import CliError
+from cdc.hubspot.errors import HubSpotApiError
 from cdc.settings import AdminSettings
+from cdc.sources.publisher import PublishUnavailableError
+from streams.admin import KafkaUnavailableError
 
 __all__ = ["SESSION_COOKIE", "create_app"]
 
 SESSION_COOKIE = "cdc_admin"
+UNAVAILABLE: tuple[type[Exception], ...] = (
+    KafkaUnavailableError,
+    CliError,
+    PublishUnavailableError,
+    HubSpotApiError,
+    DataverseApiError,
+)
+"""What a view's read or action may meet that is nobody's bug: a 503 page saying what did not answer."""
 HEADERS = (
     (
         b"content-security-policy",
@@ -110,8 +123,8 @@ def create_app(
             status, detail = 404, str(error)
         elif isinstance(error, HTTPException):
             status, detail = error.status_code, error.detail
-        else:  # pragma: no cover -- starlette routes only these two here
-            raise error
+        else:  # Kafka or a CRM did not answer, or a topic is missing: their messages carry no credential
+            status, detail = 503, f"{error}; try again once it answers (`cdc status` says more)"
         return render(request, "error.html", {"status": status, "detail": detail}, status=status)
 
     async def healthz(_: Request) -> Response:
@@ -139,7 +152,11 @@ def create_app(
             ),
             Middleware(RequireLogin, max_age_s=settings.session_max_age_s, clock=clock),
         ],
-        exception_handlers={HTTPException: error_page, NotFoundError: error_page},
+        exception_handlers={
+            HTTPException: error_page,
+            NotFoundError: error_page,
+            **dict.fromkeys(UNAVAILABLE, error_page),
+        },
     )
     app.state.source = source
     app.state.templates = templates()

@@ -11,6 +11,7 @@ from cdc.admin.source import BudgetView, BudgetWindow, NotFoundError, Overview, 
 from cdc.ops._kafka import GroupInfo
 from cdc.ops.deadletters import DeadLetterBook, Letter
 from cdc.ops.status import GroupStatus, PartitionLag, StatusReport
+from streams.admin import KafkaUnavailableError
 from streams.audit import AuditAction, AuditRecord, FieldWrite
 from streams.deadletters import DeadLetter
 from streams.keys import RecordRef, SourceSystem
@@ -61,8 +62,11 @@ LETTER = Letter(
 @dataclass
 class FakeHealth:
     actions: list[tuple[str, str, str]] = field(default_factory=list)
+    kafka_down: bool = False
 
     async def overview(self) -> Overview:
+        if self.kafka_down:
+            raise KafkaUnavailableError("cannot reach Kafka at kafka:9092 within 10s")
         return Overview(
             await self.lags(), [StepRow("hubspot-contacts-to-dataverse", "contact~contact", 1, 1)], [WRITE]
         )

@@ -283,3 +283,13 @@ async def test_an_oversized_form_is_refused_and_changes_nothing(
     answer = await client.post("/records/sync", data={"record": HS.key, "pad": "x" * 20_000, "csrf": token})
     assert answer.status_code == 413
     assert fake.actions == []
+
+
+async def test_kafka_not_answering_is_a_503_page_saying_so(
+    client: httpx.AsyncClient, fake: FakeHealth
+) -> None:
+    assert await log_in(client) == 303
+    fake.kafka_down = True
+    answer = await client.get("/")
+    assert answer.status_code == 503
+    assert "cannot reach Kafka at kafka:9092" in answer.text
