@@ -51,6 +51,11 @@ class _State:
         return self._settings
 
 
+MIN_PASSWORD = 12
+"""The shortest password `cdc admin hash-password` hashes (NIST SP 800-63B asks at least 8; the page
+guards CRM data, so a little more)."""
+
+
 def _echo_json(value: Any) -> None:
     click.echo(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode())
 
@@ -327,6 +332,42 @@ def sync(state: _State, dry_run: bool, sync_config: Path | None) -> None:
         # Credentials refused or unusable at start-up (a certificate file that cannot be read, a secret the
         # identity provider refuses): one line and exit 78, as `cdc poll` does, never a traceback.
         raise CliError(f"{type(error).__name__}: {error}", ExitCode.CONFIG) from None
+
+
+@cli.group(invoke_without_command=True)
+@click.pass_context
+def admin(ctx: click.Context) -> None:
+    """Serve the sync health page (login required; admin.host, admin.port), or a subcommand."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from cdc.roles.admin import run_admin  # noqa: PLC0415 -- keeps `cdc --help` fast
+    from consumers.loader import load_config  # noqa: PLC0415
+
+    settings = ctx.find_object(_State).settings  # type: ignore[union-attr]  # the root group sets it
+    config = load_config(settings.sync.config)
+    setup_logging(settings.log)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        with stop_on_signals(stop):
+            await run_admin(
+                settings, stop, config=config, on_listening=lambda url: _progress(f"admin page at {url}")
+            )
+
+    asyncio.run(run())
+
+
+@admin.command("hash-password")
+@click.option("--user", help="Print the line for admin.users (USER: HASH) instead of the hash alone.")
+def admin_hash_password(user: str | None) -> None:
+    """Read a password from a prompt (twice, not echoed) and print its hash for admin.users."""
+    from cdc.admin.passwords import hash_password  # noqa: PLC0415
+
+    password = click.prompt("Password", hide_input=True, confirmation_prompt=True, err=True)
+    if len(password) < MIN_PASSWORD:
+        raise CliError(f"a password of fewer than {MIN_PASSWORD} characters is refused", ExitCode.USAGE)
+    hashed = hash_password(password)
+    click.echo(f"{user}: {hashed}" if user else hashed)
 
 
 @cli.group("config")

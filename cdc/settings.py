@@ -580,6 +580,32 @@ class BudgetSettings(BaseModel):
     )
 
 
+class AdminSettings(BaseModel):
+    """`cdc admin`, the sync health page (`cdc.admin`): who may log in, where it listens, its sessions."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    host: str = Field(default="127.0.0.1", description="Where the page listens: localhost unless told.")
+    port: int = Field(default=8083, ge=0, le=65535)
+    users: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="User name -> password hash, as `cdc admin hash-password` prints it.",
+    )
+    session_secret: SecretStr | None = Field(
+        default=None,
+        description="Signs the session cookies; every replica needs the same one (unset: a random one per "
+        "process, so a session lasts as long as the process and holds on one replica only).",
+    )
+    session_max_age_s: int = Field(
+        default=8 * 3600, ge=60, description="A session expires this long after login."
+    )
+    secure_cookies: bool = Field(
+        default=True, description="Cookies only over HTTPS; off only for a plain-HTTP localhost (the demo)."
+    )
+    login_attempts: int = Field(default=5, ge=1, description="Failed logins per address per window.")
+    login_window_s: float = Field(default=300.0, gt=0, description="The failed-login window.")
+
+
 class Settings(BaseSettings):
     """Everything the daemon can be told. Frozen: nothing changes it after start-up."""
 
@@ -598,6 +624,7 @@ class Settings(BaseSettings):
     poll: PollSettings = PollSettings()
     sync: SyncSettings = SyncSettings()
     budget: BudgetSettings = BudgetSettings()
+    admin: AdminSettings = AdminSettings()
     log: LogSettings = LogSettings()
 
     @classmethod

@@ -2,7 +2,8 @@
 # Installs everything the project needs on a fresh machine, and nothing twice:
 #   1. Java 17+ and Maven through apt, when missing (the local Kafka broker runs from Maven Central jars);
 #      promtool (Debian's prometheus) and docker-compose too: the deployment tests check the alert rules,
-#      the Prometheus config and the compose file with them (no Docker engine is needed);
+#      the Prometheus config and the compose file with them (no Docker engine is needed); Debian's chromium
+#      and chromium-driver for the admin page's browser test (no browser download from a test tool);
 #   2. a virtualenv in .venv with this package and its dev tools (re-installed when pyproject.toml changes);
 #   3. the Apache Kafka broker jars, resolved into ~/.cache/cdc-kafka (or $CDC_KAFKA_CACHE).
 set -euo pipefail
@@ -22,6 +23,8 @@ java_ok || missing+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || missing+=(maven)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 if [ ${#missing[@]} -gt 0 ]; then
   say "installing ${missing[*]} with apt"
   if [ "$(id -u)" -eq 0 ]; then sudo=(); elif command -v sudo >/dev/null 2>&1; then sudo=(sudo); else

@@ -22,6 +22,10 @@ class AuditAction(StrEnum):
     LINK = "link"
     UNLINK = "unlink"
     SKIP = "skip"
+    RESYNC = "resync"
+    """A person asked for the record to be read again and synced (the admin page's "sync now")."""
+    REDRIVE = "redrive"
+    """A person re-sent a dead letter (the admin page's "redrive")."""
 
 
 class FieldWrite(BaseModel):
@@ -51,6 +55,9 @@ class AuditRecord(Versioned):
     source_event_ids: tuple[str, ...] = ()
     dry_run: bool = False
     redacted: bool = Field(default=False, description="A privacy deletion: no field values are kept.")
+    actor: str | None = Field(
+        default=None, description="The person who asked (an admin page user); none for the engine's own."
+    )
     at: AwareDatetime
 
     @model_validator(mode="after")

@@ -113,6 +113,7 @@ def _side_lines(side: LinkSide) -> list[str]:
 
 def _audit_lines(where: Position, record: AuditRecord) -> list[str]:
     target = f" -> {record.target.key}" if record.target else ""
+    target += f" (by {record.actor})" if record.actor else ""
     flags = "".join(
         f" [{flag}]" for flag, on in (("dry run", record.dry_run), ("redacted", record.redacted)) if on
     )

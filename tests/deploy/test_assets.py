@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 import yaml
 
-from cdc.settings import IngestSettings, PollSettings, SyncSettings, load_settings, unknown_env
+from cdc.settings import AdminSettings, IngestSettings, PollSettings, SyncSettings, load_settings, unknown_env
 from consumers.loader import load_config
 from streams.config import KafkaSettings
 
@@ -242,6 +242,7 @@ def test_compose_resolves_every_service() -> None:
         "ingest",
         "poll",
         "sync",
+        "admin",
         "sandbox",
         "prometheus",
         "grafana",
@@ -557,7 +558,7 @@ def test_kustomize_build_validates_and_carries_the_default_sync_config() -> None
 
 def test_k8s_replicas_follow_the_scaling_rules() -> None:
     deployments = _deployments()
-    assert set(deployments) == {"cdc-ingest", "cdc-poll", "cdc-sync"}
+    assert set(deployments) == {"cdc-ingest", "cdc-poll", "cdc-sync", "cdc-admin"}
     assert deployments["cdc-ingest"]["spec"]["replicas"] == 2
     assert deployments["cdc-poll"]["spec"]["replicas"] == 2
     literals = _settings_literals()
@@ -626,6 +627,30 @@ def test_k8s_ingress_routes_the_webhook_path_to_ingest() -> None:
     assert service["spec"]["selector"].items() <= ingest_labels.items()
 
 
+def test_k8s_admin_page_is_a_cluster_service_with_its_users_and_session_secret_from_the_secret() -> None:
+    """Issue 18: the page is reached through a Service (TLS: deploy/README.md);
+    its users and session secret are Secret references, so every replica gets the same secret."""
+    resources = _resources()
+    deployment = _deployments()["cdc-admin"]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["args"] == ["admin"]
+    env = {item["name"]: item for item in container["env"]}
+    assert env["CDC_ADMIN__PORT"]["value"] == str(AdminSettings().port)
+    for name, key in [
+        ("CDC_ADMIN__USERS", "admin-users"),
+        ("CDC_ADMIN__SESSION_SECRET", "admin-session-secret"),
+    ]:
+        assert env[name]["valueFrom"]["secretKeyRef"] == {"name": "cdc-credentials", "key": key}
+    assert "CDC_ADMIN__SECURE_COOKIES" not in env, "behind TLS the cookies stay Secure-only"
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    (service,) = [d for d in resources if d["kind"] == "Service" and d["metadata"]["name"] == "cdc-admin"]
+    assert service["spec"]["type"] == "ClusterIP"
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= labels.items()
+    readme = (ROOT / "deploy" / "README.md").read_text(encoding="utf-8")
+    assert "The admin page behind TLS" in readme
+
+
 @pytest.mark.parametrize("role", ["sync", "poll"])
 def test_k8s_sync_config_is_the_default_steps_file_mounted_where_the_setting_points(role: str) -> None:
     """`cdc poll` reads it too: what it polls follows from the enabled steps."""
@@ -650,7 +675,9 @@ def test_k8s_settings_load_as_the_daemon_would(monkeypatch: pytest.MonkeyPatch) 
         (container,) = deployment["spec"]["template"]["spec"]["containers"]
         values = dict(literals)
         for item in container["env"]:
-            values[item["name"]] = item.get("value", "made-up-secret")
+            users = item["name"] == "CDC_ADMIN__USERS"  # a JSON object: name -> hash
+            made_up = '{"ada": "scrypt$1$1$1$x$y"}' if users else "made-up-secret"
+            values[item["name"]] = item.get("value", made_up)
         values.pop("CDC_KAFKA__SASL_PASSWORD")  # optional: only with SASL_SSL and a mechanism
         for name, value in values.items():
             monkeypatch.setenv(name, value)

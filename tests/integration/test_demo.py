@@ -50,6 +50,9 @@ def test_demo_once_syncs_both_ways_prints_the_metrics_urls_and_exits_0() -> None
     assert process.returncode == 0, f"{out}\n{err}"
     url = r"http://127\.0\.0\.1:\d+/metrics"
     assert re.search(rf"^metrics: ingest {url}  poll {url}  sync {url}$", out, re.MULTILINE), out
+    # Issue 18: the admin page runs too, with a user made for the run.
+    admin = r"^admin page: http://127\.0\.0\.1:\d+  user admin, password [\w-]{16} \(made for this run\)$"
+    assert re.search(admin, out, re.MULTILINE), out
     assert re.search(r"^backfill done in [\d.]+ s: \d+ writes", out, re.MULTILINE), out
     assert "WARNING duplicates" not in out
     # Both directions, each write with its latency; the conflict resolved by the default rule.

@@ -14,7 +14,9 @@ Start-up, in order (the CLI has started a local Apache Kafka):
    the Dataverse ones already in HubSpot under the same email or name (`cdc.tools.demo.seed`);
 4. the three roles start as tasks of one task group, as separate deployments would run them: ``ingest``
    (webhook receiver), ``poll`` (Dataverse change tracking + HubSpot reconciler) and ``sync`` (router +
-   apply loop), each with its own metrics endpoint; the live view reads the change and audit topics;
+   apply loop), each with its own metrics endpoint; the live view reads the change and audit topics; and
+   ``admin`` (`cdc admin`, the sync health page) with a user ``admin`` whose password is made for the run
+   and printed with the page's URL;
 5. the backfill: the reconciler's and the poller's first passes put every seeded record on Kafka and the
    sync engine matches or creates its counterpart; a progress line counts linked pairs against expected;
 6. the live part: a "user" (`cdc.tools.demo.user`) edits both CRMs a few times a second; each write the engine
@@ -34,6 +36,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import secrets
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -42,16 +45,19 @@ from typing import Any
 
 import httpx
 from prometheus_client import CollectorRegistry
+from pydantic import SecretStr
 
+from cdc.admin import hash_password
 from cdc.exits import CliError, ExitCode
 from cdc.hubspot import tokens as hubspot_tokens
 from cdc.metrics import Metrics
 from cdc.provisioning.run import provision_sandbox
+from cdc.roles.admin import run_admin
 from cdc.roles.ingest import run_ingest
 from cdc.roles.poll import run_poll
 from cdc.roles.sync import run_sync
 from cdc.sandbox.runner import Sandbox, run_sandbox
-from cdc.settings import PollSettings, Settings, SyncSettings
+from cdc.settings import AdminSettings, PollSettings, Settings, SyncSettings
 from cdc.tools.demo.seed import SeedPlan, plan_seed, post_seed
 from cdc.tools.demo.user import EDIT_KINDS, DemoUser, Expectation
 from cdc.tools.demo.view import LiveView
@@ -165,6 +171,25 @@ async def _start(
         task.result()
         raise RuntimeError(f"{name} stopped during start-up")
     return Role(name, stop, task), ready.result()
+
+
+async def _start_admin(
+    tasks: asyncio.TaskGroup, settings: Settings, config: SyncConfig
+) -> tuple[Role, str, str]:
+    """`cdc admin` on a free port with one user, ``admin``, whose password is made for this run; plain
+    HTTP on localhost, so its cookies are not marked Secure (a deployment keeps them Secure, behind TLS)."""
+    password = secrets.token_urlsafe(12)
+    admin = AdminSettings(
+        port=0,
+        users={"admin": SecretStr(hash_password(password))},
+        session_secret=SecretStr(secrets.token_urlsafe(32)),
+        secure_cookies=False,
+    )
+    with_admin = settings.model_copy(update={"admin": admin})
+    role, url = await _start(
+        tasks, "admin", lambda s, r: run_admin(with_admin, s, config=config, on_listening=r)
+    )
+    return role, url, password
 
 
 async def _stop(role: Role) -> None:
@@ -378,6 +403,8 @@ class Demo:
                 "sync",
                 lambda s, r: run_sync(settings, s, metrics=metrics["sync"], config=config, on_ready=r),
             )
+            admin, admin_url, password = await _start_admin(tasks, settings, config)
+            say(f"admin page: {admin_url}  user admin, password {password} (made for this run)")
             ingest_url = webhook_url.removesuffix("/webhooks/hubspot")
             say(f"metrics: ingest {ingest_url}/metrics  poll {poll_url}/metrics  sync {sync_url}/metrics")
             say(
@@ -401,7 +428,7 @@ class Demo:
             await _timed(
                 say,
                 "2/5: intake stopped: ingest answers 503, the pollers committed their last page",
-                asyncio.gather(_stop(ingest), _stop(poll)),
+                asyncio.gather(_stop(ingest), _stop(poll), _stop(admin)),
             )
             await _timed(say, "3/5: sync finished its batch, committed and left its groups", _stop(sync))
             view_stop.set()

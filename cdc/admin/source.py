@@ -1,0 +1,105 @@
+"""What the admin page shows, as plain data, and the port it reads it through (:class:`HealthSource`).
+
+`cdc.admin.kafka_source` reads it all from Kafka and the CRMs on every request (nothing is kept in a
+replica's memory, so any replica answers alike); the security tests give the app a fake. A new view (the
+"Excluded" and "Paused" ones to come) adds its data class and one method here, and its module in
+`cdc.admin.views`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from cdc.ops.deadletters import DeadLetterBook, Letter
+from cdc.ops.status import StatusReport
+from streams.audit import AuditRecord
+from streams.keys import RecordRef
+from streams.links import Link
+
+__all__ = [
+    "BudgetView",
+    "BudgetWindow",
+    "HealthSource",
+    "NotFoundError",
+    "Overview",
+    "StepRow",
+    "Story",
+]
+
+
+class NotFoundError(LookupError):
+    """What was asked for does not exist (a record, a dead letter): the page answers 404 with the message."""
+
+
+@dataclass(frozen=True)
+class StepRow:
+    step: str
+    pair: str
+    in_sync: int
+    """Linked pairs of the step's objects (a pair is in sync through every step of its objects)."""
+    failing: int
+    """Pending dead letters of the step."""
+
+
+@dataclass(frozen=True)
+class Overview:
+    status: StatusReport
+    steps: list[StepRow]
+    last_writes: list[AuditRecord]
+
+
+@dataclass
+class Story:
+    """A record's story: the records the search named, their links, the audit records of either side."""
+
+    query: str
+    records: list[RecordRef] = field(default_factory=list)
+    links: list[Link] = field(default_factory=list)
+    audit: list[AuditRecord] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class BudgetWindow:
+    system: str
+    window: str
+    seconds: float
+    limit: float
+    """What the deployment may use (HubSpot's daily limit less the cap)."""
+    full_limit: float
+    """The vendor's limit before the cap."""
+    used: float
+    processes: int
+
+
+@dataclass(frozen=True)
+class BudgetView:
+    windows: list[BudgetWindow]
+    series: dict[str, list[tuple[float, float]]]
+    """system -> (epoch seconds, the deployment's use of its chart window then), oldest first."""
+    chart_window: dict[str, str]
+    """system -> the window charted (HubSpot: daily; Dataverse: requests)."""
+
+
+class HealthSource(Protocol):
+    async def overview(self) -> Overview: ...
+
+    async def lags(self) -> StatusReport: ...
+
+    async def links(self) -> list[Link]: ...
+
+    async def story(self, query: str) -> Story:
+        """Raises :class:`NotFoundError` when no link and no audit record names the record."""
+        ...
+
+    async def budget(self) -> BudgetView: ...
+
+    async def deadletters(self) -> DeadLetterBook: ...
+
+    async def redrive(self, letter: Letter, actor: str) -> str:
+        """Re-send one pending letter, audited as ``actor``'s; what was done, for the page to say."""
+        ...
+
+    async def sync_now(self, ref: RecordRef, actor: str) -> str:
+        """Read the record again and publish it, audited as ``actor``'s; raises :class:`NotFoundError`."""
+        ...
