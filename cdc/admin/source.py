@@ -2,8 +2,7 @@
 
 `cdc.admin.kafka_source` reads it all from Kafka and the CRMs on every request (nothing is kept in a
 replica's memory, so any replica answers alike); the security tests give the app a fake. A new view (the
-"Excluded" and "Paused" ones to come) adds its data class and one method here, and its module in
-`cdc.admin.views`.
+"Paused" one to come) adds its data class and one method here, and its module in `cdc.admin.views`.
 """
 
 from __future__ import annotations
@@ -14,7 +13,8 @@ from typing import Protocol
 from cdc.ops.deadletters import DeadLetterBook, Letter
 from cdc.ops.status import StatusReport
 from streams.audit import AuditRecord
-from streams.keys import RecordRef
+from streams.exclusions import Exclusion
+from streams.keys import RecordRef, SourceSystem
 from streams.links import Link
 
 __all__ = [
@@ -40,6 +40,8 @@ class StepRow:
     """Linked pairs of the step's objects (a pair is in sync through every step of its objects)."""
     failing: int
     """Pending dead letters of the step."""
+    excluded: int = 0
+    """Records the step refuses or skips now (`streams.exclusions`)."""
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,8 @@ class Story:
     records: list[RecordRef] = field(default_factory=list)
     links: list[Link] = field(default_factory=list)
     audit: list[AuditRecord] = field(default_factory=list)
+    exclusions: list[Exclusion] = field(default_factory=list)
+    """Why any of its records is excluded now (reason, values, since when)."""
 
 
 @dataclass(frozen=True)
@@ -102,4 +106,20 @@ class HealthSource(Protocol):
 
     async def sync_now(self, ref: RecordRef, actor: str) -> str:
         """Read the record again and publish it, audited as ``actor``'s; raises :class:`NotFoundError`."""
+        ...
+
+    async def exclusions(self) -> list[Exclusion]:
+        """Every record excluded now, the most recently seen first."""
+        ...
+
+    async def retry(self, targets: list[Exclusion], actor: str) -> str:
+        """Read each excluded record again and publish it (`cdc.ops.excluded.retry`), each audited as
+        ``actor``'s; what was done, for the page to say."""
+        ...
+
+    async def push(self, ref: RecordRef, winner: SourceSystem, actor: str) -> list[str]:
+        """Sync ``ref`` now with ``winner``'s values winning every conflict of that pass (`cdc.ops.push`:
+        a push when ``winner`` is the record's system, else a pull from its linked record), audited as
+        ``actor``'s; what was written, as `cdc push` prints it. Raises :class:`NotFoundError` for a record
+        its CRM does not have, or (a pull) one not linked yet."""
         ...

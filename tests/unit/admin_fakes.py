@@ -14,6 +14,7 @@ from cdc.ops.status import GroupStatus, PartitionLag, StatusReport
 from streams.admin import KafkaUnavailableError
 from streams.audit import AuditAction, AuditRecord, FieldWrite
 from streams.deadletters import DeadLetter
+from streams.exclusions import Exclusion, ExclusionReason
 from streams.keys import RecordRef, SourceSystem
 from streams.links import Link, LinkSide
 
@@ -58,6 +59,25 @@ LETTER = Letter(
     ),
 )  # fmt: skip
 
+EXCLUDED = RecordRef(system=SourceSystem.HUBSPOT, tenant="123", object_type="contact", object_id="502")
+EXCLUSION = Exclusion(
+    step="hubspot-contacts-to-dataverse",
+    reason=ExclusionReason.AMBIGUOUS_MATCH,
+    record=EXCLUDED,
+    values={"email": "dup@example.com"},
+    detail="2 candidates with this match key",
+    first_seen=AT,
+    last_seen=AT,
+)
+OPTION = Exclusion(
+    step="deals",
+    reason=ExclusionReason.NO_OPTION_COUNTERPART,
+    record=RecordRef(system=SourceSystem.HUBSPOT, tenant="123", object_type="deal", object_id="77"),
+    values={"dealstage": "<b>won</b>"},
+    first_seen=AT,
+    last_seen=AT,
+)
+
 
 @dataclass
 class FakeHealth:
@@ -68,7 +88,7 @@ class FakeHealth:
         if self.kafka_down:
             raise KafkaUnavailableError("cannot reach Kafka at kafka:9092 within 10s")
         return Overview(
-            await self.lags(), [StepRow("hubspot-contacts-to-dataverse", "contact~contact", 1, 1)], [WRITE]
+            await self.lags(), [StepRow("hubspot-contacts-to-dataverse", "contact~contact", 1, 1, 1)], [WRITE]
         )
 
     async def lags(self) -> StatusReport:
@@ -85,7 +105,7 @@ class FakeHealth:
         return [LINK]
 
     async def story(self, query: str) -> Story:
-        story = story_of(query, [LINK], [WRITE])
+        story = story_of(query, [LINK], [WRITE], await self.exclusions())
         if not story.records:
             raise NotFoundError(f"no link and no audit record names {query!r}")
         return story
@@ -107,3 +127,16 @@ class FakeHealth:
             raise NotFoundError(f"HubSpot has no {ref.object_type} {ref.object_id}")
         self.actions.append(("sync_now", ref.key, actor))
         return "read again"
+
+    async def exclusions(self) -> list[Exclusion]:
+        return [EXCLUSION, OPTION]
+
+    async def retry(self, targets: list[Exclusion], actor: str) -> str:
+        self.actions += [("retry", e.key, actor) for e in targets]
+        return f"{len(targets)} excluded record(s) read again and sent to the sync"
+
+    async def push(self, ref: RecordRef, winner: SourceSystem, actor: str) -> list[str]:
+        if ref.key not in {HS.key, DV.key}:
+            raise NotFoundError(f"{ref.system} {ref.object_type}: no such record: {ref.object_id}")
+        self.actions.append((f"push from {winner}", ref.key, actor))
+        return [f"pushed from {winner} contacts: 1 record(s) in 0.4 s", "  update dataverse contact x (step)"]
