@@ -27,6 +27,8 @@ def test_catalog_has_every_topic_under_the_prefix() -> None:
         "acme.sync.work",
         "acme.sync.sent",
         "acme.budget",
+        "acme.control",
+        "acme.sync.parked",
     ]
     assert catalog[TopicRole.LINKS].config["cleanup.policy"] == "compact"
     assert catalog[TopicRole.CHECKPOINTS].config["cleanup.policy"] == "compact"
