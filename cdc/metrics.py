@@ -46,7 +46,7 @@ def _package_version() -> str:
 class Metrics:
     """The metrics of one process. Tests build their own with a fresh ``CollectorRegistry``."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry) -> None:  # noqa: PLR0915 -- one declaration per metric
         self.registry = registry
         self.build_info = Gauge(
             "cdc_build_info", "Always 1; the labels say what runs.", ["version"], registry=registry
@@ -336,6 +336,25 @@ class Metrics:
             "cdc_sync_paused_total",
             "Times the sync stage paused for a CRM system error (429, 5xx, timeout, auth).",
             ["system"],
+            registry=registry,
+        )
+        # Not `cdc_sync_paused`: the client library keeps that family name for `cdc_sync_paused_total`.
+        self.sync_operator_paused = Gauge(
+            "cdc_sync_operator_paused",
+            '1 while an operator has paused this step (`cdc pause STEP`; step="*": everything), else 0.',
+            ["step"],
+            registry=registry,
+        )
+        self.sync_operator_paused_since = Gauge(
+            "cdc_sync_operator_paused_since_timestamp_seconds",
+            "When the operator's pause of this step began (Unix time); 0 while it is not paused.",
+            ["step"],
+            registry=registry,
+        )
+        self.sync_parked = Counter(
+            "cdc_sync_parked_total",
+            "Work items parked because their step (or an earlier item of their pair) was paused, by pair.",
+            ["pair"],
             registry=registry,
         )
         self.sync_batch_seconds = Histogram(

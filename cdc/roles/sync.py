@@ -61,11 +61,13 @@ from consumers.apply_loop import ApplyLoop
 from consumers.batch import BatchResult
 from consumers.config import SyncConfig
 from consumers.loader import load_config
+from consumers.parking import held_pairs
 from consumers.ports import CrmGateway, CrmUnavailableError
 from consumers.retries import Retry, RetryPolicy, retrying
 from consumers.router import Router
 from consumers.sent import SentValues
 from streams.admin import cluster_id
+from streams.control import EVERYTHING, ControlView, Pauses
 from streams.keys import SourceSystem
 from streams.link_db import LinkStore
 from streams.link_store import CommittedLinks
@@ -73,6 +75,7 @@ from streams.link_view import LinkView
 from streams.sent_log import SentLog
 from streams.topics import TopicCatalog, TopicRole
 from streams.transactions import Lag
+from streams.work import WorkItem
 
 log = logging.getLogger("cdc.sync")
 TOPICS = (
@@ -83,6 +86,8 @@ TOPICS = (
     TopicRole.LINKS,
     TopicRole.AUDIT,
     TopicRole.DEADLETTER,
+    TopicRole.CONTROL,
+    TopicRole.PARKED,
 )
 """What `cdc sync` reads and writes: ``/readyz`` asks that each exists."""
 FIRST_TOKEN = RetryPolicy(retries=7, wait_initial_s=1.0, wait_max_s=30.0)
@@ -166,6 +171,7 @@ class SyncStats:
     def __init__(self, metrics: Metrics, index: CommittedLinks, config: SyncConfig) -> None:
         self.metrics = metrics
         self.index = index
+        self.config = config
         self.batches = 0
         self.writes = 0
         self.dead = 0
@@ -218,9 +224,30 @@ class SyncStats:
         if retry.what == "sync" and isinstance(retry.error, CrmUnavailableError):
             self.metrics.sync_paused.labels(system=str(retry.error.system)).inc()
 
+    def paused(self, pauses: Pauses) -> None:
+        """The operator's pauses as gauges: every enabled step and ``*`` (everything), 1 or 0."""
+        active = pauses.active
+        for step in (EVERYTHING, *(s.name for s in self.config.enabled_steps())):
+            pause = active.get(step)
+            self.metrics.sync_operator_paused.labels(step=step).set(0 if pause is None else 1)
+            since = 0.0 if pause is None else pause.at.timestamp()
+            self.metrics.sync_operator_paused_since.labels(step=step).set(since)
+
+    def parked(self, items: list[WorkItem]) -> None:
+        for item in items:
+            self.metrics.sync_parked.labels(pair=item.pair).inc()
+
     def count_links(self) -> None:
         for kind, n in self.index.counts().items():
             self.metrics.links.labels(object=object_label(kind.split("~", 1)[0])).set(n)
+
+
+async def _start_control(control: ControlView, config: SyncConfig, stats: SyncStats) -> None:
+    """Read the operator's pauses before the loops start: a replica started while paused stays paused."""
+    stats.paused(await control.start())
+    if control.pauses.active:
+        held = ", ".join(sorted(held_pairs(config, control.pauses.steps())))
+        log.warning("starting paused: %s (pairs held: %s)", list(control.pauses.active), held or "none")
 
 
 async def run_sync(
@@ -268,6 +295,11 @@ async def run_sync(
         )
         stack.push_async_callback(journal.close)
         pending = await journal.start()
+        control = ControlView(
+            settings.kafka, catalog, on_change=stats.paused, on_beat=heartbeats.expect("sync-control")
+        )
+        stack.push_async_callback(control.close)
+        await _start_control(control, config, stats)
         applier = Applier(config, gateways, store, dry_run=settings.sync.dry_run, sent=sent, journal=journal)
         options = LiveOptions(config, gateways, applier, every_s=settings.sync.options_refresh_s)
         await options.refresh()
@@ -284,6 +316,7 @@ async def run_sync(
             on_retry=stats.retried,
             on_lag=stats.lag,
             on_beat=heartbeats.expect("sync-route"),
+            control=control,
         )
         apply = ApplyLoop(
             settings.kafka,
@@ -298,6 +331,8 @@ async def run_sync(
             on_beat=heartbeats.expect("sync-apply"),
             links=view,
             sent=journal,
+            control=control,
+            on_parked=stats.parked,
         )
         kafka = KafkaCheck(settings.kafka, [catalog.name(role) for role in TOPICS])
         groups = joined({router.group: lambda: router.joined, apply.group: lambda: apply.joined})
@@ -325,6 +360,7 @@ async def run_sync(
             loops = {
                 "sync-links": view.run,
                 "sync-sent": journal.run,
+                "sync-control": control.run,
                 "sync-route": router.run,
                 "sync-apply": apply.run,
             }

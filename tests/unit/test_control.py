@@ -1,0 +1,99 @@
+"""The control topic's state without Kafka: what a replica takes from each record, what `cdc pause` says,
+and when `cdc status` warns that waiting changes near their topic's retention."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from aiokafka.structs import ConsumerRecord
+
+from cdc.ops.pauses import Change, TopicWait, render_pauses, retention_warnings, topic_waits
+from consumers.loader import load_config
+from streams.config import KafkaSettings
+from streams.control import CONTROL_CODEC, EVERYTHING, Pause, Pauses, _apply
+from streams.topics import DAY_MS, TopicCatalog
+
+AT = datetime(2026, 12, 6, 21, 0, tzinfo=UTC)
+
+
+def pause(target: str, *, paused: bool = True, reason: str | None = "CRM maintenance") -> Pause:
+    return Pause(target=target, paused=paused, by="ana", at=AT, reason=reason)
+
+
+def message(key: str, value: bytes | None, offset: int = 0) -> ConsumerRecord[bytes, bytes]:
+    return ConsumerRecord(
+        topic="t.control",
+        partition=0,
+        offset=offset,
+        timestamp=0,
+        timestamp_type=0,
+        key=key.encode(),
+        value=value,
+        checksum=None,
+        serialized_key_size=len(key),
+        serialized_value_size=len(value or b""),
+        headers=(),
+    )
+
+
+def test_a_pause_then_a_resume_or_a_tombstone() -> None:
+    pauses = _apply(Pauses(), message("*", CONTROL_CODEC.encode(pause(EVERYTHING))))
+    assert pauses.everything is not None
+    assert pauses.everything.by == "ana"
+    resumed = _apply(pauses, message("*", CONTROL_CODEC.encode(pause(EVERYTHING, paused=False))))
+    assert resumed.everything is None
+    assert resumed.active == {}
+    assert resumed.latest["*"].by == "ana"  # who resumed is kept
+    assert _apply(pauses, message("*", None)).everything is None
+
+
+def test_a_step_pause_is_not_a_pause_of_everything() -> None:
+    pauses = _apply(Pauses(), message("s2", CONTROL_CODEC.encode(pause("s2"))))
+    assert pauses.everything is None
+    assert pauses.steps() == {"s2"}
+
+
+def test_an_unreadable_control_record_changes_nothing() -> None:
+    pauses = _apply(Pauses(), message("s2", CONTROL_CODEC.encode(pause("s2"))))
+    assert _apply(pauses, message("s2", b"{not json")) == pauses
+    assert _apply(pauses, message("s2", b'{"target": "s2"}')) == pauses
+
+
+def test_what_cdc_pause_and_paused_say() -> None:
+    config = load_config()
+    step = Change(
+        "s2_contacts_to_contacts", pause("s2_contacts_to_contacts"), None, frozenset({"contact~contact"})
+    )
+    assert "contact~contact park in order" in step.message()
+    again = Change(EVERYTHING, None, pause(EVERYTHING), frozenset())
+    assert again.message() == "everything is paused already, by ana since 2026-12-06T21:00:00+00:00"
+    assert Change("s1", None, None, frozenset()).message() == "step s1 is not paused: nothing to resume"
+    lines = render_pauses(Pauses({"s2_contacts_to_contacts": pause("s2_contacts_to_contacts")}), config)
+    assert lines == [
+        "paused: step s2_contacts_to_contacts (holds contact~contact), by ana since "
+        "2026-12-06T21:00:00+00:00: CRM maintenance"
+    ]
+    assert render_pauses(Pauses(), config) == ["paused: nothing"]
+
+
+def test_status_warns_past_half_the_retention() -> None:
+    catalog = TopicCatalog.from_settings(KafkaSettings(topic_prefix="t."))
+    day = DAY_MS / 1000
+    waits = topic_waits(
+        [
+            ("t.changes.hubspot", 6 * day),
+            ("t.changes.hubspot", 8 * day),
+            ("t.sync.work", 1.0),
+            ("t.links", 9e9),
+        ],
+        catalog,
+    )
+    assert waits == [
+        TopicWait("t.changes.hubspot", 8 * day, 14 * day),
+        TopicWait("t.sync.work", 1.0, 7 * day),
+    ]
+    (warning,) = retention_warnings(waits)
+    assert warning.startswith(
+        "oldest waiting change on t.changes.hubspot: 8.0d old, 57% of its 14.0d retention"
+    )
+    assert retention_warnings(topic_waits([("t.changes.hubspot", 6 * day)], catalog)) == []
