@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from consumers.parking import Waiting, replayable
+from streams.admin import TopicAdminError
 from streams.clients import make_consumer, partitions_of, read_to_end, start_or_close
 from streams.config import KafkaSettings
 from streams.deadletters import DeadLetter
@@ -58,6 +59,9 @@ class ParkedReader:
         self._consumer = consumer
         work = {tp.partition for tp in await partitions_of(consumer, self.work_topic)}
         parked = {tp.partition for tp in await partitions_of(consumer, self.topic)}
+        if not parked:
+            await self.close()
+            raise TopicAdminError(f"topic {self.topic} does not exist: run `cdc topics ensure` first")
         if work != parked:
             await self.close()
             raise RuntimeError(

@@ -51,8 +51,13 @@ class Change:
     before: Pause | None
     held: frozenset[str]
     """The pairs whose items park while ``target`` (a step) is paused."""
+    others: tuple[str, ...] = ()
+    """The other targets paused now (after this change)."""
 
     def message(self) -> str:
+        return self._what_happened() + (f"; still paused: {', '.join(self.others)}" if self.others else "")
+
+    def _what_happened(self) -> str:
         what = "everything" if self.target == EVERYTHING else f"step {self.target}"
         if self.written is None:
             before = self.before
@@ -63,6 +68,8 @@ class Change:
             return f"resumed {what}"
         if self.target == EVERYTHING:
             return "paused everything: the sync stops consuming, changes wait in Kafka"
+        if not self.held:
+            return f"paused {what}, which is not enabled: nothing waits for it"
         return (
             f"paused {what}: work items of {', '.join(sorted(self.held))} park in order until it resumes "
             "(a pair's steps are planned together, so its other steps wait too)"
@@ -83,11 +90,13 @@ async def change_pause(
     target the configuration does not know."""
     name = check_target(config, target)
     held = held_pairs(config, [name]) if name != EVERYTHING else frozenset()
-    before = (await read_pauses(kafka)).latest.get(name)
+    pauses = await read_pauses(kafka)
+    before = pauses.latest.get(name)
+    others = tuple(target for target in pauses.active if target != name)
     if (before is not None and before.paused) == paused:
-        return Change(name, None, before, held)
+        return Change(name, None, before, held, others)
     written = await set_pause(kafka, name, paused=paused, by=by, reason=reason, at=now)
-    return Change(name, written, before, held)
+    return Change(name, written, before, held, others)
 
 
 @dataclass(frozen=True)

@@ -101,7 +101,9 @@ async def test_pausing_everything_holds_every_write_until_resumed_on_both_replic
 
 
 async def test_pausing_one_step_parks_its_records_while_the_others_flow(kafka_settings: Any) -> None:
+    """Two replicas: whichever owns the contact's partition parks it, the other applies the company."""
     async with running_stack(kafka_settings, small_config()) as stack:
+        await stack.add_replica()
         paused = await run_cdc(stack, "pause", "contacts_to_contacts", "--reason", "mapping review")
         assert paused.returncode == 0, paused.stderr
         assert "contact~contact" in paused.stdout
@@ -141,7 +143,6 @@ async def test_pausing_one_step_parks_its_records_while_the_others_flow(kafka_se
 
         await eventually(newest, within=60, what="the parked contact, with its newer edit, after resume")
         assert gauge._value.get() == 0
-        assert stack.metrics.sync_parked.labels(pair="contact~contact")._value.get() >= 1
         await quiet(stack)
         assert (
             len([r for r in await stack.dv_all("contact") if r.get("emailaddress1") == "parked@example.com"])

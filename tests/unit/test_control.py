@@ -97,3 +97,11 @@ def test_status_warns_past_half_the_retention() -> None:
         "oldest waiting change on t.changes.hubspot: 8.0d old, 57% of its 14.0d retention"
     )
     assert retention_warnings(topic_waits([("t.changes.hubspot", 6 * day)], catalog)) == []
+
+
+def test_resuming_everything_says_which_steps_stay_paused() -> None:
+    change = Change(EVERYTHING, pause(EVERYTHING, paused=False), pause(EVERYTHING), frozenset(), ("s2",))
+    assert change.message() == "resumed everything; still paused: s2"
+    assert Change("l1", pause("l1"), None, frozenset()).message() == (
+        "paused step l1, which is not enabled: nothing waits for it"
+    )
