@@ -29,7 +29,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from consumers.applier import Applier
 from consumers.batch import BatchResult
 from consumers.parked import ParkedReader
-from consumers.parking import held_pairs, sort
+from consumers.parking import Sorted, held_pairs, sort
 from consumers.ports import BatchRevokedError, CrmUnavailableError
 from consumers.retries import ENGINE, Keepalive, Retry, RetryPolicy, retrying, unless_stopped
 from streams.audit import AUDIT_CODEC
@@ -166,39 +166,50 @@ class ApplyLoop(TransactionalLoop):
                 consumer.resume(*consumer.assignment())
                 # Taken before the read: a batch read across a rebalance is dropped, never committed.
                 generation = ownership.generation
-                if parked is not None:
-                    await parked.follow(generation, sorted(consumer.assignment()), consumer.committed)
-                    settle = partial(
-                        self._settle,
-                        consumer=consumer,
-                        producer=producer,
-                        generation=generation,
-                        stop=stop,
-                        keepalive=keepalive,
-                    )
-                    if await _replay(parked, self._held(), settle):
-                        continue
-                batch = await collect(consumer, max_records=self.batch_size, wait_ms=self.batch_wait_ms)
-                await self.report_lag(consumer, batch)
-                if not batch:
-                    continue
-                items, origin, dead = _decode_work(batch)
-                park: list[WorkItem] = []
-                if parked is not None:
-                    split = sort(items, self._held(), parked.waiting)
-                    items, park = split.apply, split.park
-                done = await self._settle(
-                    Settling(items, origin, dead, offsets(batch), park),
+                settle = partial(
+                    self._settle,
                     consumer=consumer,
                     producer=producer,
                     generation=generation,
                     stop=stop,
                     keepalive=keepalive,
                 )
+                if parked is not None and await self._replay(parked, consumer, generation, settle):
+                    continue
+                batch = await collect(consumer, max_records=self.batch_size, wait_ms=self.batch_wait_ms)
+                await self.report_lag(consumer, batch)
+                if not batch:
+                    continue
+                items, origin, dead = _decode_work(batch)
+                split = Sorted(items, []) if parked is None else self._sort(parked, generation, items)
+                if split is None:
+                    # Read before this member knew what waits on its new partitions: it could not tell which
+                    # items must park behind parked ones. Read again once it knows.
+                    await rewind(consumer, batch)
+                    continue
+                done = await settle(Settling(split.apply, origin, dead, offsets(batch), split.park))
                 if not done:
                     await rewind(consumer, batch)
                 elif parked is not None:
-                    parked.waiting.add(item.route for item in park)
+                    parked.waiting.add(item.route for item in split.park)
+
+    async def _replay(
+        self,
+        parked: ParkedReader,
+        consumer: AIOKafkaConsumer,
+        generation: int,
+        settle: Callable[[Settling], Awaitable[bool]],
+    ) -> bool:
+        """One turn of the parked items' replay; False when there was nothing to replay."""
+        if self.ownership.joined:
+            # Mid-rebalance (revoked, not yet assigned) the assignment is not this generation's.
+            await parked.follow(generation, sorted(consumer.assignment()), consumer.committed)
+        return parked.follows(generation) and await _replay_parked(parked, self._held(), settle)
+
+    def _sort(self, parked: ParkedReader, generation: int, items: list[WorkItem]) -> Sorted | None:
+        """What of a work batch applies now and what parks; None when the parked reader does not know
+        this generation's partitions yet."""
+        return sort(items, self._held(), parked.waiting) if parked.follows(generation) else None
 
     def _held(self) -> frozenset[str]:
         """The pairs whose work items park now (`consumers.parking.held_pairs`)."""
@@ -343,7 +354,7 @@ class ApplyLoop(TransactionalLoop):
         return records
 
 
-async def _replay(
+async def _replay_parked(
     parked: ParkedReader, held: frozenset[str], settle: Callable[[Settling], Awaitable[bool]]
 ) -> bool:
     """Apply what may go of the parked items (in order, before newer items of their routes, which park

@@ -81,10 +81,15 @@ class ParkedReader:
         return self._consumer
 
     async def follow(self, generation: int, work: Sequence[TopicPartition], committed: Committed) -> None:
-        """Follow the group's assignment of this generation (`reload` when it is a new one)."""
+        """Follow the group's assignment of this generation (`reload` when it is a new one); call it only
+        while the member holds that generation's assignment."""
         if generation != self._generation:
             await self.reload(work, committed)
             self._generation = generation
+
+    def follows(self, generation: int) -> bool:
+        """Does this reader know what waits on the partitions of this generation?"""
+        return self._generation == generation
 
     async def reload(self, work: Sequence[TopicPartition], committed: Committed) -> None:
         """After a rebalance: follow the work partitions the group gave, from the group's committed offsets
