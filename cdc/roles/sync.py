@@ -6,11 +6,12 @@ credentials fail here with a clear error; refused later, they pause the batches)
 against both CRMs' metadata (`cdc.crm_metadata`: a problem refuses the start, exit 78); bring the link
 store (a file under ``sync.state_dir``) up to date with the `links` topic: the tail after the offsets it
 kept, or the whole topic when it cannot follow on from them (logged with its size and time); read the
-`sync.sent` topic (what other replicas wrote whose links have not committed: `streams.sent_log`); then
-run, under one task group, the link tail, the sent-values tail, the router (change topics -> work topic),
-the apply loop (work topic -> CRM writes) and, when an option set is ``live``, the refresh of its labels
-(`cdc.live_options`; read once before the loops), each restarted after an unexpected failure until
-``sync.loop_failures_max`` fall within ``sync.loop_failures_window_s`` (then the role exits 70:
+`sync.sent` topic (what other replicas wrote whose links have not committed: `streams.sent_log`) and the
+`control` topic (what an operator paused: `streams.control`; a replica started while paused stays paused);
+then run, under one task group, the link tail, the sent-values tail, the control tail, the router (change
+topics -> work topic), the apply loop (work topic -> CRM writes) and, when an option set is ``live``, the
+refresh of its labels (`cdc.live_options`; read once before the loops), each restarted after an unexpected
+failure until ``sync.loop_failures_max`` fall within ``sync.loop_failures_window_s`` (then the role exits 70:
 `cdc.supervision`), and serve ``/metrics``, ``/healthz`` and ``/readyz`` (`cdc.roles.probes`): ready while
 Kafka answers and the topics exist, the router and the apply loop are members of their groups, and none of
 the three loops stalls.

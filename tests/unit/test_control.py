@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from aiokafka.structs import ConsumerRecord
 
 from cdc.ops.pauses import Change, TopicWait, render_pauses, retention_warnings, topic_waits
+from cdc.ops.status import PartitionLag, StatusReport, Thresholds, problems, render
 from consumers.loader import load_config
 from streams.config import KafkaSettings
 from streams.control import CONTROL_CODEC, EVERYTHING, Pause, Pauses, _apply
@@ -105,3 +106,25 @@ def test_resuming_everything_says_which_steps_stay_paused() -> None:
     assert Change("l1", pause("l1"), None, frozenset()).message() == (
         "paused step l1, which is not enabled: nothing waits for it"
     )
+
+
+def test_status_shows_the_pauses_the_parked_items_and_turns_unhealthy_past_half_the_retention() -> None:
+    day = DAY_MS / 1000
+    now = datetime(2026, 12, 14, 21, 0, tzinfo=UTC)
+    report = StatusReport(
+        at=now,
+        pauses=Pauses({EVERYTHING: pause(EVERYTHING), "s2": pause("s2", reason=None)}),
+        parked=(PartitionLag("t.sync.parked", 0, 3, 8, 5, 3600.0),),
+        waits=[TopicWait("t.changes.hubspot", 8 * day, 14 * day)],
+    )
+    lines = render(report)
+    assert "paused: everything by ana since 2026-12-06T21:00:00+00:00 (691200s): CRM maintenance" in lines
+    assert "paused: step s2 by ana since 2026-12-06T21:00:00+00:00 (691200s)" in lines
+    assert "parked: 5 work item(s) of paused steps wait to be replayed" in lines
+    assert "oldest waiting change on t.changes.hubspot: 8.0d old, 57% of its 14.0d retention" in lines
+    assert problems(report, Thresholds()) == [
+        "oldest waiting change on t.changes.hubspot: 8.0d old, 57% of its 14.0d retention: resume or catch "
+        "up before it is deleted unapplied"
+    ]
+    assert report.as_json()["paused"]["*"]["reason"] == "CRM maintenance"
+    assert report.as_json()["parked"] == 5
