@@ -338,6 +338,25 @@ class Metrics:
             ["system"],
             registry=registry,
         )
+        # Not `cdc_sync_paused`: the client library keeps that family name for `cdc_sync_paused_total`.
+        self.sync_operator_paused = Gauge(
+            "cdc_sync_operator_paused",
+            '1 while an operator has paused this step (`cdc pause STEP`; step="*": everything), else 0.',
+            ["step"],
+            registry=registry,
+        )
+        self.sync_operator_paused_since = Gauge(
+            "cdc_sync_operator_paused_since_timestamp_seconds",
+            "When the operator's pause of this step began (Unix time); 0 while it is not paused.",
+            ["step"],
+            registry=registry,
+        )
+        self.sync_parked = Counter(
+            "cdc_sync_parked_total",
+            "Work items parked because their step (or an earlier item of their pair) was paused, by pair.",
+            ["pair"],
+            registry=registry,
+        )
         self.sync_batch_seconds = Histogram(
             "cdc_sync_batch_seconds",
             "Time to apply one batch of work items (reads, plans, writes).",

@@ -18,20 +18,25 @@ as with the links before its first batch, so it knows the writes of a replica ki
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from functools import partial
 
-from aiokafka import TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from consumers.applier import Applier
 from consumers.batch import BatchResult
+from consumers.parked import ParkedReader
+from consumers.parking import Sorted, held_pairs, sort
 from consumers.ports import BatchRevokedError, CrmUnavailableError
 from consumers.retries import ENGINE, Keepalive, Retry, RetryPolicy, retrying, unless_stopped
 from streams.audit import AUDIT_CODEC
 from streams.batching import collect
 from streams.clients import make_consumer, running
 from streams.config import KafkaSettings
+from streams.control import ControlView, hold
 from streams.deadletters import DeadLetter
 from streams.exclusion_view import ExcludedKeys
 from streams.exclusions import Observed
@@ -70,6 +75,30 @@ class RecordRejectedError(Exception):
     """A record error that outlived its retries (validation, 400 for this input)."""
 
 
+@dataclass(frozen=True, slots=True)
+class Settling:
+    """One batch to apply and commit: its items (in order), the message each came from, its dead letters,
+    the offsets it moves, and the items it parks."""
+
+    items: list[WorkItem]
+    origin: dict[int, Raw]
+    dead: list[DeadLetter]
+    offsets: dict[TopicPartition, int]
+    park: list[WorkItem]
+
+
+@contextlib.asynccontextmanager
+async def _opened(parked: ParkedReader | None) -> AsyncIterator[None]:
+    if parked is None:
+        yield
+        return
+    await parked.start()
+    try:
+        yield
+    finally:
+        await parked.close()
+
+
 class ApplyLoop(TransactionalLoop):
     role = "apply"
 
@@ -89,6 +118,8 @@ class ApplyLoop(TransactionalLoop):
         links: LinkView | None = None,
         sent: SentLog | None = None,
         exclusions: ExcludedKeys | None = None,
+        control: ControlView | None = None,
+        on_parked: Callable[[list[WorkItem]], None] | None = None,
     ) -> None:
         super().__init__(kafka, catalog, group=group, on_lag=on_lag, on_beat=on_beat)
         self.applier = applier
@@ -103,13 +134,23 @@ class ApplyLoop(TransactionalLoop):
         self.on_batch = on_batch
         self.on_retry = on_retry
         """Told of every retry: ``sync`` (a CRM outage waited out), ``sync_batch`` (an unexpected error)."""
+        self.control = control
+        """What an operator paused (`streams.control`); ``None``: nothing is ever paused or parked."""
+        self.on_parked = on_parked
+        """Told of the work items parked by each committed batch."""
         self._failing_in_a_row = 0
+        self._links_for = 0
 
     async def run(self, stop: asyncio.Event) -> None:
         work = make_consumer(self.kafka, group_id=self.group)
         ownership = self.ownership = Ownership()
         work.subscribe([self.catalog.name(TopicRole.WORK)], listener=ownership)
-        async with running(self.producer()) as producer, running(work) as consumer:
+        parked = ParkedReader(self.kafka, self.catalog) if self.control is not None else None
+        async with (
+            running(self.producer()) as producer,
+            running(work) as consumer,
+            _opened(parked),
+        ):
 
             async def keepalive() -> None:
                 # Polling keeps this member in the group through a long CRM outage (max.poll.interval.ms).
@@ -120,48 +161,119 @@ class ApplyLoop(TransactionalLoop):
                 self.beat()  # waiting on purpose is no stall
 
             # `load` read the links topic to its end before the first assignment.
-            links_for = ownership.generation
+            self._links_for = ownership.generation
             while not stop.is_set():
                 self.beat()
+                if self.control is not None and self.control.pauses.everything is not None:
+                    await hold(consumer)  # everything paused: changes wait in Kafka, the member stays
+                    await self.report_lag(consumer, {})
+                    continue
+                consumer.resume(*consumer.assignment())
                 # Taken before the read: a batch read across a rebalance is dropped, never committed.
                 generation = ownership.generation
+                settle = partial(
+                    self._settle,
+                    consumer=consumer,
+                    producer=producer,
+                    generation=generation,
+                    stop=stop,
+                    keepalive=keepalive,
+                )
+                if parked is not None and await self._replay(parked, consumer, generation, settle):
+                    continue
                 batch = await collect(consumer, max_records=self.batch_size, wait_ms=self.batch_wait_ms)
                 await self.report_lag(consumer, batch)
                 if not batch:
                     continue
-                if generation != links_for:
-                    await self._catch_up(stop)
-                    links_for = generation
                 items, origin, dead = _decode_work(batch)
-
-                def owned(read_in: int = generation) -> bool:
-                    return ownership.generation == read_in
-
-                consumer.pause(*consumer.assignment())
-                try:
-                    result, poisoned = await self._apply(items, stop, keepalive, owned=owned)
-                except BatchRevokedError as revoked:
-                    log.warning("sync batch of %d dropped uncommitted: %s", len(items), revoked)
+                split = Sorted(items, []) if parked is None else self._sort(parked, generation, items)
+                if split is None:
+                    # Read before this member knew what waits on its new partitions: it could not tell which
+                    # items must park behind parked ones. Read again once it knows.
                     await rewind(consumer, batch)
                     continue
-                finally:
-                    consumer.resume(*consumer.assignment())
-                if ownership.generation != generation:
-                    log.warning("sync batch of %d applied as its partitions moved: not committed", len(items))
+                done = await settle(Settling(split.apply, origin, dead, offsets(batch), split.park))
+                if not done:
                     await rewind(consumer, batch)
-                    continue
-                dead.extend(dead_letter(origin[id(item)], error, step="apply") for item, error in poisoned)
-                for failure in result.failed:
-                    rejected = RecordRejectedError(failure.error or "could not be applied")
-                    dead.extend(
-                        dead_letter(origin[id(item)], rejected, step=failure.step, attempts=failure.attempts)
-                        for item in failure.items
-                    )
-                excluded = self._excluded(result)
-                await transaction(producer, self._records(result, dead, excluded), offsets(batch), self.group)
-                self._committed(result, excluded)
-                if self.on_batch is not None:
-                    self.on_batch(result, len(dead))
+                elif parked is not None:
+                    parked.waiting.add(item.route for item in split.park)
+
+    async def _replay(
+        self,
+        parked: ParkedReader,
+        consumer: AIOKafkaConsumer,
+        generation: int,
+        settle: Callable[[Settling], Awaitable[bool]],
+    ) -> bool:
+        """One turn of the parked items' replay; False when there was nothing to replay."""
+        if self.ownership.joined:
+            # Mid-rebalance (revoked, not yet assigned) the assignment is not this generation's.
+            await parked.follow(generation, sorted(consumer.assignment()), consumer.committed)
+        return parked.follows(generation) and await _replay_parked(parked, self._held(), settle)
+
+    def _sort(self, parked: ParkedReader, generation: int, items: list[WorkItem]) -> Sorted | None:
+        """What of a work batch applies now and what parks; None when the parked reader does not know
+        this generation's partitions yet."""
+        return sort(items, self._held(), parked.waiting) if parked.follows(generation) else None
+
+    def _held(self) -> frozenset[str]:
+        """The pairs whose work items park now (`consumers.parking.held_pairs`)."""
+        if self.control is None:
+            return frozenset()
+        return held_pairs(self.applier.config, self.control.pauses.steps())
+
+    async def _settle(
+        self,
+        batch: Settling,
+        *,
+        consumer: AIOKafkaConsumer,
+        producer: AIOKafkaProducer,
+        generation: int,
+        stop: asyncio.Event,
+        keepalive: Keepalive,
+    ) -> bool:
+        """Apply a batch's items and commit the outcome (links, audit, dead letters, parked items) with its
+        offsets; False when it was dropped uncommitted (a rebalance), to be read again."""
+        ownership = self.ownership
+        if generation != self._links_for:
+            await self._catch_up(stop)
+            self._links_for = generation
+
+        def owned(read_in: int = generation) -> bool:
+            return ownership.generation == read_in
+
+        dead = batch.dead
+        result, poisoned = BatchResult(), list[tuple[WorkItem, Exception]]()
+        if batch.items:
+            consumer.pause(*consumer.assignment())
+            try:
+                result, poisoned = await self._apply(batch.items, stop, keepalive, owned=owned)
+            except BatchRevokedError as revoked:
+                log.warning("sync batch of %d dropped uncommitted: %s", len(batch.items), revoked)
+                return False
+            finally:
+                consumer.resume(*consumer.assignment())
+        if ownership.generation != generation:
+            log.warning("sync batch of %d applied as its partitions moved: not committed", len(batch.items))
+            return False
+        dead.extend(dead_letter(batch.origin[id(item)], error, step="apply") for item, error in poisoned)
+        for failure in result.failed:
+            rejected = RecordRejectedError(failure.error or "could not be applied")
+            dead.extend(
+                dead_letter(batch.origin[id(item)], rejected, step=failure.step, attempts=failure.attempts)
+                for item in failure.items
+            )
+        parked_topic = self.catalog.name(TopicRole.PARKED)
+        excluded = self._excluded(result)
+        records = self._records(result, dead, excluded)
+        records += [record(parked_topic, item.route, item, WORK_CODEC) for item in batch.park]
+        await transaction(producer, records, batch.offsets, self.group)
+        self._committed(result, excluded)
+        if self.on_batch is not None:
+            self.on_batch(result, len(dead))
+        if batch.park and self.on_parked is not None:
+            self.on_parked(batch.park)
+        return True
 
     def _committed(self, result: BatchResult, excluded: list[Observed]) -> None:
         """Once the batch's transaction committed: its links join the store, its exclusions the view."""
@@ -263,6 +375,21 @@ class ApplyLoop(TransactionalLoop):
         if self.sent is not None:
             records += self.sent.clearing(self.applier.sent.pending(link for _, link in result.links))
         return records
+
+
+async def _replay_parked(
+    parked: ParkedReader, held: frozenset[str], settle: Callable[[Settling], Awaitable[bool]]
+) -> bool:
+    """Apply what may go of the parked items (in order, before newer items of their routes, which park
+    behind them meanwhile); False when nothing was there to replay."""
+    replay = await parked.replay(held)
+    if replay is None:
+        return False
+    if await settle(Settling(replay.items, replay.origin, replay.dead, replay.offsets, [])):
+        parked.replayed(replay)
+    else:
+        parked.rewind(replay)
+    return True
 
 
 def _unexpected(error: Exception) -> bool:

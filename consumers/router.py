@@ -19,6 +19,7 @@ from consumers.seen import SeenChanges
 from streams.batching import collect
 from streams.clients import make_consumer, running
 from streams.config import KafkaSettings
+from streams.control import ControlView, hold
 from streams.events import CHANGE_CODEC, ChangeEvent
 from streams.keys import SourceSystem
 from streams.link_store import CommittedLinks
@@ -59,8 +60,11 @@ class Router(TransactionalLoop):
         on_retry: Callable[[Retry], None] | None = None,
         on_lag: Callable[[Lag], None] | None = None,
         on_beat: Callable[[], None] | None = None,
+        control: ControlView | None = None,
     ) -> None:
         super().__init__(kafka, catalog, group=group, on_lag=on_lag, on_beat=on_beat)
+        self.control = control
+        """What an operator paused: everything paused stops the routing too (`streams.control`)."""
         self.config = config
         self.index = index
         self.gateways = gateways
@@ -94,6 +98,12 @@ class Router(TransactionalLoop):
         async with running(self.producer()) as producer, running(changes) as consumer:
             while not stop.is_set():
                 self.beat()
+                if self.control is not None and self.control.pauses.everything is not None:
+                    # Changes wait in the change topics (the longest retention), and no CRM is read.
+                    await hold(consumer)
+                    await self.report_lag(consumer, {})
+                    continue
+                consumer.resume(*consumer.assignment())
                 batch = await collect(consumer, max_records=ROUTE_BATCH, wait_ms=self.batch_wait_ms)
                 await self.report_lag(consumer, batch)
                 if not batch:

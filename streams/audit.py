@@ -7,12 +7,12 @@ history from one partition. A privacy deletion's audit keeps no field values (``
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import ClassVar, Self
+from typing import ClassVar, Literal, Self
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from streams.codec import Codec, Scalar, Versioned
-from streams.keys import RecordRef
+from streams.keys import RecordRef, join_key
 
 
 class AuditAction(StrEnum):
@@ -72,3 +72,33 @@ class AuditRecord(Versioned):
 
 
 AUDIT_CODEC: Codec[AuditRecord] = Codec(AuditRecord)
+
+
+OPERATOR_KEY_PREFIX = "control"
+
+
+class OperatorAction(Versioned):
+    """An operator's action on the sync itself (a pause, a resume), on the audit topic beside the writes.
+
+    Key: ``control/<target>`` (`operator_key`), never a record key: readers of record histories
+    (`cdc explain`, the demo) skip these by key."""
+
+    SCHEMA: ClassVar[str] = "operator_action"
+
+    action: Literal["pause", "resume"]
+    target: str = Field(min_length=1, description="'*' (everything) or a step name.")
+    by: str = Field(min_length=1, description="Who did it: an OS user, a page login.")
+    reason: str | None = None
+    at: AwareDatetime
+
+
+def operator_key(target: str) -> str:
+    return join_key(OPERATOR_KEY_PREFIX, target)
+
+
+def is_operator_key(key: bytes | None) -> bool:
+    """Is this audit message an `OperatorAction` (not one record's write)?"""
+    return key is not None and key.startswith(OPERATOR_KEY_PREFIX.encode() + b"/")
+
+
+OPERATOR_CODEC: Codec[OperatorAction] = Codec(OperatorAction)

@@ -19,6 +19,9 @@ DAY_MS = 24 * 60 * 60 * 1000
 LEASE_PARTITIONS = 16
 """Partitions of the lease topic: more than the tables one daemon polls (at most 4 + 3), so that tables
 rarely share a partition, and fixed, because every replica must map a table to the same partition."""
+PARKED_DAYS = 14
+"""How long a parked work item is kept: as long as the change topics keep a change, so pausing one step
+is no riskier than pausing everything."""
 
 
 class TopicRole(StrEnum):
@@ -39,6 +42,10 @@ class TopicRole(StrEnum):
     """Each process's use of the CRMs' API limits (`streams.budget`)."""
     EXCLUSIONS = "exclusions"
     """Records the sync refuses or skips, with the reason, until they sync (`streams.exclusions`)."""
+    CONTROL = "control"
+    """What an operator paused: everything or one step (`streams.control`)."""
+    PARKED = "sync.parked"
+    """Work items of a paused step, parked in order until it resumes (`consumers.parking`)."""
 
 
 CHANGES_ROLES: Mapping[SourceSystem, TopicRole] = MappingProxyType(
@@ -171,6 +178,20 @@ class TopicCatalog:
                     _compacted(),
                     "Records the sync refuses or skips (reason, step, the values that caused it); "
                     "compacted, keyed by source record, a tombstone once the record syncs.",
+                ),
+                spec(
+                    TopicRole.CONTROL,
+                    1,
+                    _compacted(),
+                    "What an operator paused (`cdc pause`): everything ('*') or one step; compacted, "
+                    "keyed by what is paused.",
+                ),
+                spec(
+                    TopicRole.PARKED,
+                    wide,
+                    _retained(PARKED_DAYS),
+                    "Work items of a paused step, in order, replayed on resume; keyed and partitioned as the "
+                    "work topic.",
                 ),
             )
         )

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from cdc.ops._kafka import Raw, load_links, scan
-from streams.audit import AUDIT_CODEC, AuditRecord
+from streams.audit import AUDIT_CODEC, AuditRecord, is_operator_key
 from streams.codec import Position, SchemaError
 from streams.config import KafkaSettings
 from streams.keys import RecordRef, SourceSystem
@@ -135,6 +135,8 @@ async def explain(kafka: KafkaSettings, query: RecordQuery, *, since: datetime |
     result.links = [link for link in index if query.matches_side(link.side(query.system))]
 
     def take(message: Raw) -> None:
+        if is_operator_key(message.key):
+            return  # a pause or resume: no record's history
         where = Position(message.topic, message.partition, message.offset)
         try:
             record = AUDIT_CODEC.decode(message.value, where)

@@ -28,9 +28,12 @@ from cdc.ops._kafka import (
 )
 from cdc.ops._times import age_s
 from cdc.ops.deadletters import load_book
+from cdc.ops.pauses import TopicWait, retention_warnings, topic_waits
 from cdc.settings import Settings
 from streams.admin import open_admin
 from streams.checkpoint_store import read_checkpoints
+from streams.control import EVERYTHING, Pauses, read_pauses
+from streams.topics import TopicCatalog, TopicRole
 
 __all__ = ["GroupStatus", "PartitionLag", "StatusReport", "Thresholds", "gather_status", "problems", "render"]
 
@@ -100,6 +103,10 @@ class StatusReport:
     checkpoints: list[dict[str, Any]] = field(default_factory=list)
     deadletters: dict[str, Any] = field(default_factory=dict)
     links: dict[str, Any] = field(default_factory=dict)
+    pauses: Pauses = field(default_factory=Pauses)
+    parked: tuple[PartitionLag, ...] = ()
+    """The parked topic's partitions, read from the apply group's offsets: the items of paused steps."""
+    waits: list[TopicWait] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -115,6 +122,15 @@ class StatusReport:
             "checkpoints": self.checkpoints,
             "deadletters": self.deadletters,
             "links": self.links,
+            "paused": {
+                target: {"by": p.by, "since": p.at.isoformat(), "reason": p.reason}
+                for target, p in self.pauses.active.items()
+            },
+            "parked": sum(p.lag for p in self.parked),
+            "waiting": [
+                {"topic": w.topic, "age_s": round(w.age_s, 3), "retention_s": w.retention_s}
+                for w in self.waits
+            ],
         }
 
 
@@ -134,6 +150,7 @@ def problems(report: StatusReport, limits: Thresholds) -> list[str]:
         for c in report.checkpoints
         if c["age_s"] > limits.max_checkpoint_age_s
     )
+    found.extend(retention_warnings(report.waits))
     pending = report.deadletters.get("pending", 0)
     if limits.fail_on_deadletters and pending:
         found.append(f"{pending} dead letter(s) pending (see `cdc deadletter list`)")
@@ -145,7 +162,9 @@ async def gather_status(settings: Settings, limits: Thresholds, now: datetime | 
     kafka = settings.kafka
     report = StatusReport(at=now or datetime.now(UTC))
     topics_of = group_topics(settings)
+    catalog = TopicCatalog.from_settings(kafka)
     async with open_admin(kafka) as admin:
+        parked_partitions = await partitions_of(admin, (catalog.name(TopicRole.PARKED),))
         described = [
             (
                 name,
@@ -158,12 +177,19 @@ async def gather_status(settings: Settings, limits: Thresholds, now: datetime | 
         ]
     async with open_reader(kafka) as reader:
         # One offsets request for every topic: the reader waits for metadata once, not once per group.
-        everything = sorted({tp for *_, partitions in described for tp in partitions})
+        everything = sorted(
+            {tp for *_, partitions in described for tp in partitions} | set(parked_partitions)
+        )
         starts = await reader.beginning_offsets(everything)
         ends = await reader.end_offsets(everything)
         for name, group, info, committed, partitions in described:
             lags = await _lags(reader, partitions, committed, (starts, ends), report.at)
             report.groups.append(GroupStatus(name, group, info, lags))
+            if name == "sync-apply":  # the parked topic's offsets are committed by the apply group
+                report.parked = await _lags(reader, parked_partitions, committed, (starts, ends), report.at)
+    report.pauses = await read_pauses(kafka)
+    sync_lags = [p for g in report.groups if g.name.startswith("sync-") for p in g.partitions]
+    report.waits = topic_waits(((p.topic, p.lag_s) for p in [*sync_lags, *report.parked]), catalog)
     for checkpoint in sorted((await read_checkpoints(kafka)).values(), key=lambda c: c.key):
         report.checkpoints.append(
             {
@@ -294,5 +320,25 @@ def render(report: StatusReport) -> list[str]:
         + (f" ({pairs})" if pairs else "")
         + (f"; {waiting} with an association waiting for its related record to sync" if waiting else "")
     )
+    lines.extend(_pause_lines(report))
     lines.append("ok" if report.ok else "UNHEALTHY: " + "; ".join(report.problems))
+    return lines
+
+
+def _pause_lines(report: StatusReport) -> list[str]:
+    """What an operator paused, what waits for it, and how the oldest waiting change compares with its
+    topic's retention."""
+    lines = []
+    for target, p in report.pauses.active.items():
+        what = "everything" if target == EVERYTHING else f"step {target}"
+        why = f": {p.reason}" if p.reason else ""
+        lines.append(
+            f"paused: {what} by {p.by} since {p.at.isoformat(timespec='seconds')} "
+            f"({age_s(p.at, report.at):.0f}s){why}"
+        )
+    parked = sum(p.lag for p in report.parked)
+    if parked:
+        lines.append(f"parked: {parked} work item(s) of paused steps wait to be replayed")
+    if report.pauses.active or parked:
+        lines.extend(w.line() for w in report.waits)
     return lines

@@ -7,21 +7,22 @@ against both CRMs' metadata (`cdc.crm_metadata`: a problem refuses the start, ex
 store (a file under ``sync.state_dir``) up to date with the `links` topic: the tail after the offsets it
 kept, or the whole topic when it cannot follow on from them (logged with its size and time); read the
 `sync.sent` topic (what other replicas wrote whose links have not committed: `streams.sent_log`) and the
-`exclusions` topic (the records refused or skipped now: `streams.exclusions`); then run, under one task
-group, the link tail, the sent-values tail, the exclusions tail, the router (change topics -> work topic),
-the apply loop (work topic -> CRM writes) and, when an option set is ``live``, the refresh of its labels
-(`cdc.live_options`; read once before the loops), each restarted after an unexpected failure until
-``sync.loop_failures_max`` fall within ``sync.loop_failures_window_s`` (then the role exits 70:
-`cdc.supervision`), and serve ``/metrics``, ``/healthz`` and ``/readyz`` (`cdc.roles.probes`): ready while
-Kafka answers and the topics exist, the router and the apply loop are members of their groups, and none of
-the three loops stalls.
+`exclusions` topic (the records refused or skipped now: `streams.exclusions`) and the `control` topic
+(what an operator paused: `streams.control`; a replica started while paused stays paused); then run, under
+one task group, the link tail, the sent-values tail, the exclusions tail, the control tail, the router
+(change topics -> work topic), the apply loop (work topic -> CRM writes) and, when an option set is
+``live``, the refresh of its labels (`cdc.live_options`; read once before the loops), each restarted after
+an unexpected failure until ``sync.loop_failures_max`` fall within ``sync.loop_failures_window_s`` (then the
+role exits 70: `cdc.supervision`), and serve ``/metrics``, ``/healthz`` and ``/readyz``
+(`cdc.roles.probes`): ready while Kafka answers and the topics exist, the router and the apply loop are
+members of their groups, and none of the loops stalls.
 
 Shutdown is numbered and bounded:
 
 1. ``stop`` is set: the router and the apply loop finish the batch in hand (a batch paused by a CRM
    outage is abandoned uncommitted, to be re-read by whoever owns the partition next);
 2. their consumers leave the groups and their producers flush and close;
-3. the link, sent-values and exclusions tails stop, the probe server stops;
+3. the link, sent-values, exclusions and control tails stop, the probe server stops;
 4. the link store checkpoints its file and closes (a kill skips it: the file and its offsets still agree),
    then the gateways close;
 5. one summary line is logged.
@@ -62,11 +63,13 @@ from consumers.apply_loop import ApplyLoop
 from consumers.batch import BatchResult
 from consumers.config import SyncConfig
 from consumers.loader import load_config
+from consumers.parking import held_pairs
 from consumers.ports import CrmGateway, CrmUnavailableError
 from consumers.retries import Retry, RetryPolicy, retrying
 from consumers.router import Router
 from consumers.sent import SentValues
 from streams.admin import cluster_id
+from streams.control import EVERYTHING, ControlView, Pauses
 from streams.exclusion_view import ExcludedKeys
 from streams.keys import SourceSystem
 from streams.link_db import LinkStore
@@ -75,6 +78,7 @@ from streams.link_view import LinkView
 from streams.sent_log import SentLog
 from streams.topics import TopicCatalog, TopicRole
 from streams.transactions import Lag
+from streams.work import WorkItem
 
 log = logging.getLogger("cdc.sync")
 TOPICS = (
@@ -86,6 +90,8 @@ TOPICS = (
     TopicRole.AUDIT,
     TopicRole.DEADLETTER,
     TopicRole.EXCLUSIONS,
+    TopicRole.CONTROL,
+    TopicRole.PARKED,
 )
 """What `cdc sync` reads and writes: ``/readyz`` asks that each exists."""
 FIRST_TOKEN = RetryPolicy(retries=7, wait_initial_s=1.0, wait_max_s=30.0)
@@ -188,6 +194,7 @@ class SyncStats:
     def __init__(self, metrics: Metrics, index: CommittedLinks, config: SyncConfig) -> None:
         self.metrics = metrics
         self.index = index
+        self.config = config
         self.exclusions: ExcludedKeys | None = None
         """Set once read: the records excluded now, for ``cdc_excluded_records``."""
         self._excluded_series: set[tuple[str, str]] = set()
@@ -257,9 +264,40 @@ class SyncStats:
             self.metrics.excluded_records.labels(step=step, reason=reason).set(n)
         self._excluded_series |= counts.keys()
 
+    def paused(self, pauses: Pauses) -> None:
+        """The operator's pauses as gauges: every enabled step and ``*`` (everything), 1 or 0."""
+        active = pauses.active
+        for step in (EVERYTHING, *(s.name for s in self.config.enabled_steps())):
+            pause = active.get(step)
+            self.metrics.sync_operator_paused.labels(step=step).set(0 if pause is None else 1)
+            since = 0.0 if pause is None else pause.at.timestamp()
+            self.metrics.sync_operator_paused_since.labels(step=step).set(since)
+
+    def parked(self, items: list[WorkItem]) -> None:
+        for item in items:
+            self.metrics.sync_parked.labels(pair=item.pair).inc()
+
     def count_links(self) -> None:
         for kind, n in self.index.counts().items():
             self.metrics.links.labels(object=object_label(kind.split("~", 1)[0])).set(n)
+
+
+async def _start_control(
+    stack: contextlib.AsyncExitStack,
+    settings: Settings,
+    catalog: TopicCatalog,
+    stats: SyncStats,
+    beat: Callable[..., None],
+) -> ControlView:
+    """Read the operator's pauses before the loops start: a replica started while paused stays paused."""
+    control = ControlView(settings.kafka, catalog, on_change=stats.paused, on_beat=beat)
+    stack.push_async_callback(control.close)
+    stats.paused(await control.start())
+    config = stats.config
+    if control.pauses.active:
+        held = ", ".join(sorted(held_pairs(config, control.pauses.steps())))
+        log.warning("starting paused: %s (pairs held: %s)", list(control.pauses.active), held or "none")
+    return control
 
 
 async def run_sync(
@@ -312,6 +350,7 @@ async def run_sync(
         )
         stack.push_async_callback(journal.close)
         pending = await journal.start()
+        control = await _start_control(stack, settings, catalog, stats, heartbeats.expect("sync-control"))
         applier = Applier(config, gateways, store, dry_run=settings.sync.dry_run, sent=sent, journal=journal)
         options = LiveOptions(config, gateways, applier, every_s=settings.sync.options_refresh_s)
         await options.refresh()
@@ -328,6 +367,7 @@ async def run_sync(
             on_retry=stats.retried,
             on_lag=stats.lag,
             on_beat=heartbeats.expect("sync-route"),
+            control=control,
         )
         apply = ApplyLoop(
             settings.kafka,
@@ -343,6 +383,8 @@ async def run_sync(
             links=view,
             sent=journal,
             exclusions=exclusions,
+            control=control,
+            on_parked=stats.parked,
         )
         kafka = KafkaCheck(settings.kafka, [catalog.name(role) for role in TOPICS])
         groups = joined({router.group: lambda: router.joined, apply.group: lambda: apply.joined})
@@ -372,6 +414,7 @@ async def run_sync(
                 "sync-links": view.run,
                 "sync-sent": journal.run,
                 "sync-exclusions": exclusions.run,
+                "sync-control": control.run,
                 "sync-route": router.run,
                 "sync-apply": apply.run,
             }

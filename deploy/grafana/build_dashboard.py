@@ -139,6 +139,18 @@ def rows() -> list[Row]:
                     "(alert CdcSyncBehind).",
                 ),
                 Panel(
+                    "Paused by an operator (time paused, by step)",
+                    (
+                        (
+                            "time() - max by (step) (cdc_sync_operator_paused_since_timestamp_seconds > 0)",
+                            "{{step}}",
+                        ),
+                    ),
+                    "s",
+                    description="`cdc pause [STEP]`: how long each pause has lasted (step * is everything; "
+                    "alert CdcSyncPausedTooLong).",
+                ),
+                Panel(
                     "Consumer lag (records) by group",
                     (("sum by (group) (cdc_consumer_lag_records)", "{{group}}"),),
                     "short",
@@ -269,6 +281,7 @@ def rows() -> list[Row]:
                         ("sum(rate(cdc_sync_echoes_suppressed_total[5m]))", "echoes suppressed"),
                         ("sum(rate(cdc_sync_duplicate_changes_total[5m]))", "duplicates dropped"),
                         (_rate("cdc_sync_paused_total", "system"), "paused: {{system}}"),
+                        (_rate("cdc_sync_parked_total", "pair"), "parked: {{pair}}"),
                     ),
                     "ops",
                 ),

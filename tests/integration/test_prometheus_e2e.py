@@ -58,6 +58,12 @@ MAY_BE_EMPTY = {
     "max by (step, reason) (cdc_excluded_records)": (
         "no record of this stack is refused; tests/integration/test_sync_exclusions.py checks the gauge"
     ),
+    "time() - max by (step) (cdc_sync_operator_paused_since_timestamp_seconds > 0)": (
+        "nothing is paused in this run; tests/integration/test_pause.py checks the pause gauges"
+    ),
+    "sum by (pair) (rate(cdc_sync_parked_total[5m]))": (
+        "no step is paused, nothing parks; tests/integration/test_pause.py checks the parked counter"
+    ),
     "sum by (outcome) (rate(cdc_journal_events_total[5m]))": (
         "this stack pages HubSpot's search (not provisioned: no journal subscriptions); the journal's "
         "counters are checked in tests/integration/test_journal.py"

@@ -28,6 +28,8 @@ def test_catalog_has_every_topic_under_the_prefix() -> None:
         "acme.sync.sent",
         "acme.budget",
         "acme.exclusions",
+        "acme.control",
+        "acme.sync.parked",
     ]
     assert catalog[TopicRole.LINKS].config["cleanup.policy"] == "compact"
     assert catalog[TopicRole.CHECKPOINTS].config["cleanup.policy"] == "compact"

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from streams.audit import AUDIT_CODEC, AuditAction, AuditRecord
+from streams.audit import AUDIT_CODEC, AuditAction, AuditRecord, is_operator_key
 from streams.clients import make_consumer
 from streams.codec import Position, SchemaError
 from streams.config import KafkaSettings
@@ -121,6 +121,8 @@ class LiveView:
                     for message in messages:
                         where = Position(message.topic, message.partition, message.offset)
                         try:
+                            if message.topic == audit_topic and is_operator_key(message.key):
+                                continue  # a pause or resume (the CLI that did it said so)
                             if message.topic == audit_topic:
                                 self._audit(AUDIT_CODEC.decode(message.value, where))
                             else:
