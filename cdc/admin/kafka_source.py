@@ -15,11 +15,12 @@ from datetime import UTC, datetime, timedelta
 
 from aiokafka import AIOKafkaProducer
 
-from cdc.admin.source import BudgetView, BudgetWindow, NotFoundError, Overview, StepRow, Story
+from cdc.admin.source import BudgetView, BudgetWindow, NotFoundError, Overview, PauseState, StepRow, Story
 from cdc.budget import dataverse_limits, hubspot_limits
 from cdc.ops import excluded
 from cdc.ops._kafka import Raw, load_links, scan
 from cdc.ops.deadletters import DeadLetterBook, Letter, load_book, redrive
+from cdc.ops.pauses import change_pause, render_pauses
 from cdc.ops.push import PushError, push
 from cdc.ops.records import Selection
 from cdc.ops.resync import ResyncError
@@ -31,6 +32,7 @@ from consumers.config import SyncConfig
 from streams.audit import AUDIT_CODEC, AuditAction, AuditRecord
 from streams.budget import BudgetReport, decode_report
 from streams.codec import Position, SchemaError
+from streams.control import read_pauses
 from streams.events import CHANGE_CODEC
 from streams.exclusions import Exclusion
 from streams.keys import RecordRef, SourceSystem
@@ -266,6 +268,26 @@ class KafkaHealth:
             raise NotFoundError(str(error)) from None
         await self._audited(AuditAction.RESYNC, ref, actor, f"push from {winner}", None)
         return report.lines()
+
+    async def pauses(self) -> PauseState:
+        pauses = await read_pauses(self.settings.kafka)
+        steps = [step.name for step in self.config.steps]
+        return PauseState(pauses, steps, render_pauses(pauses, self.config))
+
+    async def set_pause(self, target: str | None, *, paused: bool, actor: str, reason: str | None) -> str:
+        try:
+            change = await change_pause(
+                self.settings.kafka,
+                self.config,
+                target,
+                paused=paused,
+                by=actor,
+                reason=reason,
+                now=datetime.now(UTC),
+            )
+        except ValueError as error:  # an unknown step: nothing was written
+            raise NotFoundError(str(error)) from None
+        return change.message()
 
     async def _audited(
         self,

@@ -1,8 +1,8 @@
 """What the admin page shows, as plain data, and the port it reads it through (:class:`HealthSource`).
 
 `cdc.admin.kafka_source` reads it all from Kafka and the CRMs on every request (nothing is kept in a
-replica's memory, so any replica answers alike); the security tests give the app a fake. A new view (the
-"Paused" one to come) adds its data class and one method here, and its module in `cdc.admin.views`.
+replica's memory, so any replica answers alike); the security tests give the app a fake. A new view adds
+its data class and one method here, and its module in `cdc.admin.views`.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Protocol
 from cdc.ops.deadletters import DeadLetterBook, Letter
 from cdc.ops.status import StatusReport
 from streams.audit import AuditRecord
+from streams.control import Pauses
 from streams.exclusions import Exclusion
 from streams.keys import RecordRef, SourceSystem
 from streams.links import Link
@@ -23,6 +24,7 @@ __all__ = [
     "HealthSource",
     "NotFoundError",
     "Overview",
+    "PauseState",
     "StepRow",
     "Story",
 ]
@@ -85,6 +87,16 @@ class BudgetView:
     """system -> the window charted (HubSpot: daily; Dataverse: requests)."""
 
 
+@dataclass(frozen=True)
+class PauseState:
+    pauses: Pauses
+    """The newest word on everything and on each step (`streams.control`): paused ones, and resumed ones."""
+    steps: list[str]
+    """The configuration's steps, each of which may be paused on its own."""
+    lines: list[str]
+    """What is paused, as `cdc paused` prints it (the pairs a step's pause holds)."""
+
+
 class HealthSource(Protocol):
     async def overview(self) -> Overview: ...
 
@@ -122,4 +134,12 @@ class HealthSource(Protocol):
         a push when ``winner`` is the record's system, else a pull from its linked record), audited as
         ``actor``'s; what was written, as `cdc push` prints it. Raises :class:`NotFoundError` for a record
         its CRM does not have, or (a pull) one not linked yet."""
+        ...
+
+    async def pauses(self) -> PauseState: ...
+
+    async def set_pause(self, target: str | None, *, paused: bool, actor: str, reason: str | None) -> str:
+        """Pause or resume ``target`` (None: everything) as ``actor`` (`cdc.ops.pauses.change_pause`,
+        audited in the same transaction); what was done. Raises :class:`NotFoundError` for a step the
+        configuration does not have, before anything is written."""
         ...

@@ -196,3 +196,29 @@ async def test_a_push_or_pull_of_an_unknown_or_unlinked_record_is_not_found_and_
     assert await read_changes(kafka) == []
     assert await read_changes(kafka, TopicRole.CHANGES_DATAVERSE) == []
     assert await read_topic(kafka, TopicRole.AUDIT) == []
+
+
+async def test_pause_and_resume_write_the_control_topic_as_the_user_and_an_unknown_step_writes_nothing(
+    health: tuple[KafkaHealth, Sandbox],
+) -> None:
+    source, _ = health
+    kafka = source.settings.kafka
+    with pytest.raises(NotFoundError, match="unknown step 'no-such-step': the configuration's steps are"):
+        await source.set_pause("no-such-step", paused=True, actor="ada", reason=None)
+    assert await read_topic(kafka, TopicRole.CONTROL) == []
+    assert await read_topic(kafka, TopicRole.AUDIT) == []
+
+    said = await source.set_pause(None, paused=True, actor="ada", reason="a bulk import")
+    assert said == "paused everything: the sync stops consuming, changes wait in Kafka"
+    state = await source.pauses()
+    [(target, pause)] = state.pauses.active.items()
+    assert (target, pause.by, pause.reason) == ("*", "ada", "a bulk import")
+    assert state.lines[0].startswith("paused: everything, by ada since")
+    assert "is paused already, by ada" in await source.set_pause(None, paused=True, actor="bob", reason=None)
+    assert await source.set_pause(None, paused=False, actor="bob", reason=None) == "resumed everything"
+    assert (await source.pauses()).pauses.active == {}
+    audit = await read_topic(kafka, TopicRole.AUDIT)
+    assert [(a["action"], a["target"], a["by"]) for a in audit] == [
+        ("pause", "*", "ada"),
+        ("resume", "*", "bob"),
+    ]

@@ -7,10 +7,11 @@ it again and the story shows that resync, done by the user; "Push from HubSpot" 
 Then an excluded record (issue 18's walk): a HubSpot contact whose email two Dataverse contacts share is
 refused (an ambiguous match, as in test_sync_exclusions.py); the admin finds it on the Excluded view, deletes
 one duplicate in the sandbox (as a user fixing the data), presses Retry, and sees it synced: its story shows
-the write and it has left the Excluded list. Screenshots of the main views go to a tmp dir
-(and to ``ADMIN_SCREENSHOTS``, when set: how docs/screenshots/ was made). No credential of the settings
-appears in any page. Skipped, with the reason, only where no Chromium or chromedriver is installed
-(`scripts/bootstrap.sh` installs both).
+the write and it has left the Excluded list. Last, pause: the admin pauses everything on the Paused view,
+every page shows the banner, an edit in HubSpot is not written for five seconds; after Resume it is.
+Screenshots of the main views go to a tmp dir (and to ``ADMIN_SCREENSHOTS``, when set: how
+docs/screenshots/ was made). No credential of the settings appears in any page. Skipped, with the reason,
+only where no Chromium or chromedriver is installed (`scripts/bootstrap.sh` installs both).
 """
 
 from __future__ import annotations
@@ -153,6 +154,15 @@ class Pages:
                 return self.press(row.find_element(By.TAG_NAME, "button"))
         raise AssertionError(f"no excluded row for {record_id} with a Retry button")
 
+    def toggle_everything(self, reason: str = "") -> str:
+        """Press Pause (with ``reason``) or Resume on the Paused view's "Everything" row."""
+        self.open("/paused")
+        row = self.driver.find_element(By.CSS_SELECTOR, "table.pauses tbody tr")
+        assert row.text.startswith("Everything"), row.text
+        if reason:
+            row.find_element(By.NAME, "reason").send_keys(reason)
+        return self.press(row.find_element(By.TAG_NAME, "button"))
+
     def shoot(self, name: str, *, width: int = 1280) -> None:
         self.driver.set_window_size(width, 900)
         for folder in self.shots:
@@ -198,7 +208,7 @@ async def _walk(stack: Stack, base: str, browser: webdriver.Chrome, tmp_path: Pa
     assert "Sync health" in overview
     assert "Per sync step" in overview
 
-    await stack.hs_create(
+    grace = await stack.hs_create(
         "contacts", {"email": "grace@example.com", "firstname": "Grace", "lastname": "Hopper"}
     )
 
@@ -223,6 +233,7 @@ async def _walk(stack: Stack, base: str, browser: webdriver.Chrome, tmp_path: Pa
     assert "pushed from hubspot contacts: 1 record(s)" in pushed
     assert "nothing to write: the other side already holds these values" in pushed
     await _excluded_walk(stack, pages)
+    await _pause_walk(stack, pages, grace)
 
     for path, name in [("/", "overview"), ("/records", "records"), ("/deadletters", "deadletters"),
                        ("/lag", "lag"), ("/budget", "budget")]:  # fmt: skip
@@ -274,3 +285,32 @@ async def _excluded_walk(stack: Stack, pages: Pages) -> None:
     assert f"contact {hs_id}" not in gone
     assert "No excluded records" in gone
     await pages.run(pages.shoot, "excluded-empty")
+
+
+async def _pause_walk(stack: Stack, pages: Pages, hs_id: str) -> None:
+    async def lastname() -> str | None:
+        rows = [r for r in await stack.dv_all("contact") if r.get("emailaddress1") == "grace@example.com"]
+        return rows[0].get("lastname") if len(rows) == 1 else None
+
+    assert await lastname() == "Hopper"
+    paused = await pages.run(pages.toggle_everything, "a bulk import in HubSpot")
+    assert "paused everything: the sync stops consuming, changes wait in Kafka" in paused
+    assert "Paused: everything by ada since" in paused
+    assert "a bulk import in HubSpot" in paused
+    await pages.run(pages.shoot, "paused")
+
+    await stack.hs_update("contacts", hs_id, {"lastname": "Hopper-Paused"})
+    await asyncio.sleep(5.0)
+    assert await lastname() == "Hopper", "a change was written while everything was paused"
+    overview = await pages.run(pages.open, "/")
+    assert "Paused: everything by ada since" in overview
+    await pages.run(pages.shoot, "overview-paused")
+
+    resumed = await pages.run(pages.toggle_everything)
+    assert "resumed everything" in resumed
+    assert "Paused:" not in resumed
+
+    async def written() -> str | None:
+        return "yes" if await lastname() == "Hopper-Paused" else None
+
+    await eventually(written, within=60, what="the edit made while paused, written once resumed")

@@ -7,12 +7,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from cdc.admin.kafka_source import story_of
-from cdc.admin.source import BudgetView, BudgetWindow, NotFoundError, Overview, StepRow, Story
+from cdc.admin.source import BudgetView, BudgetWindow, NotFoundError, Overview, PauseState, StepRow, Story
 from cdc.ops._kafka import GroupInfo
 from cdc.ops.deadletters import DeadLetterBook, Letter
 from cdc.ops.status import GroupStatus, PartitionLag, StatusReport
 from streams.admin import KafkaUnavailableError
 from streams.audit import AuditAction, AuditRecord, FieldWrite
+from streams.control import EVERYTHING, Pause, Pauses
 from streams.deadletters import DeadLetter
 from streams.exclusions import Exclusion, ExclusionReason
 from streams.keys import RecordRef, SourceSystem
@@ -83,6 +84,7 @@ OPTION = Exclusion(
 class FakeHealth:
     actions: list[tuple[str, str, str]] = field(default_factory=list)
     kafka_down: bool = False
+    paused: dict[str, Pause] = field(default_factory=dict)
 
     async def overview(self) -> Overview:
         if self.kafka_down:
@@ -140,3 +142,18 @@ class FakeHealth:
             raise NotFoundError(f"{ref.system} {ref.object_type}: no such record: {ref.object_id}")
         self.actions.append((f"push from {winner}", ref.key, actor))
         return [f"pushed from {winner} contacts: 1 record(s) in 0.4 s", "  update dataverse contact x (step)"]
+
+    async def pauses(self) -> PauseState:
+        pauses = Pauses(dict(self.paused))
+        lines = [f"paused: {t} by {p.by}" for t, p in pauses.active.items()]
+        return PauseState(pauses, ["hubspot-contacts-to-dataverse"], lines)
+
+    async def set_pause(self, target: str | None, *, paused: bool, actor: str, reason: str | None) -> str:
+        name = target or EVERYTHING
+        if name not in {EVERYTHING, "hubspot-contacts-to-dataverse"}:
+            raise NotFoundError(
+                f"unknown step {name!r}: the configuration's steps are hubspot-contacts-to-dataverse"
+            )
+        self.actions.append(("pause" if paused else "resume", name, actor))
+        self.paused[name] = Pause(target=name, paused=paused, by=actor, at=AT, reason=reason)
+        return f"{'paused' if paused else 'resumed'} {name}"

@@ -71,12 +71,23 @@ async def log_in(client: httpx.AsyncClient, password: str = PASSWORD) -> int:
     return answer.status_code
 
 
-GET_PATHS = ["/", "/records", "/records/story?q=501", "/excluded", "/deadletters", "/lag", "/budget"]
+GET_PATHS = [
+    "/",
+    "/records",
+    "/records/story?q=501",
+    "/excluded",
+    "/paused",
+    "/deadletters",
+    "/lag",
+    "/budget",
+]
 POSTS = {
     "/records/sync": {"record": HS.key},
     "/records/push": {"record": HS.key, "winner": "hubspot"},
     "/excluded/retry": {"record": EXCLUSION.key},
     "/excluded/retry-all": {"reason": "ambiguous_match"},
+    "/paused/pause": {"target": "", "reason": "a bulk import"},
+    "/paused/resume": {"target": "hubspot-contacts-to-dataverse"},
     "/deadletters/redrive": {"letter": "7"},
     "/logout": {},
 }
@@ -212,6 +223,8 @@ async def test_an_expired_session_goes_to_the_login_page(
         ),
         ("post", "/records/push", {"record": "not a record", "winner": "hubspot"}, "not a record"),
         ("post", "/excluded/retry", {"record": "hubspot/123/contact/999"}, "not excluded now"),
+        ("post", "/paused/pause", {"target": "no-such-step"}, "unknown step &#39;no-such-step&#39;"),
+        ("post", "/paused/resume", {"target": "no-such-step"}, "unknown step &#39;no-such-step&#39;"),
         ("post", "/excluded/retry-all", {"q": "nobody@example.com"}, "no excluded record matches"),
         ("post", "/deadletters/redrive", {"letter": "x"}, "not a dead-letter offset"),
         ("get", "/no-such-page", None, "Not Found"),
@@ -372,3 +385,27 @@ async def test_the_overview_counts_and_the_story_shows_the_exclusion(client: htt
     linked = (await client.get("/records/story?q=501")).text
     assert "Push from HubSpot" in linked
     assert "Push from Dataverse" in linked
+
+
+async def test_pause_and_resume_are_done_as_the_user_and_every_page_says_what_is_paused(
+    client: httpx.AsyncClient, fake: FakeHealth
+) -> None:
+    assert await log_in(client) == 303
+    assert "Paused:" not in (await client.get("/")).text
+    token = await csrf_of(client, "/paused")
+    answer = await client.post("/paused/pause", data={"target": "", "reason": "a bulk import", "csrf": token})
+    assert answer.status_code == 303
+    for path in GET_PATHS:
+        assert "Paused: everything by ada since 2026-12-06T12:00:00+00:00" in (await client.get(path)).text, (
+            path
+        )
+    page = (await client.get("/paused")).text
+    assert "a bulk import" in page
+    assert ">Resume</button>" in page
+    step = "hubspot-contacts-to-dataverse"
+    await client.post("/paused/pause", data={"target": step, "csrf": token})
+    await client.post("/paused/resume", data={"target": "", "csrf": token})
+    banner = (await client.get("/")).text
+    assert f"Paused: {step} by ada" in banner
+    assert "everything by" not in banner
+    assert fake.actions == [("pause", "*", "ada"), ("pause", step, "ada"), ("resume", "*", "ada")]
