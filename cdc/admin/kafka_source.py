@@ -9,6 +9,7 @@ naming the user on the audit topic, after the action is acknowledged.
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
@@ -145,10 +146,11 @@ class KafkaHealth:
         self._catalog = TopicCatalog.from_settings(settings.kafka)
 
     async def overview(self) -> Overview:
-        status = await self.lags()
+        since = datetime.now(UTC) - timedelta(days=1)
+        status, exclusions, audit = await asyncio.gather(self.lags(), self.exclusions(), self._audit(since))
         by_pair = status.links.get("by_pair", {})
         by_step = status.deadletters.get("by_step", {})
-        excluded_by_step = Counter(e.step for e in await self.exclusions())
+        excluded_by_step = Counter(e.step for e in exclusions)
         steps = [
             StepRow(
                 step.name,
@@ -159,8 +161,7 @@ class KafkaHealth:
             )
             for step in self.config.enabled_steps()
         ]
-        since = datetime.now(UTC) - timedelta(days=1)
-        writes = [a for a in await self._audit(since) if a.action is not AuditAction.SKIP]
+        writes = [a for a in audit if a.action is not AuditAction.SKIP]
         return Overview(status, steps, sorted(writes, key=lambda a: a.at)[-LAST_WRITES:][::-1])
 
     async def lags(self) -> StatusReport:
@@ -170,8 +171,10 @@ class KafkaHealth:
         return sorted(await load_links(self.settings.kafka), key=lambda link: link.updated_at, reverse=True)
 
     async def story(self, query: str) -> Story:
-        links = await load_links(self.settings.kafka)
-        story = story_of(query, links, await self._audit(None), await self.exclusions())
+        links, audit, exclusions = await asyncio.gather(
+            load_links(self.settings.kafka), self._audit(None), self.exclusions()
+        )
+        story = story_of(query, links, audit, exclusions)
         if not story.records:
             raise NotFoundError(f"no link and no audit record names {query.strip()!r}")
         return story
