@@ -2,7 +2,8 @@
 
 Middleware, outermost first: security headers (no framing, no script, no referrer), the signed session
 cookie (HttpOnly, SameSite=Lax, Secure unless ``admin.secure_cookies`` is off, ``max_age``), then
-:class:`~cdc.admin.security.RequireLogin`. Errors are pages: 403 (a bad CSRF token), 404 (an unknown
+:class:`~cdc.admin.security.RequireLogin`, then :class:`~cdc.admin.views.paused.PauseBanner` (what is
+paused, on every page). Errors are pages: 403 (a bad CSRF token), 404 (an unknown
 record or letter), 429 (too many failed logins), each saying what to do.
 """
 
@@ -28,6 +29,7 @@ from cdc.admin.passwords import verify_nobody, verify_password
 from cdc.admin.security import LoginLimiter, RequireLogin, start_session
 from cdc.admin.source import HealthSource, NotFoundError
 from cdc.admin.views import VIEWS
+from cdc.admin.views.paused import PauseBanner
 from cdc.dataverse.errors import DataverseApiError
 from cdc.exits import CliError
 from cdc.hubspot.errors import HubSpotApiError
@@ -151,6 +153,7 @@ def create_app(
                 https_only=settings.secure_cookies,
             ),
             Middleware(RequireLogin, max_age_s=settings.session_max_age_s, clock=clock),
+            Middleware(PauseBanner),
         ],
         exception_handlers={
             HTTPException: error_page,

@@ -2,21 +2,28 @@
 
 Nothing is kept between requests, so every replica of `cdc admin` shows the same: links and dead letters
 as `cdc status` reads them (`cdc.ops.status`), a record's story as `cdc explain` does
-(`cdc.ops.explain`), the budget from the budget topic's reports (`streams.budget`). An action (redrive,
-sync now) writes an audit record naming the user on the audit topic, after the action is acknowledged.
+(`cdc.ops.explain`), the exclusions as `cdc excluded` does (`cdc.ops.excluded`), the budget from the budget
+topic's reports (`streams.budget`). An action (redrive, sync now, retry, push) writes an audit record
+naming the user on the audit topic, after the action is acknowledged.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
 from aiokafka import AIOKafkaProducer
 
-from cdc.admin.source import BudgetView, BudgetWindow, NotFoundError, Overview, StepRow, Story
+from cdc.admin.source import BudgetView, BudgetWindow, NotFoundError, Overview, PauseState, StepRow, Story
 from cdc.budget import dataverse_limits, hubspot_limits
+from cdc.ops import excluded
 from cdc.ops._kafka import Raw, load_links, scan
 from cdc.ops.deadletters import DeadLetterBook, Letter, load_book, redrive
+from cdc.ops.pauses import change_pause, render_pauses
+from cdc.ops.push import PushError, push
+from cdc.ops.records import Selection
 from cdc.ops.resync import ResyncError
 from cdc.ops.status import StatusReport, Thresholds, gather_status
 from cdc.ops.sync_now import RecordGoneError, sync_now
@@ -26,8 +33,10 @@ from consumers.config import SyncConfig
 from streams.audit import AUDIT_CODEC, AuditAction, AuditRecord
 from streams.budget import BudgetReport, decode_report
 from streams.codec import Position, SchemaError
+from streams.control import read_pauses
 from streams.events import CHANGE_CODEC
-from streams.keys import RecordRef
+from streams.exclusions import Exclusion
+from streams.keys import RecordRef, SourceSystem
 from streams.links import Link
 from streams.topics import TopicCatalog, TopicRole
 from streams.transactions import record
@@ -68,12 +77,27 @@ def _mentions(record: AuditRecord, query: str) -> bool:
     )
 
 
-def story_of(query: str, links: Iterable[Link], audit: Iterable[AuditRecord]) -> Story:
-    """The records ``query`` names (an id of either side, or a value written such as an email), both
-    sides of their links, and every audit record of any of them, oldest first. Pure: tested without Kafka."""
-    links, audit = list(links), list(audit)
+def _excludes(exclusion: Exclusion, query: str) -> bool:
+    """Whether the exclusion names ``query``: its record's or counterpart's id, or a value that caused it."""
+    wanted = query.strip().casefold()
+    refs = [exclusion.record, *([exclusion.counterpart] if exclusion.counterpart else [])]
+    return any(ref.object_id.casefold() == wanted for ref in refs) or any(
+        isinstance(value, str) and value.strip().casefold() == wanted for value in exclusion.values.values()
+    )
+
+
+def story_of(
+    query: str,
+    links: Iterable[Link],
+    audit: Iterable[AuditRecord],
+    exclusions: Iterable[Exclusion] = (),
+) -> Story:
+    """The records ``query`` names (an id of either side, a value written such as an email, or a value an
+    exclusion holds), both sides of their links, every audit record of any of them, oldest first, and
+    their exclusions. Pure: tested without Kafka."""
+    links, audit, exclusions = list(links), list(audit), list(exclusions)
     wanted = query.strip()
-    refs: set[RecordRef] = set()
+    refs: set[RecordRef] = {e.record for e in exclusions if _excludes(e, wanted)}
     for link in links:
         for side in (link.hubspot, link.dataverse):
             if wanted in {side.object_id, *side.merged_ids}:
@@ -92,6 +116,7 @@ def story_of(query: str, links: Iterable[Link], audit: Iterable[AuditRecord]) ->
         (a for a in audit if a.source.key in keys or (a.target is not None and a.target.key in keys)),
         key=lambda a: a.at,
     )
+    story.exclusions = [e for e in exclusions if e.key in keys]
     return story
 
 
@@ -121,15 +146,22 @@ class KafkaHealth:
         self._catalog = TopicCatalog.from_settings(settings.kafka)
 
     async def overview(self) -> Overview:
-        status = await self.lags()
+        since = datetime.now(UTC) - timedelta(days=1)
+        status, exclusions, audit = await asyncio.gather(self.lags(), self.exclusions(), self._audit(since))
         by_pair = status.links.get("by_pair", {})
         by_step = status.deadletters.get("by_step", {})
+        excluded_by_step = Counter(e.step for e in exclusions)
         steps = [
-            StepRow(step.name, str(step.pair), by_pair.get(str(step.pair), 0), by_step.get(step.name, 0))
+            StepRow(
+                step.name,
+                str(step.pair),
+                by_pair.get(str(step.pair), 0),
+                by_step.get(step.name, 0),
+                excluded_by_step.get(step.name, 0),
+            )
             for step in self.config.enabled_steps()
         ]
-        since = datetime.now(UTC) - timedelta(days=1)
-        writes = [a for a in await self._audit(since) if a.action is not AuditAction.SKIP]
+        writes = [a for a in audit if a.action is not AuditAction.SKIP]
         return Overview(status, steps, sorted(writes, key=lambda a: a.at)[-LAST_WRITES:][::-1])
 
     async def lags(self) -> StatusReport:
@@ -139,7 +171,10 @@ class KafkaHealth:
         return sorted(await load_links(self.settings.kafka), key=lambda link: link.updated_at, reverse=True)
 
     async def story(self, query: str) -> Story:
-        story = story_of(query, await load_links(self.settings.kafka), await self._audit(None))
+        links, audit, exclusions = await asyncio.gather(
+            load_links(self.settings.kafka), self._audit(None), self.exclusions()
+        )
+        story = story_of(query, links, audit, exclusions)
         if not story.records:
             raise NotFoundError(f"no link and no audit record names {query.strip()!r}")
         return story
@@ -204,6 +239,58 @@ class KafkaHealth:
             raise NotFoundError(str(error)) from None
         await self._audited(AuditAction.RESYNC, ref, actor, "sync now", None)
         return f"{ref.system} {ref.object_type} {ref.object_id} read again and sent to the sync"
+
+    async def exclusions(self) -> list[Exclusion]:
+        return (await excluded.load(self.settings)).select()
+
+    async def retry(self, targets: list[Exclusion], actor: str) -> str:
+        report = await excluded.retry(self.settings, targets)
+        for exclusion, _ in report.queued:
+            await self._audited(
+                AuditAction.RESYNC,
+                exclusion.record,
+                actor,
+                f"excluded retry ({exclusion.reason})",
+                exclusion.step,
+            )
+        queued, gone = len(report.queued), len(report.gone)
+        said = f"{queued} excluded record(s) read again and sent to the sync"
+        if gone:
+            said += f"; {gone} no longer in their CRM, nothing sent: " + ", ".join(
+                e.key for e in report.gone[:5]
+            )
+        return said
+
+    async def push(self, ref: RecordRef, winner: SourceSystem, actor: str) -> list[str]:
+        pull = winner is not ref.system  # the other side wins: `cdc pull` of this record
+        try:
+            report = await push(
+                self.settings, str(ref.system), ref.object_type, Selection(ids=(ref.object_id,)), pull=pull
+            )
+        except (PushError, ResyncError) as error:
+            raise NotFoundError(str(error)) from None
+        await self._audited(AuditAction.RESYNC, ref, actor, f"push from {winner}", None)
+        return report.lines()
+
+    async def pauses(self) -> PauseState:
+        pauses = await read_pauses(self.settings.kafka)
+        steps = [step.name for step in self.config.steps]
+        return PauseState(pauses, steps, render_pauses(pauses, self.config))
+
+    async def set_pause(self, target: str | None, *, paused: bool, actor: str, reason: str | None) -> str:
+        try:
+            change = await change_pause(
+                self.settings.kafka,
+                self.config,
+                target,
+                paused=paused,
+                by=actor,
+                reason=reason,
+                now=datetime.now(UTC),
+            )
+        except ValueError as error:  # an unknown step: nothing was written
+            raise NotFoundError(str(error)) from None
+        return change.message()
 
     async def _audited(
         self,

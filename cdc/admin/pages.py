@@ -84,6 +84,7 @@ def render(request: Request, template: str, context: dict[str, Any], *, status: 
         "views": request.app.state.views,
         "path": request.url.path,
         "message": request.session.pop("flash", None),
+        "paused": request.scope.get("paused"),
     }
     return page.TemplateResponse(request, template, {**layout, **context}, status_code=status)
 

@@ -1,9 +1,8 @@
 """What the admin page shows, as plain data, and the port it reads it through (:class:`HealthSource`).
 
 `cdc.admin.kafka_source` reads it all from Kafka and the CRMs on every request (nothing is kept in a
-replica's memory, so any replica answers alike); the security tests give the app a fake. A new view (the
-"Excluded" and "Paused" ones to come) adds its data class and one method here, and its module in
-`cdc.admin.views`.
+replica's memory, so any replica answers alike); the security tests give the app a fake. A new view adds
+its data class and one method here, and its module in `cdc.admin.views`.
 """
 
 from __future__ import annotations
@@ -14,7 +13,9 @@ from typing import Protocol
 from cdc.ops.deadletters import DeadLetterBook, Letter
 from cdc.ops.status import StatusReport
 from streams.audit import AuditRecord
-from streams.keys import RecordRef
+from streams.control import Pauses
+from streams.exclusions import Exclusion
+from streams.keys import RecordRef, SourceSystem
 from streams.links import Link
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "HealthSource",
     "NotFoundError",
     "Overview",
+    "PauseState",
     "StepRow",
     "Story",
 ]
@@ -40,6 +42,8 @@ class StepRow:
     """Linked pairs of the step's objects (a pair is in sync through every step of its objects)."""
     failing: int
     """Pending dead letters of the step."""
+    excluded: int = 0
+    """Records the step refuses or skips now (`streams.exclusions`)."""
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,8 @@ class Story:
     records: list[RecordRef] = field(default_factory=list)
     links: list[Link] = field(default_factory=list)
     audit: list[AuditRecord] = field(default_factory=list)
+    exclusions: list[Exclusion] = field(default_factory=list)
+    """Why any of its records is excluded now (reason, values, since when)."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +87,16 @@ class BudgetView:
     """system -> the window charted (HubSpot: daily; Dataverse: requests)."""
 
 
+@dataclass(frozen=True)
+class PauseState:
+    pauses: Pauses
+    """The newest word on everything and on each step (`streams.control`): paused ones, and resumed ones."""
+    steps: list[str]
+    """The configuration's steps, each of which may be paused on its own."""
+    lines: list[str]
+    """What is paused, as `cdc paused` prints it (the pairs a step's pause holds)."""
+
+
 class HealthSource(Protocol):
     async def overview(self) -> Overview: ...
 
@@ -102,4 +118,28 @@ class HealthSource(Protocol):
 
     async def sync_now(self, ref: RecordRef, actor: str) -> str:
         """Read the record again and publish it, audited as ``actor``'s; raises :class:`NotFoundError`."""
+        ...
+
+    async def exclusions(self) -> list[Exclusion]:
+        """Every record excluded now, the most recently seen first."""
+        ...
+
+    async def retry(self, targets: list[Exclusion], actor: str) -> str:
+        """Read each excluded record again and publish it (`cdc.ops.excluded.retry`), each audited as
+        ``actor``'s; what was done, for the page to say."""
+        ...
+
+    async def push(self, ref: RecordRef, winner: SourceSystem, actor: str) -> list[str]:
+        """Sync ``ref`` now with ``winner``'s values winning every conflict of that pass (`cdc.ops.push`:
+        a push when ``winner`` is the record's system, else a pull from its linked record), audited as
+        ``actor``'s; what was written, as `cdc push` prints it. Raises :class:`NotFoundError` for a record
+        its CRM does not have, or (a pull) one not linked yet."""
+        ...
+
+    async def pauses(self) -> PauseState: ...
+
+    async def set_pause(self, target: str | None, *, paused: bool, actor: str, reason: str | None) -> str:
+        """Pause or resume ``target`` (None: everything) as ``actor`` (`cdc.ops.pauses.change_pause`,
+        audited in the same transaction); what was done. Raises :class:`NotFoundError` for a step the
+        configuration does not have, before anything is written."""
         ...

@@ -31,6 +31,7 @@ from streams.topics import TopicCatalog, TopicRole
 from streams.transactions import dead_letter_record
 from tests.integration.sync_stack import small_config
 from tests.integration.test_resync import hubspot_admin, seed_dataverse
+from tests.integration.test_sync_exclusions import entry
 from tests.kafka_reading import read_changes, read_topic
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -145,4 +146,79 @@ async def test_redrive_resends_the_letter_once_and_audits_the_user(
     audit = await read_topic(kafka, TopicRole.AUDIT)
     assert [(a["action"], a["actor"], a["step"]) for a in audit] == [
         ("redrive", "ada", "contacts_to_contacts")
+    ]
+
+
+async def test_retry_sends_what_its_crm_has_and_audits_each_record_sent_as_the_user(
+    health: tuple[KafkaHealth, Sandbox],
+) -> None:
+    source, box = health
+    kafka, portal = source.settings.kafka, str(source.settings.hubspot.portal_id)
+    created = await hubspot_admin(
+        box, "/_admin/objects/contacts", {"properties": {"email": "fixed@example.com"}}
+    )
+    found = entry(
+        RecordRef(
+            system=SourceSystem.HUBSPOT, tenant=portal, object_type="contact", object_id=str(created["id"])
+        )
+    )
+    gone = entry(
+        RecordRef(system=SourceSystem.HUBSPOT, tenant=portal, object_type="contact", object_id="987654321")
+    )
+
+    said = await source.retry([found, gone], "ada")
+
+    assert said.startswith("1 excluded record(s) read again and sent to the sync")
+    assert f"1 no longer in their CRM, nothing sent: {gone.key}" in said
+    assert [e.key for e in await read_changes(kafka)] == [found.key]
+    audit = await read_topic(kafka, TopicRole.AUDIT)
+    assert [(a["action"], a["actor"], a["source"]["object_id"], a["reason"]) for a in audit] == [
+        ("resync", "ada", found.record.object_id, f"excluded retry ({found.reason}) (admin page)")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("winner", "object_id", "says"),
+    [
+        (SourceSystem.HUBSPOT, "999999999", "no such record: 999999999"),
+        (SourceSystem.DATAVERSE, "999999999", "not linked to a record in the other system yet"),
+    ],
+)
+async def test_a_push_or_pull_of_an_unknown_or_unlinked_record_is_not_found_and_changes_nothing(
+    health: tuple[KafkaHealth, Sandbox], *, winner: SourceSystem, object_id: str, says: str
+) -> None:
+    source, _ = health
+    portal = str(source.settings.hubspot.portal_id)
+    ref = RecordRef(system=SourceSystem.HUBSPOT, tenant=portal, object_type="contact", object_id=object_id)
+    with pytest.raises(NotFoundError, match=says):
+        await source.push(ref, winner, "ada")
+    kafka = source.settings.kafka
+    assert await read_changes(kafka) == []
+    assert await read_changes(kafka, TopicRole.CHANGES_DATAVERSE) == []
+    assert await read_topic(kafka, TopicRole.AUDIT) == []
+
+
+async def test_pause_and_resume_write_the_control_topic_as_the_user_and_an_unknown_step_writes_nothing(
+    health: tuple[KafkaHealth, Sandbox],
+) -> None:
+    source, _ = health
+    kafka = source.settings.kafka
+    with pytest.raises(NotFoundError, match="unknown step 'no-such-step': the configuration's steps are"):
+        await source.set_pause("no-such-step", paused=True, actor="ada", reason=None)
+    assert await read_topic(kafka, TopicRole.CONTROL) == []
+    assert await read_topic(kafka, TopicRole.AUDIT) == []
+
+    said = await source.set_pause(None, paused=True, actor="ada", reason="a bulk import")
+    assert said == "paused everything: the sync stops consuming, changes wait in Kafka"
+    state = await source.pauses()
+    [(target, pause)] = state.pauses.active.items()
+    assert (target, pause.by, pause.reason) == ("*", "ada", "a bulk import")
+    assert state.lines[0].startswith("paused: everything, by ada since")
+    assert "is paused already, by ada" in await source.set_pause(None, paused=True, actor="bob", reason=None)
+    assert await source.set_pause(None, paused=False, actor="bob", reason=None) == "resumed everything"
+    assert (await source.pauses()).pauses.active == {}
+    audit = await read_topic(kafka, TopicRole.AUDIT)
+    assert [(a["action"], a["target"], a["by"]) for a in audit] == [
+        ("pause", "*", "ada"),
+        ("resume", "*", "bob"),
     ]

@@ -7,13 +7,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from cdc.admin.kafka_source import story_of
-from cdc.admin.source import BudgetView, BudgetWindow, NotFoundError, Overview, StepRow, Story
+from cdc.admin.source import BudgetView, BudgetWindow, NotFoundError, Overview, PauseState, StepRow, Story
 from cdc.ops._kafka import GroupInfo
 from cdc.ops.deadletters import DeadLetterBook, Letter
 from cdc.ops.status import GroupStatus, PartitionLag, StatusReport
 from streams.admin import KafkaUnavailableError
 from streams.audit import AuditAction, AuditRecord, FieldWrite
+from streams.control import EVERYTHING, Pause, Pauses
 from streams.deadletters import DeadLetter
+from streams.exclusions import Exclusion, ExclusionReason
 from streams.keys import RecordRef, SourceSystem
 from streams.links import Link, LinkSide
 
@@ -58,17 +60,37 @@ LETTER = Letter(
     ),
 )  # fmt: skip
 
+EXCLUDED = RecordRef(system=SourceSystem.HUBSPOT, tenant="123", object_type="contact", object_id="502")
+EXCLUSION = Exclusion(
+    step="hubspot-contacts-to-dataverse",
+    reason=ExclusionReason.AMBIGUOUS_MATCH,
+    record=EXCLUDED,
+    values={"email": "dup@example.com"},
+    detail="2 candidates with this match key",
+    first_seen=AT,
+    last_seen=AT,
+)
+OPTION = Exclusion(
+    step="deals",
+    reason=ExclusionReason.NO_OPTION_COUNTERPART,
+    record=RecordRef(system=SourceSystem.HUBSPOT, tenant="123", object_type="deal", object_id="77"),
+    values={"dealstage": "<b>won</b>"},
+    first_seen=AT,
+    last_seen=AT,
+)
+
 
 @dataclass
 class FakeHealth:
     actions: list[tuple[str, str, str]] = field(default_factory=list)
     kafka_down: bool = False
+    paused: dict[str, Pause] = field(default_factory=dict)
 
     async def overview(self) -> Overview:
         if self.kafka_down:
             raise KafkaUnavailableError("cannot reach Kafka at kafka:9092 within 10s")
         return Overview(
-            await self.lags(), [StepRow("hubspot-contacts-to-dataverse", "contact~contact", 1, 1)], [WRITE]
+            await self.lags(), [StepRow("hubspot-contacts-to-dataverse", "contact~contact", 1, 1, 1)], [WRITE]
         )
 
     async def lags(self) -> StatusReport:
@@ -85,7 +107,7 @@ class FakeHealth:
         return [LINK]
 
     async def story(self, query: str) -> Story:
-        story = story_of(query, [LINK], [WRITE])
+        story = story_of(query, [LINK], [WRITE], await self.exclusions())
         if not story.records:
             raise NotFoundError(f"no link and no audit record names {query!r}")
         return story
@@ -107,3 +129,31 @@ class FakeHealth:
             raise NotFoundError(f"HubSpot has no {ref.object_type} {ref.object_id}")
         self.actions.append(("sync_now", ref.key, actor))
         return "read again"
+
+    async def exclusions(self) -> list[Exclusion]:
+        return [EXCLUSION, OPTION]
+
+    async def retry(self, targets: list[Exclusion], actor: str) -> str:
+        self.actions += [("retry", e.key, actor) for e in targets]
+        return f"{len(targets)} excluded record(s) read again and sent to the sync"
+
+    async def push(self, ref: RecordRef, winner: SourceSystem, actor: str) -> list[str]:
+        if ref.key not in {HS.key, DV.key}:
+            raise NotFoundError(f"{ref.system} {ref.object_type}: no such record: {ref.object_id}")
+        self.actions.append((f"push from {winner}", ref.key, actor))
+        return [f"pushed from {winner} contacts: 1 record(s) in 0.4 s", "  update dataverse contact x (step)"]
+
+    async def pauses(self) -> PauseState:
+        pauses = Pauses(dict(self.paused))
+        lines = [f"paused: {t} by {p.by}" for t, p in pauses.active.items()]
+        return PauseState(pauses, ["hubspot-contacts-to-dataverse"], lines)
+
+    async def set_pause(self, target: str | None, *, paused: bool, actor: str, reason: str | None) -> str:
+        name = target or EVERYTHING
+        if name not in {EVERYTHING, "hubspot-contacts-to-dataverse"}:
+            raise NotFoundError(
+                f"unknown step {name!r}: the configuration's steps are hubspot-contacts-to-dataverse"
+            )
+        self.actions.append(("pause" if paused else "resume", name, actor))
+        self.paused[name] = Pause(target=name, paused=paused, by=actor, at=AT, reason=reason)
+        return f"{'paused' if paused else 'resumed'} {name}"

@@ -16,7 +16,7 @@ from streams.budget import BudgetReport
 from streams.codec import Position
 from streams.events import CHANGE_CODEC, ChangeEvent, Operation, Origin
 from streams.keys import RecordRef, SourceSystem
-from tests.unit.admin_fakes import AT, DV, HS, LETTER, LINK, WRITE
+from tests.unit.admin_fakes import AT, DV, EXCLUSION, HS, LETTER, LINK, WRITE
 
 
 def test_a_hash_verifies_its_password_only() -> None:
@@ -88,6 +88,22 @@ def test_a_story_holds_every_audit_record_of_either_side_oldest_first() -> None:
 def test_no_story_for_an_unknown_record() -> None:
     assert story_of("nobody@example.com", [LINK], [WRITE]).records == []
     assert story_of("50", [LINK], [WRITE]).records == [], "an id matches whole, not in part"
+
+
+@pytest.mark.parametrize("query", ["502", "DUP@example.com "])
+def test_an_excluded_record_never_synced_has_a_story_with_its_exclusion(query: str) -> None:
+    """No link and no write name it: its exclusion does (its id, or the value that stopped it)."""
+    story = story_of(query, [LINK], [WRITE], [EXCLUSION])
+    assert story.records == [EXCLUSION.record]
+    assert story.exclusions == [EXCLUSION]
+    assert story.links == []
+    assert story.audit == []
+
+
+def test_a_linked_record_story_shows_its_exclusion_and_no_other() -> None:
+    skipped = EXCLUSION.model_copy(update={"record": HS, "values": {"hs_owner": "9"}})
+    story = story_of(DV.object_id, [LINK], [WRITE], [skipped, EXCLUSION])
+    assert story.exclusions == [skipped]
 
 
 def test_a_dead_letter_names_its_record_when_its_value_is_a_change() -> None:

@@ -22,7 +22,7 @@ from starlette.routing import Route
 from cdc.admin import SESSION_COOKIE, create_app, hash_password
 from cdc.admin.views import VIEWS
 from cdc.settings import AdminSettings
-from tests.unit.admin_fakes import DV, HS, FakeHealth
+from tests.unit.admin_fakes import DV, EXCLUSION, HS, FakeHealth
 
 PASSWORD = "correct horse battery staple"
 SECRET = "session-secret-that-must-stay-hidden-0123456789"
@@ -71,9 +71,23 @@ async def log_in(client: httpx.AsyncClient, password: str = PASSWORD) -> int:
     return answer.status_code
 
 
-GET_PATHS = ["/", "/records", "/records/story?q=501", "/deadletters", "/lag", "/budget"]
+GET_PATHS = [
+    "/",
+    "/records",
+    "/records/story?q=501",
+    "/excluded",
+    "/paused",
+    "/deadletters",
+    "/lag",
+    "/budget",
+]
 POSTS = {
     "/records/sync": {"record": HS.key},
+    "/records/push": {"record": HS.key, "winner": "hubspot"},
+    "/excluded/retry": {"record": EXCLUSION.key},
+    "/excluded/retry-all": {"reason": "ambiguous_match"},
+    "/paused/pause": {"target": "", "reason": "a bulk import"},
+    "/paused/resume": {"target": "hubspot-contacts-to-dataverse"},
     "/deadletters/redrive": {"letter": "7"},
     "/logout": {},
 }
@@ -201,6 +215,17 @@ async def test_an_expired_session_goes_to_the_login_page(
         ("post", "/records/sync", {"record": "hubspot/123/contact/999"}, "HubSpot has no contact 999"),
         ("post", "/records/sync", {"record": "not a record"}, "not a record"),
         ("post", "/deadletters/redrive", {"letter": "0:99"}, "no dead letter 0:99"),
+        (
+            "post",
+            "/records/push",
+            {"record": "hubspot/123/contact/999", "winner": "dataverse"},
+            "no such record: 999",
+        ),
+        ("post", "/records/push", {"record": "not a record", "winner": "hubspot"}, "not a record"),
+        ("post", "/excluded/retry", {"record": "hubspot/123/contact/999"}, "not excluded now"),
+        ("post", "/paused/pause", {"target": "no-such-step"}, "unknown step &#39;no-such-step&#39;"),
+        ("post", "/paused/resume", {"target": "no-such-step"}, "unknown step &#39;no-such-step&#39;"),
+        ("post", "/excluded/retry-all", {"q": "nobody@example.com"}, "no excluded record matches"),
         ("post", "/deadletters/redrive", {"letter": "x"}, "not a dead-letter offset"),
         ("get", "/no-such-page", None, "Not Found"),
     ],
@@ -293,3 +318,94 @@ async def test_kafka_not_answering_is_a_503_page_saying_so(
     answer = await client.get("/")
     assert answer.status_code == 503
     assert "cannot reach Kafka at kafka:9092" in answer.text
+
+
+async def test_retry_push_and_retry_all_are_done_as_the_user(
+    client: httpx.AsyncClient, fake: FakeHealth
+) -> None:
+    assert await log_in(client) == 303
+    token = await csrf_of(client, "/excluded")
+    one = await client.post("/excluded/retry", data={"record": EXCLUSION.key, "step": "", "csrf": token})
+    assert one.status_code == 303
+    assert "1 excluded record(s) read again" in (await client.get(one.headers["location"])).text
+    every = await client.post("/excluded/retry-all", data={"reason": "ambiguous_match", "csrf": token})
+    assert every.headers["location"] == "/excluded?reason=ambiguous_match&step=&q="
+    pushed = await client.post("/records/push", data={"record": HS.key, "winner": "dataverse", "csrf": token})
+    assert pushed.status_code == 303
+    story = (await client.get(pushed.headers["location"])).text
+    assert "update dataverse contact x" in story  # what was written, shown once after the push
+    assert fake.actions == [
+        ("retry", EXCLUSION.key, "ada"),
+        ("retry", EXCLUSION.key, "ada"),  # the filter's only ambiguous match
+        ("push from dataverse", HS.key, "ada"),
+    ]
+
+
+async def test_a_push_from_an_unknown_side_is_refused(client: httpx.AsyncClient, fake: FakeHealth) -> None:
+    assert await log_in(client) == 303
+    token = await csrf_of(client, "/")
+    answer = await client.post(
+        "/records/push", data={"record": HS.key, "winner": "salesforce", "csrf": token}
+    )
+    assert answer.status_code == 400
+    assert "hubspot or dataverse" in answer.text
+    assert fake.actions == []
+
+
+async def test_the_excluded_view_counts_filters_and_searches(client: httpx.AsyncClient) -> None:
+    assert await log_in(client) == 303
+    page = (await client.get("/excluded")).text
+    assert "2 now" in page
+    assert "dup@example.com" in page
+    assert "deal 77" in page
+    assert "&lt;b&gt;won&lt;/b&gt;" in page  # a CRM's value, escaped
+    assert "Retry all shown (2)" in page
+    by_reason = (await client.get("/excluded?reason=ambiguous_match")).text
+    assert "dup@example.com" in by_reason
+    assert "deal 77" not in by_reason
+    by_step = (await client.get("/excluded?step=deals")).text
+    assert "deal 77" in by_step
+    assert "dup@example.com" not in by_step
+    searched = (await client.get("/excluded?q=DUP@")).text
+    assert "contact 502" in searched
+    assert "deal 77" not in searched
+    assert "No excluded records match this filter" in (await client.get("/excluded?q=nobody")).text
+    assert "/records/story?q=502" in page  # each row leads to the record's story
+
+
+async def test_the_overview_counts_and_the_story_shows_the_exclusion(client: httpx.AsyncClient) -> None:
+    assert await log_in(client) == 303
+    overview = (await client.get("/")).text
+    assert '<a class="bad" href="/excluded?step=hubspot-contacts-to-dataverse">1</a>' in overview
+    story = (await client.get("/records/story?q=502")).text  # no link, no audit: found by its exclusion
+    assert "ambiguous_match" in story
+    assert "dup@example.com" in story
+    assert "2 candidates with this match key" in story
+    assert "Since 2026-12-06 12:00:00 UTC" in story
+    linked = (await client.get("/records/story?q=501")).text
+    assert "Push from HubSpot" in linked
+    assert "Push from Dataverse" in linked
+
+
+async def test_pause_and_resume_are_done_as_the_user_and_every_page_says_what_is_paused(
+    client: httpx.AsyncClient, fake: FakeHealth
+) -> None:
+    assert await log_in(client) == 303
+    assert "Paused:" not in (await client.get("/")).text
+    token = await csrf_of(client, "/paused")
+    answer = await client.post("/paused/pause", data={"target": "", "reason": "a bulk import", "csrf": token})
+    assert answer.status_code == 303
+    for path in GET_PATHS:
+        assert "Paused: everything by ada since 2026-12-06T12:00:00+00:00" in (await client.get(path)).text, (
+            path
+        )
+    page = (await client.get("/paused")).text
+    assert "a bulk import" in page
+    assert ">Resume</button>" in page
+    step = "hubspot-contacts-to-dataverse"
+    await client.post("/paused/pause", data={"target": step, "csrf": token})
+    await client.post("/paused/resume", data={"target": "", "csrf": token})
+    banner = (await client.get("/")).text
+    assert f"Paused: {step} by ada" in banner
+    assert "everything by" not in banner
+    assert fake.actions == [("pause", "*", "ada"), ("pause", step, "ada"), ("resume", "*", "ada")]
