@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from aiokafka.errors import KafkaError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -42,6 +43,7 @@ __all__ = ["SESSION_COOKIE", "create_app"]
 SESSION_COOKIE = "cdc_admin"
 UNAVAILABLE: tuple[type[Exception], ...] = (
     KafkaUnavailableError,
+    KafkaError,  # the client's own, e.g. a group coordinator still loading on a broker that just started
     CliError,
     PublishUnavailableError,
     HubSpotApiError,

@@ -108,6 +108,17 @@ class PushReport:
         }
 
 
+def _flows_from(settings: Settings, system: str, obj: str) -> None:
+    """PushError unless an enabled step takes ``obj`` of ``system`` somewhere: a push nowhere would report
+    "nothing to write" as if the other side agreed."""
+    one = singular(obj) if system == "hubspot" else entity_logical_name(obj)
+    steps = sync_config(settings).enabled_steps()
+    if not any(str(s.source.system) == system and s.source.object == one for s in steps):
+        raise PushError(
+            f"no enabled sync step takes {system} {obj} anywhere: there is nothing to push from it"
+        )
+
+
 def counterpart_object(settings: Settings, system: str, obj: str) -> str:
     """The object the sync configuration pairs with ``obj`` of ``system``, in the other system's API names."""
     one = singular(obj) if system == "hubspot" else entity_logical_name(obj)
@@ -170,6 +181,7 @@ async def push(
             chosen = Selection(ids=tuple(await _counterparts(settings, system, name, chosen.ids)))
         report = PushReport(other, other_obj, pulled_into=system)
         system, name = other, other_obj
+    _flows_from(settings, system, name)
     metrics = metrics or Metrics(CollectorRegistry())
     if chosen.every:
         report.bulk = await resync(settings, system, name, pushed=True, progress=progress, metrics=metrics)

@@ -16,13 +16,15 @@ from cdc.tools.bench.sync import table, with_baseline
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 
+# Every scenario of the bench once, the peer's included: 160-200 s alone, over 300 s under load.
+@pytest.mark.timeout(900)
 def test_bench_sync_quick_smallest_form(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CDC_")}
     out = subprocess.run(
         [sys.executable, "-m", "cdc", "bench", "sync", "--quick", "--contacts", "40", "--companies", "10",
          "--replay-events", "500", "--rates", "50", "--seconds", "1", "--rate-limited-records", "20",
          "--peer-interval", "2", "--out", str(tmp_path)],
-        capture_output=True, text=True, env=env, timeout=300, check=False,
+        capture_output=True, text=True, env=env, timeout=840, check=False,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
     assert "raw kafka hop (ceiling)" in out.stdout

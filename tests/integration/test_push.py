@@ -119,6 +119,7 @@ BAD = [
     (("push", "hubspot", "contacts"), "say which records: --id, --email (each may repeat), or --all"),
     (("pull", "hubspot", "contacts", "--id", "CREATED"), "not linked to a record in the other system yet"),
     (("push", "hubspot", "widgets", "--all"), "hubspot has no object 'widgets'"),
+    (("push", "hubspot", "deals", "--id", "1"), "no enabled sync step takes hubspot deals anywhere"),
 ]
 
 

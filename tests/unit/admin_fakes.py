@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from aiokafka.errors import GroupCoordinatorNotAvailableError
+
 from cdc.admin.kafka_source import story_of
 from cdc.admin.source import BudgetView, BudgetWindow, NotFoundError, Overview, PauseState, StepRow, Story
 from cdc.ops._kafka import GroupInfo
@@ -84,11 +86,14 @@ OPTION = Exclusion(
 class FakeHealth:
     actions: list[tuple[str, str, str]] = field(default_factory=list)
     kafka_down: bool = False
+    coordinator_loading: bool = False
     paused: dict[str, Pause] = field(default_factory=dict)
 
     async def overview(self) -> Overview:
         if self.kafka_down:
             raise KafkaUnavailableError("cannot reach Kafka at kafka:9092 within 10s")
+        if self.coordinator_loading:  # a broker just started: aiokafka's own error, not ours
+            raise GroupCoordinatorNotAvailableError()
         return Overview(
             await self.lags(), [StepRow("hubspot-contacts-to-dataverse", "contact~contact", 1, 1, 1)], [WRITE]
         )

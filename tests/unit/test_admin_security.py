@@ -320,6 +320,16 @@ async def test_kafka_not_answering_is_a_503_page_saying_so(
     assert "cannot reach Kafka at kafka:9092" in answer.text
 
 
+async def test_a_kafka_error_of_the_client_itself_is_a_503_page_too(
+    client: httpx.AsyncClient, fake: FakeHealth
+) -> None:
+    assert await log_in(client) == 303
+    fake.coordinator_loading = True
+    answer = await client.get("/")
+    assert answer.status_code == 503
+    assert "GroupCoordinatorNotAvailableError" in answer.text
+
+
 async def test_retry_push_and_retry_all_are_done_as_the_user(
     client: httpx.AsyncClient, fake: FakeHealth
 ) -> None:
