@@ -794,6 +794,9 @@ def _bench_json(path: Path) -> dict[str, Any]:
     type=click.Path(path_type=Path, dir_okay=False, exists=True),
     help="The JSON of another checkout's run (main's) to show beside this one's figures.",
 )
+@click.option(
+    "--profile", is_flag=True, help="Sample `cdc sync` with py-spy during the replay (needs py-spy)."
+)
 def bench_sync(
     quick: bool, rates: str | None, out_dir: Path, as_json: bool, baseline: Path | None, **counts: Any
 ) -> None:

@@ -114,18 +114,20 @@ class Applier:
         batch = Batch(self.index, tenants, dry_run=self.dry_run, owned=owned)
         grouping = Grouping(batch.view, self.fields)
         deletions: list[Deletion] = []
-        for item in items:
-            if item.change.operation not in SPECIAL:
-                grouping.add(item)
-                continue
-            if item.change.operation is not Operation.MERGE:
-                batch.result.exclusions.append(record_gone(item.change))
-            sorted_out = special(item, batch, self.fields, self._now())
-            batch.take(sorted_out.decided)
-            if sorted_out.deletion is not None:
-                deletions.append(sorted_out.deletion)
-            if sorted_out.survivor is not None:
-                grouping.add(sorted_out.survivor)  # a merge its event cannot settle: the survivor is read
+        # The batch's links in one lookup: no await until the items are grouped, so the answers hold.
+        with batch.view.prefetched(item.change.key for item in items):
+            for item in items:
+                if item.change.operation not in SPECIAL:
+                    grouping.add(item)
+                    continue
+                if item.change.operation is not Operation.MERGE:
+                    batch.result.exclusions.append(record_gone(item.change))
+                sorted_out = special(item, batch, self.fields, self._now())
+                batch.take(sorted_out.decided)
+                if sorted_out.deletion is not None:
+                    deletions.append(sorted_out.deletion)
+                if sorted_out.survivor is not None:
+                    grouping.add(sorted_out.survivor)  # a merge its event cannot settle: the survivor is read
         batch.result.echoes += grouping.echoes
         gone = await self._delete(batch, deletions)
         # Changes to a pair whose record was just deleted are moot: neither side is there to write.

@@ -419,6 +419,7 @@ class SyncConfig(_Model):
     # --- form submissions (issue 19 part 1; `consumers.forms`): off unless configured ---
     form_submissions: FormSubmissions | None = None
     _steps_by_pair: dict[Pair, tuple[Step, ...]] = PrivateAttr(default_factory=dict)
+    _pairs_of: dict[tuple[SourceSystem, str], tuple[Pair, ...]] = PrivateAttr(default_factory=dict)
     """`steps_for`, kept: asked for every change routed and planned, and the configuration is frozen."""
 
     @model_validator(mode="after")
@@ -520,6 +521,7 @@ class SyncConfig(_Model):
         """A copy (steps changed, perhaps): its steps are looked up afresh."""
         copied = super().model_copy(update=update, deep=deep)
         copied._steps_by_pair = {}
+        copied._pairs_of = {}
         return copied
 
     def steps_for(self, pair: Pair) -> tuple[Step, ...]:
@@ -536,8 +538,13 @@ class SyncConfig(_Model):
         return tuple(seen)
 
     def pairs_of(self, system: SourceSystem, object_type: str) -> tuple[Pair, ...]:
-        """The pairs a record of this object in this system takes part in."""
-        return tuple(p for p in self.pairs() if p.object_on(system) == object_type)
+        """The pairs a record of this object in this system takes part in (asked for every change routed
+        and applied: kept, as `steps_for` is)."""
+        found = self._pairs_of.get((system, object_type))
+        if found is None:
+            found = tuple(p for p in self.pairs() if p.object_on(system) == object_type)
+            self._pairs_of[(system, object_type)] = found
+        return found
 
 
 def _known_stages(where: str, system: SourceSystem, values: dict[str, Scalar]) -> None:

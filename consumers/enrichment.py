@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 
 from consumers.config import SyncConfig
 from consumers.ports import CrmGateway, Record
-from consumers.routing import needs_lookup
+from consumers.routing import linked, needs_lookup
 from streams.events import ChangeEvent
 from streams.keys import SourceSystem
 from streams.link_store import CommittedLinks
@@ -28,7 +28,8 @@ async def enrich(
 ) -> list[ChangeEvent]:
     """The events, each unlinked one with what `needs_lookup` names merged into its changed properties
     (values the change carries win)."""
-    lookups = [needs_lookup(config, index, event) for event in events]
+    links = linked(index, events)
+    lookups = [needs_lookup(config, links, event) for event in events]
     wanted: dict[tuple[SourceSystem, str, bool], tuple[set[str], set[str]]] = {}
     for event, lookup in zip(events, lookups, strict=True):
         if lookup is not None:

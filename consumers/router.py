@@ -14,7 +14,7 @@ from consumers.config import SyncConfig
 from consumers.enrichment import enrich
 from consumers.ports import CrmGateway, CrmUnavailableError
 from consumers.retries import ENGINE, Retry, retrying
-from consumers.routing import routes
+from consumers.routing import linked, routes
 from consumers.seen import SeenChanges
 from streams.batching import collect
 from streams.clients import make_consumer, running
@@ -120,7 +120,9 @@ class Router(TransactionalLoop):
                     keepalive=self._waiting,
                     on_retry=self.on_retry,
                 )
-                items = [item for event in events for item in routes(self.config, self.index, event)]
+                # Looked up again after the reads: a link committed meanwhile routes its change to the pair.
+                links = linked(self.index, events)
+                items = [item for event in events for item in routes(self.config, links, event)]
                 records = [record(work, item.route, item, WORK_CODEC) for item in items]
                 records += [dead_letter_record(dead_topic, letter) for letter in dead]
                 await transaction(producer, records, offsets(batch), self.group)

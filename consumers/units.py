@@ -10,6 +10,7 @@ back, a re-read) is dropped here, before any read.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -78,6 +79,7 @@ class Unit:
         return Failure(items=self.items, step=self.failed_step, error=self.error, attempts=self.attempts)
 
 
+@functools.lru_cache(maxsize=256)
 def pair_of(text: str) -> Pair:
     """The pair a work item names (``<hubspot object>~<dataverse object>``)."""
     hubspot, _, dataverse = text.partition("~")
@@ -101,7 +103,7 @@ class Grouping:
     def add(self, item: WorkItem) -> None:
         pair = pair_of(item.pair)
         change = item.change
-        link = self.view.find(change.ref)
+        link = self.view.find(change.key)
         if link is not None and nothing_new(change, self.fields.tracked(pair)[change.source], link):
             self.echoes += 1
             return

@@ -13,6 +13,7 @@ Keys are UTF-8 bytes on the wire.
 
 from __future__ import annotations
 
+import functools
 import re
 from enum import StrEnum
 from urllib.parse import quote, unquote
@@ -35,8 +36,16 @@ _UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")
 
 def join_key(*parts: str) -> str:
     """Join parts into a key, percent-encoding each so that '/' only ever separates."""
-    # `quote` is slow in pure Python (half a link's indexing time in the link store); skip it when a no-op.
-    return "/".join(part if _UNRESERVED.fullmatch(part) else quote(part, safe="") for part in parts)
+    return "/".join([_encoded(part) for part in parts])
+
+
+@functools.lru_cache(maxsize=16_384)
+def _encoded(part: str) -> str:
+    """One part, percent-encoded. Kept: the router and the applier key every change several times, and
+    most parts repeat (systems, tenants, object types; a tenant with a port, as a local Dataverse has, is
+    not its own encoding). `quote` is slow in pure Python (half a link's indexing time in the link store):
+    skipped when a no-op."""
+    return part if _UNRESERVED.fullmatch(part) else quote(part, safe="")
 
 
 def split_key(key: str) -> list[str]:

@@ -173,14 +173,20 @@ class LinkStore:
         return None if row is None else int(row[0])
 
     def get(self, link_id: str) -> Link | None:
+        link = self._cached(link_id)
+        if link is not None:
+            return link
+        row = self._db.execute("SELECT value FROM links WHERE link_id = ?", (link_id,)).fetchone()
+        return None if row is None else self._decode(link_id, row[0])
+
+    def _cached(self, link_id: str) -> Link | None:
         link = self._cache.get(link_id)
         if link is not None:
             self._cache.move_to_end(link_id)
-            return link
-        row = self._db.execute("SELECT value FROM links WHERE link_id = ?", (link_id,)).fetchone()
-        if row is None:
-            return None
-        link = Link.model_validate_json(bytes(cramjam.lz4.decompress_block(row[0])))
+        return link
+
+    def _decode(self, link_id: str, value: bytes) -> Link:
+        link = Link.model_validate_json(bytes(cramjam.lz4.decompress_block(value)))
         self._remember(link_id, link)
         return link
 
@@ -189,6 +195,36 @@ class LinkStore:
         key = record if isinstance(record, str) else record.key
         row = self._db.execute("SELECT link_id FROM record_keys WHERE key = ?", (key,)).fetchone()
         return None if row is None else self.get(row[0])
+
+    def find_many(self, keys: Iterable[str]) -> dict[str, Link]:
+        """`find` for many record keys in one query per `_CHUNK` keys (a batch's, not one query an event):
+        the link of each key a link holds, each link decoded once (the others left out)."""
+        rows: list[tuple[str, str, bytes]] = []
+        for chunk in _chunks(keys):
+            rows += self._db.execute(
+                "SELECT record_keys.key, links.link_id, links.value FROM record_keys"  # noqa: S608 -- marks
+                " JOIN links ON links.link_id = record_keys.link_id"
+                f" WHERE record_keys.key IN ({_marks(chunk)})",
+                chunk,
+            ).fetchall()
+        decoded: dict[str, Link] = {}
+        for _, link_id, value in rows:
+            if link_id not in decoded:
+                decoded[link_id] = self._cached(link_id) or self._decode(link_id, value)
+        return {key: decoded[link_id] for key, link_id, _ in rows}
+
+    def link_ids(self, keys: Iterable[str]) -> dict[str, str]:
+        """The id of the link holding each of these record keys (keys no link holds are left out), in one
+        query per `_CHUNK` keys: what the router needs of a link, without reading or decoding it."""
+        found: dict[str, str] = {}
+        for chunk in _chunks(keys):
+            found.update(
+                self._db.execute(
+                    f"SELECT key, link_id FROM record_keys WHERE key IN ({_marks(chunk)})",  # noqa: S608
+                    chunk,
+                ).fetchall()
+            )
+        return found
 
     def waiting_on(self, record_key: str) -> set[str]:
         """The links whose pair waits for this record to be linked (`Link.waiting_for`)."""
@@ -214,10 +250,8 @@ class LinkStore:
     def _held(self, link_ids: set[str]) -> dict[str, Held]:
         found: dict[str, tuple[int, str]] = {}
         keys: dict[str, list[str]] = {}
-        ids = sorted(link_ids)
-        for start in range(0, len(ids), _CHUNK):
-            chunk = ids[start : start + _CHUNK]
-            marks = ",".join("?" * len(chunk))
+        for chunk in _chunks(sorted(link_ids)):
+            marks = _marks(chunk)
             for link_id, revision, kind in self._db.execute(
                 f"SELECT link_id, revision, kind FROM links WHERE link_id IN ({marks})",  # noqa: S608 -- marks
                 chunk,
@@ -244,6 +278,17 @@ class LinkStore:
                     " ON CONFLICT (partition) DO UPDATE SET next = excluded.next",
                     sorted(next_offsets.items()),
                 )
+
+
+def _chunks(keys: Iterable[str]) -> Iterator[list[str]]:
+    """The distinct keys, `_CHUNK` at a time (one ``IN (...)`` query each)."""
+    distinct = list(dict.fromkeys(keys))
+    for start in range(0, len(distinct), _CHUNK):
+        yield distinct[start : start + _CHUNK]
+
+
+def _marks(chunk: Sequence[str]) -> str:
+    return ",".join("?" * len(chunk))
 
 
 def _write_changes(db: sqlite3.Connection, changes: Changes) -> None:

@@ -21,6 +21,7 @@ A tombstone (no link) always removes the pair; a link made again after it starts
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import zlib
 from collections import OrderedDict
@@ -43,6 +44,8 @@ class CommittedLinks(Protocol):
     def __len__(self) -> int: ...
     def get(self, link_id: str) -> Link | None: ...
     def find(self, record: RecordRef | str) -> Link | None: ...
+    def find_many(self, keys: Iterable[str]) -> dict[str, Link]: ...
+    def link_ids(self, keys: Iterable[str]) -> dict[str, str]: ...
     def waiting_on(self, record_key: str) -> set[str]: ...
     def revision(self, link_id: str) -> int | None: ...
     def counts(self) -> dict[str, int]: ...
@@ -158,6 +161,15 @@ class LinkIndex:
         link_id = self._by_record.get(key)
         return None if link_id is None else self.get(link_id)
 
+    def find_many(self, keys: Iterable[str]) -> dict[str, Link]:
+        """`find` for many record keys at once: the link of each key a link holds (the others left out)."""
+        return {key: link for key in keys if (link := self.find(key)) is not None}
+
+    def link_ids(self, keys: Iterable[str]) -> dict[str, str]:
+        """The id of the link holding each of these record keys (keys no link holds are left out): what the
+        router needs of a link, without decoding it."""
+        return {key: link_id for key in keys if (link_id := self._by_record.get(key)) is not None}
+
     def waiting_on(self, record_key: str) -> set[str]:
         """The links whose pair waits for this record to be linked (`Link.waiting_for`)."""
         return set(self._waiters.get(record_key, ()))
@@ -197,6 +209,25 @@ class StagedLinks:
         self.base = base
         self.staged = LinkIndex()
         self.removed: set[str] = set()
+        self._prefetched: dict[str, Link | None] | None = None
+
+    @contextlib.contextmanager
+    def prefetched(self, keys: Iterable[str]) -> Iterator[None]:
+        """Within the block, `find` answers these record keys from the committed links as one query read
+        them on entry (`CommittedLinks.find_many`), rather than one query per key. Only for a block without
+        awaits: the committed view moves between awaits (the link tail), and this answers as it stood."""
+        wanted = list(dict.fromkeys(keys))
+        found = self.base.find_many(wanted)
+        self._prefetched = {key: found.get(key) for key in wanted}
+        try:
+            yield
+        finally:
+            self._prefetched = None
+
+    def _committed(self, key: str) -> Link | None:
+        if self._prefetched is not None and key in self._prefetched:
+            return self._prefetched[key]
+        return self.base.find(key)
 
     def find(self, record: RecordRef | str) -> Link | None:
         """The pair holding this record (by its key, or the key of a record merged into it)."""
@@ -204,7 +235,7 @@ class StagedLinks:
         link = self.staged.find(key)
         if link is not None:
             return link
-        link = self.base.find(key)
+        link = self._committed(key)
         if link is None or link.link_id in self.removed or self.staged.get(link.link_id) is not None:
             return None  # tombstoned, or re-pointed (a merge) within this batch
         return link

@@ -28,7 +28,7 @@ from consumers.batch import BatchResult
 from consumers.config import SyncConfig
 from consumers.enrichment import enrich
 from consumers.ports import CrmGateway, Record, WriteKind, WriteOp
-from consumers.routing import routes
+from consumers.routing import linked, routes
 from streams.codec import Scalar
 from streams.config import KafkaSettings
 from streams.events import ChangeEvent, Merge, Operation, Origin
@@ -80,7 +80,8 @@ class Sync:
 
     async def batch(self, changes: Sequence[ChangeEvent]) -> BatchResult:
         changes = await enrich(self.config, self.index, self.gateways, changes)
-        items = [item for c in changes for item in routes(self.config, self.index, c)]
+        links = linked(self.index, changes)
+        items = [item for c in changes for item in routes(self.config, links, c)]
         result = await self.applier.apply(items)
         self.applier.commit(result)
         self.published.extend(result.links)

@@ -102,7 +102,7 @@ async def two_replicas_apply(gateways: dict[SourceSystem, CrmGateway], event: Ch
         Applier(config, {s: Racing(g, barriers[s]) for s, g in gateways.items()}, LinkIndex())
         for _ in range(2)
     ]
-    items = routes(config, LinkIndex(), event)
+    items = routes(config, {}, event)
     results = await asyncio.gather(*(r.apply(items) for r in replicas))
     assert [r.failed for r in results] == [[], []]
     return [str(a.action) for r in results for a in r.audits]
@@ -142,7 +142,7 @@ async def test_a_batch_whose_partitions_moved_writes_nothing(
     replica's (a rebalance counts a generation); once they moved, no write is sent and the batch fails
     with `BatchRevokedError` (the loop drops it uncommitted; the new owner applies it)."""
     config = small_config()
-    items = routes(config, LinkIndex(), await created(gateways[HS], {"email": "moved@example.com"}))
+    items = routes(config, {}, await created(gateways[HS], {"email": "moved@example.com"}))
     with pytest.raises(BatchRevokedError, match="not sent: the partitions moved"):
         await Applier(config, gateways, LinkIndex()).apply(items, owned=lambda: False)
     emails = [r.values.get("emailaddress1") for r in box.dataverse.store.rows("contact")]

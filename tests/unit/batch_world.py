@@ -14,7 +14,7 @@ from consumers.fieldsets import FieldSets
 from consumers.loader import standard_fields_config
 from consumers.owners import Owner
 from consumers.ports import FieldInfo, Record
-from consumers.routing import routes
+from consumers.routing import linked, routes
 from consumers.values import canonical
 from streams.codec import Scalar
 from streams.events import ChangeEvent, Merge, Operation, Origin
@@ -131,7 +131,7 @@ def merge_of(primary: str, *merged: str, survivor: str | None = None, at: dateti
 
 def item(event: ChangeEvent, *links: Link) -> WorkItem:
     """The change as the router routes it, with these links committed."""
-    [routed] = routes(CONFIG, index_of(*links), event)
+    [routed] = routes(CONFIG, linked(index_of(*links), [event]), event)
     return routed
 
 

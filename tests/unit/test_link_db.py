@@ -268,10 +268,35 @@ def test_any_sequence_of_changes_gives_the_in_memory_indexs_answers(
                 assert store.waiting_on(key) == model.waiting_on(key)
         for link_id in IDS:
             assert store.get(link_id) == model.get(link_id)
+        _bulk_answers_as_one_at_a_time(store, model)
         assert store.counts() == model.counts()
         assert len(store) == len(model)
     finally:
         store.close()
+
+
+def _bulk_answers_as_one_at_a_time(store: LinkStore, model: LinkIndex) -> None:
+    """`find_many` and `link_ids` (a batch's lookups in one query) answer as `find` does key by key, for
+    keys held, keys of merged-away ids, keys no link holds and keys asked twice."""
+    keys = [hubspot_key(i, kind) for kind in ("contact", "company") for i in [*RECORDS, "9", RECORDS[0]]]
+    one_by_one = {key: link for key in keys if (link := model.find(key)) is not None}
+    for index in (store, model):
+        assert index.find_many(keys) == one_by_one
+        assert index.link_ids(keys) == {key: link.link_id for key, link in one_by_one.items()}
+        assert index.find_many([]) == {} == index.link_ids([])
+
+
+def test_bulk_lookups_of_more_keys_than_one_query_takes_find_every_link(store: LinkStore) -> None:
+    """A batch may ask for more keys than one ``IN (...)`` query binds (SQLite's limit): all are answered,
+    each link decoded once however many of its keys are asked (both sides' keys find the same link)."""
+    links = [link(f"L{n}", str(n)) for n in range(1_300)]
+    store.apply_batch([record(made, offset=n) for n, made in enumerate(links)], {0: len(links)})
+    keys = [hubspot_key(str(n)) for n in range(1_400)] + [f"dataverse/t/contact/d-L{n}" for n in range(1_300)]
+    found = store.find_many(keys)
+    assert len(found) == 2 * 1_300
+    assert all(found[hubspot_key(str(n))] is found[f"dataverse/t/contact/d-L{n}"] for n in range(1_300))
+    assert found[hubspot_key("1299")] == links[-1]
+    assert store.link_ids(keys) == {key: link.link_id for key, link in found.items()}
 
 
 @pytest.mark.parametrize(

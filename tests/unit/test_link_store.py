@@ -58,6 +58,28 @@ def test_a_link_made_again_after_its_tombstone_starts_over() -> None:
     assert staged.get("L") == link("1", 1)
 
 
+def test_a_batch_s_links_read_at_once_answer_as_one_by_one_with_its_own_changes_first() -> None:
+    """`StagedLinks.prefetched` (the applier groups a batch on its links read in one query) answers as
+    `find` would without it: the batch's own staged changes (a merge moving the pair, a tombstone) first,
+    keys it was not given from the committed view, and after the block the committed view as it is then."""
+    base = LinkIndex()
+    base.apply("L", link("1", 3))
+    staged = StagedLinks(base)
+    one, nine, absent = "hubspot/t/contact/1", "hubspot/t/contact/9", "hubspot/t/contact/5"
+    with staged.prefetched([one, absent, one]):
+        assert staged.find(one) == link("1", 3)
+        assert staged.find(absent) is None
+        assert staged.find("dataverse/t/contact/d") == link("1", 3)  # not prefetched: asked of the view
+        staged.apply("L", link("9", 4))  # the pair moved to the survivor within the batch
+        assert staged.find(one) is None
+        assert staged.find(nine) == link("9", 4)
+        staged.apply("L", None)
+        assert staged.find(nine) is None
+    base.apply("M", link("5", 1).model_copy(update={"link_id": "M"}))  # committed after the block
+    assert staged.find(absent) == base.find(absent)
+    assert staged.find(absent) is not None
+
+
 def record(hubspot_id: str, revision: int) -> bytes:
     return LINK_CODEC.encode(link(hubspot_id, revision))
 

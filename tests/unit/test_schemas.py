@@ -64,6 +64,18 @@ def test_audit_records_round_trip(record: AuditRecord) -> None:
     round_trip(AUDIT_CODEC, record)
 
 
+@given(strategies.change_events())
+def test_the_one_step_decode_gives_the_step_by_step_one_s_values(event: ChangeEvent) -> None:
+    """`Codec.decode` parses and validates a valid value in one step (pydantic's JSON parser), and reads
+    an invalid one again step by step (orjson, then validation) to say what is wrong: both give one value."""
+    data = CHANGE_CODEC.encode(event)
+    decoded = CHANGE_CODEC.decode(data, WHERE)
+    assert decoded == CHANGE_CODEC._decode_slowly(data, WHERE) == event
+    assert [type(v) for v in decoded.changed_properties.values()] == [
+        type(v) for v in event.changed_properties.values()
+    ]
+
+
 @given(st.binary(max_size=300))
 def test_garbage_bytes_raise_schema_error_naming_topic_partition_offset(data: bytes) -> None:
     with pytest.raises(SchemaError) as raised:
@@ -86,6 +98,11 @@ def test_bad_values_say_what_is_wrong(data: bytes | None, reason: str) -> None:
     with pytest.raises(SchemaError, match=re.escape("crm.changes.hubspot[3]@1234")) as raised:
         CHANGE_CODEC.decode(data, WHERE)
     assert reason in raised.value.reason
+
+
+def test_a_value_of_a_newer_schema_is_refused_even_when_it_would_validate() -> None:
+    with pytest.raises(SchemaError, match="schema_version 2 is newer than this daemon reads"):
+        CHANGE_CODEC.decode(orjson.dumps(valid_event(schema_version=2)), WHERE)
 
 
 def valid_event(**changes: Any) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from aiokafka.admin import NewTopic
 from prometheus_client.parser import text_string_to_metric_families
 
 from cdc.sandbox.calls import KINDS
+from cdc.tools.bench import profile as profiler
 from cdc.tools.bench._stack import Stack, SyncCounts
 from cdc.tools.bench.stats import percentile
 from streams.clients import make_admin, make_consumer
@@ -437,8 +438,11 @@ async def _change_ends(stack: Stack) -> dict[TopicPartition, int]:
     return ends
 
 
-async def replay(stack: Stack, events: int, *, within: float, say: Say) -> dict[str, Any]:
-    """Stop sync, top the change topics up to ``events``, re-read them all with a fresh consumer group."""
+async def replay(
+    stack: Stack, events: int, *, within: float, say: Say, profile: Path | None = None
+) -> dict[str, Any]:
+    """Stop sync, top the change topics up to ``events``, re-read them all with a fresh consumer group;
+    with ``profile`` (a file), py-spy samples `cdc sync` from its start to the end of the replay."""
     await stack.stop("sync")
     generated = await _run_json(
         ["cdc.tools.bench.replaygen", stack.kafka.bootstrap_servers, stack.kafka.topic_prefix, str(events)],
@@ -450,6 +454,9 @@ async def replay(stack: Stack, events: int, *, within: float, say: Say) -> dict[
     started = time.monotonic()
     await stack.start_sync(group)
     ready_s = time.monotonic() - started
+    pid = stack.processes["sync"].pid
+    cpu_at_start = profiler.cpu_seconds(pid)
+    spy = profiler.start(pid, within, profile) if profile is not None else None
     deadline = started + within
     progress, last_move, caught_up = -1, time.monotonic(), False
     while time.monotonic() < deadline:
@@ -468,6 +475,12 @@ async def replay(stack: Stack, events: int, *, within: float, say: Say) -> dict[
             break
     # The rate counts from `cdc sync` answering /healthz (its link view loaded) to the last offset commit.
     wall = last_move - started - ready_s
+    cpu_at_end = profiler.cpu_seconds(pid)
+    cpu_s = cpu_at_end - cpu_at_start if cpu_at_start is not None and cpu_at_end is not None else None
+    sampled = None
+    if spy is not None and profile is not None:
+        profiler.stop(spy)
+        sampled = await asyncio.to_thread(profiler.finish, spy, profile)
     await asyncio.sleep(1.0)
     calls = await stack.calls()
     counts = await stack.sync_counts()
@@ -485,11 +498,15 @@ async def replay(stack: Stack, events: int, *, within: float, say: Say) -> dict[
         "wall_s": wall,
         "startup_s": ready_s,
         "events_per_s": generated["after"] / wall if wall > 0 else 0.0,
+        "sync_cpu_s": cpu_s,
+        "events_per_cpu_s": generated["after"] / cpu_s if cpu_s else None,
         "api_write_calls": sum(write_calls.values()),
         "api_write_calls_by_endpoint": write_calls,
         "sync_writes": counts.writes_ok + counts.writes_failed,
         "api_calls": calls_per_record(calls, generated["after"]),
     }
+    if sampled is not None:
+        result["profile"] = sampled
     say(
         f"    replay: {result['events']:,} events in {wall:.1f}s ({result['events_per_s']:,.0f}/s), "
         f"{result['api_write_calls']} API writes" + ("" if caught_up else "  ** did not catch up **")

@@ -1,4 +1,5 @@
-"""`cdc bench ingest --profile`: where `cdc ingest` spends its time under the bench's load, from py-spy.
+"""`cdc bench ingest --profile` and `cdc bench sync --profile`: where `cdc ingest` (at the highest rate) and
+`cdc sync` (during the replay) spend their time under the bench's load, from py-spy.
 
 py-spy (``pip install py-spy``; it reads the process from outside, so it needs ptrace: root, or
 ``CAP_SYS_PTRACE`` in a container) samples the daemon while the loadgen runs at the highest rate, with
@@ -11,8 +12,10 @@ share of all busy samples.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from collections import Counter
@@ -40,6 +43,24 @@ def start(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes]:
          "--format", "raw", "--nonblocking", "--output", str(out)],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
+
+
+def stop(spy: subprocess.Popen[bytes]) -> None:
+    """End the sampling before its duration (py-spy writes what it has on SIGINT)."""
+    if spy.poll() is None:
+        spy.send_signal(signal.SIGINT)
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system) the process has used so far, from ``/proc`` (``None`` where there is none):
+    on a machine shared with other work, events per CPU second say what the code costs, where events per
+    wall second say how busy the machine was."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def finish(spy: subprocess.Popen[bytes], out: Path) -> dict[str, Any]:
@@ -88,8 +109,8 @@ def summarize(collapsed: str, path: str = "") -> dict[str, Any]:
     }
 
 
-def table(profile: dict[str, Any]) -> list[str]:
-    lines = [f"profile of cdc ingest at the highest rate: {profile['samples']:,} busy samples "
+def table(profile: dict[str, Any], what: str = "cdc ingest at the highest rate") -> list[str]:
+    lines = [f"profile of {what}: {profile['samples']:,} busy samples "
              f"(py-spy raw stacks: {profile['raw']})", "  self time:"]  # fmt: skip
     lines += [f"    {row['share']:>6.1%}  {row['function']}" for row in profile["self"]]
     lines.append("  total time of our functions (anywhere on the stack):")

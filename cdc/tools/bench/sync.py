@@ -36,6 +36,7 @@ import orjson
 from cdc.sandbox.calls import KINDS
 from cdc.tools.bench import _peer_scenarios as peer_scenarios
 from cdc.tools.bench import _scenarios as scenarios
+from cdc.tools.bench import profile as profiler
 from cdc.tools.bench._stack import RoleOptions, running_stack
 from cdc.tools.bench.stats import summary
 from cdc.tools.devkafka.runner import LocalKafka
@@ -64,6 +65,8 @@ class Plan:
     """The peer baseline's poll interval (`cdc.tools.bench.peer`); its latency scales with it."""
     peer_rate: float = 20.0
     """User edits per second while the peer's latency is measured."""
+    profile: bool = False
+    """Sample `cdc sync` with py-spy during each replay (`cdc.tools.bench.profile`; the first is shown)."""
 
     @classmethod
     def quick(cls) -> Plan:
@@ -98,7 +101,13 @@ async def _repeat(kafka: KafkaSettings, plan: Plan, config: Path, logs: Path, sa
             row["kafka_hop"] = await scenarios.kafka_hop(stack, rate, plan.seconds)
             out["latency"].append(row)
         out["daemon_probe"] = await peer_scenarios.daemon_probe(stack, pairs, say)
-        out["replay"] = await scenarios.replay(stack, plan.replay_events, within=plan.within_s, say=say)
+        out["replay"] = await scenarios.replay(
+            stack,
+            plan.replay_events,
+            within=plan.within_s,
+            say=say,
+            profile=logs / "sync-replay.pyspy" if plan.profile else None,
+        )
         out["rate_limited"] = await scenarios.rate_limited(
             stack, plan.rate_limited_records, within=plan.within_s, say=say
         )
@@ -121,6 +130,8 @@ async def _repeat(kafka: KafkaSettings, plan: Plan, config: Path, logs: Path, sa
 
 def run_bench(plan: Plan, *, out_dir: Path, say: Say) -> dict[str, Any]:
     """Run every scenario ``plan.repeats`` times; write and return the JSON result."""
+    if plan.profile and profiler.available() is None:
+        raise RuntimeError("--profile needs py-spy (pip install py-spy)")
     logs = Path(tempfile.mkdtemp(prefix="cdc-bench-sync-"))
     config = logs / "sync-config.yaml"
     config.write_text(
@@ -241,11 +252,17 @@ def summarize(plan: Plan, rounds: list[dict[str, Any]]) -> dict[str, Any]:
         "replay": {
             "events": _s(rounds, "replay", "events"),
             "events_per_s": _s(rounds, "replay", "events_per_s"),
+            "events_per_cpu_s": _s(rounds, "replay", "events_per_cpu_s"),
             "api_writes": sum(r["replay"]["api_write_calls"] for r in rounds),
             "sync_writes": sum(r["replay"]["sync_writes"] for r in rounds),
             "calls_per_event": _s(rounds, "replay", "api_calls", "calls_per_record"),
             "by_kind_per_event": _kinds(rounds, "replay", "api_calls"),
             "completed": all(r["replay"]["completed"] for r in rounds),
+            **(
+                {"profile": rounds[0]["replay"]["profile"]}
+                if rounds and "profile" in rounds[0]["replay"]
+                else {}
+            ),
         },
         "rate_limited": {
             "records_per_s": _s(rounds, "rate_limited", "records_per_s"),
@@ -350,10 +367,12 @@ def table(result: dict[str, Any]) -> str:
         "",
         *_kind_lines(result),
         "",
-        f"replay: {_m(r['events'])} events at {_m(r['events_per_s'])} events/s; "
+        f"replay: {_m(r['events'])} events at {_m(r['events_per_s'])} events/s "
+        f"({_m(r['events_per_cpu_s'])} per CPU second of `cdc sync`); "
         f"API writes {r['api_writes']}, "
         f"sync writes {r['sync_writes']}" + ("" if r["completed"] else "  ** did not catch up **"),
         *_baseline_replay(result),
+        *(profiler.table(r["profile"], "cdc sync during the replay") if "profile" in r else []),
         f"rate-limited HubSpot (190/10 s, 1M/day, search 5/s; 2 sync replicas and poll sharing the budget): "
         f"{_m(q['records_per_s'])} records/s = {_m(q['fraction_of_ceiling'], '.0%')} of the "
         f"{q['ceiling_records_per_s']:,.0f}/s the limits allow for the calls a record needs; "
