@@ -157,7 +157,7 @@ class ApplyLoop(TransactionalLoop):
                 # Everything assigned is paused first: a rebalance meanwhile may have handed this member
                 # partitions the batch does not hold, and records fetched here would be dropped.
                 consumer.pause(*consumer.assignment())
-                await consumer.getmany(timeout_ms=0)
+                await rewind(consumer, await consumer.getmany(timeout_ms=0))  # assigned after the pause
                 self.beat()  # waiting on purpose is no stall
 
             # `load` read the links topic to its end before the first assignment.

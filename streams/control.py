@@ -34,7 +34,7 @@ from streams.clients import make_consumer, make_producer, partitions_of, read_to
 from streams.codec import Codec, Position, SchemaError, Versioned
 from streams.config import KafkaSettings
 from streams.topics import TopicCatalog, TopicRole
-from streams.transactions import record
+from streams.transactions import record, rewind
 
 __all__ = [
     "CONTROL_CODEC",
@@ -235,6 +235,10 @@ async def read_pauses(kafka: KafkaSettings) -> Pauses:
 async def hold(consumer: AIOKafkaConsumer) -> None:
     """One turn of a consume loop while everything is paused: its partitions paused (nothing is fetched,
     the records wait in Kafka), one poll that returns nothing after `TAIL_POLL_MS` (no busy loop; the
-    member stays in its group: heartbeats run on their own, and polling keeps max.poll.interval.ms)."""
+    member stays in its group: heartbeats run on their own, and polling keeps max.poll.interval.ms).
+
+    A rebalance that ends during the poll hands the member partitions it did not pause, and the poll may
+    return their records: they are given back (the positions go back to the committed offsets), or the
+    loop would go on past them once the pause ends and never apply them."""
     consumer.pause(*consumer.assignment())
-    await consumer.getmany(timeout_ms=TAIL_POLL_MS)
+    await rewind(consumer, await consumer.getmany(timeout_ms=TAIL_POLL_MS))
