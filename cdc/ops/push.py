@@ -108,10 +108,15 @@ class PushReport:
         }
 
 
+def _object_type(system: str, obj: str) -> str:
+    """The object type events and steps name (``contact``) for an API name (``contacts``)."""
+    return singular(obj) if system == "hubspot" else entity_logical_name(obj)
+
+
 def _flows_from(settings: Settings, system: str, obj: str) -> None:
     """PushError unless an enabled step takes ``obj`` of ``system`` somewhere: a push nowhere would report
     "nothing to write" as if the other side agreed."""
-    one = singular(obj) if system == "hubspot" else entity_logical_name(obj)
+    one = _object_type(system, obj)
     steps = sync_config(settings).enabled_steps()
     if not any(str(s.source.system) == system and s.source.object == one for s in steps):
         raise PushError(
@@ -121,7 +126,7 @@ def _flows_from(settings: Settings, system: str, obj: str) -> None:
 
 def counterpart_object(settings: Settings, system: str, obj: str) -> str:
     """The object the sync configuration pairs with ``obj`` of ``system``, in the other system's API names."""
-    one = singular(obj) if system == "hubspot" else entity_logical_name(obj)
+    one = _object_type(system, obj)
     for pair in sync_config(settings).pairs():
         if (pair.hubspot if system == "hubspot" else pair.dataverse) == one:
             other = "dataverse" if system == "hubspot" else "hubspot"
@@ -138,7 +143,7 @@ def _marked(events: Sequence[ChangeEvent], token: str) -> list[ChangeEvent]:
 async def _counterparts(settings: Settings, system: str, obj: str, ids: Sequence[str]) -> list[str]:
     """The linked counterparts' ids of ``ids`` (records of ``system``), or PushError naming the unlinked."""
     index = await load_links(settings.kafka)
-    kind = singular(obj) if system == "hubspot" else entity_logical_name(obj)
+    kind = _object_type(system, obj)
     out, unlinked = [], []
     for record_id in ids:
         query = RecordQuery(SourceSystem(system), kind, record_id)
