@@ -359,7 +359,7 @@ class Metrics:
         )
         self.sync_batch_seconds = Histogram(
             "cdc_sync_batch_seconds",
-            "Time to apply one batch of work items (reads, plans, writes).",
+            "One batch of work items, from the start of its apply (reads, plans, writes) to its commit.",
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )

@@ -31,6 +31,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 
 from consumers.batch import Batch, BatchResult
+from consumers.concurrent import concurrently
 from consumers.config import SyncConfig
 from consumers.exclusions import excluded, record_gone
 from consumers.fieldsets import FieldSets
@@ -314,13 +315,14 @@ class Applier:
                 object_id = unit.ids[system]
                 if object_id is not None:
                     wanted.setdefault((system, unit.pair.object_on(system)), set()).add(object_id)
-        fetched: dict[tuple[SourceSystem, str], dict[str, Record]] = {}
+        reads = []
         for (system, object_type), ids in wanted.items():
             props, assocs = self.fields.reads(system, object_type)
-            fetched[(system, object_type)] = await self.gateways[system].read(
-                object_type, sorted(ids), fields=props, associations=assocs
+            reads.append(
+                self.gateways[system].read(object_type, sorted(ids), fields=props, associations=assocs)
             )
-        return fetched
+        # Every system and object at once: the pass waits for the slowest read, not for their sum.
+        return dict(zip(wanted, await concurrently(reads), strict=True))
 
     async def _match(self, batch: Batch, units: list[Unit], record: Reader) -> dict[Unit, list[Record]]:
         """First sync: look each unlinked unit's missing side up by the match key of the side it has.
@@ -380,8 +382,12 @@ class Applier:
         if noted and self.journal is not None:
             await self.journal.record(noted)
         outcomes: list[dict[SourceSystem, WriteOutcome]] = [{} for _ in plans]
-        for system, sending in ops.items():
-            for n, outcome in zip(whose[system], await self._send(batch, system, sending), strict=True):
+        # Both systems at once: a plan's writes were decided from one state, none waits for another's
+        # outcome (a write that needs the other side's new id is planned in a later pass).
+        ops = {system: sending for system, sending in ops.items() if sending}
+        sent = await concurrently(self._send(batch, system, sending) for system, sending in ops.items())
+        for system, answers in zip(ops, sent, strict=True):
+            for n, outcome in zip(whose[system], answers, strict=True):
                 outcomes[n][system] = outcome
         return outcomes
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -111,7 +112,7 @@ class ApplyLoop(TransactionalLoop):
         group: str,
         batch_size: int = 500,
         batch_wait_ms: int = 50,
-        on_batch: Callable[[BatchResult, int], None] | None = None,
+        on_batch: Callable[[BatchResult, int, float], None] | None = None,
         on_retry: Callable[[Retry], None] | None = None,
         on_lag: Callable[[Lag], None] | None = None,
         on_beat: Callable[[], None] | None = None,
@@ -132,6 +133,8 @@ class ApplyLoop(TransactionalLoop):
         self.batch_size = batch_size
         self.batch_wait_ms = batch_wait_ms
         self.on_batch = on_batch
+        """Told of every committed batch: its result, its dead letters, and the seconds from the start of its
+        apply to its commit."""
         self.on_retry = on_retry
         """Told of every retry: ``sync`` (a CRM outage waited out), ``sync_batch`` (an unexpected error)."""
         self.control = control
@@ -243,6 +246,7 @@ class ApplyLoop(TransactionalLoop):
             return ownership.generation == read_in
 
         dead = batch.dead
+        started = time.monotonic()
         result, poisoned = BatchResult(), list[tuple[WorkItem, Exception]]()
         if batch.items:
             consumer.pause(*consumer.assignment())
@@ -270,7 +274,7 @@ class ApplyLoop(TransactionalLoop):
         await transaction(producer, records, batch.offsets, self.group)
         self._committed(result, excluded)
         if self.on_batch is not None:
-            self.on_batch(result, len(dead))
+            self.on_batch(result, len(dead), time.monotonic() - started)
         if batch.park and self.on_parked is not None:
             self.on_parked(batch.park)
         return True

@@ -216,9 +216,10 @@ class SyncStats:
             self.dead += dead
         self.metrics.progress("sync-route")
 
-    def applied(self, result: BatchResult, dead: int) -> None:
+    def applied(self, result: BatchResult, dead: int, batch_s: float) -> None:
         m = self.metrics
         self.batches += 1
+        m.sync_batch_seconds.observe(batch_s)
         for (target, obj, operation, outcome), n in result.writes.items():
             m.sync_writes.labels(
                 target=target, object=object_label(obj), operation=operation, outcome=outcome

@@ -72,6 +72,10 @@ async def test_contacts_flow_both_ways_and_the_pipeline_goes_quiet(kafka_setting
         final_dv = await dv_contact(stack, "ada@example.com")
         assert final_dv is not None
         assert final_dv["firstname"] == "Augusta"
+        # Every committed batch is timed (the dashboard's batch panel; before, it stayed empty).
+        batches = stack.metrics.sync_batch_seconds.collect()[0].samples
+        count = next(s.value for s in batches if s.name == "cdc_sync_batch_seconds_count")
+        assert count >= 2, batches
 
     audits = await read_topic(kafka_settings, "audit")
     assert any(a.get("action") == "create" for a in audits), audits
