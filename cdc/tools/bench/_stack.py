@@ -309,7 +309,12 @@ async def running_stack(kafka: KafkaSettings, options: RoleOptions, logs: Path) 
                 base_url=info["dataverse"]["base_url"], verify=info["dataverse"]["ca_bundle"], timeout=120
             ) as dv,
         ):
-            stack = Stack(kafka, info, hs, dv, logs, _role_env(kafka, info, options, ports), options, ports)
+            env = {
+                **_role_env(kafka, info, options, ports),
+                # The link store beside the run's logs, not in the user's `sync.state_dir` default.
+                "CDC_SYNC__STATE_DIR": str(logs / "sync-state"),
+            }
+            stack = Stack(kafka, info, hs, dv, logs, env, options, ports)
             await _track_changes(info, options)
             await stack.hubspot_limits(UNLIMITED_HUBSPOT)
             (await dv.put("/_admin/protection", json={"enabled": False})).raise_for_status()
