@@ -136,7 +136,8 @@ class Metrics:
         self.journal_events = Counter(
             "cdc_journal_events_total",
             "Webhooks Journal events read, by outcome: published, foreign (another portal's: not ours), or "
-            "unreadable (published as an 'other' change, to be found and replayed).",
+            "unreadable (published as an 'other' change, to be found and replayed); unfetchable counts "
+            "entries whose file never downloaded, given up after the search reconciliation covered them.",
             ["outcome"],
             registry=registry,
         )

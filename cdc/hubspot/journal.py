@@ -35,8 +35,10 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import aiohttp
@@ -52,6 +54,7 @@ from cdc.settings import HubSpotAuthSettings, Settings
 from consumers.retries import unless_stopped
 from streams.checkpoint_store import TransactionalChangeWriter, WriterFencedError, read_checkpoints
 from streams.checkpoints import Checkpoint, CursorKind, checkpoint_key
+from streams.events import ChangeEvent
 from streams.keys import SourceSystem, join_key
 
 __all__ = [
@@ -97,6 +100,11 @@ HubSpot would leave the journal silent about that type, so the source ends with 
 `cdc poll` with it: restarted, it logs why the journal is off and runs the search reconciler)."""
 AUTH_WAIT_S = 30.0
 """How long the source waits after HubSpot refused its token before it tries again."""
+UNFETCHABLE_AFTER = 10
+"""Reads of one entry whose file could not be fetched (each read gives a fresh pre-signed URL) before the
+source gives it up: it logs the entry, counts it (``cdc_journal_events_total{outcome="unfetchable"}``),
+runs the search reconciliation from the last batch's time so the change behind it is still published, and
+reads on. Without a bound one broken file would stop the journal for good."""
 
 
 def journal_tokens(
@@ -125,6 +133,17 @@ def journal_tokens(
     return OAuthTokens(hubspot.model_copy(update={"auth": auth}), metrics, role=f"{role}-journal")
 
 
+@dataclass
+class _Entries:
+    """What one read's entry files gave: their events, the entries given up and why, and the change time
+    of the last event read before the first entry given up."""
+
+    events: list[ChangeEvent] = field(default_factory=list)
+    given_up: list[str] = field(default_factory=list)
+    error: RetriableError | None = None
+    seen_at: datetime | None = None
+
+
 class JournalSource:
     """The journal loop of one portal (module docstring); ``objects`` runs the catch-up reconciliation."""
 
@@ -140,6 +159,11 @@ class JournalSource:
         self.offset: str | None = None
         self.expired = 0
         self.recheck_s = SUBSCRIPTIONS_RECHECK_S
+        self.unfetchable_after = UNFETCHABLE_AFTER
+        self._unfetched: tuple[str, int] = ("", 0)
+        """The entry whose file failed last, and how many reads in a row it failed."""
+        self._seen_at: datetime | None = None
+        """The change time of the last event published."""
         self._checked_at = time.monotonic()
         self._warned = False
 
@@ -208,7 +232,7 @@ class JournalSource:
             while not stop.is_set():
                 wait = self._settings.poll.hubspot_journal_interval_s
                 try:
-                    full = await self._batch(writer)
+                    full = await self._batch(writer, partial(self._reconcile_gap, since, stop, beat))
                     if time.monotonic() - self._checked_at >= self.recheck_s:
                         await self.check()  # a subscription deleted meanwhile would leave the journal silent
                     since = datetime.now(UTC)  # everything journaled until now is published
@@ -279,8 +303,45 @@ class JournalSource:
         await self._objects.catch_up(since_ms, stop, beat)
         self.offset = None
 
-    async def _batch(self, writer: TransactionalChangeWriter) -> bool:
-        """One read of up to 100 entries, published with their offset; whether the batch was full."""
+    async def _reconcile_gap(
+        self,
+        since: datetime | None,
+        stop: asyncio.Event,
+        beat: Callable[[float], None],
+        read: _Entries,
+    ) -> None:
+        """Entries given up (`UNFETCHABLE_AFTER`): what they held is searched for from the earlier of
+        ``since`` (everything journaled until then is published) and ``seen_at`` (the change time of the
+        last event read before them: behind a backlog it is older than ``since``), less the lookback."""
+        seen_at = read.seen_at or self._seen_at
+        if seen_at is not None and (since is None or seen_at < since):
+            since = seen_at
+        self._metrics.journal_events.labels(outcome="unfetchable").inc(len(read.given_up))
+        log.error(
+            "hubspot journal: entry %s could not be fetched in %d reads (last: %s): given up; running the "
+            "search reconciliation from %s so its changes are still published",
+            ", ".join(read.given_up),
+            self.unfetchable_after,
+            read.error,
+            since.isoformat() if since else "unknown",
+        )
+        await self._objects.catch_up(int((since or datetime.now(UTC)).timestamp() * 1000), stop, beat)
+
+    def _gives_up(self, offset: str) -> bool:
+        """Whether this failed fetch of ``offset``'s file is the one that gives it up."""
+        failed, times = self._unfetched
+        times = times + 1 if failed == offset else 1
+        self._unfetched = (offset, times)
+        return times >= self.unfetchable_after
+
+    async def _batch(
+        self,
+        writer: TransactionalChangeWriter,
+        reconcile: Callable[[_Entries], Awaitable[None]],
+    ) -> bool:
+        """One read of up to 100 entries, published with their offset; whether the batch was full. An
+        entry file that fails raises `RetriableError` (the batch is read again, with new URLs) until
+        `_gives_up` says so; then ``reconcile`` runs before the batch commits past the entry."""
         api = self._client.api
         query = {"installPortalId": self.portal}
         if self.offset is None:
@@ -291,19 +352,11 @@ class JournalSource:
         if not results:
             return False
         received = datetime.now(UTC)
-        events = []
-        for result in results:
-            offset = str(result["currentOffset"])
-            file = await self._file(str(result.get("url") or ""))
-            try:
-                read = read_entry(file, portal=self.portal, offset=offset, received_at=received)
-            except EntryFileError as error:
-                log.error("hubspot journal: entry %s skipped: %s", offset, error)  # noqa: TRY400 -- no trace
-                self._metrics.journal_events.labels(outcome="unreadable").inc()
-                continue
-            events += read.events
-            self._metrics.journal_events.labels(outcome="foreign").inc(read.foreign)
-            self._metrics.journal_events.labels(outcome="unreadable").inc(read.unreadable)
+        read = await self._entries(results, received)
+        events = read.events
+        if read.error is not None:
+            # Before the offset moves past them, so nothing is lost.
+            await reconcile(read)
         last = str(results[-1]["currentOffset"])
         checkpoint = Checkpoint(
             source=SourceSystem.HUBSPOT, tenant=self.portal, object_type=JOURNAL_UNIT,
@@ -311,6 +364,8 @@ class JournalSource:
         )  # fmt: skip
         await writer.commit(events, checkpoint)
         self.offset = last
+        if events:
+            self._seen_at = events[-1].occurred_at
         self._metrics.journal_entries.inc(len(results))
         self._metrics.journal_events.labels(outcome="published").inc(len(events))
         for event in events:
@@ -318,6 +373,34 @@ class JournalSource:
                 source="hubspot", object=object_label(event.object_type)
             ).inc()
         return len(results) >= BATCH
+
+    async def _entries(self, results: list[dict[str, Any]], received: datetime) -> _Entries:
+        """The events of a read's entries, in order; an entry whose file fails raises `RetriableError`
+        until `_gives_up` says so, then it is listed as given up."""
+        read = _Entries()
+        for result in results:
+            offset = str(result["currentOffset"])
+            try:
+                file = await self._file(str(result.get("url") or ""))
+            except RetriableError as error:
+                if not self._gives_up(offset):
+                    raise
+                read.given_up.append(offset)
+                read.error = error
+                continue
+            self._unfetched = ("", 0)
+            try:
+                entry = read_entry(file, portal=self.portal, offset=offset, received_at=received)
+            except EntryFileError as error:
+                log.error("hubspot journal: entry %s skipped: %s", offset, error)  # noqa: TRY400 -- no trace
+                self._metrics.journal_events.labels(outcome="unreadable").inc()
+                continue
+            read.events += entry.events
+            if entry.events and not read.given_up:
+                read.seen_at = entry.events[-1].occurred_at
+            self._metrics.journal_events.labels(outcome="foreign").inc(entry.foreign)
+            self._metrics.journal_events.labels(outcome="unreadable").inc(entry.unreadable)
+        return read
 
     async def _file(self, url: str) -> Any:
         """An entry's file, fetched without the bearer token; an ended URL is retried by reading again."""

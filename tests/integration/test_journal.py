@@ -124,7 +124,12 @@ def settings_for(kafka: KafkaSettings, box: Sandbox) -> Settings:
 
 
 async def run_journal(
-    settings: Settings, metrics: Metrics, stop: asyncio.Event, *, recheck_s: float | None = None
+    settings: Settings,
+    metrics: Metrics,
+    stop: asyncio.Event,
+    *,
+    recheck_s: float | None = None,
+    unfetchable_after: int | None = None,
 ) -> None:
     """`cdc poll`'s journal unit, alone: the source, its catch-up reconciler, until ``stop``."""
     tokens = journal_tokens(settings, metrics)
@@ -133,6 +138,7 @@ async def run_journal(
     async with objects, JournalSource(settings, metrics, tokens=tokens, objects=objects) as source:
         await source.check()
         source.recheck_s = recheck_s or source.recheck_s
+        source.unfetchable_after = unfetchable_after or source.unfetchable_after
         await source.run(stop)
 
 
@@ -241,6 +247,49 @@ async def test_an_expired_offset_runs_one_reconciliation_and_nothing_is_lost(
         f"\njournal figures: 4-day outage: fallback ran {expired_count:.0f} time(s); search calls "
         f"{searches(calls)}; HubSpot calls {calls['by_endpoint']}"
     )
+
+
+async def test_an_entry_whose_file_never_downloads_is_given_up_and_its_change_still_arrives(
+    kafka_settings: KafkaSettings, box: Sandbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An entry file that answers 500 at every fetch (fresh URLs each read) no longer stops the journal for
+    good: after `unfetchable_after` reads the source gives the entry up, runs the search reconciliation from
+    before it (the contact behind it is published by search), and reads on (the next contact arrives
+    through the journal). Before, the source read the same batch again for ever."""
+    settings = settings_for(kafka_settings, box)
+    metrics = Metrics(CollectorRegistry())
+    given_up = metrics.journal_events.labels(outcome="unfetchable")
+    stop = asyncio.Event()
+    with caplog.at_level(logging.ERROR, logger="cdc.hubspot.journal"):
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(run_journal(settings, metrics, stop, unfetchable_after=3))
+            await backfilled(kafka_settings)
+            broken = await hs(
+                box, "POST", "/_admin/objects/contacts", {"properties": {"email": "broken@example.com"}}
+            )
+            box.hubspot.journal.unfetchable.add(int(broken["id"]))
+
+            async def gave_up() -> bool:
+                return bool(given_up._value.get() >= 1)
+
+            await eventually(gave_up, within=60, what="the broken entry given up")
+            after = await hs(
+                box, "POST", "/_admin/objects/contacts", {"properties": {"email": "after@example.com"}}
+            )
+
+            async def both() -> list[ChangeEvent]:
+                events = await read_changes(kafka_settings)
+                found = {(e.object_id, e.origin) for e in events}
+                wanted = {(broken["id"], Origin.RECONCILER), (after["id"], Origin.JOURNAL)}
+                return events if wanted <= found else []
+
+            await eventually(
+                both, within=60, what="the broken entry's contact by search, the next by journal"
+            )
+            stop.set()
+    assert given_up._value.get() == 1
+    assert "could not be fetched in 3 reads" in caplog.text
+    assert "journal file answered 500" in caplog.text  # the last failure, as the storage answered it
 
 
 async def test_with_webhooks_and_the_journal_each_edit_is_written_once_and_search_is_never_called(

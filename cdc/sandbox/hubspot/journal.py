@@ -167,6 +167,9 @@ class Journal:
     pending: list[_Pending] = field(default_factory=list)
     files: dict[str, tuple[str, float]] = field(default_factory=dict)
     lost: int = 0
+    unfetchable: set[int] = field(default_factory=set)
+    """A fault for tests: an entry naming one of these object ids has a file that answers 500 at every
+    fetch (a storage object that can never be read)."""
     next_id: int = 0
     snapshots: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -405,6 +408,12 @@ class Journal:
             "expiresAt": iso(int(ends * 1000)),
             "url": f"{base_url.rstrip('/')}/_journal-files/{key}",
         }
+
+    def broken(self, key: str) -> bool:
+        """Whether the file behind ``key`` is one of the `unfetchable` entries'."""
+        held = self.files.get(key)
+        entry = next((e for e in self.entries if held is not None and e.offset == held[0]), None)
+        return entry is not None and any(e.get("objectId") in self.unfetchable for e in entry.events)
 
     def file(self, key: str) -> dict[str, Any] | None:
         """The entry a file URL points at; None once the URL ended or the entry expired."""

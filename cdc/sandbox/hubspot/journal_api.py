@@ -216,6 +216,8 @@ def journal_routes(ctx: Context, journal: Journal) -> list[Route]:  # noqa: C901
                 "header",
                 400,
             )
+        if journal.broken(request.path_params["key"]):
+            return PlainTextResponse("InternalError: We encountered an internal error. Try again.", 500)
         body = journal.file(request.path_params["key"])
         if body is None:
             return PlainTextResponse("AccessDenied: Request has expired", 403)
