@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,19 @@ from cdc.signals import stop_on_signals
 MIN_PASSWORD = 12
 """The shortest password `cdc admin hash-password` hashes (NIST SP 800-63B asks at least 8; the page
 guards CRM data, so a little more)."""
+
+
+def _run_role(role: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+    """Run ``role(stop)`` on a fresh event loop until it returns: while it runs, SIGINT and SIGTERM set
+    ``stop`` and the role's numbered, bounded shutdown follows; SIGUSR1 logs where its tasks wait
+    (`cdc.signals.stop_on_signals`). What the role raises, the command maps to its exit code."""
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        with stop_on_signals(stop):
+            await role(stop)
+
+    asyncio.run(run())
 
 
 @click.command()
@@ -40,12 +54,7 @@ def demo(state: State, once: bool) -> None:
         settings = state.settings.kafka.model_copy(update={"bootstrap_servers": kafka.bootstrap})
         click.echo(f"Kafka bootstrap: {kafka.bootstrap}")
 
-        async def run() -> None:
-            stop = asyncio.Event()
-            with stop_on_signals(stop):
-                await run_demo(settings, click.echo, once=once, stop=stop)
-
-        asyncio.run(run())
+        _run_role(lambda stop: run_demo(settings, click.echo, once=once, stop=stop))
         say("stopping ...")
 
 
@@ -58,12 +67,9 @@ def ingest(state: State) -> None:
     settings = state.settings
     setup_logging(settings.log)
 
-    async def run() -> None:
-        stop = asyncio.Event()
-        with stop_on_signals(stop):
-            await run_ingest(settings, stop, on_listening=lambda url: say(f"receiving webhooks at {url}"))
-
-    asyncio.run(run())
+    _run_role(
+        lambda stop: run_ingest(settings, stop, on_listening=lambda url: say(f"receiving webhooks at {url}"))
+    )
 
 
 @click.command()
@@ -83,19 +89,16 @@ def poll(state: State) -> None:
     config = load_config(settings.sync.config)
     setup_logging(settings.log)
 
-    async def run() -> None:
-        stop = asyncio.Event()
-        with stop_on_signals(stop):
-            await run_poll(
+    try:
+        _run_role(
+            lambda stop: run_poll(
                 settings,
                 stop,
                 metrics=Metrics(CollectorRegistry()),
                 on_ready=lambda url: say(f"poll: metrics at {url}/metrics"),
                 config=config,
             )
-
-    try:
-        asyncio.run(run())
+        )
     except MissingTopicsError as error:
         raise CliError(str(error), ExitCode.DRIFT) from None
     except (DataverseFatal, HubSpotApiError) as error:
@@ -130,15 +133,12 @@ def sync(state: State, dry_run: bool, sync_config: Path | None) -> None:
     config = load_config(settings.sync.config)
     setup_logging(settings.log)
 
-    async def run() -> None:
-        stop = asyncio.Event()
-        with stop_on_signals(stop):
-            await run_sync(
+    try:
+        _run_role(
+            lambda stop: run_sync(
                 settings, stop, config=config, on_ready=lambda url: say(f"metrics at {url}/metrics")
             )
-
-    try:
-        asyncio.run(run())
+        )
     except LoopFailedError as error:
         raise CliError(
             f"{error}; exiting for the supervisor to restart `cdc sync`", ExitCode.SOFTWARE
@@ -164,14 +164,11 @@ def admin(ctx: click.Context) -> None:
     config = load_config(settings.sync.config)
     setup_logging(settings.log)
 
-    async def run() -> None:
-        stop = asyncio.Event()
-        with stop_on_signals(stop):
-            await run_admin(
-                settings, stop, config=config, on_listening=lambda url: say(f"admin page at {url}")
-            )
-
-    asyncio.run(run())
+    _run_role(
+        lambda stop: run_admin(
+            settings, stop, config=config, on_listening=lambda url: say(f"admin page at {url}")
+        )
+    )
 
 
 @admin.command("hash-password")

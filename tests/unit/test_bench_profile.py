@@ -10,7 +10,7 @@ from cdc.tools.bench.profile import cpu_seconds, summarize, table
 
 ENTRY = (
     "process 12 (python -m cdc ingest);<module> (cdc/__main__.py:4);main (cdc/cli.py:9);"
-    "ingest (cdc/commands/roles.py:70);run_role (cdc/commands/roles.py:40)"
+    "ingest (cdc/commands/roles.py:70);run (cdc/commands/roles.py:31)"
 )
 RAW = "\n".join(
     [
