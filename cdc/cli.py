@@ -52,7 +52,8 @@ def cli(ctx: click.Context, config_file: Path | None) -> None:
     ctx.obj = State(config_file)
 
 
-for command in (
+# `cdc --help` lists them by name, whatever the order here.
+for _command in (
     topics.topics,
     dev.dev,
     roles.demo,
@@ -76,7 +77,7 @@ for command in (
     push.push,
     push.pull,
 ):
-    cli.add_command(command)
+    cli.add_command(_command)
 
 
 def main(argv: list[str] | None = None) -> None:
