@@ -293,11 +293,11 @@ class Applier:
             else:
                 dv, unit.ids[DV] = other, other.object_id
         elif len(candidates) > 1:
+            # Refused, and audited here with the candidates' count; the planner's skip (`planned`) counts it.
             match = MatchState(ambiguous=len(candidates))
-            step = step_name(self.config, unit)
-            batch.result.skips[(step, "ambiguous_match")] += 1
             reason = f"ambiguous_match: {len(candidates)} candidates"
-            batch.result.audits.append(refusal(unit, step, reason, self._now(), dry_run=self.dry_run))
+            audit = refusal(unit, step_name(self.config, unit), reason, self._now(), dry_run=self.dry_run)
+            batch.result.audits.append(audit)
         if hs is None and dv is None:
             batch.result.skips[(step_name(self.config, unit), "source_record_gone")] += 1
             batch.result.exclusions.append(record_gone(unit.items[-1].change))

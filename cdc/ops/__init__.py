@@ -3,7 +3,7 @@
 client.
 
 Each module gathers with I/O and returns a report that knows how to print itself as lines or JSON; the
-CLI in `cdc.cli` only parses options and picks the exit code.
+CLI's commands (`cdc.commands`) only parse options and pick the exit code.
 """
 
 from cdc.ops._kafka import quiet_kafka_logs

@@ -8,7 +8,10 @@ from pathlib import Path
 
 from cdc.tools.bench.profile import cpu_seconds, summarize, table
 
-ENTRY = "process 12 (python -m cdc ingest);<module> (cdc/__main__.py:4);main (cdc/cli.py:9)"
+ENTRY = (
+    "process 12 (python -m cdc ingest);<module> (cdc/__main__.py:4);main (cdc/cli.py:9);"
+    "ingest (cdc/commands/roles.py:70);run (cdc/commands/roles.py:31)"
+)
 RAW = "\n".join(
     [
         f"{ENTRY};_take (cdc/hubspot/receiver.py:300);read_body (cdc/hubspot/events.py:410);"

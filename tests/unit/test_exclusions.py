@@ -9,7 +9,10 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 
 import pytest
+from prometheus_client import CollectorRegistry
 
+from cdc.metrics import Metrics
+from cdc.roles.sync import SyncStats
 from consumers.applier import Applier
 from consumers.config import SyncConfig
 from consumers.exclusions import excluded, record_gone
@@ -206,3 +209,23 @@ async def test_the_applier_hands_an_ambiguous_record_to_the_apply_loop_and_a_del
 
     gone = await applier.apply([item(change(HS, "h1", Operation.DELETE))])
     assert gone.exclusions == [(HS_KEY, None)]
+
+
+async def test_one_ambiguous_record_moves_the_skipped_counter_by_exactly_one() -> None:
+    """`cdc_sync_skipped_total{reason="ambiguous_match"}` counts refused records: one refusal is 1 (the
+    applier counted it while reading and the planner's skip counted it again: 2)."""
+    duplicates = [dataverse({"emailaddress1": "dup@x.io"}, object_id=f"d{n}") for n in (1, 2)]
+    hs = Crm(HS, [hubspot({"email": "dup@x.io", "firstname": "Dana"})])
+    index = LinkIndex()
+    applier = Applier(CONFIG, {HS: hs, DV: Crm(DV, [], duplicates)}, index)
+    registry = CollectorRegistry()
+    stats = SyncStats(Metrics(registry), index, CONFIG)
+    stats.applied(await applier.apply([item(change(HS, "h1", Operation.UPDATE))]), dead=0)
+    skipped = {
+        (sample.labels["step"], sample.labels["reason"]): sample.value
+        for family in registry.collect()
+        if family.name == "cdc_sync_skipped"
+        for sample in family.samples
+        if sample.name == "cdc_sync_skipped_total"
+    }
+    assert skipped == {("contacts_to_contacts", "ambiguous_match"): 1.0}

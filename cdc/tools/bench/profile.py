@@ -25,6 +25,8 @@ from typing import Any
 TOP = 15
 _OURS = (" (cdc/", " (streams/", " (consumers/")
 _ENTRY = ("(cdc/__main__.py)", "(cdc/cli.py)")
+_COMMANDS = " (cdc/commands/"
+"""The command-line entry: `cdc.cli` and the command that started the role, on every sample's stack."""
 _FRAME = re.compile(r"^(?P<function>.*?) \((?P<file>[^()]*?)(?::\d+)?\)$")
 
 
@@ -79,7 +81,7 @@ def _name(frame: str) -> str:
 
 
 def _ours(name: str) -> bool:
-    return any(package in name for package in _OURS) and not name.endswith(_ENTRY)
+    return any(package in name for package in _OURS) and not name.endswith(_ENTRY) and _COMMANDS not in name
 
 
 def summarize(collapsed: str, path: str = "") -> dict[str, Any]:
