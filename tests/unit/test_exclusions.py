@@ -220,7 +220,7 @@ async def test_one_ambiguous_record_moves_the_skipped_counter_by_exactly_one() -
     applier = Applier(CONFIG, {HS: hs, DV: Crm(DV, [], duplicates)}, index)
     registry = CollectorRegistry()
     stats = SyncStats(Metrics(registry), index, CONFIG)
-    stats.applied(await applier.apply([item(change(HS, "h1", Operation.UPDATE))]), dead=0)
+    stats.applied(await applier.apply([item(change(HS, "h1", Operation.UPDATE))]), dead=0, batch_s=0.1)
     skipped = {
         (sample.labels["step"], sample.labels["reason"]): sample.value
         for family in registry.collect()
