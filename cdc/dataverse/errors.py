@@ -37,6 +37,7 @@ _TRANSIENT_CODES = frozenset(
 )
 _EXPIRED_AUTH_CODES = frozenset({"0x80041d52", "0x8004a101"})  # ExpiredOAuthToken, ExpiredAuthTicket
 _TOO_MANY_REQUESTS = 429
+_URL_TOO_LONG = 414
 _UNAUTHORIZED = 401
 _SERVER_ERROR = 500
 _MAX_RETRY_AFTER_S = 3600.0
@@ -104,6 +105,9 @@ def classify(
     if status < 400:  # noqa: PLR2004 -- HTTP success/redirect range
         return None
     code, message = _error_fields(body)
+    if status == _URL_TOO_LONG and not message:
+        # Longer than the 32 KB a URL may hold (dataverse.md §2.1); the answer is HTML, not an OData error.
+        message = "HTTP 414: the request URL is longer than the 32 KB Dataverse accepts"
     message = message or f"HTTP {status}"
     if code == EXPIRED_VERSION_STAMP:
         return ExpiredDeltaTokenError(status, code, message, endpoint=endpoint)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import httpx
 
+from cdc.dataverse.errors import FatalError, classify
 from tests.sandbox.dataverse.support import API, ORG, create
 
 
@@ -93,3 +94,21 @@ async def test_count_and_organization_settings(client: httpx.AsyncClient) -> Non
     assert (await client.get("/api/data/v9.2/accounts/$count")).text == "4"
     org = (await client.get("/api/data/v9.2/organizations?$select=expirechangetrackingindays")).json()
     assert org["value"][0]["expirechangetrackingindays"] == 7
+
+
+async def test_a_url_over_32_kb_is_refused_with_414_before_anything_else(client: httpx.AsyncClient) -> None:
+    """ "Max URL length 32 KB" (fact sheet dataverse.md §2.1). The answer is HTML, as a Windows front end
+    gives it, not an OData error; the daemon's client names the cause (`cdc.dataverse.errors.classify`)."""
+    ids = await _seed(client)
+    where = " or ".join(f"accountid eq {ids['Ann']}" for _ in range(700))  # 700 x 50 characters
+    long = await client.get("/api/data/v9.2/accounts", params={"$filter": where, "$select": "name"})
+    assert long.status_code == 414
+    assert long.headers["content-type"].startswith("text/html")
+    assert "The request URL is too long" in long.text
+    shorter = " or ".join(f"accountid eq {ids['Ann']}" for _ in range(100))
+    fits = await client.get("/api/data/v9.2/accounts", params={"$filter": shorter, "$select": "name"})
+    assert fits.status_code == 200, fits.text
+    assert [row["name"] for row in fits.json()["value"]] == ["Ann"]
+    error = classify(long.status_code, None, long.headers)
+    assert isinstance(error, FatalError)
+    assert "longer than the 32 KB Dataverse accepts" in str(error)
