@@ -30,6 +30,7 @@ import functools
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 
+from consumers.answered import ChangeAnswers, answering
 from consumers.batch import Batch, BatchResult
 from consumers.concurrent import concurrently
 from consumers.config import SyncConfig
@@ -310,11 +311,20 @@ class Applier:
     async def _fetch(self, units: list[Unit]) -> dict[tuple[SourceSystem, str], dict[str, Record]]:
         """The current state of every record the units name: one batched read per system and object."""
         wanted: dict[tuple[SourceSystem, str], set[str]] = {}
+        fetched: dict[tuple[SourceSystem, str], dict[str, Record]] = {}
         for unit in units:
             for system in (HS, DV):
                 object_id = unit.ids[system]
-                if object_id is not None:
-                    wanted.setdefault((system, unit.pair.object_on(system)), set()).add(object_id)
+                if object_id is None:
+                    continue
+                key = (system, unit.pair.object_on(system))
+                answered = fetched.setdefault(key, {})
+                record = await self._answered(unit, system, object_id)
+                if record is not None and object_id not in wanted.get(key, ()):
+                    answered[object_id] = record
+                else:
+                    answered.pop(object_id, None)  # another unit of the record reads it: one state for both
+                    wanted.setdefault(key, set()).add(object_id)
         reads = []
         for (system, object_type), ids in wanted.items():
             props, assocs = self.fields.reads(system, object_type)
@@ -322,7 +332,26 @@ class Applier:
                 self.gateways[system].read(object_type, sorted(ids), fields=props, associations=assocs)
             )
         # Every system and object at once: the pass waits for the slowest read, not for their sum.
-        return dict(zip(wanted, await concurrently(reads), strict=True))
+        for key, found in zip(wanted, await concurrently(reads), strict=True):
+            fetched[key] |= found
+        return fetched
+
+    async def _answered(self, unit: Unit, system: SourceSystem, object_id: str) -> Record | None:
+        """The record as the unit's change carries it, when that answers its read (`consumers.answered`)."""
+        gateway = self.gateways[system]
+        if not isinstance(gateway, ChangeAnswers):
+            return None
+        change = answering(unit.items, system, object_id, unit.link, attempts=unit.attempts)
+        if change is None or change.record is None:
+            return None
+        props, assocs = self.fields.reads(system, unit.pair.object_on(system))
+        return await gateway.answer(
+            unit.pair.object_on(system),
+            change.record,
+            version=change.source_version,
+            fields=props,
+            associations=assocs,
+        )
 
     async def _match(self, batch: Batch, units: list[Unit], record: Reader) -> dict[Unit, list[Record]]:
         """First sync: look each unlinked unit's missing side up by the match key of the side it has.

@@ -37,6 +37,7 @@ __all__ = [
     "linked_meanwhile",
     "match_requests",
     "pair_of",
+    "row_version",
     "step_name",
 ]
 
@@ -164,11 +165,11 @@ def _older_than_synced(change: ChangeEvent, link: Link) -> bool:
     a write there may land after a user's edit it never read."""
     if change.source is not DV or change.origin is not Origin.CHANGE_TRACKING:
         return False
-    row, synced = _row_version(change.source_version), _row_version(link.dataverse.version)
+    row, synced = row_version(change.source_version), row_version(link.dataverse.version)
     return row is not None and synced is not None and row < synced
 
 
-def _row_version(version: str | None) -> int | None:
+def row_version(version: str | None) -> int | None:
     """A Dataverse version number, bare (``123``, a delta row's) or as an ETag (``W/"123"``, a link's)."""
     digits = (version or "").removeprefix("W/").strip('"')
     return int(digits) if digits.isdigit() else None

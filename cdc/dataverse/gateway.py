@@ -485,6 +485,35 @@ class DataverseGateway:
                 url = next_link if isinstance(next_link, str) else None
         return rows
 
+    async def answer(
+        self,
+        object_type: str,
+        values: Mapping[str, Scalar],
+        *,
+        version: str | None,
+        fields: Sequence[str],
+        associations: Sequence[str],
+    ) -> Record | None:
+        """`consumers.answered.ChangeAnswers`: a delta row (its columns, without annotations) as `read`
+        returns it; the table's metadata is read first, once per process, as `read` does. None, so the row
+        is read, when a field is a lookup read by name (its formatted value is an annotation the event does
+        not keep), a column or a lookup is not in the row (a configured ``$select``), a polymorphic lookup
+        holds an id (its target table is the ``lookuplogicalname`` annotation), or the row version is
+        unknown (writes send it as If-Match)."""
+        if version is None or not version.isdigit():
+            return None
+        columns = await self._columns(object_type)
+        readable = [f for f in dict.fromkeys(fields) if columns.exists(f) or _RAW_LOOKUP.match(f)]
+        if any(f in columns.lookups or f not in values for f in readable):
+            return None
+        for key in associations:
+            lookup = parse_key(key)[0]
+            raw = f"_{lookup}_value"
+            if raw not in values or (lookup in POLYMORPHIC and values[raw] is not None):
+                return None
+        row = {**values, "@odata.etag": f'W/"{version}"'}
+        return self._record(object_type, row, columns, readable, associations)
+
     def _record(
         self,
         table: str,

@@ -9,6 +9,7 @@ import logging
 import math
 import ssl
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from starlette.routing import Route
 
 from cdc.dataverse.errors import FatalError
 from cdc.dataverse.gateway import HUBSPOT_ID_COLUMN, DataverseGateway, open_dataverse_gateway
+from cdc.dataverse.rows import row_to_event
 from cdc.hubspot.errors import FatalError as HubSpotFatalError
 from cdc.hubspot.gateway import DATAVERSE_ID_PROPERTY, HubSpotGateway, open_hubspot_gateway
 from cdc.metrics import Metrics
@@ -34,7 +36,7 @@ from cdc.serving import serve
 from cdc.settings import DataverseSettings, HubSpotSettings, Settings
 from consumers.loader import default_config
 from consumers.owners import Owner
-from consumers.ports import CrmUnavailableError, WriteKind, WriteOp
+from consumers.ports import CrmUnavailableError, Record, WriteKind, WriteOp
 from consumers.retries import RetryPolicy
 from streams.config import KafkaSettings
 from streams.keys import SourceSystem
@@ -587,15 +589,20 @@ async def test_dataverse_outage_is_crm_unavailable(
     assert box.info.dataverse.client_secret not in str(caught.value)
 
 
-async def test_dataverse_gateway_writes_show_in_the_change_tracking_feed(
-    box: Sandbox, dataverse: DataverseGateway
-) -> None:
-    await enable_change_tracking(box.daemon_settings(KafkaSettings()), ["contacts"])
+async def web_api(box: Sandbox) -> httpx.AsyncClient:
+    """A client of the Dataverse Web API with a token of its own (as another app reading the feed)."""
     async with dataverse_admin(box) as admin:
         token = (await admin.post("/token")).json()["access_token"]
     context = ssl.create_default_context(cafile=box.info.dataverse.ca_bundle)
     headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
-    async with httpx.AsyncClient(verify=context, headers=headers, timeout=60) as api:
+    return httpx.AsyncClient(verify=context, headers=headers, timeout=60)
+
+
+async def test_dataverse_gateway_writes_show_in_the_change_tracking_feed(
+    box: Sandbox, dataverse: DataverseGateway
+) -> None:
+    await enable_change_tracking(box.daemon_settings(KafkaSettings()), ["contacts"])
+    async with await web_api(box) as api:
         url = f"{box.info.dataverse.base_url}/api/data/v9.2/contacts?$select=lastname"
         first = (await api.get(url, headers={"Prefer": "odata.track-changes"})).json()
         [made] = await dataverse.write([create("r", "contact", {"lastname": "Echo"})])
@@ -1011,3 +1018,47 @@ async def test_a_backfills_lookups_and_reads_of_250_records_take_three_calls_per
     assert hs_kinds["lookup"] == math.ceil(250 / 100), hs_kinds
     assert dv_kinds["lookup"] == math.ceil(250 / 100), dv_kinds
     assert dv_kinds["read"] == math.ceil(250 / 100), dv_kinds
+
+
+async def test_dataverse_a_delta_row_answers_as_its_read_would_unless_a_customer_lookup_is_set(
+    box: Sandbox, dataverse: DataverseGateway
+) -> None:
+    """A delta row holds the whole row, as a read does (dataverse.md §1.3), without annotations: the record
+    built from it equals the read's; a customer lookup holding an id (its target table is an annotation the
+    event does not keep) and a lookup read by name (its display name, likewise) are read instead."""
+    await enable_change_tracking(box.daemon_settings(KafkaSettings()), ["contacts"])
+    [account] = await dataverse.write([create("a", "account", {"name": "Acme"})])
+    alone, child = await dataverse.write(
+        [
+            create("c", "contact", {"lastname": "Alone", "emailaddress1": "alone@example.com"}),
+            create(
+                "k",
+                "contact",
+                {"lastname": "Kid"},
+                associations={"parentcustomerid:account": account.object_id},
+            ),
+        ]
+    )
+    async with await web_api(box) as api:
+        url = f"{box.info.dataverse.base_url}/api/data/v9.2/contacts"
+        feed = (await api.get(url, headers={"Prefer": "odata.track-changes"})).json()
+    events = {
+        e.object_id: e
+        for e in (
+            row_to_event(row, tenant="org", object_type="contact", received_at=datetime.now(UTC))
+            for row in feed["value"]
+        )
+    }
+    fields, assocs = ["emailaddress1", "firstname", "lastname"], ["parentcustomerid:account"]
+
+    async def answer(object_id: str, *, names: list[str] = fields) -> Record | None:
+        event = events[object_id]
+        assert event.record is not None
+        return await dataverse.answer(
+            "contact", event.record, version=event.source_version, fields=names, associations=assocs
+        )
+
+    read = await dataverse.read("contact", [str(alone.object_id)], fields=fields, associations=assocs)
+    assert await answer(str(alone.object_id)) == read[str(alone.object_id)]
+    assert await answer(str(child.object_id)) is None
+    assert await answer(str(alone.object_id), names=[*fields, "ownerid"]) is None
