@@ -75,7 +75,7 @@ def _key_hash(key: bytes) -> int:
     return int(murmur2(key)) & 0x7FFFFFFF
 
 
-def partition_for(key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
+def partition_for(key: bytes | bytearray | None, all_partitions: list[int], available: list[int]) -> int:
     """aiokafka's default partitioner (the Java client's murmur2 of the key, so every producer, ours or
     not, puts a key on one partition), with each key's hash remembered: murmur2 is pure Python in aiokafka,
     and the router and apply loop hash the same routes again and again (2% of a replay's samples)."""
