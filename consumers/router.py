@@ -26,6 +26,7 @@ from streams.link_store import CommittedLinks
 from streams.topics import TopicCatalog, TopicRole
 from streams.transactions import (
     Lag,
+    Outgoing,
     Ownership,
     TransactionalLoop,
     dead_letter_record,
@@ -34,7 +35,7 @@ from streams.transactions import (
     record,
     transaction,
 )
-from streams.work import WORK_CODEC
+from streams.work import WORK_CODEC, WorkItem, passed_through
 
 __all__ = ["ROUTE_BATCH", "Router"]
 
@@ -123,7 +124,8 @@ class Router(TransactionalLoop):
                 # Looked up again after the reads: a link committed meanwhile routes its change to the pair.
                 links = linked(self.index, events)
                 items = [item for event in events for item in routes(self.config, links, event)]
-                records = [record(work, item.route, item, WORK_CODEC) for item in items]
+                read = {id(event): (event, m.value) for event, m in decoded}
+                records = [_work_record(work, item, read) for item in items]
                 records += [dead_letter_record(dead_topic, letter) for letter in dead]
                 await transaction(producer, records, offsets(batch), self.group)
                 self.seen.remember(fresh)
@@ -131,3 +133,15 @@ class Router(TransactionalLoop):
                     self.on_duplicates(len(decoded) - len(fresh))
                 if self.on_routed is not None:
                     self.on_routed(len(items), len(dead))
+
+
+def _work_record(
+    topic: str, item: WorkItem, read: Mapping[int, tuple[ChangeEvent, bytes | None]]
+) -> Outgoing:
+    """The work topic's record of ``item``: its change's bytes as read when the change went through
+    unaltered (``read``: the batch's changes by identity, with their bytes), else encoded (an enriched
+    copy, made after the read)."""
+    got = read.get(id(item.change))
+    if got is None or got[0] is not item.change or got[1] is None:
+        return record(topic, item.route, item, WORK_CODEC)
+    return (topic, item.route.encode(), passed_through(item, got[1]), [WORK_CODEC.header])

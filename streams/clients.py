@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import ssl
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
@@ -17,6 +18,7 @@ from typing import Any, Protocol, TypeVar
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.helpers import create_ssl_context
+from aiokafka.partitioner import DefaultPartitioner, murmur2
 
 from streams.config import KafkaSettings
 
@@ -61,6 +63,27 @@ left open by a process killed mid-commit hides every later record of its partiti
 readers until the broker aborts it after this long (Kafka's client default is 60 s)."""
 
 
+PRODUCE_BATCH_BYTES = 512 * 1024
+"""Bytes of records per partition in one produce batch, before compression (aiokafka's default, 16 KiB, is
+eight work items: the router's transaction of a thousand was some 125 batches, each compressed, sent and
+acknowledged on its own). Under the broker's ``message.max.bytes`` (1 MiB by default) with room to spare; a
+batch still goes once ``linger_ms`` is over or a transaction commits, full or not."""
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _key_hash(key: bytes) -> int:
+    return int(murmur2(key)) & 0x7FFFFFFF
+
+
+def partition_for(key: bytes | bytearray | None, all_partitions: list[int], available: list[int]) -> int:
+    """aiokafka's default partitioner (the Java client's murmur2 of the key, so every producer, ours or
+    not, puts a key on one partition), with each key's hash remembered: murmur2 is pure Python in aiokafka,
+    and the router and apply loop hash the same routes again and again (2% of a replay's samples)."""
+    if key is None:
+        return int(DefaultPartitioner()(key, all_partitions, available))
+    return all_partitions[_key_hash(bytes(key)) % len(all_partitions)]
+
+
 def make_producer(
     kafka: KafkaSettings, *, transactional_id: str | None = None, linger_ms: int = 5
 ) -> AIOKafkaProducer:
@@ -71,6 +94,8 @@ def make_producer(
         enable_idempotence=True,
         compression_type=None if kafka.compression == "none" else kafka.compression,
         linger_ms=linger_ms,
+        max_batch_size=PRODUCE_BATCH_BYTES,
+        partitioner=partition_for,
         transactional_id=transactional_id,
         transaction_timeout_ms=TRANSACTION_TIMEOUT_MS,
     )
@@ -142,6 +167,16 @@ def settle(futures: Iterable[asyncio.Future[Any]]) -> None:
     for future in futures:
         if future.done() and not future.cancelled():
             future.exception()
+
+
+async def seek_to_time(consumer: AIOKafkaConsumer, partition: TopicPartition, since_ms: int) -> None:
+    """Read ``partition`` from its first record stamped at or after ``since_ms`` (ms since the epoch), or
+    from its end when there is none: what is older is not read at all (Kafka's time index finds it)."""
+    found = (await consumer.offsets_for_times({partition: since_ms})).get(partition)
+    if found is None:
+        await consumer.seek_to_end(partition)
+    else:
+        consumer.seek(partition, found.offset)
 
 
 async def caught_up(

@@ -35,7 +35,7 @@ from cdc.budget.limiter import Budget
 from cdc.budget.shares import Use
 from cdc.settings import BudgetSettings
 from streams.budget import BudgetReport, decode_report, encode_report, report_key
-from streams.clients import make_consumer, make_producer, running
+from streams.clients import make_consumer, make_producer, running, seek_to_time
 from streams.config import KafkaSettings
 from streams.topics import TopicCatalog, TopicRole
 
@@ -43,6 +43,9 @@ __all__ = ["BudgetBoard", "process_name"]
 
 log = logging.getLogger("cdc.budget")
 SEND_TIMEOUT_S = 5.0
+CLOCK_SKEW_S = 60.0
+"""How far another host's clock (which stamps its reports) may run behind ours: reports that much older
+than ``stale_after_s`` are still read at a start, older ones are not (they could only be stale)."""
 
 
 def process_name(role: str) -> str:
@@ -123,7 +126,9 @@ class BudgetBoard:
             async with running(consumer):
                 partition = TopicPartition(self._topic, 0)
                 consumer.assign([partition])
-                await consumer.seek_to_beginning(partition)
+                # Not from the start: up to a segment (an hour) of every process's reports, once a second.
+                since_s = self._wall() - self._settings.stale_after_s - CLOCK_SKEW_S
+                await seek_to_time(consumer, partition, int(since_s * 1000))
                 yield producer, consumer
 
     async def _rounds(self, producer: AIOKafkaProducer, consumer: AIOKafkaConsumer) -> None:

@@ -133,14 +133,28 @@ def _bench_json(path: Path) -> dict[str, Any]:
 @click.option(
     "--profile", is_flag=True, help="Sample `cdc sync` with py-spy during the replay (needs py-spy)."
 )
+@click.option(
+    "--only",
+    help="Scenarios to run, comma-separated, of backfill, latency, replay, rate_limited, naive_backfill, "
+    "peer [all]; the backfill always runs (the others start from it).",
+)
 def bench_sync(
     quick: bool, rates: str | None, out_dir: Path, as_json: bool, baseline: Path | None, **counts: Any
 ) -> None:
     """Sync: latency, bulk backfill, replay, rate-limited, naive batching, the poll-and-upsert peer; real
     processes, local Kafka."""
-    from cdc.tools.bench.sync import Plan, run_bench, table, with_baseline  # noqa: PLC0415 -- keeps `cdc --help` fast
+    from cdc.tools.bench.sync import SCENARIOS, Plan, run_bench, table, with_baseline  # noqa: PLC0415 -- keeps `cdc --help` fast
 
+    only: str | None = counts.pop("only")
     changes: dict[str, Any] = {k: v for k, v in counts.items() if v is not None}
+    if only is not None:
+        picked = {name.strip() for name in only.split(",") if name.strip()}
+        if unknown := sorted(picked - SCENARIOS):
+            raise click.BadParameter(
+                f"no scenario {', '.join(unknown)}; pick from {', '.join(sorted(SCENARIOS))}",
+                param_hint="--only",
+            )
+        changes["only"] = frozenset(picked | {"backfill"})
     if rates is not None:
         try:
             changes["rates"] = tuple(float(rate) for rate in rates.split(",") if rate.strip())

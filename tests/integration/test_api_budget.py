@@ -24,8 +24,10 @@ from cdc.sandbox.runner import Sandbox, run_sandbox
 from cdc.settings import BudgetSettings, HubSpotLimits, Settings
 from cdc.tools.devkafka.runner import free_ports
 from streams.admin import ensure_topics, open_admin
+from streams.budget import BudgetReport, encode_report
+from streams.clients import make_producer, running
 from streams.config import KafkaSettings
-from streams.topics import TopicCatalog
+from streams.topics import TopicCatalog, TopicRole
 
 LIMIT, WINDOW_S = 20, 2.0
 RUN_S = 12.0
@@ -141,3 +143,34 @@ async def test_cut_off_from_kafka_a_process_takes_an_equal_share_and_says_so_onc
     assert len(warnings) == 1, warnings
     assert "equal share" in warnings[0]
     assert burst.allowance == burst.limit  # the only process it ever saw: itself
+
+
+async def test_a_process_starting_reads_the_recent_reports_only(
+    kafka_settings: KafkaSettings, box: Sandbox
+) -> None:
+    """The budget topic holds every process's report of every second until compaction (segments of an
+    hour): a process starting reads from its recent past (`cdc.budget.board.CLOCK_SKEW_S` before
+    ``stale_after_s``), found by Kafka's time index, not from the start. A report written two hours ago is
+    not read even when its own ``at`` says now; one written now is."""
+    async with open_admin(kafka_settings) as kafka_admin:
+        await ensure_topics(kafka_admin, TopicCatalog.from_settings(kafka_settings))
+    settings = settings_for(kafka_settings, box)
+    topic = TopicCatalog.from_settings(kafka_settings).name(TopicRole.BUDGET)
+    now = time.time()
+
+    def report(process: str) -> bytes:
+        # `at` a minute ahead: neither report goes stale by its own word while the test runs.
+        uses = {"hubspot": {"ten_secondly": (0.0, 0.0)}}
+        return encode_report(BudgetReport(process=process, role="sync", at=now + 60, systems=uses))
+
+    async with running(make_producer(kafka_settings)) as producer:
+        old_ms = round((now - 2 * 3600) * 1000)
+        await producer.send_and_wait(topic, report("old"), key=b"old", partition=0, timestamp_ms=old_ms)
+        await producer.send_and_wait(topic, report("new"), key=b"new", partition=0)
+    metrics = Metrics(CollectorRegistry())
+    async with shared_budgets(settings, metrics, role="test") as budgets:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and budgets.hubspot.state()[0].processes < 2:  # noqa: ASYNC110
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(1.0)  # a round or two more: the old one would be read by now
+        assert budgets.hubspot.state()[0].processes == 2  # this one and "new"

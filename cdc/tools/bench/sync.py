@@ -45,6 +45,9 @@ from streams.config import KafkaSettings
 
 Say = Callable[[str], None]
 
+SCENARIOS = frozenset({"backfill", "latency", "replay", "rate_limited", "naive_backfill", "peer"})
+"""What `cdc bench sync --only` picks from; the latency scenario brings the daemon's probe beside the peer."""
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -67,6 +70,8 @@ class Plan:
     """User edits per second while the peer's latency is measured."""
     profile: bool = False
     """Sample `cdc sync` with py-spy during each replay (`cdc.tools.bench.profile`; the first is shown)."""
+    only: frozenset[str] = SCENARIOS
+    """The scenarios to run (`SCENARIOS`); the backfill always runs: the others start from what it synced."""
 
     @classmethod
     def quick(cls) -> Plan:
@@ -95,37 +100,51 @@ async def _repeat(kafka: KafkaSettings, plan: Plan, config: Path, logs: Path, sa
             stack, plan.contacts, plan.companies, within=plan.within_s, say=say
         )
         pairs = out["backfill"].pop("_pairs")
-        out["latency"] = []
-        for rate in plan.rates:
-            row = await scenarios.latency(stack, pairs, rate, plan.seconds, say)
-            row["kafka_hop"] = await scenarios.kafka_hop(stack, rate, plan.seconds)
-            out["latency"].append(row)
-        out["daemon_probe"] = await peer_scenarios.daemon_probe(stack, pairs, say)
-        out["replay"] = await scenarios.replay(
-            stack,
-            plan.replay_events,
-            within=plan.within_s,
-            say=say,
-            profile=logs / "sync-replay.pyspy" if plan.profile else None,
-        )
-        out["rate_limited"] = await scenarios.rate_limited(
-            stack, plan.rate_limited_records, within=plan.within_s, say=say
-        )
+        if "latency" in plan.only:
+            out["latency"] = []
+            for rate in plan.rates:
+                row = await scenarios.latency(stack, pairs, rate, plan.seconds, say)
+                row["kafka_hop"] = await scenarios.kafka_hop(stack, rate, plan.seconds)
+                out["latency"].append(row)
+        if {"latency", "peer"} & plan.only:
+            out["daemon_probe"] = await peer_scenarios.daemon_probe(stack, pairs, say)
+        if "replay" in plan.only:
+            out["replay"] = await scenarios.replay(
+                stack,
+                plan.replay_events,
+                within=plan.within_s,
+                say=say,
+                profile=logs / "sync-replay.pyspy" if plan.profile else None,
+            )
+        if "rate_limited" in plan.only:
+            out["rate_limited"] = await scenarios.rate_limited(
+                stack, plan.rate_limited_records, within=plan.within_s, say=say
+            )
+    if "naive_backfill" in plan.only:
+        out["naive_backfill"] = await _naive_backfill(kafka, plan, config, logs, say)
+    if "peer" in plan.only:
+        out["peer"] = await peer_scenarios.peer_run(
+            kafka.model_copy(update={"topic_prefix": f"{prefix}c."}), batched, logs / "c",
+            contacts=plan.contacts, rate=plan.peer_rate, interval_s=plan.peer_interval_s, say=say,
+        )  # fmt: skip
+    return out
+
+
+async def _naive_backfill(
+    kafka: KafkaSettings, plan: Plan, config: Path, logs: Path, say: Say
+) -> dict[str, Any]:
     naive = RoleOptions(
         sync_config=config, batch_size=1, batch_wait_ms=0, dataverse_interval_s=plan.dataverse_interval_s
     )
+    prefix = kafka.topic_prefix
     async with running_stack(
         kafka.model_copy(update={"topic_prefix": f"{prefix}b."}), naive, logs / "b"
     ) as stack:
-        out["naive_backfill"] = await scenarios.backfill(
+        result = await scenarios.backfill(
             stack, plan.contacts, plan.companies, within=plan.naive_within_s, say=say
         )
-        out["naive_backfill"].pop("_pairs")
-    out["peer"] = await peer_scenarios.peer_run(
-        kafka.model_copy(update={"topic_prefix": f"{prefix}c."}), batched, logs / "c",
-        contacts=plan.contacts, rate=plan.peer_rate, interval_s=plan.peer_interval_s, say=say,
-    )  # fmt: skip
-    return out
+    result.pop("_pairs")
+    return result
 
 
 def run_bench(plan: Plan, *, out_dir: Path, say: Say) -> dict[str, Any]:
@@ -187,6 +206,38 @@ def with_baseline(result: dict[str, Any], baseline: dict[str, Any], source: str)
 
 
 def summarize(plan: Plan, rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """The figures over the repeats, one section per scenario run (`Plan.only`)."""
+    sections = {
+        "latency": _latency,
+        "backfill": _backfill,
+        "naive_backfill": _naive,
+        "replay": _replay,
+        "rate_limited": _rate_limited,
+        "peer": _peer,
+    }
+    ran = {name: make(plan, rounds) for name, make in sections.items() if rounds and name in rounds[0]}
+    return {
+        "scenario": "sync",
+        "mode": "subprocesses (cdc sandbox, ingest, poll, sync); load generators in their own processes",
+        "plan": {
+            k: (sorted(v) if isinstance(v, frozenset) else list(v) if isinstance(v, tuple) else v)
+            for k, v in plan.__dict__.items()
+        },
+        "repeats": len(rounds),
+        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+        "clock": "host wall clock: source sandbox change time -> audit `at` stamped by cdc sync after the "
+        "target acknowledged the write",
+        **ran,
+        "rounds": rounds,
+    }
+
+
+def _peer(plan: Plan, rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    del plan
+    return peer_scenarios.summarize(rounds)
+
+
+def _latency(plan: Plan, rounds: list[dict[str, Any]]) -> dict[str, Any]:
     latency = []
     for index, rate in enumerate(plan.rates):
         directions = sorted({d for r in rounds for d in r["latency"][index]["by_direction"]})
@@ -208,88 +259,83 @@ def summarize(plan: Plan, rounds: list[dict[str, Any]]) -> dict[str, Any]:
                 "writes_failed": sum(r["latency"][index]["writes_failed"] for r in rounds),
             }
         )
-    batched, naive = (
-        _s(rounds, "backfill", "api", "calls_per_record"),
-        _s(rounds, "naive_backfill", "api", "calls_per_record"),
-    )
     return {
-        "scenario": "sync",
-        "mode": "subprocesses (cdc sandbox, ingest, poll, sync); load generators in their own processes",
-        "plan": {k: (list(v) if isinstance(v, tuple) else v) for k, v in plan.__dict__.items()},
-        "repeats": len(rounds),
-        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
-        "clock": "host wall clock: source sandbox change time -> audit `at` stamped by cdc sync after the "
-        "target acknowledged the write",
-        "latency": {
-            "rates": latency,
-            "baseline": {
-                "naive_poller_floor_s": plan.dataverse_interval_s,
-                "note": "a naive poller cannot beat its poll interval (here the Dataverse poll interval; "
-                "the seeds poll every 10-15 min, i.e. p50 ~ 300-450 s); the raw Kafka produce -> consume "
-                "hop per rate is the best any Kafka pipeline can do",
-            },
+        "rates": latency,
+        "baseline": {
+            "naive_poller_floor_s": plan.dataverse_interval_s,
+            "note": "a naive poller cannot beat its poll interval (here the Dataverse poll interval; "
+            "the seeds poll every 10-15 min, i.e. p50 ~ 300-450 s); the raw Kafka produce -> consume "
+            "hop per rate is the best any Kafka pipeline can do",
         },
-        "backfill": {
-            "wall_s": _s(rounds, "backfill", "wall_s"),
-            "records_per_s": _s(rounds, "backfill", "records_per_s"),
-            "calls_per_record": batched,
-            "write_calls_per_record": _s(rounds, "backfill", "api", "write_calls_per_record"),
-            "by_kind_per_record": _kinds(rounds, "backfill", "api"),
-            "duplicates": sum(r["backfill"]["duplicates_total"] for r in rounds),
-            "completed": all(r["backfill"]["completed"] for r in rounds),
+    }
+
+
+def _backfill(plan: Plan, rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    del plan
+    return {
+        "wall_s": _s(rounds, "backfill", "wall_s"),
+        "records_per_s": _s(rounds, "backfill", "records_per_s"),
+        "calls_per_record": _s(rounds, "backfill", "api", "calls_per_record"),
+        "write_calls_per_record": _s(rounds, "backfill", "api", "write_calls_per_record"),
+        "by_kind_per_record": _kinds(rounds, "backfill", "api"),
+        "duplicates": sum(r["backfill"]["duplicates_total"] for r in rounds),
+        "completed": all(r["backfill"]["completed"] for r in rounds),
+    }
+
+
+def _naive(plan: Plan, rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    del plan
+    batched = _s(rounds, "backfill", "api", "calls_per_record")
+    naive = _s(rounds, "naive_backfill", "api", "calls_per_record")
+    return {
+        "wall_s": _s(rounds, "naive_backfill", "wall_s"),
+        "records_per_s": _s(rounds, "naive_backfill", "records_per_s"),
+        "calls_per_record": naive,
+        "write_calls_per_record": _s(rounds, "naive_backfill", "api", "write_calls_per_record"),
+        "by_kind_per_record": _kinds(rounds, "naive_backfill", "api"),
+        "records_synced": _s(rounds, "naive_backfill", "records_synced"),
+        "duplicates": sum(r["naive_backfill"]["duplicates_total"] for r in rounds),
+        "completed": all(r["naive_backfill"]["completed"] for r in rounds),
+        "calls_saved_ratio": naive["median"] / batched["median"] if batched["median"] else 0.0,
+    }
+
+
+def _replay(plan: Plan, rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    del plan
+    return {
+        "events": _s(rounds, "replay", "events"),
+        "events_per_s": _s(rounds, "replay", "events_per_s"),
+        "events_per_cpu_s": _s(rounds, "replay", "events_per_cpu_s"),
+        "api_writes": sum(r["replay"]["api_write_calls"] for r in rounds),
+        "sync_writes": sum(r["replay"]["sync_writes"] for r in rounds),
+        "calls_per_event": _s(rounds, "replay", "api_calls", "calls_per_record"),
+        "by_kind_per_event": _kinds(rounds, "replay", "api_calls"),
+        "completed": all(r["replay"]["completed"] for r in rounds),
+        **({"profile": rounds[0]["replay"]["profile"]} if "profile" in rounds[0]["replay"] else {}),
+    }
+
+
+def _rate_limited(plan: Plan, rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    del plan
+    return {
+        "records_per_s": _s(rounds, "rate_limited", "records_per_s"),
+        "ceiling_records_per_s": rounds[0]["rate_limited"]["ceiling_records_per_s"],
+        "fraction_of_ceiling": _s(rounds, "rate_limited", "fraction_of_ceiling"),
+        "hubspot_429s": sum(r["rate_limited"]["hubspot_429s"] for r in rounds),
+        "failed_writes": sum(r["rate_limited"]["failed_writes"] for r in rounds),
+        "completed": all(r["rate_limited"]["completed"] for r in rounds),
+        "budget_bound": {
+            "records_per_s": _s(rounds, "rate_limited", "budget_bound", "records_per_s"),
+            "fraction_of_ceiling": _s(rounds, "rate_limited", "budget_bound", "fraction_of_ceiling"),
+            "hubspot_429s": sum(r["rate_limited"]["budget_bound"]["hubspot_429s"] for r in rounds),
+            "failed_writes": sum(r["rate_limited"]["budget_bound"]["failed_writes"] for r in rounds),
         },
-        "naive_backfill": {
-            "wall_s": _s(rounds, "naive_backfill", "wall_s"),
-            "records_per_s": _s(rounds, "naive_backfill", "records_per_s"),
-            "calls_per_record": naive,
-            "write_calls_per_record": _s(rounds, "naive_backfill", "api", "write_calls_per_record"),
-            "by_kind_per_record": _kinds(rounds, "naive_backfill", "api"),
-            "records_synced": _s(rounds, "naive_backfill", "records_synced"),
-            "duplicates": sum(r["naive_backfill"]["duplicates_total"] for r in rounds),
-            "completed": all(r["naive_backfill"]["completed"] for r in rounds),
-            "calls_saved_ratio": naive["median"] / batched["median"] if batched["median"] else 0.0,
+        "baseline_budget_off": {
+            "records_per_s": _s(rounds, "rate_limited", "baseline_budget_off", "records_per_s"),
+            "fraction_of_ceiling": _s(rounds, "rate_limited", "baseline_budget_off", "fraction_of_ceiling"),
+            "hubspot_429s": sum(r["rate_limited"]["baseline_budget_off"]["hubspot_429s"] for r in rounds),
+            "failed_writes": sum(r["rate_limited"]["baseline_budget_off"]["failed_writes"] for r in rounds),
         },
-        "replay": {
-            "events": _s(rounds, "replay", "events"),
-            "events_per_s": _s(rounds, "replay", "events_per_s"),
-            "events_per_cpu_s": _s(rounds, "replay", "events_per_cpu_s"),
-            "api_writes": sum(r["replay"]["api_write_calls"] for r in rounds),
-            "sync_writes": sum(r["replay"]["sync_writes"] for r in rounds),
-            "calls_per_event": _s(rounds, "replay", "api_calls", "calls_per_record"),
-            "by_kind_per_event": _kinds(rounds, "replay", "api_calls"),
-            "completed": all(r["replay"]["completed"] for r in rounds),
-            **(
-                {"profile": rounds[0]["replay"]["profile"]}
-                if rounds and "profile" in rounds[0]["replay"]
-                else {}
-            ),
-        },
-        "rate_limited": {
-            "records_per_s": _s(rounds, "rate_limited", "records_per_s"),
-            "ceiling_records_per_s": rounds[0]["rate_limited"]["ceiling_records_per_s"] if rounds else 0.0,
-            "fraction_of_ceiling": _s(rounds, "rate_limited", "fraction_of_ceiling"),
-            "hubspot_429s": sum(r["rate_limited"]["hubspot_429s"] for r in rounds),
-            "failed_writes": sum(r["rate_limited"]["failed_writes"] for r in rounds),
-            "completed": all(r["rate_limited"]["completed"] for r in rounds),
-            "budget_bound": {
-                "records_per_s": _s(rounds, "rate_limited", "budget_bound", "records_per_s"),
-                "fraction_of_ceiling": _s(rounds, "rate_limited", "budget_bound", "fraction_of_ceiling"),
-                "hubspot_429s": sum(r["rate_limited"]["budget_bound"]["hubspot_429s"] for r in rounds),
-                "failed_writes": sum(r["rate_limited"]["budget_bound"]["failed_writes"] for r in rounds),
-            },
-            "baseline_budget_off": {
-                "records_per_s": _s(rounds, "rate_limited", "baseline_budget_off", "records_per_s"),
-                "fraction_of_ceiling": _s(
-                    rounds, "rate_limited", "baseline_budget_off", "fraction_of_ceiling"
-                ),
-                "hubspot_429s": sum(r["rate_limited"]["baseline_budget_off"]["hubspot_429s"] for r in rounds),
-                "failed_writes": sum(
-                    r["rate_limited"]["baseline_budget_off"]["failed_writes"] for r in rounds
-                ),
-            },
-        },
-        "peer": peer_scenarios.summarize(rounds),
-        "rounds": rounds,
     }
 
 
@@ -305,7 +351,9 @@ def _by_kind(row: dict[str, Any]) -> str:
 def _kind_lines(result: dict[str, Any]) -> list[str]:
     """Backfill calls per record by kind: this run's, and the baseline's (another checkout) when given."""
     lines = ["calls/record by kind (median):"]
-    rows = [("batched", result["backfill"]), ("naive", result["naive_backfill"])]
+    rows = [("batched", result["backfill"])]
+    if "naive_backfill" in result:
+        rows.append(("naive", result["naive_backfill"]))
     base = result.get("baseline") or {}
     if "backfill" in base:
         rows.append(("baseline batched", base["backfill"]))
@@ -321,18 +369,32 @@ def _baseline_replay(result: dict[str, Any]) -> list[str]:
         return []
     return [
         f"baseline replay ({result['baseline'].get('path')}): {_m(r['events'])} events at "
-        f"{_m(r['events_per_s'])} events/s; API writes {r['api_writes']}, sync writes {r['sync_writes']}"
+        f"{_m(r['events_per_s'])} events/s"
+        + (f" ({_m(r['events_per_cpu_s'])} per CPU second)" if "events_per_cpu_s" in r else "")
+        + f"; API writes {r['api_writes']}, sync writes {r['sync_writes']}"
     ]
 
 
 def table(result: dict[str, Any]) -> str:
-    lat = result["latency"]
     lines = [
         f"sync benchmarks, median (min-max) of {result['repeats']} repeats; {result['mode']}",
         f"clock: {result['clock']}",
-        "",
-        "end-to-end latency (ms)          p50                p99                max",
     ]
+    if "latency" in result:
+        lines += _latency_lines(result["latency"])
+    lines += _backfill_lines(result)
+    if "replay" in result:
+        lines += _replay_lines(result)
+    if "rate_limited" in result:
+        lines += _rate_limited_lines(result["rate_limited"])
+    if "peer" in result:
+        by_direction = result["latency"]["rates"][0]["by_direction"] if "latency" in result else {}
+        lines += peer_scenarios.table(result["peer"], by_direction)
+    return "\n".join(lines)
+
+
+def _latency_lines(lat: dict[str, Any]) -> list[str]:
+    lines = ["", "end-to-end latency (ms)          p50                p99                max"]
     for row in lat["rates"]:
         lines.append(f"at {row['target_per_s']:,.0f}/s (achieved {row['achieved_per_s']['median']:,.0f}/s), "
                      f"missing {row['missing']}, failed writes {row['writes_failed']}")  # fmt: skip
@@ -346,26 +408,38 @@ def table(result: dict[str, Any]) -> str:
     floor = lat["baseline"]["naive_poller_floor_s"]
     lines.append(f"  naive poller floor: its poll interval, here {floor:.1f} s "
                  "(Dataverse side); the seeds' 10-15 min pollers: p50 ~ 300-450 s")  # fmt: skip
-    b, n, r, q = result["backfill"], result["naive_backfill"], result["replay"], result["rate_limited"]
-    lines += [
+    return lines
+
+
+def _backfill_lines(result: dict[str, Any]) -> list[str]:
+    b = result["backfill"]
+    lines = [
         "",
         f"{'backfill':<26} {'wall s':>22} {'records/s':>22} {'calls/record':>22} {'writes/record':>22} dups",
         f"{'batched (defaults)':<26} {_m(b['wall_s'], ',.1f'):>22} {_m(b['records_per_s']):>22} "
         f"{_m(b['calls_per_record'], '.3f'):>22} {_m(b['write_calls_per_record'], '.3f'):>22} "
-        f"{b['duplicates']}",
-        f"{'naive (1, 0 ms)':<26} {_m(n['wall_s'], ',.1f'):>22} {_m(n['records_per_s']):>22} "
-        f"{_m(n['calls_per_record'], '.3f'):>22} {_m(n['write_calls_per_record'], '.3f'):>22} "
-        f"{n['duplicates']}",
-        f"calls saved by batching: {n['calls_saved_ratio']:.1f}x"
-        + ("" if b["completed"] else "  ** the batched backfill did not complete **")
-        + (
-            ""
-            if n["completed"]
-            else f" (naive measured on the {_m(n['records_synced'], ',.0f')} records it synced "
-            f"in {result['plan']['naive_within_s']:.0f} s)"
-        ),
-        "",
-        *_kind_lines(result),
+        f"{b['duplicates']}" + ("" if b["completed"] else "  ** the batched backfill did not complete **"),
+    ]
+    n = result.get("naive_backfill")
+    if n is not None:
+        lines += [
+            f"{'naive (1, 0 ms)':<26} {_m(n['wall_s'], ',.1f'):>22} {_m(n['records_per_s']):>22} "
+            f"{_m(n['calls_per_record'], '.3f'):>22} {_m(n['write_calls_per_record'], '.3f'):>22} "
+            f"{n['duplicates']}",
+            f"calls saved by batching: {n['calls_saved_ratio']:.1f}x"
+            + (
+                ""
+                if n["completed"]
+                else f" (naive measured on the {_m(n['records_synced'], ',.0f')} records it synced "
+                f"in {result['plan']['naive_within_s']:.0f} s)"
+            ),
+        ]
+    return [*lines, "", *_kind_lines(result)]
+
+
+def _replay_lines(result: dict[str, Any]) -> list[str]:
+    r = result["replay"]
+    return [
         "",
         f"replay: {_m(r['events'])} events at {_m(r['events_per_s'])} events/s "
         f"({_m(r['events_per_cpu_s'])} per CPU second of `cdc sync`); "
@@ -373,6 +447,11 @@ def table(result: dict[str, Any]) -> str:
         f"sync writes {r['sync_writes']}" + ("" if r["completed"] else "  ** did not catch up **"),
         *_baseline_replay(result),
         *(profiler.table(r["profile"], "cdc sync during the replay") if "profile" in r else []),
+    ]
+
+
+def _rate_limited_lines(q: dict[str, Any]) -> list[str]:
+    return [
         f"rate-limited HubSpot (190/10 s, 1M/day, search 5/s; 2 sync replicas and poll sharing the budget): "
         f"{_m(q['records_per_s'])} records/s = {_m(q['fraction_of_ceiling'], '.0%')} of the "
         f"{q['ceiling_records_per_s']:,.0f}/s the limits allow for the calls a record needs; "
@@ -387,6 +466,3 @@ def table(result: dict[str, Any]) -> str:
         f"{_m(q['budget_bound']['fraction_of_ceiling'], '.0%')}; 429s {q['budget_bound']['hubspot_429s']}, "
         f"failed writes {q['budget_bound']['failed_writes']}",
     ]
-    if "peer" in result:
-        lines += peer_scenarios.table(result["peer"], result["latency"]["rates"][0]["by_direction"])
-    return "\n".join(lines)
