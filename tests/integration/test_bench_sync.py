@@ -36,6 +36,13 @@ def test_bench_sync_quick_smallest_form(tmp_path: Path) -> None:
     assert set(rate["by_direction"]) == {"hubspot_to_dataverse", "dataverse_to_hubspot"}
     assert rate["missing"] == 0
     assert rate["kafka_hop"]["p50_ms"]["median"] > 0
+    # Where the time goes, per direction: each stage seen for the edits (the webhook or poll, the router,
+    # the apply loop), and the stages add up to no more than the whole.
+    for direction, stages in rate["by_stage"].items():
+        assert set(stages) == {"edit_to_change", "change_to_work", "work_to_write"}, direction
+        assert all(stage["n"]["median"] > 0 for stage in stages.values()), stages  # edits measured
+    assert "by stage: edit_to_change p50" in out.stderr  # the progress lines
+    assert "    work_to_write" in out.stdout  # the table
     for name in ("backfill", "naive_backfill"):
         assert result[name]["completed"], result["rounds"][0][name]
         assert result[name]["duplicates"] == 0

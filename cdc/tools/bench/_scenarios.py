@@ -311,6 +311,66 @@ async def _landed(
     return found
 
 
+async def _first_seen(stack: Stack, start: dict[TopicPartition, int], tag: str) -> dict[str, float]:
+    """Messages since ``start`` (to the end now) carrying a ``<tag>-<n>`` edit value: value -> the first
+    one's timestamp (when it was produced)."""
+    pattern = re.compile(re.escape(tag).encode() + rb"-\d+")
+    found: dict[str, float] = {}
+    consumer = make_consumer(stack.kafka, group_id=None)
+    await consumer.start()
+    try:
+        consumer.assign(list(start))
+        for tp, offset in start.items():
+            consumer.seek(tp, offset)
+        ends = await consumer.end_offsets(list(start))
+        while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
+            for messages in (await consumer.getmany(timeout_ms=500)).values():
+                for m in messages:
+                    for value in pattern.findall(m.value or b""):
+                        found.setdefault(value.decode(), m.timestamp / 1000)
+    finally:
+        await consumer.stop()
+    return found
+
+
+STAGES = ("edit_to_change", "change_to_work", "work_to_write")
+"""Where an edit's latency goes: the edit to its change event on Kafka (webhook or poll, then ingest), the
+change event to its work item (the router), the work item to the audited write (the apply loop: reads,
+plan, writes, the commit)."""
+
+
+async def _stages(
+    stack: Stack,
+    starts: dict[TopicRole, dict[TopicPartition, int]],
+    edits: list[dict[str, Any]],
+    tag: str,
+    landed: dict[str, tuple[float, str]],
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Per direction, each of `STAGES` as percentiles, from the messages' timestamps."""
+    seen = {role: await _first_seen(stack, start, tag) for role, start in starts.items()}
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for direction in sorted({e["direction"] for e in edits}):
+        changes = seen[CHANGES[direction]]
+        work = seen[TopicRole.WORK]
+        spans: dict[str, list[float]] = {stage: [] for stage in STAGES}
+        for edit in (e for e in edits if e["direction"] == direction):
+            value = edit["value"]
+            if value in changes:
+                spans["edit_to_change"].append(max(0.0, changes[value] - edit["source_at"]))
+                if value in work:
+                    spans["change_to_work"].append(max(0.0, work[value] - changes[value]))
+            if value in work and value in landed:
+                spans["work_to_write"].append(max(0.0, landed[value][0] - work[value]))
+        out[direction] = {stage: _percentiles(values) for stage, values in spans.items()}
+    return out
+
+
+CHANGES = {
+    "hubspot_to_dataverse": TopicRole.CHANGES_HUBSPOT,
+    "dataverse_to_hubspot": TopicRole.CHANGES_DATAVERSE,
+}
+
+
 async def _run_json(args: list[str], limit_s: float) -> dict[str, Any]:
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
@@ -351,6 +411,10 @@ async def latency(
     tag = f"lat{int(rate)}x{int(time.time() * 1000) % 10**7}"
     plan_file = await edit_plan(stack, pairs)
     start = await _ends(stack, TopicRole.AUDIT)
+    starts = {
+        role: await _ends(stack, role)
+        for role in (TopicRole.CHANGES_HUBSPOT, TopicRole.CHANGES_DATAVERSE, TopicRole.WORK)
+    }
     before = await stack.sync_counts()
     run = await _run_json(
         ["cdc.tools.bench.editgen", str(plan_file), str(rate), str(seconds), tag], seconds + 120
@@ -380,6 +444,7 @@ async def latency(
         "missing": dict(missing),
         "by_direction": {d: _percentiles(v) for d, v in sorted(by_direction.items())},
         "by_step": {s: _percentiles(v) for s, v in sorted(by_step.items())},
+        "by_stage": await _stages(stack, starts, edits, tag, found),
         "writes_failed": after.writes_failed - before.writes_failed,
     }
     parts = ", ".join(
@@ -389,6 +454,11 @@ async def latency(
         f"    latency at {rate:,.0f}/s (achieved {run['achieved_per_s']:,.0f}/s): {parts}; "
         f"missing {dict(missing)}"
     )
+    for direction, stages in result["by_stage"].items():
+        spans = ", ".join(
+            f"{stage} p50 {p['p50_ms']:.0f} ms p99 {p['p99_ms']:.0f} ms" for stage, p in stages.items()
+        )
+        say(f"      {direction} by stage: {spans}")
     return result
 
 

@@ -252,6 +252,16 @@ def _latency(plan: Plan, rounds: list[dict[str, Any]]) -> dict[str, Any]:
                     }
                     for d in directions
                 },
+                "by_stage": {
+                    d: {
+                        stage: {
+                            q: _s(rounds, "latency", index, "by_stage", d, stage, q)
+                            for q in ("n", "p50_ms", "p99_ms", "max_ms")
+                        }
+                        for stage in scenarios.STAGES
+                    }
+                    for d in directions
+                },
                 "kafka_hop": {
                     q: _s(rounds, "latency", index, "kafka_hop", q) for q in ("p50_ms", "p99_ms", "max_ms")
                 },
@@ -402,6 +412,10 @@ def _latency_lines(lat: dict[str, Any]) -> list[str]:
             lines.append(
                 f"  {direction:<24} {_m(q['p50_ms']):>18} {_m(q['p99_ms']):>18} {_m(q['max_ms']):>18}"
             )
+            for stage, s in row.get("by_stage", {}).get(direction, {}).items():
+                lines.append(
+                    f"    {stage:<22} {_m(s['p50_ms']):>18} {_m(s['p99_ms']):>18} {_m(s['max_ms']):>18}"
+                )
         k = row["kafka_hop"]
         lines.append(f"  {'raw kafka hop (ceiling)':<24} {_m(k['p50_ms'], ',.1f'):>18} "
                      f"{_m(k['p99_ms'], ',.1f'):>18} {_m(k['max_ms'], ',.1f'):>18}")  # fmt: skip
