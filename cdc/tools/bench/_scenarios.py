@@ -9,20 +9,21 @@ than hanging the run or hiding the stall.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import sys
 import tempfile
 import time
 import unicodedata
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
-from aiokafka import TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import NewTopic
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -288,12 +289,7 @@ async def _landed(
 ) -> dict[str, tuple[float, str]]:
     """Audit records since ``start`` carrying a wanted value: value -> (write time, step), first one wins."""
     found: dict[str, tuple[float, str]] = {}
-    consumer = make_consumer(stack.kafka, group_id=None)
-    await consumer.start()
-    try:
-        consumer.assign(list(start))
-        for tp, offset in start.items():
-            consumer.seek(tp, offset)
+    async with _reading(stack, start) as consumer:
         deadline = time.monotonic() + within
         while time.monotonic() < deadline and len(found) < len(wanted):
             for messages in (await consumer.getmany(timeout_ms=500)).values():
@@ -306,9 +302,21 @@ async def _landed(
                         value = write.get("new")
                         if isinstance(value, str) and value in wanted and value not in found:
                             found[value] = (at, audit["step"])
+    return found
+
+
+@contextlib.asynccontextmanager
+async def _reading(stack: Stack, start: dict[TopicPartition, int]) -> AsyncIterator[AIOKafkaConsumer]:
+    """A consumer of no group reading from ``start``."""
+    consumer = make_consumer(stack.kafka, group_id=None)
+    await consumer.start()
+    try:
+        consumer.assign(list(start))
+        for tp, offset in start.items():
+            consumer.seek(tp, offset)
+        yield consumer
     finally:
         await consumer.stop()
-    return found
 
 
 async def _first_seen(stack: Stack, start: dict[TopicPartition, int], tag: str) -> dict[str, float]:
@@ -316,20 +324,13 @@ async def _first_seen(stack: Stack, start: dict[TopicPartition, int], tag: str) 
     one's timestamp (when it was produced)."""
     pattern = re.compile(re.escape(tag).encode() + rb"-\d+")
     found: dict[str, float] = {}
-    consumer = make_consumer(stack.kafka, group_id=None)
-    await consumer.start()
-    try:
-        consumer.assign(list(start))
-        for tp, offset in start.items():
-            consumer.seek(tp, offset)
+    async with _reading(stack, start) as consumer:
         ends = await consumer.end_offsets(list(start))
         while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
             for messages in (await consumer.getmany(timeout_ms=500)).values():
                 for m in messages:
                     for value in pattern.findall(m.value or b""):
                         found.setdefault(value.decode(), m.timestamp / 1000)
-    finally:
-        await consumer.stop()
     return found
 
 
