@@ -77,3 +77,9 @@ def test_a_work_value_that_is_not_a_work_item_gets_the_strict_error(change: byte
     with pytest.raises(SchemaError, match=reason) as refused:
         WORK_CODEC.decode(passed_through(item, change), WHERE)
     assert "crm.sync.work[2]@77" in str(refused.value)
+
+
+def test_passed_through_writes_every_field_a_work_item_has() -> None:
+    """`passed_through` writes the item's fields by hand: a field added to `WorkItem` must be added there
+    too, or the apply loop would read the passed-through item with that field's default."""
+    assert set(WorkItem.model_fields) == {"schema_version", "pair", "route", "change"}
