@@ -134,6 +134,27 @@ def journal_tokens(
 
 
 @dataclass
+class Unfetched:
+    """Which entry's file failed, and in how many reads of it in a row (`UNFETCHABLE_AFTER`). Only that
+    entry's own success clears the count: the entries before it in the batch are fetched again at every
+    read, and must not start it over."""
+
+    after: int = UNFETCHABLE_AFTER
+    offset: str = ""
+    times: int = 0
+
+    def failed(self, offset: str) -> bool:
+        """Count a failed fetch of ``offset``'s file; whether it is the one that gives the entry up."""
+        self.times = self.times + 1 if offset == self.offset else 1
+        self.offset = offset
+        return self.times >= self.after
+
+    def fetched(self, offset: str) -> None:
+        if offset == self.offset:
+            self.offset, self.times = "", 0
+
+
+@dataclass
 class _Entries:
     """What one read's entry files gave: their events, the entries given up and why, and the change time
     of the last event read before the first entry given up."""
@@ -159,9 +180,7 @@ class JournalSource:
         self.offset: str | None = None
         self.expired = 0
         self.recheck_s = SUBSCRIPTIONS_RECHECK_S
-        self.unfetchable_after = UNFETCHABLE_AFTER
-        self._unfetched: tuple[str, int] = ("", 0)
-        """The entry whose file failed last, and how many reads in a row it failed."""
+        self.unfetchable = Unfetched()
         self._seen_at: datetime | None = None
         """The change time of the last event published."""
         self._checked_at = time.monotonic()
@@ -321,18 +340,11 @@ class JournalSource:
             "hubspot journal: entry %s could not be fetched in %d reads (last: %s): given up; running the "
             "search reconciliation from %s so its changes are still published",
             ", ".join(read.given_up),
-            self.unfetchable_after,
+            self.unfetchable.after,
             read.error,
             since.isoformat() if since else "unknown",
         )
         await self._objects.catch_up(int((since or datetime.now(UTC)).timestamp() * 1000), stop, beat)
-
-    def _gives_up(self, offset: str) -> bool:
-        """Whether this failed fetch of ``offset``'s file is the one that gives it up."""
-        failed, times = self._unfetched
-        times = times + 1 if failed == offset else 1
-        self._unfetched = (offset, times)
-        return times >= self.unfetchable_after
 
     async def _batch(
         self,
@@ -341,7 +353,7 @@ class JournalSource:
     ) -> bool:
         """One read of up to 100 entries, published with their offset; whether the batch was full. An
         entry file that fails raises `RetriableError` (the batch is read again, with new URLs) until
-        `_gives_up` says so; then ``reconcile`` runs before the batch commits past the entry."""
+        `Unfetched.failed` says so; then ``reconcile`` runs before the batch commits past the entry."""
         api = self._client.api
         query = {"installPortalId": self.portal}
         if self.offset is None:
@@ -376,19 +388,19 @@ class JournalSource:
 
     async def _entries(self, results: list[dict[str, Any]], received: datetime) -> _Entries:
         """The events of a read's entries, in order; an entry whose file fails raises `RetriableError`
-        until `_gives_up` says so, then it is listed as given up."""
+        until `Unfetched.failed` says so, then it is listed as given up."""
         read = _Entries()
         for result in results:
             offset = str(result["currentOffset"])
             try:
                 file = await self._file(str(result.get("url") or ""))
             except RetriableError as error:
-                if not self._gives_up(offset):
+                if not self.unfetchable.failed(offset):
                     raise
                 read.given_up.append(offset)
                 read.error = error
                 continue
-            self._unfetched = ("", 0)
+            self.unfetchable.fetched(offset)
             try:
                 entry = read_entry(file, portal=self.portal, offset=offset, received_at=received)
             except EntryFileError as error:

@@ -138,7 +138,7 @@ async def run_journal(
     async with objects, JournalSource(settings, metrics, tokens=tokens, objects=objects) as source:
         await source.check()
         source.recheck_s = recheck_s or source.recheck_s
-        source.unfetchable_after = unfetchable_after or source.unfetchable_after
+        source.unfetchable.after = unfetchable_after or source.unfetchable.after
         await source.run(stop)
 
 
