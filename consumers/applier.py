@@ -309,7 +309,9 @@ class Applier:
         return PairState(unit.pair, hs, dv, link, match, pushed=unit.pushed)
 
     async def _fetch(self, units: list[Unit]) -> dict[tuple[SourceSystem, str], dict[str, Record]]:
-        """The current state of every record the units name: one batched read per system and object."""
+        """The current state of every record the units name: the record a unit's change carries whole where
+        it answers the read (`consumers.answered`), else one batched read per system and object, all at
+        once."""
         wanted: dict[tuple[SourceSystem, str], set[str]] = {}
         fetched: dict[tuple[SourceSystem, str], dict[str, Record]] = {}
         for unit in units:
@@ -413,9 +415,9 @@ class Applier:
         outcomes: list[dict[SourceSystem, WriteOutcome]] = [{} for _ in plans]
         # Both systems at once: a plan's writes were decided from one state, none waits for another's
         # outcome (a write that needs the other side's new id is planned in a later pass).
-        ops = {system: sending for system, sending in ops.items() if sending}
-        sent = await concurrently(self._send(batch, system, sending) for system, sending in ops.items())
-        for system, answers in zip(ops, sent, strict=True):
+        systems = [system for system, sending in ops.items() if sending]
+        sent = await concurrently(self._send(batch, system, ops[system]) for system in systems)
+        for system, answers in zip(systems, sent, strict=True):
             for n, outcome in zip(whose[system], answers, strict=True):
                 outcomes[n][system] = outcome
         return outcomes

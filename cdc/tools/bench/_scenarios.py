@@ -334,6 +334,10 @@ async def _first_seen(stack: Stack, start: dict[TopicPartition, int], tag: str) 
     return found
 
 
+CHANGES = {  # each direction's change topic
+    "hubspot_to_dataverse": TopicRole.CHANGES_HUBSPOT,
+    "dataverse_to_hubspot": TopicRole.CHANGES_DATAVERSE,
+}
 STAGES = ("edit_to_change", "change_to_work", "work_to_write")
 """Where an edit's latency goes: the edit to its change event on Kafka (webhook or poll, then ingest), the
 change event to its work item (the router), the work item to the audited write (the apply loop: reads,
@@ -364,12 +368,6 @@ async def _stages(
                 spans["work_to_write"].append(max(0.0, landed[value][0] - work[value]))
         out[direction] = {stage: _percentiles(values) for stage, values in spans.items()}
     return out
-
-
-CHANGES = {
-    "hubspot_to_dataverse": TopicRole.CHANGES_HUBSPOT,
-    "dataverse_to_hubspot": TopicRole.CHANGES_DATAVERSE,
-}
 
 
 async def _run_json(args: list[str], limit_s: float) -> dict[str, Any]:
