@@ -24,7 +24,7 @@ from streams.codec import Position
 from streams.keys import join_key
 from streams.links import link_id_from_key
 
-__all__ = ["Changes", "Head", "Held", "Incoming", "fold", "head_of", "read_record"]
+__all__ = ["Ahead", "Changes", "Head", "Held", "Incoming", "fold", "head_of", "read_record"]
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +104,43 @@ class Held:
     revision: int
     kind: str
     keys: tuple[str, ...]
+
+
+class Ahead:
+    """The link changes this replica committed ahead of the topic's tail (`streams.link_store`, writer rule
+    step 2) that the tail has not brought back yet.
+
+    Until the tail delivers a link's own committed change, its records of that link are older than what the
+    store holds and are skipped. The revision rule alone cannot tell: after a tombstone committed ahead the
+    store holds nothing, so the pair's previous value arriving through the tail brought the link back until
+    the tail reached the tombstone (a deleted pair's own delete echo then found the link and deleted the
+    other side again). A record at the revision committed (or a tombstone, for one) ends the wait and is
+    applied: it is this replica's own, or another writer's of the same revision that the topic orders.
+    """
+
+    __slots__ = ("_waiting",)
+
+    def __init__(self) -> None:
+        self._waiting: dict[str, int | None] = {}
+        """Per link id, the revision committed ahead (``None``: a tombstone)."""
+
+    def __len__(self) -> int:
+        return len(self._waiting)
+
+    def committed(self, link_id: str, revision: int | None) -> None:
+        self._waiting[link_id] = revision
+
+    def passes(self, link_id: str, revision: int | None) -> bool:
+        """Whether the tail's record of ``link_id`` (its revision; ``None`` for a tombstone) is applied."""
+        if link_id not in self._waiting:
+            return True
+        if self._waiting[link_id] != revision:
+            return False
+        del self._waiting[link_id]
+        return True
+
+    def clear(self) -> None:
+        self._waiting.clear()
 
 
 @dataclass(slots=True)

@@ -37,7 +37,7 @@ from typing import IO, Self
 
 import cramjam
 
-from streams._link_batch import Changes, Held, Incoming, fold, head_of
+from streams._link_batch import Ahead, Changes, Held, Incoming, fold, head_of
 from streams.keys import RecordRef
 from streams.links import LINK_CODEC, Link
 
@@ -82,6 +82,7 @@ class LinkStore:
         self._db = db
         self._lock = lock
         self._cache: OrderedDict[str, Link] = OrderedDict()
+        self._ahead = Ahead()
         self.rebuilt = False
         """True when `open` (or `reset`) started this file empty."""
 
@@ -126,6 +127,7 @@ class LinkStore:
         _remove(self.path)
         self._db = _create(self.path, topic=topic, cluster_id=cluster_id)
         self._cache.clear()
+        self._ahead.clear()
         self.rebuilt = True
 
     # -- what `LinkView` feeds it --------------------------------------------------------------------
@@ -146,6 +148,9 @@ class LinkStore:
 
     def apply_batch(self, records: Sequence[Incoming], next_offsets: Mapping[int, int]) -> None:
         """Records of the topic in order, and the offsets after them, in one transaction (rule step 3)."""
+        records = [
+            r for r in records if self._ahead.passes(r.link_id, None if r.head is None else r.head.revision)
+        ]
         self._write(records, next_offsets, topic_order=True)
 
     # -- the committed view ----------------------------------------------------------------------------
@@ -162,6 +167,7 @@ class LinkStore:
         ]
         self._write(incoming, {}, topic_order=False)
         for link_id, link in changes:
+            self._ahead.committed(link_id, None if link is None else link.revision)
             if link is not None:
                 self._remember(link_id, link)
 

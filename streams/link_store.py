@@ -11,10 +11,12 @@ bumped by every change). Links reach the store three ways:
 2. Once the batch's transaction is committed, its links join the committed view (`LinkIndex.commit`), ahead
    of the topic's tail, so the next batch sees them without waiting for it; they passed the rule when staged.
 3. Every record of the topic joins it in topic order (`LinkIndex.apply_record`: the tail of a running sync,
-   or a command reading the topic). A record below the revision held is skipped: it is older than a link
-   this replica already committed (step 2). A record at the revision held replaces it, on purpose: two
-   writers of one revision (two replicas across a rebalance) are ordered by the topic, whose compaction
-   keeps the later one, and the view must end as the topic does.
+   or a command reading the topic). While a link this replica committed ahead (step 2) has not come back
+   through the tail, the tail's records of it are older and skipped (`streams._link_batch.Ahead`: a
+   tombstone committed ahead leaves no revision to compare with). A record below the revision held is
+   skipped: it is older than a link this replica already committed. A record at the revision held
+   replaces it, on purpose: two writers of one revision (two replicas across a rebalance) are ordered by
+   the topic, whose compaction keeps the later one, and the view must end as the topic does.
 
 A tombstone (no link) always removes the pair; a link made again after it starts over at any revision.
 """
@@ -30,6 +32,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from streams._link_batch import Ahead
 from streams.codec import Position
 from streams.keys import RecordRef, join_key
 from streams.links import LINK_CODEC, Link, link_id_from_key
@@ -73,6 +76,7 @@ class LinkIndex:
         self._counts: dict[str, int] = {}
         self._cache: OrderedDict[str, Link] = OrderedDict()
         self._waiters: dict[str, set[str]] = {}
+        self._ahead = Ahead()
 
     def __len__(self) -> int:
         return len(self._raw)
@@ -89,6 +93,7 @@ class LinkIndex:
         """A batch's staged link changes, once its transaction is committed (rule, step 2)."""
         for link_id, link in changes:
             self.apply(link_id, link)
+            self._ahead.committed(link_id, None if link is None else link.revision)
 
     def apply_record(self, key: bytes | None, value: bytes | None, where: Position) -> None:
         """One record of the `links` topic, in topic order (rule, step 3); an unreadable one is logged and
@@ -97,11 +102,12 @@ class LinkIndex:
             return
         try:
             link_id = link_id_from_key(key.decode())
-            if value is not None:
-                incoming = int(orjson.loads(value).get("revision", 1))
-                current = self.revision(link_id)
-                if current is not None and incoming < current:
-                    return  # older than a link this replica committed ahead of the tail
+            incoming = None if value is None else int(orjson.loads(value).get("revision", 1))
+            if not self._ahead.passes(link_id, incoming):
+                return  # behind a change of this link this replica committed ahead of the tail
+            current = self.revision(link_id)
+            if incoming is not None and current is not None and incoming < current:
+                return  # older than a link this replica committed ahead of the tail
             self.apply_raw(link_id, value)
         except (ValueError, UnicodeDecodeError, TypeError, AttributeError, KeyError) as error:
             log.warning("skipping unreadable link at %s: %r", where, error)

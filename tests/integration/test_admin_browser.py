@@ -64,10 +64,10 @@ if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
     )
 
 from selenium import webdriver  # noqa: E402 -- only where a browser is installed
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.remote.webelement import WebElement  # noqa: E402
-from selenium.webdriver.support import expected_conditions  # noqa: E402
 from selenium.webdriver.support.wait import WebDriverWait  # noqa: E402
 
 
@@ -102,6 +102,21 @@ def secrets_of(settings: Settings) -> list[str]:
     return found
 
 
+def _gone(element: WebElement) -> bool:
+    """Whether the page holding ``element`` was replaced. Selenium's ``staleness_of`` knows one answer for
+    it; chromedriver gives another while the next page is loading ("Node with given id does not belong to
+    the document": CI, 2026-12-07)."""
+    try:
+        element.is_enabled()
+    except StaleElementReferenceException:
+        return True
+    except WebDriverException as error:
+        if "does not belong to the document" in str(error.msg):
+            return True
+        raise
+    return False
+
+
 class Pages:
     """The browser's steps, each run in a worker thread (Selenium blocks; the pipeline runs on this loop)."""
 
@@ -121,7 +136,7 @@ class Pages:
     def press(self, button: WebElement) -> str:
         """Click, and wait for the next page to replace this one."""
         button.click()
-        WebDriverWait(self.driver, 30).until(expected_conditions.staleness_of(button))
+        WebDriverWait(self.driver, 30).until(lambda _: _gone(button))
         source = self.driver.page_source
         for secret in self.secrets:
             assert secret not in source, "a credential of the settings shows after a click"
