@@ -114,8 +114,9 @@ class Ahead:
     store holds and are skipped. The revision rule alone cannot tell: after a tombstone committed ahead the
     store holds nothing, so the pair's previous value arriving through the tail brought the link back until
     the tail reached the tombstone (a deleted pair's own delete echo then found the link and deleted the
-    other side again). A record at the revision committed (or a tombstone, for one) ends the wait and is
-    applied: it is this replica's own, or another writer's of the same revision that the topic orders.
+    other side again). A record at or above the revision committed (or a tombstone, for one) ends the wait
+    and is applied: this replica's own, another writer's of the same revision that the topic orders, or a
+    newer one.
     """
 
     __slots__ = ("_waiting",)
@@ -134,10 +135,13 @@ class Ahead:
         """Whether the tail's record of ``link_id`` (its revision; ``None`` for a tombstone) is applied."""
         if link_id not in self._waiting:
             return True
-        if self._waiting[link_id] != revision:
-            return False
-        del self._waiting[link_id]
-        return True
+        mine = self._waiting[link_id]
+        # At or above its revision: its own, or a newer one built on it (its own compacted away). After a
+        # tombstone a link starts over, so only a tombstone ends a tombstone's wait.
+        caught_up = mine is revision if mine is None or revision is None else revision >= mine
+        if caught_up:
+            del self._waiting[link_id]
+        return caught_up
 
     def clear(self) -> None:
         self._waiting.clear()

@@ -154,6 +154,10 @@ def test_a_link_committed_ahead_waits_for_its_own_record_then_follows_the_topic(
     assert either.get("L") == mine
     tail(either, [record(mine, offset=1), record(theirs, offset=2)], 3)
     assert either.get("L") == theirs
+    newer = link("L", "4", revision=5)
+    either.commit([("L", link("L", "3", revision=4))])
+    tail(either, [record(newer, offset=3)], 4)  # built on ours, whose own record compaction removed
+    assert either.get("L") == newer
 
 
 # The topic as a sequence of changes to a few links, each this replica's own (committed ahead of its tail
