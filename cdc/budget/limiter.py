@@ -134,7 +134,7 @@ class Budget:
         try:
             async with self._lock:
                 while (wait := self.take_now(names)) > 0:
-                    if self._closed.is_set() or (self._stop is not None and self._stop.is_set()):
+                    if self.closing:
                         raise BudgetClosedError(f"{self.system}: stopping while a call waited for budget")
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._closed.wait(), min(wait, RECHECK_S))
@@ -263,6 +263,12 @@ class Budget:
     def close(self) -> None:
         """The role stops: calls waiting for budget raise `BudgetClosedError` (idempotent)."""
         self._closed.set()
+
+    @property
+    def closing(self) -> bool:
+        """Closed, or its role stopping: a call that must wait raises `BudgetClosedError` at once, and a
+        client does not retry it (it would wait again, and raise again, as fast as it could)."""
+        return self._closed.is_set() or (self._stop is not None and self._stop.is_set())
 
     def export(self) -> None:
         """Set the budget's gauges (`cdc.metrics`) from :meth:`state`: the board calls it each round."""

@@ -157,8 +157,12 @@ class DataverseClient:
 
     async def _policed(self, once: Callable[[], Awaitable[T]]) -> T:
         return await retrying(
-            once, policy=self._policy, on=(RetriableError,), what=SYSTEM, on_retry=self._retried
+            once, policy=self._policy, on=self._retriable, what=SYSTEM, on_retry=self._retried
         )
+
+    def _retriable(self, error: Exception) -> bool:
+        """A system error, unless the role is stopping (`cdc.hubspot.client.HubSpotClient._retriable`)."""
+        return isinstance(error, RetriableError) and not self.budget.closing
 
     def _retried(self, retry: Retry) -> None:
         self._metrics.retried(retry)

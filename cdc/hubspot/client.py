@@ -240,8 +240,13 @@ class HubSpotClient:
         if not retry:
             return await once()
         return await retrying(
-            once, policy=self._policy, on=(RetriableError,), what=SYSTEM, on_retry=self._retried
+            once, policy=self._policy, on=self._retriable, what=SYSTEM, on_retry=self._retried
         )
+
+    def _retriable(self, error: Exception) -> bool:
+        """A system error, unless the role is stopping: then the call that could not get budget is given up
+        (retried, it failed again at once, tens of thousands of times a second until cancelled)."""
+        return isinstance(error, RetriableError) and not self.budget.closing
 
     def _steer(self, headers: Mapping[str, str]) -> None:
         """HubSpot's own count (fact sheet §6: ``X-HubSpot-RateLimit-Max``/``-Remaining`` for the app's

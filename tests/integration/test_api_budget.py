@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry
 
 from cdc.budget import shared_budgets
 from cdc.hubspot.client import hubspot_client
+from cdc.hubspot.errors import RetriableError
 from cdc.metrics import Metrics
 from cdc.sandbox.runner import Sandbox, run_sandbox
 from cdc.settings import BudgetSettings, HubSpotLimits, Settings
@@ -212,3 +213,27 @@ async def test_idle_processes_report_once_an_interval_not_whenever_another_does(
     assert heard == 3
     assert len(reports) == 3, reports
     assert max(reports.values()) <= 10, reports
+
+
+@pytest.mark.usefixtures("admin")  # the sandbox counts the same window
+async def test_a_call_waiting_for_budget_when_the_role_stops_is_given_up_not_retried(
+    kafka_settings: KafkaSettings, box: Sandbox
+) -> None:
+    """The client turned the budget's "stopping" into a system error asking for no wait, and retried it: it
+    waited again, failed again at once, and so on until the task was cancelled (`cdc poll`'s reconciler at
+    a bench's stop: 64,767 warnings in 10 s, then "still busy 10s after stop; cancelled")."""
+    settings = settings_for(kafka_settings, box, share=False)
+    metrics = Metrics(CollectorRegistry())
+    async with (
+        shared_budgets(settings, metrics, role="test") as budgets,
+        hubspot_client(settings.hubspot, metrics, command="test", budget=budgets.hubspot) as client,
+    ):
+        for _ in range(LIMIT):  # the window is full
+            await client.call(client.api.list_objects, "contacts", query={"limit": 1})
+        waiting = asyncio.create_task(client.call(client.api.list_objects, "contacts", query={"limit": 1}))
+        await asyncio.sleep(0.2)
+        budgets.hubspot.close()
+        async with asyncio.timeout(2):
+            with pytest.raises(RetriableError, match="stopping while a call waited for budget"):
+                await waiting
+    assert metrics.retries.labels(what="hubspot")._value.get() == 0
