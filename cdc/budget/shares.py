@@ -1,7 +1,7 @@
 """How much of one API window this process may use: pure arithmetic over what every process reported.
 
 Every process that calls an API reports, per window, what it ``used`` (calls, or seconds of execution, in
-the window) and its ``demand`` (its use, plus the whole limit while calls of it wait for budget). Its
+the window) and its ``demand`` (its use, plus the whole limit while calls of it wait for that window). Its
 allowance is then, in order:
 
 1. the *effective* limit: the window's limit less what other integrations use (``external``: what the
