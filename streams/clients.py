@@ -146,19 +146,19 @@ async def start_or_close(client: _Client) -> None:
 
 
 @contextlib.asynccontextmanager
-async def running(client: C) -> AsyncIterator[C]:
+async def running(client: C, *, stop_timeout_s: float = STOP_TIMEOUT_S) -> AsyncIterator[C]:
     """Start an aiokafka producer or consumer and always close it: on exit, and also when ``start`` fails
     halfway (a broker down), which otherwise leaves the client's connections and background tasks open.
     Closing is bounded: a producer that cannot flush to a broker gone for good is abandoned after
-    :data:`STOP_TIMEOUT_S` with a warning instead of holding the shutdown."""
+    ``stop_timeout_s`` with a warning instead of holding the shutdown."""
     await start_or_close(client)
     try:
         yield client
     finally:
         try:
-            await asyncio.wait_for(client.stop(), STOP_TIMEOUT_S)
+            await asyncio.wait_for(client.stop(), stop_timeout_s)
         except TimeoutError:
-            log.warning("%s did not close within %.0fs; abandoned", type(client).__name__, STOP_TIMEOUT_S)
+            log.warning("%s did not close within %.0fs; abandoned", type(client).__name__, stop_timeout_s)
 
 
 def settle(futures: Iterable[asyncio.Future[Any]]) -> None:

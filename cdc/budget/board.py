@@ -121,9 +121,11 @@ class BudgetBoard:
     @contextlib.asynccontextmanager
     async def _connected(self) -> AsyncIterator[tuple[AIOKafkaProducer, AIOKafkaConsumer]]:
         # Each client is made only once the one before it runs: one made and never started is never closed.
-        async with running(make_producer(self._kafka, linger_ms=0)) as producer:
+        async with running(
+            make_producer(self._kafka, linger_ms=0), stop_timeout_s=SEND_TIMEOUT_S
+        ) as producer:
             consumer = make_consumer(self._kafka, group_id=None, isolation_level="read_uncommitted")
-            async with running(consumer):
+            async with running(consumer, stop_timeout_s=SEND_TIMEOUT_S):
                 partition = TopicPartition(self._topic, 0)
                 consumer.assign([partition])
                 # Not from the start: up to a segment (an hour) of every process's reports, once a second.
@@ -152,19 +154,21 @@ class BudgetBoard:
                 self._cut_off = False
 
     async def _listen(self, consumer: AIOKafkaConsumer) -> None:
-        """Read the others' reports until this round's interval is over, handing each read over at once.
+        """Read the others' reports, hand them over, and wait out the rest of this round's interval.
 
-        The whole interval: ``getmany`` returns as soon as any record is there, so a round that ended with
-        it made every process report again as soon as another had, a storm of reports as fast as Kafka
+        The wait matters: ``getmany`` returns as soon as any record is there, so a round that ended with it
+        made every process report again as soon as another had, a storm of reports as fast as Kafka
         answered (at idle, 60-80% of a core per process and half of the broker's, measured 2026-12-07)."""
         loop = asyncio.get_running_loop()
         ends = loop.time() + self._settings.report_interval_s
-        while not self._stop.is_set() and (left := ends - loop.time()) > 0:
-            batches = await consumer.getmany(timeout_ms=max(1, int(left * 1000)))
-            for records in batches.values():
-                for record in records:
-                    self._read(record.key, record.value)
-            self._hand_over()
+        batches = await consumer.getmany(timeout_ms=int(self._settings.report_interval_s * 1000))
+        for records in batches.values():
+            for record in records:
+                self._read(record.key, record.value)
+        self._hand_over()
+        if (left := ends - loop.time()) > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), left)
 
     def _read(self, key: bytes | None, value: bytes | None) -> None:
         name = key.decode("utf-8", "replace") if key else ""
