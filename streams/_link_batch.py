@@ -22,7 +22,7 @@ import msgspec
 
 from streams.codec import Position
 from streams.keys import join_key
-from streams.links import link_id_from_key
+from streams.links import Link, link_id_from_key
 
 __all__ = ["Ahead", "Changes", "Head", "Held", "Incoming", "fold", "head_of", "read_record"]
 
@@ -128,8 +128,10 @@ class Ahead:
     def __len__(self) -> int:
         return len(self._waiting)
 
-    def committed(self, link_id: str, revision: int | None) -> None:
-        self._waiting[link_id] = revision
+    def committed(self, changes: Iterable[tuple[str, Link | None]]) -> None:
+        """A committed batch's link changes, in order (``None``: a tombstone)."""
+        for link_id, link in changes:
+            self._waiting[link_id] = None if link is None else link.revision
 
     def passes(self, link_id: str, revision: int | None) -> bool:
         """Whether the tail's record of ``link_id`` (its revision; ``None`` for a tombstone) is applied."""

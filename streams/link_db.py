@@ -166,8 +166,8 @@ class LinkStore:
             for link_id, link in changes
         ]
         self._write(incoming, {}, topic_order=False)
+        self._ahead.committed(changes)
         for link_id, link in changes:
-            self._ahead.committed(link_id, None if link is None else link.revision)
             if link is not None:
                 self._remember(link_id, link)
 

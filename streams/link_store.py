@@ -91,9 +91,10 @@ class LinkIndex:
 
     def commit(self, changes: Iterable[tuple[str, Link | None]]) -> None:
         """A batch's staged link changes, once its transaction is committed (rule, step 2)."""
+        changes = list(changes)
         for link_id, link in changes:
             self.apply(link_id, link)
-            self._ahead.committed(link_id, None if link is None else link.revision)
+        self._ahead.committed(changes)
 
     def apply_record(self, key: bytes | None, value: bytes | None, where: Position) -> None:
         """One record of the `links` topic, in topic order (rule, step 3); an unreadable one is logged and
@@ -105,8 +106,11 @@ class LinkIndex:
             incoming = None if value is None else int(orjson.loads(value).get("revision", 1))
             if not self._ahead.passes(link_id, incoming):
                 return  # behind a change of this link this replica committed ahead of the tail
-            current = self.revision(link_id)
-            if incoming is not None and current is not None and incoming < current:
+            if (
+                incoming is not None
+                and (current := self.revision(link_id)) is not None
+                and incoming < current
+            ):
                 return  # older than a link this replica committed ahead of the tail
             self.apply_raw(link_id, value)
         except (ValueError, UnicodeDecodeError, TypeError, AttributeError, KeyError) as error:
