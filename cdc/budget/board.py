@@ -8,7 +8,10 @@ Each second (``budget.report_interval_s``), in order:
 
 1. publish this process's report (`streams.budget`: per system and window, its use and demand);
 2. read every report published since, keeping the newest per process (a tombstone removes it);
-3. hand each budget the reports of the *other* processes younger than ``budget.stale_after_s``.
+3. hand each budget the reports of the *other* processes younger than ``budget.stale_after_s``, once the
+   board has read for a whole interval: by then every live process has reported at least once. Handed
+   over sooner, two processes that started together each found nobody else, took the whole window, and
+   one of them ran into a 429 (2026-12-07); until then a budget takes only a trickle.
 
 At a clean stop the process writes its tombstone, so the others take over its share at once; a killed
 one is forgotten once its last report is stale. When Kafka cannot be reached, each budget falls back to
@@ -121,9 +124,12 @@ class BudgetBoard:
     @contextlib.asynccontextmanager
     async def _connected(self) -> AsyncIterator[tuple[AIOKafkaProducer, AIOKafkaConsumer]]:
         # Each client is made only once the one before it runs: one made and never started is never closed.
-        async with running(
-            make_producer(self._kafka, linger_ms=0), stop_timeout_s=SEND_TIMEOUT_S
-        ) as producer:
+        # A report not delivered within SEND_TIMEOUT_S is dropped (the next one says more), so closing in an
+        # outage ends once it expires: given up on after a fixed wait instead, the producer's tasks and
+        # connections lived on (two a Kafka outage, found by the chaos broker-restart test, 2026-12-07).
+        timeout_ms = int(SEND_TIMEOUT_S * 1000)
+        producer = make_producer(self._kafka, linger_ms=0, request_timeout_ms=timeout_ms)
+        async with running(producer, stop_timeout_s=3 * SEND_TIMEOUT_S) as producer:
             consumer = make_consumer(self._kafka, group_id=None, isolation_level="read_uncommitted")
             async with running(consumer, stop_timeout_s=SEND_TIMEOUT_S):
                 partition = TopicPartition(self._topic, 0)
@@ -134,6 +140,7 @@ class BudgetBoard:
                 yield producer, consumer
 
     async def _rounds(self, producer: AIOKafkaProducer, consumer: AIOKafkaConsumer) -> None:
+        reading_since = asyncio.get_running_loop().time()
         while not self._stop.is_set():
             report = BudgetReport(
                 process=self.process,
@@ -148,12 +155,12 @@ class BudgetBoard:
                 producer.send_and_wait(self._topic, encode_report(report), key=report_key(self.process)),
                 SEND_TIMEOUT_S,
             )
-            await self._listen(consumer)
+            await self._listen(consumer, reading_since)
             if self._cut_off:
                 log.warning("budget: Kafka answers again; the budget is shared by reports once more")
                 self._cut_off = False
 
-    async def _listen(self, consumer: AIOKafkaConsumer) -> None:
+    async def _listen(self, consumer: AIOKafkaConsumer, reading_since: float) -> None:
         """Read the others' reports, hand them over, and wait out the rest of this round's interval.
 
         The wait matters: ``getmany`` returns as soon as any record is there, so a round that ended with it
@@ -165,7 +172,8 @@ class BudgetBoard:
         for records in batches.values():
             for record in records:
                 self._read(record.key, record.value)
-        self._hand_over()
+        if loop.time() - reading_since >= self._settings.report_interval_s:
+            self._hand_over()
         if (left := ends - loop.time()) > 0:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), left)

@@ -8,7 +8,12 @@
 2. count the call (its execution time after it, for a window of seconds);
 3. the client hands the server's own count (HubSpot's rate-limit headers) to :meth:`Budget.observe`,
    which turns the part no process of ours reported into an ``external`` use that shrinks the limit for one
-   window's time.
+   window's time;
+4. a call the server refused anyway (a 429: a stranger's burst, a start before the board was heard) is
+   handed to :meth:`Budget.throttled`: the window is closed to every call of the process for the wait the
+   server asked (at most the window's length), and the process reports that it wants calls meanwhile.
+   Seen idle while its retry slept, the others took its share, and it found the window full again when it
+   woke (one 429 starved a process of two for 10 s, 2026-12-07).
 
 A wait never fails a call: it lasts until the window frees, or until :meth:`Budget.close` (the role is
 stopping), which raises `BudgetClosedError` in the waiting calls. The budget board (`cdc.budget.board`)
@@ -110,6 +115,8 @@ class Budget:
         self._waited_at: dict[str, float] = {}
         """Per window, when a call last had to wait for it (a waiting call looks again every `RECHECK_S`)."""
         self._in_flight = 0
+        self._closed_until: dict[str, float] = {}
+        """Per window, until when the server refused calls (:meth:`throttled`)."""
 
     # -- calls -------------------------------------------------------------------------------------------
     @contextlib.asynccontextmanager
@@ -167,7 +174,8 @@ class Budget:
         for name in names:
             window = self.limits.window(name)
             cost = 0.0 if window.seconds_of_execution else 1.0
-            ready[name] = self._tallies[name].room_at(now, self._allowance(window, now), cost)
+            room = self._tallies[name].room_at(now, self._allowance(window, now), cost)
+            ready[name] = max(room, self._closed_until.get(name, now))
         return ready
 
     def _concurrent_share(self) -> int:
@@ -185,7 +193,9 @@ class Budget:
         # Hungry for this window only: a call waiting on search's own window (5 per second) held a share of
         # the 10 s burst window it was not waiting for, and left it unused (`cdc poll`'s reconciler beside two
         # sync replicas at 19 per 10 s: 13 of the 19 calls used, 2026-12-07).
-        hungry = now - self._waited_at.get(window.name, -math.inf) < self._interval
+        hungry = now - self._waited_at.get(
+            window.name, -math.inf
+        ) < self._interval or now < self._closed_until.get(window.name, -math.inf)
         return Use(used, used + (window.limit if hungry else 0.0))
 
     def _external(self, window: Window, now: float) -> float:
@@ -208,6 +218,22 @@ class Budget:
         demand = self._demand_before.get(window.name, 0.0)
         reported = self._reported_before.get(window.name, 0.0)
         return allowance(window.limit, Use(own.used, demand), others, external=external, reported=reported)
+
+    def throttled(self, names: tuple[str, ...], wait_s: float) -> float:
+        """The server refused a call counting against ``names`` and asked for ``wait_s`` (step 4): every
+        call of this process for those windows waits that long, at most one window's length (a rolling
+        window has emptied of everything it held by then: HubSpot names no wait on a 429, and its SDK's 10 s
+        is the length of its default window), and meanwhile the process reports that it wants calls.
+        Gives back the wait for the caller's retry (a disabled budget: ``wait_s``, unchanged)."""
+        if not self.enabled:
+            return wait_s
+        now = self._clock()
+        wait = max(wait_s, 0.0)
+        for name in names:
+            wait = min(wait, self.limits.window(name).span_s)
+        for name in names:
+            self._closed_until[name] = max(self._closed_until.get(name, now), now + wait)
+        return wait
 
     def observe(self, window_name: str, server_max: float, remaining: float) -> None:
         """The server's count for a window (HubSpot's ``-Max``/``-Remaining``, ``-Daily``/

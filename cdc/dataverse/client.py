@@ -168,13 +168,17 @@ class DataverseClient:
         self._metrics.retried(retry)
         self._metrics.api_retries.labels(system=SYSTEM).inc()
 
-    def _count_throttle(self, error: DataverseApiError | None, endpoint: str) -> None:
+    def _throttled(self, error: DataverseApiError | None, endpoint: str) -> None:
         """An error naming its wait (a 429's ``Retry-After``) is a throttle: counted before it is raised,
-        and by the service protection limit it names (fact sheet §4's codes)."""
+        and by the service protection limit it names (fact sheet §4's codes). It closes every window of the
+        budget (the user's next requests are refused whichever limit it crossed), whose calls the process is
+        seen wanting meanwhile (`cdc.budget.limiter`, step 4)."""
         if isinstance(error, RetriableError) and error.retry_after is not None:
             self._metrics.api_throttled.labels(system=SYSTEM, endpoint=endpoint).inc()
             policy = _PROTECTION.get(error.code.lower(), "unnamed")
             self._metrics.api_rate_limited.labels(system=SYSTEM, policy=policy).inc()
+            windows = self.budget.limits.kinds[CallKind.API]
+            error.retry_after = self.budget.throttled(windows, error.retry_after)
 
     @contextlib.asynccontextmanager
     async def _budgeted(self, endpoint: str) -> AsyncIterator[None]:
@@ -211,7 +215,7 @@ class DataverseClient:
                 time.perf_counter() - started
             )
         error = classify(status, _parse(raw) if status >= 400 else None, received, endpoint=endpoint)  # noqa: PLR2004 -- HTTP error range
-        self._count_throttle(error, endpoint)
+        self._throttled(error, endpoint)
         if error is not None:
             raise error
         return Answer(status, received, raw)
@@ -237,7 +241,7 @@ class DataverseClient:
             self._metrics.api_seconds.labels(system=SYSTEM, endpoint=endpoint).observe(
                 time.perf_counter() - started
             )
-        self._count_throttle(error, endpoint)
+        self._throttled(error, endpoint)
         if error is not None:
             raise error
         return _object(body, response.status, endpoint)

@@ -293,14 +293,26 @@ class HubSpotClient:
         if refused is not None:
             if status == 429:  # noqa: PLR2004
                 self._metrics.api_throttled.labels(system=SYSTEM, endpoint=template).inc()
-                policy = answer.get("policyName") if isinstance(answer, dict) else None
-                self._metrics.api_rate_limited.labels(system=SYSTEM, policy=_policy(policy)).inc()
+                policy = _policy(answer.get("policyName") if isinstance(answer, dict) else None)
+                self._metrics.api_rate_limited.labels(system=SYSTEM, policy=policy).inc()
+                if isinstance(refused, RetriableError) and refused.retry_after is not None:
+                    # The window closes to the process's calls, seen wanted (`cdc.budget.limiter`, step 4).
+                    refused.retry_after = self.budget.throttled(_WINDOWS[policy], refused.retry_after)
             raise refused
         if not isinstance(answer, dict):
             raise FatalError(
                 f"HubSpot {template} answered {status} with a non-object body", endpoint=template
             )
         return answer
+
+
+_WINDOWS = {
+    "TEN_SECONDLY_ROLLING": ("ten_secondly",),
+    "unnamed": ("ten_secondly",),
+    "SECONDLY": ("search",),
+    "DAILY": ("daily",),
+}
+"""The budget's windows (`cdc.budget.windows.hubspot_limits`) a 429's policy closes."""
 
 
 def _policy(name: object) -> str:

@@ -271,6 +271,51 @@ def test_the_servers_remaining_count_slows_the_budget_down_for_one_window() -> N
     assert budget.take_now(API) == 0  # the window passed: the strangers' calls left it
 
 
+def test_a_429_closes_the_window_for_at_most_its_length_and_the_process_is_seen_wanting_calls() -> None:
+    """HubSpot names no wait on a 429 (fact sheet hubspot.md §5.2: its SDK waits 10 s, its default
+    window's length); a window of 2 s has emptied long before."""
+    clock = FakeClock()
+    budget = Budget(small_limits(), clock=clock, report_interval_s=0.5)
+    assert budget.take_now(API) == 0
+    wait = budget.throttled(API, 10.0)
+    assert wait == pytest.approx(2.02)  # the window and its skew
+    assert budget.take_now(API) == pytest.approx(2.02)  # the process's other calls wait too
+    clock.now += 1.5
+    use = budget.report()["ten_secondly"]
+    assert use.demand > use.used  # asleep in its retry, it still wants calls: its share is kept for it
+    clock.now += 0.6
+    assert budget.take_now(API) == 0
+    assert budget.throttled(API, 0.3) == pytest.approx(0.3)  # a shorter wait asked is taken as asked
+
+
+def test_a_disabled_budget_leaves_a_429s_wait_as_the_server_asked() -> None:
+    budget = Budget(small_limits(), clock=FakeClock(), enabled=False)
+    assert budget.throttled(API, 10.0) == 10.0
+
+
+def test_a_process_that_ran_into_a_429_gets_its_share_back_within_a_window_or_two() -> None:
+    """Two busy processes share 20 calls per 2 s; the first's first call is refused (the other took the
+    window before the reports crossed). Asleep for HubSpot's 10 s, unseen, it had nothing for 10 s and
+    then found the window held by the other (1 of 121 calls in a 12 s run, 2026-12-07)."""
+    clock = FakeClock()
+    budgets = [Budget(small_limits(), clock=clock, report_interval_s=0.5, alone=False) for _ in range(2)]
+    asleep_until = clock.now + budgets[0].throttled(API, 10.0)
+    sent: list[list[float]] = [[], []]
+    next_report, end = clock.now, clock.now + 12.0
+    while clock.now < end:
+        if clock.now >= next_report:
+            reports = [b.report() for b in budgets]
+            for i, budget in enumerate(budgets):
+                budget.heard({str(j): r for j, r in enumerate(reports) if j != i})
+            next_report += 0.5
+        for i, budget in enumerate(budgets):
+            if (i or clock.now >= asleep_until) and budget.take_now(API) == 0:
+                sent[i].append(clock.now)
+        clock.now += 0.01
+    assert most_in_any_window(sorted(sent[0] + sent[1]), 2.0) <= 20
+    assert len(sent[0]) >= 0.3 * (len(sent[0]) + len(sent[1])), [len(s) for s in sent]
+
+
 def test_an_equal_share_while_the_board_is_cut_off() -> None:
     clock = FakeClock()
     budget = Budget(small_limits(), clock=clock)
