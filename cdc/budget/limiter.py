@@ -193,10 +193,9 @@ class Budget:
         # Hungry for this window only: a call waiting on search's own window (5 per second) held a share of
         # the 10 s burst window it was not waiting for, and left it unused (`cdc poll`'s reconciler beside two
         # sync replicas at 19 per 10 s: 13 of the 19 calls used, 2026-12-07).
-        hungry = now - self._waited_at.get(
-            window.name, -math.inf
-        ) < self._interval or now < self._closed_until.get(window.name, -math.inf)
-        return Use(used, used + (window.limit if hungry else 0.0))
+        waited = now - self._waited_at.get(window.name, -math.inf) < self._interval
+        refused = now < self._closed_until.get(window.name, -math.inf)  # step 4
+        return Use(used, used + (window.limit if waited or refused else 0.0))
 
     def _external(self, window: Window, now: float) -> float:
         server = self._server[window.name]

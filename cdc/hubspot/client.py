@@ -296,8 +296,11 @@ class HubSpotClient:
                 policy = _policy(answer.get("policyName") if isinstance(answer, dict) else None)
                 self._metrics.api_rate_limited.labels(system=SYSTEM, policy=policy).inc()
                 if isinstance(refused, RetriableError) and refused.retry_after is not None:
-                    # The window closes to the process's calls, seen wanted (`cdc.budget.limiter`, step 4).
-                    refused.retry_after = self.budget.throttled(_WINDOWS[policy], refused.retry_after)
+                    # The window closes to the process's calls, seen wanted (`cdc.budget.limiter`, step 4);
+                    # only a window the call counts against (the journal's, exempt, close none).
+                    counted = self.budget.limits.kinds[hubspot_kind(endpoint.exemptions)]
+                    windows = tuple(name for name in _WINDOWS[policy] if name in counted)
+                    refused.retry_after = self.budget.throttled(windows, refused.retry_after)
             raise refused
         if not isinstance(answer, dict):
             raise FatalError(

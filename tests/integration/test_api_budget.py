@@ -179,6 +179,32 @@ async def test_after_a_429_the_client_waits_out_the_window_it_knows_not_hubspots
     assert WINDOW_S * 0.9 <= took < WINDOW_S * 2
 
 
+async def test_a_429_closes_only_a_window_the_call_counts_against(
+    kafka_settings: KafkaSettings, box: Sandbox, admin: httpx.AsyncClient
+) -> None:
+    """The Webhooks Journal is exempt from both limits (its spec's ``x-hubspot-rate-limit-exemptions``): a
+    429 on it (here an injected fault) closes no window, so the process's other calls go on; a 429 on an
+    object call closes the burst window."""
+    settings = settings_for(kafka_settings, box, share=False)
+    metrics = Metrics(CollectorRegistry())
+    burst = ("ten_secondly",)
+    async with (
+        shared_budgets(settings, metrics, role="test") as budgets,
+        hubspot_client(settings.hubspot, metrics, command="test", budget=budgets.hubspot) as client,
+    ):
+        (await admin.put("/faults", json={"throttle_rate": 1.0})).raise_for_status()
+        query = {"installPortalId": "1"}
+        with pytest.raises(RetriableError):
+            await client.call(client.api.journal_earliest, "10", query=query, retry=False)
+        now = time.monotonic()
+        assert budgets.hubspot.ready_at(burst, now) == now
+        with pytest.raises(RetriableError):
+            await client.call(client.api.list_objects, "contacts", query={"limit": 1}, retry=False)
+        (await admin.put("/faults", json={"throttle_rate": 0.0})).raise_for_status()
+        now = time.monotonic()
+        assert budgets.hubspot.ready_at(burst, now) > now + WINDOW_S / 2
+
+
 async def test_cut_off_from_kafka_a_process_takes_an_equal_share_and_says_so_once(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
