@@ -85,20 +85,11 @@ def partition_for(key: bytes | bytearray | None, all_partitions: list[int], avai
 
 
 def make_producer(
-    kafka: KafkaSettings,
-    *,
-    transactional_id: str | None = None,
-    linger_ms: int = 5,
-    request_timeout_ms: int | None = None,
+    kafka: KafkaSettings, *, transactional_id: str | None = None, linger_ms: int = 5
 ) -> AIOKafkaProducer:
-    """An idempotent ``acks=all`` producer; transactional when given an id (poller checkpoints).
-    ``request_timeout_ms`` (default ``kafka.request_timeout_ms``) is also how long a record may wait
-    for delivery, and so how long closing may wait to flush it while the broker is away."""
-    options = connection_options(kafka)
-    if request_timeout_ms is not None:
-        options["request_timeout_ms"] = request_timeout_ms
+    """An idempotent ``acks=all`` producer; transactional when given an id (poller checkpoints)."""
     return AIOKafkaProducer(
-        **options,
+        **connection_options(kafka),
         acks="all",
         enable_idempotence=True,
         compression_type=None if kafka.compression == "none" else kafka.compression,

@@ -124,11 +124,12 @@ class BudgetBoard:
     @contextlib.asynccontextmanager
     async def _connected(self) -> AsyncIterator[tuple[AIOKafkaProducer, AIOKafkaConsumer]]:
         # Each client is made only once the one before it runs: one made and never started is never closed.
-        # A report not delivered within SEND_TIMEOUT_S is dropped (the next one says more), so closing in an
-        # outage ends once it expires: given up on after a fixed wait instead, the producer's tasks and
-        # connections lived on (two a Kafka outage, found by the chaos broker-restart test, 2026-12-07).
-        timeout_ms = int(SEND_TIMEOUT_S * 1000)
-        producer = make_producer(self._kafka, linger_ms=0, request_timeout_ms=timeout_ms)
+        # A report not delivered within SEND_TIMEOUT_S is dropped (the next one says more; a producer's
+        # request timeout is also how long a record waits for delivery), so closing in an outage ends once it
+        # expires: given up on after a fixed wait instead, the producer's tasks and connections lived on (two
+        # a Kafka outage, found by the chaos broker-restart test, 2026-12-07).
+        quick = self._kafka.model_copy(update={"request_timeout_ms": int(SEND_TIMEOUT_S * 1000)})
+        producer = make_producer(quick, linger_ms=0)
         async with running(producer, stop_timeout_s=3 * SEND_TIMEOUT_S) as producer:
             consumer = make_consumer(self._kafka, group_id=None, isolation_level="read_uncommitted")
             async with running(consumer, stop_timeout_s=SEND_TIMEOUT_S):

@@ -227,9 +227,7 @@ class Budget:
         if not self.enabled:
             return wait_s
         now = self._clock()
-        wait = max(wait_s, 0.0)
-        for name in names:
-            wait = min(wait, self.limits.window(name).span_s)
+        wait = min([max(wait_s, 0.0), *(self.limits.window(name).span_s for name in names)])
         for name in names:
             self._closed_until[name] = max(self._closed_until.get(name, now), now + wait)
         return wait
