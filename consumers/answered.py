@@ -9,8 +9,14 @@ event answers it, decided here (pure) and by the gateway that knows the row's sh
   of one property, asks for the read), of that very record, an upsert, create or update that carries the
   whole record (`ChangeEvent.record`);
 - the unit runs its first pass (a unit planned again after a 412 or a link that moved reads afresh);
-- the record is not linked, or the event's row version is newer than the one the link last saw: an older
-  event (a replay of a range) is never taken for the record's state, so a replay still writes nothing;
+- the record is linked, and the event's row version is newer than the one the link last saw: an older
+  event (a replay of a range) is never taken for the record's state, so a replay still writes nothing.
+  A record no link knows is read: its row says what it was when polled, not that it still is. A row can
+  reach the apply loop long after its poll (a killed replica holds its router partition until the group
+  rebalances), after the other side's delete removed the record and its link; taken for the record, the
+  late row was copied to the other CRM as a new record, the deleted contact re-created on both sides (the
+  chaos test, stop 29; `tests/integration/test_late_rows.py`). While a link knows the record, its delete
+  is a delta entry of the same key after the row, or the link's own delete tombstoned it first;
 - the gateway finds every property and association the step reads in the row (`ChangeAnswers.answer`).
 """
 
@@ -76,6 +82,6 @@ def answering(
         return None
     if last.object_id.lower() != object_id.lower():
         return None
-    if link is not None and not newer_version(last.source_version, link.side(system).version):
+    if link is None or not newer_version(last.source_version, link.side(system).version):
         return None
     return last

@@ -273,7 +273,9 @@ async def explain(world: World, kafka: KafkaSettings, violations: list[Any]) -> 
     emails = {v[0] for v in violations if isinstance(v[0], str) and v[0].startswith("fresh")}
     audits = await read_topic(kafka, TopicRole.AUDIT)
     ids = _violating_ids(world, violations, audits, emails)
-    await _print_records(world.stack, {v[0] for v in violations if isinstance(v[0], str)}, ids)
+    # The records that hold the emails now count too: a record re-created under a new id is explained by
+    # the work and audit that made it.
+    ids |= await _print_records(world.stack, {v[0] for v in violations if isinstance(v[0], str)}, ids)
     for item in await read_topic(kafka, TopicRole.WORK):
         change = item.get("change") or {}
         if change.get("object_id") in ids:
@@ -310,17 +312,21 @@ async def explain(world: World, kafka: KafkaSettings, violations: list[Any]) -> 
             )  # fmt: skip
 
 
-async def _print_records(stack: Stack, emails: set[str], ids: set[str]) -> None:
-    """The records holding these emails (or ids) on both sides, as the check compared them."""
+async def _print_records(stack: Stack, emails: set[str], ids: set[str]) -> set[str]:
+    """The records holding these emails (or ids) on both sides, as the check compared them; their ids."""
+    found: set[str] = set()
     for r in await stack.hs_all("contacts"):
         if (r["properties"].get("email") or "").lower() in emails:
+            found.add(r["id"])
             print("  hubspot record:", r["id"], {f: r["properties"].get(f) for f, _ in FIELDS})
     for r in await stack.dv_all("contact"):
         if (r.get("emailaddress1") or "").lower() in emails or r["contactid"] in ids:
+            found.add(r["contactid"])
             print(
                 "  dataverse record:", r["contactid"], r.get("emailaddress1"), r.get("cdc_hubspotid"),
                 {f: r.get(f) for _, f in FIELDS},
             )  # fmt: skip
+    return found
 
 
 def _violating_ids(
