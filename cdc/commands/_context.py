@@ -13,7 +13,14 @@ import orjson
 from cdc.logs import setup_logging
 from cdc.settings import Settings, load_settings
 
-__all__ = ["State", "echo_json", "say"]
+__all__ = ["State", "echo_json", "say", "sync_config_option"]
+
+sync_config_option = click.option(
+    "--sync-config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Sync configuration YAML (default: sync.config, else the seeds' standard set-up).",
+)
+"""The sync configuration a command reads (`cdc sync`, `cdc provision`)."""
 
 
 @dataclass

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Literal
 
 import click
 
-from cdc.commands._context import State, echo_json, say
+from cdc.commands._context import State, echo_json, say, sync_config_option
 from cdc.exits import CliError, ExitCode
 
 if TYPE_CHECKING:
@@ -36,11 +36,7 @@ if TYPE_CHECKING:
     is_flag=True,
     help="Print created/present/missing/pending/problems per area (privileges: present/missing).",
 )
-@click.option(
-    "--sync-config",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Sync configuration YAML (default: sync.config, else the seeds' standard set-up).",
-)
+@sync_config_option
 @click.option(
     "--hubspot-project",
     type=click.Path(file_okay=False, path_type=Path),

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from cdc.commands._context import State, say
+from cdc.commands._context import State, say, sync_config_option
 from cdc.exits import CliError, ExitCode
 from cdc.logs import setup_logging
 from cdc.signals import stop_on_signals
@@ -107,11 +107,7 @@ def poll(state: State) -> None:
 
 @click.command()
 @click.option("--dry-run", is_flag=True, help="Plan and audit the writes without performing them.")
-@click.option(
-    "--sync-config",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Sync configuration YAML (default: sync.config, else the seeds' standard set-up).",
-)
+@sync_config_option
 @click.pass_obj
 def sync(state: State, dry_run: bool, sync_config: Path | None) -> None:
     """Apply changes from Kafka to the other CRM by the configured sync steps."""
