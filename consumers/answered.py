@@ -15,8 +15,8 @@ event answers it, decided here (pure) and by the gateway that knows the row's sh
   reach the apply loop long after its poll (a killed replica holds its router partition until the group
   rebalances), after the other side's delete removed the record and its link; taken for the record, the
   late row was copied to the other CRM as a new record, the deleted contact re-created on both sides (the
-  chaos test, stop 29; `tests/integration/test_late_rows.py`). While a link knows the record, its delete
-  is a delta entry of the same key after the row, or the link's own delete tombstoned it first;
+  chaos test in CI, 2026-12-07; `tests/integration/test_late_rows.py`). While a link knows the record, a
+  delete of the row comes after it under the same key, or the pair's own delete tombstoned the link first;
 - the gateway finds every property and association the step reads in the row (`ChangeAnswers.answer`).
 """
 

@@ -1,13 +1,13 @@
 """A Dataverse delta row applied after its pair was deleted, with the batches made by hand so the race is
-certain rather than left to timing (the chaos test found it in CI: issue 17's stop 29).
+certain rather than left to timing (the chaos test found it in CI on 2026-12-07).
 
-A delta row carries the whole record (reference/dataverse.md §1.3), so the applier takes it for the read
+A delta row carries the whole record (reference/dataverse.md §1.3), and the applier took it for the read
 of a record no link knows. But a row can reach the apply loop long after it was polled: a sync replica
 killed while it owned the router's partition holds its rows until the group rebalances (a session timeout,
 10 s), while the other side's delete of the pair goes through. The pair's delete removes the row and the
 link; then the late row, its link gone, looked like a new Dataverse contact, and was copied to HubSpot as
 a new contact, which came back to Dataverse as another new one: the deleted contact re-created on both
-sides. The row's copy in the event says what the record was, not that it still is.
+sides. The row's copy in the event says what the record was, not that it still is: such a row is now read.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ async def test_a_backfill_of_dataverse_rows_reads_them_in_batches_not_one_by_one
     """The delta feed holds each new row whole (reference/dataverse.md §1.3: "New and updated rows: full row
     objects, same shape as in 1.2"), but a row no link knows is read again before it is copied: it may be
     late, its record deleted since its poll (`consumers/answered.py`, `test_late_rows.py`; taking the row
-    for the read, as the daemon did until stop 29, re-created deleted contacts). The read is one call per
+    for the read, as the daemon did until 2026-12-07, re-created deleted contacts). The read is one call per
     apply batch and table, not one per row: 60 rows here, at least ten rows a read. Once linked, an edit's row
     newer than what the link saw is taken for the read: editing the 60 rows reads none of them."""
     emails = [f"row{n:03d}@example.com" for n in range(ROWS)]
