@@ -37,7 +37,7 @@ from streams.audit import AUDIT_CODEC
 from streams.batching import collect
 from streams.clients import make_consumer, running
 from streams.config import KafkaSettings
-from streams.control import ControlView, hold
+from streams.control import ControlView, hold, holds_everything
 from streams.deadletters import DeadLetter
 from streams.exclusion_view import ExcludedKeys
 from streams.exclusions import Observed
@@ -167,7 +167,7 @@ class ApplyLoop(TransactionalLoop):
             self._links_for = ownership.generation
             while not stop.is_set():
                 self.beat()
-                if self.control is not None and self.control.pauses.everything is not None:
+                if holds_everything(self.control):
                     await hold(consumer)  # everything paused: changes wait in Kafka, the member stays
                     await self.report_lag(consumer, {})
                     continue
@@ -187,6 +187,9 @@ class ApplyLoop(TransactionalLoop):
                 batch = await collect(consumer, max_records=self.batch_size, wait_ms=self.batch_wait_ms)
                 await self.report_lag(consumer, batch)
                 if not batch:
+                    continue
+                if holds_everything(self.control):
+                    await rewind(consumer, batch)  # paused while it was read: it waits in Kafka too
                     continue
                 items, origin, dead = _decode_work(batch)
                 split = Sorted(items, []) if parked is None else self._sort(parked, generation, items)

@@ -19,7 +19,7 @@ from consumers.seen import SeenChanges
 from streams.batching import collect
 from streams.clients import make_consumer, running
 from streams.config import KafkaSettings
-from streams.control import ControlView, hold
+from streams.control import ControlView, hold, holds_everything
 from streams.events import CHANGE_CODEC, ChangeEvent
 from streams.keys import SourceSystem
 from streams.link_store import CommittedLinks
@@ -33,6 +33,7 @@ from streams.transactions import (
     decode,
     offsets,
     record,
+    rewind,
     transaction,
 )
 from streams.work import WORK_CODEC, WorkItem, passed_through
@@ -99,7 +100,7 @@ class Router(TransactionalLoop):
         async with running(self.producer()) as producer, running(changes) as consumer:
             while not stop.is_set():
                 self.beat()
-                if self.control is not None and self.control.pauses.everything is not None:
+                if holds_everything(self.control):
                     # Changes wait in the change topics (the longest retention), and no CRM is read.
                     await hold(consumer)
                     await self.report_lag(consumer, {})
@@ -108,6 +109,9 @@ class Router(TransactionalLoop):
                 batch = await collect(consumer, max_records=ROUTE_BATCH, wait_ms=self.batch_wait_ms)
                 await self.report_lag(consumer, batch)
                 if not batch:
+                    continue
+                if holds_everything(self.control):
+                    await rewind(consumer, batch)  # paused while it was read: it waits in Kafka too
                     continue
                 decoded, dead = decode(batch, CHANGE_CODEC)
                 fresh = events = self.seen.unseen(event for event, _ in decoded)

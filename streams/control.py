@@ -45,6 +45,7 @@ __all__ = [
     "Pauses",
     "describe",
     "hold",
+    "holds_everything",
     "read_pauses",
     "set_pause",
 ]
@@ -230,6 +231,16 @@ async def read_pauses(kafka: KafkaSettings) -> Pauses:
         return await view.start()
     finally:
         await view.close()
+
+
+def holds_everything(control: ControlView | None) -> bool:
+    """Is everything paused now? A loop without a control view never is.
+
+    A consume loop asks before it reads a batch and again once the batch is read: the read waits up to
+    `streams.batching.FIRST_POLL_MS` for a first record, and a pause the tail took in meanwhile must hold
+    that batch too (it goes back to Kafka, `streams.transactions.rewind`). Asked only before, a change made
+    right after `cdc pause` returned could still be applied (the admin page's test in CI, 2026-12-07)."""
+    return control is not None and control.pauses.everything is not None
 
 
 async def hold(consumer: AIOKafkaConsumer) -> None:
