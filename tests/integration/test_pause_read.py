@@ -23,7 +23,6 @@ from consumers.ports import Record, WriteOp, WriteOutcome
 from streams.admin import ensure_topics, open_admin
 from streams.batching import collect
 from streams.clients import make_producer, running
-from streams.codec import Scalar
 from streams.config import KafkaSettings
 from streams.control import EVERYTHING, Pause, Pauses
 from streams.events import Operation
@@ -52,12 +51,6 @@ class Reading(NoMatches):
     async def read(self, object_type: str, ids: Sequence[str], **_: object) -> dict[str, Record]:
         del object_type
         self.reads += ids
-        return {}
-
-    async def own_writes(
-        self, object_type: str, ids: Sequence[str], *, fields: Sequence[str]
-    ) -> dict[str, dict[str, Scalar]]:
-        del object_type, ids, fields
         return {}
 
     async def write(self, ops: Sequence[WriteOp]) -> list[WriteOutcome]:

@@ -136,8 +136,9 @@ def item(event: ChangeEvent, *links: Link) -> WorkItem:
 
 
 class NoMatches:
-    """The parts of an in-memory CRM gateway tests leave alone: no match lookups, no field lookups.
-    Subclasses add ``read``, ``own_writes`` and ``write``; owners, metadata and options answer nothing."""
+    """The parts of an in-memory CRM gateway tests leave alone: no match lookups, no field lookups, no
+    value HubSpot's history names as this daemon's own write. Subclasses add ``read`` and ``write``; owners,
+    metadata and options answer nothing."""
 
     def __init__(self, system: SourceSystem) -> None:
         self.system = system
@@ -147,6 +148,12 @@ class NoMatches:
         self, object_type: str, field: str, values: Sequence[str], **_: object
     ) -> dict[str, list[Record]]:
         del object_type, field, values
+        return {}
+
+    async def own_writes(
+        self, object_type: str, ids: Sequence[str], *, fields: Sequence[str]
+    ) -> dict[str, dict[str, Scalar]]:
+        del object_type, ids, fields
         return {}
 
     async def lookup(self, kind: str, keys: Sequence[str]) -> dict[str, str]:

@@ -13,7 +13,6 @@ import pytest
 from consumers.applier import Applier
 from consumers.concurrent import concurrently
 from consumers.ports import Record, WriteOp, WriteOutcome
-from streams.codec import Scalar
 from streams.events import Operation
 from streams.keys import SourceSystem
 from tests.unit.batch_world import CONFIG, DV, HS, NoMatches, change, index_of, item, link
@@ -47,12 +46,6 @@ class SlowCrm(NoMatches):
         del object_type
         await self.flight.call("read")
         return {i: self.records[i] for i in ids if i in self.records}
-
-    async def own_writes(
-        self, object_type: str, ids: Sequence[str], *, fields: Sequence[str]
-    ) -> dict[str, dict[str, Scalar]]:
-        del object_type, ids, fields
-        return {}
 
     async def write(self, ops: Sequence[WriteOp]) -> list[WriteOutcome]:
         await self.flight.call("write")

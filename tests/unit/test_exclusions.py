@@ -190,9 +190,6 @@ class Crm(NoMatches):
         del object_type, field
         return {v: self.found for v in values}
 
-    async def own_writes(self, *_: object, **__: object) -> dict[str, dict[str, Scalar]]:
-        return {}
-
     async def write(self, ops: Sequence[WriteOp]) -> list[WriteOutcome]:
         raise AssertionError(f"nothing may be written: {ops}")
 
