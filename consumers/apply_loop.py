@@ -34,10 +34,9 @@ from consumers.parking import Sorted, held_pairs, sort
 from consumers.ports import BatchRevokedError, CrmUnavailableError
 from consumers.retries import ENGINE, Keepalive, Retry, RetryPolicy, retrying, unless_stopped
 from streams.audit import AUDIT_CODEC
-from streams.batching import collect
 from streams.clients import make_consumer, running
 from streams.config import KafkaSettings
-from streams.control import ControlView, hold, holds_everything
+from streams.control import ControlView, hold, holds_everything, read_unless_paused
 from streams.deadletters import DeadLetter
 from streams.exclusion_view import ExcludedKeys
 from streams.exclusions import Observed
@@ -184,12 +183,11 @@ class ApplyLoop(TransactionalLoop):
                 )
                 if parked is not None and await self._replay(parked, consumer, generation, settle):
                     continue
-                batch = await collect(consumer, max_records=self.batch_size, wait_ms=self.batch_wait_ms)
+                batch = await read_unless_paused(
+                    consumer, self.control, max_records=self.batch_size, wait_ms=self.batch_wait_ms
+                )
                 await self.report_lag(consumer, batch)
                 if not batch:
-                    continue
-                if holds_everything(self.control):
-                    await rewind(consumer, batch)  # paused while it was read: it waits in Kafka too
                     continue
                 items, origin, dead = _decode_work(batch)
                 split = Sorted(items, []) if parked is None else self._sort(parked, generation, items)

@@ -16,10 +16,9 @@ from consumers.ports import CrmGateway, CrmUnavailableError
 from consumers.retries import ENGINE, Retry, retrying
 from consumers.routing import linked, routes
 from consumers.seen import SeenChanges
-from streams.batching import collect
 from streams.clients import make_consumer, running
 from streams.config import KafkaSettings
-from streams.control import ControlView, hold, holds_everything
+from streams.control import ControlView, hold, holds_everything, read_unless_paused
 from streams.events import CHANGE_CODEC, ChangeEvent
 from streams.keys import SourceSystem
 from streams.link_store import CommittedLinks
@@ -33,7 +32,6 @@ from streams.transactions import (
     decode,
     offsets,
     record,
-    rewind,
     transaction,
 )
 from streams.work import WORK_CODEC, WorkItem, passed_through
@@ -106,12 +104,11 @@ class Router(TransactionalLoop):
                     await self.report_lag(consumer, {})
                     continue
                 consumer.resume(*consumer.assignment())
-                batch = await collect(consumer, max_records=ROUTE_BATCH, wait_ms=self.batch_wait_ms)
+                batch = await read_unless_paused(
+                    consumer, self.control, max_records=ROUTE_BATCH, wait_ms=self.batch_wait_ms
+                )
                 await self.report_lag(consumer, batch)
                 if not batch:
-                    continue
-                if holds_everything(self.control):
-                    await rewind(consumer, batch)  # paused while it was read: it waits in Kafka too
                     continue
                 decoded, dead = decode(batch, CHANGE_CODEC)
                 fresh = events = self.seen.unseen(event for event, _ in decoded)

@@ -30,6 +30,7 @@ from pydantic import AwareDatetime, Field
 
 from streams.admin import TopicAdminError
 from streams.audit import OPERATOR_CODEC, OperatorAction, operator_key
+from streams.batching import Raw, collect
 from streams.clients import make_consumer, make_producer, partitions_of, read_to_end, running, start_or_close
 from streams.codec import Codec, Position, SchemaError, Versioned
 from streams.config import KafkaSettings
@@ -47,6 +48,7 @@ __all__ = [
     "hold",
     "holds_everything",
     "read_pauses",
+    "read_unless_paused",
     "set_pause",
 ]
 
@@ -234,13 +236,23 @@ async def read_pauses(kafka: KafkaSettings) -> Pauses:
 
 
 def holds_everything(control: ControlView | None) -> bool:
-    """Is everything paused now? A loop without a control view never is.
-
-    A consume loop asks before it reads a batch and again once the batch is read: the read waits up to
-    `streams.batching.FIRST_POLL_MS` for a first record, and a pause the tail took in meanwhile must hold
-    that batch too (it goes back to Kafka, `streams.transactions.rewind`). Asked only before, a change made
-    right after `cdc pause` returned could still be applied (the admin page's test in CI, 2026-12-07)."""
+    """Is everything paused now? A loop without a control view never is."""
     return control is not None and control.pauses.everything is not None
+
+
+async def read_unless_paused(
+    consumer: AIOKafkaConsumer, control: ControlView | None, *, max_records: int, wait_ms: int
+) -> dict[TopicPartition, list[Raw]]:
+    """A consume loop's batch, read as `streams.batching.collect` reads it, or nothing when everything was
+    paused while it was read: the read waits up to `streams.batching.FIRST_POLL_MS` for a first record,
+    and a pause the tail took in meanwhile holds that batch too (given back to Kafka,
+    `streams.transactions.rewind`). A loop that asked only before its read could apply a change made right
+    after `cdc pause` returned (the admin page's test in CI, 2026-12-07)."""
+    batch = await collect(consumer, max_records=max_records, wait_ms=wait_ms)
+    if batch and holds_everything(control):
+        await rewind(consumer, batch)
+        return {}
+    return batch
 
 
 async def hold(consumer: AIOKafkaConsumer) -> None:

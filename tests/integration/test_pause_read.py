@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-import consumers.apply_loop
+import streams.control
 from consumers.applier import Applier
 from consumers.apply_loop import ApplyLoop
 from consumers.ports import Record, WriteOp, WriteOutcome
@@ -84,7 +84,7 @@ async def test_a_pause_taken_in_while_the_apply_loop_reads_a_batch_holds_that_ba
             read_with_records.set()
         return batch
 
-    monkeypatch.setattr(consumers.apply_loop, "collect", pause_while_reading)
+    monkeypatch.setattr(streams.control, "collect", pause_while_reading)
     stop = asyncio.Event()
     async with asyncio.TaskGroup() as tasks:
         tasks.create_task(loop.run(stop))
